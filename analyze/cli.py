@@ -1,0 +1,257 @@
+"""The ``procsnap`` command: a few lines over the library for each sub-command.
+
+Every failure is one line on stderr: exit 2 for usage errors (bad options,
+unknown names, bad values), 1 for everything else. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import List, Optional
+
+import typer
+
+from .errors import ProcsnapError, UsageError
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover - older typer over click
+    import click.exceptions as _cx
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="procsnap: a flight recorder for Linux hosts. Records processes, threads and host counters "
+         "to Parquet; answers questions about any moment with SQL.",
+)
+
+# Output options, declared once and shared by every command that prints rows.
+FormatOpt = typer.Option(None, "-f", "--format", help="Output format: table, csv or json "
+                                                      "(default: table on a terminal, csv otherwise).")
+RecOpt = typer.Option(None, "--rec", help="Recording folder to read (repeatable). Without it, a live snapshot "
+                                          "is taken in memory.")
+HostOpt = typer.Option(None, "--host", help="Only these hosts of a fleet recording (repeatable).")
+
+
+def _format(fmt: Optional[str]) -> str:
+    from .output import FORMATS, default_format
+    if fmt is None:
+        return default_format()
+    if fmt not in FORMATS:
+        raise UsageError(f"bad format {fmt!r}: use table, csv or json")
+    return fmt
+
+
+def _open(rec: Optional[List[str]], host: Optional[List[str]] = None):
+    from .db import Recording
+    if rec:
+        return Recording.open(rec, hosts=host)
+    return Recording.live_snapshot()
+
+
+# --------------------------------------------------------------------------
+# Recording
+
+
+def _collector(host: Optional[str], interval: Optional[float]):
+    from recorder.collect import Collector
+    return Collector(host=host, interval=interval)
+
+
+def _store(output: str):
+    from recorder.store import Store, StoreError
+    try:
+        return Store(output)
+    except StoreError as e:
+        raise ProcsnapError(str(e)) from None
+
+
+@app.command()
+def record(
+    output: str = typer.Option(..., "-o", "--output", help="Recording folder (created if missing)."),
+    interval: str = typer.Option("5", "-i", "--interval", help="Seconds between snapshots (5, 0.5, 1m)."),
+    count: Optional[int] = typer.Option(None, "-n", "--count", help="Stop after this many snapshots."),
+    duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
+    host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
+):
+    """Record snapshots of the host into a Parquet recording until COUNT, DURATION or Ctrl-C.
+
+    Example: procsnap record -o ./incident -i 2 -d 10m
+
+    Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording.
+    """
+    from recorder.record import progress_line
+    from recorder.record import record as run
+
+    from .timespec import parse_duration
+    iv = parse_duration(interval, "interval")
+    if iv <= 0:
+        raise UsageError(f"bad interval {interval!r}: must be more than 0 seconds")
+    if count is not None and count < 1:
+        raise UsageError(f"bad count {count}: must be at least 1")
+    dur = parse_duration(duration, "duration") if duration is not None else None
+    if dur is not None and dur <= 0:
+        raise UsageError(f"bad duration {duration!r}: must be more than 0 seconds")
+    show = not quiet and sys.stderr.isatty()
+    collector = _collector(host, iv)
+    with _store(output) as store:
+        res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None)
+    if show:
+        sys.stderr.write("\n")
+        why = f" (stopped by {res.stopped_by})" if res.stopped_by else ""
+        print(f"procsnap: wrote {res.snapshots} snapshots, {res.bytes / 1e6:.1f} MB to {output}{why}", file=sys.stderr)
+
+
+@app.command()
+def snapshot(
+    output: str = typer.Option(..., "-o", "--output", help="Recording folder (created if missing)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing."),
+    host: Optional[str] = typer.Option(None, "--host", help="Host name to record under."),
+):
+    """Take one snapshot and add it to a recording.
+
+    Example: procsnap snapshot -o ./before-deploy
+    """
+    collector = _collector(host, None)
+    with _store(output) as store:
+        snap = collector.snapshot()
+        n = store.write(snap)
+    if not quiet and sys.stderr.isatty():
+        print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
+              file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# Asking questions
+
+
+@app.command()
+def info(
+    dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
+    fmt: Optional[str] = typer.Option("table", "-f", "--format", help="table (text) or json."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """Time span, snapshots, hosts, rows and bytes per table, and how complete the evidence is.
+
+    Example: procsnap info ./incident
+    """
+    from . import info as I
+    if fmt not in ("table", "json"):
+        raise UsageError(f"bad format {fmt!r}: use table or json")
+    s = I.summarize(_open(dirs, host))
+    if fmt == "json":
+        from .output import _json_value
+        print(json.dumps(_json_value(s), indent=1))
+    else:
+        print(I.text(s))
+
+
+@app.command()
+def query(
+    sql: Optional[str] = typer.Argument(None, metavar="[SQL]", help="SQL to run over the views."),
+    rec: Optional[List[str]] = RecOpt,
+    name: Optional[str] = typer.Option(None, "--name", "-N", help="Run the named query queries/NAME.sql."),
+    param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="KEY=VALUE for a named query (repeatable)."),
+    fmt: Optional[str] = FormatOpt,
+    host: Optional[List[str]] = HostOpt,
+):
+    """Run SQL, or a named query, over a recording (or a live snapshot without --rec).
+
+    Examples:
+      procsnap query --rec ./incident "SELECT name, max(rss) FROM processes GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+      procsnap query --rec ./incident --name top_cpu -p start=03:10 -p end=03:20
+      procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
+
+    Tables: snapshots, system, disks, nics, processes, threads; views: process_rates,
+    thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
+    """
+    from .output import render
+    from .queries import bind, get_query, parse_params
+    out_fmt = _format(fmt)
+    if (sql is None) == (name is None):
+        raise UsageError("give either SQL or --name NAME")
+    if param and not name:
+        raise UsageError("-p goes with --name")
+    q = get_query(name) if name else None
+    given = parse_params(param or [])
+    r = _open(rec, host)
+    if q:
+        cols, rows = r.execute(q.sql, bind(q, given, r))
+    else:
+        cols, rows = r.execute(sql)
+    render(cols, rows, out_fmt)
+
+
+@app.command("queries")
+def list_queries(fmt: Optional[str] = FormatOpt):
+    """List the named queries with their titles and parameters.
+
+    Example: procsnap queries
+    """
+    from .output import render
+    from .queries import all_queries
+    rows = [(q.name, q.title, ", ".join(f"{p.name}={p.default}" if p.default else p.name for p in q.params))
+            for q in all_queries()]
+    render(["name", "title", "params"], rows, _format(fmt))
+
+
+@app.command()
+def schema(
+    table: Optional[str] = typer.Argument(None, help="Only this table."),
+    markdown: bool = typer.Option(False, "--markdown", help="The whole reference as Markdown (docs/schema.md)."),
+    fmt: Optional[str] = FormatOpt,
+):
+    """Describe the tables: columns, types, units and what NULL means.
+
+    Example: procsnap schema processes
+    """
+    from recorder.schema import TABLES
+
+    from .output import render
+    from .reference import markdown as md
+    if markdown:
+        sys.stdout.write(md())
+        return
+    if table is not None and table not in TABLES:
+        raise UsageError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    rows = [(t.name, c.name, c.sql_type, c.unit, c.description)
+            for t in TABLES.values() if table in (None, t.name) for c in t.columns]
+    render(["table", "column", "type", "unit", "meaning"], rows, _format(fmt))
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    cmd = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = cmd.main(args, prog_name="procsnap", standalone_mode=False)
+    except _cx.NoArgsIsHelpError as e:
+        # `procsnap` alone, or a group without its sub-command: the help.
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except _cx.UsageError as e:
+        print(f"procsnap: {e.format_message()}", file=sys.stderr)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        print("procsnap: interrupted", file=sys.stderr)
+        return 130
+    except ProcsnapError as e:
+        print(f"procsnap: {e}", file=sys.stderr)
+        return e.exit_code
+    except SystemExit as e:
+        # The framework's own exits (e.g. a closed pipe after `| head`).
+        return e.code if isinstance(e.code, int) else 1
+    except OSError as e:
+        print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Opening recordings (or a live snapshot) as a DuckDB connection with one view
+per table, plus the derived views of :mod:`analyze.views`.
+
+The views are generated from the recorder's schema declaration: each selects
+exactly the declared columns, and a column that no file has yet (a recording
+written by an older procsnap) reads as a typed NULL. Rows of snapshots that
+were never committed (see the atomicity rule in ``recorder.store``) are
+invisible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from recorder.schema import TABLES, Table
+from recorder.store import is_recording
+
+from .errors import ProcsnapError, UsageError
+from .timespec import parse_time
+from .views import DERIVED
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+@dataclass
+class Moment:
+    """A snapshot chosen for a time: per host, the latest at or before it."""
+
+    host: str
+    snapshot_id: int
+    ts: dt.datetime
+
+
+class Recording:
+    """A DuckDB connection over one or more recordings, or over a live snapshot."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sources: list[Path], live: bool):
+        self.con = con
+        self.sources = sources
+        self.live = live
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _connect() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    @classmethod
+    def open(cls, paths: list[str], hosts: list[str] | None = None) -> "Recording":
+        sources = []
+        for p in paths:
+            path = Path(p)
+            if not path.exists():
+                raise UsageError(f"{p}: no such recording folder")
+            if not path.is_dir():
+                raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
+            if not is_recording(path):
+                raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside)")
+            sources.append(path)
+        con = cls._connect()
+        for t in TABLES.values():
+            files = []
+            for src in sources:
+                files.extend(glob.glob(os.path.join(glob.escape(str(src)), t.name, "*", "*", "*.parquet")))
+            con.execute(_disk_view(con, t, sources, bool(files), hosts))
+        rec = cls(con, sources, live=False)
+        rec._derived()
+        return rec
+
+    @classmethod
+    def from_snapshot(cls, snap) -> "Recording":
+        """A recording of one in-memory snapshot (the live mode)."""
+        con = cls._connect()
+        for t in TABLES.values():
+            arrow = snap.tables.get(t.name)
+            if arrow is None:
+                con.execute(_empty_view(t))
+                continue
+            con.register(f"_live_{t.name}", arrow)
+            cols = []
+            for c in t.columns:
+                if c.name == "host":
+                    cols.append(f"{_sql_str(snap.host)} AS host")
+                elif c.name == "date":
+                    cols.append(f"DATE {_sql_str(snap.date.isoformat())} AS date")
+                else:
+                    cols.append(f'"{c.name}"')
+            con.execute(f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM _live_{t.name}")
+        rec = cls(con, [], live=True)
+        rec._derived()
+        return rec
+
+    @classmethod
+    def live_snapshot(cls, tables: tuple[str, ...] | None = None) -> "Recording":
+        from recorder.collect import COLLECTED, Collector
+        return cls.from_snapshot(Collector(tables=tables or COLLECTED).snapshot())
+
+    def _derived(self) -> None:
+        for sql, _ in DERIVED.values():
+            self.con.execute(sql)
+
+    # ------------------------------------------------------------------
+    def execute(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        try:
+            cur = self.con.execute(sql, params) if params else self.con.execute(sql)
+            if cur.description is None:
+                return [], []
+            cols = [d[0] for d in cur.description]
+            return cols, cur.fetchall()
+        except duckdb.Error as e:
+            msg = str(e).strip().splitlines()[0]
+            raise ProcsnapError(f"SQL error: {msg}") from None
+
+    def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
+
+    def resolve_time(self, text: str) -> dt.datetime:
+        start, end = self.time_range()
+        return parse_time(text, start, end)
+
+    def moment(self, text: str | None) -> list[Moment]:
+        """Per host, the latest snapshot at or before the time (the last one when None)."""
+        if text is None:
+            rows = self.con.execute(
+                "SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots GROUP BY host ORDER BY host").fetchall()
+        else:
+            at = self.resolve_time(text)
+            rows = self.con.execute(
+                "SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE ts <= $at "
+                "GROUP BY host ORDER BY host", {"at": at}).fetchall()
+            if not rows:
+                start, _ = self.time_range()
+                raise ProcsnapError(f"no snapshot at or before {at.isoformat()} (the recording starts at "
+                                    f"{start.isoformat() if start else 'nothing: it is empty'})")
+        return [Moment(*r) for r in rows]
+
+
+def _empty_view(t: Table) -> str:
+    cols = ", ".join(f'NULL::{c.sql_type} AS "{c.name}"' for c in t.columns)
+    return f"CREATE VIEW {t.name} AS SELECT {cols} WHERE false"
+
+
+def _disk_view(con, t: Table, sources: list[Path], has_files: bool, hosts: list[str] | None) -> str:
+    if not has_files:
+        return _empty_view(t)
+    globs = ", ".join(_sql_str(os.path.join(str(s), t.name, "*", "*", "*.parquet")) for s in sources)
+    scan = (f"read_parquet([{globs}], hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    cols = []
+    for c in t.columns:
+        if c.name in present:
+            cols.append(f'"{c.name}"')
+        else:
+            cols.append(f'NULL::{c.sql_type} AS "{c.name}"')
+    where = []
+    if hosts:
+        where.append(f"host IN ({', '.join(_sql_str(h) for h in hosts)})")
+    if t.name != "snapshots":
+        where.append("(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM snapshots)")
+    sql = f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM {scan}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql

@@ -1,0 +1,93 @@
+"""What a recording holds: time span, hosts, rows and bytes per table, and
+how complete its evidence is."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from recorder.schema import COUNTED, TABLES
+
+from .db import Recording
+
+
+def summarize(rec: Recording) -> dict:
+    con = rec.con
+    n, start, end = con.execute("SELECT count(*), min(ts), max(ts) FROM snapshots").fetchone()
+    hosts = [
+        {"host": h, "snapshots": c, "start": s, "end": e, "boot_ids": b}
+        for h, c, s, e, b in con.execute(
+            "SELECT host, count(*), min(ts), max(ts), count(DISTINCT boot_id) FROM snapshots GROUP BY host ORDER BY host"
+        ).fetchall()
+    ]
+    tables = []
+    for t in TABLES:
+        rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        files = []
+        for src in rec.sources:
+            files += glob.glob(os.path.join(glob.escape(str(src)), t, "*", "*", "*.parquet"))
+        tables.append({"table": t, "rows": rows, "files": len(files),
+                       "bytes": sum(os.path.getsize(f) for f in files)})
+    sums = ", ".join(f"sum({t}_{k})" for t in COUNTED for k in ("seen", "gone", "denied"))
+    vals = con.execute(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) "
+                       "FROM snapshots").fetchone()
+    completeness = {}
+    i = 0
+    for t in COUNTED:
+        for k in ("seen", "gone", "denied"):
+            completeness[f"{t}_{k}"] = vals[i]
+            i += 1
+    completeness["skipped_snapshots"] = vals[i]
+    cost = {"avg_duration_ms": vals[i + 1], "avg_cpu_ms": vals[i + 2], "max_duration_ms": vals[i + 3]}
+    return {
+        "sources": [str(s) for s in rec.sources],
+        "snapshots": n,
+        "start": start,
+        "end": end,
+        "span_s": (end - start).total_seconds() if start else None,
+        "hosts": hosts,
+        "tables": tables,
+        "completeness": completeness,
+        "cost": cost,
+    }
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def text(s: dict) -> str:
+    lines = [f"recording: {', '.join(s['sources'])}"]
+    if not s["snapshots"]:
+        lines.append("snapshots: 0 (empty recording)")
+        return "\n".join(lines)
+    lines.append(f"snapshots: {s['snapshots']} from {s['start']:%Y-%m-%d %H:%M:%S} to {s['end']:%Y-%m-%d %H:%M:%S} UTC"
+                 f" ({s['span_s']:.0f} s)")
+    for h in s["hosts"]:
+        lines.append(f"host {h['host']}: {h['snapshots']} snapshots, {h['start']:%Y-%m-%d %H:%M:%S} .. "
+                     f"{h['end']:%H:%M:%S}, {h['boot_ids']} boot(s)")
+    lines.append("")
+    lines.append(f"{'table':<12} {'rows':>10} {'files':>7} {'bytes':>10}")
+    for t in s["tables"]:
+        lines.append(f"{t['table']:<12} {t['rows']:>10} {t['files']:>7} {_fmt_bytes(t['bytes']):>10}")
+    total = sum(t["bytes"] for t in s["tables"])
+    lines.append(f"{'total':<12} {'':>10} {sum(t['files'] for t in s['tables']):>7} {_fmt_bytes(total):>10}"
+                 f"  ({_fmt_bytes(total / s['snapshots'])} per snapshot)")
+    c = s["completeness"]
+    lines.append("")
+    lines.append("completeness:")
+    for t in COUNTED:
+        seen, gone, denied = c[f"{t}_seen"], c[f"{t}_gone"], c[f"{t}_denied"]
+        if seen is None:
+            lines.append(f"  {t}: not collected")
+            continue
+        lines.append(f"  {t}: {seen} rows; {gone} vanished mid-read (skipped); {denied} with fields denied (NULL)")
+    lines.append(f"  snapshots skipped because collection overran the interval: {c['skipped_snapshots'] or 0}")
+    k = s["cost"]
+    lines.append(f"collection cost: {k['avg_duration_ms']:.1f} ms wall, {k['avg_cpu_ms']:.1f} ms CPU per snapshot"
+                 f" on average (slowest {k['max_duration_ms']:.1f} ms)")
+    return "\n".join(lines)

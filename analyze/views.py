@@ -1,0 +1,160 @@
+"""Derived views: rates computed in SQL from consecutive snapshots.
+
+Counters are stored raw; a rate is the change between a row and the previous
+row of the same entity (a process instance, a thread, a device, the host)
+divided by the time between them. A counter that went backwards (a restart, a
+reboot, a wrap) gives NULL, never a negative or garbage rate; so does the first
+row of each entity.
+"""
+
+from __future__ import annotations
+
+
+def _rate(col: str, per: str = "dt") -> str:
+    return f"CASE WHEN {col} >= prev_{col} AND {per} > 0 THEN ({col} - prev_{col}) / {per} END"
+
+
+def _lags(cols: list[str]) -> str:
+    return ", ".join(f"LAG({c}) OVER w AS prev_{c}" for c in cols)
+
+
+PROCESS_COUNTERS = ["utime", "stime", "read_bytes", "write_bytes", "rchar", "wchar", "syscr", "syscw",
+                    "ctxsw_voluntary", "ctxsw_involuntary", "minflt", "majflt"]
+
+PROCESS_RATES = f"""
+CREATE OR REPLACE VIEW process_rates AS
+SELECT host, snapshot_id, ts, boot_id, pid, start_time, ppid, name, "user", cmdline, state,
+       num_threads, rss, num_fds,
+       dt AS interval_s,
+       CASE WHEN utime >= prev_utime AND stime >= prev_stime AND dt > 0
+            THEN (utime + stime - prev_utime - prev_stime) / dt * 100 END AS cpu_pct,
+       {_rate("utime")} * 100 AS cpu_user_pct,
+       {_rate("stime")} * 100 AS cpu_system_pct,
+       {_rate("read_bytes")} AS read_bps,
+       {_rate("write_bytes")} AS write_bps,
+       {_rate("rchar")} AS rchar_ps,
+       {_rate("wchar")} AS wchar_ps,
+       {_rate("syscr")} AS syscr_ps,
+       {_rate("syscw")} AS syscw_ps,
+       {_rate("ctxsw_voluntary")} AS ctxsw_voluntary_ps,
+       {_rate("ctxsw_involuntary")} AS ctxsw_involuntary_ps,
+       {_rate("minflt")} AS minflt_ps,
+       {_rate("majflt")} AS majflt_ps
+FROM (
+    SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(PROCESS_COUNTERS)}
+    FROM processes
+    WINDOW w AS (PARTITION BY host, boot_id, pid, start_time ORDER BY ts)
+)
+"""
+
+THREAD_COUNTERS = ["utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "minflt", "majflt"]
+
+THREAD_RATES = f"""
+CREATE OR REPLACE VIEW thread_rates AS
+SELECT host, snapshot_id, ts, boot_id, pid, tid, start_time, name, state,
+       dt AS interval_s,
+       CASE WHEN utime >= prev_utime AND stime >= prev_stime AND dt > 0
+            THEN (utime + stime - prev_utime - prev_stime) / dt * 100 END AS cpu_pct,
+       {_rate("utime")} * 100 AS cpu_user_pct,
+       {_rate("stime")} * 100 AS cpu_system_pct,
+       {_rate("ctxsw_voluntary")} AS ctxsw_voluntary_ps,
+       {_rate("ctxsw_involuntary")} AS ctxsw_involuntary_ps,
+       {_rate("majflt")} AS majflt_ps
+FROM (
+    SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(THREAD_COUNTERS)}
+    FROM threads
+    WINDOW w AS (PARTITION BY host, boot_id, pid, tid, start_time ORDER BY ts)
+)
+"""
+
+# Guest time is already counted in user (and guest_nice in nice), so the
+# total leaves them out, as top does.
+BUSY_MODES = ["user", "nice", "system", "irq", "softirq", "steal"]
+ALL_MODES = BUSY_MODES + ["idle", "iowait"]
+TOTAL = " + ".join(f"cpu_{m}" for m in ALL_MODES)
+PREV_TOTAL = " + ".join(f"prev_cpu_{m}" for m in ALL_MODES)
+SAME_BOOT = "abs(epoch(boot_time) - epoch(prev_boot_time)) < 5"
+SYSTEM_COUNTERS = [f"cpu_{m}" for m in ALL_MODES + ["guest"]] + [
+    "ctxt", "intr", "forks", "pgfault", "pgmajfault", "pswpin", "pswpout", "oom_kill",
+    "psi_cpu_some_total", "psi_memory_some_total", "psi_memory_full_total", "psi_io_some_total", "psi_io_full_total"]
+
+_NO_BACKWARDS = " AND ".join(f"cpu_{m} >= prev_cpu_{m}" for m in ALL_MODES)
+
+SYSTEM_RATES = f"""
+CREATE OR REPLACE VIEW system_rates AS
+SELECT host, snapshot_id, ts, ncpus, load1, load5, load15, procs_running, procs_blocked,
+       mem_total, mem_available, swap_total, swap_free,
+       dt AS interval_s,
+       {", ".join(f"CASE WHEN ok THEN (cpu_{m} - prev_cpu_{m}) / dtotal * 100 END AS cpu_{m}_pct" for m in ALL_MODES)},
+       CASE WHEN ok AND cpu_guest >= prev_cpu_guest THEN (cpu_guest - prev_cpu_guest) / dtotal * 100 END AS cpu_guest_pct,
+       CASE WHEN ok THEN 100 - (cpu_idle - prev_cpu_idle + cpu_iowait - prev_cpu_iowait) / dtotal * 100 END AS cpu_busy_pct,
+       {_rate("ctxt")} AS ctxt_ps,
+       {_rate("intr")} AS intr_ps,
+       {_rate("forks")} AS forks_ps,
+       {_rate("pgfault")} AS pgfault_ps,
+       {_rate("pgmajfault")} AS pgmajfault_ps,
+       {_rate("pswpin")} AS pswpin_ps,
+       {_rate("pswpout")} AS pswpout_ps,
+       CASE WHEN oom_kill >= prev_oom_kill THEN oom_kill - prev_oom_kill END AS oom_kills,
+       {_rate("psi_cpu_some_total")} / 10000 AS psi_cpu_some_pct,
+       {_rate("psi_memory_some_total")} / 10000 AS psi_memory_some_pct,
+       {_rate("psi_memory_full_total")} / 10000 AS psi_memory_full_pct,
+       {_rate("psi_io_some_total")} / 10000 AS psi_io_some_pct,
+       {_rate("psi_io_full_total")} / 10000 AS psi_io_full_pct
+FROM (
+    SELECT *, ({_NO_BACKWARDS} AND dtotal > 0 AND {SAME_BOOT}) AS ok
+    FROM (
+        SELECT *, ({TOTAL}) - ({PREV_TOTAL}) AS dtotal
+        FROM (
+            SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, LAG(boot_time) OVER w AS prev_boot_time,
+                   {_lags(SYSTEM_COUNTERS)}
+            FROM system
+            WINDOW w AS (PARTITION BY host ORDER BY ts)
+        )
+    )
+)
+"""
+
+DISK_COUNTERS = ["reads", "writes", "read_bytes", "write_bytes", "io_time_ms", "read_time_ms", "write_time_ms"]
+
+DISK_RATES = f"""
+CREATE OR REPLACE VIEW disk_rates AS
+SELECT host, snapshot_id, ts, device, in_flight,
+       dt AS interval_s,
+       {_rate("reads")} AS reads_ps,
+       {_rate("writes")} AS writes_ps,
+       {_rate("read_bytes")} AS read_bps,
+       {_rate("write_bytes")} AS write_bps,
+       {_rate("io_time_ms")} / 10 AS util_pct,
+       CASE WHEN reads + writes > prev_reads + prev_writes
+                 AND read_time_ms + write_time_ms >= prev_read_time_ms + prev_write_time_ms
+            THEN (read_time_ms + write_time_ms - prev_read_time_ms - prev_write_time_ms)
+                 / (reads + writes - prev_reads - prev_writes) END AS await_ms
+FROM (
+    SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(DISK_COUNTERS)}
+    FROM disks
+    WINDOW w AS (PARTITION BY host, device ORDER BY ts)
+)
+"""
+
+NIC_COUNTERS = ["rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped"]
+
+NIC_RATES = f"""
+CREATE OR REPLACE VIEW nic_rates AS
+SELECT host, snapshot_id, ts, interface,
+       dt AS interval_s,
+       {", ".join(f"{_rate(c)} AS {c.replace('_bytes', '_bps').replace('_packets', '_pps').replace('_errors', '_errors_ps').replace('_dropped', '_dropped_ps')}" for c in NIC_COUNTERS)}
+FROM (
+    SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(NIC_COUNTERS)}
+    FROM nics
+    WINDOW w AS (PARTITION BY host, interface ORDER BY ts)
+)
+"""
+
+DERIVED = {
+    "process_rates": (PROCESS_RATES, "Per process instance and snapshot: CPU % (of one core), I/O bytes/s, syscalls/s, context switches/s and faults/s since the previous snapshot of the same instance."),
+    "thread_rates": (THREAD_RATES, "Per thread and snapshot: CPU % (of one core) and context switches/s since the previous snapshot."),
+    "system_rates": (SYSTEM_RATES, "Per host and snapshot: CPU % by mode (of all CPUs, as top's %Cpu(s)), busy %, context switches, interrupts, forks, faults and swapping per second, and PSI stall %."),
+    "disk_rates": (DISK_RATES, "Per block device and snapshot: reads/writes per second, bytes/s, %util and average wait."),
+    "nic_rates": (NIC_RATES, "Per interface and snapshot: bytes, packets, errors and drops per second."),
+}

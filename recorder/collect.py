@@ -1,0 +1,381 @@
+"""Collecting one snapshot of the host into Arrow tables.
+
+Races with /proc are normal: a process or thread that vanishes mid-read is
+skipped and counted as *gone*; a permission denial leaves NULLs, names the
+refused source in ``processes.denied`` and is counted as *denied*. Both counts
+land in the ``snapshots`` row, so every report can say how complete it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+import resource
+import socket
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from . import __version__
+from . import procfs as P
+from .procfs import Denied, Gone, ProcFS
+from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
+
+UTC = dt.timezone.utc
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Snapshot:
+    """One snapshot: its identity and one Arrow table per schema table.
+
+    Tables hold the stored columns only; ``host`` and ``date`` are partition
+    values carried here and in the folder names.
+    """
+
+    snapshot_id: int
+    ts: dt.datetime
+    host: str
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+    @property
+    def date(self) -> dt.date:
+        return self.ts.date()
+
+
+def _to_table(name: str, rows: list[dict], common: dict) -> pa.Table:
+    schema = TABLES[name].arrow_schema()
+    n = len(rows)
+    cols = []
+    for f in schema:
+        if f.name in common:
+            cols.append(pa.array([common[f.name]] * n, f.type))
+        else:
+            cols.append(pa.array([r.get(f.name) for r in rows], f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+class Collector:
+    """Takes snapshots of one host, read through one :class:`ProcFS`."""
+
+    def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
+                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None):
+        self.fs = procfs or ProcFS()
+        self.host = host or socket.gethostname()
+        self.tables = tuple(t for t in COLLECTED if t in tables)
+        self.interval = interval
+        self.kernel = os.uname().release
+        self._users: dict[int, str] = {}
+        self.boot_id = self._boot_id()
+        self.skipped = 0  # set by the record loop before each snapshot
+
+    # ------------------------------------------------------------------
+    def _boot_id(self) -> str | None:
+        try:
+            return self.fs.read("sys/kernel/random/boot_id").strip().decode()
+        except (Gone, Denied):
+            return None
+
+    def user_name(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)
+            self._users[uid] = name
+        return name
+
+    # ------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        ts = dt.datetime.now(UTC)
+        snapshot_id = int(ts.timestamp() * 1_000_000)
+        ts = dt.datetime.fromtimestamp(snapshot_id / 1_000_000, UTC)
+        common = {"snapshot_id": snapshot_id, "ts": ts}
+        meta: dict = {
+            "boot_id": self.boot_id,
+            "kernel": self.kernel,
+            "procsnap_version": __version__,
+            "interval_s": self.interval,
+            "recorder_pid": os.getpid(),
+            "skipped": self.skipped,
+        }
+        snap = Snapshot(snapshot_id, ts, self.host)
+        # system first: it gives the boot time that process start times need.
+        proc_stat = P.parse_proc_stat(self.fs.read("stat"))
+        self.btime = proc_stat["btime"]
+        for name in self.tables:
+            t = time.perf_counter()
+            rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
+            snap.tables[name] = _to_table(name, rows, common)
+            meta[f"ms_{name}"] = meta.get(f"ms_{name}", 0.0) + (time.perf_counter() - t) * 1000
+        for name in COUNTED:
+            if name in self.tables:
+                meta[f"{name}_seen"] = snap.tables[name].num_rows
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        meta["duration_ms"] = (time.perf_counter() - t0) * 1000
+        meta["cpu_ms"] = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) * 1000
+        meta["recorder_rss"] = self._self_rss()
+        snap.tables["snapshots"] = _to_table("snapshots", [meta], common)
+        return snap
+
+    def _self_rss(self) -> int | None:
+        try:
+            st = P.parse_status(ProcFS("/proc").read("self", "status"))
+            return P.status_kb(st, b"VmRSS")
+        except (Gone, Denied, ValueError):
+            return None
+
+    # ------------------------------------------------------------------
+    def _optional(self, *parts) -> bytes | None:
+        try:
+            return self.fs.read(*parts)
+        except (Gone, Denied):
+            return None
+
+    def _collect_system(self, meta: dict, ps: dict) -> list[dict]:
+        row: dict = {
+            "boot_time": dt.datetime.fromtimestamp(ps["btime"], UTC),
+            "ncpus": ps["ncpus"],
+            "ctxt": ps.get("ctxt"),
+            "intr": ps.get("intr"),
+            "forks": ps.get("processes"),
+            "procs_running": ps.get("procs_running"),
+            "procs_blocked": ps.get("procs_blocked"),
+        }
+        cpu = ps.get("cpu", [])
+        for i, mode in enumerate(CPU_MODES):
+            row[f"cpu_{mode}"] = cpu[i] / CLK_TCK if i < len(cpu) else None
+        up = self._optional("uptime")
+        row["uptime_s"] = float(up.split()[0]) if up else None
+        row.update(P.parse_loadavg(self.fs.read("loadavg")))
+        mi = P.parse_meminfo(self.fs.read("meminfo"))
+        for col, key in (
+            ("mem_total", "MemTotal"), ("mem_free", "MemFree"), ("mem_available", "MemAvailable"),
+            ("buffers", "Buffers"), ("cached", "Cached"), ("shmem", "Shmem"),
+            ("slab_reclaimable", "SReclaimable"), ("slab_unreclaimable", "SUnreclaim"),
+            ("dirty", "Dirty"), ("writeback", "Writeback"), ("committed_as", "Committed_AS"),
+            ("swap_total", "SwapTotal"), ("swap_free", "SwapFree"), ("swap_cached", "SwapCached"),
+        ):
+            row[col] = mi.get(key)
+        vm = self._optional("vmstat")
+        if vm:
+            v = P.parse_vmstat(vm)
+            for k in ("pgfault", "pgmajfault", "pswpin", "pswpout", "oom_kill"):
+                row[k] = v.get(k)
+        fnr = self._optional("sys/fs/file-nr")
+        if fnr:
+            f = fnr.split()
+            row["file_handles"] = int(f[0])
+            row["file_max"] = int(f[2])
+        for res in ("cpu", "memory", "io"):
+            data = self._optional("pressure", res)
+            if not data:
+                continue
+            pr = P.parse_pressure(data)
+            for kind in ("some", "full"):
+                if kind in pr:
+                    row[f"psi_{res}_{kind}_avg10"] = pr[kind].get("avg10")
+                    row[f"psi_{res}_{kind}_total"] = pr[kind].get("total")
+        return [row]
+
+    def _collect_disks(self, meta: dict, ps: dict) -> list[dict]:
+        data = self._optional("diskstats")
+        return P.parse_diskstats(data) if data else []
+
+    def _collect_nics(self, meta: dict, ps: dict) -> list[dict]:
+        data = self._optional("net/dev")
+        return P.parse_net_dev(data) if data else []
+
+    # ------------------------------------------------------------------
+    def _start_time(self, ticks: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.btime + ticks / CLK_TCK, UTC)
+
+    def _collect_processes(self, meta: dict, ps: dict) -> list[dict]:
+        rows = []
+        gone = denied = 0
+        threads: list[dict] = []
+        tgone = tdenied = 0
+        t_threads = 0.0
+        want_threads = "threads" in self.tables
+        for pid in self.fs.pids():
+            try:
+                row = self._process(pid)
+            except (Gone, ValueError):
+                # Vanished mid-read, or a file that no longer parses (it was
+                # torn down under us): skipped and counted, never a crash.
+                gone += 1
+                continue
+            except Denied:
+                # Not even stat/status are readable (hidepid): no row at all.
+                denied += 1
+                continue
+            if want_threads:
+                t = time.perf_counter()
+                try:
+                    t_rows, t_gone, t_denied = self._threads(pid)
+                except Gone:
+                    gone += 1
+                    continue
+                except Denied:
+                    t_rows, t_gone, t_denied = [], 0, 1
+                finally:
+                    t_threads += time.perf_counter() - t
+                threads.extend(t_rows)
+                tgone += t_gone
+                tdenied += t_denied
+            rows.append(row)
+            if row["denied"]:
+                denied += 1
+        meta["processes_gone"] = gone
+        meta["processes_denied"] = denied
+        self._threads_rows = threads
+        meta["threads_gone"] = tgone
+        meta["threads_denied"] = tdenied
+        # Thread reads are interleaved with the process pass (so each thread
+        # row has its process row); their time is moved from `processes` to
+        # `threads` (snapshot() adds each table's own elapsed time to these).
+        meta["ms_processes"] = -t_threads * 1000
+        meta["ms_threads"] = t_threads * 1000
+        return rows
+
+    def _collect_threads(self, meta: dict, ps: dict) -> list[dict]:
+        # Gathered during the process pass so that every thread row has its
+        # process row in the same snapshot.
+        rows = getattr(self, "_threads_rows", [])
+        self._threads_rows = []
+        return rows
+
+    def _process(self, pid: int) -> dict:
+        fs = self.fs
+        st = P.parse_stat(fs.read(pid, "stat"))
+        status = P.parse_status(fs.read(pid, "status"))
+        ruid, euid = P.status_ids(status, b"Uid")
+        _, egid = P.status_ids(status, b"Gid")
+        denied: list[str] = []
+        kthread = bool(st["flags"] & P.PF_KTHREAD)
+        zombie = st["state"] in ("Z", "X")
+
+        def optional(label: str, fn, *parts):
+            try:
+                return fn(pid, *parts)
+            except Denied:
+                denied.append(label)
+                return None
+            except Gone:
+                # exe of kernel threads and zombies does not resolve; anything
+                # else missing while the process still exists is just absent.
+                if not fs.exists(pid, "stat"):
+                    raise
+                return None
+
+        name, name_raw = P.split_text(st["comm"])
+        exe = exe_raw = None
+        if not (kthread or zombie):
+            link = optional("exe", fs.readlink, "exe")
+            if link is not None:
+                exe, exe_raw = P.split_text(link)
+        cmd = optional("cmdline", fs.read, "cmdline")
+        cmdline = cmdline_raw = None
+        if cmd is not None:
+            argv, joined = P.parse_cmdline(cmd)
+            cmdline, lossy = P.split_text(joined)
+            # The joined text cannot give argv back when an argument holds a
+            # space or is empty: keep the exact bytes then too.
+            if lossy is not None or any((not a) or (b" " in a) for a in argv):
+                cmdline_raw = cmd
+        io = optional("io", fs.read, "io")
+        iod = P.parse_io(io) if io is not None else {}
+        fds = optional("fd", fs.listdir, "fd")
+        lim = optional("limits", fs.read, "limits")
+        soft, hard = P.parse_limits_nofile(lim) if lim is not None else (None, None)
+        cg = optional("cgroup", fs.read, "cgroup")
+        rss_file = P.status_kb(status, b"RssFile")
+        rss_shmem = P.status_kb(status, b"RssShmem")
+        return {
+            "boot_id": self.boot_id,
+            "pid": pid,
+            "ppid": st["ppid"],
+            "pgid": st["pgid"],
+            "sid": st["sid"],
+            "start_time": self._start_time(st["starttime"]),
+            "name": name,
+            "name_raw": name_raw,
+            "exe": exe,
+            "exe_raw": exe_raw,
+            "cmdline": cmdline,
+            "cmdline_raw": cmdline_raw,
+            "state": st["state"],
+            "uid": euid,
+            "user": self.user_name(euid),
+            "ruid": ruid,
+            "gid": egid,
+            "nice": st["nice"],
+            "priority": st["priority"],
+            "processor": st["processor"],
+            "num_threads": st["num_threads"],
+            "utime": st["utime"] / CLK_TCK,
+            "stime": st["stime"] / CLK_TCK,
+            "rss": st["rss"] * PAGE_SIZE,
+            "vms": st["vsize"],
+            "shared": (rss_file or 0) + (rss_shmem or 0) if rss_file is not None else None,
+            "swap": P.status_kb(status, b"VmSwap"),
+            "minflt": st["minflt"],
+            "majflt": st["majflt"],
+            "rchar": iod.get("rchar"),
+            "wchar": iod.get("wchar"),
+            "syscr": iod.get("syscr"),
+            "syscw": iod.get("syscw"),
+            "read_bytes": iod.get("read_bytes"),
+            "write_bytes": iod.get("write_bytes"),
+            "cancelled_write_bytes": iod.get("cancelled_write_bytes"),
+            "ctxsw_voluntary": P.status_int(status, b"voluntary_ctxt_switches"),
+            "ctxsw_involuntary": P.status_int(status, b"nonvoluntary_ctxt_switches"),
+            "num_fds": len(fds) if fds is not None else None,
+            "fd_limit": soft,
+            "fd_limit_hard": hard,
+            "cgroup": P.parse_cgroup(cg) if cg is not None else None,
+            "tty": P.tty_name(st["tty_nr"]),
+            "denied": ",".join(denied) if denied else None,
+        }
+
+    def _threads(self, pid: int) -> tuple[list[dict], int]:
+        fs = self.fs
+        rows = []
+        gone = denied = 0
+        for tid_s in fs.listdir(pid, "task"):
+            tid = int(tid_s)
+            try:
+                st = P.parse_stat(fs.read(pid, "task", tid, "stat"))
+                status = P.parse_status(fs.read(pid, "task", tid, "status"))
+            except (Gone, ValueError):
+                gone += 1
+                continue
+            except Denied:
+                denied += 1
+                continue
+            name, name_raw = P.split_text(st["comm"])
+            rows.append({
+                "boot_id": self.boot_id,
+                "pid": pid,
+                "tid": tid,
+                "start_time": self._start_time(st["starttime"]),
+                "name": name,
+                "name_raw": name_raw,
+                "state": st["state"],
+                "nice": st["nice"],
+                "priority": st["priority"],
+                "processor": st["processor"],
+                "utime": st["utime"] / CLK_TCK,
+                "stime": st["stime"] / CLK_TCK,
+                "minflt": st["minflt"],
+                "majflt": st["majflt"],
+                "ctxsw_voluntary": P.status_int(status, b"voluntary_ctxt_switches"),
+                "ctxsw_involuntary": P.status_int(status, b"nonvoluntary_ctxt_switches"),
+            })
+        return rows, gone, denied

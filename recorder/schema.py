@@ -1,0 +1,333 @@
+"""The data contract: every table procsnap writes, declared once, as data.
+
+Each column has a name, an Arrow type (by short name), a unit and one sentence
+that says what NULL means. The Parquet writer, the DuckDB views and the schema
+reference in ``docs/schema.md`` are all derived from this module; nothing else
+spells out a column list.
+
+Conventions (shared with the analyzer and the docs):
+
+* every row carries ``snapshot_id``, ``ts`` and ``host``; ``host`` and ``date``
+  are hive partition columns, so they live in the folder names, not inside the
+  Parquet files (Spark and Trino refuse a column that is in both);
+* counters are raw and cumulative, exactly as the kernel reports them; rates
+  are derived later, in SQL;
+* names and paths come in two columns: ``x`` is text (UTF-8, any byte that is
+  not valid UTF-8 written as ``\\xNN``) and ``x_raw`` holds the exact bytes
+  whenever the text is not their lossless decoding, and is NULL otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+TYPES = {
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+
+# DuckDB's spelling of each type, for typed empty views and NULL fillers.
+SQL_TYPES = {
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "string": "VARCHAR",
+    "binary": "BLOB",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    unit: str
+    description: str
+    partition: bool = False
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return TYPES[self.type]
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    row: str  # "one row per ..."
+    description: str
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def stored_columns(self) -> list[Column]:
+        """Columns written inside the Parquet files (partition columns are not)."""
+        return [c for c in self.columns if not c.partition]
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.stored_columns])
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def C(name: str, type: str, unit: str, description: str, partition: bool = False) -> Column:
+    return Column(name, type, unit, description, partition)
+
+
+def _text_pair(name: str, what: str, null: str) -> tuple[Column, Column]:
+    """A name or path as text, and its exact bytes when the text is lossy."""
+    return (
+        C(name, "string", "text", f"{what}, as UTF-8 with any invalid byte written \\xNN; NULL {null}."),
+        C(
+            f"{name}_raw",
+            "binary",
+            "bytes",
+            f"The exact bytes of {name}; NULL when {name} is already their exact UTF-8 decoding (almost always).",
+        ),
+    )
+
+
+COMMON = (
+    C("snapshot_id", "int64", "µs since epoch", "Identifies the snapshot within its host: the UTC start time of the snapshot in microseconds; never NULL."),
+    C("ts", "timestamp", "UTC, µs", "When the snapshot started; never NULL."),
+    C("host", "string", "text", "Host name the snapshot was taken on (hive partition `host=`); never NULL.", partition=True),
+    C("date", "date", "UTC day", "UTC day of `ts` (hive partition `date=`); never NULL.", partition=True),
+)
+
+IDENTITY_NOTE = "(`boot_id`, `pid`, `start_time`) identifies a process instance; pid alone is reused."
+
+# Tables whose collection is timed and whose rows are counted in `snapshots`.
+COLLECTED = ("system", "disks", "nics", "processes", "threads")
+
+# Tables with per-row race accounting (seen/gone/denied) in `snapshots`.
+COUNTED = ("processes", "threads")
+
+
+def _snapshot_columns() -> tuple[Column, ...]:
+    cols = [
+        C("boot_id", "string", "uuid", "Kernel boot id (/proc/sys/kernel/random/boot_id); NULL if unreadable."),
+        C("kernel", "string", "text", "Kernel release (uname -r); never NULL."),
+        C("procsnap_version", "string", "text", "Version of the recorder that wrote the snapshot; never NULL."),
+        C("interval_s", "float64", "s", "Requested interval between snapshots; NULL for a one-off `procsnap snapshot`."),
+        C("duration_ms", "float64", "ms", "Wall time the whole snapshot took to collect; never NULL."),
+        C("cpu_ms", "float64", "ms", "CPU time (user+system) the recorder spent collecting this snapshot; never NULL."),
+        C("recorder_pid", "int32", "pid", "Process id of the recorder; never NULL."),
+        C("recorder_rss", "int64", "bytes", "Resident memory of the recorder after the snapshot; NULL if unreadable."),
+        C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval; 0 when none."),
+    ]
+    for t in COLLECTED:
+        cols.append(C(f"ms_{t}", "float64", "ms", f"Wall time spent collecting `{t}`; NULL when the table was not collected."))
+    for t in COUNTED:
+        cols.append(C(f"{t}_seen", "int64", "count", f"Rows written to `{t}` in this snapshot; NULL when not collected."))
+        cols.append(C(f"{t}_gone", "int64", "count", f"Entries of `{t}` that vanished mid-read and were skipped; NULL when not collected."))
+        cols.append(C(f"{t}_denied", "int64", "count", f"Rows of `{t}` with at least one field left NULL by a permission denial; NULL when not collected."))
+    return tuple(cols)
+
+
+def _psi_columns() -> list[Column]:
+    cols = []
+    for res in ("cpu", "memory", "io"):
+        for kind in ("some", "full"):
+            cols.append(C(f"psi_{res}_{kind}_avg10", "float64", "%", f"Pressure stall information, {res} {kind}, 10 s average; NULL where the kernel has no PSI."))
+            cols.append(C(f"psi_{res}_{kind}_total", "int64", "µs", f"Pressure stall information, {res} {kind}, cumulative stall time; NULL where the kernel has no PSI."))
+    return cols
+
+
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
+
+TABLES: dict[str, Table] = {}
+
+
+def _add(t: Table) -> None:
+    TABLES[t.name] = t
+
+
+_add(Table(
+    "snapshots",
+    "snapshot",
+    "One row per snapshot: when, where, what it cost to collect, and how complete its evidence is. "
+    "A snapshot is committed when its row here is written; rows of other tables whose snapshot has no row here are ignored by the views.",
+    COMMON + _snapshot_columns(),
+))
+
+_add(Table(
+    "system",
+    "snapshot",
+    "Host-wide counters and gauges from /proc/stat, /proc/loadavg, /proc/meminfo, /proc/vmstat and /proc/pressure.",
+    COMMON + (
+        C("boot_time", "timestamp", "UTC, s", "When the host booted (btime of /proc/stat); never NULL."),
+        C("uptime_s", "float64", "s", "Seconds since boot (/proc/uptime); NULL if unreadable."),
+        C("ncpus", "int32", "count", "Online CPUs counted in /proc/stat; never NULL."),
+    ) + tuple(
+        C(f"cpu_{m}", "float64", "s", f"CPU time spent in {m} mode, summed over all CPUs, cumulative since boot; NULL if the kernel does not report it.")
+        for m in CPU_MODES
+    ) + (
+        C("ctxt", "int64", "count", "Context switches since boot; never NULL."),
+        C("intr", "int64", "count", "Interrupts serviced since boot; never NULL."),
+        C("forks", "int64", "count", "Processes and threads created since boot; never NULL."),
+        C("procs_running", "int32", "count", "Tasks runnable right now (the run queue, including those running); never NULL."),
+        C("procs_blocked", "int32", "count", "Tasks blocked waiting for I/O right now; never NULL."),
+        C("load1", "float64", "load", "1-minute load average; never NULL."),
+        C("load5", "float64", "load", "5-minute load average; never NULL."),
+        C("load15", "float64", "load", "15-minute load average; never NULL."),
+        C("tasks_total", "int32", "count", "Kernel scheduling entities (processes and threads) that exist; never NULL."),
+        C("last_pid", "int32", "pid", "Most recently assigned pid; never NULL."),
+        C("mem_total", "int64", "bytes", "Usable RAM (MemTotal); never NULL."),
+        C("mem_free", "int64", "bytes", "Unused RAM (MemFree); never NULL."),
+        C("mem_available", "int64", "bytes", "Estimate of memory available for new work without swapping (MemAvailable); NULL on kernels without it."),
+        C("buffers", "int64", "bytes", "Block device buffers (Buffers); NULL if absent."),
+        C("cached", "int64", "bytes", "Page cache (Cached); NULL if absent."),
+        C("shmem", "int64", "bytes", "Shared memory and tmpfs (Shmem); NULL if absent."),
+        C("slab_reclaimable", "int64", "bytes", "Reclaimable kernel slab (SReclaimable); NULL if absent."),
+        C("slab_unreclaimable", "int64", "bytes", "Unreclaimable kernel slab (SUnreclaim); NULL if absent."),
+        C("dirty", "int64", "bytes", "Memory waiting to be written back (Dirty); NULL if absent."),
+        C("writeback", "int64", "bytes", "Memory being written back (Writeback); NULL if absent."),
+        C("committed_as", "int64", "bytes", "Memory committed by all processes (Committed_AS); NULL if absent."),
+        C("swap_total", "int64", "bytes", "Swap space (SwapTotal); never NULL (0 without swap)."),
+        C("swap_free", "int64", "bytes", "Unused swap (SwapFree); never NULL."),
+        C("swap_cached", "int64", "bytes", "Swapped-out memory also in RAM (SwapCached); NULL if absent."),
+        C("pgfault", "int64", "count", "Page faults since boot (/proc/vmstat); NULL if absent."),
+        C("pgmajfault", "int64", "count", "Major page faults since boot; NULL if absent."),
+        C("pswpin", "int64", "pages", "Pages swapped in since boot; NULL if absent."),
+        C("pswpout", "int64", "pages", "Pages swapped out since boot; NULL if absent."),
+        C("oom_kill", "int64", "count", "Processes killed by the OOM killer since boot; NULL on kernels that do not count them."),
+        C("file_handles", "int64", "count", "File handles allocated host-wide (first field of /proc/sys/fs/file-nr); NULL if unreadable."),
+        C("file_max", "int64", "count", "Host-wide file handle limit (fs.file-max); NULL if unreadable."),
+    ) + tuple(_psi_columns()),
+))
+
+_add(Table(
+    "disks",
+    "block device per snapshot",
+    "Raw I/O counters of every block device in /proc/diskstats.",
+    COMMON + (
+        C("device", "string", "text", "Kernel device name (sda, nvme0n1p1, loop0, …); never NULL."),
+        C("major", "int32", "number", "Device major number; never NULL."),
+        C("minor", "int32", "number", "Device minor number; never NULL."),
+        C("reads", "int64", "count", "Reads completed; never NULL."),
+        C("reads_merged", "int64", "count", "Adjacent reads merged; never NULL."),
+        C("read_bytes", "int64", "bytes", "Bytes read (sectors × 512); never NULL."),
+        C("read_time_ms", "int64", "ms", "Time spent on reads; never NULL."),
+        C("writes", "int64", "count", "Writes completed; never NULL."),
+        C("writes_merged", "int64", "count", "Adjacent writes merged; never NULL."),
+        C("write_bytes", "int64", "bytes", "Bytes written (sectors × 512); never NULL."),
+        C("write_time_ms", "int64", "ms", "Time spent on writes; never NULL."),
+        C("in_flight", "int64", "count", "I/Os in progress right now (a gauge); never NULL."),
+        C("io_time_ms", "int64", "ms", "Time the device had I/O in flight (basis of %util); never NULL."),
+        C("weighted_io_time_ms", "int64", "ms", "In-flight time weighted by queue depth; never NULL."),
+    ),
+))
+
+_add(Table(
+    "nics",
+    "network interface per snapshot",
+    "Raw counters of every network interface in /proc/net/dev (the recorder's network namespace).",
+    COMMON + (
+        C("interface", "string", "text", "Interface name (lo, eth0, …); never NULL."),
+        C("rx_bytes", "int64", "bytes", "Bytes received; never NULL."),
+        C("rx_packets", "int64", "count", "Packets received; never NULL."),
+        C("rx_errors", "int64", "count", "Receive errors; never NULL."),
+        C("rx_dropped", "int64", "count", "Received packets dropped; never NULL."),
+        C("tx_bytes", "int64", "bytes", "Bytes sent; never NULL."),
+        C("tx_packets", "int64", "count", "Packets sent; never NULL."),
+        C("tx_errors", "int64", "count", "Send errors; never NULL."),
+        C("tx_dropped", "int64", "count", "Outgoing packets dropped; never NULL."),
+        C("multicast", "int64", "count", "Multicast packets received; never NULL."),
+    ),
+))
+
+_add(Table(
+    "processes",
+    "process per snapshot",
+    "Every process (thread group) in /proc, with what ps, top and atop show of it. " + IDENTITY_NOTE,
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id, repeated here so process identity needs no join; NULL if unreadable."),
+        C("pid", "int32", "pid", "Process id (thread group id); never NULL."),
+        C("ppid", "int32", "pid", "Parent process id (0 for the roots); never NULL."),
+        C("pgid", "int32", "pid", "Process group id; never NULL."),
+        C("sid", "int32", "pid", "Session id; never NULL."),
+        C("start_time", "timestamp", "UTC, 10 ms", "When the process started (boot time + starttime ticks); never NULL."),
+        *_text_pair("name", "Command name as in /proc/PID/stat (comm, at most 15 bytes, what ps -o comm shows)", "never"),
+        *_text_pair("exe", "Path of the executable (readlink of /proc/PID/exe, ' (deleted)' kept)", "for kernel threads and zombies, or when access is denied (see `denied`)"),
+        *_text_pair("cmdline", "Command line, arguments joined by single spaces as ps -o args shows them; empty for kernel threads and zombies", "when access is denied"),
+        C("state", "string", "code", "Scheduler state as ps STAT's first letter: R running, S sleeping, D disk sleep, Z zombie, T stopped, t traced, I idle, X dead; never NULL."),
+        C("uid", "int32", "uid", "Effective user id; never NULL."),
+        C("user", "string", "text", "Name of the effective user, resolved on the recorded host (the number as text when it has no name); never NULL."),
+        C("ruid", "int32", "uid", "Real user id; never NULL."),
+        C("gid", "int32", "gid", "Effective group id; never NULL."),
+        C("nice", "int32", "nice", "Nice value, -20..19; never NULL."),
+        C("priority", "int32", "prio", "Kernel priority as /proc/PID/stat reports it (top's PR); never NULL."),
+        C("processor", "int32", "cpu", "CPU the process last ran on; never NULL."),
+        C("num_threads", "int32", "count", "Threads in the process (ps nlwp); never NULL."),
+        C("utime", "float64", "s", "User CPU time, cumulative, of the live and reaped threads of the process; never NULL."),
+        C("stime", "float64", "s", "System CPU time, cumulative; never NULL."),
+        C("rss", "int64", "bytes", "Resident set size (ps RSS × 1024); never NULL (0 for kernel threads)."),
+        C("vms", "int64", "bytes", "Virtual memory size (ps VSZ × 1024); never NULL."),
+        C("shared", "int64", "bytes", "Resident shared memory: file-backed plus shmem (top SHR); NULL when the kernel does not report it."),
+        C("swap", "int64", "bytes", "Memory swapped out (VmSwap); NULL for kernel threads and when not reported."),
+        C("minflt", "int64", "count", "Minor page faults, cumulative; never NULL."),
+        C("majflt", "int64", "count", "Major page faults, cumulative; never NULL."),
+        C("rchar", "int64", "bytes", "Bytes read via read()-like calls, cumulative (/proc/PID/io); NULL when access is denied."),
+        C("wchar", "int64", "bytes", "Bytes written via write()-like calls, cumulative; NULL when access is denied."),
+        C("syscr", "int64", "count", "Read syscalls, cumulative; NULL when access is denied."),
+        C("syscw", "int64", "count", "Write syscalls, cumulative; NULL when access is denied."),
+        C("read_bytes", "int64", "bytes", "Bytes fetched from storage, cumulative; NULL when access is denied."),
+        C("write_bytes", "int64", "bytes", "Bytes sent to storage, cumulative; NULL when access is denied."),
+        C("cancelled_write_bytes", "int64", "bytes", "Written bytes that were truncated away before reaching storage; NULL when access is denied."),
+        C("ctxsw_voluntary", "int64", "count", "Voluntary context switches (the process waited), cumulative; NULL when not reported."),
+        C("ctxsw_involuntary", "int64", "count", "Involuntary context switches (the process was preempted), cumulative; NULL when not reported."),
+        C("num_fds", "int32", "count", "Open file descriptors (entries of /proc/PID/fd); NULL when access is denied."),
+        C("fd_limit", "int64", "count", "Soft limit on open files (RLIMIT_NOFILE); NULL when unlimited or unreadable."),
+        C("fd_limit_hard", "int64", "count", "Hard limit on open files; NULL when unlimited or unreadable."),
+        C("cgroup", "string", "text", "Control groups the process is in below the root, as ps -o cgroup shows them ('/' when only the root); NULL when unreadable."),
+        C("tty", "string", "text", "Controlling terminal as ps TTY shows it (pts/0, tty1, …); NULL when the process has none."),
+        C("denied", "string", "text", "Comma-separated list of the sources the kernel refused to the recorder (exe, cmdline, io, fd, limits, cgroup); NULL when nothing was denied."),
+    ),
+))
+
+_add(Table(
+    "threads",
+    "thread per snapshot",
+    "Every thread of every process (/proc/PID/task/TID), what ps -eL and top -H show. The thread with tid = pid is the main thread.",
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id; NULL if unreadable."),
+        C("pid", "int32", "pid", "Process (thread group) the thread belongs to; never NULL."),
+        C("tid", "int32", "tid", "Thread id; never NULL."),
+        C("start_time", "timestamp", "UTC, 10 ms", "When the thread started; never NULL."),
+        *_text_pair("name", "Thread name (comm of the thread, at most 15 bytes)", "never"),
+        C("state", "string", "code", "Scheduler state letter, as in processes.state; never NULL."),
+        C("nice", "int32", "nice", "Nice value; never NULL."),
+        C("priority", "int32", "prio", "Kernel priority; never NULL."),
+        C("processor", "int32", "cpu", "CPU the thread last ran on; never NULL."),
+        C("utime", "float64", "s", "User CPU time of this thread, cumulative; never NULL."),
+        C("stime", "float64", "s", "System CPU time of this thread, cumulative; never NULL."),
+        C("minflt", "int64", "count", "Minor page faults of this thread, cumulative; never NULL."),
+        C("majflt", "int64", "count", "Major page faults of this thread, cumulative; never NULL."),
+        C("ctxsw_voluntary", "int64", "count", "Voluntary context switches, cumulative; NULL when not reported."),
+        C("ctxsw_involuntary", "int64", "count", "Involuntary context switches, cumulative; NULL when not reported."),
+    ),
+))
+
+
+def table(name: str) -> Table:
+    return TABLES[name]
