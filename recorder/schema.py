@@ -133,7 +133,7 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("cpu_ms", "float64", "ms", "CPU time (user+system) the recorder spent collecting this snapshot; never NULL."),
         C("recorder_pid", "int32", "pid", "Process id of the recorder; never NULL."),
         C("recorder_rss", "int64", "bytes", "Resident memory of the recorder after the snapshot; NULL if unreadable."),
-        C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval; 0 when none."),
+        C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval (0 when none); never NULL."),
     ]
     for t in COLLECTED:
         cols.append(C(f"ms_{t}", "float64", "ms", f"Wall time spent collecting `{t}`; NULL when the table was not collected."))
