@@ -13,6 +13,7 @@ import os
 import pwd
 import resource
 import socket
+import stat
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from . import __version__
 from . import procfs as P
+from .files import FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
 
@@ -71,6 +73,9 @@ class Collector:
         self._users: dict[int, str] = {}
         self.boot_id = self._boot_id()
         self.skipped = 0  # set by the record loop before each snapshot
+        self.maps_refresh = 60.0
+        self._maps_cache: dict = {}
+        self._maps_seen: set = set()
 
     # ------------------------------------------------------------------
     def _boot_id(self) -> str | None:
@@ -201,11 +206,13 @@ class Collector:
         gone = denied = 0
         threads: list[dict] = []
         tgone = tdenied = 0
-        t_threads = 0.0
+        t_threads = t_files = 0.0
         want_threads = "threads" in self.tables
+        want_files = "open_files" in self.tables or "sockets" in self.tables
+        files = FileRows()
         for pid in self.fs.pids():
             try:
-                row = self._process(pid)
+                row, fds = self._process(pid)
             except (Gone, ValueError):
                 # Vanished mid-read, or a file that no longer parses (it was
                 # torn down under us): skipped and counted, never a crash.
@@ -229,6 +236,16 @@ class Collector:
                 threads.extend(t_rows)
                 tgone += t_gone
                 tdenied += t_denied
+            if want_files:
+                t = time.perf_counter()
+                try:
+                    self._files(pid, row, fds, files)
+                except Gone:
+                    gone += 1
+                    files.drop(pid)
+                    continue
+                finally:
+                    t_files += time.perf_counter() - t
             rows.append(row)
             if row["denied"]:
                 denied += 1
@@ -240,8 +257,10 @@ class Collector:
         # Thread reads are interleaved with the process pass (so each thread
         # row has its process row); their time is moved from `processes` to
         # `threads` (snapshot() adds each table's own elapsed time to these).
-        meta["ms_processes"] = -t_threads * 1000
+        meta["ms_processes"] = -(t_threads + t_files) * 1000
         meta["ms_threads"] = t_threads * 1000
+        meta["ms_open_files"] = t_files * 1000
+        self._files_pass = files
         return rows
 
     def _collect_threads(self, meta: dict, ps: dict) -> list[dict]:
@@ -251,7 +270,142 @@ class Collector:
         self._threads_rows = []
         return rows
 
-    def _process(self, pid: int) -> dict:
+    def _collect_open_files(self, meta: dict, ps: dict) -> list[dict]:
+        files = getattr(self, "_files_pass", None) or FileRows()
+        # Socket descriptors get their TYPE, DEVICE and NAME from the socket
+        # tables of their network namespace, read once per namespace here.
+        sockets = self._socket_tables(files)
+        rows = files.resolve(sockets)
+        # Forget the mappings of process instances that are gone.
+        self._maps_cache = {k: v for k, v in self._maps_cache.items() if k in self._maps_seen}
+        self._maps_seen = set()
+        meta["open_files_gone"] = files.gone
+        meta["open_files_denied"] = files.denied
+        self._sockets_pass = (files, sockets)
+        return rows
+
+    def _collect_sockets(self, meta: dict, ps: dict) -> list[dict]:
+        files, sockets = getattr(self, "_sockets_pass", None) or (FileRows(), SocketIndex())
+        self._sockets_pass = None
+        self._files_pass = None
+        meta["sockets_gone"] = 0
+        meta["sockets_denied"] = sockets.denied
+        return sockets.rows(files, self.boot_id)
+
+    def _socket_tables(self, files: "FileRows") -> "SocketIndex":
+        idx = SocketIndex()
+        seen_ns: set = set()
+        # One representative process per network namespace that holds sockets;
+        # the recorder's own namespace is always read (unowned sockets too).
+        candidates: list[tuple[object, tuple]] = [("self", ("self", "net"))] + [
+            (pid, (pid, "net")) for pid in files.socket_pids]
+        for who, parts in candidates:
+            try:
+                ns = os.stat(self.fs.path(who, "ns", "net")).st_ino
+            except OSError:
+                ns = None
+            if ns is not None and ns in seen_ns:
+                continue
+            if ns is None and who != "self":
+                continue
+            if ns is not None:
+                seen_ns.add(ns)
+            idx.read_namespace(self.fs, parts, ns)
+        return idx
+
+    def _files(self, pid: int, row: dict, fds: list[str] | None, out: "FileRows") -> None:
+        """lsof's rows for one process: cwd, rtd, txt, mem, then the numbered fds."""
+        fs = self.fs
+        base = {"boot_id": self.boot_id, "pid": pid, "start_time": row["start_time"]}
+        denied = row["denied"].split(",") if row["denied"] else []
+        for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
+            try:
+                target = fs.readlink(pid, link)
+            except Denied:
+                out.add_denied(base, fd, None, fs.path(pid, link))
+                if link != "exe":
+                    denied.append(link)
+                continue
+            except Gone:
+                if not fs.exists(pid, "stat"):
+                    raise
+                continue  # kernel threads and zombies have none
+            out.add_path(base, fd, None, None, target, self._stat(fs.path(pid, link)))
+        self._maps(pid, row, base, out, denied)
+        if fds is not None:
+            for n in sorted(fds, key=int):
+                p = fs.path(pid, "fd", n)
+                try:
+                    target = fs.readlink(pid, "fd", n)
+                    mode = P.mode_letter(os.lstat(p).st_mode)
+                except Denied:
+                    out.add_denied(base, n, int(n), p)
+                    continue
+                except (Gone, FileNotFoundError):
+                    out.gone += 1  # closed while we looked
+                    continue
+                if target.startswith(b"socket:["):
+                    out.add_socket(base, n, mode, int(target[8:-1]), p)
+                    continue
+                st = self._stat(p)
+                if st is None:
+                    out.gone += 1
+                    continue
+                pos = None
+                if target.startswith(b"/") and (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
+                                                 or stat.S_ISBLK(st.st_mode)):
+                    try:
+                        pos = P.parse_fdinfo_pos(fs.read(pid, "fdinfo", n))
+                    except (Gone, Denied, ValueError):
+                        pos = None
+                out.add_path(base, n, mode, pos, target, st)
+        row["denied"] = ",".join(dict.fromkeys(denied)) if denied else None
+
+    def _stat(self, path: str):
+        try:
+            return os.stat(path)
+        except OSError:
+            return None
+
+    def _maps(self, pid: int, row: dict, base: dict, out: "FileRows", denied: list[str]) -> None:
+        """mem rows: one per distinct mapped file other than the executable.
+
+        Mappings change rarely, so they are re-read only for a process instance
+        not seen before or after MAPS_REFRESH seconds.
+        """
+        key = (pid, row["start_time"])
+        now = time.monotonic()
+        cached = self._maps_cache.get(key)
+        if cached is None or now - cached[0] > self.maps_refresh:
+            try:
+                data = self.fs.read(pid, "maps")
+            except Denied:
+                denied.append("maps")
+                return
+            except Gone:
+                if not self.fs.exists(pid, "stat"):
+                    raise
+                return
+            entries = []
+            seen = set()
+            exe = out.exe_key(pid)
+            for rng, dev, inode, path in P.parse_maps(data):
+                if (dev, inode) in seen or (dev, inode) == exe:
+                    continue
+                seen.add((dev, inode))
+                deleted = path.endswith(b" (deleted)")
+                size = None
+                if not deleted:
+                    st = self._stat(self.fs.path(pid, "map_files", rng))
+                    size = st.st_size if st is not None else None
+                entries.append((dev, inode, path[:-10] if deleted else path, deleted, size))
+            cached = (now, entries)
+            self._maps_cache[key] = cached
+        self._maps_seen.add(key)
+        for dev, inode, path, deleted, size in cached[1]:
+            out.add_mem(base, dev, inode, path, deleted, size)
+
+    def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         fs = self.fs
         st = P.parse_stat(fs.read(pid, "stat"))
         status = P.parse_status(fs.read(pid, "status"))
@@ -342,7 +496,7 @@ class Collector:
             "cgroup": P.parse_cgroup(cg) if cg is not None else None,
             "tty": P.tty_name(st["tty_nr"]),
             "denied": ",".join(denied) if denied else None,
-        }
+        }, fds
 
     def _threads(self, pid: int) -> tuple[list[dict], int]:
         fs = self.fs

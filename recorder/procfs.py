@@ -356,3 +356,205 @@ def parse_net_dev(data: bytes) -> list[dict]:
             "tx_dropped": f[11],
         })
     return rows
+
+
+# --------------------------------------------------------------------------
+# Descriptors and sockets
+
+
+def mode_letter(link_mode: int) -> str | None:
+    """lsof's access mode from the permission bits of a /proc/PID/fd/N link.
+
+    The kernel gives the link S_IRUSR when the file is open for reading and
+    S_IWUSR when it is open for writing (fs/proc/fd.c).
+    """
+    r = link_mode & 0o400
+    w = link_mode & 0o200
+    if r and w:
+        return "u"
+    if r:
+        return "r"
+    if w:
+        return "w"
+    return None
+
+
+def parse_fdinfo_pos(data: bytes) -> int | None:
+    for line in data.split(b"\n"):
+        if line.startswith(b"pos:"):
+            return int(line[4:])
+    return None
+
+
+def parse_maps(data: bytes) -> list[tuple[str, int, int, bytes]]:
+    """(start-end, dev as 'major,minor', inode, path) of each file mapping, in order.
+
+    Anonymous mappings, [heap], [stack] and friends (inode 0) are left out.
+    """
+    out = []
+    for line in data.split(b"\n"):
+        f = line.split(None, 5)
+        if len(f) < 6 or not f[5].startswith(b"/"):
+            continue
+        inode = int(f[4])
+        if inode == 0:
+            continue
+        major, _, minor = f[3].partition(b":")
+        out.append((f[0].decode(), f"{int(major, 16)},{int(minor, 16)}", inode, f[5]))
+    return out
+
+
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+    7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV",
+}
+
+
+def _addr4(h: bytes) -> str:
+    import socket
+    return socket.inet_ntop(socket.AF_INET, bytes.fromhex(h.decode())[::-1])
+
+
+def _addr6(h: bytes) -> str:
+    import socket
+    raw = bytes.fromhex(h.decode())
+    b = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, b)
+
+
+def parse_inet(data: bytes, proto: str, v6: bool) -> list[dict]:
+    """Rows of /proc/net/{tcp,udp,udplite,raw}[6]."""
+    rows = []
+    addr = _addr6 if v6 else _addr4
+    for line in data.split(b"\n")[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        la, _, lp = f[1].partition(b":")
+        ra, _, rp = f[2].partition(b":")
+        st = int(f[3], 16)
+        tx, _, rx = f[4].partition(b":")
+        if proto == "TCP":
+            state = TCP_STATES.get(st, str(st))
+        else:
+            state = "ESTABLISHED" if st == 1 else "UNCONN"
+        rows.append({
+            "family": "IPv6" if v6 else "IPv4",
+            "proto": proto,
+            "local_addr": addr(la),
+            "local_port": int(lp, 16),
+            "remote_addr": addr(ra),
+            "remote_port": int(rp, 16),
+            "state": state,
+            "st": st,
+            "raw_local": f[1].decode(),
+            "raw_remote": f[2].decode(),
+            "tx_queue": int(tx, 16),
+            "rx_queue": int(rx, 16),
+            "uid": int(f[7]),
+            "inode": int(f[9]),
+            "kaddr": f[11].decode() if len(f) > 11 else None,
+            "sock_type": {"TCP": "STREAM", "RAW": "RAW"}.get(proto, "DGRAM"),
+        })
+    return rows
+
+
+UNIX_TYPES = {1: "STREAM", 2: "DGRAM", 5: "SEQPACKET"}
+UNIX_STATES = {1: "UNCONNECTED", 2: "CONNECTING", 3: "CONNECTED", 4: "DISCONNECTING"}
+SO_ACCEPTCON = 0x00010000
+
+
+def parse_unix(data: bytes) -> list[dict]:
+    rows = []
+    for line in data.split(b"\n")[1:]:
+        f = line.split(None, 7)
+        if len(f) < 7:
+            continue
+        flags = int(f[3], 16)
+        typ = int(f[4], 16)
+        st = int(f[5], 16)
+        path = f[7] if len(f) > 7 else None
+        rows.append({
+            "family": "unix",
+            "kaddr": f[0].rstrip(b":").decode(),
+            "sock_type": UNIX_TYPES.get(typ, str(typ)),
+            "state": "LISTEN" if flags & SO_ACCEPTCON else UNIX_STATES.get(st, str(st)),
+            "inode": int(f[6]),
+            "path": path,
+        })
+    return rows
+
+
+NETLINK_PROTOCOLS = {
+    0: "ROUTE", 1: "UNUSED", 2: "USERSOCK", 3: "FIREWALL", 4: "SOCK_DIAG", 5: "NFLOG", 6: "XFRM",
+    7: "SELINUX", 8: "ISCSI", 9: "AUDIT", 10: "FIB_LOOKUP", 11: "CONNECTOR", 12: "NETFILTER",
+    13: "IP6_FW", 14: "DNRTMSG", 15: "KOBJECT_UEVENT", 16: "GENERIC", 18: "SCSITRANSPORT",
+    19: "ECRYPTFS", 20: "RDMA", 21: "CRYPTO", 22: "SMC",
+}
+
+
+def parse_netlink(data: bytes) -> list[dict]:
+    rows = []
+    for line in data.split(b"\n")[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        proto = int(f[1])
+        rows.append({"family": "netlink", "proto": NETLINK_PROTOCOLS.get(proto, str(proto)),
+                     "kaddr": f[0].decode(), "inode": int(f[9]), "uid": None, "sock_type": "RAW"})
+    return rows
+
+
+PACKET_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET", 10: "SOCK_PACKET"}
+
+
+def parse_packet(data: bytes) -> list[dict]:
+    rows = []
+    for line in data.split(b"\n")[1:]:
+        f = line.split()
+        if len(f) < 9:
+            continue
+        typ = int(f[2])
+        rows.append({"family": "pack", "proto": str(int(f[3], 16)), "kaddr": f[0].decode(), "inode": int(f[8]),
+                     "uid": int(f[7]), "sock_type": PACKET_TYPES.get(typ, str(typ))})
+    return rows
+
+
+NET_TABLES = (
+    ("tcp", "TCP", False), ("tcp6", "TCP", True), ("udp", "UDP", False), ("udp6", "UDP", True),
+    ("udplite", "UDPLITE", False), ("udplite6", "UDPLITE", True), ("raw", "RAW", False), ("raw6", "RAW", True),
+)
+
+
+def _lsof_addr(addr: str, port: int, v6: bool) -> str:
+    if addr in ("0.0.0.0", "::"):
+        host = "*"
+    elif v6:
+        host = f"[{addr}]"
+    else:
+        host = addr
+    return f"{host}:{port}"
+
+
+def lsof_socket_name(s: dict) -> str:
+    """NAME as lsof prints it for a socket row parsed above."""
+    fam = s["family"]
+    if fam in ("IPv4", "IPv6"):
+        if s["proto"] == "RAW":
+            return f"{s['raw_local']}->{s['raw_remote']} st={s['st']:02X}"
+        v6 = fam == "IPv6"
+        name = _lsof_addr(s["local_addr"], s["local_port"], v6)
+        if s["remote_port"] or s["remote_addr"] not in ("0.0.0.0", "::"):
+            name += "->" + _lsof_addr(s["remote_addr"], s["remote_port"], v6)
+        if s["proto"] == "TCP":
+            name += f" ({s['state']})"
+        return name
+    if fam == "unix":
+        p = s["path"]
+        prefix = p.decode("utf-8", "backslashreplace") + " " if p else ""
+        return f"{prefix}type={s['sock_type']} ({s['state']})"
+    if fam == "netlink":
+        return s["proto"]
+    if fam == "pack":
+        return f"type={s['sock_type']}"
+    return "socket"

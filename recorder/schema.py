@@ -117,10 +117,10 @@ COMMON = (
 IDENTITY_NOTE = "(`boot_id`, `pid`, `start_time`) identifies a process instance; pid alone is reused."
 
 # Tables whose collection is timed and whose rows are counted in `snapshots`.
-COLLECTED = ("system", "disks", "nics", "processes", "threads")
+COLLECTED = ("system", "disks", "nics", "processes", "threads", "open_files", "sockets")
 
 # Tables with per-row race accounting (seen/gone/denied) in `snapshots`.
-COUNTED = ("processes", "threads")
+COUNTED = ("processes", "threads", "open_files", "sockets")
 
 
 def _snapshot_columns() -> tuple[Column, ...]:
@@ -325,6 +325,58 @@ _add(Table(
         C("majflt", "int64", "count", "Major page faults of this thread, cumulative; never NULL."),
         C("ctxsw_voluntary", "int64", "count", "Voluntary context switches, cumulative; NULL when not reported."),
         C("ctxsw_involuntary", "int64", "count", "Involuntary context switches, cumulative; NULL when not reported."),
+    ),
+))
+
+_add(Table(
+    "open_files",
+    "descriptor per snapshot, as lsof lists it",
+    "Every open descriptor of every process as `lsof -n -P -K i` lists it: the working directory (cwd), root "
+    "directory (rtd), executable (txt), each memory-mapped file (mem, or DEL when deleted), and every numbered fd. "
+    "The text of `fd`+`mode`, `type`, `device`, `inode`/`node` and `name` is what lsof prints. " + IDENTITY_NOTE,
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id; NULL if unreadable."),
+        C("pid", "int32", "pid", "Process holding the descriptor; never NULL."),
+        C("start_time", "timestamp", "UTC, 10 ms", "Start time of that process (joins with processes); never NULL."),
+        C("fd", "string", "text", "lsof's FD without the mode letter: cwd, rtd, txt, mem, DEL (a deleted mapped file) or the descriptor number; never NULL."),
+        C("fd_num", "int32", "fd", "The descriptor number; NULL for cwd, rtd, txt, mem and DEL."),
+        C("mode", "string", "code", "Access mode lsof appends to FD: r read, w write, u both; NULL for cwd/rtd/txt/mem and where it could not be read."),
+        C("type", "string", "code", "lsof's TYPE: REG, DIR, CHR, BLK, FIFO, LINK, SOCK, unix, IPv4, IPv6, netlink, raw, raw6, pack, sock, a_inode, unknown (unknown when access was denied); never NULL."),
+        C("device", "string", "text", "lsof's DEVICE: major,minor for files; the socket inode for IPv4/IPv6 (as lsof shows it when kernel addresses are hidden); the kernel address for unix; NULL where lsof shows none."),
+        C("size", "int64", "bytes", "File size (REG, DIR, a_inode, mapped files); NULL where lsof shows an offset instead or nothing."),
+        C("pos", "int64", "bytes", "File offset of the descriptor (fdinfo pos): what lsof shows as 0tN; NULL for cwd/rtd/txt/mem and where not read."),
+        C("inode", "int64", "number", "Inode number (the socket inode for sockets); NULL when unknown (denied)."),
+        C("proto", "string", "code", "For sockets: TCP, UDP, UDPLITE, RAW (what lsof shows in NODE for IPv4/IPv6); NULL for other rows."),
+        *_text_pair("name", "lsof's NAME: the path (with ' (deleted)' for deleted files), pipe, [eventpoll], 127.0.0.1:8080->127.0.0.1:5000 (ESTABLISHED), /run/x.sock type=STREAM (LISTEN), or '/proc/PID/fd/N (readlink: Permission denied)'", "never"),
+        C("deleted", "bool", "flag", "True when the file was deleted while open (or mapped); never NULL."),
+    ),
+))
+
+_add(Table(
+    "sockets",
+    "socket and owner per snapshot, as ss -tunapx lists it",
+    "Every TCP, UDP, raw, unix, netlink and packet socket of every network namespace that has a process, from "
+    "/proc/PID/net/*. A socket shared by several processes (or fds) has one row per owner; a socket with no owner "
+    "(TIME_WAIT, orphans) has one row with a NULL pid.",
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id; NULL if unreadable."),
+        C("pid", "int32", "pid", "Owning process; NULL when no process holds the socket (TIME_WAIT, orphaned, or its owner was not readable)."),
+        C("fd", "int32", "fd", "Descriptor of the owning process; NULL when there is no owner."),
+        C("start_time", "timestamp", "UTC, 10 ms", "Start time of the owning process; NULL when there is no owner."),
+        C("inode", "int64", "number", "Socket inode (0 for TIME_WAIT and other sockets without one); never NULL."),
+        C("netns", "int64", "number", "Inode of the network namespace the socket lives in; NULL if unreadable."),
+        C("family", "string", "code", "lsof's TYPE for the socket: IPv4, IPv6, unix, netlink, pack; never NULL."),
+        C("proto", "string", "code", "TCP, UDP, UDPLITE or RAW for IPv4/IPv6; the netlink protocol (ROUTE, …); NULL for unix and packet."),
+        C("sock_type", "string", "code", "STREAM, DGRAM, SEQPACKET or RAW; NULL where the kernel does not say."),
+        C("local_addr", "string", "address", "Local address (0.0.0.0 or :: when bound to all); NULL for unix, netlink and packet."),
+        C("local_port", "int32", "port", "Local port; NULL for unix, netlink and packet."),
+        C("remote_addr", "string", "address", "Remote address (0.0.0.0 or :: when unconnected); NULL for unix, netlink and packet."),
+        C("remote_port", "int32", "port", "Remote port (0 when unconnected); NULL for unix, netlink and packet."),
+        C("state", "string", "code", "lsof's state: ESTABLISHED, LISTEN, TIME_WAIT, CLOSE_WAIT, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, LAST_ACK, CLOSING, CLOSE; UNCONN or ESTABLISHED for UDP and raw (as ss); CONNECTED, UNCONNECTED, LISTEN, CONNECTING, DISCONNECTING for unix; NULL for netlink and packet."),
+        C("rx_queue", "int64", "bytes", "Receive queue; for a TCP listener, the connections waiting to be accepted (ss Recv-Q); NULL for unix, netlink and packet."),
+        C("tx_queue", "int64", "bytes", "Send queue (ss Send-Q); NULL for unix, netlink and packet."),
+        C("uid", "int32", "uid", "User that created the socket; NULL for unix and packet."),
+        *_text_pair("unix_path", "Path a unix socket is bound to, '@name' for the abstract namespace", "for unbound unix sockets and other families"),
     ),
 ))
 
