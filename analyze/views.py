@@ -27,7 +27,7 @@ SELECT host, snapshot_id, ts, boot_id, pid, start_time, ppid, name, "user", cmdl
        num_threads, rss, num_fds,
        dt AS interval_s,
        CASE WHEN utime >= prev_utime AND stime >= prev_stime AND dt > 0
-            THEN (utime + stime - prev_utime - prev_stime) / dt * 100 END AS cpu_pct,
+            THEN ((utime - prev_utime) + (stime - prev_stime)) / dt * 100 END AS cpu_pct,
        {_rate("utime")} * 100 AS cpu_user_pct,
        {_rate("stime")} * 100 AS cpu_system_pct,
        {_rate("read_bytes")} AS read_bps,
@@ -54,7 +54,7 @@ CREATE OR REPLACE VIEW thread_rates AS
 SELECT host, snapshot_id, ts, boot_id, pid, tid, start_time, name, state,
        dt AS interval_s,
        CASE WHEN utime >= prev_utime AND stime >= prev_stime AND dt > 0
-            THEN (utime + stime - prev_utime - prev_stime) / dt * 100 END AS cpu_pct,
+            THEN ((utime - prev_utime) + (stime - prev_stime)) / dt * 100 END AS cpu_pct,
        {_rate("utime")} * 100 AS cpu_user_pct,
        {_rate("stime")} * 100 AS cpu_system_pct,
        {_rate("ctxsw_voluntary")} AS ctxsw_voluntary_ps,

@@ -67,7 +67,14 @@ class Collector:
                  tables: tuple[str, ...] = COLLECTED, interval: float | None = None):
         self.fs = procfs or ProcFS()
         self.host = host or socket.gethostname()
-        self.tables = tuple(t for t in COLLECTED if t in tables)
+        wanted = set(tables)
+        # Threads and descriptors are read in the process pass, and sockets are
+        # resolved against the descriptors: asking for one brings what it needs.
+        if wanted & {"threads", "open_files", "sockets"}:
+            wanted.add("processes")
+        if "sockets" in wanted:
+            wanted.add("open_files")
+        self.tables = tuple(t for t in COLLECTED if t in wanted)
         self.interval = interval
         self.kernel = os.uname().release
         self._users: dict[int, str] = {}
@@ -251,16 +258,19 @@ class Collector:
                 denied += 1
         meta["processes_gone"] = gone
         meta["processes_denied"] = denied
-        self._threads_rows = threads
-        meta["threads_gone"] = tgone
-        meta["threads_denied"] = tdenied
-        # Thread reads are interleaved with the process pass (so each thread
-        # row has its process row); their time is moved from `processes` to
-        # `threads` (snapshot() adds each table's own elapsed time to these).
+        # Thread and descriptor reads are interleaved with the process pass (so
+        # each of their rows has its process row in the snapshot); their time
+        # is moved from `processes` to their own tables (snapshot() adds each
+        # table's own elapsed time to these).
         meta["ms_processes"] = -(t_threads + t_files) * 1000
-        meta["ms_threads"] = t_threads * 1000
-        meta["ms_open_files"] = t_files * 1000
-        self._files_pass = files
+        if want_threads:
+            self._threads_rows = threads
+            meta["threads_gone"] = tgone
+            meta["threads_denied"] = tdenied
+            meta["ms_threads"] = t_threads * 1000
+        if want_files:
+            meta["ms_open_files"] = t_files * 1000
+            self._files_pass = files
         return rows
 
     def _collect_threads(self, meta: dict, ps: dict) -> list[dict]:

@@ -158,8 +158,10 @@ def parse_status(data: bytes) -> dict:
 
 
 def status_ids(st: dict, key: bytes) -> tuple[int, int]:
-    """(real, effective) of the Uid: or Gid: line."""
-    parts = st[key].split()
+    """(real, effective) of the Uid: or Gid: line; ValueError when absent or short."""
+    parts = st.get(key, b"").split()
+    if len(parts) < 2:
+        raise ValueError(f"status has no usable {key.decode()}: line")
     return int(parts[0]), int(parts[1])
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from recorder.collect import Collector
+from recorder.collect import CLK_TCK, Collector
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("ps") is None,
@@ -52,6 +52,12 @@ WORKLOAD = (
 )
 
 PS_ENV = {**os.environ, "LC_ALL": "C"}
+
+
+def take_snapshot():
+    """One live snapshot of processes and threads (what ps shows), nothing else:
+    the shorter the collection, the tighter the bracket between the ps reads."""
+    return Collector(tables=("processes", "threads")).snapshot()
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +242,7 @@ def bracketed(workload):
     """(ps before, snapshot, ps after, wall time before the first ps)."""
     t0 = time.time()
     before = ps_processes()
-    snap = Collector().snapshot()
+    snap = take_snapshot()
     after = ps_processes()
     return before, snap, after, t0
 
@@ -244,7 +250,7 @@ def bracketed(workload):
 @pytest.fixture(scope="module")
 def bracketed_threads(workload):
     before = ps_threads()
-    snap = Collector().snapshot()
+    snap = take_snapshot()
     after = ps_threads()
     return before, snap, after
 
@@ -292,8 +298,11 @@ def test_processes_match_ps(workload, bracketed):
             problems.append((pid, "nlwp", r["num_threads"], (a["nlwp"], b["nlwp"])))
         if pid == me:
             continue  # our own rss moves while we collect
+        # Within max(1 MiB, 10%) of either read, or between them (a process
+        # that grew steadily across the bracket).
         rss_kib = r["rss"] / 1024
-        if not any(abs(rss_kib - p["rss"]) <= max(1024, 0.10 * p["rss"]) for p in (a, b)):
+        near = any(abs(rss_kib - p["rss"]) <= max(1024, 0.10 * p["rss"]) for p in (a, b))
+        if not near and not min(a["rss"], b["rss"]) <= rss_kib <= max(a["rss"], b["rss"]):
             problems.append((pid, "rss KiB", rss_kib, (a["rss"], b["rss"])))
     assert not problems, f"snapshot differs from ps: {problems}"
 
@@ -355,7 +364,7 @@ def test_threads_match_ps(workload, bracketed_threads):
 
 
 def test_cmdline_and_exe(workload):
-    snap = Collector().snapshot()
+    snap = take_snapshot()
     rows = by_pid(snap.tables["processes"])
     checked = [workload.threads, workload.odd] + ([workload.nobody] if workload.nobody else [])
     for p in checked:
@@ -404,23 +413,28 @@ def test_cli_record_and_query(workload, tmp_path):
 
     assert query(rec, "SELECT count(*) AS n FROM snapshots") == [{"n": 3}]
 
-    procs = query(rec, f"SELECT snapshot_id, num_threads, name, start_time FROM processes "
-                       f"WHERE pid = {pid} ORDER BY snapshot_id")
-    snaps = query(rec, "SELECT snapshot_id FROM snapshots ORDER BY snapshot_id")
-    assert [p["snapshot_id"] for p in procs] == [s["snapshot_id"] for s in snaps]
-    assert [p["num_threads"] for p in procs] == [WORKERS + 1] * 3
-    assert len({p["start_time"] for p in procs}) == 1
-
-    threads = query(rec, f"SELECT snapshot_id, count(*) AS n, "
-                         f"count(*) FILTER (WHERE name LIKE 'worker-%') AS workers "
-                         f"FROM threads WHERE pid = {pid} GROUP BY 1 ORDER BY 1")
-    assert [(t["n"], t["workers"]) for t in threads] == [(WORKERS + 1, WORKERS)] * 3
-
-    rates = query(rec, f"SELECT snapshot_id, cpu_pct FROM process_rates WHERE pid = {pid} ORDER BY ts")
-    assert len(rates) == 3
-    assert rates[0]["cpu_pct"] is None  # no previous snapshot to diff against
-    assert rates[1]["cpu_pct"] is not None and rates[2]["cpu_pct"] is not None
-    assert all(0 <= x["cpu_pct"] < 50 for x in rates[1:]), rates  # the workload sleeps
+    # One row per snapshot: the workload's process row, its thread rows and its rate.
+    rows = query(rec, f"""
+        SELECT s.snapshot_id, p.pid, p.num_threads, p.start_time,
+               (SELECT count(*) FROM threads t
+                 WHERE t.snapshot_id = s.snapshot_id AND t.pid = {pid}) AS n_threads,
+               (SELECT count(*) FROM threads t
+                 WHERE t.snapshot_id = s.snapshot_id AND t.pid = {pid} AND t.name LIKE 'worker-%') AS workers,
+               (SELECT count(*) FROM process_rates r
+                 WHERE r.snapshot_id = s.snapshot_id AND r.pid = {pid}) AS n_rates,
+               (SELECT any_value(r.cpu_pct) FROM process_rates r
+                 WHERE r.snapshot_id = s.snapshot_id AND r.pid = {pid}) AS cpu_pct
+        FROM snapshots s LEFT JOIN processes p ON p.snapshot_id = s.snapshot_id AND p.pid = {pid}
+        ORDER BY s.snapshot_id""")
+    assert len(rows) == 3
+    assert [x["pid"] for x in rows] == [pid] * 3, "the workload is missing from a snapshot"
+    assert [x["num_threads"] for x in rows] == [WORKERS + 1] * 3
+    assert len({x["start_time"] for x in rows}) == 1
+    assert [(x["n_threads"], x["workers"]) for x in rows] == [(WORKERS + 1, WORKERS)] * 3
+    assert [x["n_rates"] for x in rows] == [1, 1, 1]
+    assert rows[0]["cpu_pct"] is None  # no previous snapshot to diff against
+    assert rows[1]["cpu_pct"] is not None and rows[2]["cpu_pct"] is not None
+    assert all(0 <= x["cpu_pct"] < 50 for x in rows[1:]), rows  # the workload sleeps
 
 
 # ---------------------------------------------------------------------------
@@ -474,3 +488,62 @@ def test_record_stopped_by_signal(tmp_path, sig):
     (n,), = r.con.execute("SELECT count(*) FROM snapshots").fetchall()
     (d,), = r.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchall()
     assert n == d == n_snap_rows
+
+
+# ---------------------------------------------------------------------------
+# cpu_pct of an idle process is exactly 0
+#
+# Regression test. The views computed cpu_pct as
+# (utime + stime - prev_utime - prev_stime) / dt * 100, which in doubles is
+# float noise (e.g. -3.5e-16, so a *negative* CPU %) for unchanged counters
+# about half the time; fixed by ((utime - prev_utime) + (stime - prev_stime)).
+
+
+def _noisy_ticks() -> tuple[int, int]:
+    """Tick counts (user, system) for which u + s - u - s is not 0.0 in doubles,
+    evaluated left to right as DuckDB does (e.g. 1 and 2 ticks at CLK_TCK 100)."""
+    for u in range(1, 200):
+        for s in range(1, 200):
+            a, b = u / CLK_TCK, s / CLK_TCK
+            if a + b - a - b < 0:
+                return u, s
+    raise AssertionError("no noisy tick pair")  # pragma: no cover
+
+
+@pytest.mark.parametrize("view,table", [("process_rates", "processes"), ("thread_rates", "threads")])
+def test_cpu_pct_of_idle_process_is_exactly_zero(workload, tmp_path, view, table):
+    """Two live snapshots of the sleeping workload, recorded and read back through
+    the real store and views. Its counters do not move between them, so its
+    cpu_pct must be exactly 0 (the views promise never a negative rate). The
+    counters are set to tick values the kernel can report (it sleeps, so the
+    real ones are equal in both snapshots too; these make the arithmetic
+    reproducible instead of depending on how much CPU its start-up took)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from analyze.db import Recording
+    from recorder.store import Store
+
+    pid = workload.threads.pid
+    u, s = _noisy_ticks()
+    rec = tmp_path / "rec"
+    with Store(rec) as store:
+        for _ in range(2):
+            snap = take_snapshot()
+            t = snap.tables[table]
+            mine = pc.equal(t["pid"], pid)
+            # The workload is idle: its real counters are unchanged between the two.
+            assert pc.sum(mine.cast("int64")).as_py() == (1 if table == "processes" else WORKERS + 1)
+            for col, v in (("utime", u / CLK_TCK), ("stime", s / CLK_TCK)):
+                t = t.set_column(t.schema.get_field_index(col), col,
+                                 pc.if_else(mine, pa.scalar(v, pa.float64()), t[col]))
+            snap.tables[table] = t
+            store.write(snap)
+            time.sleep(0.05)
+    r = Recording.open([str(rec)])
+    rows = r.con.execute(f"SELECT snapshot_id, cpu_pct FROM {view} WHERE pid = ? ORDER BY ts, 1",
+                         [pid]).fetchall()
+    later = [c for _, c in rows[len(rows) // 2:]]
+    assert len(rows) == 2 * (1 if table == "processes" else WORKERS + 1)
+    assert all(c is not None and c >= 0 for c in later), later
+    assert later == [0.0] * len(later), later

@@ -1,0 +1,195 @@
+"""procsnap's descriptors and sockets against the real lsof and ss, same host, same moment.
+
+A workload process (tests/fdworkload.py) holds a TCP listener, an established
+pair, a UDP socket, an IPv6 listener, a unix listener, a pipe, a file read at a
+known offset, a file open for writing, a deleted file and a file with an odd
+name. We snapshot it and compare with `lsof -n -P -K i` and `ss -tunapx`.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.collect import Collector
+
+HERE = Path(__file__).resolve().parent
+
+pytestmark = pytest.mark.skipif(not shutil.which("lsof") or not shutil.which("ss"), reason="needs lsof and ss")
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fdwork")
+    p = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(p.stdout.readline())
+        info["tmp"] = str(tmp)
+        yield info
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module")
+def snap(workload):
+    return Collector(tables=("processes", "open_files", "sockets")).snapshot()
+
+
+def lsof_fields(*args):
+    """Parse `lsof -F` output into a list of per-file dicts (with the pid)."""
+    out = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-F", "pcfatDoinTP", *args],
+                         capture_output=True, text=True, errors="surrogateescape").stdout
+    files, pid, cur = [], None, None
+    for line in out.splitlines():
+        if not line:
+            continue
+        k, v = line[0], line[1:]
+        if k == "p":
+            pid = int(v)
+        elif k == "f":
+            cur = {"pid": pid, "f": v}
+            files.append(cur)
+        elif k == "T" and cur is not None:
+            key, _, val = v.partition("=")
+            cur["T" + key] = val
+        elif cur is not None:
+            cur[k] = v
+    return files
+
+
+def ours(snap, pid):
+    return [r for r in snap.tables["open_files"].to_pylist() if r["pid"] == pid]
+
+
+def lsof_key(f):
+    """(FD, TYPE, NAME) as lsof's normal output prints them (-F keeps the TCP
+    and unix state apart, in the T field)."""
+    fd = f["f"] + (f.get("a", "").strip() if f["f"].isdigit() else "")
+    name = f.get("n", "").rstrip()
+    if "TST" in f and (f.get("t") == "unix" or f.get("P") == "TCP"):
+        name += f" ({f['TST']})"
+    return (fd, f.get("t", ""), name)
+
+
+def our_key(r):
+    from analyze.output import escape
+    name = r["name_raw"].decode("utf-8", "backslashreplace") if r["name_raw"] is not None else r["name"]
+    return ((r["fd"] + (r["mode"] or "")) if r["fd_num"] is not None else r["fd"], r["type"], escape(name))
+
+
+def test_every_descriptor_matches_lsof(workload, snap):
+    pid = workload["pid"]
+    theirs = {lsof_key(f) for f in lsof_fields("-p", str(pid))}
+    mine = {our_key(r) for r in ours(snap, pid)}
+    assert mine == theirs
+    # the known descriptors are there, with lsof's text
+    fds = workload["fds"]
+    by_fd = {r["fd_num"]: r for r in ours(snap, pid) if r["fd_num"] is not None}
+    p = workload["tcp_port"]
+    assert by_fd[fds["listen"]]["name"] == f"127.0.0.1:{p} (LISTEN)"
+    assert by_fd[fds["client"]]["name"] == f"127.0.0.1:{workload['client_port']}->127.0.0.1:{p} (ESTABLISHED)"
+    assert by_fd[fds["listen6"]]["name"] == f"[::1]:{workload['tcp6_port']} (LISTEN)"
+    assert by_fd[fds["udp"]]["name"] == f"127.0.0.1:{workload['udp_port']}" and by_fd[fds["udp"]]["proto"] == "UDP"
+    assert by_fd[fds["unix"]]["name"] == f"{workload['unix_path']} type=STREAM (LISTEN)"
+    assert (by_fd[fds["pipe_r"]]["type"], by_fd[fds["pipe_r"]]["mode"]) == ("FIFO", "r")
+    assert by_fd[fds["pipe_w"]]["mode"] == "w" and by_fd[fds["odd"]]["mode"] == "u"
+    assert by_fd[fds["deleted"]]["deleted"] is True and by_fd[fds["deleted"]]["name"].endswith(" (deleted)")
+    odd = by_fd[fds["odd"]]
+    assert odd["name_raw"] == os.path.join(os.fsencode(workload["tmp"]), b"odd name\n\xff.txt")
+    cwd = next(r for r in ours(snap, pid) if r["fd"] == "cwd")
+    assert cwd["name"] == workload["tmp"] and cwd["type"] == "DIR"
+
+
+def test_offsets_match_lsof(workload, snap):
+    pid = workload["pid"]
+    theirs = {f["f"]: f["o"] for f in lsof_fields("-o", "-p", str(pid)) if f["f"].isdigit() and "o" in f}
+    mine = {r["fd"]: r["pos"] for r in ours(snap, pid) if r["fd_num"] is not None and r["pos"] is not None}
+    assert theirs and set(mine) <= set(theirs)
+    for fd, pos in mine.items():
+        assert theirs[fd] == f"0t{pos}", fd
+    fds = workload["fds"]
+    assert mine[str(fds["read"])] == 1234
+    assert mine[str(fds["write"])] == 100 and mine[str(fds["deleted"])] == 77
+
+
+def test_sizes_devices_and_inodes_match_lsof(workload, snap):
+    pid = workload["pid"]
+    theirs = {lsof_key(f)[:1] + (f["t"],): f for f in lsof_fields("-p", str(pid))}
+    for r in ours(snap, pid):
+        if r["type"] in ("REG", "DIR", "FIFO") and r["inode"] is not None:
+            t = theirs[(our_key(r)[0], r["type"])] if r["fd"] not in ("mem", "DEL") else None
+            if t is None:
+                continue
+            assert int(t["i"]) == r["inode"], r
+            major, minor = (int(x) for x in r["device"].split(","))
+            assert int(t["D"], 16) == os.makedev(major, minor), r
+
+
+SS_STATE = {"ESTAB": "ESTABLISHED", "LISTEN": "LISTEN", "UNCONN": "UNCONN", "CLOSE-WAIT": "CLOSE_WAIT",
+            "TIME-WAIT": "TIME_WAIT", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV"}
+SS_NETID = {"u_str": ("unix", "STREAM"), "u_dgr": ("unix", "DGRAM"), "u_seq": ("unix", "SEQPACKET"),
+            "tcp": ("inet", "TCP"), "udp": ("inet", "UDP")}
+
+
+def test_sockets_match_ss(workload, snap):
+    pid = workload["pid"]
+    out = subprocess.run(["ss", "-tunapxH"], capture_output=True, text=True).stdout
+    theirs = set()
+    for line in out.splitlines():
+        m = re.search(rf'pid={pid},fd=(\d+)', line)
+        if not m:
+            continue
+        f = line.split()
+        netid, state = f[0], SS_STATE.get(f[1], f[1])
+        fam, proto = SS_NETID[netid]
+        local = f[4]
+        port = int(local.rsplit(":", 1)[1]) if fam == "inet" else None
+        theirs.add((int(m.group(1)), proto, state, port))
+    mine = set()
+    for s in snap.tables["sockets"].to_pylist():
+        if s["pid"] != pid:
+            continue
+        proto = s["proto"] if s["family"] in ("IPv4", "IPv6") else s["sock_type"]
+        mine.add((s["fd"], proto, s["state"], s["local_port"]))
+    assert mine == theirs and len(mine) == 6
+
+
+def test_a_shared_socket_appears_for_each_owner_and_unowned_ones_are_kept():
+    import socket
+    import time
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    port = lst.getsockname()[1]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=[lst.fileno()])
+    # a TIME_WAIT socket: the side that closes first keeps it
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = lst.accept()
+    a.close()
+    time.sleep(0.05)
+    c.close()
+    try:
+        snap = Collector(tables=("processes", "open_files", "sockets")).snapshot()
+        rows = [s for s in snap.tables["sockets"].to_pylist() if s["local_port"] == port and s["state"] == "LISTEN"]
+        assert {r["pid"] for r in rows} == {os.getpid(), child.pid}
+        tw = [s for s in snap.tables["sockets"].to_pylist() if s["state"] == "TIME_WAIT" and port in
+              (s["local_port"], s["remote_port"])]
+        assert tw and all(s["pid"] is None and s["inode"] == 0 for s in tw)
+    finally:
+        child.kill()
+        child.wait()
+        lst.close()
+
+
+def test_pid1_denied_rows_match_lsof(snap):
+    theirs = {lsof_key(f) for f in lsof_fields("-p", "1")}
+    mine = {our_key(r) for r in ours(snap, 1)}
+    if not any(t[1] == "unknown" for t in theirs):
+        pytest.skip("pid 1 is readable on this host")
+    assert mine == theirs
