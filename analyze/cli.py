@@ -223,6 +223,56 @@ def schema(
     render(["table", "column", "type", "unit", "meaning"], rows, _format(fmt))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             options_metavar="[LSOF OPTIONS] [--rec DIR [--at TIME] [--host NAME]] [-f FORMAT] [NAMES]...")
+def lsof(ctx: typer.Context):
+    """List open files as lsof does, on the live host or in a recording at any moment.
+
+    \b
+    Examples:
+      procsnap lsof -i :8080
+      procsnap lsof -i TCP:22
+      procsnap lsof -i -sTCP:LISTEN
+      procsnap lsof -i 4 -a -u www-data
+      procsnap lsof -p 1
+      procsnap lsof +D /var/log
+      procsnap lsof /run
+      procsnap lsof --rec ./incident --at 03:14 -i :8080
+      kill $(procsnap lsof -t -i :8080)
+
+    \b
+    lsof's options, with lsof's meaning (selections are ORed; -a ANDs them):
+      -p PID[,PID]  processes (^PID excludes)
+      -u USER[,USER]  users, by name or uid (^USER excludes)
+      -c CMD        COMMAND starting with CMD, or /REGEX/[i] (^CMD excludes)
+      -i [46][PROTO][@HOST][:PORT[,PORT|-RANGE]]  internet files (all with no value)
+      -s TCP:STATE[,STATE]  only TCP/UDP files in these states (^STATE excludes)
+      -U            unix sockets
+      -d FD[,FD]    descriptors: cwd, rtd, txt, mem, 0-7, fd (^FD excludes)
+      +d DIR        DIR and the files directly in it
+      +D DIR        DIR and every file under it
+      NAMES         these files; a directory: where it is open (cwd, rtd, open dir)
+      -a            AND the selections
+      -t            process ids only, one per line
+      -l            user ids instead of names
+      -s            the SIZE column instead of SIZE/OFF
+      +c W          COMMAND width (default 9, 0 = all)
+      -Q            exit 0 even when something was not found
+      -n -P -K i -w  accepted (output is always numeric, without tasks)
+
+    \b
+    procsnap's own:
+      --rec DIR     read a recording (repeatable) instead of the live host
+      --at TIME     the latest snapshot at or before TIME (default: the last)
+      --host NAME   only this host of a fleet recording (repeatable)
+      -f FORMAT     table (lsof's listing, the default), csv or json
+
+    Exit status as lsof: 1 when nothing is listed or something asked for was not found.
+    """
+    from . import lsof as L
+    raise typer.Exit(L.run(list(ctx.args), help_text=ctx.get_help))
+
+
 # --------------------------------------------------------------------------
 
 

@@ -83,6 +83,7 @@ class Collector:
         self.maps_refresh = 60.0
         self._maps_cache: dict = {}
         self._maps_seen: set = set()
+        self._map_sizes: dict = {}
 
     # ------------------------------------------------------------------
     def _boot_id(self) -> str | None:
@@ -289,6 +290,7 @@ class Collector:
         # Forget the mappings of process instances that are gone.
         self._maps_cache = {k: v for k, v in self._maps_cache.items() if k in self._maps_seen}
         self._maps_seen = set()
+        self._map_sizes = {}
         meta["open_files_gone"] = files.gone
         meta["open_files_denied"] = files.denied
         self._sockets_pass = (files, sockets)
@@ -339,22 +341,29 @@ class Collector:
             except Gone:
                 if not fs.exists(pid, "stat"):
                     raise
-                continue  # kernel threads and zombies have none
+                if link == "exe":  # kernel threads and zombies have none
+                    out.add_unknown(base, fd, fs.path(pid, link))
+                continue
             out.add_path(base, fd, None, None, target, self._stat(fs.path(pid, link)))
         self._maps(pid, row, base, out, denied)
         if fds is not None:
+            # The hot loop (tens of thousands of descriptors): plain os calls on
+            # paths built once, errors mapped here as ProcFS would map them.
+            fd_dir = fs.path(pid, "fd") + "/"
+            info_dir = fs.path(pid, "fdinfo") + "/"
+            readlink, lstat, fsencode = os.readlink, os.lstat, os.fsencode
             for n in sorted(fds, key=int):
-                p = fs.path(pid, "fd", n)
+                p = fd_dir + n
                 try:
-                    target = fs.readlink(pid, "fd", n)
-                    mode = P.mode_letter(os.lstat(p).st_mode)
-                except Denied:
+                    target = readlink(fsencode(p))
+                    mode = P.mode_letter(lstat(p).st_mode)
+                except PermissionError:
                     out.add_denied(base, n, int(n), p)
                     continue
-                except (Gone, FileNotFoundError):
+                except OSError:
                     out.gone += 1  # closed while we looked
                     continue
-                if target.startswith(b"socket:["):
+                if target[:8] == b"socket:[":
                     out.add_socket(base, n, mode, int(target[8:-1]), p)
                     continue
                 st = self._stat(p)
@@ -362,11 +371,12 @@ class Collector:
                     out.gone += 1
                     continue
                 pos = None
-                if target.startswith(b"/") and (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
-                                                 or stat.S_ISBLK(st.st_mode)):
+                if target[:1] == b"/" and (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
+                                           or stat.S_ISBLK(st.st_mode)):
                     try:
-                        pos = P.parse_fdinfo_pos(fs.read(pid, "fdinfo", n))
-                    except (Gone, Denied, ValueError):
+                        with open(info_dir + n, "rb", buffering=0) as f:
+                            pos = P.parse_fdinfo_pos(f.read(4096))
+                    except (OSError, ValueError):
                         pos = None
                 out.add_path(base, n, mode, pos, target, st)
         row["denied"] = ",".join(dict.fromkeys(denied)) if denied else None
@@ -406,8 +416,13 @@ class Collector:
                 deleted = path.endswith(b" (deleted)")
                 size = None
                 if not deleted:
-                    st = self._stat(self.fs.path(pid, "map_files", rng))
-                    size = st.st_size if st is not None else None
+                    # Libraries are mapped by most processes: stat each file
+                    # once per snapshot, not once per process.
+                    size = self._map_sizes.get((dev, inode), -1)
+                    if size == -1:
+                        st = self._stat(self.fs.path(pid, "map_files", rng))
+                        size = st.st_size if st is not None else None
+                        self._map_sizes[(dev, inode)] = size
                 entries.append((dev, inode, path[:-10] if deleted else path, deleted, size))
             cached = (now, entries)
             self._maps_cache[key] = cached

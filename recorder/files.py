@@ -57,6 +57,10 @@ class FileRows:
         self._add(base, fd, fd_num, None, "unknown", None, None, None, None,
                   f"{path} (readlink: Permission denied)", False)
 
+    def add_unknown(self, base: dict, fd: str, path: str) -> None:
+        """What lsof lists for a link that does not resolve (a kernel thread's exe)."""
+        self._add(base, fd, None, None, "unknown", None, None, None, None, path, False)
+
     def add_path(self, base: dict, fd: str, mode, pos, target: bytes, st) -> None:
         fd_num = int(fd) if fd.isdigit() else None
         if st is None:

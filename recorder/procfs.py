@@ -4,7 +4,7 @@ Every read goes through the tiny helpers of :class:`ProcFS`, rooted at one
 procfs path, so that tests can point the whole recorder at a fake tree. The
 parsers are pure functions of bytes, so they are tested on their own.
 
-Errors are mapped in exactly one place (:func:`_map_errors`):
+Errors are mapped in exactly one place (:func:`_translate`):
 ``FileNotFoundError`` / ``ProcessLookupError`` / ``ESRCH`` mean the process or
 thread is gone (:class:`Gone`), ``PermissionError`` means access denied
 (:class:`Denied`). Anything else is a real error and propagates.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import contextmanager
+import re
 
 
 class Gone(Exception):
@@ -25,20 +25,13 @@ class Denied(Exception):
     """The kernel refused the read (EACCES / EPERM)."""
 
 
-@contextmanager
-def _map_errors():
-    try:
-        yield
-    except (FileNotFoundError, ProcessLookupError) as e:
-        raise Gone(str(e)) from None
-    except PermissionError as e:
-        raise Denied(str(e)) from None
-    except OSError as e:
-        if e.errno in (errno.ESRCH, errno.ENOENT):
-            raise Gone(str(e)) from None
-        if e.errno in (errno.EACCES, errno.EPERM):
-            raise Denied(str(e)) from None
-        raise
+def _translate(e: OSError) -> Exception:
+    """The one place errors are mapped: Gone, Denied, or the error itself."""
+    if isinstance(e, (FileNotFoundError, ProcessLookupError)) or e.errno in (errno.ESRCH, errno.ENOENT):
+        return Gone(str(e))
+    if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM):
+        return Denied(str(e))
+    return e
 
 
 class ProcFS:
@@ -48,31 +41,36 @@ class ProcFS:
         self.root = root.rstrip("/") or "/"
 
     def path(self, *parts: object) -> str:
-        return self.root + "/" + "/".join(str(p) for p in parts)
+        return "/".join((self.root, *map(str, parts)))
 
     def read(self, *parts: object) -> bytes:
         """The whole content of a file, as bytes."""
-        p = self.path(*parts)
-        with _map_errors():
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.path(*parts), os.O_RDONLY | os.O_CLOEXEC)
             try:
+                # /proc files come a page at a time: a short read is not EOF.
                 chunks = []
                 while True:
                     b = os.read(fd, 65536)
                     if not b:
-                        break
+                        return b"".join(chunks)
                     chunks.append(b)
             finally:
                 os.close(fd)
-        return b"".join(chunks)
+        except OSError as e:
+            raise _translate(e) from None
 
     def readlink(self, *parts: object) -> bytes:
-        with _map_errors():
+        try:
             return os.readlink(os.fsencode(self.path(*parts)))
+        except OSError as e:
+            raise _translate(e) from None
 
     def listdir(self, *parts: object) -> list[str]:
-        with _map_errors():
+        try:
             return os.listdir(self.path(*parts))
+        except OSError as e:
+            raise _translate(e) from None
 
     def pids(self) -> list[int]:
         """Numeric entries of the root: the thread groups."""
@@ -388,21 +386,19 @@ def parse_fdinfo_pos(data: bytes) -> int | None:
     return None
 
 
-def parse_maps(data: bytes) -> list[tuple[str, int, int, bytes]]:
+_MAPS_FILE = re.compile(rb"^(\S+) \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(/.*)$", re.M)
+
+
+def parse_maps(data: bytes) -> list[tuple[str, str, int, bytes]]:
     """(start-end, dev as 'major,minor', inode, path) of each file mapping, in order.
 
     Anonymous mappings, [heap], [stack] and friends (inode 0) are left out.
     """
     out = []
-    for line in data.split(b"\n"):
-        f = line.split(None, 5)
-        if len(f) < 6 or not f[5].startswith(b"/"):
+    for rng, major, minor, inode, path in _MAPS_FILE.findall(data):
+        if inode == b"0":
             continue
-        inode = int(f[4])
-        if inode == 0:
-            continue
-        major, _, minor = f[3].partition(b":")
-        out.append((f[0].decode(), f"{int(major, 16)},{int(minor, 16)}", inode, f[5]))
+        out.append((rng.decode(), f"{int(major, 16)},{int(minor, 16)}", int(inode), path))
     return out
 
 

@@ -8,6 +8,9 @@ Children (comm names set with prctl so ps, top and procsnap show them):
   ps-threads  8 named threads (ps-worker-0..7) sleeping: nlwp 9
   ps-short    exits after --short-for seconds
   ps-late     started after --late-after seconds
+  ps-server   listens on TCP 127.0.0.1:18080 (or any free port), holds one
+              established connection to itself, a UDP socket on
+              127.0.0.1:18081, a unix listener, a pipe, and a deleted file
 The parent is ps-parent; it prints "ready" once the first children run and
 kills every child on SIGTERM or after --hold seconds.
 """
@@ -51,6 +54,37 @@ def child(role: str) -> None:
             threading.Thread(target=worker, args=(i,), daemon=True).start()
         while True:
             time.sleep(3600)
+    elif role == "server":
+        import socket
+        import tempfile
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            lst.bind(("127.0.0.1", 18080))
+        except OSError:
+            lst.bind(("127.0.0.1", 0))
+        lst.listen(8)
+        cli = socket.create_connection(lst.getsockname())
+        conn, _ = lst.accept()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind(("127.0.0.1", 18081))
+        except OSError:
+            udp.bind(("127.0.0.1", 0))
+        d = tempfile.mkdtemp(prefix="procsnap-sample-")
+        ux = socket.socket(socket.AF_UNIX)
+        ux.bind(os.path.join(d, "control.sock"))
+        ux.listen(4)
+        r, w = os.pipe()
+        gone = open(os.path.join(d, "scratch.tmp"), "w+")
+        gone.write("x" * 4096)
+        gone.flush()
+        os.unlink(os.path.join(d, "scratch.tmp"))
+        os.unlink(os.path.join(d, "control.sock"))  # the socket stays bound
+        os.rmdir(d)
+        keep = (lst, cli, conn, udp, ux, r, w, gone)
+        while keep:
+            time.sleep(3600)
     elif role == "short":
         time.sleep(float(os.environ.get("SHORT_FOR", "2")))
     else:  # late, sleeper
@@ -77,7 +111,7 @@ def main() -> None:
     a = ap.parse_args()
     set_name("ps-parent")
     os.environ["SHORT_FOR"] = str(a.short_for)
-    kids = [spawn(r) for r in ("burner", "hog", "threads", "short")]
+    kids = [spawn(r) for r in ("burner", "hog", "threads", "short", "server")]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -65,7 +65,7 @@ def test_process_tree_puts_children_under_their_parent(rec):
     by_pid = {r["pid"]: r for r in rows}
     parent = next(r for r in rows if r["tree"].strip() == "ps-parent")
     kids = [r for r in rows if r["ppid"] == parent["pid"]]
-    assert {r["tree"].strip() for r in kids} == {"ps-burner", "ps-hog", "ps-threads", "ps-late"}
+    assert {r["tree"].strip() for r in kids} == {"ps-burner", "ps-hog", "ps-threads", "ps-late", "ps-server"}
     for k in kids:
         assert k["depth"] == parent["depth"] + 1
         assert k["tree"] == "  " * k["depth"] + k["tree"].strip()
@@ -123,3 +123,23 @@ def test_query_header_parsing(tmp_path):
     assert (q.title, q.description) == ("T", "a b")
     assert [(p.name, p.type, p.default, p.description) for p in q.params] == [
         ("n", "int", "3", "How many"), ("who", "text", None, "Required one")]
+
+
+def test_listening_sockets(rec):
+    rows = [r for r in run(rec, "listening_sockets") if r["name"] == "ps-server"]
+    kinds = {(r["family"], r["proto"], r["state"]) for r in rows}
+    assert kinds == {("IPv4", "TCP", "LISTEN"), ("IPv4", "UDP", "UNCONN"), ("unix", "STREAM", "LISTEN")}
+    tcp = next(r for r in rows if r["proto"] == "TCP")
+    assert tcp["address"].startswith("127.0.0.1:") and tcp["accept_queue"] == 0
+    unix = next(r for r in rows if r["family"] == "unix")
+    assert unix["address"].endswith("/control.sock")
+
+
+def test_fd_counts(rec):
+    rows = run(rec, "fd_counts", limit=500)
+    srv = next(r for r in rows if r["name"] == "ps-server")
+    # its own 5 sockets, 2 pipe ends (plus any pipe inherited as stdio), 1 deleted file
+    assert (srv["sockets"], srv["deleted"]) == (5, 1) and srv["pipes"] >= 2
+    assert srv["files"] >= 1 and srv["fds"] >= 3 + 5 + 2 + 1  # stdio, sockets, pipe ends, the deleted file
+    assert srv["fd_limit"] > 0 and 0 < srv["pct_of_limit"] < 100
+    assert [r["fds"] for r in rows] == sorted((r["fds"] for r in rows), reverse=True)
