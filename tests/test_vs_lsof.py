@@ -218,3 +218,114 @@ def test_socket_tables_longer_than_a_page_are_read_whole():
     finally:
         for s in socks:
             s.close()
+
+
+# --------------------------------------------------------------------------
+# Each example of lsof's introduction, live, against the real lsof.
+
+def lsof_pids(*args):
+    p = subprocess.run(["lsof", "-n", "-P", "-t", *args], capture_output=True, text=True)
+    return {int(x) for x in p.stdout.split()}, p.returncode
+
+
+def procsnap_pids(*args):
+    from .conftest import run_cli
+    p = run_cli("lsof", "-t", *args)
+    assert "Traceback" not in p.stderr
+    return {int(x) for x in p.stdout.split()}, p.returncode
+
+
+def same_pids(*args, stable=None):
+    """Both tools' pids for the same options, restricted to processes that
+    outlive the comparison (the tools themselves and pytest's helpers come
+    and go); retried, since other processes on the host move too."""
+    for _ in range(5):
+        theirs, rc_t = lsof_pids(*args)
+        mine, rc_m = procsnap_pids(*args)
+        transient = {p for p in theirs ^ mine if not os.path.exists(f"/proc/{p}")}
+        if (theirs - transient) == (mine - transient) and rc_t == rc_m:
+            break
+    assert mine - transient == theirs - transient and rc_m == rc_t
+    return mine
+
+
+@pytest.fixture(scope="module")
+def nobody(workload):
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv")
+    import pwd
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                          sys.executable, "-c",
+                          "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+                          "print(s.getsockname()[1], flush=True); time.sleep(120)"],
+                         stdout=subprocess.PIPE, text=True, cwd="/run")
+    port = int(p.stdout.readline())
+    yield {"pid": p.pid, "port": port}
+    p.kill()
+    p.wait()
+
+
+def test_example_i(workload, nobody):
+    pids = same_pids("-i")
+    assert {workload["pid"], nobody["pid"]} <= pids
+
+
+def test_example_i_port(workload):
+    pids = same_pids("-i", f":{workload['tcp_port']}")
+    assert pids == {workload["pid"]}
+
+
+def test_example_i_tcp_port(workload):
+    assert same_pids("-i", f"TCP:{workload['tcp_port']}") == {workload["pid"]}
+    assert same_pids("-i", f"UDP:{workload['tcp_port']}") == set()
+    same_pids("-i", "TCP:22")  # the seed's example, whatever this host runs on 22
+
+
+def test_example_i_4_and_6(workload):
+    assert workload["pid"] in same_pids("-i", "4")
+    assert workload["pid"] in same_pids("-i", "6")
+    assert same_pids("-i", f"6TCP:{workload['tcp_port']}") == set()
+
+
+def test_example_i_listen(workload, nobody):
+    both = f"{workload['pid']},{nobody['pid']}"
+    assert same_pids("-i", "-sTCP:LISTEN", "-a", "-p", both) == {workload["pid"], nobody["pid"]}
+    assert same_pids("-i", "-s", "TCP:LISTEN", "-a", "-p", both) == {workload["pid"], nobody["pid"]}
+    assert same_pids("-i", "-sTCP:ESTABLISHED", "-a", "-p", both) == {workload["pid"]}
+
+
+def test_example_p_1_full_listing():
+    from .conftest import run_cli
+    for _ in range(5):
+        real = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-p", "1"], capture_output=True, text=True).stdout
+        mine = run_cli("lsof", "-p", "1").stdout
+        if real == mine:
+            break
+    assert mine == real
+
+
+def test_example_p_workload_full_listing(workload):
+    from .conftest import run_cli
+    pid = str(workload["pid"])
+    real = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-p", pid], capture_output=True, text=True,
+                          errors="surrogateescape").stdout
+    mine = run_cli("lsof", "-p", pid).stdout
+    assert mine == real
+
+
+def test_example_u(nobody):
+    assert same_pids("-u", "nobody") == {nobody["pid"]}
+
+
+def test_example_i_u_is_an_or(workload, nobody):
+    pids = same_pids("-i", "-u", "nobody")
+    assert {workload["pid"], nobody["pid"]} <= pids
+    assert same_pids("-a", "-i", "-u", "nobody") == {nobody["pid"]}
+
+
+def test_example_dir_argument(nobody):
+    assert nobody["pid"] in same_pids("/run")
