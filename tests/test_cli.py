@@ -112,3 +112,41 @@ def test_every_command_is_documented():
     for name, sub in cmd.commands.items():
         assert f"procsnap {name}" in readme, name
         assert "Example" in (sub.help or ""), name
+
+
+def test_record_shows_progress_on_a_terminal_and_is_silent_otherwise(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    cmd = [sys.executable, "-m", "analyze.cli", "record", "-i", "0.2", "-n", "2"]
+    # piped: silent
+    p = subprocess.run(cmd + ["-o", str(tmp_path / "a")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0 and p.stdout == "" and p.stderr == ""
+    # on a terminal: a progress line and a summary on stderr
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cmd + ["-o", str(tmp_path / "b")], stdin=slave, stdout=slave, stderr=slave, cwd=ROOT)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(timeout=60) == 0
+    text = out.decode()
+    assert "2 snapshots" in text and "wrote 2 snapshots" in text
+    # -q on a terminal: silent
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cmd + ["-q", "-o", str(tmp_path / "c")], stdin=slave, stdout=slave, stderr=slave, cwd=ROOT)
+    os.close(slave)
+    assert p.wait(timeout=60) == 0
+    os.set_blocking(master, False)
+    try:
+        assert os.read(master, 4096) == b""
+    except (BlockingIOError, OSError):
+        pass

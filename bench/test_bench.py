@@ -1,0 +1,105 @@
+"""Checks of the benchmark harness itself (not of procsnap's speed).
+
+Run with: pytest bench/test_bench.py   (as root, like the rest of the suite)
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOADGEN = os.path.join(HERE, "loadgen.py")
+RUN = os.path.join(HERE, "run.py")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start(tmp_root, *args):
+    p = subprocess.Popen([sys.executable, LOADGEN, "--tmp-root", str(tmp_root), *args],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p, json.loads(p.stdout.readline())
+
+
+def _wait_gone(pids, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(x) for x in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_loadgen_opens_the_mix_and_cleans_up(tmp_path):
+    p, info = _start(tmp_path, "-N", "8", "-M", "40", "-K", "3")
+    try:
+        assert info["procs"] == len(info["pids"]) == 8
+        assert info["threads_total"] == 24
+        kinds = set()
+        for pid in info["pids"]:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            assert 38 <= len(fds) <= 46
+            assert len(os.listdir(f"/proc/{pid}/task")) == 3
+            for fd in fds:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                kinds.add(target.split(":")[0] if ":" in target else
+                          "deleted" if target.endswith("(deleted)") else "path")
+            with open(f"/proc/{pid}/maps") as f:
+                assert "data-" in f.read()  # an mmapped file
+        assert {"socket", "pipe", "anon_inode", "deleted", "path"} <= kinds
+        assert os.path.isdir(info["tmpdir"])
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(30)
+    assert _wait_gone(info["pids"])
+    assert not os.path.exists(info["tmpdir"])
+
+
+def test_loadgen_sigkill_kills_children_and_next_run_removes_the_dir(tmp_path):
+    p, info = _start(tmp_path, "-N", "4", "-M", "20", "-K", "2", "--leakers", "1", "--burners", "1",
+                     "--burn-duty", "0.1")
+    p.kill()
+    p.wait()
+    assert _wait_gone(info["pids"] + info["leaker_pids"] + info["burner_pids"])
+    assert os.path.exists(info["tmpdir"])  # nothing could run on SIGKILL
+    p2, info2 = _start(tmp_path, "-N", "1", "-M", "10", "-K", "1", "--hold", "0.1")
+    assert p2.wait(30) == 0
+    assert not os.path.exists(info["tmpdir"]) and not os.path.exists(info2["tmpdir"])
+
+
+def test_runner_quick(tmp_path):
+    out = tmp_path / "BENCH.md"
+    raw = tmp_path / "runs.json"
+    r = subprocess.run([sys.executable, RUN, "--quick", "--out", str(out), "--json", str(raw)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "## Scale 20x10x2" in text and "## Machine" in text
+    assert "procsnap CPU / (lsof -n -P -K i + ps -eLo + ss) CPU" in text
+    for tool in ("procsnap snapshot", "lsof -n -P -K i", "ps -eLo", "ss -tunapx"):
+        assert f"| {tool} |" in text
+    runs = json.loads(raw.read_text())[0]["runs"]
+    # interleaved: two rounds, every tool once per round, rotated order
+    rounds = {}
+    for x in runs:
+        rounds.setdefault(x["round"], []).append(x["tool"])
+    assert sorted(rounds) == [0, 1] and rounds[0][1:] + rounds[0][:1] == rounds[1]
+    assert all(x["status"] == 0 and x["cpu"] > 0 and x["rss_kib"] > 0 for x in runs)
+    # a tool's peak RSS is its own, not the runner's (ps is a few MiB)
+    assert min(x["rss_kib"] for x in runs if x["tool"] == "ss -tunapx") < 10 * 1024
+    assert "0 load processes left, temp dir removed" in text
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
