@@ -223,6 +223,58 @@ def schema(
     render(["table", "column", "type", "unit", "meaning"], rows, _format(fmt))
 
 
+@app.command()
+def diff(
+    recordings: Optional[List[str]] = typer.Argument(None, metavar="[BEFORE AFTER]",
+                                                     help="Two recordings to compare (before and after a deploy)."),
+    rec: Optional[List[str]] = typer.Option(None, "--rec", help="One recording: compare two of its moments."),
+    at_from: Optional[str] = typer.Option(None, "--from", help="First moment (with --rec: default its start; "
+                                                              "with two recordings: the moment of BEFORE, default its end)."),
+    at_to: Optional[str] = typer.Option(None, "--to", help="Second moment (default: the end; with two recordings, "
+                                                          "the moment of AFTER)."),
+    threshold: float = typer.Option(10.0, "--threshold", help="Hide numeric changes smaller than this percent of the "
+                                                              "old value (and than 1 MiB RSS, 5 points of CPU, 1 fd)."),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are differences (for pipelines)."),
+    fmt: Optional[str] = typer.Option("text", "-f", "--format", help="text or json."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """What changed: processes started, exited and restarted; listening sockets opened and closed;
+    per process RSS, threads, fds by type, CPU %, user, fd limit and working directory; files opened
+    and closed by long-lived processes.
+
+    Examples:
+      procsnap diff --rec ./incident --from 03:00 --to 03:15
+      procsnap diff ./before-deploy ./after-deploy --exit-code
+      procsnap diff ./before ./after -f json | jq '.comparisons[0].restarted'
+
+    Across recordings, processes are matched by executable, command line (digits ignored), cgroup
+    and user rather than pid, so a restarted service shows as restarted, with its changes.
+    """
+    from . import diff as D
+    from .db import Recording
+    from .output import _json_value
+    if fmt not in ("text", "json"):
+        raise UsageError(f"bad format {fmt!r}: use text or json")
+    if threshold < 0:
+        raise UsageError("--threshold must be 0 or more")
+    recordings = recordings or []
+    if rec and recordings:
+        raise UsageError("give either --rec DIR or two recordings BEFORE AFTER, not both")
+    if rec:
+        result = D.run(Recording.open(rec, hosts=host), None, at_from, at_to, host, threshold)
+    elif len(recordings) == 2:
+        result = D.run(Recording.open([recordings[0]], hosts=host), Recording.open([recordings[1]], hosts=host),
+                       at_from, at_to, host, threshold)
+    else:
+        raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
+    if fmt == "json":
+        print(json.dumps(_json_value(result), indent=1))
+    else:
+        print("\n\n".join(D.text(c) for c in result["comparisons"]))
+    if exit_code and result["differences"]:
+        raise typer.Exit(1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              options_metavar="[LSOF OPTIONS] [--rec DIR [--at TIME] [--host NAME]] [-f FORMAT] [NAMES]...")
 def lsof(ctx: typer.Context):

@@ -1,0 +1,366 @@
+"""What changed between two moments: of one recording, or of two recordings
+(the host before and after a deploy).
+
+Processes are matched in two steps. First by instance, (boot_id, pid,
+start_time): the very same process. Then, among those left, by identity: the
+executable, the command line with every run of digits replaced by '#'
+(ports, pids, sizes and dates change from one run to the next), the cgroup
+normalised the same way, and the user. A process matched by identity but not
+by instance was restarted; it is reported as such, with its changes, rather
+than as one gone and one new. What is left was started or exited.
+
+Kernel threads and the recorder itself are left out: they are not what a
+deploy changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .db import Moment, Recording
+from .errors import ProcsnapError
+
+_DIGITS = re.compile(r"\d+")
+
+# A numeric change is shown only when it is at least this much in absolute
+# terms AND at least --threshold percent of the old value.
+FLOORS = {"rss": 1 << 20, "num_threads": 1, "cpu_pct": 5.0, "fds": 1}
+FD_KINDS = ("files", "sockets", "pipes", "anon_inodes", "other")
+SOCKET_TYPES = ("IPv4", "IPv6", "unix", "netlink", "raw", "raw6", "pack", "sock")
+
+
+def normalise(text: str | None) -> str:
+    return _DIGITS.sub("#", text or "")
+
+
+@dataclass
+class Proc:
+    host: str
+    pid: int
+    ppid: int
+    boot_id: str | None
+    start_time: object
+    name: str
+    exe: str | None
+    cmdline: str | None
+    user: str
+    cgroup: str | None
+    num_threads: int
+    rss: int
+    fd_limit: int | None
+    cpu_pct: float | None = None
+    cwd: str | None = None
+    fds: dict = field(default_factory=dict)
+    files: set = field(default_factory=set)
+    listening: set = field(default_factory=set)
+
+    @property
+    def instance(self):
+        return (self.boot_id, self.pid, self.start_time)
+
+    @property
+    def identity(self):
+        return (self.exe or self.name, normalise(self.cmdline), normalise(self.cgroup), self.user)
+
+    def brief(self) -> dict:
+        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "user": self.user,
+                "start_time": self.start_time, "exe": self.exe, "cmdline": self.cmdline}
+
+
+@dataclass
+class Side:
+    rec: Recording
+    moment: Moment
+    label: str
+
+
+def _moment(rec: Recording, at: str | None, host: str | None) -> Moment:
+    moments = rec.moment(at)
+    if not moments:
+        raise ProcsnapError("the recording has no snapshots")
+    if host is not None:
+        moments = [m for m in moments if m.host == host]
+        if not moments:
+            raise ProcsnapError(f"no snapshot of host {host!r}")
+    return moments[0]
+
+
+def _load(side: Side) -> dict[int, Proc]:
+    rec, m = side.rec, side.moment
+    key = {"h": m.host, "s": m.snapshot_id}
+    recorder = rec.con.execute("SELECT recorder_pid FROM snapshots WHERE host = $h AND snapshot_id = $s",
+                               key).fetchone()
+    recorder_pid = recorder[0] if recorder else None
+    rows = rec.con.execute(
+        """SELECT p.host, p.pid, p.ppid, p.boot_id, p.start_time, p.name, p.exe, p.cmdline, p."user", p.cgroup,
+                  p.num_threads, p.rss, p.fd_limit, r.cpu_pct
+           FROM processes p
+           LEFT JOIN process_rates r ON r.host = p.host AND r.snapshot_id = p.snapshot_id AND r.pid = p.pid
+           WHERE p.host = $h AND p.snapshot_id = $s AND p.pid <> 2 AND p.ppid <> 2""", key).fetchall()
+    procs = {r[1]: Proc(*r) for r in rows if r[1] != recorder_pid}
+    for pid, typ, n in rec.con.execute(
+            """SELECT pid, CASE WHEN type = 'REG' THEN 'files'
+                                WHEN type IN ('IPv4','IPv6','unix','netlink','raw','raw6','pack','sock') THEN 'sockets'
+                                WHEN type = 'FIFO' THEN 'pipes' WHEN type = 'a_inode' THEN 'anon_inodes'
+                                ELSE 'other' END AS kind, count(*)
+               FROM open_files WHERE host = $h AND snapshot_id = $s AND fd_num IS NOT NULL GROUP BY ALL""",
+            key).fetchall():
+        if pid in procs:
+            procs[pid].fds[typ] = n
+    for pid, fd, name in rec.con.execute(
+            """SELECT pid, fd, name FROM open_files
+               WHERE host = $h AND snapshot_id = $s AND (fd = 'cwd' OR (fd_num IS NOT NULL AND type = 'REG'))""",
+            key).fetchall():
+        p = procs.get(pid)
+        if p is None:
+            continue
+        if fd == "cwd":
+            p.cwd = name
+        else:
+            p.files.add(name)
+    for pid, family, proto, addr, port, path in rec.con.execute(
+            """SELECT pid, family, coalesce(proto, sock_type), local_addr, local_port, unix_path FROM sockets
+               WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND
+                     (state = 'LISTEN' OR (proto IN ('UDP', 'UDPLITE') AND state = 'UNCONN'
+                                           AND local_port > 0 AND local_port < 32768))""", key).fetchall():
+        p = procs.get(pid)
+        if p is not None:
+            p.listening.add(_listener(family, proto, addr, port, path))
+    return procs
+
+
+def _listener(family, proto, addr, port, path) -> str:
+    if family == "unix":
+        return f"unix {path or '(unnamed)'}"
+    host = f"[{addr}]" if family == "IPv6" else addr
+    return f"{proto} {host}:{port}"
+
+
+def _match(a: dict[int, Proc], b: dict[int, Proc]):
+    by_inst = {p.instance: p for p in b.values()}
+    same, left_a = [], []
+    used = set()
+    for p in a.values():
+        q = by_inst.get(p.instance)
+        if q is not None:
+            same.append((p, q))
+            used.add(q.pid)
+        else:
+            left_a.append(p)
+    left_b = [q for q in b.values() if q.pid not in used]
+    groups_a, groups_b = defaultdict(list), defaultdict(list)
+    for p in left_a:
+        groups_a[p.identity].append(p)
+    for q in left_b:
+        groups_b[q.identity].append(q)
+    restarted, exited, started = [], [], []
+    for ident, ps in groups_a.items():
+        qs = sorted(groups_b.pop(ident, []), key=lambda x: (str(x.start_time), x.pid))
+        ps = sorted(ps, key=lambda x: (str(x.start_time), x.pid))
+        restarted += list(zip(ps, qs))
+        exited += ps[len(qs):]
+        started += qs[len(ps):]
+    for qs in groups_b.values():
+        started += qs
+    key = lambda p: p.pid  # noqa: E731
+    return same, sorted(restarted, key=lambda t: t[1].pid), sorted(exited, key=key), sorted(started, key=key)
+
+
+def _numeric(name: str, old, new, pct: float) -> bool:
+    if old is None or new is None or old == new:
+        return False
+    delta = abs(new - old)
+    if delta < FLOORS.get(name, 0):
+        return False
+    return delta >= pct / 100 * max(abs(old), 1e-9)
+
+
+def _changes(p: Proc, q: Proc, pct: float) -> dict:
+    ch = {}
+    for f in ("rss", "num_threads", "cpu_pct"):
+        if _numeric(f, getattr(p, f), getattr(q, f), pct):
+            ch[f] = {"from": getattr(p, f), "to": getattr(q, f)}
+    total_p, total_q = sum(p.fds.values()), sum(q.fds.values())
+    if _numeric("fds", total_p, total_q, pct):
+        ch["fds"] = {"from": total_p, "to": total_q,
+                     "by_kind": {k: {"from": p.fds.get(k, 0), "to": q.fds.get(k, 0)} for k in FD_KINDS
+                                 if p.fds.get(k, 0) != q.fds.get(k, 0)}}
+    for f in ("user", "fd_limit", "cwd", "exe", "cmdline"):
+        if getattr(p, f) != getattr(q, f):
+            ch[f] = {"from": getattr(p, f), "to": getattr(q, f)}
+    if p.listening != q.listening:
+        ch["listening"] = {"from": sorted(p.listening), "to": sorted(q.listening)}
+    return ch
+
+
+def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20) -> dict:
+    a, b = _load(before), _load(after)
+    same, restarted, exited, started = _match(a, b)
+    out: dict = {
+        "host": before.moment.host if before.moment.host == after.moment.host
+        else f"{before.moment.host} → {after.moment.host}",
+        "from": {"label": before.label, "host": before.moment.host, "snapshot_id": before.moment.snapshot_id,
+                 "ts": before.moment.ts},
+        "to": {"label": after.label, "host": after.moment.host, "snapshot_id": after.moment.snapshot_id,
+               "ts": after.moment.ts},
+        "started": [q.brief() | {"listening": sorted(q.listening)} for q in started],
+        "exited": [p.brief() | {"listening": sorted(p.listening)} for p in exited],
+        "restarted": [],
+        "changed": [],
+        "listening_opened": [],
+        "listening_closed": [],
+        "files": [],
+    }
+    for p, q in restarted:
+        out["restarted"].append({"before": p.brief(), "after": q.brief(), "changes": _changes(p, q, pct)})
+    for p, q in sorted(same, key=lambda t: t[0].pid):
+        ch = _changes(p, q, pct)
+        if ch:
+            out["changed"].append({"process": q.brief(), "changes": ch})
+        opened, closed = sorted(q.files - p.files), sorted(p.files - q.files)
+        if opened or closed:
+            out["files"].append({"process": q.brief(), "opened": opened[:max_files], "closed": closed[:max_files],
+                                 "opened_count": len(opened), "closed_count": len(closed)})
+    la = {(s, p.pid): p for p in a.values() for s in p.listening}
+    lb = {(s, q.pid): q for q in b.values() for s in q.listening}
+    sa, sb = {s for s, _ in la}, {s for s, _ in lb}
+    for (s, pid), q in sorted(lb.items()):
+        if s not in sa:
+            out["listening_opened"].append({"socket": s, "pid": pid, "name": q.name, "user": q.user})
+    for (s, pid), p in sorted(la.items()):
+        if s not in sb:
+            out["listening_closed"].append({"socket": s, "pid": pid, "name": p.name, "user": p.user})
+    out["came_and_went"] = _came_and_went(before, after)
+    out["differences"] = sum(len(out[k]) for k in ("started", "exited", "restarted", "changed", "listening_opened",
+                                                   "listening_closed", "files", "came_and_went"))
+    return out
+
+
+def _came_and_went(before: Side, after: Side) -> list[dict]:
+    """Within one recording: processes seen only strictly between the two moments."""
+    if before.rec is not after.rec or before.moment.host != after.moment.host:
+        return []
+    rows = before.rec.con.execute(
+        """SELECT pid, arg_max(ppid, ts), arg_max(name, ts), arg_max("user", ts), start_time,
+                  arg_max(exe, ts), arg_max(cmdline, ts), min(ts), max(ts)
+           FROM processes WHERE host = $h AND ts > $a AND ts < $b AND pid <> 2 AND ppid <> 2
+             AND pid NOT IN (SELECT recorder_pid FROM snapshots WHERE host = $h)
+           GROUP BY boot_id, pid, start_time
+           HAVING min(ts) > $a AND (boot_id, pid, start_time) NOT IN (
+               SELECT (boot_id, pid, start_time) FROM processes WHERE host = $h AND ts IN ($a, $b))
+           ORDER BY min(ts), pid""",
+        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts}).fetchall()
+    return [{"pid": r[0], "ppid": r[1], "name": r[2], "user": r[3], "start_time": r[4], "exe": r[5],
+             "cmdline": r[6], "first_seen": r[7], "last_seen": r[8]} for r in rows]
+
+
+# --------------------------------------------------------------------------
+# Text
+
+
+def _mib(n) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def _val(field: str, v) -> str:
+    if v is None:
+        return "-"
+    if field == "rss":
+        return _mib(v)
+    if field == "cpu_pct":
+        return f"{v:.1f}%"
+    return str(v)
+
+
+def _proc_line(p: dict, width: int = 160) -> str:
+    cmd = p["cmdline"] or f"[{p['name']}]"
+    if len(cmd) > width:
+        cmd = cmd[:width - 1] + "…"  # the whole command line is in -f json
+    return f"{p['pid']:>7} {p['name']} ({p['user']}): {cmd}"
+
+
+def _change_lines(ch: dict, indent: str = "      ") -> list[str]:
+    lines = []
+    for f, c in ch.items():
+        if f == "fds":
+            kinds = ", ".join(f"{k} {v['from']} → {v['to']}" for k, v in c["by_kind"].items())
+            sign = "+" if c["to"] > c["from"] else ""
+            lines.append(f"{indent}fds: {c['from']} → {c['to']} ({sign}{c['to'] - c['from']}): {kinds}")
+        elif f == "listening":
+            lines.append(f"{indent}listening: {', '.join(c['from']) or 'nothing'} → {', '.join(c['to']) or 'nothing'}")
+        else:
+            lines.append(f"{indent}{f}: {_val(f, c['from'])} → {_val(f, c['to'])}")
+    return lines
+
+
+def text(d: dict) -> str:
+    from .output import escape
+    fr, to = d["from"], d["to"]
+    lines = [f"procsnap diff: {d['host']}: {fr['ts']:%Y-%m-%d %H:%M:%S} ({fr['label']}) → "
+             f"{to['ts']:%Y-%m-%d %H:%M:%S} ({to['label']}) UTC"]
+    if not d["differences"]:
+        lines.append("no differences")
+    sections = [
+        ("Processes started", d["started"], lambda p: ["  + " + _proc_line(p).strip()]
+         + ([f"      listening: {', '.join(p['listening'])}"] if p["listening"] else [])),
+        ("Processes exited", d["exited"], lambda p: ["  - " + _proc_line(p).strip()]
+         + ([f"      was listening: {', '.join(p['listening'])}"] if p["listening"] else [])),
+        ("Processes restarted", d["restarted"], lambda r: [
+            f"  ~ {r['after']['name']} ({r['after']['user']}): pid {r['before']['pid']} → {r['after']['pid']}, "
+            f"started {r['after']['start_time']:%Y-%m-%d %H:%M:%S}"] + _change_lines(r["changes"])),
+        ("Listening sockets opened", d["listening_opened"],
+         lambda s: [f"  + {s['socket']}  (pid {s['pid']} {s['name']}, {s['user']})"]),
+        ("Listening sockets closed", d["listening_closed"],
+         lambda s: [f"  - {s['socket']}  (pid {s['pid']} {s['name']}, {s['user']})"]),
+        ("Processes changed", d["changed"], lambda c: [
+            f"  ~ {_proc_line(c['process']).strip()}"] + _change_lines(c["changes"])),
+        ("Processes that came and went in between", d.get("came_and_went", []), lambda p: [
+            f"  * {_proc_line(p).strip()}  (seen {p['first_seen']:%H:%M:%S} .. {p['last_seen']:%H:%M:%S})"]),
+        ("Files opened and closed by long-lived processes", d["files"], lambda f: [
+            f"  {f['process']['pid']} {f['process']['name']}: {f['opened_count']} opened, {f['closed_count']} closed"]
+         + [f"      + {n}" for n in f["opened"]] + [f"      - {n}" for n in f["closed"]]
+         + (["      …"] if f["opened_count"] > len(f["opened"]) or f["closed_count"] > len(f["closed"]) else [])),
+    ]
+    for title, items, fmt in sections:
+        if not items:
+            continue
+        lines.append("")
+        lines.append(f"{title} ({len(items)}):")
+        for it in items:
+            lines.extend(escape(x) for x in fmt(it))
+    return "\n".join(lines)
+
+
+def run(before: Recording, after: Recording | None, at_from: str | None, at_to: str | None,
+        hosts: list[str] | None, pct: float) -> dict:
+    """Compare per host: two moments of one recording (after is None; from its
+    start to its end by default), or two recordings (their last snapshots by
+    default). Two recordings of one host each are compared whatever the host
+    names; otherwise hosts are paired by name."""
+    single = after is None
+    after = after or before
+    hosts_a = [m.host for m in before.moment(None)]
+    hosts_b = [m.host for m in after.moment(None)]
+    if single:
+        pairs = [(h, h) for h in hosts_a]
+    elif len(hosts_a) == 1 and len(hosts_b) == 1:
+        pairs = [(hosts_a[0], hosts_b[0])]
+    else:
+        pairs = [(h, h) for h in hosts_a if h in hosts_b]
+    if hosts:
+        pairs = [(ha, hb) for ha, hb in pairs if ha in hosts or hb in hosts]
+    if not pairs:
+        raise ProcsnapError("no host to compare")
+    labels = ("from", "to") if single else ("before", "after")
+    if single:
+        at_from, at_to = at_from or "start", at_to or "end"
+    comparisons = []
+    for ha, hb in pairs:
+        a = Side(before, _moment(before, at_from, ha), labels[0])
+        b = Side(after, _moment(after, at_to, hb), labels[1])
+        if single and a.moment.ts > b.moment.ts:
+            raise ProcsnapError("--from is after --to")
+        comparisons.append(compare(a, b, pct))
+    return {"comparisons": comparisons, "differences": sum(c["differences"] for c in comparisons)}
