@@ -500,7 +500,8 @@ class Collector:
             "num_threads": st["num_threads"],
             "utime": st["utime"] / CLK_TCK,
             "stime": st["stime"] / CLK_TCK,
-            "rss": st["rss"] * PAGE_SIZE,
+            # VmRSS is what ps and top show; stat's rss lags it on recent kernels.
+            "rss": vmrss if (vmrss := P.status_kb(status, b"VmRSS")) is not None else st["rss"] * PAGE_SIZE,
             "vms": st["vsize"],
             "shared": (rss_file or 0) + (rss_shmem or 0) if rss_file is not None else None,
             "swap": P.status_kb(status, b"VmSwap"),

@@ -102,7 +102,7 @@ def _text_pair(name: str, what: str, null: str) -> tuple[Column, Column]:
             f"{name}_raw",
             "binary",
             "bytes",
-            f"The exact bytes of {name}; NULL when {name} is already their exact UTF-8 decoding (almost always).",
+            f"The exact bytes behind {name} (for cmdline: /proc/PID/cmdline, arguments NUL-separated); NULL when {name} already gives them back exactly (almost always).",
         ),
     )
 
@@ -281,7 +281,7 @@ _add(Table(
         C("num_threads", "int32", "count", "Threads in the process (ps nlwp); never NULL."),
         C("utime", "float64", "s", "User CPU time, cumulative, of the live and reaped threads of the process; never NULL."),
         C("stime", "float64", "s", "System CPU time, cumulative; never NULL."),
-        C("rss", "int64", "bytes", "Resident set size (ps RSS × 1024); never NULL (0 for kernel threads)."),
+        C("rss", "int64", "bytes", "Resident set size (VmRSS, what ps RSS and top RES show, × 1024); never NULL (0 for kernel threads)."),
         C("vms", "int64", "bytes", "Virtual memory size (ps VSZ × 1024); never NULL."),
         C("shared", "int64", "bytes", "Resident shared memory: file-backed plus shmem (top SHR); NULL when the kernel does not report it."),
         C("swap", "int64", "bytes", "Memory swapped out (VmSwap); NULL for kernel threads and when not reported."),
@@ -374,7 +374,7 @@ _add(Table(
         C("remote_port", "int32", "port", "Remote port (0 when unconnected); NULL for unix, netlink and packet."),
         C("state", "string", "code", "lsof's state: ESTABLISHED, LISTEN, TIME_WAIT, CLOSE_WAIT, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, LAST_ACK, CLOSING, CLOSE; UNCONN or ESTABLISHED for UDP and raw (as ss); CONNECTED, UNCONNECTED, LISTEN, CONNECTING, DISCONNECTING for unix; NULL for netlink and packet."),
         C("rx_queue", "int64", "bytes", "Receive queue; for a TCP listener, the connections waiting to be accepted (ss Recv-Q); NULL for unix, netlink and packet."),
-        C("tx_queue", "int64", "bytes", "Send queue (ss Send-Q); NULL for unix, netlink and packet."),
+        C("tx_queue", "int64", "bytes", "Send queue (ss Send-Q); 0 for a TCP listener, whose backlog /proc/net does not show (ss Send-Q there is the backlog); NULL for unix, netlink and packet."),
         C("uid", "int32", "uid", "User that created the socket; NULL for unix and packet."),
         *_text_pair("unix_path", "Path a unix socket is bound to, '@name' for the abstract namespace", "for unbound unix sockets and other families"),
     ),

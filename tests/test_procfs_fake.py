@@ -426,7 +426,7 @@ def test_collector_plain_process_row(world):
         "state": "S", "uid": 0, "user": "root", "ruid": 0, "gid": 0,
         "nice": 0, "priority": 20, "processor": 1, "num_threads": 1,
         "utime": 250 / CLK_TCK, "stime": 120 / CLK_TCK,
-        "rss": 3000 * PAGE_SIZE, "vms": 22000000, "shared": (7400 + 16) * 1024, "swap": 0,
+        "rss": 8980 * 1024, "vms": 22000000, "shared": (7400 + 16) * 1024, "swap": 0,
         "minflt": 11, "majflt": 3,
         "rchar": 8379, "wchar": 1403, "syscr": 12, "syscw": 1, "read_bytes": 4096,
         "write_bytes": 8192, "cancelled_write_bytes": 512,
