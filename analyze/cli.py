@@ -7,6 +7,7 @@ unknown names, bad values), 1 for everything else. Never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -275,6 +276,54 @@ def diff(
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
+    at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
+    at_to: Optional[str] = typer.Option(None, "--to", help="End of the window (default: the recording's end)."),
+    fmt: str = typer.Option("text", "-f", "--format", help="text (findings grouped as leaks and bottlenecks, "
+                                                          "each with its SQL) or json."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="Also write the report as one "
+                                                                           "self-contained HTML page with charts."),
+    no_sql: bool = typer.Option(False, "--no-sql", help="Text without each finding's SQL."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """Leaks and bottlenecks in a recording: a ranked list of findings, each with its severity,
+    evidence and the SQL that reproduces it (paste it into procsnap query --rec DIR).
+
+    \b
+    Examples:
+      procsnap report ./incident
+      procsnap report ./incident --from 03:00 --to 03:30 --html incident.html
+      procsnap report ./incident -f json | jq '.findings[] | select(.severity == "critical")'
+
+    Leaks: descriptors by kind, RSS, threads and CLOSE_WAIT sockets growing steadily (a good
+    straight-line fit, spread over the window) per process and per identity across restarts,
+    with the time left until the soft fd limit or available memory runs out. Bottlenecks: CPU
+    saturation, steal and iowait, the processes that used the CPU, D state, disk and process
+    I/O, memory pressure, fd limits, listen queues, TIME_WAIT and ephemeral ports, context-switch
+    storms. The text or json goes to stdout; --html writes the page as well.
+    """
+    from . import report as R
+    from .db import Recording
+    if fmt not in ("text", "json"):
+        raise UsageError(f"bad format {fmt!r}: use text or json")
+    if html and not os.path.isdir(os.path.dirname(os.path.abspath(html))):
+        raise ProcsnapError(f"cannot write {html}: no such folder {os.path.dirname(os.path.abspath(html))}")
+    rec = Recording.open(dirs, hosts=host)
+    result = R.run(rec, at_from, at_to)
+    if html:
+        from . import report_html as H
+        page = H.render(rec, result)
+        with open(html, "w", encoding="utf-8") as f:
+            f.write(page)
+        print(f"procsnap: wrote {html}", file=sys.stderr)
+    if fmt == "json":
+        print(json.dumps(R.as_json(result), indent=1))
+    else:
+        print(R.text(result, sql=not no_sql))
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              options_metavar="[LSOF OPTIONS] [--rec DIR [--at TIME] [--host NAME]] [-f FORMAT] [NAMES]...")
 def lsof(ctx: typer.Context):
@@ -323,6 +372,100 @@ def lsof(ctx: typer.Context):
     """
     from . import lsof as L
     raise typer.Exit(L.run(list(ctx.args), help_text=ctx.get_help))
+
+
+@app.command()
+def top(
+    rec: Optional[List[str]] = RecOpt,
+    at: Optional[str] = typer.Option(None, "--at", metavar="TIME",
+                                     help="With --rec: the latest snapshot at or before TIME (default: the last one)."),
+    n: Optional[int] = typer.Option(None, "-n", metavar="N",
+                                    help="Show N processes (default: all). Not top's -n, which counts iterations: "
+                                         "procsnap top shows one frame."),
+    sort: str = typer.Option("cpu", "--sort", "-o", metavar="KEY",
+                             help="cpu, mem (RES), time (TIME+), pid, io (adds IO/s) or fds (adds FDS); high to low, "
+                                  "-KEY for low to high."),
+    fmt: str = typer.Option("text", "-f", "--format", metavar="FORMAT",
+                            help="text (top's frame), csv (the process table) or json (summary and processes)."),
+    width: Optional[int] = typer.Option(None, "-w", "--width", metavar="COLS",
+                                        help="Line width COMMAND is cut to (default: $COLUMNS, the terminal, else 80, "
+                                             "as top -b; 0: no limit)."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """What `top -b -n 1` shows, on the live host or in a recording at any moment.
+
+    \b
+    Examples:
+      procsnap top
+      procsnap top -n 15 --sort mem
+      procsnap top --rec ./incident --at 03:14 --sort mem -n 15
+      procsnap top --rec ./incident --at -10m --sort io -n 5
+      procsnap top --rec ./incident -f json | jq '.summary.cpu_pct'
+
+    Top's summary (uptime and load, tasks by state, %Cpu(s), MiB Mem and Swap computed as
+    procps-ng 4.0 does) and task table (PID USER PR NI VIRT RES SHR S %CPU %MEM TIME+ COMMAND,
+    VIRT/RES/SHR in KiB). The time is the snapshot's, in UTC; the user count is not recorded,
+    so the first line leaves it out. Rates (%CPU, %Cpu(s), IO/s) cover the interval that ends
+    at the snapshot: live, two snapshots half a second apart; in a recording, the snapshot
+    before (the first snapshot has none: 0.0, as top shows an empty interval, and a note on
+    stderr). With --rec the snapshot used is named on stderr.
+    """
+    from . import top as T
+    raise typer.Exit(T.run(rec, at, host, n, sort, fmt, width))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             options_metavar="[PS OPTIONS] [--rec DIR [--at TIME] [--host NAME]] [--format csv|json]")
+def ps(ctx: typer.Context):
+    """List processes as ps does, on the live host or in a recording at any moment.
+
+    \b
+    Examples:
+      procsnap ps -p 1234 -o %mem,rss,cmd
+      procsnap ps aux
+      procsnap ps -ef
+      procsnap ps -eLf
+      procsnap ps -eo pid,ppid,user,etime,args --sort -rss
+      procsnap ps -C nginx -o pid,nlwp,rss
+      procsnap ps -u www-data
+      procsnap ps aux --rec ./incident --at 03:14
+      procsnap ps -e --format json
+
+    \b
+    ps's options, with ps's meaning (selections are ORed):
+      -e, -A        every process (also ax, -aux)
+      -p PID[,PID]  these processes (also p PID, --pid, a bare number)
+      -u USER       effective user, name or uid (also U USER, --user); -U real user
+      -C NAME       command name (comm)
+      -s SID, -t TTY, --ppid PID   session, terminal, parent
+      -a, -d, a, x, r, T, -N       as ps (-N/--deselect negates)
+      (none)        live: your processes on your terminal, as ps; with --rec: every process
+
+    \b
+    Output, with ps's field names, headers and layout:
+      -o FIELDS     pid,ppid,user,%cpu,%mem,rss,vsz,stat,start,time,etime,nlwp,comm,args, ...;
+                    FIELD=HEADER and FIELD:WIDTH; repeatable (also o, --format FIELDS, -O)
+      -f, -F, -j    full, extra full, jobs formats
+      u             USER PID %CPU %MEM VSZ RSS TTY STAT START TIME COMMAND (aux)
+      -L, -T        one line per thread (LWP and NLWP columns; SPID with -T)
+      --sort [+|-]KEY[,KEY]  also k KEY; keys are field names (pid, -%cpu, -rss, start_time, ...)
+      --no-headers  also h;  c: command names;  n: numeric users;  L: list the fields
+
+    \b
+    procsnap's own:
+      --rec DIR     read a recording (repeatable) instead of the live host
+      --at TIME     the latest snapshot at or before TIME (default: the last)
+      --host NAME   only this host of a fleet recording (repeatable)
+      --format F    csv or json for scripts (ps's -f is its full format, so not -f)
+
+    %CPU: live, ps's own (CPU time over the time since the process started); in a
+    recording, the CPU used between the snapshot before and this one (ps's where there is
+    none). %MEM: RSS over MemTotal. STAT lacks ps's + (foreground) and L (locked): not
+    recorded; wchan, f and tpgid are not recorded either. Exit status as ps: 1 when no
+    process is listed.
+    """
+    from . import ps as P
+    raise typer.Exit(P.run(list(ctx.args), help_text=ctx.get_help))
 
 
 # --------------------------------------------------------------------------

@@ -79,22 +79,32 @@ class Recording:
     @classmethod
     def from_snapshot(cls, snap) -> "Recording":
         """A recording of one in-memory snapshot (the live mode)."""
+        return cls.from_snapshots([snap])
+
+    @classmethod
+    def from_snapshots(cls, snaps) -> "Recording":
+        """A recording of in-memory snapshots (live mode over an interval: rates need two)."""
         con = cls._connect()
         for t in TABLES.values():
-            arrow = snap.tables.get(t.name)
-            if arrow is None:
+            parts = []
+            for i, snap in enumerate(snaps):
+                arrow = snap.tables.get(t.name)
+                if arrow is None:
+                    continue
+                con.register(f"_live_{t.name}_{i}", arrow)
+                cols = []
+                for c in t.columns:
+                    if c.name == "host":
+                        cols.append(f"{_sql_str(snap.host)} AS host")
+                    elif c.name == "date":
+                        cols.append(f"DATE {_sql_str(snap.date.isoformat())} AS date")
+                    else:
+                        cols.append(f'"{c.name}"')
+                parts.append(f"SELECT {', '.join(cols)} FROM _live_{t.name}_{i}")
+            if parts:
+                con.execute(f"CREATE VIEW {t.name} AS {' UNION ALL '.join(parts)}")
+            else:
                 con.execute(_empty_view(t))
-                continue
-            con.register(f"_live_{t.name}", arrow)
-            cols = []
-            for c in t.columns:
-                if c.name == "host":
-                    cols.append(f"{_sql_str(snap.host)} AS host")
-                elif c.name == "date":
-                    cols.append(f"DATE {_sql_str(snap.date.isoformat())} AS date")
-                else:
-                    cols.append(f'"{c.name}"')
-            con.execute(f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM _live_{t.name}")
         rec = cls(con, [], live=True)
         rec._derived()
         return rec
@@ -142,6 +152,34 @@ class Recording:
                 raise ProcsnapError(f"no snapshot at or before {at.isoformat()} (the recording starts at "
                                     f"{start.isoformat() if start else 'nothing: it is empty'})")
         return [Moment(*r) for r in rows]
+
+
+def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None,
+                command: str) -> tuple[Recording | None, list[Moment] | None]:
+    """``--rec/--at/--host`` as the commands about one moment (lsof, ps, top) take them.
+
+    With recordings: the Recording and, per host, the latest snapshot at or before
+    AT (the last one without AT). Without: (None, None), for the caller to read the
+    live host; --at and --host are then usage errors.
+    """
+    if not paths:
+        if at is not None or hosts:
+            raise UsageError(f"{'--at' if at is not None else '--host'} goes with --rec "
+                             f"(without --rec procsnap {command} reads the live host, now)")
+        return None, None
+    rec = Recording.open(paths, hosts=hosts or None)
+    moments = rec.moment(at)
+    if not moments:
+        which = f" of host {', '.join(hosts)}" if hosts else ""
+        raise ProcsnapError(f"no snapshot{which} in {', '.join(paths)}")
+    return rec, moments
+
+
+def say_moments(moments: list[Moment], err) -> None:
+    """Name on stderr the snapshot used for each host."""
+    for m in moments:
+        err.write(f"procsnap: snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
+    err.flush()
 
 
 def _empty_view(t: Table) -> str:

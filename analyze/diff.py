@@ -35,6 +35,13 @@ def normalise(text: str | None) -> str:
     return _DIGITS.sub("#", text or "")
 
 
+def identity(exe: str | None, name: str, cmdline: str | None, cgroup: str | None, user: str) -> tuple:
+    """What stays the same when a process is restarted: its executable (its
+    name when that is unreadable), command line and cgroup with digits
+    normalised, and its user. Shared with :mod:`analyze.report`."""
+    return (exe or name, normalise(cmdline), normalise(cgroup), user)
+
+
 @dataclass
 class Proc:
     host: str
@@ -62,7 +69,7 @@ class Proc:
 
     @property
     def identity(self):
-        return (self.exe or self.name, normalise(self.cmdline), normalise(self.cgroup), self.user)
+        return identity(self.exe, self.name, self.cmdline, self.cgroup, self.user)
 
     def brief(self) -> dict:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "user": self.user,

@@ -910,10 +910,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         out.write(help_text() if help_text else __doc__)
         out.write("\n")
         return 0
-    from .db import Recording
-    if not o.recs and (o.at is not None or o.hosts):
-        raise UsageError(f"{'--at' if o.at is not None else '--host'} goes with --rec "
-                         "(without --rec procsnap lsof reads the live host, now)")
+    from .db import Recording, moments_for, say_moments
+    rec, moments = moments_for(o.recs, o.at, o.hosts, "lsof")
     warned = []
 
     def warn(msg):
@@ -921,26 +919,20 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         if not o.ignore_missing:
             err.write(f"procsnap: {msg}\n")
 
-    if o.recs:
-        rec = Recording.open(o.recs, hosts=o.hosts or None)
-        moments = rec.moment(o.at)
-        if not moments:
-            which = f" of host {', '.join(o.hosts)}" if o.hosts else ""
-            raise ProcsnapError(f"no snapshot{which} in {', '.join(o.recs)}")
+    if rec is not None:
         rows = load(rec, moments)
         if not rows:
             raise ProcsnapError("no open files in the snapshot" + ("s" if len(moments) > 1 else "")
                                 + " used: the recording was made without the open_files table")
-        for m in moments:
-            err.write(f"procsnap: snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
-        err.flush()
+        say_moments(moments, err)
         resolve_names(o, live=False, warn=warn)
     else:
         resolve_names(o, live=True, warn=warn)
         rec = Recording.live_snapshot(tables=("processes", "open_files", "sockets"))
         rows = load(rec, None)
     res = select(rows, o)
-    try:
+
+    def write():
         if o.terse:
             seen = set()
             for r in res.rows:
@@ -954,14 +946,10 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                 from .output import render
                 cols, vals = records(res.rows, o)
                 render(cols, vals, o.fmt, out=out)
-        out.flush()
-    except BrokenPipeError:
-        # `procsnap lsof | head`: the reader is gone; nothing more to say.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, out.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+
+    # `procsnap lsof | head`: when the reader is gone there is nothing more to say.
+    from .output import write_guarded
+    write_guarded(out, write)
     if o.ignore_missing:
         return 0
     return 1 if (not res.rows or res.missing or warned) else 0

@@ -113,3 +113,17 @@ def render(columns: list[str], rows: list[tuple], fmt: str, out=None) -> None:
 def default_format(stream=None) -> str:
     stream = stream or sys.stdout
     return "table" if stream.isatty() else "csv"
+
+
+def write_guarded(out, write) -> None:
+    """Call write() and flush; when the reader has gone (`| head`), stop quietly."""
+    import os
+    try:
+        write()
+        out.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
