@@ -130,17 +130,60 @@ def utf8_locale() -> bool:
     return False
 
 
-def shown(text: str | None, raw: bytes | None, utf8: bool) -> str:
-    """A name or command line as ps prints it: each unprintable character (and, outside a UTF-8
-    locale, each byte that is not printable ASCII) becomes '?'."""
+def shown(text: str | None, raw: bytes | None, utf8: bool, args: bool = False) -> str:
+    """A name or command line as ps prints it: in a UTF-8 locale each unprintable character becomes
+    '?'; outside one, an ASCII control character becomes '.' and each byte above ASCII '?'. In a
+    command line (args) a newline is a space, as procps reads it."""
     b = raw if raw is not None else (text or "").encode("utf-8", "surrogateescape")
+    if args:  # procps reads a command line into a 128 KiB buffer: what is past it is never seen
+        b = b[:LINE_MAX - 1].replace(b"\n", b" ")
     if not utf8:
-        return "".join(chr(x) if 0x20 <= x < 0x7F else "?" for x in b)
-    out = []
-    for ch in b.decode("utf-8", "surrogateescape"):
-        o = ord(ch)
-        out.append("?" if 0xDC80 <= o <= 0xDCFF or not ch.isprintable() else ch)
-    return "".join(out)
+        return "".join(chr(x) if 0x20 <= x < 0x7F else "." if x < 0x80 else "?" for x in b)
+    return "".join(ch if _printable(ch) else "?" for ch in b.decode("utf-8", "surrogateescape"))
+
+
+def _printable(ch: str) -> bool:
+    """What ps prints of a character in a UTF-8 locale: printable ASCII, and above it what the C
+    library's iswprint says (glibc's tables, not Python's: they differ on format characters and
+    on the newest code points). A byte that is not UTF-8 is not printable."""
+    o = ord(ch)
+    if o < 0x80:
+        return 0x20 <= o < 0x7F
+    if 0xDC80 <= o <= 0xDCFF:
+        return False
+    return bool(_iswprint()(o))
+
+
+_LIBC: dict = {}
+
+
+def _libc(name: str, fallback):
+    """iswprint or wcwidth of the C library, in the locale Python took from the environment (as ps
+    does); fallback where there is no such C library or the locale is not a UTF-8 one."""
+    f = _LIBC.get(name)
+    if f is None:
+        import ctypes
+        import ctypes.util
+        try:
+            f = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+            f.argtypes, f.restype = [ctypes.c_uint32], ctypes.c_int
+            if f(0xE9) != 1:
+                raise OSError
+        except (OSError, AttributeError):
+            f = fallback
+        _LIBC[name] = f
+    return f
+
+
+def _iswprint():
+    import unicodedata
+    return _libc("iswprint", lambda o: unicodedata.category(chr(o)) not in ("Cc", "Cn", "Cs", "Zl", "Zp"))
+
+
+def _wcwidth():
+    import unicodedata
+    return _libc("wcwidth", lambda o: 2 if unicodedata.east_asian_width(chr(o)) in "WF" else
+                 0 if unicodedata.combining(chr(o)) else 1)
 
 
 def _secs(x: float) -> int:
@@ -257,7 +300,7 @@ def args_text(p: Proc, ctx: Ctx, escape: bool = True) -> str:
         # the exact argv of /proc/PID/cmdline (NUL-separated): joined by spaces, as ps joins it
         from recorder.procfs import parse_cmdline
         raw = parse_cmdline(p.cmdline_raw)[1]
-    return shown(p.cmdline, raw, ctx.utf8)
+    return shown(p.cmdline, raw, ctx.utf8, args=True)
 
 
 def ruser_name(p: Proc, ctx: Ctx) -> str:
@@ -1136,6 +1179,45 @@ def cell(col: Column, p: Proc, ctx: Ctx, last: bool) -> str:
     return t
 
 
+# procps formats a line in a buffer of 128 KiB: the last column's text ends there (a command line
+# of 200 KB shows its first 128 KiB).
+LINE_MAX = 128 * 1024
+
+
+def _cap(s: str, cells: int) -> str:
+    """s cut as procps's escape cuts a value into its 128 KiB buffer and the cells left on the line:
+    ASCII may fill the buffer but one byte, a multibyte character must end a byte short of that, and
+    no character may run past the line's last cell."""
+    limit = LINE_MAX - 1
+    if len(s) * 4 < min(limit, cells):
+        return s
+    used = width = 0
+    for n, ch in enumerate(s):
+        o = ord(ch)
+        if o < 0x80:
+            if used + 1 > limit or width + 1 > cells:
+                return s[:n]
+            used += 1
+            width += 1
+        else:
+            size = len(ch.encode("utf-8", "surrogateescape"))
+            w = max(_wcwidth()(o), 0)
+            if used + size > limit - 1 or width + w > cells:
+                return s[:n]
+            used += size
+            width += w
+    return s
+
+
+def _line(cols: list[Column], cells: list[str], ctx: Ctx) -> str:
+    """A row laid out, its last value cut where ps's line buffer ends."""
+    line = layout(cols, cells, ctx)
+    if len(line) * 4 < LINE_MAX:
+        return line
+    start = len(line) - len(cells[-1])
+    return line[:start] + _cap(cells[-1], LINE_MAX - start)
+
+
 def layout(cols: list[Column], cells: list[str], ctx: Ctx) -> str:
     """procps's show_one_proc: each value right- or left-aligned in its column; a value wider than
     its column pushes the rest of the line right until the padding of later columns absorbs it."""
@@ -1162,7 +1244,7 @@ def text_table(rows: list[Proc], cols: list[Column], o: Options, ctx: Ctx, out) 
     if not o.no_headers and any(c.head for c in cols):
         out.write(layout(cols, [c.head for c in cols], ctx) + "\n")
     for p in rows:
-        out.write(layout(cols, [cell(c, p, ctx, n == last) for n, c in enumerate(cols)], ctx) + "\n")
+        out.write(_line(cols, [cell(c, p, ctx, n == last) for n, c in enumerate(cols)], ctx) + "\n")
 
 
 def records(rows: list[Proc], cols: list[Column], ctx: Ctx) -> tuple[list[str], list[tuple]]:

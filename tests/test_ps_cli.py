@@ -310,7 +310,7 @@ def test_listing_of_a_recording(h1):
         "  100     1 www-data SNl    5  14  2-03:00:10 1-01:01:06   Nov 26 Nov26 pts/0  /usr/sbin/web --workers 3",
         "  200   100 root     Z      0  19    01:00:10 00:00:00 02:00:00 02:00 ?        [defunct-kid] <defunct>",
         "  300     1 root     Ss     -  90    01:00:10 00:00:00 02:00:00 02:00 pts/0    rt-audio -r",
-        "  400     1 root     S      0  19    01:00:10 00:00:00 02:00:00 02:00 ?        ./odd?na?me --x",
+        "  400     1 root     S      0  19    01:00:10 00:00:00 02:00:00 02:00 ?        ./odd na?me --x",
         "  500     1 systemd+ R      0  19 400-00:00:10 00:00:01   Oct 24 2025 ?        /usr/sbin/chronyd",
         "  600     1 root     Ss     0  19       00:05 00:00:02 03:00:05 03:00 pts/0    late --job",
     ]
@@ -554,7 +554,8 @@ def compare_stable(args, pid_of=first_field, key=steady, tries=3):
         differ = {pid: (v, mine.get(pid)) for pid, v in stable.items() if mine.get(pid) != v}
         if not differ:
             break
-    assert not differ, differ
+    assert not differ, {pid: [(n, a, b) for n, (a, b) in enumerate(zip(theirs, mine_ or [])) if a != b] or (theirs, mine_)
+                        for pid, (theirs, mine_) in differ.items()}
     assert ours[0] == before[0]
     return before, ours, after, stable, mine
 
@@ -669,3 +670,35 @@ def test_live_json_and_exit_status(workload):
     code, out, _ = ps("-p", "4194304", "-o", "pid")
     assert code == 1 and out.strip() == "PID"
     assert real_ps("-p", "4194304", "-o", "pid").returncode == 1
+
+
+ODD_ARGS = ["tab\there", "new\nline", "bell\x07", "del\x7f", "c1\x80\x9b", "nbsp\u00a0", "zw\u200b", "ls\u2028",
+            "pua\ue000", "bom\ufeff", "unassigned\u0378", "emoji\U0001f600", "accent\u0301", "cjk\u4e2d\u6587",
+            b"bad\xff\xfe<\xc3>".decode("utf-8", "surrogateescape")]
+
+
+@pytestmark_live
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+@pytest.mark.parametrize("fields", ["args", "pid,args", "comm,args", "args,pid"])
+def test_live_odd_and_huge_command_lines(fields, locale, monkeypatch):
+    """Control characters, invalid UTF-8, format characters and a command line longer than ps's
+    128 KiB line buffer print as ps prints them (a CI runner's own argv once held 200 KB of JSON)."""
+    sleeper = ["bash", "-c", "sleep 120; true"]
+    procs = [subprocess.Popen(sleeper + ODD_ARGS, stdin=subprocess.DEVNULL),
+             subprocess.Popen(sleeper + ["y" * 100000, "\u00e9" * 50000], stdin=subprocess.DEVNULL),
+             subprocess.Popen(sleeper + ["z" * 100000, "\u4e2d" * 30000], stdin=subprocess.DEVNULL)]
+    try:
+        time.sleep(0.3)
+        for p in procs:
+            args = ["-o", fields, "-p", str(p.pid)]
+            monkeypatch.setenv("LC_ALL", locale)
+            theirs = subprocess.run(["ps", *args], capture_output=True, text=True, errors="surrogateescape",
+                                    env={**PS_ENV, "LC_ALL": locale}).stdout
+            code, ours, _ = ps(*args)
+            assert code == 0
+            assert ours == theirs, [(n, a[:20], b[:20], len(a), len(b))
+                                    for n, (a, b) in enumerate(zip(ours.split(" "), theirs.split(" "))) if a != b][:5]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
