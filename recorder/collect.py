@@ -60,6 +60,21 @@ def _to_table(name: str, rows: list[dict], common: dict) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def needed_tables(tables) -> tuple[str, ...]:
+    """The tables a snapshot must collect to give these: threads and descriptors are read in the
+    process pass, and sockets are resolved against the descriptors, so asking for one brings what
+    it needs. In COLLECTED order."""
+    wanted = set(tables)
+    unknown = wanted - set(COLLECTED)
+    if unknown:
+        raise ValueError(f"not a collected table: {', '.join(sorted(unknown))}")
+    if wanted & {"threads", "open_files", "sockets"}:
+        wanted.add("processes")
+    if "sockets" in wanted:
+        wanted.add("open_files")
+    return tuple(t for t in COLLECTED if t in wanted)
+
+
 class Collector:
     """Takes snapshots of one host, read through one :class:`ProcFS`."""
 
@@ -67,14 +82,8 @@ class Collector:
                  tables: tuple[str, ...] = COLLECTED, interval: float | None = None):
         self.fs = procfs or ProcFS()
         self.host = host or socket.gethostname()
-        wanted = set(tables)
-        # Threads and descriptors are read in the process pass, and sockets are
-        # resolved against the descriptors: asking for one brings what it needs.
-        if wanted & {"threads", "open_files", "sockets"}:
-            wanted.add("processes")
-        if "sockets" in wanted:
-            wanted.add("open_files")
-        self.tables = tuple(t for t in COLLECTED if t in wanted)
+        self.tables = needed_tables(tables)
+        self._pass_tables = self.tables
         self.interval = interval
         self.kernel = os.uname().release
         self._users: dict[int, str] = {}
@@ -103,7 +112,11 @@ class Collector:
         return name
 
     # ------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, tables: tuple[str, ...] | None = None) -> Snapshot:
+        """One snapshot of the collector's tables, or of these (a recorder on two cadences takes
+        descriptors and sockets only on some snapshots)."""
+        tables = self.tables if tables is None else needed_tables(tables)
+        self._pass_tables = tables
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         ts = dt.datetime.now(UTC)
@@ -122,13 +135,13 @@ class Collector:
         # system first: it gives the boot time that process start times need.
         proc_stat = P.parse_proc_stat(self.fs.read("stat"))
         self.btime = proc_stat["btime"]
-        for name in self.tables:
+        for name in tables:
             t = time.perf_counter()
             rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
             snap.tables[name] = _to_table(name, rows, common)
             meta[f"ms_{name}"] = meta.get(f"ms_{name}", 0.0) + (time.perf_counter() - t) * 1000
         for name in COUNTED:
-            if name in self.tables:
+            if name in tables:
                 meta[f"{name}_seen"] = snap.tables[name].num_rows
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         meta["duration_ms"] = (time.perf_counter() - t0) * 1000
@@ -215,8 +228,8 @@ class Collector:
         threads: list[dict] = []
         tgone = tdenied = 0
         t_threads = t_files = 0.0
-        want_threads = "threads" in self.tables
-        want_files = "open_files" in self.tables or "sockets" in self.tables
+        want_threads = "threads" in self._pass_tables
+        want_files = "open_files" in self._pass_tables
         files = FileRows()
         for pid in self.fs.pids():
             try:
