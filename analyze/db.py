@@ -56,16 +56,7 @@ class Recording:
 
     @classmethod
     def open(cls, paths: list[str], hosts: list[str] | None = None) -> "Recording":
-        sources = []
-        for p in paths:
-            path = Path(p)
-            if not path.exists():
-                raise UsageError(f"{p}: no such recording folder")
-            if not path.is_dir():
-                raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
-            if not is_recording(path):
-                raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside)")
-            sources.append(path)
+        sources = recording_folders(paths)
         con = cls._connect()
         for t in TABLES.values():
             files = []
@@ -152,6 +143,27 @@ class Recording:
                 raise ProcsnapError(f"no snapshot at or before {at.isoformat()} (the recording starts at "
                                     f"{start.isoformat() if start else 'nothing: it is empty'})")
         return [Moment(*r) for r in rows]
+
+
+def recording_folders(paths: list[str]) -> list[Path]:
+    """The recordings named on a command line. A folder that is not a recording itself but holds
+    recordings (a fleet: one folder per host, side by side) stands for each of them."""
+    sources: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise UsageError(f"{p}: no such recording folder")
+        if not path.is_dir():
+            raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
+        if is_recording(path):
+            sources.append(path)
+            continue
+        inner = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith(".") and is_recording(c))
+        if not inner:
+            raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside), "
+                             "nor a folder of recordings")
+        sources.extend(inner)
+    return sources
 
 
 def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None,
