@@ -21,7 +21,7 @@ import duckdb
 from recorder.schema import TABLES, Table
 from recorder.store import is_recording
 
-from .errors import ProcsnapError, UsageError
+from .errors import ProcsnapError, UsageError, live_only
 from .timespec import parse_time
 from .views import DERIVED
 
@@ -175,9 +175,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     live host; --at and --host are then usage errors.
     """
     if not paths:
-        if at is not None or hosts:
-            raise UsageError(f"{'--at' if at is not None else '--host'} goes with --rec "
-                             f"(without --rec procsnap {command} reads the live host, now)")
+        live_only(at, hosts, command)
         return None, None
     rec = Recording.open(paths, hosts=hosts or None)
     moments = rec.moment(at)

@@ -16,14 +16,16 @@ import socket
 import stat
 import time
 from dataclasses import dataclass, field
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from . import __version__
 from . import procfs as P
 from .files import SHARED_ANON, FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 UTC = dt.timezone.utc
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -53,6 +55,7 @@ class Snapshot:
 def _to_table(name: str, rows, common: dict) -> pa.Table:
     """An Arrow table of the schema's stored columns from rows (dicts) or columns (a dict of
     lists, as FileRows gives them); a column in common has one value for every row."""
+    import pyarrow as pa
     schema = TABLES[name].arrow_schema()
     if isinstance(rows, dict):
         columns = rows
@@ -180,6 +183,82 @@ class Collector:
             return self.fs.read(*parts)
         except (Gone, Denied):
             return None
+
+    # ------------------------------------------------------------------
+    # What a live one-shot command needs, and no more (no Arrow tables, no pass over every
+    # process when the caller names its processes): `procsnap lsof -p PID`, `procsnap ps -p PID`.
+
+    def live_processes(self, pids=None) -> list[dict]:
+        """Process rows (as the processes table has them) of these pids, or of every process;
+        a process that is gone or unreadable is left out."""
+        self.btime = P.parse_proc_stat(self.fs.read("stat"))["btime"]
+        rows = []
+        for pid in sorted(set(pids)) if pids is not None else self.fs.pids():
+            try:
+                rows.append(self._process(pid)[0])
+            except (Gone, Denied, ValueError):
+                continue
+        return rows
+
+    def live_files(self, pids=None, sockets_only: bool = False) -> tuple[list[dict], FileRows, dict[str, list]]:
+        """(process rows, descriptor rows, socket columns) of these pids or of every process.
+        sockets_only keeps, besides socket descriptors, only each process's cwd (lsof -i needs
+        no more, and it spares a stat of every other descriptor on the host)."""
+        self.btime = P.parse_proc_stat(self.fs.read("stat"))["btime"]
+        files = FileRows()
+        procs = []
+        for pid in sorted(set(pids)) if pids is not None else self.fs.pids():
+            try:
+                if sockets_only:
+                    row, fds = self._process_light(pid)
+                    self._sockets_of(pid, row, fds, files)
+                else:
+                    row, fds = self._process(pid)
+                    self._files(pid, row, fds, files)
+            except (Gone, Denied, ValueError):
+                files.drop(pid)
+                continue
+            procs.append(row)
+        sockets = self._socket_tables(files)
+        files.resolve(sockets)
+        return procs, files, sockets.rows(files)
+
+    def live_system(self) -> dict:
+        """The system row (host memory, uptime, boot time, …) now."""
+        ps = P.parse_proc_stat(self.fs.read("stat"))
+        self.btime = ps["btime"]
+        return self._collect_system({}, ps)[0]
+
+    def live_threads(self, pid: int) -> list[dict]:
+        """Thread rows of one process now (live_processes or live_system first: they set btime)."""
+        return self._threads(pid)[0]
+
+    def _process_light(self, pid: int) -> tuple[dict, list[str] | None]:
+        """What lsof shows of a process (command, user, start), and its fd names."""
+        st = P.parse_stat(self.fs.read_one(pid, "stat"))
+        _, euid = P.status_ids(P.parse_status(self.fs.read_one(pid, "status")), b"Uid")
+        name, name_raw = P.split_text(st["comm"])
+        try:
+            fds = self.fs.listdir(pid, "fd")
+        except Denied:
+            fds = None
+        return {"pid": pid, "start_time": self._start_time(st["starttime"]), "name": name, "name_raw": name_raw,
+                "uid": euid, "user": self.user_name(euid), "denied": None}, fds
+
+    def _sockets_of(self, pid: int, row: dict, fds: list[str] | None, out: FileRows) -> None:
+        base = (pid, row["start_time"])
+        try:
+            out.add_path(base, "cwd", None, None, self.fs.readlink(pid, "cwd"), self._stat(self.fs.path(pid, "cwd")))
+        except Denied:
+            out.add_denied(base, "cwd", None, self.fs.path(pid, "cwd"))
+        for n in fds or ():
+            p = self.fs.path(pid, "fd", n)
+            try:
+                target = os.readlink(p)
+                if target.startswith("socket:["):
+                    out.add_socket(base, n, _MODES[os.lstat(p).st_mode & 0o600], int(target[8:-1]), p)
+            except OSError:
+                continue
 
     def _collect_system(self, meta: dict, ps: dict) -> list[dict]:
         row: dict = {
