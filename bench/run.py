@@ -443,6 +443,8 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
         if label == getattr(args, "issue6_label", None):
             ex = {"label": label, "work": work, "defaults": issue6.record_defaults(procsnap, args.pyenv)}
             ex["cadence"] = issue6.cadences(ex["defaults"])
+            st = [r.wall for r in runs if r.tool == "procsnap startup"]
+            ex["startup_wall"] = med(st) if st else None
             ex["continuous"] = issue6.continuous(RT, procsnap, args.pyenv, work, args.record_seconds, log)
             ex["rounds"] = 1 if args.quick else args.repeat
             warm = not (args.quick or args.no_warmup)
@@ -470,6 +472,8 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
     if ex is not None:
         lv = ex.get("live") or {}
         interval, fdint = ex["cadence"]
+        if args.synth_fd_interval:
+            fdint = ex["synth_fd_interval"] = args.synth_fd_interval
         ex["long"] = issue6.long_recordings(RT, procsnap, args.pyenv, work, src, args.long_list, interval, fdint,
                                             args.layout, lv.get("pid"), lv.get("port"), ex["rounds"],
                                             args.timeout, log, warmup=ex["warm"] != "no warm-up")
@@ -823,6 +827,9 @@ def main(argv=None) -> int:
                    help="spans of the synthesised recordings (default 1h,24h; --quick 30s,2m)")
     p.add_argument("--layout", default="per-snapshot",
                    help="layout of the synthesised recordings: per-snapshot (default) or compacted:N")
+    p.add_argument("--synth-fd-interval", type=synth.parse_seconds, default=None,
+                   help="descriptor cadence of the synthesised recordings (default: the recorder's, from "
+                        "`record --help`; every snapshot if it has none)")
     p.add_argument("--real-snapshots", type=int, default=None,
                    help="real snapshots the long recordings are made of (default 3; --quick 2)")
     p.add_argument("--no-issue6", action="store_true",
