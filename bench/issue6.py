@@ -423,6 +423,8 @@ def snapshot_budgets(rt, res: dict) -> list[tuple]:
     cpu = {}
     for r in runs:
         cpu.setdefault(r.tool, []).append(r.cpu)
+    if any(r.status != 0 for r in runs if r.tool == "procsnap snapshot (processes,threads,host)"):
+        cpu.pop("procsnap snapshot (processes,threads,host)", None)  # failed: fall back to per-table times
     cpu = {k: rt.med(v) for k, v in cpu.items()}
     rows = res.get("snap_rows") or []
     ms = {}

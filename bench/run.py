@@ -100,6 +100,12 @@ def make_tools(procsnap: str, pyenv: dict, only: list[str] | None) -> tuple[list
         ("atop 1 sample", ["atop", "-w", "{rawfile}", "1", "1"], "one raw sample written to a file", None),
         ("true (harness floor)", ["true"], "spawn and reap an empty process: the floor of every figure", None),
     ]
+    # issue 6 budgets a snapshot of processes, threads and host tables alone: time it whole if the CLI can
+    help_text = subprocess.run([procsnap, "snapshot", "--help"], capture_output=True, text=True, env=pyenv).stdout
+    if re.search(r"--tables\b", help_text):
+        specs.insert(1, ("procsnap snapshot (processes,threads,host)",
+                         [procsnap, "snapshot", "-o", "{snapdir}", "-q", "--tables", ",".join(issue6.PT_TABLES)],
+                         "one snapshot of the processes, threads, system, disks and nics tables only", pyenv))
     for name, argv, note, env in specs:
         if only and not any(o in name for o in only):
             continue
@@ -457,7 +463,8 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
         tmpdir = load.summary["tmpdir"]
 
     # after the load is gone: sizes, procsnap's own accounting, cleanup check
-    snaps = [r.extra["snapdir"] for r in runs if "snapdir" in r.extra and os.path.isdir(r.extra["snapdir"])]
+    snaps = [r.extra["snapdir"] for r in runs
+             if r.tool == "procsnap snapshot" and "snapdir" in r.extra and os.path.isdir(r.extra["snapdir"])]
     if snaps:
         res["snap_du"] = [du_bytes(s) for s in snaps]
         res["snap_tables"] = table_bytes(snaps[-1])
