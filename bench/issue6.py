@@ -55,7 +55,8 @@ def cadences(defaults: dict) -> tuple[float, float | None]:
     for opt, v in defaults.items():
         if opt != "--interval" and re.search(r"fd|file|descr|socket|slow", opt) and re.search(r"interval|every", opt):
             try:
-                fd = synth.parse_seconds(v)
+                # "--fd-every 12" counts snapshots; "--fd-interval 60s" is seconds
+                fd = float(v) * interval if "every" in opt and re.fullmatch(r"\d+", v) else synth.parse_seconds(v)
             except Exception:
                 pass
     return interval, fd

@@ -15,6 +15,14 @@ this script and never edited by hand.
 
 --quick runs one tiny scale (20x10x2, two rounds) so a test can check the
 harness end to end in a few seconds.
+
+At the largest scale it also measures what issue 6 budgets (bench/issue6.py):
+the recorder recording continuously at its default cadence (--record-seconds),
+the analyzer (lsof/ps --at, diff, report) on 1 h and 24 h recordings
+synthesised by bench/synth.py from real snapshots of the loaded host
+(--long-durations, --layout per-snapshot|compacted:N, --synth-fd-interval),
+and live procsnap lsof/ps against the real lsof/ps; the report opens with a
+table of every issue 6 budget, MET or MISSES. --no-issue6 skips all that.
 """
 
 from __future__ import annotations
