@@ -82,7 +82,7 @@ def test_runner_quick(tmp_path):
     out = tmp_path / "BENCH.md"
     raw = tmp_path / "runs.json"
     r = subprocess.run([sys.executable, RUN, "--quick", "--out", str(out), "--json", str(raw)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "## Scale 20x10x2" in text and "## Machine" in text
