@@ -23,6 +23,7 @@ from . import __version__
 from . import procfs as P
 from .files import FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
+from .redact import redact_cmdline
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
 
 UTC = dt.timezone.utc
@@ -79,8 +80,9 @@ class Collector:
     """Takes snapshots of one host, read through one :class:`ProcFS`."""
 
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
-                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None):
+                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True):
         self.fs = procfs or ProcFS()
+        self.redact = redact  # credentials in command lines (recorder/redact.py)
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
         self._pass_tables = self.tables
@@ -475,6 +477,8 @@ class Collector:
         cmd = optional("cmdline", fs.read, "cmdline")
         cmdline = cmdline_raw = None
         if cmd is not None:
+            if self.redact:  # before the text and the raw bytes are both made from it
+                cmd = redact_cmdline(cmd)
             argv, joined = P.parse_cmdline(cmd)
             cmdline, lossy = P.split_text(joined)
             # The joined text cannot give argv back when an argument holds a
