@@ -256,9 +256,6 @@ class Collector:
                     t_rows, t_gone, t_denied = [], 0, 1
                 finally:
                     t_threads += time.perf_counter() - t
-                threads.extend(t_rows)
-                tgone += t_gone
-                tdenied += t_denied
             if want_files:
                 t = time.perf_counter()
                 try:
@@ -270,6 +267,10 @@ class Collector:
                 finally:
                     t_files += time.perf_counter() - t
             rows.append(row)
+            if want_threads:  # only now: a process gone during its descriptors takes its threads along
+                threads.extend(t_rows)
+                tgone += t_gone
+                tdenied += t_denied
             if row["denied"]:
                 denied += 1
         meta["processes_gone"] = gone
