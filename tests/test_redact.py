@@ -199,3 +199,29 @@ def test_environment_variables_are_never_read(monkeypatch):
     assert not [p for p in opened if "environ" in p]
     src = "\n".join(p.read_text() for p in (ROOT / "recorder").glob("*.py"))
     assert "environ" not in src.replace("os.environ", "")
+
+
+# --------------------------------------------------------------------------
+# Permissions (issue 8, item 2): what is redacted is also kept from other users.
+
+
+def test_recordings_are_private(cli, tmp_path):
+    rec = tmp_path / "new" / "rec"
+    p = cli("snapshot", "-o", rec)
+    assert p.returncode == 0, p.stderr
+    assert "warning" not in p.stderr
+    modes = {str(f.relative_to(rec)): f.stat().st_mode & 0o777 for f in [rec, *rec.rglob("*")]}
+    assert {m for f, m in modes.items() if (rec / f).is_dir()} == {0o700}
+    assert {m for f, m in modes.items() if (rec / f).is_file()} == {0o600}
+    assert any(f.endswith(".parquet") for f in modes)
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o770, 0o701])
+def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    rec.chmod(mode)
+    p = cli("snapshot", "-o", rec)
+    assert p.returncode == 0, p.stderr
+    assert f"warning: {rec} is readable by others (mode {mode:o})" in p.stderr
+    assert rec.stat().st_mode & 0o777 == mode  # told, not changed behind the user's back
