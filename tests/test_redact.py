@@ -58,6 +58,8 @@ def red(*argv: str) -> list[str]:
     (["openssl", "enc", "-pass", "pass:pw10"], ["openssl", "enc", "-pass", "pass:<redacted>"]),
     (["x", "--key", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"],
      ["x", "--key", "<redacted>"]),
+    (["agent", "--env", '{"DB_PASSWORD": "pw11", "PATH": "/bin", "TOKEN_FILE": "/run/t"}'],
+     ["agent", "--env", '{"DB_PASSWORD": "<redacted>", "PATH": "/bin", "TOKEN_FILE": "/run/t"}']),
     # Not secrets: paths to them, switches, look-alike words.
     (["x", "--password-file=/etc/pw", "--no-password", "db"], ["x", "--password-file=/etc/pw", "--no-password", "db"]),
     (["ssh", "-o", "PasswordAuthentication=no", "h"], ["ssh", "-o", "PasswordAuthentication=no", "h"]),
