@@ -121,6 +121,27 @@ def _parser(fn):
     return parse
 
 
+_I32 = (-(2**31), 2**31 - 1)
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _fits(d: dict, narrow: tuple[str, ...] = ()) -> dict:
+    """d, unless one of its integers cannot be stored (int32 for the keys in narrow, int64 for
+    the others): a mangled file must cost its process, not the whole snapshot's Arrow table."""
+    for k, v in d.items():
+        if type(v) is int:
+            lo, hi = _I32 if k in narrow else _I64
+            if not lo <= v <= hi:
+                raise ValueError(f"{k} out of range: {v}")
+    return d
+
+
+def _i64(v: int) -> int:
+    if not _I64[0] <= v <= _I64[1]:
+        raise ValueError(f"out of range: {v}")
+    return v
+
+
 # --------------------------------------------------------------------------
 # Text helpers
 
@@ -161,7 +182,7 @@ def parse_stat(data: bytes) -> dict:
     if len(f) < 20:
         raise ValueError("malformed stat: too few fields")
     # f[0] is field 3 (state) of proc(5); field N is f[N - 3].
-    return {
+    out = {
         "pid": pid,
         "comm": comm,
         "state": f[0].decode("ascii", "replace"),
@@ -182,6 +203,10 @@ def parse_stat(data: bytes) -> dict:
         "rss": int(f[21]) if len(f) > 21 else 0,
         "processor": int(f[36]) if len(f) > 36 else None,
     }
+    # Start times become datetimes: a tick count past ~2^40 (centuries) is no kernel's.
+    if not 0 <= out["starttime"] < 2**40:
+        raise ValueError(f"starttime out of range: {out['starttime']}")
+    return _fits(out, ("pid", "ppid", "pgid", "sid", "priority", "nice", "num_threads", "processor"))
 
 
 PF_KTHREAD = 0x00200000
@@ -209,7 +234,7 @@ def status_ctxsw(data: bytes) -> tuple[int | None, int | None]:
             continue
         j = data.find(b"\n", i + len(key))
         v = data[i + len(key):j if j >= 0 else len(data)].strip()
-        out.append(int(v) if v.isdigit() else None)
+        out.append(_i64(int(v)) if v.isdigit() else None)
     return out[0], out[1]
 
 
@@ -219,7 +244,10 @@ def status_ids(st: dict, key: bytes) -> tuple[int, int]:
     parts = st.get(key, b"").split()
     if len(parts) < 2:
         raise ValueError(f"status has no usable {key.decode()}: line")
-    return int(parts[0]), int(parts[1])
+    real, eff = int(parts[0]), int(parts[1])
+    if not (0 <= real <= _I32[1] and 0 <= eff <= _I32[1]):  # stored as int32
+        raise ValueError(f"{key.decode()} out of range: {real} {eff}")
+    return real, eff
 
 
 @_parser
@@ -227,13 +255,13 @@ def status_kb(st: dict, key: bytes) -> int | None:
     v = st.get(key)
     if v is None:
         return None
-    return int(v.split()[0]) * 1024
+    return _i64(int(v.split()[0]) * 1024)
 
 
 @_parser
 def status_int(st: dict, key: bytes) -> int | None:
     v = st.get(key)
-    return int(v) if v is not None else None
+    return _i64(int(v)) if v is not None else None
 
 
 @_parser
@@ -243,7 +271,7 @@ def parse_io(data: bytes) -> dict:
         k, sep, v = line.partition(b":")
         if sep:
             out[k.strip().decode()] = int(v)
-    return out
+    return _fits(out)
 
 
 def parse_cmdline(data: bytes) -> tuple[list[bytes], bytes]:
@@ -264,7 +292,7 @@ def parse_limits_nofile(data: bytes) -> tuple[int | None, int | None]:
             parts = line[len(b"Max open files") :].split()
             vals = []
             for p in parts[:2]:
-                vals.append(None if p == b"unlimited" else int(p))
+                vals.append(None if p == b"unlimited" else _i64(int(p)))
             return vals[0], vals[1]
     return None, None
 

@@ -168,3 +168,19 @@ def test_collector_counts_a_process_with_hostile_files_as_gone(tmp_path_factory,
     meta = snap.tables["snapshots"].to_pylist()[0]
     assert 1 in procs["pid"]
     assert (42 in procs["pid"]) != (meta["processes_gone"] == 1)
+
+
+def test_values_that_cannot_be_stored_are_malformed():
+    """A shifted or mangled field can hold a number no column can store: the parser says
+    so (found by the collector property above: u64 max landed in vsize and broke the Arrow table)."""
+    shifted = SAMPLES["stat"].replace(b"S 1 1234", b"S 1 ) 1234")  # rsslim (u64 max) lands in vsize
+    with pytest.raises(ValueError):
+        P.parse_stat(shifted)
+    with pytest.raises(ValueError):
+        P.parse_io(b"rchar: 99999999999999999999999\n")
+    with pytest.raises(ValueError):
+        P.status_kb(P.parse_status(b"VmRSS:\t99999999999999999999 kB\n"), b"VmRSS")
+    with pytest.raises(ValueError):
+        P.status_ids(P.parse_status(b"Uid:\t4294967296\t0\t0\t0\n"), b"Uid")
+    with pytest.raises(ValueError):
+        P.parse_stat(SAMPLES["stat"].replace(b" 12345 ", b" 999999999999999 "))  # starttime
