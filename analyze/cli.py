@@ -57,9 +57,13 @@ def _open(rec: Optional[List[str]], host: Optional[List[str]] = None):
 # Recording
 
 
-def _collector(host: Optional[str], interval: Optional[float]):
+def _collector(host: Optional[str], interval: Optional[float], redact: bool = True):
     from recorder.collect import Collector
-    return Collector(host=host, interval=interval)
+    return Collector(host=host, interval=interval, redact=redact)
+
+
+NoRedactOpt = typer.Option(False, "--no-redact", help="Keep credentials in command lines (redacted by default; "
+                                                      "docs/redaction.md lists what is caught).")
 
 
 def _store(output: str):
@@ -78,6 +82,7 @@ def record(
     duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
+    no_redact: bool = NoRedactOpt,
 ):
     """Record snapshots of the host into a Parquet recording until COUNT, DURATION or Ctrl-C.
 
@@ -98,7 +103,7 @@ def record(
     if dur is not None and dur <= 0:
         raise UsageError(f"bad duration {duration!r}: must be more than 0 seconds")
     show = not quiet and sys.stderr.isatty()
-    collector = _collector(host, iv)
+    collector = _collector(host, iv, redact=not no_redact)
     with _store(output) as store:
         res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None)
     if show:
@@ -112,12 +117,13 @@ def snapshot(
     output: str = typer.Option(..., "-o", "--output", help="Recording folder (created if missing)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under."),
+    no_redact: bool = NoRedactOpt,
 ):
     """Take one snapshot and add it to a recording.
 
     Example: procsnap snapshot -o ./before-deploy
     """
-    collector = _collector(host, None)
+    collector = _collector(host, None, redact=not no_redact)
     with _store(output) as store:
         snap = collector.snapshot()
         n = store.write(snap)

@@ -49,15 +49,30 @@ class Recording:
 
     # ------------------------------------------------------------------
     @staticmethod
-    def _connect() -> duckdb.DuckDBPyConnection:
+    def _connect(folders: list[Path] = ()) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB that can read these folders and nothing else, and can be talked out of none of it.
+
+        External access is switched off except for reading inside the recordings
+        (``allowed_directories``: also the views' own scans go through it), no
+        extension is installed or loaded behind our back, and the configuration
+        is locked so that no SQL can switch any of it back on. DuckDB still
+        writes inside allowed directories (COPY, EXPORT, ATTACH): user SQL is
+        held to read-only statements by :func:`check_read_only`.
+        """
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
+        if allowed:
+            con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
+        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
+            con.execute(f"SET {setting} = false")
+        con.execute("SET lock_configuration = true")
         return con
 
     @classmethod
     def open(cls, paths: list[str], hosts: list[str] | None = None) -> "Recording":
         sources = recording_folders(paths)
-        con = cls._connect()
+        con = cls._connect(sources)
         for t in TABLES.values():
             files = []
             for src in sources:
@@ -111,6 +126,7 @@ class Recording:
 
     # ------------------------------------------------------------------
     def execute(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        check_read_only(self.con, sql)
         try:
             cur = self.con.execute(sql, params) if params else self.con.execute(sql)
             if cur.description is None:
@@ -143,6 +159,24 @@ class Recording:
                 raise ProcsnapError(f"no snapshot at or before {at.isoformat()} (the recording starts at "
                                     f"{start.isoformat() if start else 'nothing: it is empty'})")
         return [Moment(*r) for r in rows]
+
+
+# What user SQL may be: statements that read. Everything else (COPY, EXPORT, ATTACH,
+# INSTALL/LOAD, SET, CREATE, ...) is refused before DuckDB sees it.
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """ProcsnapError unless every statement of the SQL only reads."""
+    try:
+        stmts = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise ProcsnapError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
+    for st in stmts:
+        kind = st.type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            raise ProcsnapError(f"{kind} statements are not allowed: procsnap runs read-only SQL "
+                                f"({', '.join(sorted(READ_ONLY_STATEMENTS))})")
 
 
 def recording_folders(paths: list[str]) -> list[Path]:

@@ -22,6 +22,7 @@ from . import __version__
 from . import procfs as P
 from .files import SHARED_ANON, FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
+from .redact import redact_cmdline
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
 
 if TYPE_CHECKING:
@@ -94,8 +95,9 @@ class Collector:
     """Takes snapshots of one host, read through one :class:`ProcFS`."""
 
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
-                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None):
+                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True):
         self.fs = procfs or ProcFS()
+        self.redact = redact  # credentials in command lines (recorder/redact.py)
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
         self._pass_tables = self.tables
@@ -350,9 +352,6 @@ class Collector:
                     t_rows, t_gone, t_denied = [], 0, 1
                 finally:
                     t_threads += time.perf_counter() - t
-                threads.extend(t_rows)
-                tgone += t_gone
-                tdenied += t_denied
             if want_files:
                 t = time.perf_counter()
                 try:
@@ -364,6 +363,10 @@ class Collector:
                 finally:
                     t_files += time.perf_counter() - t
             rows.append(row)
+            if want_threads:  # only now: a process gone during its descriptors takes its threads along
+                threads.extend(t_rows)
+                tgone += t_gone
+                tdenied += t_denied
             if row["denied"]:
                 denied += 1
         meta["processes_gone"] = gone
@@ -606,6 +609,8 @@ class Collector:
         cmd = optional("cmdline", fs.read_one, "cmdline")
         cmdline = cmdline_raw = None
         if cmd is not None:
+            if self.redact:  # before the text and the raw bytes are both made from it
+                cmd = redact_cmdline(cmd)
             argv, joined = P.parse_cmdline(cmd)
             cmdline, lossy = P.split_text(joined)
             # The joined text cannot give argv back when an argument holds a

@@ -8,11 +8,19 @@ Errors are mapped in exactly one place (:func:`_translate`):
 ``FileNotFoundError`` / ``ProcessLookupError`` / ``ESRCH`` mean the process or
 thread is gone (:class:`Gone`), ``PermissionError`` means access denied
 (:class:`Denied`). Anything else is a real error and propagates.
+
+The parsers' one error is ``ValueError``: whatever bytes they are given
+(truncated, NULs, invalid UTF-8, huge lines, fields missing or added) they
+return a result or raise ``ValueError``, nothing else (tests/test_fuzz_procfs.py
+holds them to it). The collector counts a process whose files raise it as gone.
+Parsers of tables with one row per line (sockets, disks, interfaces) skip a
+line they cannot parse and keep the others.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 
@@ -101,6 +109,39 @@ class ProcFS:
         return os.path.exists(self.path(*parts))
 
 
+def _parser(fn):
+    """Holds a parser to its one documented error: an index, key or overflow error
+    on malformed content becomes ValueError."""
+    @functools.wraps(fn)
+    def parse(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (IndexError, KeyError, OverflowError) as e:
+            raise ValueError(f"malformed content for {fn.__name__}: {type(e).__name__}: {e}") from None
+    return parse
+
+
+_I32 = (-(2**31), 2**31 - 1)
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _fits(d: dict, narrow: tuple[str, ...] = ()) -> dict:
+    """d, unless one of its integers cannot be stored (int32 for the keys in narrow, int64 for
+    the others): a mangled file must cost its process, not the whole snapshot's Arrow table."""
+    for k, v in d.items():
+        if type(v) is int:
+            lo, hi = _I32 if k in narrow else _I64
+            if not lo <= v <= hi:
+                raise ValueError(f"{k} out of range: {v}")
+    return d
+
+
+def _i64(v: int) -> int:
+    if not _I64[0] <= v <= _I64[1]:
+        raise ValueError(f"out of range: {v}")
+    return v
+
+
 # --------------------------------------------------------------------------
 # Text helpers
 
@@ -124,6 +165,7 @@ def split_text(raw: bytes) -> tuple[str, bytes | None]:
 STAT_FIELDS = 52
 
 
+@_parser
 def parse_stat(data: bytes) -> dict:
     """Parse /proc/PID/stat (or /proc/PID/task/TID/stat).
 
@@ -140,7 +182,7 @@ def parse_stat(data: bytes) -> dict:
     if len(f) < 20:
         raise ValueError("malformed stat: too few fields")
     # f[0] is field 3 (state) of proc(5); field N is f[N - 3].
-    return {
+    out = {
         "pid": pid,
         "comm": comm,
         "state": f[0].decode("ascii", "replace"),
@@ -161,6 +203,10 @@ def parse_stat(data: bytes) -> dict:
         "rss": int(f[21]) if len(f) > 21 else 0,
         "processor": int(f[36]) if len(f) > 36 else None,
     }
+    # Start times become datetimes: a tick count past ~2^40 (centuries) is no kernel's.
+    if not 0 <= out["starttime"] < 2**40:
+        raise ValueError(f"starttime out of range: {out['starttime']}")
+    return _fits(out, ("pid", "ppid", "pgid", "sid", "priority", "nice", "num_threads", "processor"))
 
 
 PF_KTHREAD = 0x00200000
@@ -176,6 +222,7 @@ def parse_status(data: bytes) -> dict:
     return out
 
 
+@_parser
 def status_ctxsw(data: bytes) -> tuple[int | None, int | None]:
     """(voluntary, nonvoluntary) context switches of a status file, found directly: a thread's
     status is read only for them, and splitting all its lines cost more than reading it."""
@@ -187,37 +234,44 @@ def status_ctxsw(data: bytes) -> tuple[int | None, int | None]:
             continue
         j = data.find(b"\n", i + len(key))
         v = data[i + len(key):j if j >= 0 else len(data)].strip()
-        out.append(int(v) if v.isdigit() else None)
+        out.append(_i64(int(v)) if v.isdigit() else None)
     return out[0], out[1]
 
 
+@_parser
 def status_ids(st: dict, key: bytes) -> tuple[int, int]:
     """(real, effective) of the Uid: or Gid: line; ValueError when absent or short."""
     parts = st.get(key, b"").split()
     if len(parts) < 2:
         raise ValueError(f"status has no usable {key.decode()}: line")
-    return int(parts[0]), int(parts[1])
+    real, eff = int(parts[0]), int(parts[1])
+    if not (0 <= real <= _I32[1] and 0 <= eff <= _I32[1]):  # stored as int32
+        raise ValueError(f"{key.decode()} out of range: {real} {eff}")
+    return real, eff
 
 
+@_parser
 def status_kb(st: dict, key: bytes) -> int | None:
     v = st.get(key)
     if v is None:
         return None
-    return int(v.split()[0]) * 1024
+    return _i64(int(v.split()[0]) * 1024)
 
 
+@_parser
 def status_int(st: dict, key: bytes) -> int | None:
     v = st.get(key)
-    return int(v) if v is not None else None
+    return _i64(int(v)) if v is not None else None
 
 
+@_parser
 def parse_io(data: bytes) -> dict:
     out = {}
     for line in data.split(b"\n"):
         k, sep, v = line.partition(b":")
         if sep:
             out[k.strip().decode()] = int(v)
-    return out
+    return _fits(out)
 
 
 def parse_cmdline(data: bytes) -> tuple[list[bytes], bytes]:
@@ -230,6 +284,7 @@ def parse_cmdline(data: bytes) -> tuple[list[bytes], bytes]:
     return argv, b" ".join(argv)
 
 
+@_parser
 def parse_limits_nofile(data: bytes) -> tuple[int | None, int | None]:
     """Soft and hard RLIMIT_NOFILE from /proc/PID/limits (None = unlimited)."""
     for line in data.split(b"\n"):
@@ -237,11 +292,12 @@ def parse_limits_nofile(data: bytes) -> tuple[int | None, int | None]:
             parts = line[len(b"Max open files") :].split()
             vals = []
             for p in parts[:2]:
-                vals.append(None if p == b"unlimited" else int(p))
+                vals.append(None if p == b"unlimited" else _i64(int(p)))
             return vals[0], vals[1]
     return None, None
 
 
+@_parser
 def parse_cgroup(data: bytes) -> str:
     """What ps -o cgroup shows: the non-root entries joined by ','; '/' if none."""
     entries = []
@@ -274,6 +330,7 @@ def tty_name(tty_nr: int) -> str | None:
 # Host-wide files
 
 
+@_parser
 def parse_proc_stat(data: bytes) -> dict:
     out: dict = {"ncpus": 0}
     for line in data.split(b"\n"):
@@ -291,6 +348,7 @@ def parse_proc_stat(data: bytes) -> dict:
     return out
 
 
+@_parser
 def parse_loadavg(data: bytes) -> dict:
     f = data.split()
     running, _, total = f[3].partition(b"/")
@@ -303,6 +361,7 @@ def parse_loadavg(data: bytes) -> dict:
     }
 
 
+@_parser
 def parse_meminfo(data: bytes) -> dict:
     """{key: bytes} from /proc/meminfo (values in kB are converted)."""
     out = {}
@@ -320,6 +379,7 @@ def parse_meminfo(data: bytes) -> dict:
     return out
 
 
+@_parser
 def parse_vmstat(data: bytes) -> dict:
     out = {}
     for line in data.split(b"\n"):
@@ -329,6 +389,7 @@ def parse_vmstat(data: bytes) -> dict:
     return out
 
 
+@_parser
 def parse_pressure(data: bytes) -> dict:
     """{'some': {'avg10': .., 'total': ..}, 'full': {...}} from /proc/pressure/*."""
     out = {}
@@ -345,52 +406,60 @@ def parse_pressure(data: bytes) -> dict:
     return out
 
 
+@_parser
 def parse_diskstats(data: bytes) -> list[dict]:
     rows = []
     for line in data.split(b"\n"):
         f = line.split()
         if len(f) < 14:
             continue
-        rows.append({
-            "major": int(f[0]),
-            "minor": int(f[1]),
-            "device": f[2].decode("utf-8", "backslashreplace"),
-            "reads": int(f[3]),
-            "reads_merged": int(f[4]),
-            "read_bytes": int(f[5]) * 512,
-            "read_time_ms": int(f[6]),
-            "writes": int(f[7]),
-            "writes_merged": int(f[8]),
-            "write_bytes": int(f[9]) * 512,
-            "write_time_ms": int(f[10]),
-            "in_flight": int(f[11]),
-            "io_time_ms": int(f[12]),
-            "weighted_io_time_ms": int(f[13]),
-        })
+        try:
+            rows.append({
+                "major": int(f[0]),
+                "minor": int(f[1]),
+                "device": f[2].decode("utf-8", "backslashreplace"),
+                "reads": int(f[3]),
+                "reads_merged": int(f[4]),
+                "read_bytes": int(f[5]) * 512,
+                "read_time_ms": int(f[6]),
+                "writes": int(f[7]),
+                "writes_merged": int(f[8]),
+                "write_bytes": int(f[9]) * 512,
+                "write_time_ms": int(f[10]),
+                "in_flight": int(f[11]),
+                "io_time_ms": int(f[12]),
+                "weighted_io_time_ms": int(f[13]),
+            })
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
+@_parser
 def parse_net_dev(data: bytes) -> list[dict]:
     rows = []
     for line in data.split(b"\n")[2:]:
         name, sep, rest = line.partition(b":")
         if not sep:
             continue
-        f = [int(x) for x in rest.split()]
-        if len(f) < 16:
-            continue
-        rows.append({
-            "interface": name.strip().decode("utf-8", "backslashreplace"),
-            "rx_bytes": f[0],
-            "rx_packets": f[1],
-            "rx_errors": f[2],
-            "rx_dropped": f[3],
-            "multicast": f[7],
-            "tx_bytes": f[8],
-            "tx_packets": f[9],
-            "tx_errors": f[10],
-            "tx_dropped": f[11],
-        })
+        try:
+            f = [int(x) for x in rest.split()]
+            if len(f) < 16:
+                continue
+            rows.append({
+                "interface": name.strip().decode("utf-8", "backslashreplace"),
+                "rx_bytes": f[0],
+                "rx_packets": f[1],
+                "rx_errors": f[2],
+                "rx_dropped": f[3],
+                "multicast": f[7],
+                "tx_bytes": f[8],
+                "tx_packets": f[9],
+                "tx_errors": f[10],
+                "tx_dropped": f[11],
+            })
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
@@ -420,6 +489,7 @@ O_PATH = 0o10000000
 _ACC_LETTER = {0: "r", 1: "w", 2: "u"}
 
 
+@_parser
 def parse_fdinfo(data: bytes) -> tuple[int | None, str | None]:
     """(pos, lsof's access mode) of /proc/PID/fdinfo/N. The mode comes from the open flags
     (O_RDONLY r, O_WRONLY w, O_RDWR u; none for an O_PATH descriptor), which says the same as the
@@ -435,6 +505,7 @@ def parse_fdinfo(data: bytes) -> tuple[int | None, str | None]:
     return pos, mode
 
 
+@_parser
 def parse_fdinfo_pos(data: bytes) -> int | None:
     for line in data.split(b"\n"):
         if line.startswith(b"pos:"):
@@ -445,6 +516,7 @@ def parse_fdinfo_pos(data: bytes) -> int | None:
 _MAPS_FILE = re.compile(rb"^(\S+) \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(/.*)$", re.M)
 
 
+@_parser
 def parse_maps(data: bytes) -> list[tuple[str, str, int, bytes]]:
     """(start-end, dev as 'major,minor', inode, path) of each file mapping, in order.
 
@@ -476,6 +548,7 @@ def _addr6(h: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, b)
 
 
+@_parser
 def parse_inet(data: bytes, proto: str, v6: bool) -> list[dict]:
     """Rows of /proc/net/{tcp,udp,udplite,raw}[6]."""
     rows = []
@@ -484,32 +557,35 @@ def parse_inet(data: bytes, proto: str, v6: bool) -> list[dict]:
         f = line.split()
         if len(f) < 10:
             continue
-        la, _, lp = f[1].partition(b":")
-        ra, _, rp = f[2].partition(b":")
-        st = int(f[3], 16)
-        tx, _, rx = f[4].partition(b":")
-        if proto == "TCP":
-            state = TCP_STATES.get(st, str(st))
-        else:
-            state = "ESTABLISHED" if st == 1 else "UNCONN"
-        rows.append({
-            "family": "IPv6" if v6 else "IPv4",
-            "proto": proto,
-            "local_addr": addr(la),
-            "local_port": int(lp, 16),
-            "remote_addr": addr(ra),
-            "remote_port": int(rp, 16),
-            "state": state,
-            "st": st,
-            "raw_local": f[1].decode(),
-            "raw_remote": f[2].decode(),
-            "tx_queue": int(tx, 16),
-            "rx_queue": int(rx, 16),
-            "uid": int(f[7]),
-            "inode": int(f[9]),
-            "kaddr": f[11].decode() if len(f) > 11 else None,
-            "sock_type": {"TCP": "STREAM", "RAW": "RAW"}.get(proto, "DGRAM"),
-        })
+        try:
+            la, _, lp = f[1].partition(b":")
+            ra, _, rp = f[2].partition(b":")
+            st = int(f[3], 16)
+            tx, _, rx = f[4].partition(b":")
+            if proto == "TCP":
+                state = TCP_STATES.get(st, str(st))
+            else:
+                state = "ESTABLISHED" if st == 1 else "UNCONN"
+            rows.append({
+                "family": "IPv6" if v6 else "IPv4",
+                "proto": proto,
+                "local_addr": addr(la),
+                "local_port": int(lp, 16),
+                "remote_addr": addr(ra),
+                "remote_port": int(rp, 16),
+                "state": state,
+                "st": st,
+                "raw_local": f[1].decode(),
+                "raw_remote": f[2].decode(),
+                "tx_queue": int(tx, 16),
+                "rx_queue": int(rx, 16),
+                "uid": int(f[7]),
+                "inode": int(f[9]),
+                "kaddr": f[11].decode() if len(f) > 11 else None,
+                "sock_type": {"TCP": "STREAM", "RAW": "RAW"}.get(proto, "DGRAM"),
+            })
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
@@ -518,24 +594,28 @@ UNIX_STATES = {1: "UNCONNECTED", 2: "CONNECTING", 3: "CONNECTED", 4: "DISCONNECT
 SO_ACCEPTCON = 0x00010000
 
 
+@_parser
 def parse_unix(data: bytes) -> list[dict]:
     rows = []
     for line in data.split(b"\n")[1:]:
         f = line.split(None, 7)
         if len(f) < 7:
             continue
-        flags = int(f[3], 16)
-        typ = int(f[4], 16)
-        st = int(f[5], 16)
-        path = f[7] if len(f) > 7 else None
-        rows.append({
-            "family": "unix",
-            "kaddr": f[0].rstrip(b":").decode(),
-            "sock_type": UNIX_TYPES.get(typ, str(typ)),
-            "state": "LISTEN" if flags & SO_ACCEPTCON else UNIX_STATES.get(st, str(st)),
-            "inode": int(f[6]),
-            "path": path,
-        })
+        try:
+            flags = int(f[3], 16)
+            typ = int(f[4], 16)
+            st = int(f[5], 16)
+            path = f[7] if len(f) > 7 else None
+            rows.append({
+                "family": "unix",
+                "kaddr": f[0].rstrip(b":").decode(),
+                "sock_type": UNIX_TYPES.get(typ, str(typ)),
+                "state": "LISTEN" if flags & SO_ACCEPTCON else UNIX_STATES.get(st, str(st)),
+                "inode": int(f[6]),
+                "path": path,
+            })
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
@@ -547,30 +627,38 @@ NETLINK_PROTOCOLS = {
 }
 
 
+@_parser
 def parse_netlink(data: bytes) -> list[dict]:
     rows = []
     for line in data.split(b"\n")[1:]:
         f = line.split()
         if len(f) < 10:
             continue
-        proto = int(f[1])
-        rows.append({"family": "netlink", "proto": NETLINK_PROTOCOLS.get(proto, str(proto)),
-                     "kaddr": f[0].decode(), "inode": int(f[9]), "uid": None, "sock_type": "RAW"})
+        try:
+            proto = int(f[1])
+            rows.append({"family": "netlink", "proto": NETLINK_PROTOCOLS.get(proto, str(proto)),
+                         "kaddr": f[0].decode(), "inode": int(f[9]), "uid": None, "sock_type": "RAW"})
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
 PACKET_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET", 10: "SOCK_PACKET"}
 
 
+@_parser
 def parse_packet(data: bytes) -> list[dict]:
     rows = []
     for line in data.split(b"\n")[1:]:
         f = line.split()
         if len(f) < 9:
             continue
-        typ = int(f[2])
-        rows.append({"family": "pack", "proto": str(int(f[3], 16)), "kaddr": f[0].decode(), "inode": int(f[8]),
-                     "uid": int(f[7]), "sock_type": PACKET_TYPES.get(typ, str(typ))})
+        try:
+            typ = int(f[2])
+            rows.append({"family": "pack", "proto": str(int(f[3], 16)), "kaddr": f[0].decode(), "inode": int(f[8]),
+                         "uid": int(f[7]), "sock_type": PACKET_TYPES.get(typ, str(typ))})
+        except (ValueError, IndexError):
+            continue  # one line the kernel would not write: skip it, keep the table
     return rows
 
 
@@ -590,6 +678,7 @@ def _lsof_addr(addr: str, port: int, v6: bool) -> str:
     return f"{host}:{port}"
 
 
+@_parser
 def lsof_socket_name(s: dict) -> str:
     """NAME as lsof prints it for a socket row parsed above."""
     fam = s["family"]

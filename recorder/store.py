@@ -51,6 +51,15 @@ def is_recording(path: Path) -> bool:
     return (path / MARKER).is_file() or (path / "snapshots").is_dir()
 
 
+def _mkdir_private(d: Path, root: Path) -> None:
+    """Create d and the folders between root and it, each 0700 (mkdir(parents=True) gives the
+    parents the default mode)."""
+    if d == root or d.is_dir():
+        return
+    _mkdir_private(d.parent, root)
+    d.mkdir(mode=0o700, exist_ok=True)
+
+
 class Store:
     """Appends snapshots to a recording folder, creating it if needed."""
 
@@ -114,7 +123,7 @@ class Store:
         self._fsync_dir(final.parent)
 
     def _write_table(self, final: Path, table) -> int:
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _mkdir_private(final.parent, self.root)
         tmp = final.with_name("." + final.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:

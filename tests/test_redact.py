@@ -1,0 +1,229 @@
+"""Credentials in command lines never reach the disk (issue 8, item 1).
+
+The unit cases pin each rule of recorder/redact.py (and docs/redaction.md, which
+lists them). The end-to-end test plants unique secrets in the argv of real
+processes, records them with `procsnap snapshot`, and searches every byte and
+every decoded value of every file of the recording; with --no-redact the same
+search must find them, which proves the search can fail.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from recorder.redact import redact_argv, redact_cmdline, secret_name
+
+from .conftest import ROOT
+
+
+def red(*argv: str) -> list[str]:
+    return [a.decode() for a in redact_argv([a.encode() for a in argv])]
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["prog", "--password=hunter2"], ["prog", "--password=<redacted>"]),
+    (["prog", "--token", "abc", "-v"], ["prog", "--token", "<redacted>", "-v"]),
+    (["prog", "--api-key=k1", "--client-secret", "c1", "--secret", "s1"],
+     ["prog", "--api-key=<redacted>", "--client-secret", "<redacted>", "--secret", "<redacted>"]),
+    (["mysql", "-uroot", "-phunter2", "db"], ["mysql", "-uroot", "-p<redacted>", "db"]),
+    # mysql prompts for the password after a lone -p: the next word is the database.
+    (["mysql", "-p", "db"], ["mysql", "-p", "db"]),
+    # -p is a port elsewhere.
+    (["nc", "-p", "8080"], ["nc", "-p", "8080"]),
+    (["/usr/bin/sshpass", "-p", "pw1", "ssh", "h"], ["/usr/bin/sshpass", "-p", "<redacted>", "ssh", "h"]),
+    (["redis-cli", "-a", "pw2"], ["redis-cli", "-a", "<redacted>"]),
+    (["curl", "-u", "bob:pw3", "https://h/"], ["curl", "-u", "bob:<redacted>", "https://h/"]),
+    (["curl", "-H", "Authorization: Bearer tok1", "https://h/"],
+     ["curl", "-H", "Authorization: Bearer <redacted>", "https://h/"]),
+    (["psql", "postgres://app:pw4@db:5432/x"], ["psql", "postgres://app:<redacted>@db:5432/x"]),
+    (["sh", "-c", "PGPASSWORD=pw5 psql -h h; mysql -ppw6 db"],
+     ["sh", "-c", "PGPASSWORD=<redacted> psql -h h; mysql -p<redacted> db"]),
+    (["env", "MYSQL_PWD=pw7", "SECRET_KEY=pw8", "PWD=/home/x"],
+     ["env", "MYSQL_PWD=<redacted>", "SECRET_KEY=<redacted>", "PWD=/home/x"]),
+    (["aws", "--aws-secret-access-key", "pw9", "AKIAABCDEFGHIJKLMNOP"],
+     ["aws", "--aws-secret-access-key", "<redacted>", "<redacted>"]),
+    (["x", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_abc"], ["x", "<redacted>"]),
+    (["git", "clone", "https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/x"],
+     ["git", "clone", "https://<redacted>@github.com/x"]),
+    (["bot", "xoxb-1234567890-abcdef"], ["bot", "<redacted>"]),
+    (["openssl", "enc", "-pass", "pass:pw10"], ["openssl", "enc", "-pass", "pass:<redacted>"]),
+    (["x", "--key", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"],
+     ["x", "--key", "<redacted>"]),
+    (["agent", "--env", '{"DB_PASSWORD": "pw11", "PATH": "/bin", "TOKEN_FILE": "/run/t"}'],
+     ["agent", "--env", '{"DB_PASSWORD": "<redacted>", "PATH": "/bin", "TOKEN_FILE": "/run/t"}']),
+    # Not secrets: paths to them, switches, look-alike words.
+    (["x", "--password-file=/etc/pw", "--no-password", "db"], ["x", "--password-file=/etc/pw", "--no-password", "db"]),
+    (["ssh", "-o", "PasswordAuthentication=no", "h"], ["ssh", "-o", "PasswordAuthentication=no", "h"]),
+    (["python", "train.py", "--tokenizer", "gpt2", "--bypass", "x"],
+     ["python", "train.py", "--tokenizer", "gpt2", "--bypass", "x"]),
+])
+def test_rules(argv, want):
+    assert red(*argv) == want
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("password", True), ("PGPASSWORD", True), ("db-pass", True), ("MYSQL_PWD", True), ("auth-token", True),
+    ("api_key", True), ("AWS_SECRET_ACCESS_KEY", True), ("client.secret", True),
+    ("key", False), ("password-file", False), ("no-password", False), ("tokenizer", False), ("PWD", False),
+    ("monkey", False),
+])
+def test_secret_names(name, secret):
+    assert secret_name(name.encode()) is secret
+
+
+def test_command_lines_without_candidates_are_returned_as_they_are():
+    raw = b"/usr/sbin/nginx\0-g\0daemon off;\0"
+    assert redact_cmdline(raw) is raw
+    raw = b"/usr/bin/python3\0-m\0http.server\0"  # candidates neither
+    assert redact_cmdline(raw) is raw
+
+
+def test_raw_bytes_keep_their_shape():
+    assert redact_cmdline(b"a\0--token\0t\xff\0") == b"a\0--token\0<redacted>\0"
+    assert redact_cmdline(b"a --password=x") == b"a --password=<redacted>"  # setproctitle, no NULs
+
+
+# --------------------------------------------------------------------------
+# End to end: real processes, a real recording, every byte.
+
+
+def _spawn(secret: dict[str, str]) -> list[subprocess.Popen]:
+    py = sys.executable
+    sleeper = "import time; time.sleep(120)"
+    s = secret
+    cmds = [
+        [py, "-c", sleeper, f"--password={s['a']}", "--token", s["b"], f"--api-key={s['c']}",
+         "--client-secret", s["d"], f"https://user:{s['e']}@db.example:5432/x"],
+        ["bash", "-c", f"exec -a mysql {py} -c '{sleeper}' -uroot -p{s['f']} db"],
+        ["bash", "-c", f"exec -a sshpass {py} -c '{sleeper}' -p {s['g']} ssh host"],
+        ["sh", "-c", f"PGPASSWORD={s['h']} sleep 120; echo 'Authorization: Bearer {s['i']}' "
+                     f"AKIA{s['j']} eyJ{s['k']}.eyJ{s['k']}.{s['k']} ghp_{s['l']}"],
+    ]
+    return [subprocess.Popen(c, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for c in cmds]
+
+
+def _wait_for(procs, needles):
+    """Until every process has exec'ed into the command line that holds its secret."""
+    for _ in range(200):
+        found = set()
+        for p in procs:
+            try:
+                cmd = Path(f"/proc/{p.pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            found |= {n for n in needles if n.encode() in cmd}
+        if found == set(needles):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"secrets not in any command line: {set(needles) - found}")
+
+
+def _every_value(rec: Path) -> tuple[bytes, bytes]:
+    """All raw bytes of the recording, and all decoded values of every column of every Parquet file."""
+    raw, decoded = [], []
+    for f in sorted(rec.rglob("*")):
+        if not f.is_file():
+            continue
+        raw.append(f.read_bytes())
+        if f.suffix == ".parquet":
+            t = pq.read_table(f)
+            for col in t.columns:
+                for v in col.to_pylist():
+                    decoded.append(v if isinstance(v, bytes) else str(v).encode())
+    return b"\n".join(raw), b"\n".join(decoded)
+
+
+def _snapshot(out: Path, *extra: str, planted: str) -> subprocess.CompletedProcess:
+    # The recorder's own argv carries a secret too (argv[1] of python -c, which main() skips).
+    code = "import sys; from analyze.cli import main; sys.exit(main(sys.argv[2:]))"
+    return subprocess.run([sys.executable, "-c", code, f"--db-password={planted}", "snapshot", "-o", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_no_planted_secret_reaches_the_recording(tmp_path):
+    alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+    s = {k: "Zq" + secrets.token_hex(8) for k in "abcdefghi"}
+    s["j"] = secrets.token_hex(8).upper()
+    s["k"] = "Zq" + secrets.token_hex(6)
+    s["l"] = "".join(secrets.choice(alnum) for _ in range(36))
+    s["own"] = "Zq" + secrets.token_hex(8)
+    procs = _spawn(s)
+    try:
+        _wait_for(procs, [v for k, v in s.items() if k != "own"])
+        p = _snapshot(tmp_path / "red", planted=s["own"])
+        assert p.returncode == 0, p.stderr
+        q = _snapshot(tmp_path / "plain", "--no-redact", planted=s["own"])
+        assert q.returncode == 0, q.stderr
+    finally:
+        for pr in procs:
+            pr.kill()
+            pr.wait()
+    raw, decoded = _every_value(tmp_path / "red")
+    leaked = {k: v for k, v in s.items() if v.encode() in raw or v.encode() in decoded}
+    assert not leaked, leaked
+    assert b"<redacted>" in decoded
+    assert b"-uroot" in decoded and b"db.example" in decoded  # the shape is kept
+    # The same search finds every secret without redaction: the test can fail.
+    _, plain = _every_value(tmp_path / "plain")
+    missing = {k: v for k, v in s.items() if v.encode() not in plain}
+    assert not missing, missing
+
+
+def test_environment_variables_are_never_read(monkeypatch):
+    """A snapshot of the live host opens no /proc/*/environ (every file the collector opens goes through these)."""
+    from recorder.collect import Collector
+    opened: list[str] = []
+    real_os_open, real_open = os.open, builtins.open
+
+    def os_open(path, *a, **k):
+        opened.append(os.fsdecode(path))
+        return real_os_open(path, *a, **k)
+
+    def b_open(path, *a, **k):
+        if isinstance(path, (str, bytes, os.PathLike)):
+            opened.append(os.fsdecode(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", b_open)
+    Collector().snapshot()
+    assert any(p.endswith("/cmdline") for p in opened)  # the spy sees the collector's reads
+    assert not [p for p in opened if "environ" in p]
+    src = "\n".join(p.read_text() for p in (ROOT / "recorder").glob("*.py"))
+    assert "environ" not in src.replace("os.environ", "")
+
+
+# --------------------------------------------------------------------------
+# Permissions (issue 8, item 2): what is redacted is also kept from other users.
+
+
+def test_recordings_are_private(cli, tmp_path):
+    rec = tmp_path / "new" / "rec"
+    p = cli("snapshot", "-o", rec)
+    assert p.returncode == 0, p.stderr
+    assert "warning" not in p.stderr
+    modes = {str(f.relative_to(rec)): f.stat().st_mode & 0o777 for f in [rec, *rec.rglob("*")]}
+    assert {m for f, m in modes.items() if (rec / f).is_dir()} == {0o700}
+    assert {m for f, m in modes.items() if (rec / f).is_file()} == {0o600}
+    assert any(f.endswith(".parquet") for f in modes)
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o770, 0o701])
+def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    rec.chmod(mode)
+    p = cli("snapshot", "-o", rec)
+    assert p.returncode == 0, p.stderr
+    assert f"warning: {rec} is readable by others (mode {mode:o})" in p.stderr
+    assert rec.stat().st_mode & 0o777 == mode  # told, not changed behind the user's back
