@@ -162,7 +162,9 @@ class Recording:
         With NEED (a table such as ``open_files``), the latest snapshot that took that
         table: a recorder on two cadences takes descriptors on fewer snapshots.
         """
-        has = f" AND {need}_seen IS NOT NULL" if need else ""
+        # A recording that never counts the table (hand-made, or older) took it on every snapshot.
+        has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
+               f"WHERE s2.host = snapshots.host AND s2.{need}_seen IS NOT NULL))") if need else ""
         if text is None:
             rows = self.con.execute(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
@@ -175,7 +177,7 @@ class Recording:
             if not rows:
                 start, _ = self.time_range()
                 with_ = f" with {need}" if need else ""
-                raise ProcsnapError(f"no snapshot{with_} at or before {at.isoformat()} (the recording starts at "
+                raise ProcsnapError(f"no snapshot at or before {at.isoformat()}{with_} (the recording starts at "
                                     f"{start.isoformat() if start else 'nothing: it is empty'})")
         return [Moment(*r) for r in rows]
 
