@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from recorder import defaults as DEF
+
 from .errors import ProcsnapError, UsageError
 
 try:  # typer >= 0.20 vendors click
@@ -87,23 +89,25 @@ def record(
     output: str = typer.Option(..., "-o", "--output", help="Recording folder (created if missing)."),
     interval: Optional[str] = typer.Option(
         None, "-i", "--interval",
-        help="Seconds between snapshots of host, processes and threads (5, 0.5, 1m). Default 90s."),
+        help=f"Seconds between snapshots of host, processes and threads (5, 0.5, 1m). "
+             f"Default {DEF.DEFAULT_INTERVAL:g}s."),
     files_interval: Optional[str] = typer.Option(
         None, "--files-interval",
-        help="Seconds between snapshots of open files and sockets (the costly part). Default 1200s, "
-             "or the --interval when that is given."),
+        help=f"Seconds between snapshots of open files and sockets (the costly part). "
+             f"Default {DEF.DEFAULT_FILES_INTERVAL:g}s, or the --interval when that is given."),
     count: Optional[int] = typer.Option(None, "-n", "--count", help="Stop after this many snapshots."),
     duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
     incident: Optional[str] = typer.Option(
         None, "--incident", metavar="[DURATION]",
-        help="Start with the incident preset: everything every 2s for DURATION (default 10m), then the "
-             "normal cadences. SIGHUP, or a file named 'incident' in the folder, starts it later."),
+        help=f"Start with the incident preset: everything every {DEF.INCIDENT_INTERVAL:g}s for DURATION "
+             f"(default {DEF.DEFAULT_INCIDENT / 60:g}m), then the normal cadences. SIGHUP, or a file named "
+             "'incident' in the folder, starts it later."),
     keep: Optional[str] = typer.Option(None, "--keep", help="Drop snapshots older than this (7d, 12h)."),
     max_size: Optional[str] = typer.Option(None, "--max-size",
                                            help="Drop the oldest snapshots to keep the folder under this (500M, 2G)."),
-    compact_min: int = typer.Option(64, "--compact-min", help="Merge a day's small files once this many "
+    compact_min: int = typer.Option(DEF.DEFAULT_COMPACT_MIN, "--compact-min", help="Merge a day's small files once this many "
                                                               "snapshots are waiting (0: never compact)."),
-    grace: str = typer.Option("120", "--grace", help="How long files merged by compaction stay for readers "
+    grace: str = typer.Option(f"{DEF.DEFAULT_GRACE:g}", "--grace", help="How long files merged by compaction stay for readers "
                                                      "that listed them (seconds)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
@@ -111,18 +115,19 @@ def record(
     """Record snapshots of the host into a Parquet recording until COUNT, DURATION or a signal.
 
     Example: procsnap record -o ./incident -i 2 -d 10m
+
     Always-on: procsnap record -o /var/lib/procsnap --keep 7d --max-size 2G
 
-    Without -i, the always-on cadences: host, processes and threads every 90s, open files and
-    sockets every 1200s (about 1% of one core on a host with 1000 processes, 50 descriptors
-    each; see README "Always-on"). With -i alone, everything every interval.
+    Without -i, the always-on cadences of --interval and --files-interval (about 1% of one core
+    on a host with 1000 processes of 50 descriptors; see README "Always-on"). With -i alone,
+    everything every interval.
 
     Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording. SIGHUP
     starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`.
     A full disk drops snapshots (counted) and recording resumes when space returns.
     """
     from recorder.compact import Maintenance, recover
-    from recorder.record import DEFAULT_FILES_INTERVAL, DEFAULT_INTERVAL, progress_line
+    from recorder.record import progress_line
     from recorder.record import record as run
 
     from .timespec import parse_duration
@@ -138,9 +143,9 @@ def record(
     iv = positive(interval, "interval")
     fiv = positive(files_interval, "files interval")
     if fiv is None:
-        fiv = DEFAULT_FILES_INTERVAL if iv is None else None
+        fiv = DEF.DEFAULT_FILES_INTERVAL if iv is None else None
     if iv is None:
-        iv = DEFAULT_INTERVAL
+        iv = DEF.DEFAULT_INTERVAL
     if count is not None and count < 1:
         raise UsageError(f"bad count {count}: must be at least 1")
     dur = positive(duration, "duration")
@@ -535,7 +540,7 @@ def _optional_values(args: List[str]) -> List[str]:
     for i, a in enumerate(args):
         out.append(a)
         if a == "--incident" and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            out.append("10m")
+            out.append(f"{DEF.DEFAULT_INCIDENT:g}s")
     return out
 
 

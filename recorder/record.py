@@ -36,24 +36,8 @@ from .collect import Collector, Snapshot
 from .compact import Maintenance, maintain
 from .store import Store, StoreFull
 
-# ---------------------------------------------------------------------------
-# Defaults of the always-on recorder, in one place (README "Always-on" and
-# `procsnap record --help` quote them). The budget is 1 % of one core and
-# 150 MB RSS. Measured on the 2-core bench host (1000 processes × 50 fds ×
-# 4 threads): host + processes + threads cost ~0.5 s CPU per snapshot, open
-# files + sockets ~4.5 s more. 0.5 s / 90 s = 0.56 % and 4.5 s / 1200 s =
-# 0.38 %: 0.93 % of a core, leaving the rest for writing and compaction. On
-# smaller hosts the cost scales with processes and descriptors. Revisit when
-# the collector's optimisation lands.
-DEFAULT_INTERVAL = 90.0          # s: host, processes, threads
-DEFAULT_FILES_INTERVAL = 1200.0  # s: open_files + sockets
-INCIDENT_INTERVAL = 2.0          # s: everything, under the incident preset
-DEFAULT_INCIDENT = 600.0         # s: how long the incident preset lasts
-# Compaction: merge a day's partition once it holds this many small snapshots
-# (64 × 90 s ≈ 1.6 h per compacted file); covered files stay GRACE seconds
-# for readers that listed them just before.
-DEFAULT_COMPACT_MIN = 64
-DEFAULT_GRACE = 120.0
+from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
+                       DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
 
 FILE_TABLES = ("open_files", "sockets")
 INCIDENT_FILE = "incident"
