@@ -91,6 +91,19 @@ def _annotate(snap: Snapshot, **values) -> None:
     snap.tables["snapshots"] = t
 
 
+def _after(snap: Snapshot, last_id: int | None) -> None:
+    """Keep snapshot ids increasing when the wall clock steps back (NTP): a compacted file
+    covers an id range, and a new small file inside it would be hidden. ``ts`` stays true."""
+    if last_id is None or snap.snapshot_id > last_id:
+        return
+    snap.snapshot_id = last_id + 1
+    for name, t in snap.tables.items():
+        i = t.schema.get_field_index("snapshot_id")
+        if i >= 0:
+            f = t.schema.field(i)
+            snap.tables[name] = t.set_column(i, f, pa.array([snap.snapshot_id] * t.num_rows, f.type))
+
+
 def record(store: Store, collector: Collector, interval: float, count: int | None = None,
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
@@ -121,6 +134,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
         dropped_since = 0
         full = False
         attempts = 0
+        last_id: int | None = None
 
         def poll_incident() -> None:
             """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
@@ -163,6 +177,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             collector.skipped = res.pending_skip
             collector.interval = tick
             snap = collector.snapshot(None if take_files else base_tables)
+            _after(snap, last_id)
+            last_id = snap.snapshot_id
             _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
                       incident=in_incident)
             attempts += 1

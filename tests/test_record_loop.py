@@ -130,3 +130,28 @@ def test_maintenance_between_snapshots_compacts_and_retains(tmp_path, procfs):
                           "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
     assert dup == 0
     assert rec.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchone()[0] == 12
+
+
+def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch):
+    import datetime as dt
+
+    from recorder import collect
+    real = collect.dt.datetime
+    steps = iter([0, 1, -5, 2])
+
+    class SteppedClock(real):
+        @classmethod
+        def now(cls, tz=None):
+            return real(2026, 11, 28, 3, 0, 10, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=next(steps))
+
+    monkeypatch.setattr(collect.dt, "datetime", SteppedClock)
+    with Store(tmp_path / "r") as st:
+        R.record(st, Collector(procfs=procfs, host="h"), 0.01, count=4)
+    monkeypatch.undo()
+    rec = Recording.open([str(tmp_path / "r")])
+    order = [r[0] for r in rec.con.execute("SELECT snapshot_id FROM snapshots ORDER BY snapshot_id").fetchall()]
+    stepped = rec.con.execute("SELECT snapshot_id, epoch_us(ts) FROM snapshots ORDER BY snapshot_id").fetchall()
+    assert stepped[2][0] == stepped[1][0] + 1 and stepped[2][1] < stepped[1][1]  # id after, ts true
+    assert len(set(order)) == 4
+    procs = rec.con.execute("SELECT DISTINCT snapshot_id FROM processes ORDER BY 1").fetchall()
+    assert [r[0] for r in procs] == order
