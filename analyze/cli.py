@@ -177,10 +177,14 @@ def snapshot(
 
     Example: procsnap snapshot -o ./before-deploy
     """
+    from recorder.store import StoreError
     collector = _collector(host, None)
     with _store(output) as store:
         snap = collector.snapshot()
-        n = store.write(snap)
+        try:
+            n = store.write(snap)
+        except StoreError as e:  # a full disk: nothing of the snapshot was left behind
+            raise ProcsnapError(f"snapshot not written: {e}") from None
     if not quiet and sys.stderr.isatty():
         print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
               file=sys.stderr)

@@ -47,3 +47,22 @@ def test_help_states_the_defaults(cli):
     text = " ".join(p.stdout.split())
     assert f"Default {D.DEFAULT_INTERVAL:g}s." in text and f"Default {D.DEFAULT_FILES_INTERVAL:g}s," in text
     assert "SIGHUP" in text
+
+
+def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    from analyze import cli
+    from recorder.collect import Collector
+    from recorder.procfs import ProcFS
+    from recorder.store import Store, StoreFull
+
+    from .fakeproc import FakeProc
+    fake = FakeProc(tmp_path / "proc")
+    fake.add_process(10, b"w")
+    monkeypatch.setattr(cli, "_collector", lambda host, iv: Collector(procfs=ProcFS(str(fake.root)), host="h"))
+
+    def full(self, snap):
+        raise StoreFull(f"{self.root}: No space left on device")
+    monkeypatch.setattr(Store, "write", full)
+    assert cli.main(["snapshot", "-o", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"procsnap: snapshot not written: {tmp_path / 'r'}: No space left on device\n"
