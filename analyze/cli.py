@@ -572,6 +572,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as e:
         print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 1
+    except Exception as e:
+        # A live recorder's retention removed a file this command had listed: one line, not a traceback.
+        if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":
+            raise
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        hint = " (a live recorder removed old files meanwhile: run the command again)" \
+            if "No files found" in msg or "No such file" in msg else ""
+        print(f"procsnap: {msg}{hint}", file=sys.stderr)
+        return 1
     return rv if isinstance(rv, int) else 0
 
 

@@ -66,3 +66,24 @@ def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["snapshot", "-o", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err == f"procsnap: snapshot not written: {tmp_path / 'r'}: No space left on device\n"
+
+
+def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys):
+    """Retention of a live recorder may delete a file a command listed a moment before."""
+    from analyze import cli
+    from analyze import info as I
+    from recorder.store import Store
+
+    from .test_store_views import fake_snapshot
+    with Store(tmp_path / "r") as st:
+        for i in range(3):
+            st.write(fake_snapshot(i, [{"pid": 1}]))
+    real = I.summarize
+
+    def retention_strikes(rec):
+        next((tmp_path / "r").glob("snapshots/*/*/*.parquet")).unlink()
+        return real(rec)
+    monkeypatch.setattr(I, "summarize", retention_strikes)
+    assert cli.main(["info", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("procsnap: IO Error") and err.endswith("run the command again)\n") and err.count("\n") == 1
