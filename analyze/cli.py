@@ -585,4 +585,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # as the installed command does: lsof and ps without the framework (analyze.entry)
+    from analyze.entry import main as entry_main
+    sys.exit(entry_main())

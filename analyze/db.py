@@ -25,7 +25,7 @@ import duckdb
 from recorder.schema import TABLES, Table
 from recorder.store import is_recording, list_names, partitions, select_visible
 
-from .errors import ProcsnapError, UsageError
+from .errors import ProcsnapError, UsageError, live_only
 from .timespec import parse_time
 from .views import DERIVED
 
@@ -75,16 +75,7 @@ class Recording:
 
     @classmethod
     def open(cls, paths: list[str], hosts: list[str] | None = None) -> "Recording":
-        sources = []
-        for p in paths:
-            path = Path(p)
-            if not path.exists():
-                raise UsageError(f"{p}: no such recording folder")
-            if not path.is_dir():
-                raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
-            if not is_recording(path):
-                raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside)")
-            sources.append(path)
+        sources = recording_folders(paths)
         con = cls._connect()
         for t in TABLES.values():
             files = []
@@ -182,6 +173,27 @@ class Recording:
         return [Moment(*r) for r in rows]
 
 
+def recording_folders(paths: list[str]) -> list[Path]:
+    """The recordings named on a command line. A folder that is not a recording itself but holds
+    recordings (a fleet: one folder per host, side by side) stands for each of them."""
+    sources: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise UsageError(f"{p}: no such recording folder")
+        if not path.is_dir():
+            raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
+        if is_recording(path):
+            sources.append(path)
+            continue
+        inner = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith(".") and is_recording(c))
+        if not inner:
+            raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside), "
+                             "nor a folder of recordings")
+        sources.extend(inner)
+    return sources
+
+
 def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None,
                 command: str) -> tuple[Recording | None, list[Moment] | None]:
     """``--rec/--at/--host`` as the commands about one moment (lsof, ps, top) take them.
@@ -191,9 +203,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     live host; --at and --host are then usage errors.
     """
     if not paths:
-        if at is not None or hosts:
-            raise UsageError(f"{'--at' if at is not None else '--host'} goes with --rec "
-                             f"(without --rec procsnap {command} reads the live host, now)")
+        live_only(at, hosts, command)
         return None, None
     rec = Recording.open(paths, hosts=hosts or None)
     moments = rec.moment(at, NEEDS.get(command))

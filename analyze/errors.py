@@ -11,3 +11,10 @@ class UsageError(ProcsnapError):
     """The command line itself is wrong (exit 2)."""
 
     exit_code = 2
+
+
+def live_only(at, hosts, command: str) -> None:
+    """--at and --host mean a recording: without --rec they are usage errors."""
+    if at is not None or hosts:
+        raise UsageError(f"{'--at' if at is not None else '--host'} goes with --rec "
+                         f"(without --rec procsnap {command} reads the live host, now)")

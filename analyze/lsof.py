@@ -47,7 +47,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 
-from .errors import ProcsnapError, UsageError
+from .errors import ProcsnapError, UsageError, live_only
 
 TCP_STATES = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
               "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "CLOSED")
@@ -620,10 +620,21 @@ def load(rec, moments) -> list[Row]:
             params[f"s{n}"] = m.snapshot_id
         where = " WHERE " + " OR ".join(parts)
     _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{where}", params)
-    pinfo = {(h, pid): (name, raw, user, uid) for h, pid, name, raw, user, uid in procs}
     _, socks = rec.execute(
         "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
         f"unix_path, unix_path_raw FROM sockets{where}", params)
+    _, files = rec.execute(
+        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
+        f"FROM open_files{where}", params)
+    return build_rows(procs, socks, files)
+
+
+def build_rows(procs, socks, files) -> list[Row]:
+    """Rows from processes (host, pid, name, name_raw, user, uid), sockets (host, pid, fd, inode,
+    family, proto, local_addr, local_port, remote_addr, remote_port, state, unix_path,
+    unix_path_raw) and open_files (host, pid, fd, fd_num, mode, type, device, size, pos, inode,
+    proto, name, name_raw, deleted): from a recording's views, or straight from a live collection."""
+    pinfo = {(h, pid): (name, raw, user, uid) for h, pid, name, raw, user, uid in procs}
     by_fd, by_inode = {}, {}
     for s in socks:
         host, pid, fd, inode = s[:4]
@@ -631,9 +642,6 @@ def load(rec, moments) -> list[Row]:
             by_fd[(host, pid, fd)] = s
         if inode:
             by_inode.setdefault((host, inode), s)
-    _, files = rec.execute(
-        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{where}", params)
     rows = []
     for f in files:
         r = Row(*f[:11], f[11] or "", f[12], bool(f[13]))
@@ -657,6 +665,32 @@ def load(rec, moments) -> list[Row]:
             r.unix_path = s[12] if s[12] is not None else s[11].encode("utf-8", "surrogateescape")
         rows.append(r)
     return rows
+
+
+def live_plan(o: Options) -> tuple[set | None, bool]:
+    """What a live listing must read: (only these pids, or all; only socket descriptors). Selections
+    are ORed unless -a: a lone -p (or -p with -a) needs only its processes, a lone -i/-U (or with -a)
+    only sockets."""
+    kinds = [bool(o.pids), bool(o.users), bool(o.cmds), bool(o.inet or o.unix), bool(o.fds), bool(o.names)]
+    narrowing = o.and_ or sum(kinds) == 1
+    pids = {int(p) for p in o.pids} if o.pids and narrowing else None
+    return pids, bool(o.inet or o.unix) and narrowing
+
+
+def live_rows(o: Options) -> list[Row]:
+    """The live host's rows for these options, read without Arrow or DuckDB (a one-shot lsof must
+    start fast) and only as far as the options need."""
+    from recorder.collect import Collector
+    pids, sockets_only = live_plan(o)
+    c = Collector(tables=("processes", "open_files", "sockets"))
+    procs, files, socks = c.live_files(pids, sockets_only)
+    h = c.host
+    n = len(socks["pid"])
+    sock_rows = zip([h] * n, *(socks[k] for k in ("pid", "fd", "inode", "family", "proto", "local_addr", "local_port",
+                                                  "remote_addr", "remote_port", "state", "unix_path",
+                                                  "unix_path_raw")))
+    return build_rows([(h, r["pid"], r["name"], r["name_raw"], r["user"], r["uid"]) for r in procs], sock_rows,
+                      [(h, r[0], *r[2:]) for r in files.rows])
 
 
 # --------------------------------------------------------------------------
@@ -910,8 +944,12 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         out.write(help_text() if help_text else __doc__)
         out.write("\n")
         return 0
-    from .db import Recording, moments_for, say_moments
-    rec, moments = moments_for(o.recs, o.at, o.hosts, "lsof")
+    if o.recs:
+        from .db import moments_for, say_moments
+        rec, moments = moments_for(o.recs, o.at, o.hosts, "lsof")
+    else:
+        live_only(o.at, o.hosts, "lsof")
+        rec = moments = None
     warned = []
 
     def warn(msg):
@@ -928,8 +966,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         resolve_names(o, live=False, warn=warn)
     else:
         resolve_names(o, live=True, warn=warn)
-        rec = Recording.live_snapshot(tables=("processes", "open_files", "sockets"))
-        rows = load(rec, None)
+        rows = live_rows(o)
     res = select(rows, o)
 
     def write():

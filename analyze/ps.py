@@ -57,7 +57,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .errors import ProcsnapError, UsageError
+from .errors import ProcsnapError, UsageError, live_only
 
 FORMATS = ("table", "csv", "json")
 
@@ -968,25 +968,16 @@ def pid_digits_live() -> int:
         return 5
 
 
+PROC_COLUMNS = ("pid", "ppid", "pgid", "sid", "start_time", "name", "name_raw", "cmdline", "cmdline_raw", "exe",
+                "state", "uid", "user", "ruid", "gid", "nice", "priority", "processor", "num_threads")
+THREAD_COLUMNS = ("pid", "tid", "start_time", "name", "name_raw", "state", "nice", "priority", "processor")
+
+
 def load(rec, moment, threads: bool, live: bool) -> list[Proc]:
     """The rows of one snapshot: its processes, or with threads their threads."""
     key = {"h": moment.host, "s": moment.snapshot_id}
     _, sysrows = rec.execute("SELECT mem_total, uptime_s, boot_time FROM system "
                              "WHERE host = $h AND snapshot_id = $s", key)
-    mem_total, uptime, boot = sysrows[0] if sysrows else (None, None, None)
-    now = moment.ts.timestamp()
-
-    def elapsed(start: dt.datetime) -> float:
-        # as ps: the uptime at the snapshot less the start's offset from boot
-        if uptime is not None and boot is not None and start >= boot:
-            return max(uptime - (start - boot).total_seconds(), 0.0)
-        return max((moment.ts - start).total_seconds(), 0.0)
-
-    def pcpu(rate, cputime: float, el: float) -> float:
-        if rate is not None and not live:
-            return rate
-        return cputime * 100.0 / el if el > 0 else 0.0
-
     _, rows = rec.execute(
         "SELECT p.pid, p.ppid, p.pgid, p.sid, p.start_time, p.name, p.name_raw, p.cmdline, p.cmdline_raw, "
         "p.exe, p.state, p.uid, p.\"user\", p.ruid, p.gid, p.nice, p.priority, p.processor, p.num_threads, "
@@ -995,28 +986,84 @@ def load(rec, moment, threads: bool, live: bool) -> list[Proc]:
         "WHERE host = $h AND snapshot_id = $s) r "
         "ON r.pid = p.pid AND r.start_time = p.start_time AND r.boot_id IS NOT DISTINCT FROM p.boot_id "
         "WHERE p.host = $h AND p.snapshot_id = $s ORDER BY p.pid", key)
+    trows = None
+    if threads:
+        _, trows = rec.execute(
+            "SELECT t.pid, t.tid, t.start_time, t.name, t.name_raw, t.state, t.nice, t.priority, t.processor, "
+            "t.utime + t.stime, t.minflt, t.majflt, r.cpu_pct "
+            "FROM threads t LEFT JOIN (SELECT boot_id, pid, tid, start_time, cpu_pct FROM thread_rates "
+            "WHERE host = $h AND snapshot_id = $s) r "
+            "ON r.pid = t.pid AND r.tid = t.tid AND r.start_time = t.start_time "
+            "AND r.boot_id IS NOT DISTINCT FROM t.boot_id "
+            "WHERE t.host = $h AND t.snapshot_id = $s ORDER BY t.pid, t.tid", key)
+    return build_procs(moment.host, moment.ts, sysrows[0] if sysrows else (None, None, None), rows, trows, live)
+
+
+def live_pids(o: Options) -> set | None:
+    """The only processes a live listing must read: those of a lone -p (ps ORs every other
+    selection with it, and -e, a, x, -N widen it), or None for all."""
+    if o.pids and not (o.ppids or o.sids or o.ttys or o.euids or o.ruids or o.comms or o.my_tty or o.all
+                       or o.simple or o.negate or o.running):
+        return {int(p) for p in o.pids}
+    return None
+
+
+def load_live(o: Options, threads: bool) -> tuple[str, dt.datetime, list[Proc]]:
+    """(host, now, rows) of the live host, read straight from /proc (no Arrow, no DuckDB: a one-shot
+    ps must start fast) and only for the processes the options can select."""
+    from recorder.collect import Collector
+    c = Collector(tables=("system", "processes"))
+    now = dt.datetime.now(dt.timezone.utc)
+    procs = c.live_processes(live_pids(o))
+    system = c.live_system()
+    rows = [tuple(p[k] for k in PROC_COLUMNS) + (p["utime"] + p["stime"], p["rss"], p["vms"], p["minflt"],
+                                                  p["majflt"], p["cgroup"], p["tty"], None) for p in procs]
+    trows = None
+    if threads:
+        trows = []
+        for p in procs:
+            try:
+                got = c.live_threads(p["pid"])
+            except Exception:  # gone since: ps shows no thread of it
+                continue
+            trows.extend(tuple(t[k] for k in THREAD_COLUMNS) + (t["utime"] + t["stime"], t["minflt"],
+                                                                 t["majflt"], None) for t in got)
+    sysrow = (system.get("mem_total"), system.get("uptime_s"), system.get("boot_time"))
+    return c.host, now, build_procs(c.host, now, sysrow, rows, trows, True)
+
+
+def build_procs(host: str, ts: dt.datetime, sysrow: tuple, rows, trows, live: bool) -> list[Proc]:
+    """Procs (and with trows, thread lines) from process rows (PROC_COLUMNS, then cpu time, rss,
+    vms, minflt, majflt, cgroup, tty, cpu_pct) and thread rows (THREAD_COLUMNS, then cpu time,
+    minflt, majflt, cpu_pct) of one snapshot of one host."""
+    mem_total, uptime, boot = sysrow
+    now = ts.timestamp()
+
+    def elapsed(start: dt.datetime) -> float:
+        # as ps: the uptime at the snapshot less the start's offset from boot
+        if uptime is not None and boot is not None and start >= boot:
+            return max(uptime - (start - boot).total_seconds(), 0.0)
+        return max((ts - start).total_seconds(), 0.0)
+
+    def pcpu(rate, cputime: float, el: float) -> float:
+        if rate is not None and not live:
+            return rate
+        return cputime * 100.0 / el if el > 0 else 0.0
+
     procs = []
     for (pid, ppid, pgid, sid, start, name, name_raw, cmd, cmd_raw, exe, state, uid, user, ruid, gid, nice,
          prio, cpu, nlwp, cputime, rss, vms, minflt, majflt, cgroup, tty, rate) in rows:
         el = elapsed(start)
         procs.append(Proc(
-            moment.host, pid, pid, ppid, pgid, sid, start, name or "", name_raw, cmd, cmd_raw, exe, state or "?",
+            host, pid, pid, ppid, pgid, sid, start, name or "", name_raw, cmd, cmd_raw, exe, state or "?",
             uid, user if user is not None else str(uid), ruid if ruid is not None else uid,
             gid if gid is not None else 0, nice or 0, prio if prio is not None else 20, cpu, nlwp or 1,
             cputime or 0.0, rss or 0, vms or 0, minflt or 0, majflt or 0, cgroup, tty, el, now,
             pcpu(rate, cputime or 0.0, el), mem_total, comm_proc=name or ""))
-    if not threads:
+    if trows is None:
         return procs
-    _, trows = rec.execute(
-        "SELECT t.pid, t.tid, t.start_time, t.name, t.name_raw, t.state, t.nice, t.priority, t.processor, "
-        "t.utime + t.stime, t.minflt, t.majflt, r.cpu_pct "
-        "FROM threads t LEFT JOIN (SELECT boot_id, pid, tid, start_time, cpu_pct FROM thread_rates "
-        "WHERE host = $h AND snapshot_id = $s) r "
-        "ON r.pid = t.pid AND r.tid = t.tid AND r.start_time = t.start_time "
-        "AND r.boot_id IS NOT DISTINCT FROM t.boot_id "
-        "WHERE t.host = $h AND t.snapshot_id = $s ORDER BY t.pid, t.tid", key)
     if procs and not trows:
-        raise ProcsnapError(f"no threads in the snapshot of {moment.host} at {moment.ts:%Y-%m-%d %H:%M:%S} UTC: "
+        raise ProcsnapError(f"no threads in the snapshot of {host} at {ts:%Y-%m-%d %H:%M:%S} UTC: "
                             "the recording was made without the threads table (-L and -T need it)")
     by_pid = {p.pid: p for p in procs}
     out = []
@@ -1274,27 +1321,26 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     if o.list_fields:
         out.write(field_list())
         return 0
-    from .db import Recording, moments_for, say_moments
     from .output import write_guarded
-    rec, moments = moments_for(o.recs, o.at, o.hosts, "ps")
-    wanted = columns(o, 5)  # option conflicts are usage errors, before any reading
-    live = rec is None
-    threads = bool(o.threads)
+    live = not o.recs
     if live:
-        # only what the options need: processes; the host's memory and uptime for %cpu, %mem and
-        # elapsed times; threads for -L/-T
-        system = any(c.field.needs_system for c in wanted) or any(f.needs_system for f, _ in o.sort)
-        tables = ("processes",) + (("system",) if system else ()) + (("threads",) if threads else ())
-        rec = Recording.live_snapshot(tables=tables)
-        moments = rec.moment(None)
+        live_only(o.at, o.hosts, "ps")
+    else:
+        from .db import moments_for, say_moments
+        rec, moments = moments_for(o.recs, o.at, o.hosts, "ps")
+    columns(o, 5)  # option conflicts are usage errors, before any reading
+    threads = bool(o.threads)
     rows: list[Proc] = []
-    for m in moments:
-        got = load(rec, m, threads, live)
-        if not got and not live:
-            raise ProcsnapError(f"no processes in the snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC: "
-                                "the recording was made without the processes table")
-        rows.extend(got)
-    if not live:
+    if live:
+        host, now, rows = load_live(o, threads)
+        moments = [host]
+    else:
+        for m in moments:
+            got = load(rec, m, threads, live)
+            if not got:
+                raise ProcsnapError(f"no processes in the snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC: "
+                                    "the recording was made without the processes table")
+            rows.extend(got)
         say_moments(moments, err)
     ctx = Ctx(numeric_users=o.numeric_users, bsd_c=o.bsd_c, utf8=utf8_locale(),
               page_size=os.sysconf("SC_PAGE_SIZE"), live=live,

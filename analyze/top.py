@@ -468,7 +468,9 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
     def write():
         if fmt == "text":
             w = default_width() if width is None else (width or None)
-            out.write("\n".join(text(f, ts, extra, w) for f, ts in zip(frames, shown)))
+            # several hosts (a fleet): each host's screen under a line naming it
+            label = (lambda f: f"== {f.host} ==\n") if len(frames) > 1 else (lambda f: "")
+            out.write("\n".join(label(f) + text(f, ts, extra, w) for f, ts in zip(frames, shown)))
         elif fmt == "json":
             docs = [{"summary": summary(f), "processes": [dict(zip(COLUMNS, record(t))) for t in ts]}
                     for f, ts in zip(frames, shown)]

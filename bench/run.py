@@ -15,6 +15,14 @@ this script and never edited by hand.
 
 --quick runs one tiny scale (20x10x2, two rounds) so a test can check the
 harness end to end in a few seconds.
+
+At the largest scale it also measures what issue 6 budgets (bench/issue6.py):
+the recorder recording continuously at its default cadence (--record-seconds),
+the analyzer (lsof/ps --at, diff, report) on 1 h and 24 h recordings
+synthesised by bench/synth.py from real snapshots of the loaded host
+(--long-durations, --layout per-snapshot|compacted:N, --synth-fd-interval),
+and live procsnap lsof/ps against the real lsof/ps; the report opens with a
+table of every issue 6 budget, MET or MISSES. --no-issue6 skips all that.
 """
 
 from __future__ import annotations
@@ -39,6 +47,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOADGEN = os.path.join(HERE, "loadgen.py")
+sys.path.insert(0, HERE)
+import issue6  # noqa: E402
+import synth  # noqa: E402
+
+RT = sys.modules[__name__]
 BUDGET = 0.6
 PS_FORMAT = "pid,tid,ppid,user,stat,pcpu,rss,vsz,nlwp,comm,args"
 # The tools whose summed CPU is the project's budget reference.
@@ -95,6 +108,12 @@ def make_tools(procsnap: str, pyenv: dict, only: list[str] | None) -> tuple[list
         ("atop 1 sample", ["atop", "-w", "{rawfile}", "1", "1"], "one raw sample written to a file", None),
         ("true (harness floor)", ["true"], "spawn and reap an empty process: the floor of every figure", None),
     ]
+    # issue 6 budgets a snapshot of processes, threads and host tables alone: time it whole if the CLI can
+    help_text = subprocess.run([procsnap, "snapshot", "--help"], capture_output=True, text=True, env=pyenv).stdout
+    if re.search(r"--tables\b", help_text):
+        specs.insert(1, ("procsnap snapshot (processes,threads,host)",
+                         [procsnap, "snapshot", "-o", "{snapdir}", "-q", "--tables", ",".join(issue6.PT_TABLES)],
+                         "one snapshot of the processes, threads, system, disks and nics tables only", pyenv))
     for name, argv, note, env in specs:
         if only and not any(o in name for o in only):
             continue
@@ -434,12 +453,26 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
             two = os.path.join(work, "atop-two.raw")
             subprocess.run(["atop", "-w", two, "1", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             res["atop_two_bytes"] = os.path.getsize(two) if os.path.exists(two) else None
+        ex = None
+        if label == getattr(args, "issue6_label", None):
+            ex = {"label": label, "work": work, "defaults": issue6.record_defaults(procsnap, args.pyenv)}
+            ex["cadence"] = issue6.cadences(ex["defaults"])
+            st = [r.wall for r in runs if r.tool == "procsnap startup"]
+            ex["startup_wall"] = med(st) if st else None
+            ex["continuous"] = issue6.continuous(RT, procsnap, args.pyenv, work, args.record_seconds, log)
+            ex["rounds"] = 1 if args.quick else args.repeat
+            warm = not (args.quick or args.no_warmup)
+            ex["warm"] = "one untimed warm-up" if warm else "no warm-up"
+            ex["live"] = issue6.live(RT, procsnap, args.pyenv, work, load.summary["pids"], ex["rounds"],
+                                     args.timeout, log, warmup=warm)
+            src = issue6.take_real(RT, procsnap, args.pyenv, work, args.real_snapshots, log)
         pids = load.summary["pids"] + load.summary["burner_pids"] + load.summary["leaker_pids"] + [
             load.summary["parent_pid"]]
         tmpdir = load.summary["tmpdir"]
 
     # after the load is gone: sizes, procsnap's own accounting, cleanup check
-    snaps = [r.extra["snapdir"] for r in runs if "snapdir" in r.extra and os.path.isdir(r.extra["snapdir"])]
+    snaps = [r.extra["snapdir"] for r in runs
+             if r.tool == "procsnap snapshot" and "snapdir" in r.extra and os.path.isdir(r.extra["snapdir"])]
     if snaps:
         res["snap_du"] = [du_bytes(s) for s in snaps]
         res["snap_tables"] = table_bytes(snaps[-1])
@@ -451,6 +484,15 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
         except json.JSONDecodeError:
             res["snap_rows"] = []
             res["snap_query_error"] = (q.stderr or q.stdout)[:500]
+    if ex is not None:
+        lv = ex.get("live") or {}
+        interval, fdint = ex["cadence"]
+        if args.synth_fd_interval:
+            fdint = ex["synth_fd_interval"] = args.synth_fd_interval
+        ex["long"] = issue6.long_recordings(RT, procsnap, args.pyenv, work, src, args.long_list, interval, fdint,
+                                            args.layout, lv.get("pid"), lv.get("port"), ex["rounds"],
+                                            args.timeout, log, warmup=ex["warm"] != "no warm-up")
+        res["issue6"] = ex
     raws = [r.extra["rawfile"] for r in runs if "rawfile" in r.extra and os.path.exists(r.extra["rawfile"])]
     if raws:
         res["atop_du"] = [du_bytes(x) for x in raws]
@@ -694,6 +736,21 @@ def report(results: list[dict], tools: list[Tool], missing: list[str], args, mac
                      f"{fr(v['per_round'])} | "
                      f"{'meets ≤ %.1f' % BUDGET if v['pass'] else 'MISSES ≤ %.1f' % BUDGET} |")
         L.append("")
+    budgets = []
+    for res in results:
+        budgets += issue6.snapshot_budgets(RT, res)
+    ex = next((r["issue6"] for r in results if r.get("issue6")), None)
+    ex_lines = []
+    if ex:
+        ex_lines, b6 = issue6.section(RT, ex, args)
+        budgets += b6
+        big = next(r for r in results if r.get("issue6"))
+        further = None
+        if big.get("atop_two_bytes") and big.get("atop_du"):
+            further = big["atop_two_bytes"] - med([a for a, _ in big["atop_du"]])
+        L += issue6.summary(RT, budgets, ex.get("cont_bytes_per_snap"), further)
+    elif budgets:
+        L += issue6.summary(RT, budgets, None, None)
     L.append("## Machine\n")
     L.append("| | |")
     L.append("|---|---|")
@@ -746,6 +803,7 @@ def report(results: list[dict], tools: list[Tool], missing: list[str], args, mac
     if missing:
         L.append(f"- Not measured (not installed): {', '.join(missing)}.")
     L.append("")
+    L += ex_lines
     L += sections
     return "\n".join(L).rstrip() + "\n"
 
@@ -778,12 +836,34 @@ def main(argv=None) -> int:
     p.add_argument("--ready-timeout", type=float, default=600, help="give up if the load is not ready by then")
     p.add_argument("--hold", type=float, default=3600, help="loadgen's own safety limit, seconds")
     p.add_argument("--json", help="also write the raw per-run figures here")
+    p.add_argument("--record-seconds", type=float, default=None,
+                   help="continuous recording at the default cadence, seconds (default 300; --quick 6)")
+    p.add_argument("--long-durations", default=None,
+                   help="spans of the synthesised recordings (default 1h,24h; --quick 30s,2m)")
+    p.add_argument("--layout", default="per-snapshot",
+                   help="layout of the synthesised recordings: per-snapshot (default) or compacted:N")
+    p.add_argument("--synth-fd-interval", type=synth.parse_seconds, default=None,
+                   help="descriptor cadence of the synthesised recordings (default: the recorder's, from "
+                        "`record --help`; every snapshot if it has none)")
+    p.add_argument("--real-snapshots", type=int, default=None,
+                   help="real snapshots the long recordings are made of (default 3; --quick 2)")
+    p.add_argument("--no-issue6", action="store_true",
+                   help="skip continuous recording, long recordings and live commands")
     args = p.parse_args(argv)
     scales_s = args.scales or ("20x10x2" if args.quick else "200x50x4,1000x50x4")
     args.scales_list = [parse_scale(s) for s in scales_s.split(",")]
     args.repeat = args.repeat or (2 if args.quick else 5)
     if args.settle is None:
         args.settle = 0.0 if args.quick else 3.0
+    if args.record_seconds is None:
+        args.record_seconds = 6.0 if args.quick else 300.0
+    if args.real_snapshots is None:
+        args.real_snapshots = 2 if args.quick else 3
+    longs = args.long_durations or ("30s,2m" if args.quick else "1h,24h")
+    args.long_list = [(x.strip(), synth.parse_seconds(x)) for x in longs.split(",") if x.strip()]
+    if not args.no_issue6:
+        biggest = max(args.scales_list, key=lambda s: s[0] * s[1] * s[2])
+        args.issue6_label = "x".join(map(str, biggest))
     args.command = shlex.join([sys.executable] + (sys.argv if argv is None else ["bench/run.py"] + list(argv)))
 
     def on_signal(signum, frame):

@@ -82,7 +82,7 @@ def test_runner_quick(tmp_path):
     out = tmp_path / "BENCH.md"
     raw = tmp_path / "runs.json"
     r = subprocess.run([sys.executable, RUN, "--quick", "--out", str(out), "--json", str(raw)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "## Scale 20x10x2" in text and "## Machine" in text
@@ -99,6 +99,48 @@ def test_runner_quick(tmp_path):
     # a tool's peak RSS is its own, not the runner's (ps is a few MiB)
     assert min(x["rss_kib"] for x in runs if x["tool"] == "ss -tunapx") < 10 * 1024
     assert "0 load processes left, temp dir removed" in text
+    # issue 6: continuous recording, long recordings, live commands and the budget table
+    assert "## Issue 6 budgets" in text and "### Continuous recording" in text
+    assert "`procsnap record --help` defaults: `--interval`" in text
+    assert "| peak RSS (VmHWM) |" in text and "| snapshots written (with descriptors) |" in text
+    assert "### Analyzer on long recordings" in text and "| 30s |" in text and "| 2m |" in text
+    for cmd in ("procsnap lsof --rec R --at", "procsnap ps --rec R --at", "procsnap diff --rec R --from",
+                "procsnap report R"):
+        assert cmd in text
+    assert "### Live commands" in text and "| `lsof -n -P -i :" in text and "| `ps -p " in text
+    for budget in ("continuous recording CPU", "continuous recording peak RSS", "`lsof --at -p` on the 2m",
+                   "`ps --at aux` 2m / 30s", "processes+threads+host snapshot", "bytes of one snapshot"):
+        assert budget in text
+    assert " exit 1, stderr" not in text  # every analyzer command ran
+
+
+def test_synth_layouts(tmp_path):
+    """bench/synth.py writes procsnap's layout; descriptors only on descriptor snapshots; compacted files."""
+    sys.path.insert(0, HERE)
+    import pyarrow.parquet as pq
+    import synth
+
+    procsnap = os.path.join(os.path.dirname(sys.executable), "procsnap")
+    src = tmp_path / "src"
+    subprocess.run([procsnap, "snapshot", "-o", str(src), "-q"], check=True)
+    out = tmp_path / "per"
+    info = synth.Synth(src, out, 60, 5, 20).run()
+    assert info["snapshots"] == 13 and info["fd_snapshots"] == 4 and (out / "procsnap.json").exists()
+    snaps = sorted((out / "snapshots").glob("host=*/date=*/*.parquet"))
+    assert len(snaps) == 13 and all(synth.DATA_NAME.match(f.name) for f in snaps)
+    assert len(list((out / "open_files").glob("host=*/date=*/*.parquet"))) == 4
+    t = pq.ParquetFile(snaps[1]).read()
+    assert t.column("ms_open_files")[0].as_py() is None and t.column("ms_processes")[0].as_py() is not None
+    assert t.column("snapshot_id")[0].as_py() == info["first_id"] + 5_000_000
+    r = subprocess.run([procsnap, "query", "--rec", str(out), "-f", "json",
+                        "SELECT count(*) AS n, count(ms_open_files) AS fd FROM snapshots"],
+                       capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout) == [{"n": 13, "fd": 4}]
+    comp = tmp_path / "comp"
+    info = synth.Synth(src, comp, 60, 5, None, layout="compacted:5").run()
+    files = sorted(f.name for f in (comp / "snapshots").glob("host=*/date=*/*.parquet"))
+    assert len(files) == 3 and all(f.startswith("c") for f in files)
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in (comp / "snapshots").glob("*/*/*.parquet")) == 13
 
 
 if __name__ == "__main__":

@@ -16,18 +16,22 @@ import socket
 import stat
 import time
 from dataclasses import dataclass, field
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from . import __version__
 from . import procfs as P
-from .files import FileRows, SocketIndex
+from .files import SHARED_ANON, FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 UTC = dt.timezone.utc
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
+_MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 
 @dataclass
@@ -48,13 +52,24 @@ class Snapshot:
         return self.ts.date()
 
 
-def _to_table(name: str, rows: list[dict], common: dict) -> pa.Table:
+def _to_table(name: str, rows, common: dict) -> pa.Table:
+    """An Arrow table of the schema's stored columns from rows (dicts) or columns (a dict of
+    lists, as FileRows gives them); a column in common has one value for every row."""
+    import pyarrow as pa
     schema = TABLES[name].arrow_schema()
-    n = len(rows)
+    if isinstance(rows, dict):
+        columns = rows
+        n = len(next(iter(columns.values()))) if columns else 0
+    else:
+        columns = None
+        n = len(rows)
     cols = []
     for f in schema:
         if f.name in common:
             cols.append(pa.array([common[f.name]] * n, f.type))
+        elif columns is not None:
+            v = columns.get(f.name)
+            cols.append(pa.array(v, f.type) if v is not None else pa.nulls(n, f.type))
         else:
             cols.append(pa.array([r.get(f.name) for r in rows], f.type))
     return pa.Table.from_arrays(cols, schema=schema)
@@ -138,7 +153,12 @@ class Collector:
         for name in tables:
             t = time.perf_counter()
             rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
-            snap.tables[name] = _to_table(name, rows, common)
+            if isinstance(rows, (FileRows, dict)):  # columns (open_files, sockets)
+                if isinstance(rows, FileRows):
+                    rows = rows.columns()
+                snap.tables[name] = _to_table(name, rows, {**common, "boot_id": self.boot_id})
+            else:
+                snap.tables[name] = _to_table(name, rows, common)
             meta[f"ms_{name}"] = meta.get(f"ms_{name}", 0.0) + (time.perf_counter() - t) * 1000
         for name in COUNTED:
             if name in tables:
@@ -163,6 +183,82 @@ class Collector:
             return self.fs.read(*parts)
         except (Gone, Denied):
             return None
+
+    # ------------------------------------------------------------------
+    # What a live one-shot command needs, and no more (no Arrow tables, no pass over every
+    # process when the caller names its processes): `procsnap lsof -p PID`, `procsnap ps -p PID`.
+
+    def live_processes(self, pids=None) -> list[dict]:
+        """Process rows (as the processes table has them) of these pids, or of every process;
+        a process that is gone or unreadable is left out."""
+        self.btime = P.parse_proc_stat(self.fs.read("stat"))["btime"]
+        rows = []
+        for pid in sorted(set(pids)) if pids is not None else self.fs.pids():
+            try:
+                rows.append(self._process(pid)[0])
+            except (Gone, Denied, ValueError):
+                continue
+        return rows
+
+    def live_files(self, pids=None, sockets_only: bool = False) -> tuple[list[dict], FileRows, dict[str, list]]:
+        """(process rows, descriptor rows, socket columns) of these pids or of every process.
+        sockets_only keeps, besides socket descriptors, only each process's cwd (lsof -i needs
+        no more, and it spares a stat of every other descriptor on the host)."""
+        self.btime = P.parse_proc_stat(self.fs.read("stat"))["btime"]
+        files = FileRows()
+        procs = []
+        for pid in sorted(set(pids)) if pids is not None else self.fs.pids():
+            try:
+                if sockets_only:
+                    row, fds = self._process_light(pid)
+                    self._sockets_of(pid, row, fds, files)
+                else:
+                    row, fds = self._process(pid)
+                    self._files(pid, row, fds, files)
+            except (Gone, Denied, ValueError):
+                files.drop(pid)
+                continue
+            procs.append(row)
+        sockets = self._socket_tables(files)
+        files.resolve(sockets)
+        return procs, files, sockets.rows(files)
+
+    def live_system(self) -> dict:
+        """The system row (host memory, uptime, boot time, …) now."""
+        ps = P.parse_proc_stat(self.fs.read("stat"))
+        self.btime = ps["btime"]
+        return self._collect_system({}, ps)[0]
+
+    def live_threads(self, pid: int) -> list[dict]:
+        """Thread rows of one process now (live_processes or live_system first: they set btime)."""
+        return self._threads(pid)[0]
+
+    def _process_light(self, pid: int) -> tuple[dict, list[str] | None]:
+        """What lsof shows of a process (command, user, start), and its fd names."""
+        st = P.parse_stat(self.fs.read_one(pid, "stat"))
+        _, euid = P.status_ids(P.parse_status(self.fs.read_one(pid, "status")), b"Uid")
+        name, name_raw = P.split_text(st["comm"])
+        try:
+            fds = self.fs.listdir(pid, "fd")
+        except Denied:
+            fds = None
+        return {"pid": pid, "start_time": self._start_time(st["starttime"]), "name": name, "name_raw": name_raw,
+                "uid": euid, "user": self.user_name(euid), "denied": None}, fds
+
+    def _sockets_of(self, pid: int, row: dict, fds: list[str] | None, out: FileRows) -> None:
+        base = (pid, row["start_time"])
+        try:
+            out.add_path(base, "cwd", None, None, self.fs.readlink(pid, "cwd"), self._stat(self.fs.path(pid, "cwd")))
+        except Denied:
+            out.add_denied(base, "cwd", None, self.fs.path(pid, "cwd"))
+        for n in fds or ():
+            p = self.fs.path(pid, "fd", n)
+            try:
+                target = os.readlink(p)
+                if target.startswith("socket:["):
+                    out.add_socket(base, n, _MODES[os.lstat(p).st_mode & 0o600], int(target[8:-1]), p)
+            except OSError:
+                continue
 
     def _collect_system(self, meta: dict, ps: dict) -> list[dict]:
         row: dict = {
@@ -294,12 +390,12 @@ class Collector:
         self._threads_rows = []
         return rows
 
-    def _collect_open_files(self, meta: dict, ps: dict) -> list[dict]:
+    def _collect_open_files(self, meta: dict, ps: dict) -> FileRows:
         files = getattr(self, "_files_pass", None) or FileRows()
         # Socket descriptors get their TYPE, DEVICE and NAME from the socket
         # tables of their network namespace, read once per namespace here.
         sockets = self._socket_tables(files)
-        rows = files.resolve(sockets)
+        rows = files.resolve(sockets)  # the FileRows itself: snapshot() takes its columns
         # Forget the mappings of process instances that are gone.
         self._maps_cache = {k: v for k, v in self._maps_cache.items() if k in self._maps_seen}
         self._maps_seen = set()
@@ -309,13 +405,13 @@ class Collector:
         self._sockets_pass = (files, sockets)
         return rows
 
-    def _collect_sockets(self, meta: dict, ps: dict) -> list[dict]:
+    def _collect_sockets(self, meta: dict, ps: dict) -> dict[str, list]:
         files, sockets = getattr(self, "_sockets_pass", None) or (FileRows(), SocketIndex())
         self._sockets_pass = None
         self._files_pass = None
         meta["sockets_gone"] = 0
         meta["sockets_denied"] = sockets.denied
-        return sockets.rows(files, self.boot_id)
+        return sockets.rows(files)
 
     def _socket_tables(self, files: "FileRows") -> "SocketIndex":
         idx = SocketIndex()
@@ -341,7 +437,7 @@ class Collector:
     def _files(self, pid: int, row: dict, fds: list[str] | None, out: "FileRows") -> None:
         """lsof's rows for one process: cwd, rtd, txt, mem, then the numbered fds."""
         fs = self.fs
-        base = {"boot_id": self.boot_id, "pid": pid, "start_time": row["start_time"]}
+        base = (pid, row["start_time"])
         denied = row["denied"].split(",") if row["denied"] else []
         for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
             try:
@@ -364,34 +460,69 @@ class Collector:
             # paths built once, errors mapped here as ProcFS would map them.
             fd_dir = fs.path(pid, "fd") + "/"
             info_dir = fs.path(pid, "fdinfo") + "/"
-            readlink, lstat, fsencode = os.readlink, os.lstat, os.fsencode
+            readlink, lstat, stat_ = os.readlink, os.lstat, os.stat
+            S_ISREG, S_ISCHR, S_ISBLK = stat.S_ISREG, stat.S_ISCHR, stat.S_ISBLK
+            modes = _MODES
+            shared = out.shared_stat
+            # Per descriptor: readlink; then a path gets stat, and fdinfo (offset and access mode)
+            # when it is a file, device or block device; anything else, the lstat of the link for
+            # its access mode; sockets, pipes and shared anonymous inodes get no stat of their own.
             for n in sorted(fds, key=int):
                 p = fd_dir + n
                 try:
-                    target = readlink(fsencode(p))
-                    mode = P.mode_letter(lstat(p).st_mode)
+                    target = readlink(p.encode("utf-8", "surrogateescape"))
+                    if target[:1] == b"/":
+                        st = stat_(p)
+                        if S_ISREG(st.st_mode) or S_ISCHR(st.st_mode) or S_ISBLK(st.st_mode):
+                            try:
+                                with open(info_dir + n, "rb", buffering=0) as f:
+                                    pos, mode = P.parse_fdinfo(f.read(4096))
+                            except ValueError:
+                                pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                        else:
+                            pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                        out.add_path(base, n, mode, pos, target, st)
+                        continue
+                    mode = modes[lstat(p).st_mode & 0o600]
                 except PermissionError:
                     out.add_denied(base, n, int(n), p)
                     continue
                 except OSError:
                     out.gone += 1  # closed while we looked
                     continue
-                if target[:8] == b"socket:[":
-                    out.add_socket(base, n, mode, int(target[8:-1]), p)
+                head = target[:6]
+                if head == b"socket":
+                    if target[:8] == b"socket:[":
+                        out.add_socket(base, n, mode, int(target[8:-1]), p)
+                        continue
+                elif head == b"pipe:[":
+                    # Every pipe lives on pipefs: its inode is in the link, its device is the
+                    # same for all, so one stat per snapshot serves every pipe.
+                    st = shared.get(b"pipe")
+                    if st is None:
+                        try:
+                            st = shared[b"pipe"] = stat_(p)
+                        except OSError:
+                            out.gone += 1
+                            continue
+                    out.add_pipe(base, n, int(n), mode, st.st_dev, int(target[6:-1]))
                     continue
-                st = self._stat(p)
-                if st is None:
+                elif head == b"anon_i" and target in SHARED_ANON:
+                    st = shared.get(target)
+                    if st is None:
+                        try:
+                            st = shared[target] = stat_(p)
+                        except OSError:
+                            out.gone += 1
+                            continue
+                    out.add_path(base, n, mode, None, target, st)
+                    continue
+                try:
+                    st = stat_(p)
+                except OSError:
                     out.gone += 1
                     continue
-                pos = None
-                if target[:1] == b"/" and (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
-                                           or stat.S_ISBLK(st.st_mode)):
-                    try:
-                        with open(info_dir + n, "rb", buffering=0) as f:
-                            pos = P.parse_fdinfo_pos(f.read(4096))
-                    except (OSError, ValueError):
-                        pos = None
-                out.add_path(base, n, mode, pos, target, st)
+                out.add_path(base, n, mode, None, target, st)
         row["denied"] = ",".join(dict.fromkeys(denied)) if denied else None
 
     def _stat(self, path: str):
@@ -445,8 +576,8 @@ class Collector:
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         fs = self.fs
-        st = P.parse_stat(fs.read(pid, "stat"))
-        status = P.parse_status(fs.read(pid, "status"))
+        st = P.parse_stat(fs.read_one(pid, "stat"))
+        status = P.parse_status(fs.read_one(pid, "status"))
         ruid, euid = P.status_ids(status, b"Uid")
         _, egid = P.status_ids(status, b"Gid")
         denied: list[str] = []
@@ -472,7 +603,7 @@ class Collector:
             link = optional("exe", fs.readlink, "exe")
             if link is not None:
                 exe, exe_raw = P.split_text(link)
-        cmd = optional("cmdline", fs.read, "cmdline")
+        cmd = optional("cmdline", fs.read_one, "cmdline")
         cmdline = cmdline_raw = None
         if cmd is not None:
             argv, joined = P.parse_cmdline(cmd)
@@ -481,12 +612,12 @@ class Collector:
             # space or is empty: keep the exact bytes then too.
             if lossy is not None or any((not a) or (b" " in a) for a in argv):
                 cmdline_raw = cmd
-        io = optional("io", fs.read, "io")
+        io = optional("io", fs.read_one, "io")
         iod = P.parse_io(io) if io is not None else {}
         fds = optional("fd", fs.listdir, "fd")
-        lim = optional("limits", fs.read, "limits")
+        lim = optional("limits", fs.read_one, "limits")
         soft, hard = P.parse_limits_nofile(lim) if lim is not None else (None, None)
-        cg = optional("cgroup", fs.read, "cgroup")
+        cg = optional("cgroup", fs.read_one, "cgroup")
         rss_file = P.status_kb(status, b"RssFile")
         rss_shmem = P.status_kb(status, b"RssShmem")
         return {
@@ -544,8 +675,8 @@ class Collector:
         for tid_s in fs.listdir(pid, "task"):
             tid = int(tid_s)
             try:
-                st = P.parse_stat(fs.read(pid, "task", tid, "stat"))
-                status = P.parse_status(fs.read(pid, "task", tid, "status"))
+                st = P.parse_stat(fs.read_one(pid, "task", tid, "stat"))
+                vol, invol = P.status_ctxsw(fs.read_one(pid, "task", tid, "status"))
             except (Gone, ValueError):
                 gone += 1
                 continue
@@ -568,7 +699,7 @@ class Collector:
                 "stime": st["stime"] / CLK_TCK,
                 "minflt": st["minflt"],
                 "majflt": st["majflt"],
-                "ctxsw_voluntary": P.status_int(status, b"voluntary_ctxt_switches"),
-                "ctxsw_involuntary": P.status_int(status, b"nonvoluntary_ctxt_switches"),
+                "ctxsw_voluntary": vol,
+                "ctxsw_involuntary": invol,
             })
         return rows, gone, denied

@@ -16,10 +16,6 @@ from . import procfs as P
 from .procfs import Denied, Gone, ProcFS
 
 
-def _devstr(dev: int) -> str:
-    return f"{os.major(dev)},{os.minor(dev)}"
-
-
 _TYPES = (
     (stat.S_ISREG, "REG"), (stat.S_ISDIR, "DIR"), (stat.S_ISCHR, "CHR"), (stat.S_ISBLK, "BLK"),
     (stat.S_ISFIFO, "FIFO"), (stat.S_ISLNK, "LINK"), (stat.S_ISSOCK, "SOCK"),
@@ -33,117 +29,159 @@ def file_type(mode: int) -> str:
     return "unknown"
 
 
+# The stored columns of an open_files row, in the order FileRows keeps them (boot_id, snapshot_id
+# and ts are the same for every row of a snapshot and are added when the table is built).
+FIELDS = ("pid", "start_time", "fd", "fd_num", "mode", "type", "device", "size", "pos", "inode", "proto",
+          "name", "name_raw", "deleted")
+_PID, _START, _FD, _FDNUM, _MODE, _TYPE, _DEVICE, _SIZE, _POS, _INODE, _PROTO, _NAME, _RAW, _DELETED = range(14)
+
+# Anonymous inodes that the kernel backs with its one shared inode (fs/anon_inodes.c,
+# anon_inode_getfile): every descriptor of these kinds stats the same, so one stat per snapshot
+# serves them all. Others (io_uring, secretmem, …) may have an inode each and are stat'ed.
+SHARED_ANON = frozenset((b"anon_inode:[eventpoll]", b"anon_inode:[eventfd]", b"anon_inode:[timerfd]",
+                         b"anon_inode:inotify", b"anon_inode:[signalfd]", b"anon_inode:[fanotify]"))
+
+
 class FileRows:
+    """One snapshot's open_files rows, as tuples in FIELDS order (a socket's row is a list until
+    :meth:`resolve` fills in what the socket tables say). Columns, not dicts: at tens of thousands
+    of descriptors per snapshot the per-row dict and the per-column lookups were a third of the
+    cost of collecting them."""
+
     def __init__(self):
-        self.rows: list[dict] = []
+        self.rows: list = []
         self.gone = 0
         self.denied = 0
         self.socket_pids: list[int] = []
+        self.sockets: list[tuple[int, str]] = []  # (row index, /proc/PID/fd/N) of each socket row
         self._exe: dict[int, tuple[str, int]] = {}
+        self._devs: dict[int, str] = {}
+        self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
 
-    def _add(self, base: dict, fd: str, fd_num, mode, typ, device, size, pos, inode, name: bytes | str,
-             deleted: bool, proto=None) -> dict:
+    def devstr(self, dev: int) -> str:
+        s = self._devs.get(dev)
+        if s is None:
+            s = self._devs[dev] = f"{os.major(dev)},{os.minor(dev)}"
+        return s
+
+    def _add(self, base: tuple, fd: str, fd_num, mode, typ, device, size, pos, inode, name: bytes | str,
+             deleted: bool, proto=None) -> None:
         if isinstance(name, bytes):
-            text, raw = P.split_text(name)
+            try:
+                text, raw = name.decode("utf-8"), None
+            except UnicodeDecodeError:
+                text, raw = P.split_text(name)
         else:
             text, raw = name, None
-        r = {**base, "fd": fd, "fd_num": fd_num, "mode": mode, "type": typ, "device": device, "size": size,
-             "pos": pos, "inode": inode, "proto": proto, "name": text, "name_raw": raw, "deleted": deleted}
-        self.rows.append(r)
-        return r
+        self.rows.append((base[0], base[1], fd, fd_num, mode, typ, device, size, pos, inode, proto, text, raw,
+                          deleted))
 
-    def add_denied(self, base: dict, fd: str, fd_num, path: str) -> None:
+    def add_denied(self, base: tuple, fd: str, fd_num, path: str) -> None:
         self.denied += 1
         self._add(base, fd, fd_num, None, "unknown", None, None, None, None,
                   f"{path} (readlink: Permission denied)", False)
 
-    def add_unknown(self, base: dict, fd: str, path: str) -> None:
+    def add_unknown(self, base: tuple, fd: str, path: str) -> None:
         """What lsof lists for a link that does not resolve (a kernel thread's exe)."""
         self._add(base, fd, None, None, "unknown", None, None, None, None, path, False)
 
-    def add_path(self, base: dict, fd: str, mode, pos, target: bytes, st) -> None:
+    def add_path(self, base: tuple, fd: str, mode, pos, target: bytes, st) -> None:
         fd_num = int(fd) if fd.isdigit() else None
         if st is None:
             self._add(base, fd, fd_num, mode, "unknown", None, None, pos, None, target, False)
             return
         if target.startswith(b"anon_inode:"):
-            self._add(base, fd, fd_num, mode, "a_inode", _devstr(st.st_dev), st.st_size, None, st.st_ino,
+            self._add(base, fd, fd_num, mode, "a_inode", self.devstr(st.st_dev), st.st_size, None, st.st_ino,
                       target[len(b"anon_inode:"):], False)
             return
         if target.startswith(b"pipe:["):
-            self._add(base, fd, fd_num, mode, "FIFO", _devstr(st.st_dev), None, 0, st.st_ino, b"pipe", False)
+            self.add_pipe(base, fd, fd_num, mode, st.st_dev, st.st_ino)
             return
-        typ = file_type(st.st_mode)
+        mode_bits = st.st_mode
+        typ = file_type(mode_bits)
         deleted = target.endswith(b" (deleted)") and target.startswith(b"/")
         if typ in ("CHR", "BLK"):
-            device, size = _devstr(st.st_rdev), None
+            device, size = self.devstr(st.st_rdev), None
         else:
-            device = _devstr(st.st_dev)
+            device = self.devstr(st.st_dev)
             size = st.st_size if typ in ("REG", "DIR") else None
         if typ == "FIFO" and pos is None:
             pos = 0
         if fd == "txt":
-            self._exe[base["pid"]] = (device, st.st_ino)
+            self._exe[base[0]] = (device, st.st_ino)
         self._add(base, fd, fd_num, mode, typ, device, size, pos, st.st_ino, target, deleted)
 
-    def add_mem(self, base: dict, dev: str, inode: int, path: bytes, deleted: bool, size) -> None:
+    def add_pipe(self, base: tuple, fd: str, fd_num, mode, dev: int, inode: int) -> None:
+        self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
+                          "pipe", None, False))
+
+    def add_mem(self, base: tuple, dev: str, inode: int, path: bytes, deleted: bool, size) -> None:
         self._add(base, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, path, deleted)
 
-    def add_socket(self, base: dict, fd: str, mode, inode: int, fdpath: str) -> None:
-        r = self._add(base, fd, int(fd), mode, None, None, None, 0, inode, b"", False)
-        r["_fdpath"] = fdpath
-        if not self.socket_pids or self.socket_pids[-1] != base["pid"]:
-            self.socket_pids.append(base["pid"])
+    def add_socket(self, base: tuple, fd: str, mode, inode: int, fdpath: str) -> None:
+        self.sockets.append((len(self.rows), fdpath))
+        self.rows.append([base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False])
+        if not self.socket_pids or self.socket_pids[-1] != base[0]:
+            self.socket_pids.append(base[0])
 
     def exe_key(self, pid: int):
         return self._exe.get(pid)
 
     def drop(self, pid: int) -> None:
-        self.rows = [r for r in self.rows if r["pid"] != pid]
+        """Forget the rows of the process being read (it vanished): they are the last ones."""
+        rows = self.rows
+        while rows and rows[-1][_PID] == pid:
+            rows.pop()
+        while self.sockets and self.sockets[-1][0] >= len(rows):
+            self.sockets.pop()
         if self.socket_pids and self.socket_pids[-1] == pid:
             self.socket_pids.pop()
 
-    def resolve(self, sockets: "SocketIndex") -> list[dict]:
-        for r in self.rows:
-            path = r.pop("_fdpath", None)
-            if path is None:
-                continue
-            r["_socket"] = True
-            s = sockets.by_inode.get(r["inode"])
+    def columns(self) -> dict[str, list]:
+        """The rows as columns, by FIELDS name."""
+        if not self.rows:
+            return {f: [] for f in FIELDS}
+        return dict(zip(FIELDS, (list(c) for c in zip(*self.rows))))
+
+    def resolve(self, sockets: "SocketIndex") -> "FileRows":
+        """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""
+        for i, path in self.sockets:
+            r = self.rows[i]
+            s = sockets.by_inode.get(r[_INODE])
             if s is None:
                 # A socket of a family with no /proc/net table (or not bound
                 # yet): lsof's 'sock' row, named by its protocol.
-                r["type"] = "sock"
+                r[_TYPE] = "sock"
                 try:
-                    r["device"] = _devstr(os.stat(path).st_dev)
+                    r[_DEVICE] = self.devstr(os.stat(path).st_dev)
                 except OSError:
                     pass
                 try:
-                    r["name"] = "protocol: " + os.getxattr(path, "system.sockprotoname").decode("ascii", "replace").rstrip("\0")
+                    r[_NAME] = "protocol: " + os.getxattr(path, "system.sockprotoname").decode("ascii", "replace").rstrip("\0")
                 except OSError:
-                    r["name"] = "socket"
+                    r[_NAME] = "socket"
                 continue
             fam = s["family"]
             if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
-                r["type"] = "raw" if fam == "IPv4" else "raw6"
-                r["device"] = None
+                r[_TYPE] = "raw" if fam == "IPv4" else "raw6"
+                r[_DEVICE] = None
             else:
-                r["type"] = fam
+                r[_TYPE] = fam
                 if fam in ("IPv4", "IPv6", "pack"):
-                    r["device"] = str(r["inode"])
+                    r[_DEVICE] = str(r[_INODE])
                 elif fam == "unix":
-                    r["device"] = "0x" + s["kaddr"]
+                    r[_DEVICE] = "0x" + s["kaddr"]
             if fam in ("IPv4", "IPv6", "pack"):
-                r["proto"] = s["proto"]
+                r[_PROTO] = s["proto"]
             name = P.lsof_socket_name(s)
             if fam == "unix" and s.get("path") is not None:
                 text, raw = P.split_text(s["path"])
-                r["name"] = name
+                r[_NAME] = name
                 if raw is not None:
-                    r["name_raw"] = raw + name[len(text):].encode()
+                    r[_RAW] = raw + name[len(text):].encode()
             else:
-                r["name"] = name
-        return self.rows
+                r[_NAME] = name
+        return self
 
 
 class SocketIndex:
@@ -182,34 +220,45 @@ class SocketIndex:
                 except ValueError:
                     pass
 
-    def rows(self, files: FileRows, boot_id) -> list[dict]:
-        owners: dict[int, list[dict]] = {}
-        for r in files.rows:
-            if r.get("_socket"):
-                owners.setdefault(r["inode"], []).append(r)
+    def rows(self, files: FileRows) -> dict[str, list]:
+        """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
+        (socket, owning descriptor), and one with no owner for a socket nobody holds."""
+        owners: dict[int, list] = {}
+        for i, _ in files.sockets:
+            r = files.rows[i]
+            owners.setdefault(r[_INODE], []).append((r[_PID], r[_FDNUM], r[_START]))
         out = []
+        nobody = (None, None, None)
         for s in list(self.by_inode.values()) + self.unowned:
-            base = _socket_row(s, boot_id)
+            base = _socket_row(s)
             holders = owners.get(s["inode"]) if s["inode"] else None
             if holders:
                 for h in holders:
-                    out.append({**base, "pid": h["pid"], "fd": h["fd_num"], "start_time": h["start_time"]})
+                    out.append(h + base)
             else:
-                out.append(base)
-        return out
+                out.append(nobody + base)
+        if not out:
+            return {f: [] for f in SOCKET_FIELDS}
+        return dict(zip(SOCKET_FIELDS, (list(c) for c in zip(*out))))
 
 
-def _socket_row(s: dict, boot_id) -> dict:
+SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto", "sock_type", "local_addr",
+                 "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
+                 "unix_path_raw")
+
+
+def _socket_row(s: dict) -> tuple:
+    """A socket's columns after (pid, fd, start_time), in SOCKET_FIELDS order."""
     fam = s["family"]
     inet = fam in ("IPv4", "IPv6")
-    row = {"boot_id": boot_id, "pid": None, "fd": None, "start_time": None, "inode": s["inode"],
-           "netns": s.get("netns"), "family": fam, "proto": s.get("proto") if fam != "unix" else None,
-           "sock_type": s.get("sock_type"), "state": s.get("state") if fam in ("IPv4", "IPv6", "unix") else None,
-           "uid": s.get("uid")}
-    if fam == "pack":
-        row["proto"] = None
+    proto = None if fam in ("unix", "pack") else s.get("proto")
+    state = s.get("state") if fam in ("IPv4", "IPv6", "unix") else None
     if inet:
-        row.update({k: s[k] for k in ("local_addr", "local_port", "remote_addr", "remote_port", "rx_queue", "tx_queue")})
+        addrs = (s["local_addr"], s["local_port"], s["remote_addr"], s["remote_port"], s["rx_queue"], s["tx_queue"])
+    else:
+        addrs = (None, None, None, None, None, None)
+    path = raw = None
     if fam == "unix" and s.get("path") is not None:
-        row["unix_path"], row["unix_path_raw"] = P.split_text(s["path"])
-    return row
+        path, raw = P.split_text(s["path"])
+    return (s["inode"], s.get("netns"), fam, proto, s.get("sock_type"), addrs[0], addrs[1], addrs[2], addrs[3], state,
+            addrs[4], addrs[5], s.get("uid"), path, raw)

@@ -21,18 +21,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
-TYPES = {
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "string": pa.string(),
-    "binary": pa.binary(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_ARROW: dict = {}
+
+
+def arrow_types() -> dict:
+    """Each declared type as Arrow's. pyarrow is imported here, on first use, not with the schema:
+    a live `procsnap lsof -p PID` reads the declaration but never builds a table."""
+    if not _ARROW:
+        import pyarrow as pa
+        _ARROW.update({
+            "int32": pa.int32(),
+            "int64": pa.int64(),
+            "float64": pa.float64(),
+            "bool": pa.bool_(),
+            "string": pa.string(),
+            "binary": pa.binary(),
+            "timestamp": pa.timestamp("us", tz="UTC"),
+            "date": pa.date32(),
+        })
+    return _ARROW
 
 # DuckDB's spelling of each type, for typed empty views and NULL fillers.
 SQL_TYPES = {
@@ -57,7 +69,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return TYPES[self.type]
+        return arrow_types()[self.type]
 
     @property
     def sql_type(self) -> str:
@@ -81,6 +93,7 @@ class Table:
         return [c for c in self.columns if not c.partition]
 
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.stored_columns])
 
     def column(self, name: str) -> Column:

@@ -445,6 +445,12 @@ class FaultyProcFS(ProcFS):
         self._after(k)
         return data
 
+    def read_one(self, *parts: object) -> bytes:
+        k = self._check(parts)
+        data = super().read_one(*parts)
+        self._after(k)
+        return data
+
     def readlink(self, *parts: object) -> bytes:
         k = self._check(parts)
         data = super().readlink(*parts)

@@ -245,8 +245,9 @@ def test_csv_is_the_process_table(recdir):
 
 def test_several_hosts_one_frame_each(recdir):
     out, err = top(recdir, hosts=None)
-    frames = out.split("\n\ntop - ")
+    frames = out.split("\n\n== ")
     assert len(frames) == 2 and "redis-server" in frames[1] and "redis-server" not in frames[0]
+    assert frames[0].startswith("== h1 ==\ntop - ") and frames[1].startswith("h2 ==\ntop - ")
     assert err.count("procsnap: snapshot of") == 2
     assert "redis-server" in top(recdir, hosts=["h2"])[0]
     docs = json.loads(top(recdir, hosts=None, fmt="json")[0])

@@ -1,0 +1,59 @@
+"""The `procsnap` command's entry point.
+
+`procsnap lsof` and `procsnap ps` are what people type during an incident, many times, on a busy
+host: they must start as fast as the tools they stand in for. They parse their own options, so
+they are run here without importing the command framework (typer, and through it pydantic and
+rich, cost more than a live `lsof -p PID` itself); every other command, and their --help, go
+through :mod:`analyze.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+FAST = ("lsof", "ps")
+HELP = ("--help", "-h", "-?", "--usage")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in FAST and not any(a in HELP for a in args[1:]):
+        return _fast(args[0], args[1:])
+    from .cli import main as full
+    return full(args)
+
+
+def _fast(name: str, args: list[str]) -> int:
+    from .errors import ProcsnapError
+    try:
+        if name == "lsof":
+            from . import lsof as mod
+        else:
+            from . import ps as mod
+        return mod.run(args, help_text=lambda: _help(name))
+    except KeyboardInterrupt:
+        print("procsnap: interrupted", file=sys.stderr)
+        return 130
+    except ProcsnapError as e:
+        print(f"procsnap: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 1
+
+
+def _help(name: str) -> str:
+    """The command's help as `procsnap NAME --help` prints it (for a help flag spelled another way)."""
+    import click
+    import typer
+
+    from .cli import app
+    group = typer.main.get_command(app)
+    with click.Context(group, info_name="procsnap") as gctx:
+        cmd = group.get_command(gctx, name)
+        with click.Context(cmd, info_name=name, parent=gctx) as ctx:
+            return cmd.get_help(ctx)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The installed `procsnap` command: live lsof and ps start without the heavy libraries, read only
+what their options need, and say exactly what the full command line says."""
+
+import os
+import subprocess
+import sys
+
+from analyze import lsof as L
+from analyze import ps as P
+from tests.conftest import ROOT
+
+PROBE = ("import sys; from analyze.entry import main; code = main(sys.argv[1:]); "
+         "print(sorted(m for m in ('typer', 'duckdb', 'pyarrow', 'click', 'rich') if m in sys.modules), "
+         "code, file=sys.stderr)")
+
+
+def probe(*args):
+    p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    return p.stdout, p.stderr.strip().splitlines()[-1]
+
+
+def test_live_lsof_and_ps_import_no_framework_nor_engine():
+    me = os.getpid()
+    out, loaded = probe("lsof", "-p", me)
+    assert f" {me} " in out.splitlines()[1] and loaded == "[] 0"
+    out, loaded = probe("ps", "-p", me, "-o", "pid,comm")
+    assert out.split()[2] == str(me) and loaded == "[] 0"
+    out, loaded = probe("lsof", "-i", "-a", "-p", me)
+    assert loaded == "[] 1"  # nothing listed: lsof's exit status
+
+
+def test_help_and_errors_read_as_the_full_command():
+    full = subprocess.run([sys.executable, "-m", "analyze.cli", "lsof", "--help"], capture_output=True,
+                          text=True, cwd=ROOT)
+    out, _ = probe("lsof", "-h")
+    assert out.strip() == full.stdout.strip() and "--rec DIR" in out
+    p = subprocess.run([sys.executable, "-c", PROBE, "ps", "--at", "-1h"], capture_output=True, text=True, cwd=ROOT)
+    assert p.stderr.splitlines()[0] == "procsnap: --at goes with --rec (without --rec procsnap ps reads the live host, now)"
+    assert p.stderr.splitlines()[-1].endswith(" 2") and "Traceback" not in p.stderr
+
+
+def test_what_a_live_listing_reads():
+    assert L.live_plan(L.parse_args(["-p", "12,13"])) == ({12, 13}, False)
+    assert L.live_plan(L.parse_args(["-p", "12", "-u", "root"])) == (None, False)   # ORed: everything
+    assert L.live_plan(L.parse_args(["-a", "-p", "12", "-u", "root"])) == ({12}, False)
+    assert L.live_plan(L.parse_args(["-i", ":80"])) == (None, True)
+    assert L.live_plan(L.parse_args(["-i", ":80", "-c", "nginx"])) == (None, False)
+    assert L.live_plan(L.parse_args(["-a", "-i", ":80", "-p", "7"])) == ({7}, True)
+    assert L.live_plan(L.parse_args([])) == (None, False)
+    assert P.live_pids(P.parse_args(["-p", "5,6", "-o", "pid"])) == {5, 6}
+    assert P.live_pids(P.parse_args(["-p", "5", "-e"])) is None
+    assert P.live_pids(P.parse_args(["-p", "5", "-u", "root"])) is None
+    assert P.live_pids(P.parse_args(["aux"])) is None
+
+
+def test_sockets_only_listing_is_the_full_listing_of_sockets():
+    """lsof -i read through the sockets-only path lists what the full read lists."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    try:
+        port = s.getsockname()[1]
+        fast = [r for r in L.live_rows(L.parse_args(["-i", f":{port}"])) if r.inet is not None]
+        full = [r for r in L.live_rows(L.parse_args(["-i", f":{port}", "-u", "root"])) if r.inet is not None]
+        key = lambda r: (r.pid, r.fd, r.type, r.device, r.node if hasattr(r, "node") else r.inode, r.name)  # noqa: E731
+        mine = sorted(key(r) for r in fast if r.pid == os.getpid())
+        assert mine and mine == sorted(key(r) for r in full if r.pid == os.getpid())
+    finally:
+        s.close()
