@@ -15,7 +15,7 @@ import typer
 
 from recorder import defaults as DEF
 
-from .errors import ProcsnapError, UsageError
+from .errors import ProcsnapError, UsageError, duckdb_error_line
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as _cx
@@ -573,13 +573,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 1
     except Exception as e:
-        # A live recorder's retention removed a file this command had listed: one line, not a traceback.
-        if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":
+        msg = duckdb_error_line(e)
+        if msg is None:
             raise
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        hint = " (a live recorder removed old files meanwhile: run the command again)" \
-            if "No files found" in msg or "No such file" in msg else ""
-        print(f"procsnap: {msg}{hint}", file=sys.stderr)
+        print(f"procsnap: {msg}", file=sys.stderr)
         return 1
     return rv if isinstance(rv, int) else 0
 

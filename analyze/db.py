@@ -199,8 +199,9 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     """``--rec/--at/--host`` as the commands about one moment (lsof, ps, top) take them.
 
     With recordings: the Recording and, per host, the latest snapshot at or before
-    AT (the last one without AT) that took the table the command needs (NEEDS). Without: (None, None), for the caller to read the
-    live host; --at and --host are then usage errors.
+    AT (the last one without AT) that took the table the command needs (NEEDS).
+    Without: (None, None), for the caller to read the live host; --at and --host
+    are then usage errors.
     """
     if not paths:
         live_only(at, hosts, command)
