@@ -13,7 +13,9 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ProcsnapError, UsageError
+from recorder import defaults as DEF
+
+from .errors import ProcsnapError, UsageError, duckdb_error_line
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as _cx
@@ -74,38 +76,95 @@ def _store(output: str):
         raise ProcsnapError(str(e)) from None
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5g``, ``800000`` (bytes; K/M/G/T are powers of 1024)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"bad size {text!r}: use bytes or a size like 500M, 2G")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
 @app.command()
 def record(
     output: str = typer.Option(..., "-o", "--output", help="Recording folder (created if missing)."),
-    interval: str = typer.Option("5", "-i", "--interval", help="Seconds between snapshots (5, 0.5, 1m)."),
+    interval: Optional[str] = typer.Option(
+        None, "-i", "--interval", show_default=f"{DEF.DEFAULT_INTERVAL:g}",
+        help="Seconds between snapshots of host, processes and threads (5, 0.5, 1m)."),
+    files_interval: Optional[str] = typer.Option(
+        None, "--files-interval", show_default=f"{DEF.DEFAULT_FILES_INTERVAL:g}",
+        help="Seconds between snapshots of open files and sockets (the costly part); "
+             "the --interval when only that is given."),
     count: Optional[int] = typer.Option(None, "-n", "--count", help="Stop after this many snapshots."),
     duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
+    incident: Optional[str] = typer.Option(
+        None, "--incident", metavar="[DURATION]",
+        help=f"Start with the incident preset: everything every {DEF.INCIDENT_INTERVAL:g}s for DURATION "
+             f"(default {DEF.DEFAULT_INCIDENT / 60:g}m), then the normal cadences. SIGHUP, or a file named "
+             "'incident' in the folder, starts it later."),
+    keep: Optional[str] = typer.Option(None, "--keep", help="Drop snapshots older than this (7d, 12h)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size",
+                                           help="Drop the oldest snapshots to keep the folder under this (500M, 2G)."),
+    compact_min: int = typer.Option(DEF.DEFAULT_COMPACT_MIN, "--compact-min", help="Merge a day's small files once this many "
+                                                              "snapshots are waiting (0: never compact)."),
+    grace: str = typer.Option(f"{DEF.DEFAULT_GRACE:g}", "--grace", help="How long files merged by compaction stay for readers "
+                                                     "that listed them (seconds)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
     no_redact: bool = NoRedactOpt,
 ):
-    """Record snapshots of the host into a Parquet recording until COUNT, DURATION or Ctrl-C.
+    """Record snapshots of the host into a Parquet recording until COUNT, DURATION or a signal.
 
     Example: procsnap record -o ./incident -i 2 -d 10m
 
-    Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording.
+    Always-on: procsnap record -o /var/lib/procsnap --keep 7d --max-size 2G
+
+    Without -i, the always-on cadences of --interval and --files-interval (about 1% of one core
+    on a host with 1000 processes of 50 descriptors; see README "Always-on"). With -i alone,
+    everything every interval.
+
+    Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording. SIGHUP
+    starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`.
+    A full disk drops snapshots (counted) and recording resumes when space returns.
     """
+    from recorder.compact import Maintenance, recover
     from recorder.record import progress_line
     from recorder.record import record as run
 
     from .timespec import parse_duration
-    iv = parse_duration(interval, "interval")
-    if iv <= 0:
-        raise UsageError(f"bad interval {interval!r}: must be more than 0 seconds")
+
+    def positive(text: Optional[str], what: str) -> Optional[float]:
+        if text is None:
+            return None
+        v = parse_duration(text, what)
+        if v <= 0:
+            raise UsageError(f"bad {what} {text!r}: must be more than 0 seconds")
+        return v
+
+    iv = positive(interval, "interval")
+    fiv = positive(files_interval, "files interval")
+    if fiv is None:
+        fiv = DEF.DEFAULT_FILES_INTERVAL if iv is None else None
+    if iv is None:
+        iv = DEF.DEFAULT_INTERVAL
     if count is not None and count < 1:
         raise UsageError(f"bad count {count}: must be at least 1")
-    dur = parse_duration(duration, "duration") if duration is not None else None
-    if dur is not None and dur <= 0:
-        raise UsageError(f"bad duration {duration!r}: must be more than 0 seconds")
+    dur = positive(duration, "duration")
+    inc = positive(incident, "incident duration")
+    if compact_min < 0:
+        raise UsageError(f"bad --compact-min {compact_min}: must be 0 or more")
+    gr = parse_duration(grace, "grace")
+    m = Maintenance(compact_min=compact_min or None, grace=gr, keep=positive(keep, "keep"),
+                    max_size=parse_size(max_size) if max_size is not None else None)
     show = not quiet and sys.stderr.isatty()
     collector = _collector(host, iv, redact=not no_redact)
     with _store(output) as store:
-        res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None)
+        recover(store)
+        res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
+                  files_interval=fiv, incident=inc, maintenance=m)
     if show:
         sys.stderr.write("\n")
         why = f" (stopped by {res.stopped_by})" if res.stopped_by else ""
@@ -123,10 +182,14 @@ def snapshot(
 
     Example: procsnap snapshot -o ./before-deploy
     """
+    from recorder.store import StoreError
     collector = _collector(host, None, redact=not no_redact)
     with _store(output) as store:
         snap = collector.snapshot()
-        n = store.write(snap)
+        try:
+            n = store.write(snap)
+        except StoreError as e:  # a full disk: nothing of the snapshot was left behind
+            raise ProcsnapError(f"snapshot not written: {e}") from None
     if not quiet and sys.stderr.isatty():
         print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
               file=sys.stderr)
@@ -477,9 +540,22 @@ def ps(ctx: typer.Context):
 # --------------------------------------------------------------------------
 
 
+def _optional_values(args: List[str]) -> List[str]:
+    """``record --incident`` takes an optional DURATION (click has no such option): a bare
+    ``--incident`` (last, or followed by another option) means the default, 10m."""
+    if "record" not in args:
+        return args
+    out = []
+    for i, a in enumerate(args):
+        out.append(a)
+        if a == "--incident" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(f"{DEF.DEFAULT_INCIDENT:g}s")
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     cmd = typer.main.get_command(app)
-    args = sys.argv[1:] if argv is None else argv
+    args = _optional_values(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = cmd.main(args, prog_name="procsnap", standalone_mode=False)
     except _cx.NoArgsIsHelpError as e:
@@ -500,6 +576,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else 1
     except OSError as e:
         print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 1
+    except Exception as e:
+        msg = duckdb_error_line(e)
+        if msg is None:
+            raise
+        print(f"procsnap: {msg}", file=sys.stderr)
         return 1
     return rv if isinstance(rv, int) else 0
 

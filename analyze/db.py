@@ -6,12 +6,16 @@ exactly the declared columns, and a column that no file has yet (a recording
 written by an older procsnap) reads as a typed NULL. Rows of snapshots that
 were never committed (see the atomicity rule in ``recorder.store``) are
 invisible.
+
+Files are listed here, in Python (:func:`recording_files`), and handed to
+``read_parquet`` as an explicit list: a recording being compacted holds small
+files and the compacted file that covers them for a while, and only the
+listing knows to read one of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +23,26 @@ from pathlib import Path
 import duckdb
 
 from recorder.schema import TABLES, Table
-from recorder.store import is_recording
+from recorder.store import is_recording, list_names, partitions, select_visible
 
 from .errors import ProcsnapError, UsageError, live_only
 from .timespec import parse_time
 from .views import DERIVED
+
+
+def recording_files(source: Path, table: str) -> list[str]:
+    """The Parquet files of one table of a recording that a reader must read: in every
+    partition, those no compacted file covers. The one place that decides which files
+    a reader opens."""
+    files = []
+    for _, _, d in partitions(Path(source), table):
+        visible, _ = select_visible(list_names(d))
+        files.extend(str(d / n) for n in visible)
+    return files
+
+
+# The table a command about one moment needs, when a recording takes it on fewer snapshots.
+NEEDS = {"lsof": "open_files"}
 
 
 def _sql_str(s: str) -> str:
@@ -76,8 +95,8 @@ class Recording:
         for t in TABLES.values():
             files = []
             for src in sources:
-                files.extend(glob.glob(os.path.join(glob.escape(str(src)), t.name, "*", "*", "*.parquet")))
-            con.execute(_disk_view(con, t, sources, bool(files), hosts))
+                files.extend(recording_files(src, t.name))
+            con.execute(_disk_view(con, t, files, hosts))
         rec = cls(con, sources, live=False)
         rec._derived()
         return rec
@@ -144,19 +163,28 @@ class Recording:
         start, end = self.time_range()
         return parse_time(text, start, end)
 
-    def moment(self, text: str | None) -> list[Moment]:
-        """Per host, the latest snapshot at or before the time (the last one when None)."""
+    def moment(self, text: str | None, need: str | None = None) -> list[Moment]:
+        """Per host, the latest snapshot at or before the time (the last one when None).
+
+        With NEED (a table such as ``open_files``), the latest snapshot that took that
+        table: a recorder on two cadences takes descriptors on fewer snapshots.
+        """
+        # A recording that never counts the table (hand-made, or older) took it on every snapshot.
+        has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
+               f"WHERE s2.host = snapshots.host AND s2.{need}_seen IS NOT NULL))") if need else ""
         if text is None:
             rows = self.con.execute(
-                "SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots GROUP BY host ORDER BY host").fetchall()
+                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
+                "GROUP BY host ORDER BY host").fetchall()
         else:
             at = self.resolve_time(text)
             rows = self.con.execute(
-                "SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE ts <= $at "
+                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE ts <= $at{has} "
                 "GROUP BY host ORDER BY host", {"at": at}).fetchall()
             if not rows:
                 start, _ = self.time_range()
-                raise ProcsnapError(f"no snapshot at or before {at.isoformat()} (the recording starts at "
+                with_ = f" with {need}" if need else ""
+                raise ProcsnapError(f"no snapshot at or before {at.isoformat()}{with_} (the recording starts at "
                                     f"{start.isoformat() if start else 'nothing: it is empty'})")
         return [Moment(*r) for r in rows]
 
@@ -205,14 +233,15 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     """``--rec/--at/--host`` as the commands about one moment (lsof, ps, top) take them.
 
     With recordings: the Recording and, per host, the latest snapshot at or before
-    AT (the last one without AT). Without: (None, None), for the caller to read the
-    live host; --at and --host are then usage errors.
+    AT (the last one without AT) that took the table the command needs (NEEDS).
+    Without: (None, None), for the caller to read the live host; --at and --host
+    are then usage errors.
     """
     if not paths:
         live_only(at, hosts, command)
         return None, None
     rec = Recording.open(paths, hosts=hosts or None)
-    moments = rec.moment(at)
+    moments = rec.moment(at, NEEDS.get(command))
     if not moments:
         which = f" of host {', '.join(hosts)}" if hosts else ""
         raise ProcsnapError(f"no snapshot{which} in {', '.join(paths)}")
@@ -231,11 +260,11 @@ def _empty_view(t: Table) -> str:
     return f"CREATE VIEW {t.name} AS SELECT {cols} WHERE false"
 
 
-def _disk_view(con, t: Table, sources: list[Path], has_files: bool, hosts: list[str] | None) -> str:
-    if not has_files:
+def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
+    if not files:
         return _empty_view(t)
-    globs = ", ".join(_sql_str(os.path.join(str(s), t.name, "*", "*", "*.parquet")) for s in sources)
-    scan = (f"read_parquet([{globs}], hive_partitioning = true, union_by_name = true, "
+    listed = ", ".join(_sql_str(f) for f in files)
+    scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
     present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     cols = []

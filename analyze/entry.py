@@ -40,6 +40,13 @@ def _fast(name: str, args: list[str]) -> int:
     except OSError as e:
         print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 1
+    except Exception as e:
+        from .errors import duckdb_error_line
+        msg = duckdb_error_line(e)
+        if msg is None:
+            raise
+        print(f"procsnap: {msg}", file=sys.stderr)
+        return 1
 
 
 def _help(name: str) -> str:

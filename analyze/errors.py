@@ -18,3 +18,14 @@ def live_only(at, hosts, command: str) -> None:
     if at is not None or hosts:
         raise UsageError(f"{'--at' if at is not None else '--host'} goes with --rec "
                          f"(without --rec procsnap {command} reads the live host, now)")
+
+
+def duckdb_error_line(e: BaseException) -> str | None:
+    """One line for a DuckDB error that escaped a command, or None for any other exception.
+    The usual cause: a live recorder's retention removed a file the command had just listed."""
+    if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":
+        return None
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if "No files found" in msg or "No such file" in msg:
+        msg += " (a live recorder removed old files meanwhile: run the command again)"
+    return msg

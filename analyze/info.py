@@ -3,12 +3,19 @@ how complete its evidence is."""
 
 from __future__ import annotations
 
-import glob
 import os
 
 from recorder.schema import COUNTED, TABLES
 
-from .db import Recording
+from .db import Recording, recording_files
+
+
+def _size(path: str) -> int:
+    """A file's size; 0 when a live recorder removed it since it was listed."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 def summarize(rec: Recording) -> dict:
@@ -25,9 +32,8 @@ def summarize(rec: Recording) -> dict:
         rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         files = []
         for src in rec.sources:
-            files += glob.glob(os.path.join(glob.escape(str(src)), t, "*", "*", "*.parquet"))
-        tables.append({"table": t, "rows": rows, "files": len(files),
-                       "bytes": sum(os.path.getsize(f) for f in files)})
+            files += recording_files(src, t)
+        tables.append({"table": t, "rows": rows, "files": len(files), "bytes": sum(_size(f) for f in files)})
     sums = ", ".join(f"sum({t}_{k})" for t in COUNTED for k in ("seen", "gone", "denied"))
     vals = con.execute(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) "
                        "FROM snapshots").fetchone()

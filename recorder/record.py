@@ -1,22 +1,47 @@
 """The record loop: snapshots on a fixed schedule until a count, a duration
-or a signal ends it.
+or a signal ends it, with two cadences, an incident preset, and the recording's
+maintenance (compaction, retention) between snapshots.
 
 Snapshot k is due at start + k × interval (no drift). When a snapshot overruns
 its slot, the slots it overran are skipped and counted in the next snapshot's
 ``skipped`` column, never stacked. SIGINT and SIGTERM finish the snapshot in
 hand, write it, and stop: the recording is always valid.
+
+Cadences: every snapshot takes host, processes and threads; descriptors and
+sockets (``open_files``, ``sockets``, mapped files included) are the expensive
+part and are taken only on the first snapshot at or after each
+``files_interval``. The incident preset takes everything every
+INCIDENT_INTERVAL seconds for a bounded time, then the normal cadences resume.
+It starts with ``--incident``, on SIGHUP (which also ends a running one), or
+when a file named ``incident`` appears in the recording folder (the recorder
+removes it; a duration written in it, like ``30m``, sets the length).
+
+A full disk never stops the recorder and never grows its memory: the snapshot
+is dropped (counted in the next written snapshot's ``dropped``), said once on
+stderr, and recording resumes by itself when space returns.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
 
-from .collect import Collector
-from .store import Store
+import pyarrow as pa
+
+from .collect import Collector, Snapshot
+from .compact import Maintenance, maintain
+from .store import Store, StoreFull
+
+from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
+                       DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
+
+FILE_TABLES = ("open_files", "sockets")
+INCIDENT_FILE = "incident"
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
 
 @dataclass
@@ -25,65 +50,211 @@ class RecordResult:
     bytes: int = 0
     skipped: int = 0
     pending_skip: int = 0  # skipped just before the next snapshot
+    dropped: int = 0  # collected but not written (disk full)
+    compacted: int = 0  # snapshots merged into compacted files
+    retired: int = 0  # snapshots removed by retention
+    incidents: int = 0  # incident presets started
     stopped_by: str | None = None  # signal name, or None when the count/duration ran out
+    notes: list[str] = field(default_factory=list)
 
 
-class _Stop:
+class _Signals:
+    """SIGINT/SIGTERM stop; SIGHUP toggles the incident preset."""
+
     def __init__(self):
         self.signal: str | None = None
+        self.hup = False
 
-    def __call__(self, signum, frame):
+    def stop(self, signum, frame):
         self.signal = signal.Signals(signum).name
+
+    def toggle(self, signum, frame):
+        self.hup = True
+
+
+def _incident_file_duration(text: str) -> float | None:
+    m = _DUR.match(text)
+    if not m:
+        return None
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _annotate(snap: Snapshot, **values) -> None:
+    """Fill the recorder's own columns of the ``snapshots`` row (the collector leaves them NULL)."""
+    t = snap.tables["snapshots"]
+    for name, v in values.items():
+        i = t.schema.get_field_index(name)
+        if i < 0:
+            continue
+        f = t.schema.field(i)
+        t = t.set_column(i, f, pa.array([v], f.type))
+    snap.tables["snapshots"] = t
+
+
+def _after(snap: Snapshot, last_id: int | None) -> None:
+    """Keep snapshot ids increasing when the wall clock steps back (NTP): a compacted file
+    covers an id range, and a new small file inside it would be hidden. ``ts`` stays true."""
+    if last_id is None or snap.snapshot_id > last_id:
+        return
+    snap.snapshot_id = last_id + 1
+    for name, t in snap.tables.items():
+        i = t.schema.get_field_index("snapshot_id")
+        if i >= 0:
+            f = t.schema.field(i)
+            snap.tables[name] = t.set_column(i, f, pa.array([snap.snapshot_id] * t.num_rows, f.type))
 
 
 def record(store: Store, collector: Collector, interval: float, count: int | None = None,
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
-           clock: Callable[[], float] = time.monotonic) -> RecordResult:
+           clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
+           incident: float | None = None, maintenance: Maintenance | None = None,
+           err: TextIO | None = None) -> RecordResult:
+    """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
+
+    ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
+    incident preset for that many seconds. ``maintenance`` runs after each snapshot.
+    """
+    err = err or sys.stderr
     res = RecordResult()
-    stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    sig = _Signals()
+    old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    old[signal.SIGHUP] = signal.signal(signal.SIGHUP, sig.toggle)
+    incident_file = store.root / INCIDENT_FILE
+    all_tables = collector.tables
+    base_tables = tuple(t for t in all_tables if t not in FILE_TABLES)
     try:
         start = clock()
-        k = 0
+        incident_until = start + incident if incident else None
+        if incident:
+            res.incidents += 1
+        anchor, k, tick, mode = start, 0, interval, None
+        files_due = start
+        write_ms_prev: float | None = None
+        maint_ms = 0.0
+        dropped_since = 0
+        full = False
+        attempts = 0
+        last_id: int | None = None
+
+        def poll_incident() -> None:
+            """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
+            nonlocal incident_until
+            now = clock()
+            active = incident_until is not None and now < incident_until
+            if sig.hup:
+                sig.hup = False
+                if active:
+                    incident_until = None
+                    err.write("procsnap: SIGHUP: incident preset ended, back to normal cadences\n")
+                else:
+                    incident_until = now + DEFAULT_INCIDENT
+                    res.incidents += 1
+                    err.write(f"procsnap: SIGHUP: incident preset for {DEFAULT_INCIDENT:.0f}s\n")
+                err.flush()
+            try:
+                text = incident_file.read_text(errors="replace")
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                return
+            incident_file.unlink(missing_ok=True)
+            length = _incident_file_duration(text) or DEFAULT_INCIDENT
+            incident_until = now + length
+            res.incidents += 1
+            err.write(f"procsnap: {incident_file} found: incident preset for {length:.0f}s\n")
+            err.flush()
+
         while True:
+            poll_incident()
+            now = clock()
+            in_incident = incident_until is not None and now < incident_until
+            if mode != in_incident:
+                # A new cadence starts its own grid now.
+                mode, anchor, k = in_incident, now, 0
+                tick = INCIDENT_INTERVAL if in_incident else interval
+            take_files = files_interval is None or in_incident or now + 0.25 * tick >= files_due
+            if take_files and files_interval is not None:
+                while files_due <= now + 0.25 * tick:
+                    files_due += files_interval
             collector.skipped = res.pending_skip
-            snap = collector.snapshot()
-            res.bytes += store.write(snap)
-            res.snapshots += 1
+            collector.interval = tick
+            snap = collector.snapshot(None if take_files else base_tables)
+            _after(snap, last_id)
+            last_id = snap.snapshot_id
+            _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
+                      incident=in_incident)
+            attempts += 1
+            t0 = time.perf_counter()
+            try:
+                res.bytes += store.write(snap)
+            except StoreFull as e:
+                res.dropped += 1
+                dropped_since += 1
+                write_ms_prev = None
+                if not full:
+                    full = True
+                    err.write(f"procsnap: {e}: dropping snapshots until space returns\n")
+                    err.flush()
+            else:
+                res.snapshots += 1
+                write_ms_prev = (time.perf_counter() - t0) * 1000
+                if full:
+                    full = False
+                    err.write(f"procsnap: space returned to {store.root}; {dropped_since} snapshots were dropped\n")
+                    err.flush()
+                dropped_since = 0
+            del snap
             res.pending_skip = 0
             if progress:
                 progress(res, clock() - start)
-            if stop.signal or (count is not None and res.snapshots >= count):
+            if sig.signal or (count is not None and attempts >= count):
                 break
+            maint_ms = 0.0
+            if maintenance is not None:
+                t0 = time.perf_counter()
+                try:
+                    mr = maintain(store, maintenance)
+                    res.compacted += mr.compacted
+                    res.retired += mr.dropped
+                except Exception as e:  # noqa: BLE001 - recording matters more than compacting
+                    note = f"procsnap: maintenance failed ({type(e).__name__}: {e}); compaction and retention stop"
+                    err.write(note + "\n")
+                    err.flush()
+                    res.notes.append(note)
+                    maintenance = None
+                maint_ms = (time.perf_counter() - t0) * 1000
             k += 1
-            due = start + k * interval
+            due = anchor + k * tick
             now = clock()
             if now > due:
-                missed = int((now - due) // interval) + 1
+                missed = int((now - due) // tick) + 1
                 k += missed
                 res.skipped += missed
                 res.pending_skip = missed
-                due = start + k * interval
+                due = anchor + k * tick
             if duration is not None and due - start >= duration:
                 break
-            # Sleep in short steps so that a signal is noticed promptly.
-            while not stop.signal:
+            # Sleep in short steps so that a signal, the incident file or the end of the
+            # incident preset is noticed promptly.
+            while not sig.signal:
                 left = due - clock()
                 if left <= 0:
                     break
                 time.sleep(min(left, 0.2))
-            if stop.signal:
+                if sig.hup or incident_file.exists() or \
+                        (mode and incident_until is not None and clock() >= incident_until):
+                    break
+            if sig.signal:
                 break
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    res.stopped_by = stop.signal
+    res.stopped_by = sig.signal
     return res
 
 
 def progress_line(stream=sys.stderr) -> Callable[[RecordResult, float], None]:
     def show(res: RecordResult, elapsed: float) -> None:
         stream.write(f"\rprocsnap: {res.snapshots} snapshots, {res.bytes / 1e6:.1f} MB, {elapsed:.0f}s"
-                     + (f", {res.skipped} skipped" if res.skipped else "") + "   ")
+                     + (f", {res.skipped} skipped" if res.skipped else "")
+                     + (f", {res.dropped} dropped" if res.dropped else "") + "   ")
         stream.flush()
     return show

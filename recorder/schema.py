@@ -147,6 +147,10 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("recorder_pid", "int32", "pid", "Process id of the recorder; never NULL."),
         C("recorder_rss", "int64", "bytes", "Resident memory of the recorder after the snapshot; NULL if unreadable."),
         C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval (0 when none); never NULL."),
+        C("write_ms_prev", "float64", "ms", "Wall time `procsnap record` spent writing the previous snapshot to disk; NULL for the first snapshot of a run and for `procsnap snapshot`."),
+        C("maintenance_ms", "float64", "ms", "Wall time `procsnap record` spent compacting and applying retention since the previous snapshot (0 when it did none); NULL outside `procsnap record`."),
+        C("dropped", "int64", "count", "Snapshots collected just before this one but not written because the disk was full (0 when none); NULL outside `procsnap record`."),
+        C("incident", "bool", "flag", "True when taken under the incident preset (everything every 2 s); NULL outside `procsnap record`."),
     ]
     for t in COLLECTED:
         cols.append(C(f"ms_{t}", "float64", "ms", f"Wall time spent collecting `{t}`; NULL when the table was not collected."))

@@ -3,7 +3,15 @@
 Layout::
 
     DIR/procsnap.json                                   marker: format and version
-    DIR/<table>/host=<host>/date=<YYYY-MM-DD>/<snapshot_id>.parquet
+    DIR/<table>/host=<host>/date=<YYYY-MM-DD>/<snapshot_id>.parquet      one snapshot
+    DIR/<table>/host=<host>/date=<YYYY-MM-DD>/c<first>-<last>.parquet    compacted
+
+A compacted file holds the rows of the snapshots ``first..last`` (ids, both
+included) of its partition; it *covers* every file whose id range lies inside
+its own. Readers use only the files no other file covers (see
+:func:`select_visible`), so a snapshot's rows are read exactly once whether
+its small file, its compacted file or both are on disk (see
+``recorder.compact`` for the order of writes and deletes).
 
 ATOMICITY RULE (the one place it is written down): every Parquet file is
 written under a temporary name starting with '.', fsync'ed, and renamed into
@@ -12,11 +20,13 @@ place, and the folder is fsync'ed; readers ignore names starting with '.' or
 snapshot is committed when, and only when, its ``snapshots`` row exists. Rows
 of other tables without a committed snapshot (the recorder died in between)
 are invisible to the analyzer's views and are removed when a recorder next
-opens the folder.
+opens the folder. Deleting runs the other way round: a snapshot is uncommitted
+(its ``snapshots`` file removed) before its data files are.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -36,10 +46,83 @@ FORMAT = "procsnap-recording"
 FORMAT_VERSION = 1
 MARKER = "procsnap.json"
 DATA_NAME = re.compile(r"^(\d+)\.parquet$")
+COMPACT_NAME = re.compile(r"^c(\d+)-(\d+)\.parquet$")
+# errno values meaning "the disk (or quota) is full": the recorder drops snapshots, not data.
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class StoreError(Exception):
     """A recording folder cannot be written (not a recording, not writable, …)."""
+
+
+class StoreFull(StoreError):
+    """A snapshot could not be written because the file system is full; nothing of it is left."""
+
+
+def file_range(name: str) -> tuple[int, int] | None:
+    """The snapshot ids a data file holds: (id, id) for ``<id>.parquet``, (first, last) for
+    ``c<first>-<last>.parquet``; None for any other name (left alone by the recorder)."""
+    m = DATA_NAME.match(name)
+    if m:
+        return int(m.group(1)), int(m.group(1))
+    m = COMPACT_NAME.match(name)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def select_visible(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split one partition's Parquet file names into those to read and those covered.
+
+    A file is covered when another file's snapshot-id range contains its own (and is
+    larger): a small file by the compacted file that merged it, a compacted file by a
+    larger compaction. Returns (visible names, [(covered name, covering name)]). Names
+    starting with '.' or '_' are never visible; names the recorder does not write are
+    visible and never covered.
+    """
+    ranged = []
+    visible = []
+    for n in names:
+        if n.startswith((".", "_")) or not n.endswith(".parquet"):
+            continue
+        r = file_range(n)
+        if r is None:
+            visible.append(n)
+        else:
+            ranged.append((r, n))
+    # Widest first: a file is covered if an already kept, wider range contains it.
+    ranged.sort(key=lambda x: (x[0][0], -x[0][1]))
+    kept: list[tuple[tuple[int, int], str]] = []
+    covered = []
+    for (a, b), n in ranged:
+        cover = next((kn for (ka, kb), kn in reversed(kept) if ka <= a and b <= kb), None)
+        if cover is None:
+            kept.append(((a, b), n))
+        else:
+            covered.append((n, cover))
+    visible.extend(n for _, n in kept)
+    return sorted(visible), covered
+
+
+def partitions(root: Path, table: str):
+    """(host folder name, date folder name, path) of each partition folder of a table."""
+    tdir = root / table
+    if not tdir.is_dir():
+        return
+    for hostdir in sorted(tdir.iterdir()):
+        if not hostdir.is_dir() or not hostdir.name.startswith("host="):
+            continue
+        for datedir in sorted(hostdir.iterdir()):
+            if datedir.is_dir() and datedir.name.startswith("date="):
+                yield hostdir.name, datedir.name, datedir
+
+
+def list_names(d: Path) -> list[str]:
+    """File names of a folder; empty if it vanished meanwhile (retention removes empty folders)."""
+    try:
+        return os.listdir(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def partition_value(v: str) -> str:
@@ -136,52 +219,86 @@ class Store:
             tmp.unlink(missing_ok=True)
             raise
         os.close(fd)
-        os.rename(tmp, final)
-        self._fsync_dir(final.parent)
+        try:
+            os.rename(tmp, final)
+            self._fsync_dir(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return final.stat().st_size
 
     def partition_dir(self, table: str, host: str, date) -> Path:
         return self.root / table / f"host={partition_value(host)}" / f"date={date.isoformat()}"
 
     def write(self, snap: Snapshot) -> int:
-        """Write one snapshot; returns the bytes written. Commits last."""
+        """Write one snapshot; returns the bytes written. Commits last.
+
+        If any file cannot be written, the files already written for this snapshot are
+        removed again (it was never committed), so a failed write leaves the recording as
+        it was; a full disk raises :class:`StoreFull`.
+        """
         total = 0
         names = [t for t in snap.tables if t != "snapshots"] + ["snapshots"]
-        for name in names:
-            d = self.partition_dir(name, snap.host, snap.date)
-            total += self._write_table(d / f"{snap.snapshot_id}.parquet", snap.tables[name])
+        done: list[Path] = []
+        try:
+            for name in names:
+                final = self.partition_dir(name, snap.host, snap.date) / f"{snap.snapshot_id}.parquet"
+                total += self._write_table(final, snap.tables[name])
+                done.append(final)
+        except OSError as e:
+            for f in done:
+                f.unlink(missing_ok=True)
+            if e.errno in FULL_ERRNOS:
+                raise StoreFull(f"{self.root}: {os.strerror(e.errno)}") from None
+            raise
+        return total
+
+    def size(self) -> int:
+        """Bytes of every file under the folder (covered and temporary files included)."""
+        total = 0
+        for dirpath, _, files in os.walk(self.root):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except FileNotFoundError:
+                    pass
         return total
 
     # ------------------------------------------------------------------
     def remove_uncommitted(self) -> int:
-        """Delete temporary files and data files of snapshots never committed."""
-        committed: set[tuple[str, str]] = set()
-        snaps = self.root / "snapshots"
-        if snaps.is_dir():
-            for hostdir in snaps.iterdir():
-                for datedir in hostdir.iterdir() if hostdir.is_dir() else ():
-                    for f in datedir.iterdir() if datedir.is_dir() else ():
-                        m = DATA_NAME.match(f.name)
-                        if m:
-                            committed.add((hostdir.name, m.group(1)))
+        """Delete temporary files and small data files of snapshots never committed.
+
+        A snapshot is committed by its own ``snapshots`` file or by a compacted
+        ``snapshots`` file whose range holds its id. Compacted data files are left to
+        :func:`recorder.compact.recover`, which finishes or undoes an interrupted
+        compaction or retention.
+        """
+        committed: dict[str, set[int]] = {}
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for host, _, d in partitions(self.root, "snapshots"):
+            for n in list_names(d):
+                r = file_range(n)
+                if r is None:
+                    continue
+                if DATA_NAME.match(n):
+                    committed.setdefault(host, set()).add(r[0])
+                else:
+                    ranges.setdefault(host, []).append(r)
         removed = 0
         for name in TABLES:
-            tdir = self.root / name
-            if not tdir.is_dir():
-                continue
-            for hostdir in tdir.iterdir():
-                if not hostdir.is_dir():
-                    continue
-                for datedir in hostdir.iterdir():
-                    if not datedir.is_dir():
+            for host, _, d in partitions(self.root, name):
+                for n in list_names(d):
+                    f = d / n
+                    if n.startswith(".") and n.endswith(".tmp"):
+                        f.unlink(missing_ok=True)
+                        removed += 1
                         continue
-                    for f in datedir.iterdir():
-                        if f.name.startswith(".") and f.name.endswith(".tmp"):
-                            f.unlink(missing_ok=True)
-                            removed += 1
-                            continue
-                        m = DATA_NAME.match(f.name)
-                        if m and name != "snapshots" and (hostdir.name, m.group(1)) not in committed:
-                            f.unlink(missing_ok=True)
-                            removed += 1
+                    m = DATA_NAME.match(n)
+                    if not m or name == "snapshots":
+                        continue
+                    sid = int(m.group(1))
+                    if sid in committed.get(host, ()) or any(a <= sid <= b for a, b in ranges.get(host, ())):
+                        continue
+                    f.unlink(missing_ok=True)
+                    removed += 1
         return removed

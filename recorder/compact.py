@@ -1,0 +1,314 @@
+"""Compaction and retention of a recording, run by the recorder between snapshots.
+
+An always-on recorder writes one small file per table per snapshot; thousands
+of them make every reader slow. Compaction merges the committed small files of
+a partition into one file per table, ``c<first>-<last>.parquet``, sorted by
+(snapshot_id, pid, tid). Retention drops the oldest snapshots when the
+recording is older than ``keep`` or bigger than ``max_size``.
+
+ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
+
+* compaction writes each table's compacted file (tmp, fsync, rename), the
+  ``snapshots`` one last: that rename commits the compaction. A reader lists a
+  partition and reads only files no other file covers
+  (:func:`recorder.store.select_visible`), so it reads either the small files or
+  the compacted one, never both;
+* the covered small files are deleted only once the compaction is committed
+  and ``grace`` seconds old, so a reader that listed them just before can still
+  open them;
+* retention uncommits first: the ``snapshots`` files of the oldest range go
+  first, then that range's data files;
+* :func:`recover`, run when a recorder opens the folder, finishes a compaction
+  that was interrupted (its small files are all still there) or removes the
+  data files of a range whose retention was interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .schema import TABLES
+from .store import (COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, list_names, partitions,
+                    select_visible)
+
+# Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
+ROW_GROUP_ROWS = 65_536
+DATA_TABLES = [t for t in TABLES if t != "snapshots"]
+SORT_KEYS = ("snapshot_id", "pid", "tid")
+
+
+@dataclass
+class Maintenance:
+    """What the recorder does to a recording between snapshots.
+
+    ``compact_min``: merge a partition once it has this many small committed snapshots
+    (None: never compact). ``grace``: seconds a covered file stays after its compaction.
+    ``keep``: seconds of history to keep; ``max_size``: bytes the folder may hold (None: no
+    limit); retention never removes the newest snapshot.
+    """
+
+    compact_min: int | None = None
+    grace: float = 120.0
+    keep: float | None = None
+    max_size: int | None = None
+
+
+@dataclass
+class MaintenanceResult:
+    compacted: int = 0  # snapshots merged into compacted files
+    deleted: int = 0  # covered files deleted after their grace period
+    dropped: int = 0  # snapshots removed by retention
+
+
+def _schema_for(table: str) -> pa.Schema:
+    return TABLES[table].arrow_schema()
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A file written by another procsnap version, in today's columns (missing ones NULL)."""
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            col = t.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(t.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _sorted(t: pa.Table) -> pa.Table:
+    keys = [(k, "ascending") for k in SORT_KEYS if k in t.column_names]
+    return t.take(pc.sort_indices(t, sort_keys=keys)) if t.num_rows > 1 else t
+
+
+def _merge(store: Store, table: str, files: list[Path], final: Path) -> None:
+    """Stream FILES (in snapshot order) into FINAL: tmp, fsync, rename; one row group per
+    ROW_GROUP_ROWS rows so memory stays bounded."""
+    schema = _schema_for(table)
+    tmp = final.with_name("." + final.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            with pq.ParquetWriter(f, schema, compression=store.compression) as w:
+                buf: list[pa.Table] = []
+                rows = 0
+                for p in files:
+                    t = _sorted(_conform(pq.read_table(p), schema))
+                    buf.append(t)
+                    rows += t.num_rows
+                    if rows >= ROW_GROUP_ROWS:
+                        w.write_table(pa.concat_tables(buf), row_group_size=rows)
+                        buf, rows = [], 0
+                if buf:
+                    w.write_table(pa.concat_tables(buf), row_group_size=max(rows, 1))
+            f.flush()
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, final)
+        store._fsync_dir(final.parent)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def compact_range(store: Store, host: str, date: str, ids: list[int]) -> None:
+    """Merge the small files of these committed snapshots (one partition) into compacted files,
+    ``snapshots`` last. A table whose compacted file already exists (an interrupted run) is
+    skipped: its rename was atomic, so it is whole."""
+    first, last = min(ids), max(ids)
+    name = f"c{first}-{last}.parquet"
+    wanted = set(ids)
+    for table in DATA_TABLES + ["snapshots"]:
+        d = store.root / table / host / date
+        final = d / name
+        if final.exists():
+            continue
+        files = []
+        for n in list_names(d):
+            m = DATA_NAME.match(n)
+            if m and int(m.group(1)) in wanted:
+                files.append((int(m.group(1)), d / n))
+        if not files:
+            continue
+        files.sort()
+        _merge(store, table, [p for _, p in files], final)
+
+
+def compact(store: Store, compact_min: int) -> int:
+    """Compact every partition holding at least COMPACT_MIN small committed snapshots newer than
+    its last compacted range; returns the snapshots merged."""
+    merged = 0
+    for host, date, d in list(partitions(store.root, "snapshots")):
+        visible, _ = select_visible(list_names(d))
+        end = max((file_range(n)[1] for n in visible if COMPACT_NAME.match(n)), default=-1)
+        # Only snapshots after the last compacted range: a range never straddles another.
+        ids = sorted(file_range(n)[0] for n in visible if DATA_NAME.match(n) and file_range(n)[0] > end)
+        if len(ids) >= compact_min:
+            compact_range(store, host, date, ids)
+            merged += len(ids)
+    return merged
+
+
+def _committed_ranges(store: Store) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for host, date, d in partitions(store.root, "snapshots"):
+        for n in list_names(d):
+            if COMPACT_NAME.match(n):
+                out.setdefault((host, date), []).append(file_range(n))
+    return out
+
+
+def delete_covered(store: Store, grace: float, now: Callable[[], float] = time.time) -> int:
+    """Delete files covered by a committed compaction at least GRACE seconds old."""
+    committed = _committed_ranges(store)
+    deleted = 0
+    for table in TABLES:
+        for host, date, d in list(partitions(store.root, table)):
+            _, covered = select_visible(list_names(d))
+            for n, cover in covered:
+                r = file_range(cover)
+                if not any(a <= r[0] and r[1] <= b for a, b in committed.get((host, date), ())):
+                    continue  # the covering compaction is not committed yet
+                try:
+                    age = now() - os.stat(store.root / "snapshots" / host / date / f"c{r[0]}-{r[1]}.parquet").st_mtime
+                except FileNotFoundError:
+                    age = now() - (d / cover).stat().st_mtime
+                if age >= grace:
+                    (d / n).unlink(missing_ok=True)
+                    deleted += 1
+    return deleted
+
+
+def recover(store: Store) -> None:
+    """Finish what a killed recorder left half done (run after ``Store.remove_uncommitted``).
+
+    A compacted data file without its ``snapshots`` counterpart is an interrupted compaction
+    when the range's small ``snapshots`` files are still there (finish it), or an interrupted
+    retention when they are gone (remove the data files, whose snapshots were uncommitted).
+    """
+    committed = _committed_ranges(store)
+    todo: dict[tuple[str, str, int, int], None] = {}
+    for table in DATA_TABLES:
+        for host, date, d in partitions(store.root, table):
+            for n in list_names(d):
+                if COMPACT_NAME.match(n):
+                    a, b = file_range(n)
+                    if not any(x <= a and b <= y for x, y in committed.get((host, date), ())):
+                        todo[(host, date, a, b)] = None
+    for host, date, a, b in todo:
+        sd = store.root / "snapshots" / host / date
+        ids = [file_range(n)[0] for n in list_names(sd) if DATA_NAME.match(n) and a <= file_range(n)[0] <= b]
+        if ids and min(ids) == a and max(ids) == b:
+            compact_range(store, host, date, ids)
+        else:
+            _drop_data(store, host, date, a, b)
+
+
+def _drop_data(store: Store, host: str, date: str, a: int, b: int) -> None:
+    for table in DATA_TABLES:
+        d = store.root / table / host / date
+        for n in list_names(d):
+            r = file_range(n)
+            if r and a <= r[0] and r[1] <= b:
+                (d / n).unlink(missing_ok=True)
+        _rmdir_empty(d)
+
+
+def _rmdir_empty(d: Path) -> None:
+    for p in (d, d.parent):
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
+def retain(store: Store, keep: float | None, max_size: int | None,
+           now: Callable[[], float] = time.time) -> int:
+    """Drop the oldest snapshots (a whole file's range at a time) until the recording is no
+    older than KEEP seconds and no bigger than MAX_SIZE bytes; the newest file of snapshots is
+    always kept. Returns the snapshots dropped."""
+    if keep is None and max_size is None:
+        return 0
+    units = []  # (last id, first id, host, date, visible name)
+    for host, date, d in partitions(store.root, "snapshots"):
+        visible, _ = select_visible(list_names(d))
+        for n in visible:
+            r = file_range(n)
+            if r:
+                units.append((r[1], r[0], host, date, n))
+    units.sort()
+    units = units[:-1]  # never the newest
+    total = store.size() if max_size is not None else 0
+    cutoff = (now() - keep) * 1_000_000 if keep is not None else None
+    dropped = 0
+    for last, first, host, date, name in units:
+        too_old = cutoff is not None and last < cutoff
+        too_big = max_size is not None and total > max_size
+        if not (too_old or too_big):
+            break
+        freed, n = _drop_range(store, host, date, first, last, name)
+        total -= freed
+        dropped += n
+    return dropped
+
+
+def _drop_range(store: Store, host: str, date: str, first: int, last: int, name: str) -> tuple[int, int]:
+    """Uncommit the range (its ``snapshots`` files, the visible one last but before any data),
+    then delete its data files; returns the bytes freed and the snapshots dropped."""
+    freed = 0
+    sd = store.root / "snapshots" / host / date
+    try:
+        count = pq.ParquetFile(sd / name).metadata.num_rows  # one row per snapshot
+    except (OSError, pa.ArrowException):
+        count = 1
+
+    def rm(p: Path) -> None:
+        nonlocal freed
+        try:
+            freed += p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+    # Covered small snapshots files first (invisible), so none reappears when the cover goes.
+    for n in list_names(sd):
+        r = file_range(n)
+        if r and n != name and first <= r[0] and r[1] <= last:
+            rm(sd / n)
+    rm(sd / name)
+    store._fsync_dir(sd)
+    for table in DATA_TABLES:
+        d = store.root / table / host / date
+        for n in list_names(d):
+            r = file_range(n)
+            if r and first <= r[0] and r[1] <= last:
+                rm(d / n)
+        _rmdir_empty(d)
+    _rmdir_empty(sd)
+    return freed, count
+
+
+def maintain(store: Store, m: Maintenance, now: Callable[[], float] = time.time) -> MaintenanceResult:
+    """One maintenance pass: compaction, deletion of covered files past their grace, retention.
+    A full disk stops the compaction (its temporary file is removed) but not the retention."""
+    res = MaintenanceResult()
+    if m.compact_min:
+        try:
+            res.compacted = compact(store, m.compact_min)
+        except OSError as e:
+            if e.errno not in FULL_ERRNOS:
+                raise
+        res.deleted = delete_covered(store, m.grace, now)
+    res.dropped = retain(store, m.keep, m.max_size, now)
+    return res

@@ -1,0 +1,35 @@
+"""A recorder over a fake /proc, run as a child process by the durability and
+disk-full tests: `python -m tests.recorder_child PROC OUT INTERVAL COMPACT_MIN GRACE`.
+
+Same path as `procsnap record` (Store, recover, record with maintenance), but
+the collection is cheap and independent of how busy the test host is.
+"""
+
+import sys
+from pathlib import Path
+
+from recorder.collect import Collector
+from recorder.compact import Maintenance, recover
+from recorder.procfs import ProcFS
+from recorder.record import record
+from recorder.store import Store
+
+from .fakeproc import FakeProc
+
+
+def main(proc: str, out: str, interval: str, compact_min: str, grace: str) -> None:
+    if not Path(proc).is_dir():
+        fake = FakeProc(proc)
+        for pid in range(100, 140):
+            fake.add_process(pid, b"worker%d" % pid, fds=8, threads=[pid, pid + 1000])
+    collector = Collector(procfs=ProcFS(proc), host="fakehost")
+    with Store(out) as store:
+        recover(store)
+        print("ready", flush=True)
+        res = record(store, collector, float(interval), files_interval=3 * float(interval),
+                     maintenance=Maintenance(compact_min=int(compact_min) or None, grace=float(grace)))
+    print(f"done {res.snapshots} {res.dropped}", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
