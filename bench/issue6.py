@@ -44,7 +44,7 @@ def record_defaults(procsnap: str, env: dict) -> dict:
     for line in text.splitlines():
         m = re.match(r"\s*(?:-\w,\s*)?(--[\w-]+)\s.*\[default:\s*([^\]]+)\]", line)
         if m:
-            out[m.group(1)] = m.group(2).strip()
+            out[m.group(1)] = m.group(2).strip().strip("()")  # click shows a text default as "(90)"
     return out
 
 
