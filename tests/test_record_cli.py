@@ -45,7 +45,7 @@ def test_incident_value_is_optional():
 def test_help_states_the_defaults(cli):
     p = cli("record", "--help", check=0)
     text = " ".join(p.stdout.split())
-    assert f"Default {D.DEFAULT_INTERVAL:g}s." in text and f"Default {D.DEFAULT_FILES_INTERVAL:g}s," in text
+    assert f"[default: ({D.DEFAULT_INTERVAL:g})]" in text and f"[default: ({D.DEFAULT_FILES_INTERVAL:g})]" in text
     assert "SIGHUP" in text
 
 
@@ -58,7 +58,7 @@ def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     from .fakeproc import FakeProc
     fake = FakeProc(tmp_path / "proc")
     fake.add_process(10, b"w")
-    monkeypatch.setattr(cli, "_collector", lambda host, iv: Collector(procfs=ProcFS(str(fake.root)), host="h"))
+    monkeypatch.setattr(cli, "_collector", lambda host, iv, **kw: Collector(procfs=ProcFS(str(fake.root)), host="h", **kw))
 
     def full(self, snap):
         raise StoreFull(f"{self.root}: No space left on device")
