@@ -682,7 +682,7 @@ def live_rows(o: Options) -> list[Row]:
     start fast) and only as far as the options need."""
     from recorder.collect import Collector
     pids, sockets_only = live_plan(o)
-    c = Collector(tables=("processes", "open_files", "sockets"))
+    c = Collector(tables=("processes", "open_files", "sockets"), redact=False)  # nothing reaches disk: print what lsof prints
     procs, files, socks = c.live_files(pids, sockets_only)
     h = c.host
     n = len(socks["pid"])

@@ -1012,7 +1012,7 @@ def load_live(o: Options, threads: bool) -> tuple[str, dt.datetime, list[Proc]]:
     """(host, now, rows) of the live host, read straight from /proc (no Arrow, no DuckDB: a one-shot
     ps must start fast) and only for the processes the options can select."""
     from recorder.collect import Collector
-    c = Collector(tables=("system", "processes"))
+    c = Collector(tables=("system", "processes"), redact=False)  # nothing reaches disk: print what ps prints
     now = dt.datetime.now(dt.timezone.utc)
     procs = c.live_processes(live_pids(o))
     system = c.live_system()

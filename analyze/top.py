@@ -414,7 +414,7 @@ def live_recording(interval: float = LIVE_INTERVAL_S):
     from recorder.collect import Collector
 
     from .db import Recording
-    c = Collector(tables=("system", "processes"))
+    c = Collector(tables=("system", "processes"), redact=False)  # nothing reaches disk
     first = c.snapshot()
     time.sleep(max(0.0, interval - (time.time() - first.ts.timestamp())))
     return Recording.from_snapshots([first, c.snapshot()])

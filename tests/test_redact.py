@@ -227,3 +227,20 @@ def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode
     assert p.returncode == 0, p.stderr
     assert f"warning: {rec} is readable by others (mode {mode:o})" in p.stderr
     assert rec.stat().st_mode & 0o777 == mode  # told, not changed behind the user's back
+
+
+def test_live_views_print_what_the_real_tools_print(capsys):
+    """Nothing of a live ps/lsof/top reaches disk: they show the command line as ps does."""
+    from analyze import cli
+    token = secrets.token_hex(8)
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--password={token}"],
+                         stdin=subprocess.DEVNULL)
+    try:
+        _wait_for([p], [token])
+        assert cli.main(["ps", "-p", str(p.pid), "-o", "args="]) == 0
+        ours = capsys.readouterr().out
+        real = subprocess.run(["ps", "-p", str(p.pid), "-o", "args="], capture_output=True, text=True).stdout
+        assert token in real and ours == real
+    finally:
+        p.kill()
+        p.wait()
