@@ -15,6 +15,7 @@ import typer
 
 from recorder import defaults as DEF
 
+from .damage import retrying
 from .errors import ProcsnapError, UsageError, duckdb_error_line
 
 try:  # typer >= 0.20 vendors click
@@ -212,7 +213,8 @@ def info(
     from . import info as I
     if fmt not in ("table", "json"):
         raise UsageError(f"bad format {fmt!r}: use table or json")
-    s = I.summarize(_open(dirs, host))
+    from .db import Recording
+    s = I.summarize(Recording.open(dirs, hosts=host, err=False))  # the damage is listed in the output
     if fmt == "json":
         from .output import _json_value
         print(json.dumps(_json_value(s), indent=1))
@@ -557,7 +559,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cmd = typer.main.get_command(app)
     args = _optional_values(sys.argv[1:] if argv is None else list(argv))
     try:
-        rv = cmd.main(args, prog_name="procsnap", standalone_mode=False)
+        rv = retrying(lambda: cmd.main(args, prog_name="procsnap", standalone_mode=False))
     except _cx.NoArgsIsHelpError as e:
         # `procsnap` alone, or a group without its sub-command: the help.
         print(e.format_message(), file=sys.stderr)

@@ -17,27 +17,52 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from recorder.schema import TABLES, Table
-from recorder.store import is_recording, list_names, partitions, select_visible
+from recorder.store import file_range, is_recording, list_names, partitions, select_visible
 
+from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only
 from .timespec import parse_time
 from .views import DERIVED
 
 
-def recording_files(source: Path, table: str) -> list[str]:
+def recording_files(source: Path, table: str, damaged: list | None = None) -> list[str]:
     """The Parquet files of one table of a recording that a reader must read: in every
     partition, those no compacted file covers. The one place that decides which files
-    a reader opens."""
+    a reader opens.
+
+    With DAMAGED (a list), files that cannot be read are left out and added to it as
+    :class:`analyze.damage.Damage`: empty, truncated or not Parquet at all (size and magic
+    bytes), a Parquet file of a name the recorder never writes whose footer is not one of
+    this table's, a foreign non-Parquet file, and files a query already tripped over.
+    """
+    declared = None
     files = []
     for _, _, d in partitions(Path(source), table):
-        visible, _ = select_visible(list_names(d))
-        files.extend(str(d / n) for n in visible)
+        names = list_names(d)
+        visible, _ = select_visible(names)
+        if damaged is not None:
+            for n in sorted(names):
+                if not n.startswith((".", "_")) and not n.endswith(".parquet") and not (d / n).is_dir():
+                    damaged.append(Damage(str(d / n), "not a file procsnap writes (ignored)"))
+        for n in visible:
+            path = str(d / n)
+            if damaged is not None:
+                why = EXCLUDED.get(path) or quick_check(path)
+                if why is None and file_range(n) is None:  # a name the recorder never writes
+                    if declared is None:
+                        declared = {c.name: c.sql_type for c in TABLES[table].columns}
+                    why = footer_problem(path, declared)
+                if why is not None:
+                    damaged.append(Damage(path, why))
+                    continue
+            files.append(path)
     return files
 
 
@@ -65,6 +90,7 @@ class Recording:
         self.con = con
         self.sources = sources
         self.live = live
+        self.damaged: list[Damage] = []  # files left out, with why (procsnap info lists them)
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -89,17 +115,43 @@ class Recording:
         return con
 
     @classmethod
-    def open(cls, paths: list[str], hosts: list[str] | None = None) -> "Recording":
+    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None) -> "Recording":
+        """The recordings as views. A file that cannot be read is named on ERR (stderr unless
+        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them."""
         sources = recording_folders(paths)
         con = cls._connect(sources)
+        rec = cls(con, sources, live=False)
         for t in TABLES.values():
             files = []
             for src in sources:
-                files.extend(recording_files(src, t.name))
-            con.execute(_disk_view(con, t, files, hosts))
-        rec = cls(con, sources, live=False)
+                files.extend(recording_files(src, t.name, rec.damaged))
+            con.execute(rec._table_view(t, files, hosts))
         rec._derived()
+        if rec.damaged and err is not False:
+            say_damage(rec.damaged, err or sys.stderr)
         return rec
+
+    def _table_view(self, t: Table, files: list[str], hosts: list[str] | None) -> str:
+        """The view of one table over FILES, leaving out (into ``damaged``) each file whose
+        footer the engine cannot read or whose columns cannot be read as declared."""
+        files = list(files)
+        while True:
+            OPENED.update(files)
+            try:
+                return _disk_view(self.con, t, files, hosts)
+            except _Incompatible as e:
+                declared = {c.name: c.sql_type for c in t.columns}
+                bad = [(f, footer_problem(f, declared)) for f in files]
+                bad = [(f, why) for f, why in bad if why] or [(f, str(e)) for f in files]
+            except duckdb.Error as e:
+                msg = str(e).strip().splitlines()[0][:160]
+                c = culprit(str(e), files)
+                bad = [(c, f"unreadable ({msg})")] if c else unreadable_files(files)
+                if not bad:
+                    raise ProcsnapError(f"cannot read table {t.name}: {msg}") from None
+            for f, why in bad:
+                self.damaged.append(Damage(f, why))
+                files.remove(f)
 
     @classmethod
     def from_snapshot(cls, snap) -> "Recording":
@@ -153,6 +205,8 @@ class Recording:
             cols = [d[0] for d in cur.description]
             return cols, cur.fetchall()
         except duckdb.Error as e:
+            if not self.live and find_damage(e):
+                raise DamageFound() from None
             msg = str(e).strip().splitlines()[0]
             raise ProcsnapError(f"SQL error: {msg}") from None
 
@@ -248,6 +302,17 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     return rec, moments
 
 
+def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
+    """Name on stderr the files left out (``procsnap info`` lists them all)."""
+    new = [d for d in damaged if d.path not in SAID]
+    SAID.update(d.path for d in new)
+    for d in new[:limit]:
+        err.write(f"procsnap: skipped {d}\n")
+    if len(new) > limit:
+        err.write(f"procsnap: skipped {len(new) - limit} more damaged files (procsnap info lists them)\n")
+    err.flush()
+
+
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
     for m in moments:
@@ -260,16 +325,35 @@ def _empty_view(t: Table) -> str:
     return f"CREATE VIEW {t.name} AS SELECT {cols} WHERE false"
 
 
+_CANONICAL: dict[str, str] = {}
+
+
+def _canonical(con, sql_type: str) -> str:
+    """A declared type as DESCRIBE spells it (TIMESTAMPTZ is TIMESTAMP WITH TIME ZONE)."""
+    if sql_type not in _CANONICAL:
+        _CANONICAL[sql_type] = con.execute(f"SELECT typeof(NULL::{sql_type})").fetchone()[0]
+    return _CANONICAL[sql_type]
+
+
+class _Incompatible(Exception):
+    """A column of the files cannot be read as its declared type."""
+
+
 def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
     if not files:
         return _empty_view(t)
     listed = ", ".join(_sql_str(f) for f in files)
     scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
-    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     cols = []
     for c in t.columns:
-        if c.name in present:
+        have = present.get(c.name)
+        if have is not None and incompatible(have, c.sql_type):
+            raise _Incompatible(f"column {c.name} is {have}, not {c.sql_type}")
+        if have is not None and have != _canonical(con, c.sql_type):  # an older procsnap's narrower type
+            cols.append(f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"')
+        elif have is not None:
             cols.append(f'"{c.name}"')
         else:
             cols.append(f'NULL::{c.sql_type} AS "{c.name}"')

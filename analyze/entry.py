@@ -30,7 +30,8 @@ def _fast(name: str, args: list[str]) -> int:
             from . import lsof as mod
         else:
             from . import ps as mod
-        return mod.run(args, help_text=lambda: _help(name))
+        from .damage import retrying
+        return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
     except KeyboardInterrupt:
         print("procsnap: interrupted", file=sys.stderr)
         return 130

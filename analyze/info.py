@@ -32,7 +32,7 @@ def summarize(rec: Recording) -> dict:
         rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         files = []
         for src in rec.sources:
-            files += recording_files(src, t)
+            files += recording_files(src, t, [])  # the files read; the damaged are listed apart
         tables.append({"table": t, "rows": rows, "files": len(files), "bytes": sum(_size(f) for f in files)})
     sums = ", ".join(f"sum({t}_{k})" for t in COUNTED for k in ("seen", "gone", "denied"))
     vals = con.execute(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) "
@@ -55,6 +55,7 @@ def summarize(rec: Recording) -> dict:
         "tables": tables,
         "completeness": completeness,
         "cost": cost,
+        "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
     }
 
 
@@ -68,9 +69,10 @@ def _fmt_bytes(n: int) -> str:
 
 def text(s: dict) -> str:
     lines = [f"recording: {', '.join(s['sources'])}"]
+    damage = _damage_lines(s["damaged"])
     if not s["snapshots"]:
         lines.append("snapshots: 0 (empty recording)")
-        return "\n".join(lines)
+        return "\n".join(lines + damage)
     lines.append(f"snapshots: {s['snapshots']} from {s['start']:%Y-%m-%d %H:%M:%S} to {s['end']:%Y-%m-%d %H:%M:%S} UTC"
                  f" ({s['span_s']:.0f} s)")
     for h in s["hosts"]:
@@ -96,4 +98,12 @@ def text(s: dict) -> str:
     k = s["cost"]
     lines.append(f"collection cost: {k['avg_duration_ms']:.1f} ms wall, {k['avg_cpu_ms']:.1f} ms CPU per snapshot"
                  f" on average (slowest {k['max_duration_ms']:.1f} ms)")
-    return "\n".join(lines)
+    return "\n".join(lines + damage)
+
+
+def _damage_lines(damaged: list[dict]) -> list[str]:
+    if not damaged:
+        return []
+    out = ["", f"damaged: {len(damaged)} file(s) left out, the rest answers:"]
+    out += [f"  {d['path']}: {d['reason']}" for d in damaged]
+    return out

@@ -1,0 +1,172 @@
+"""Damaged recordings (issue 8.4): every kind of bad file is named, left out, and the rest answers.
+
+Each test copies the committed sample recording, damages one or more files the way a recording
+gets damaged on its travels, and runs real commands over it in a child process: exit 0, the
+damaged file named on stderr (or in `procsnap info`), and answers equal to the sample's own
+answers without the damaged file's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from analyze.damage import culprit, incompatible, quick_check
+
+
+def _copy(sample: Path, tmp_path: Path) -> Path:
+    rec = tmp_path / "rec"
+    shutil.copytree(sample, rec)
+    return rec
+
+
+def _files(rec: Path, table: str) -> list[Path]:
+    return sorted(p for p in (rec / table).rglob("*.parquet"))
+
+
+def _count(cli, rec: Path, table: str, where: str = "true") -> tuple[int, str]:
+    p = cli("query", "--rec", rec, "-f", "csv", f"SELECT count(*) AS n FROM {table} WHERE {where}", check=0)
+    return int(p.stdout.splitlines()[1]), p.stderr
+
+
+def _rows_of(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _ids_of(path: Path) -> set[int]:
+    return set(pq.read_table(path, columns=["snapshot_id"]).column(0).to_pylist())
+
+
+@pytest.fixture
+def rec(sample, tmp_path):
+    return _copy(sample, tmp_path)
+
+
+def test_truncated_and_empty_files_are_named_and_the_rest_answers(cli, rec):
+    total, err = _count(cli, rec, "processes")
+    assert err == ""
+    f1, f2 = _files(rec, "processes")[:2]
+    lost = _rows_of(f1) + _rows_of(f2)
+    data = f1.read_bytes()
+    f1.write_bytes(data[: len(data) // 2])
+    f2.write_bytes(b"")
+    n, err = _count(cli, rec, "processes")
+    assert f"skipped {f1}: truncated (no Parquet footer)" in err
+    assert f"skipped {f2}: empty file" in err
+    assert len(err.splitlines()) == 2
+    assert n == total - lost
+
+
+def test_a_corrupt_data_page_is_found_by_reading_and_left_out(cli, rec):
+    """Magic bytes and footer intact, garbage in the pages: only reading finds it."""
+    total, _ = _count(cli, rec, "open_files")
+    f = max(_files(rec, "open_files"), key=lambda p: p.stat().st_size)
+    lost = _rows_of(f)
+    data = bytearray(f.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    for i in range(4, len(data) - footer):
+        data[i] ^= 0xA5
+    f.write_bytes(bytes(data))
+    assert quick_check(str(f)) is None
+    n, err = _count(cli, rec, "open_files")
+    assert n == total - lost
+    assert f"skipped {f}: unreadable" in err
+
+
+def test_foreign_files_are_named_and_ignored(cli, rec, tmp_path):
+    total, _ = _count(cli, rec, "processes")
+    part = _files(rec, "processes")[0].parent
+    (part / "notes.txt").write_text("what I saw at 03:14\n")
+    (part / "passwd.parquet").write_bytes(Path("/etc/passwd").read_bytes())
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), part / "other.parquet")
+    n, err = _count(cli, rec, "processes")
+    assert n == total
+    assert f"{part / 'notes.txt'}: not a file procsnap writes" in err
+    assert f"{part / 'passwd.parquet'}: not a Parquet file" in err
+    assert f"{part / 'other.parquet'}: not a procsnap file (no snapshot_id column)" in err
+    info = cli("info", rec, check=0)
+    assert "damaged: 3 file(s) left out" in info.stdout and info.stderr == ""
+    js = json.loads(cli("info", rec, "-f", "json", check=0).stdout)
+    assert {Path(d["path"]).name for d in js["damaged"]} == {"notes.txt", "passwd.parquet", "other.parquet"}
+
+
+def test_an_older_schema_reads_with_nulls_and_narrow_types_widened(cli, rec):
+    """A file written by an older procsnap: fewer columns, an integer column of another width."""
+    f = _files(rec, "processes")[0]
+    t = pq.read_table(f)
+    keep = [c for c in t.column_names if c not in ("cgroup", "fd_limit", "ctx_voluntary")]
+    old = t.select(keep)
+    old = old.set_column(old.column_names.index("pid"), "pid", old.column("pid").cast(pa.int64()))  # read back as the declared int32
+    pq.write_table(old, f)
+    ids = _ids_of(f)
+    where = f"snapshot_id IN ({', '.join(map(str, ids))})"
+    n, err = _count(cli, rec, "processes", where)
+    assert err == "" and n == t.num_rows
+    p = cli("query", "--rec", rec, "-f", "json",
+            f"SELECT any_value(typeof(pid)) AS tp, count(cgroup) AS cg, count(pid) AS n FROM processes WHERE {where}", check=0)
+    row = json.loads(p.stdout)[0]
+    assert row == {"tp": "INTEGER", "cg": 0, "n": t.num_rows}  # the declared type, whatever the file holds
+    ps = cli("ps", "--rec", rec, "--at", _ts_of(cli, rec, min(ids)), "-e", "-o", "pid,comm", check=0)
+    assert len(ps.stdout.splitlines()) == t.num_rows + 1
+
+
+def _ts_of(cli, rec, sid) -> str:
+    p = cli("query", "--rec", rec, "-f", "csv", f"SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f') FROM snapshots "
+                                                f"WHERE snapshot_id = {sid}", check=0)
+    return p.stdout.splitlines()[1] + "Z"
+
+
+def test_a_column_of_another_type_leaves_the_file_out(cli, rec):
+    total, _ = _count(cli, rec, "processes")
+    f = _files(rec, "processes")[-1]
+    t = pq.read_table(f)
+    lost = t.num_rows
+    bad = t.set_column(t.column_names.index("pid"), "pid", t.column("pid").cast(pa.string()))
+    pq.write_table(bad, f)
+    n, err = _count(cli, rec, "processes")
+    assert n == total - lost
+    assert f"skipped {f}: column pid is string" in err
+
+
+def test_a_damaged_snapshots_file_hides_its_snapshot_everywhere(cli, rec):
+    snaps, _ = _count(cli, rec, "snapshots")
+    f = _files(rec, "snapshots")[0]
+    ids = _ids_of(f)
+    f.write_bytes(b"PAR1garbage")
+    n, err = _count(cli, rec, "snapshots")
+    assert n == snaps - len(ids) and "skipped" in err
+    m, _ = _count(cli, rec, "processes", f"snapshot_id IN ({', '.join(map(str, ids))})")
+    assert m == 0
+
+
+def test_every_command_answers_over_a_damaged_recording(cli, rec):
+    ids = sorted(set().union(*(_ids_of(f) for f in _files(rec, "snapshots"))))
+    first, last = _ts_of(cli, rec, ids[0]), _ts_of(cli, rec, ids[-1])
+    for f in _files(rec, "open_files")[:1] + _files(rec, "threads")[:1] + _files(rec, "sockets")[:1]:
+        f.write_bytes(f.read_bytes()[:100])
+    for args in (["info", rec], ["lsof", "--rec", rec, "-i"], ["ps", "--rec", rec, "-e"], ["top", "--rec", rec],
+                 ["report", rec], ["diff", "--rec", rec, "--from", first, "--to", last],
+                 ["query", "--rec", rec, "SELECT count(*) FROM threads"]):
+        p = cli(*args)
+        assert p.returncode == 0, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+        assert args[0] == "info" or "skipped" in p.stderr, args
+
+
+def test_unit_helpers(tmp_path):
+    assert incompatible("INTEGER", "BIGINT") is False
+    assert incompatible("int32", "BIGINT") is False
+    assert incompatible("string", "BIGINT") is True
+    assert incompatible("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") is False
+    assert incompatible("VARCHAR[]", "VARCHAR") is True
+    assert culprit('IO Error: bad file "/a/b.parquet": x', ["/a/c.parquet", "/a/b.parquet"]) == "/a/b.parquet"
+    assert culprit("no file here", ["/a/b.parquet"]) is None
+    short = tmp_path / "s.parquet"
+    short.write_bytes(b"PAR1")
+    assert quick_check(str(short)) == "truncated (4 bytes)"
+    assert quick_check(str(tmp_path / "missing.parquet")).startswith("unreadable")
