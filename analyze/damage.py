@@ -126,6 +126,8 @@ def _first_line(e: BaseException) -> str:
 OPENED: set[str] = set()
 EXCLUDED: dict[str, str] = {}
 SAID: set[str] = set()  # files already named on stderr by this process
+VANISHED_RETRIES = 2  # times a command is run again when files it listed were removed meanwhile
+_vanished = 0
 
 
 class DamageFound(Exception):
@@ -141,6 +143,12 @@ def find_damage(e: BaseException) -> bool:
         return False
     left = sorted(OPENED - set(EXCLUDED))
     bad = culprit(str(e), left)
+    if bad is not None and not os.path.exists(bad):
+        # Not damage: a live recorder's retention or compaction removed it since it was listed.
+        # Listing again gives the files that replace it; a recorder that keeps doing so wins.
+        global _vanished
+        _vanished += 1
+        return _vanished <= VANISHED_RETRIES
     found = [(bad, f"unreadable ({_first_line(e)})")] if bad else unreadable_files(left, whole=True)
     for f, why in found:
         EXCLUDED[f] = why  # the next Recording.open leaves it out and names it

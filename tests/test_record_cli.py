@@ -68,8 +68,33 @@ def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     assert err == f"procsnap: snapshot not written: {tmp_path / 'r'}: No space left on device\n"
 
 
+def test_a_file_removed_once_while_reading_is_read_around(tmp_path, monkeypatch, capsys):
+    from analyze import cli
+    from analyze import damage
+    from analyze import info as I
+    from recorder.store import Store
+
+    from .test_store_views import fake_snapshot
+    with Store(tmp_path / "r") as st:
+        for i in range(3):
+            st.write(fake_snapshot(i, [{"pid": 1}]))
+    real, calls = I.summarize, []
+    monkeypatch.setattr(damage, "_vanished", 0)
+
+    def retention_strikes_once(rec):
+        if not calls:
+            next((tmp_path / "r").glob("snapshots/*/*/*.parquet")).unlink()
+        calls.append(1)
+        return real(rec)
+    monkeypatch.setattr(I, "summarize", retention_strikes_once)
+    assert cli.main(["info", str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "snapshots: 2 " in out and len(calls) == 2
+
+
 def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys):
-    """Retention of a live recorder may delete a file a command listed a moment before."""
+    """Retention of a live recorder may delete a file a command listed a moment before: the command
+    lists again and runs again, twice; a recorder that deletes every time gets one line."""
     from analyze import cli
     from analyze import info as I
     from recorder.store import Store
@@ -84,6 +109,8 @@ def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys)
         next((tmp_path / "r").glob("snapshots/*/*/*.parquet")).unlink()
         return real(rec)
     monkeypatch.setattr(I, "summarize", retention_strikes)
+    from analyze import damage
+    monkeypatch.setattr(damage, "_vanished", 0)
     assert cli.main(["info", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("procsnap: IO Error") and err.endswith("run the command again)\n") and err.count("\n") == 1
