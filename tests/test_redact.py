@@ -239,7 +239,8 @@ def test_live_views_print_what_the_real_tools_print(capsys):
         _wait_for([p], [token])
         assert cli.main(["ps", "-p", str(p.pid), "-o", "args="]) == 0
         ours = capsys.readouterr().out
-        real = subprocess.run(["ps", "-p", str(p.pid), "-o", "args="], capture_output=True, text=True).stdout
+        real = subprocess.run(["ps", "-ww", "-p", str(p.pid), "-o", "args="],  # -ww: no COLUMNS cut
+                              capture_output=True, text=True).stdout
         assert token in real and ours == real
     finally:
         p.kill()
