@@ -16,7 +16,8 @@ import typer
 from recorder import defaults as DEF
 
 from .damage import retrying
-from .errors import ProcsnapError, UsageError, duckdb_error_line
+from .errors import ProcsnapError, UsageError
+from .errors import report as report_error  # cli.py has a `report` command
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as _cx
@@ -567,24 +568,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except _cx.UsageError as e:
         print(f"procsnap: {e.format_message()}", file=sys.stderr)
         return 2
-    except (typer.Abort, KeyboardInterrupt):
-        print("procsnap: interrupted", file=sys.stderr)
-        return 130
-    except ProcsnapError as e:
-        print(f"procsnap: {e}", file=sys.stderr)
-        return e.exit_code
+    except typer.Abort:
+        return report_error(KeyboardInterrupt())
     except SystemExit as e:
         # The framework's own exits (e.g. a closed pipe after `| head`).
         return e.code if isinstance(e.code, int) else 1
-    except OSError as e:
-        print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
-        return 1
-    except Exception as e:
-        msg = duckdb_error_line(e)
-        if msg is None:
+    except (Exception, KeyboardInterrupt) as e:  # one line for what a user can meet, a traceback for bugs
+        code = report_error(e)
+        if code is None:
             raise
-        print(f"procsnap: {msg}", file=sys.stderr)
-        return 1
+        return code
     return rv if isinstance(rv, int) else 0
 
 

@@ -24,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fast(name: str, args: list[str]) -> int:
-    from .errors import ProcsnapError
     try:
         if name == "lsof":
             from . import lsof as mod
@@ -32,23 +31,12 @@ def _fast(name: str, args: list[str]) -> int:
             from . import ps as mod
         from .damage import retrying
         return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
-    except KeyboardInterrupt:
-        print("procsnap: interrupted", file=sys.stderr)
-        return 130
-    except ProcsnapError as e:
-        print(f"procsnap: {e}", file=sys.stderr)
-        return e.exit_code
-    except OSError as e:
-        print(f"procsnap: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
-        return 1
-    except Exception as e:
-        from .errors import duckdb_error_line
-        msg = duckdb_error_line(e)
-        if msg is None:
+    except (Exception, KeyboardInterrupt) as e:  # one line for what a user can meet, a traceback for bugs
+        from .errors import report
+        code = report(e)
+        if code is None:
             raise
-        print(f"procsnap: {msg}", file=sys.stderr)
-        return 1
-
+        return code
 
 def _help(name: str) -> str:
     """The command's help as `procsnap NAME --help` prints it (for a help flag spelled another way)."""

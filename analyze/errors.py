@@ -29,3 +29,21 @@ def duckdb_error_line(e: BaseException) -> str | None:
     if "No files found" in msg or "No such file" in msg:
         msg += " (a live recorder removed old files meanwhile: run the command again)"
     return msg
+
+
+def report(e: BaseException) -> int | None:
+    """Print the one line for an exception a command let escape and return its exit status;
+    None for an exception that is a bug (the caller re-raises it: a traceback is then wanted)."""
+    import sys
+    if isinstance(e, KeyboardInterrupt):
+        line, code = "interrupted", 130
+    elif isinstance(e, ProcsnapError):
+        line, code = str(e), e.exit_code
+    elif isinstance(e, OSError):
+        line, code = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1
+    else:
+        line, code = duckdb_error_line(e), 1
+        if line is None:
+            return None
+    print(f"procsnap: {line}", file=sys.stderr)
+    return code
