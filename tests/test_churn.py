@@ -47,7 +47,7 @@ while True:
         sys.stdout.write(f"{n}\n"); sys.stdout.flush()
 """
 
-SNAPSHOTS = 6
+SNAPSHOTS = 3  # each one full (descriptors too) on a host whose two cores the workers keep busy
 
 
 def test_snapshots_stay_consistent_under_churn(tmp_path):
