@@ -619,7 +619,12 @@ class Collector:
                 cmdline_raw = cmd
         io = optional("io", fs.read_one, "io")
         iod = P.parse_io(io) if io is not None else {}
-        fds = optional("fd", fs.listdir, "fd")
+        if "open_files" in self._pass_tables or "sockets" in self._pass_tables:
+            fds = optional("fd", fs.listdir, "fd")
+            nfds = len(fds) if fds is not None else None
+        else:  # only the count: one stat where the kernel gives it
+            fds = None
+            nfds = optional("fd", fs.fd_count)
         lim = optional("limits", fs.read_one, "limits")
         soft, hard = P.parse_limits_nofile(lim) if lim is not None else (None, None)
         cg = optional("cgroup", fs.read_one, "cgroup")
@@ -665,7 +670,7 @@ class Collector:
             "cancelled_write_bytes": iod.get("cancelled_write_bytes"),
             "ctxsw_voluntary": P.status_int(status, b"voluntary_ctxt_switches"),
             "ctxsw_involuntary": P.status_int(status, b"nonvoluntary_ctxt_switches"),
-            "num_fds": len(fds) if fds is not None else None,
+            "num_fds": nfds,
             "fd_limit": soft,
             "fd_limit_hard": hard,
             "cgroup": P.parse_cgroup(cg) if cg is not None else None,

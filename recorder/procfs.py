@@ -47,6 +47,7 @@ class ProcFS:
 
     def __init__(self, root: str = "/proc"):
         self.root = root.rstrip("/") or "/"
+        self._fd_size: bool | None = None  # whether stat gives the count of a fd folder (fd_count)
 
     def path(self, *parts: object) -> str:
         return "/".join((self.root, *map(str, parts)))
@@ -95,6 +96,31 @@ class ProcFS:
         except OSError as e:
             raise _translate(e) from None
 
+    def fd_count(self, pid: int) -> int:
+        """How many descriptors a process has open. Since Linux 6.2 procfs gives it as the size of
+        /proc/PID/fd: one stat instead of listing every name (a snapshot without descriptors
+        needs only the count). Elsewhere, and for a size of 0, the folder is listed."""
+        if self._fd_size is None:
+            self._fd_size = self._stat_counts_fds()
+        if self._fd_size:
+            try:
+                n = os.stat(self.path(pid, "fd")).st_size
+            except OSError as e:
+                raise _translate(e) from None
+            if n > 0:
+                return n
+        return len(self.listdir(pid, "fd"))
+
+    def _stat_counts_fds(self) -> bool:
+        """Whether this tree's fd folders report their count as size: checked on our own process,
+        whose listing holds one more descriptor (the one listing it) than the stat sees."""
+        try:
+            d = self.path(os.getpid(), "fd")
+            n = os.stat(d).st_size
+            return n > 0 and n in (len(os.listdir(d)) - 1, len(os.listdir(d)))
+        except OSError:
+            return False
+
     def listdir(self, *parts: object) -> list[str]:
         try:
             return os.listdir(self.path(*parts))
@@ -128,11 +154,14 @@ _I64 = (-(2**63), 2**63 - 1)
 def _fits(d: dict, narrow: tuple[str, ...] = ()) -> dict:
     """d, unless one of its integers cannot be stored (int32 for the keys in narrow, int64 for
     the others): a mangled file must cost its process, not the whole snapshot's Arrow table."""
-    for k, v in d.items():
-        if type(v) is int:
-            lo, hi = _I32 if k in narrow else _I64
-            if not lo <= v <= hi:
-                raise ValueError(f"{k} out of range: {v}")
+    ints = [v for v in d.values() if type(v) is int]
+    if ints and (min(ints) < _I64[0] or max(ints) > _I64[1]):
+        k = next(k for k, v in d.items() if type(v) is int and not _I64[0] <= v <= _I64[1])
+        raise ValueError(f"{k} out of range: {d[k]}")
+    for k in narrow:
+        v = d.get(k)
+        if type(v) is int and not _I32[0] <= v <= _I32[1]:
+            raise ValueError(f"{k} out of range: {v}")
     return d
 
 

@@ -848,3 +848,26 @@ def test_uncollected_tables_leave_their_snapshot_columns_null(tmp_path):
     assert m["threads_gone"] is None
     assert m["threads_denied"] is None
     assert m["ms_open_files"] is None
+
+
+def test_fd_count_lists_a_fake_tree_and_stats_the_real_one(tmp_path):
+    """A snapshot without descriptors counts them with one stat where the kernel gives the count
+    as the fd folder's size (Linux 6.2+); a tree that is not procfs is listed."""
+    import subprocess
+    import sys
+    fake = FakeProc(tmp_path / "proc")
+    fake.add_process(pid=7, fds=5)
+    fs = ProcFS(str(fake.root))
+    assert fs.fd_count(7) == 5 and fs._fd_size is False
+    child = subprocess.Popen([sys.executable, "-c", "import os, sys, time; [os.open('/dev/null', 0) for _ in range(40)];"
+                              " print(flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        real = ProcFS()
+        assert real.fd_count(child.pid) == len(os.listdir(f"/proc/{child.pid}/fd")) >= 43
+        snap = Collector(tables=("system", "processes")).snapshot()
+        rows = snap.tables["processes"].to_pylist()
+        assert next(r["num_fds"] for r in rows if r["pid"] == child.pid) == real.fd_count(child.pid)
+    finally:
+        child.kill()
+        child.wait()
