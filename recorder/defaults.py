@@ -2,19 +2,20 @@
 "Always-on" table and the record loop all take them from here (no heavy imports, so the
 CLI can quote them in its help)."""
 
-# The budget is 1 % of one core and
-# 150 MB RSS. Measured on the 2-core bench host (1000 processes × 50 fds ×
-# 4 threads): host + processes + threads cost ~0.5 s CPU per snapshot, open
-# files + sockets ~4.5 s more. 0.5 s / 90 s = 0.56 % and 4.5 s / 1200 s =
-# 0.38 %: 0.93 % of a core, leaving the rest for writing and compaction. On
-# smaller hosts the cost scales with processes and descriptors. Revisit when
-# the collector's optimisation lands.
-DEFAULT_INTERVAL = 90.0          # s: host, processes, threads
-DEFAULT_FILES_INTERVAL = 1200.0  # s: open_files + sockets
+# The budget is 1 % of one core and 150 MB RSS. Measured by bench/run.py on
+# the 2-core bench host (1000 processes × 50 fds × 4 threads): host +
+# processes + threads cost ~0.7-0.85 CPU-s per snapshot, open files + sockets
+# ~3.5 s more. At 90 s / 1200 s a 20-minute recording averaged 1.43 % of a
+# core (BENCHMARKS.md of 2026-11-28 10:58), so the cadences are 150 s / 1800 s:
+# 0.8 / 150 = 0.53 % and 3.5 / 1800 = 0.19 %, ~0.75 % with writing and
+# compaction. atop's daemon samples every 600 s; sar every 600 s. On smaller
+# hosts the cost scales with processes and descriptors; --incident gives 2 s.
+DEFAULT_INTERVAL = 150.0         # s: host, processes, threads
+DEFAULT_FILES_INTERVAL = 1800.0  # s: open_files + sockets
 INCIDENT_INTERVAL = 2.0          # s: everything, under the incident preset
 DEFAULT_INCIDENT = 600.0         # s: how long the incident preset lasts
 # Compaction: merge a day's partition once it holds this many small snapshots
-# (64 × 90 s ≈ 1.6 h per compacted file); covered files stay GRACE seconds
+# (64 × 150 s ≈ 2.7 h per compacted file); covered files stay GRACE seconds
 # for readers that listed them just before.
 DEFAULT_COMPACT_MIN = 64
 DEFAULT_GRACE = 120.0
