@@ -91,6 +91,7 @@ class Recording:
         self.sources = sources
         self.live = live
         self.damaged: list[Damage] = []  # files left out, with why (procsnap info lists them)
+        self.files: dict[str, list[str]] = {}  # per table, the files its view reads
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -138,7 +139,9 @@ class Recording:
         while True:
             OPENED.update(files)
             try:
-                return _disk_view(self.con, t, files, hosts)
+                sql = _disk_view(self.con, t, files, hosts)
+                self.files[t.name] = files
+                return sql
             except _Incompatible as e:
                 declared = {c.name: c.sql_type for c in t.columns}
                 bad = [(f, footer_problem(f, declared)) for f in files]

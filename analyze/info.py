@@ -7,7 +7,7 @@ import os
 
 from recorder.schema import COUNTED, TABLES
 
-from .db import Recording, recording_files
+from .db import Recording
 
 
 def _size(path: str) -> int:
@@ -30,9 +30,7 @@ def summarize(rec: Recording) -> dict:
     tables = []
     for t in TABLES:
         rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        files = []
-        for src in rec.sources:
-            files += recording_files(src, t, [])  # the files read; the damaged are listed apart
+        files = rec.files.get(t, [])  # the files read; the damaged are listed apart
         tables.append({"table": t, "rows": rows, "files": len(files), "bytes": sum(_size(f) for f in files)})
     sums = ", ".join(f"sum({t}_{k})" for t in COUNTED for k in ("seen", "gone", "denied"))
     vals = con.execute(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) "
