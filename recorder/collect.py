@@ -22,6 +22,7 @@ from . import __version__
 from . import procfs as P
 from .files import SHARED_ANON, FileRows, SocketIndex
 from .procfs import Denied, Gone, ProcFS
+from .native import native as _native
 from .redact import redact_cmdline
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 UTC = dt.timezone.utc
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# What _process reads of /proc/PID, in one call when the C module is there.
+_PROC_FILES = ("stat", "status", "cmdline", "io", "limits", "cgroup")
 # lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
@@ -97,6 +100,9 @@ class Collector:
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
                  tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True):
         self.fs = procfs or ProcFS()
+        # The C loops read files the way ProcFS does; a ProcFS subclass that reads otherwise (the
+        # tests' fault injection) gets the Python loops, which go through its methods.
+        self.native = _native if type(self.fs) is ProcFS else None
         self.redact = redact  # credentials in command lines (recorder/redact.py)
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
@@ -458,7 +464,20 @@ class Collector:
                 continue
             out.add_path(base, fd, None, None, target, self._stat(fs.path(pid, link)))
         self._maps(pid, row, base, out, denied)
-        if fds is not None:
+        if fds is not None and self.native is not None:
+            # The same loop in C (recorder/_native.c): same calls, same rows.
+            rows, sockets, gone, n_denied = self.native.fd_rows(
+                os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
+                sorted(fds, key=int), pid, base[1], out.native_shared, out.devs)
+            if sockets:
+                at = len(out.rows)
+                out.sockets.extend((at + i, p) for i, p in sockets)
+                if not out.socket_pids or out.socket_pids[-1] != pid:
+                    out.socket_pids.append(pid)
+            out.rows.extend(rows)
+            out.gone += gone
+            out.denied += n_denied
+        elif fds is not None:
             # The hot loop (tens of thousands of descriptors): plain os calls on
             # paths built once, errors mapped here as ProcFS would map them.
             fd_dir = fs.path(pid, "fd") + "/"
@@ -495,10 +514,10 @@ class Collector:
                     continue
                 head = target[:6]
                 if head == b"socket":
-                    if target[:8] == b"socket:[":
+                    if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
                         out.add_socket(base, n, mode, int(target[8:-1]), p)
                         continue
-                elif head == b"pipe:[":
+                elif head == b"pipe:[" and target[-1:] == b"]" and target[6:-1].isdigit():
                     # Every pipe lives on pipefs: its inode is in the link, its device is the
                     # same for all, so one stat per snapshot serves every pipe.
                     st = shared.get(b"pipe")
@@ -556,7 +575,7 @@ class Collector:
             entries = []
             seen = set()
             exe = out.exe_key(pid)
-            for rng, dev, inode, path in P.parse_maps(data):
+            for rng, dev, inode, path in (P.parse_maps(data) if self.native is None else self.native.maps_distinct(data)):
                 if (dev, inode) in seen or (dev, inode) == exe:
                     continue
                 seen.add((dev, inode))
@@ -579,8 +598,19 @@ class Collector:
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         fs = self.fs
-        st = P.parse_stat(fs.read_one(pid, "stat"))
-        status = P.parse_status(fs.read_one(pid, "status"))
+        if self.native is not None:
+            # One call reads them all, relative to /proc/PID (an int in place of bytes: the errno).
+            got = dict(zip(_PROC_FILES, self.native.read_files(fs.path(pid), _PROC_FILES)))
+
+            def read(pid_, name):
+                v = got[name]
+                if type(v) is int:
+                    raise P._translate(OSError(v, os.strerror(v), fs.path(pid, name)))
+                return v
+        else:
+            read = fs.read_one
+        st = P.parse_stat(read(pid, "stat"))
+        status = P.parse_status(read(pid, "status"))
         ruid, euid = P.status_ids(status, b"Uid")
         _, egid = P.status_ids(status, b"Gid")
         denied: list[str] = []
@@ -606,7 +636,7 @@ class Collector:
             link = optional("exe", fs.readlink, "exe")
             if link is not None:
                 exe, exe_raw = P.split_text(link)
-        cmd = optional("cmdline", fs.read_one, "cmdline")
+        cmd = optional("cmdline", read, "cmdline")
         cmdline = cmdline_raw = None
         if cmd is not None:
             if self.redact:  # before the text and the raw bytes are both made from it
@@ -617,7 +647,7 @@ class Collector:
             # space or is empty: keep the exact bytes then too.
             if lossy is not None or any((not a) or (b" " in a) for a in argv):
                 cmdline_raw = cmd
-        io = optional("io", fs.read_one, "io")
+        io = optional("io", read, "io")
         iod = P.parse_io(io) if io is not None else {}
         if "open_files" in self._pass_tables or "sockets" in self._pass_tables:
             fds = optional("fd", fs.listdir, "fd")
@@ -625,9 +655,9 @@ class Collector:
         else:  # only the count: one stat where the kernel gives it
             fds = None
             nfds = optional("fd", fs.fd_count)
-        lim = optional("limits", fs.read_one, "limits")
+        lim = optional("limits", read, "limits")
         soft, hard = P.parse_limits_nofile(lim) if lim is not None else (None, None)
-        cg = optional("cgroup", fs.read_one, "cgroup")
+        cg = optional("cgroup", read, "cgroup")
         rss_file = P.status_kb(status, b"RssFile")
         rss_shmem = P.status_kb(status, b"RssShmem")
         return {
@@ -680,6 +710,8 @@ class Collector:
 
     def _threads(self, pid: int) -> tuple[list[dict], int]:
         fs = self.fs
+        if self.native is not None:
+            return self._threads_native(pid)
         rows = []
         gone = denied = 0
         for tid_s in fs.listdir(pid, "task"):
@@ -709,6 +741,34 @@ class Collector:
                 "stime": st["stime"] / CLK_TCK,
                 "minflt": st["minflt"],
                 "majflt": st["majflt"],
+                "ctxsw_voluntary": vol,
+                "ctxsw_involuntary": invol,
+            })
+        return rows, gone, denied
+
+    def _threads_native(self, pid: int) -> tuple[list[dict], int, int]:
+        """_threads with the reading and parsing in C (recorder/_native.c: thread_rows)."""
+        parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), self.fs.listdir(pid, "task"))
+        rows = []
+        boot_id, btime, split = self.boot_id, self.btime, P.split_text
+        fromts = dt.datetime.fromtimestamp
+        for tid, comm, state, prio, nice, cpu, ut, st, minflt, majflt, start, vol, invol in parsed:
+            name, name_raw = split(comm)
+            rows.append({
+                "boot_id": boot_id,
+                "pid": pid,
+                "tid": tid,
+                "start_time": fromts(btime + start / CLK_TCK, UTC),
+                "name": name,
+                "name_raw": name_raw,
+                "state": state,
+                "nice": nice,
+                "priority": prio,
+                "processor": cpu,
+                "utime": ut / CLK_TCK,
+                "stime": st / CLK_TCK,
+                "minflt": minflt,
+                "majflt": majflt,
                 "ctxsw_voluntary": vol,
                 "ctxsw_involuntary": invol,
             })

@@ -57,6 +57,11 @@ class FileRows:
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
+        self.native_shared: dict[str, tuple] = {}  # the same for recorder/_native.c: (dev, size, ino)
+
+    @property
+    def devs(self) -> dict[int, str]:
+        return self._devs
 
     def devstr(self, dev: int) -> str:
         s = self._devs.get(dev)

@@ -289,7 +289,10 @@ def test_processes_match_ps(workload, bracketed):
         r, a, b = rows[pid], before[pid], after[pid]
         if r["ppid"] != a["ppid"]:
             problems.append((pid, "ppid", r["ppid"], a["ppid"]))
-        if ps_shown(r["name"], r["name_raw"]) != a["comm"]:
+        shown = ps_shown(r["name"], r["name_raw"])
+        if shown != a["comm"] and not (shown.startswith("kworker/") and shown.split("-")[0] == a["comm"].split("-")[0]):
+            # (a kworker's name ends with the workqueue it runs at the moment: it changes between
+            # any two reads, and can change back)
             problems.append((pid, "comm", r["name"], a["comm"]))
         if r["user"] not in (a["user"], b["user"]):
             problems.append((pid, "user", r["user"], a["user"]))
@@ -452,8 +455,10 @@ def test_record_stopped_by_signal(tmp_path, sig):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=Path(__file__).resolve().parent.parent)
     try:
+        # Two snapshots before the signal, however long a snapshot of this host takes (a busy
+        # host, a bench load of a thousand processes): the test is about the stop, not the pace.
         time.sleep(1.5)
-        _wait_until(lambda: _committed(rec) >= 1 or p.poll() is not None, 5, "a first snapshot")
+        _wait_until(lambda: _committed(rec) >= 2 or p.poll() is not None, 60, "two snapshots")
         assert p.poll() is None, f"recorder exited early: {p.communicate()}"
         p.send_signal(sig)
         out, err = p.communicate(timeout=5)
@@ -476,7 +481,7 @@ def test_record_stopped_by_signal(tmp_path, sig):
         ids.setdefault(table, set()).update(t.column("snapshot_id").to_pylist())
         if table == "snapshots":
             n_snap_rows += t.num_rows
-    assert n_snap_rows >= 2, "expected several snapshots at 0.2 s over ~1.5 s"
+    assert n_snap_rows >= 2, "expected the two snapshots waited for"
     assert n_snap_rows == len(ids["snapshots"]) == len(ids["processes"])
     # Nothing written for a snapshot that was never committed.
     for table, s in ids.items():

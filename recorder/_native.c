@@ -1,0 +1,865 @@
+/* procsnap's hot loops over /proc in C: the numbered descriptors of a process and the
+ * threads of a process, the two loops that run tens of thousands of times per snapshot.
+ *
+ * Each function makes the same system calls, in the same order, with the same outcome per
+ * error, as its Python twin in recorder/collect.py (Collector._files' numbered-fd loop and
+ * Collector._threads) and returns the same rows; tests/test_native.py holds the two to the
+ * same answers on the live host and on fake /proc trees. The module is optional: when it
+ * cannot be built or imported (or PROCSNAP_NATIVE=0), the Python loops run.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define PBUF 4352
+#define TBUF 8192
+
+static PyObject *S_REG, *S_DIR, *S_CHR, *S_BLK, *S_FIFO, *S_LINK, *S_SOCK, *S_UNKNOWN, *S_AINODE,
+    *S_PIPE, *S_R, *S_W, *S_U, *K_PIPE, *S_DENIED_SUFFIX;
+
+static const char *SHARED_ANON[] = {
+    "anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]",
+    "anon_inode:inotify", "anon_inode:[signalfd]", "anon_inode:[fanotify]", NULL,
+};
+
+static int is_shared_anon(const char *t, Py_ssize_t n) {
+    for (const char **s = SHARED_ANON; *s; s++)
+        if ((Py_ssize_t)strlen(*s) == n && memcmp(*s, t, n) == 0)
+            return 1;
+    return 0;
+}
+
+static PyObject *mode_of(mode_t m) { /* procfs.mode_letter of a /proc/PID/fd/N link */
+    int r = m & 0400, w = m & 0200;
+    if (r && w) return S_U;
+    if (r) return S_R;
+    if (w) return S_W;
+    return Py_None;
+}
+
+static PyObject *type_of(mode_t m) { /* files.file_type */
+    if (S_ISREG(m)) return S_REG;
+    if (S_ISDIR(m)) return S_DIR;
+    if (S_ISCHR(m)) return S_CHR;
+    if (S_ISBLK(m)) return S_BLK;
+    if (S_ISFIFO(m)) return S_FIFO;
+    if (S_ISLNK(m)) return S_LINK;
+    if (S_ISSOCK(m)) return S_SOCK;
+    return S_UNKNOWN;
+}
+
+/* FileRows.devstr: "major,minor", one string per device (cached in devs). New reference. */
+static PyObject *devstr(PyObject *devs, unsigned long long dev) {
+    PyObject *key = PyLong_FromUnsignedLongLong(dev);
+    if (!key) return NULL;
+    PyObject *s = PyDict_GetItemWithError(devs, key);
+    if (s) {
+        Py_DECREF(key);
+        Py_INCREF(s);
+        return s;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    s = PyUnicode_FromFormat("%u,%u", major((dev_t)dev), minor((dev_t)dev));
+    if (s && PyDict_SetItem(devs, key, s) < 0) Py_CLEAR(s);
+    Py_DECREF(key);
+    return s;
+}
+
+/* (text, raw): text of a name, and its bytes when they are not UTF-8 (procfs.split_text). */
+static int name_of(const char *b, Py_ssize_t n, PyObject **text, PyObject **raw) {
+    *raw = NULL;
+    *text = PyUnicode_DecodeUTF8(b, n, NULL);
+    if (*text) return 0;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -1;
+    PyErr_Clear();
+    *text = PyUnicode_DecodeUTF8(b, n, "backslashreplace");
+    if (!*text) return -1;
+    *raw = PyBytes_FromStringAndSize(b, n);
+    if (!*raw) {
+        Py_CLEAR(*text);
+        return -1;
+    }
+    return 0;
+}
+
+static int startswith(const char *b, Py_ssize_t n, const char *p) {
+    Py_ssize_t k = (Py_ssize_t)strlen(p);
+    return n >= k && memcmp(b, p, k) == 0;
+}
+
+/* An integer between prefix and the final ']' (pipe:[N], socket:[N]); -1 when malformed. */
+static int bracket_ino(const char *b, Py_ssize_t n, Py_ssize_t skip, unsigned long long *out) {
+    if (n <= skip + 1 || b[n - 1] != ']') return -1;
+    unsigned long long v = 0;
+    for (Py_ssize_t i = skip; i < n - 1; i++) {
+        if (b[i] < '0' || b[i] > '9') return -1;
+        if (v > (~0ULL - 9) / 10) return -1;
+        v = v * 10 + (b[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Build one row tuple in files.FIELDS order. Steals nothing; borrows everything. */
+static PyObject *row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
+                     PyObject *typ, PyObject *device, PyObject *size, PyObject *pos, PyObject *inode,
+                     PyObject *name, PyObject *raw, int deleted) {
+    return PyTuple_Pack(14, pid, start, fd, fdnum, mode, typ, device ? device : Py_None,
+                        size ? size : Py_None, pos ? pos : Py_None, inode ? inode : Py_None, Py_None, name,
+                        raw ? raw : Py_None, deleted ? Py_True : Py_False);
+}
+
+/* FileRows.add_path with a stat: the row of a path, anonymous inode or pipe. New reference. */
+static PyObject *path_row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
+                          PyObject *posobj, const char *t, Py_ssize_t n, const struct stat *st,
+                          PyObject *devs) {
+    PyObject *device = NULL, *size = NULL, *inode = NULL, *name = NULL, *raw = NULL, *r = NULL;
+    PyObject *pos = posobj;
+    inode = PyLong_FromUnsignedLongLong((unsigned long long)st->st_ino);
+    if (!inode) goto done;
+    if (startswith(t, n, "anon_inode:")) {
+        if (!(device = devstr(devs, st->st_dev))) goto done;
+        if (!(size = PyLong_FromLongLong((long long)st->st_size))) goto done;
+        if (name_of(t + 11, n - 11, &name, &raw) < 0) goto done;
+        r = row(pid, start, fd, fdnum, mode, S_AINODE, device, size, Py_None, inode, name, raw, 0);
+        goto done;
+    }
+    if (startswith(t, n, "pipe:[")) {
+        if (!(device = devstr(devs, st->st_dev))) goto done;
+        PyObject *zero = PyLong_FromLong(0);
+        if (!zero) goto done;
+        r = row(pid, start, fd, fdnum, mode, S_FIFO, device, Py_None, zero, inode, S_PIPE, NULL, 0);
+        Py_DECREF(zero);
+        goto done;
+    }
+    PyObject *typ = type_of(st->st_mode);
+    int deleted = n >= 10 && t[0] == '/' && memcmp(t + n - 10, " (deleted)", 10) == 0;
+    if (typ == S_CHR || typ == S_BLK) {
+        if (!(device = devstr(devs, st->st_rdev))) goto done;
+    } else {
+        if (!(device = devstr(devs, st->st_dev))) goto done;
+        if (typ == S_REG || typ == S_DIR)
+            if (!(size = PyLong_FromLongLong((long long)st->st_size))) goto done;
+    }
+    PyObject *zero = NULL;
+    if (typ == S_FIFO && pos == Py_None) {
+        if (!(zero = PyLong_FromLong(0))) goto done;
+        pos = zero;
+    }
+    if (name_of(t, n, &name, &raw) < 0) {
+        Py_XDECREF(zero);
+        goto done;
+    }
+    r = row(pid, start, fd, fdnum, mode, typ, device, size, pos, inode, name, raw, deleted);
+    Py_XDECREF(zero);
+done:
+    Py_XDECREF(device);
+    Py_XDECREF(size);
+    Py_XDECREF(inode);
+    Py_XDECREF(name);
+    Py_XDECREF(raw);
+    return r;
+}
+
+/* A stat shared by every descriptor of a kind (pipefs, the shared anonymous inode), taken once
+ * per snapshot: cached in `shared` under key as (st_dev, st_size, st_ino). 0, or -1 with errno. */
+static int shared_stat(PyObject *shared, PyObject *key, int dfd, const char *rel, struct stat *st) {
+    PyObject *v = PyDict_GetItemWithError(shared, key);
+    if (v) {
+        if (!PyArg_ParseTuple(v, "KLK", (unsigned long long *)&st->st_dev, (long long *)&st->st_size,
+                              (unsigned long long *)&st->st_ino))
+            return -2;
+        st->st_mode = 0;
+        st->st_rdev = 0;
+        return 0;
+    }
+    if (PyErr_Occurred()) return -2;
+    if (fstatat(dfd, rel, st, 0) < 0) return -1;
+    v = Py_BuildValue("(KLK)", (unsigned long long)st->st_dev, (long long)st->st_size,
+                      (unsigned long long)st->st_ino);
+    if (!v || PyDict_SetItem(shared, key, v) < 0) {
+        Py_XDECREF(v);
+        return -2;
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
+/* fdinfo's pos and access mode (procfs.parse_fdinfo): 0 when both lines parsed as the Python
+ * parser would accept them, -1 when it would raise ValueError. */
+static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_pos, PyObject **mode) {
+    const char *p = b, *end = b + n;
+    *has_pos = 0;
+    *mode = Py_None;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        if (eol - p >= 4 && memcmp(p, "pos:", 4) == 0) {
+            char tmp[64];
+            Py_ssize_t k = eol - p - 4;
+            if (k <= 0 || k >= (Py_ssize_t)sizeof tmp) return -1;
+            memcpy(tmp, p + 4, k);
+            tmp[k] = 0;
+            char *e;
+            errno = 0;
+            long long v = strtoll(tmp, &e, 10);
+            while (*e == ' ' || *e == '\t') e++;
+            if (errno || *e || e == tmp) return -1;
+            *pos = v;
+            *has_pos = 1;
+        } else if (eol - p >= 6 && memcmp(p, "flags:", 6) == 0) {
+            char tmp[64];
+            Py_ssize_t k = eol - p - 6;
+            if (k <= 0 || k >= (Py_ssize_t)sizeof tmp) return -1;
+            memcpy(tmp, p + 6, k);
+            tmp[k] = 0;
+            char *e;
+            errno = 0;
+            unsigned long long f = strtoull(tmp, &e, 8);
+            while (*e == ' ' || *e == '\t') e++;
+            if (errno || *e || e == tmp) return -1;
+            if (f & 010000000) *mode = Py_None; /* O_PATH */
+            else if ((f & 3) == 0) *mode = S_R;
+            else if ((f & 3) == 1) *mode = S_W;
+            else if ((f & 3) == 2) *mode = S_U;
+            else *mode = Py_None;
+            return 0;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+/* fd_rows(fd_dir, info_dir, names, pid, start_time, shared, devs)
+ *   fd_dir, info_dir: bytes ending in '/'; names: the fd names (str), in the order rows are wanted.
+ * -> (rows, sockets, gone, denied): rows as FileRows keeps them (socket rows as lists, resolved
+ *    later), sockets as (index into rows, "/proc/PID/fd/N") of each socket row. */
+static PyObject *fd_rows(PyObject *self, PyObject *args) {
+    const char *fd_dir, *info_dir;
+    Py_ssize_t fd_len, info_len;
+    PyObject *names, *pid, *start, *shared, *devs;
+    if (!PyArg_ParseTuple(args, "y#y#O!OOO!O!", &fd_dir, &fd_len, &info_dir, &info_len, &PyList_Type, &names,
+                          &pid, &start, &PyDict_Type, &shared, &PyDict_Type, &devs))
+        return NULL;
+    if (fd_len > 512 || info_len > 512) {
+        PyErr_SetString(PyExc_ValueError, "fd_rows: folder path too long");
+        return NULL;
+    }
+    char path[PBUF], target[TBUF], info[4096];
+    memcpy(path, fd_dir, fd_len);
+    /* Calls relative to the open folders: the kernel walks /proc/PID once per process, not once
+     * per call per descriptor. */
+    path[fd_len] = 0;
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ifdd = -1;
+    PyObject *rows = PyList_New(0), *sockets = PyList_New(0);
+    long gone = 0, denied = 0;
+    if (!rows || !sockets) goto fail;
+    if (dfd < 0) { /* the process is gone (or refuses): every name counts as gone, as per call */
+        int e = errno;
+        if (e == EACCES || e == EPERM) dfd = AT_FDCWD; /* per-descriptor calls then report it */
+        else return Py_BuildValue("(NNll)", rows, sockets, (long)PyList_GET_SIZE(names), 0L);
+    }
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *fd = PyList_GET_ITEM(names, i);
+        Py_ssize_t nl;
+        const char *ns = PyUnicode_AsUTF8AndSize(fd, &nl);
+        if (!ns) goto fail;
+        if (nl <= 0 || nl > 20) {
+            gone++;
+            continue;
+        }
+        memcpy(path + fd_len, ns, nl);
+        path[fd_len + nl] = 0;
+        PyObject *fdnum = PyLong_FromUnicodeObject(fd, 10);
+        if (!fdnum) goto fail;
+        PyObject *r = NULL;
+        struct stat st, lst;
+        int err = 0;
+        const char *rel = dfd == AT_FDCWD ? path : ns;
+        ssize_t n = readlinkat(dfd, rel, target, sizeof target);
+        if (n < 0 || n >= (ssize_t)sizeof target) {
+            err = n < 0 ? errno : ENAMETOOLONG;
+            goto oserror;
+        }
+        if (target[0] == '/') {
+            if (fstatat(dfd, rel, &st, 0) < 0) {
+                err = errno;
+                goto oserror;
+            }
+            PyObject *mode = NULL, *pos = Py_None, *posobj = NULL;
+            if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+                if (ifdd < 0) {
+                    char ipath[PBUF];
+                    memcpy(ipath, info_dir, info_len);
+                    ipath[info_len] = 0;
+                    ifdd = open(ipath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                    if (ifdd < 0) {
+                        err = errno;
+                        goto oserror;
+                    }
+                }
+                int ifd = openat(ifdd, ns, O_RDONLY | O_CLOEXEC);
+                if (ifd < 0) {
+                    err = errno;
+                    goto oserror;
+                }
+                ssize_t k = read(ifd, info, sizeof info);
+                int rerr = errno;
+                close(ifd);
+                if (k < 0) {
+                    err = rerr;
+                    goto oserror;
+                }
+                long long p;
+                int has_pos;
+                if (parse_fdinfo(info, k, &p, &has_pos, &mode) == 0) {
+                    if (has_pos) {
+                        if (!(posobj = PyLong_FromLongLong(p))) {
+                            Py_DECREF(fdnum);
+                            goto fail;
+                        }
+                        pos = posobj;
+                    }
+                } else {
+                    mode = NULL;
+                }
+            }
+            if (!mode) {
+                if (fstatat(dfd, rel, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
+                    Py_XDECREF(posobj);
+                    err = errno;
+                    goto oserror;
+                }
+                mode = mode_of(lst.st_mode);
+            }
+            r = path_row(pid, start, fd, fdnum, mode, pos, target, n, &st, devs);
+            Py_XDECREF(posobj);
+            goto append;
+        }
+        if (fstatat(dfd, rel, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
+            err = errno;
+            goto oserror;
+        }
+        PyObject *mode = mode_of(lst.st_mode);
+        unsigned long long ino;
+        if (startswith(target, n, "socket:[") && bracket_ino(target, n, 8, &ino) == 0) {
+            PyObject *inode = PyLong_FromUnsignedLongLong(ino), *zero = PyLong_FromLong(0);
+            PyObject *empty = PyUnicode_FromStringAndSize("", 0);
+            if (inode && zero && empty)
+                r = Py_BuildValue("[OOOOOOOOOOOOOO]", pid, start, fd, fdnum, mode, Py_None, Py_None, Py_None,
+                                  zero, inode, Py_None, empty, Py_None, Py_False);
+            Py_XDECREF(inode);
+            Py_XDECREF(zero);
+            Py_XDECREF(empty);
+            if (!r) {
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            PyObject *p = PyUnicode_DecodeFSDefault(path);
+            PyObject *pair = p ? Py_BuildValue("(nO)", PyList_GET_SIZE(rows), p) : NULL;
+            Py_XDECREF(p);
+            if (!pair || PyList_Append(sockets, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(r);
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            Py_DECREF(pair);
+            goto append;
+        }
+        if (startswith(target, n, "pipe:[") && bracket_ino(target, n, 6, &ino) == 0) {
+            int s = shared_stat(shared, K_PIPE, dfd, rel, &st);
+            if (s == -2) {
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            if (s < 0) {
+                gone++;
+                Py_DECREF(fdnum);
+                continue;
+            }
+            PyObject *device = devstr(devs, st.st_dev), *inode = PyLong_FromUnsignedLongLong(ino);
+            PyObject *zero = PyLong_FromLong(0);
+            if (device && inode && zero)
+                r = row(pid, start, fd, fdnum, mode, S_FIFO, device, Py_None, zero, inode, S_PIPE, NULL, 0);
+            Py_XDECREF(device);
+            Py_XDECREF(inode);
+            Py_XDECREF(zero);
+            goto append;
+        }
+        if (startswith(target, n, "anon_i") && is_shared_anon(target, n)) {
+            PyObject *key = PyUnicode_FromStringAndSize(target, n);
+            if (!key) {
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            int s = shared_stat(shared, key, dfd, rel, &st);
+            Py_DECREF(key);
+            if (s == -2) {
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            if (s < 0) {
+                gone++;
+                Py_DECREF(fdnum);
+                continue;
+            }
+            r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
+            goto append;
+        }
+        if (fstatat(dfd, rel, &st, 0) < 0) { /* any error here: closed while we looked */
+            gone++;
+            Py_DECREF(fdnum);
+            continue;
+        }
+        r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
+    append:
+        if (!r || PyList_Append(rows, r) < 0) {
+            Py_XDECREF(r);
+            Py_DECREF(fdnum);
+            goto fail;
+        }
+        Py_DECREF(r);
+        Py_DECREF(fdnum);
+        continue;
+    oserror:
+        if (err == EACCES || err == EPERM) {
+            /* FileRows.add_denied */
+            PyObject *p = PyUnicode_DecodeFSDefault(path);
+            PyObject *name = p ? PyUnicode_Concat(p, S_DENIED_SUFFIX) : NULL;
+            Py_XDECREF(p);
+            if (!name) {
+                Py_DECREF(fdnum);
+                goto fail;
+            }
+            r = row(pid, start, fd, fdnum, Py_None, S_UNKNOWN, NULL, NULL, NULL, NULL, name, NULL, 0);
+            Py_DECREF(name);
+            denied++;
+            goto append;
+        }
+        gone++;
+        Py_DECREF(fdnum);
+    }
+    if (dfd >= 0) close(dfd);
+    if (ifdd >= 0) close(ifdd);
+    return Py_BuildValue("(NNll)", rows, sockets, gone, denied);
+fail:
+    if (dfd >= 0) close(dfd);
+    if (ifdd >= 0) close(ifdd);
+    Py_XDECREF(rows);
+    Py_XDECREF(sockets);
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading small /proc files relative to an open folder. */
+
+/* The whole of dirfd/name into buf (grown as needed): its length, or -errno. */
+static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *cap) {
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    Py_ssize_t n = 0;
+    for (;;) {
+        if (n == *cap) {
+            Py_ssize_t c = *cap * 2;
+            char *b = PyMem_Realloc(*buf, c);
+            if (!b) {
+                close(fd);
+                return -ENOMEM;
+            }
+            *buf = b;
+            *cap = c;
+        }
+        ssize_t k = read(fd, *buf + n, *cap - n);
+        if (k < 0) {
+            int e = errno;
+            if (e == EINTR) continue;
+            close(fd);
+            return -e;
+        }
+        if (k == 0) break;
+        n += k;
+        /* /proc records (stat, status, io, …) come whole in one read when shorter than the
+         * buffer: a second read would only find EOF (procfs.read_one). */
+        if (n < *cap && n < 65536 && *cap >= 65536) break;
+    }
+    close(fd);
+    return n;
+}
+
+/* read_files(folder, names) -> [bytes or int]: each file of folder/ read whole (int: the errno
+ * that refused or missed it; all ENOENT when the folder itself is gone). */
+static PyObject *read_files(PyObject *self, PyObject *args) {
+    PyObject *dir, *names;
+    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names)) return NULL;
+    int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int derr = dfd < 0 ? errno : 0;
+    Py_DECREF(dir);
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    PyObject *out = PyList_New(count);
+    Py_ssize_t cap = 65536;
+    char *buf = PyMem_Malloc(cap);
+    if (!out || !buf) goto fail;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *v;
+        if (dfd < 0) {
+            v = PyLong_FromLong(derr);
+        } else {
+            const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
+            if (!name) goto fail;
+            Py_ssize_t n = read_at(dfd, name, &buf, &cap);
+            if (n == -ENOMEM) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            v = n < 0 ? PyLong_FromLong(-n) : PyBytes_FromStringAndSize(buf, n);
+        }
+        if (!v) goto fail;
+        PyList_SET_ITEM(out, i, v);
+    }
+    if (dfd >= 0) close(dfd);
+    PyMem_Free(buf);
+    return out;
+fail:
+    if (dfd >= 0) close(dfd);
+    PyMem_Free(buf);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads. */
+
+/* One integer token as Python's int() reads a kernel field: [+-]digits, within int64. */
+static int int_tok(const char *b, Py_ssize_t n, long long *out) {
+    Py_ssize_t i = 0;
+    int neg = 0;
+    if (n > 0 && (b[0] == '-' || b[0] == '+')) {
+        neg = b[0] == '-';
+        i = 1;
+    }
+    if (i >= n) return -1;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (b[i] < '0' || b[i] > '9') return -1;
+        if (v > (9223372036854775808ULL - (b[i] - '0')) / 10) return -1;
+        v = v * 10 + (b[i] - '0');
+    }
+    if (!neg && v > 9223372036854775807ULL) return -1;
+    *out = neg ? (long long)(0 - v) : (long long)v;
+    return 0;
+}
+
+#define I32_OK(v) ((v) >= -2147483648LL && (v) <= 2147483647LL)
+
+/* procfs.parse_stat's fields for a thread row; -1 when parse_stat would raise ValueError. */
+typedef struct {
+    const char *comm;
+    Py_ssize_t comm_len;
+    const char *state;
+    Py_ssize_t state_len;
+    long long v[40];
+    int nf;
+} statf;
+
+static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
+    const char *lp = memchr(b, '(', n), *rp = NULL;
+    for (const char *p = b + n - 1; p >= b; p--)
+        if (*p == ')') {
+            rp = p;
+            break;
+        }
+    if (!lp || !rp || rp < lp) return -1;
+    long long pid;
+    /* int(data[:lp]): the pid, blanks around it allowed */
+    const char *a = b, *z = lp;
+    while (a < z && (*a == ' ' || *a == '\t' || *a == '\n')) a++;
+    while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\n')) z--;
+    if (int_tok(a, z - a, &pid) < 0 || !I32_OK(pid)) return -1;
+    o->comm = lp + 1;
+    o->comm_len = rp - lp - 1;
+    const char *p = rp + 2, *end = b + n;
+    if (p > end) p = end;
+    int k = 0;
+    o->state = NULL;
+    while (p < end && k < 38) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f')) p++;
+        if (p >= end) break;
+        const char *t = p;
+        while (p < end && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f')) p++;
+        if (k == 0) {
+            o->state = t;
+            o->state_len = p - t;
+        } else if (k == 1 || k == 2 || k == 3 || k == 4 || k == 6 || k == 7 || k == 9 || k == 11 ||
+                   k == 12 || k == 15 || k == 16 || k == 17 || k == 19 || k == 20 || k == 21 || k == 36) {
+            if (int_tok(t, p - t, &o->v[k]) < 0) return -1;
+        }
+        k++;
+    }
+    /* fields the Python parser does not look at are not checked by it either; count them all */
+    o->nf = k;
+    if (k >= 38) { /* more fields than we keep: still only a count for len(f) > 36 */
+        o->nf = 38;
+    }
+    if (o->nf < 20) return -1;
+    long long st = o->v[19];
+    if (st < 0 || st >= (1LL << 40)) return -1;
+    if (!I32_OK(o->v[1]) || !I32_OK(o->v[2]) || !I32_OK(o->v[3]) || !I32_OK(o->v[15]) || !I32_OK(o->v[16]) ||
+        !I32_OK(o->v[17]))
+        return -1;
+    if (o->nf > 36 && !I32_OK(o->v[36])) return -1;
+    return 0;
+}
+
+/* procfs.status_ctxsw for one key: 1 with *v, 0 when absent or not digits, -1 past int64. */
+static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v) {
+    Py_ssize_t kl = (Py_ssize_t)strlen(key);
+    const char *p = NULL;
+    for (const char *q = b; q + kl <= b + n; q++) {
+        q = memchr(q, key[0], b + n - q);
+        if (!q || q + kl > b + n) break;
+        if (memcmp(q, key, kl) == 0) {
+            p = q;
+            break;
+        }
+    }
+    if (!p) return 0;
+    p += kl;
+    const char *e = memchr(p, '\n', b + n - p);
+    if (!e) e = b + n;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\v' || *p == '\f')) p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\v' || e[-1] == '\f')) e--;
+    if (e == p) return 0;
+    unsigned long long x = 0;
+    for (const char *q = p; q < e; q++) {
+        if (*q < '0' || *q > '9') return 0;
+        if (x > (18446744073709551615ULL - 9) / 10) return -1;
+        x = x * 10 + (*q - '0');
+    }
+    if (x > 9223372036854775807ULL) return -1;
+    *v = (long long)x;
+    return 1;
+}
+
+/* thread_rows(task_dir, names) -> (rows, gone, denied)
+ *   rows: (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt, majflt,
+ *          starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
+ * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
+ * refused as denied. */
+static PyObject *thread_rows(PyObject *self, PyObject *args) {
+    PyObject *dir, *names;
+    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyList_Type, &names)) return NULL;
+    int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int derr = errno;
+    Py_DECREF(dir);
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    if (dfd < 0) {
+        if (derr == EACCES || derr == EPERM) return Py_BuildValue("([]ln)", 0L, count);
+        return Py_BuildValue("([]nl)", count, 0L);
+    }
+    PyObject *rows = PyList_New(0);
+    Py_ssize_t cap = 65536, cap2 = 65536;
+    char *buf = PyMem_Malloc(cap), *buf2 = PyMem_Malloc(cap2);
+    long gone = 0, denied = 0;
+    if (!rows || !buf || !buf2) goto fail;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *tid = PyList_GET_ITEM(names, i);
+        Py_ssize_t tl;
+        const char *ts = PyUnicode_AsUTF8AndSize(tid, &tl);
+        if (!ts) goto fail;
+        char rel[64];
+        if (tl > 40) {
+            gone++;
+            continue;
+        }
+        snprintf(rel, sizeof rel, "%s/stat", ts);
+        Py_ssize_t n = read_at(dfd, rel, &buf, &cap);
+        statf f;
+        if (n >= 0 && parse_stat(buf, n, &f) < 0) {
+            gone++;
+            continue;
+        }
+        if (n >= 0) {
+            snprintf(rel, sizeof rel, "%s/status", ts);
+            Py_ssize_t m = read_at(dfd, rel, &buf2, &cap2);
+            if (m < 0) n = m;
+            else {
+                long long vol = 0, invol = 0;
+                int hv, hi;
+                if ((hv = status_num(buf2, m, "\nvoluntary_ctxt_switches:", &vol)) < 0 ||
+                    (hi = status_num(buf2, m, "\nnonvoluntary_ctxt_switches:", &invol)) < 0) {
+                    gone++;
+                    continue;
+                }
+                PyObject *tidn = PyLong_FromUnicodeObject(tid, 10);
+                PyObject *state = f.state ? PyUnicode_DecodeASCII(f.state, f.state_len, "replace")
+                                          : PyUnicode_FromString("");
+                PyObject *proc = f.nf > 36 ? PyLong_FromLongLong(f.v[36]) : (Py_INCREF(Py_None), Py_None);
+                PyObject *vo = hv ? PyLong_FromLongLong(vol) : (Py_INCREF(Py_None), Py_None);
+                PyObject *io = hi ? PyLong_FromLongLong(invol) : (Py_INCREF(Py_None), Py_None);
+                PyObject *r = NULL;
+                if (tidn && state && proc && vo && io)
+                    r = Py_BuildValue("(Oy#OLLOLLLLLOO)", tidn, f.comm, f.comm_len, state, f.v[15], f.v[16], proc,
+                                      f.v[11], f.v[12], f.v[7], f.v[9], f.v[19], vo, io);
+                Py_XDECREF(tidn);
+                Py_XDECREF(state);
+                Py_XDECREF(proc);
+                Py_XDECREF(vo);
+                Py_XDECREF(io);
+                if (!r || PyList_Append(rows, r) < 0) {
+                    Py_XDECREF(r);
+                    goto fail;
+                }
+                Py_DECREF(r);
+                continue;
+            }
+        }
+        if (n == -ENOMEM) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        if (n == -EACCES || n == -EPERM) denied++;
+        else gone++;
+    }
+    close(dfd);
+    PyMem_Free(buf);
+    PyMem_Free(buf2);
+    return Py_BuildValue("(Nll)", rows, gone, denied);
+fail:
+    close(dfd);
+    PyMem_Free(buf);
+    PyMem_Free(buf2);
+    Py_XDECREF(rows);
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Mapped files. */
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+static int hexval(const char *b, const char *e, unsigned long long *v) {
+    if (b >= e || e - b > 15) return -1;
+    unsigned long long x = 0;
+    for (; b < e; b++) {
+        if (*b >= '0' && *b <= '9') x = x * 16 + (*b - '0');
+        else if (*b >= 'a' && *b <= 'f') x = x * 16 + (*b - 'a' + 10);
+        else return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* maps_distinct(data) -> [(start-end, "major,minor", inode, path bytes)]: procfs.parse_maps, keeping
+ * only the first mapping of each (device, inode), as Collector._maps does with them. */
+static PyObject *maps_distinct(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y#", &b, &n)) return NULL;
+    PyObject *out = PyList_New(0), *seen = PySet_New(NULL);
+    if (!out || !seen) goto fail;
+    const char *p = b, *end = b + n;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        const char *f[5], *fe[5], *q = p;
+        int ok = 1;
+        for (int i = 0; i < 5 && ok; i++) {
+            if (i > 0) {
+                if (q >= eol || *q != ' ') ok = 0;
+                else q++;
+            }
+            f[i] = q;
+            while (q < eol && !is_ws(*q)) q++;
+            fe[i] = q;
+            if (fe[i] == f[i]) ok = 0;
+        }
+        if (ok) { /* one or more spaces, then a path from '/' to the end of the line */
+            const char *s = q;
+            while (q < eol && *q == ' ') q++;
+            if (q == s || q >= eol || *q != '/') ok = 0;
+        }
+        unsigned long long maj = 0, min = 0, ino = 0;
+        if (ok) {
+            const char *colon = memchr(f[3], ':', fe[3] - f[3]);
+            if (!colon || hexval(f[3], colon, &maj) < 0 || hexval(colon + 1, fe[3], &min) < 0) ok = 0;
+        }
+        if (ok) {
+            if (fe[4] - f[4] > 19) ok = 0;
+            for (const char *c = f[4]; ok && c < fe[4]; c++) {
+                if (*c < '0' || *c > '9') ok = 0;
+                else ino = ino * 10 + (*c - '0');
+            }
+        }
+        if (ok && ino != 0) {
+            PyObject *dev = PyUnicode_FromFormat("%llu,%llu", maj, min);
+            PyObject *inode = dev ? PyLong_FromUnsignedLongLong(ino) : NULL;
+            PyObject *key = inode ? PyTuple_Pack(2, dev, inode) : NULL;
+            int has = key ? PySet_Contains(seen, key) : -1;
+            if (has == 0) {
+                PyObject *r = Py_BuildValue("(s#OOy#)", f[0], (Py_ssize_t)(fe[0] - f[0]), dev, inode, q,
+                                            (Py_ssize_t)(eol - q));
+                if (!r || PyList_Append(out, r) < 0 || PySet_Add(seen, key) < 0) has = -1;
+                Py_XDECREF(r);
+            }
+            Py_XDECREF(dev);
+            Py_XDECREF(inode);
+            Py_XDECREF(key);
+            if (has < 0) goto fail;
+        }
+        p = eol + 1;
+    }
+    Py_DECREF(seen);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(seen);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
+    {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
+    {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
+    {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+#define INTERN(var, s) \
+    if (!(var = PyUnicode_InternFromString(s))) return NULL
+
+PyMODINIT_FUNC PyInit__native(void) {
+    INTERN(S_REG, "REG");
+    INTERN(S_DIR, "DIR");
+    INTERN(S_CHR, "CHR");
+    INTERN(S_BLK, "BLK");
+    INTERN(S_FIFO, "FIFO");
+    INTERN(S_LINK, "LINK");
+    INTERN(S_SOCK, "SOCK");
+    INTERN(S_UNKNOWN, "unknown");
+    INTERN(S_AINODE, "a_inode");
+    INTERN(S_PIPE, "pipe");
+    INTERN(S_R, "r");
+    INTERN(S_W, "w");
+    INTERN(S_U, "u");
+    INTERN(K_PIPE, " pipe");
+    INTERN(S_DENIED_SUFFIX, " (readlink: Permission denied)");
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,9 @@
+"""The optional C part of the recorder (recorder/_native.c). Everything else is in pyproject.toml.
+
+optional=True: where no C compiler or Python headers are at hand the install goes on without it,
+and the recorder runs its Python loops instead (recorder/native.py says which one runs).
+"""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("recorder._native", ["recorder/_native.c"], optional=True,
+                             extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"])])

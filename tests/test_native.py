@@ -1,0 +1,281 @@
+"""The C loops (recorder/_native.c) against the Python loops they replace.
+
+Both must give the same rows from the same /proc: on a fake tree built to hold every odd case
+(garbage stat lines, undecodable names, dangling links, every descriptor kind, denied and missing
+files), on live processes with known descriptors and threads, and on generated input. That the
+rows are also right is tests/test_vs_lsof.py's and tests/test_vs_ps.py's job: they run the
+default collector, which is the C one wherever it was built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recorder import native as N
+from recorder import procfs as P
+from recorder.collect import Collector
+from recorder.procfs import ProcFS
+from tests.fakeproc import FakeProc, stat_line, status_text
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_native_module_is_built_where_it_can_be():
+    """A host with a C compiler and Python's headers gets the C loops: a build that fails there
+    must not pass unnoticed as the slower fallback."""
+    if os.environ.get("PROCSNAP_NATIVE") == "0":
+        pytest.skip("PROCSNAP_NATIVE=0 asks for the Python loops")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not (shutil.which("cc") or shutil.which("gcc")) or not headers.exists():
+        pytest.skip("no C compiler or no Python headers here: the Python loops are expected")
+    assert N.native is not None, "recorder/_native.c was not built or does not import (pip install -e . shows why)"
+    assert N.describe() == "C"
+    assert Collector().native is N.native
+
+
+needs_c = pytest.mark.skipif(N.native is None, reason="the C module is not built here")
+
+
+def both(fs_root: str, tables, pids=None):
+    """The same snapshot taken with the C loops and with the Python loops, as lists of rows."""
+    out = []
+    for use_c in (True, False):
+        c = Collector(procfs=ProcFS(fs_root), host="h", tables=tables)
+        if not use_c:
+            c.native = None
+        else:
+            assert c.native is not None
+        snap = c.snapshot()
+        got = {}
+        for name, t in snap.tables.items():
+            rows = t.to_pylist()
+            for r in rows:
+                r.pop("snapshot_id", None), r.pop("ts", None)
+                for k in [k for k in r if k.startswith("ms_") or k in ("duration_ms", "cpu_ms", "recorder_rss")]:
+                    r.pop(k)
+            if pids is not None and name != "snapshots":
+                rows = [r for r in rows if r.get("pid") in pids]
+            got[name] = rows
+        out.append(got)
+    return out
+
+
+# --------------------------------------------------------------------------
+# A fake tree
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    base = tmp_path_factory.mktemp("native")
+    fake = FakeProc(base / "proc")
+    real = base / "files"
+    real.mkdir()
+    (real / "data.bin").write_bytes(b"z" * 4321)
+    odd = os.path.join(os.fsencode(real), b"caf\xe9 name.txt")
+    with open(odd, "wb") as f:
+        f.write(b"1234567")
+    (real / "sub").mkdir()
+    os.mkfifo(real / "fifo")
+    fake.add_process(1, b"init", ppid=0, fds=4, threads=[1, {"tid": 7, "comm": b"w\xffker", "state": "R",
+                                                             "utime": 9, "stime": 3, "processor": 1}])
+    fake.add_process(2, b"kthreadd", ppid=0, kthread=True, fds=0)
+    fake.add_process(3, b"zomb", "Z", ppid=1, fds=0)
+    fake.add_process(4, b"garbage", ppid=1, files={"stat": b"\x00 not a stat line\n"})
+    fake.add_process(5, b"badthread", ppid=1, threads=[5, 6])
+    fake.write("5/task/6/stat", b"6 (x) S 1 2 3\n")  # too few fields: the thread is gone
+    fake.add_process(8, b"nostatus-thread", ppid=1, threads=[8, 9])
+    fake.remove("8/task/9/status")
+    fake.add_process(10, b"huge", ppid=1, threads=[10], num_threads=2**31)  # out of int32: garbage
+    fake.add_process(11, b"noio", ppid=1, omit=("io", "limits", "cgroup", "cmdline"))
+    # descriptors of every kind, and fdinfo for the ones that get it read
+    d = fake.add_process(20, b"files", ppid=1, fds=0, threads=[20, 21, 22])
+    fd = d / "fd"
+    info = d / "fdinfo"
+    info.mkdir()
+    links = {
+        0: b"/dev/null", 1: os.fsencode(real / "data.bin"), 2: os.fsencode(real / "sub"), 3: odd,
+        4: b"pipe:[777]", 5: b"socket:[888]", 6: b"anon_inode:[eventfd]", 7: b"anon_inode:[io_uring]",
+        8: os.fsencode(real / "gone.tmp") + b" (deleted)", 9: b"/nonexistent/dangling",
+        10: os.fsencode(real / "fifo"), 11: b"socket:[notanumber]", 12: b"pipe:[]", 13: b"net:[4026531840]",
+        14: os.fsencode(real / "data.bin"), 15: os.fsencode(real / "data.bin"),
+    }
+    for n, target in links.items():
+        os.symlink(target, os.path.join(os.fsencode(fd), str(n).encode()))
+    (info / "0").write_bytes(b"pos:\t0\nflags:\t0100002\nmnt_id:\t1\nino:\t5\n")
+    (info / "1").write_bytes(b"pos:\t1234\nflags:\t0100000\nmnt_id:\t1\n")
+    (info / "3").write_bytes(b"pos:\t7\nflags:\t02100001\n")
+    (info / "14").write_bytes(b"pos:\tnot-a-number\nflags:\t02\n")  # unparsable: the link's mode
+    (info / "15").write_bytes(b"flags:\t010000000\n")  # O_PATH, no pos
+    # fd 10 (the fifo) is not a file, device or block: no fdinfo read
+    # maps: a library twice, an anonymous mapping, a deleted file, a line that is not one
+    lib = os.fsencode(real / "data.bin")
+    fake.write("20/maps", b"".join([
+        b"7f00-7f10 r--p 00000000 fe:00 12345 " + lib + b"\n",
+        b"7f10-7f20 r-xp 00001000 fe:00 12345 " + lib + b"\n",
+        b"7f20-7f30 rw-p 00000000 00:00 0 \n",
+        b"7f30-7f40 rw-s 00000000 00:05 999        /memfd:x (deleted)\n",
+        b"7f40-7f50 rw-p 00000000 00:00 0          [heap]\n",
+        b"not a maps line\n",
+    ]))
+    return fake
+
+
+@needs_c
+def test_fake_tree_same_rows(fake):
+    tree = fake
+    c_rows, py_rows = both(str(tree.root), ("processes", "threads", "open_files", "sockets", "system"))
+    for name in py_rows:
+        assert c_rows[name] == py_rows[name], name
+    files = [r for r in c_rows["open_files"] if r["pid"] == 20]
+    # a fake tree's pipe:[…], anon_inode:… and dangling links do not stat: those count as gone
+    assert {r["fd"] for r in files if r["fd"].isdigit()} == {"0", "1", "2", "3", "5", "10", "14", "15"}
+    assert {r["type"] for r in files} >= {"CHR", "REG", "DIR", "FIFO", "sock"}
+    assert any(r["name_raw"] for r in files)  # the undecodable name kept its bytes
+    by_fd = {r["fd"]: r for r in files}
+    assert by_fd["1"]["pos"] == 1234 and by_fd["1"]["mode"] == "r"
+    assert by_fd["15"]["mode"] is None
+    assert sorted(r["tid"] for r in c_rows["threads"] if r["pid"] == 1) == [1, 7]
+    assert [r["tid"] for r in c_rows["threads"] if r["pid"] == 5] == [5]
+    (m,) = c_rows["snapshots"]
+    assert m["threads_gone"] >= 2 and m["processes_gone"] >= 2
+    mem = sorted(r["name"] for r in files if r["fd"] in ("mem", "DEL"))
+    assert len(mem) == 2  # the library once, the deleted memfd once
+
+
+# --------------------------------------------------------------------------
+# Live processes
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nativelive")
+    wl = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    th = subprocess.Popen([sys.executable, "-c", (
+        "import threading, time, sys\n"
+        "ev = threading.Event()\n"
+        "ts = [threading.Thread(target=ev.wait, daemon=True) for _ in range(5)]\n"
+        "[t.start() for t in ts]\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(3600)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(wl.stdout.readline())
+        assert th.stdout.readline().strip() == "ready"
+        yield {info["pid"], th.pid}
+    finally:
+        for p in (wl, th):
+            p.kill()
+            p.wait()
+
+
+VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor", "state", "minflt", "majflt",
+            "rss", "vms", "shared", "rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes",
+            "cancelled_write_bytes", "num_fds", "denied"}
+
+
+@needs_c
+def test_live_processes_same_rows(live):
+    c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live)
+    for name in ("processes", "threads", "open_files"):
+        a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in c_rows[name]]
+        b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in py_rows[name]]
+        assert a and a == b, name
+    assert len(c_rows["threads"]) >= 6 + 1
+    kinds = {r["type"] for r in c_rows["open_files"]}
+    assert {"REG", "DIR", "FIFO", "IPv4", "IPv6", "unix", "CHR"} <= kinds
+    key = lambda r: (r["inode"], r["pid"], r["fd"])  # noqa: E731
+    assert sorted(c_rows["sockets"], key=key) == sorted(py_rows["sockets"], key=key)
+
+
+# --------------------------------------------------------------------------
+# Generated input
+
+
+def _py_maps(data: bytes):
+    seen, out = set(), []
+    for e in P.parse_maps(data):
+        if (e[1], e[2]) not in seen:
+            seen.add((e[1], e[2]))
+            out.append(e)
+    return out
+
+
+_hex = st.integers(0, 0xFFF).map(lambda v: f"{v:x}")
+_map_line = st.one_of(
+    st.builds(
+        lambda a, perms, off, ma, mi, ino, pad, path: f"{a}-{a}f {perms} {off:08x} {ma}:{mi} {ino}{' ' * pad}".encode()
+        + path,
+        _hex, st.sampled_from(["r--p", "r-xp", "rw-s"]), st.integers(0, 2**32), _hex, _hex,
+        st.integers(0, 40), st.integers(0, 12),
+        st.one_of(st.just(b"/lib/a.so"), st.just(b"/lib/b.so"), st.just(b"[heap]"), st.just(b""),
+                  st.binary(max_size=12).map(lambda b: b"/" + b.replace(b"\n", b""))),
+    ),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")),
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_map_line, max_size=12), st.booleans())
+def test_maps_distinct_matches_python(lines, trailing_newline):
+    data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
+    assert N.native.maps_distinct(data) == _py_maps(data)
+
+
+_stat_tail = st.lists(st.integers(-(2**63), 2**63 - 1), min_size=15, max_size=50)
+
+
+@needs_c
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    comm=st.binary(max_size=20),
+    state=st.sampled_from([b"S", b"R", b"Z", b"\xff", b""]),
+    tail=_stat_tail,
+    starttime=st.one_of(st.integers(0, 2**40 + 5), st.integers(-5, 5)),
+    status=st.one_of(
+        st.builds(lambda v, n: f"Name:\tx\nvoluntary_ctxt_switches:\t{v}\nnonvoluntary_ctxt_switches:\t{n}\n".encode(),
+                  st.one_of(st.integers(0, 2**64), st.just("x1")), st.integers(0, 2**63 + 5)),
+        st.binary(max_size=60),
+    ),
+)
+def test_thread_rows_match_python(tmp_path_factory, comm, state, tail, starttime, status):
+    """Thread stat and status content of any shape: the C parser keeps or drops a thread, and
+    reads its fields, as the Python parsers do."""
+    root = tmp_path_factory.mktemp("t")
+    tree = FakeProc(root / "proc")
+    tree.add_process(50, b"p", ppid=1, threads=[50])
+    fields = [str(v).encode() for v in tail]
+    if len(fields) > 16:
+        fields[16] = str(starttime).encode()
+    data = b"51 (" + comm + b") " + state + b" " + b" ".join(fields) + b"\n"
+    tree.write("50/task/51/stat", data)
+    tree.write("50/task/51/status", status)
+    got = []
+    for use_c in (True, False):
+        c = Collector(procfs=ProcFS(str(tree.root)), host="h", tables=("processes", "threads"))
+        if not use_c:
+            c.native = None
+        c.btime = P.parse_proc_stat(c.fs.read("stat"))["btime"]
+        got.append(c._threads(50))
+    assert got[0] == got[1]
+
+
+def test_python_loops_forced(monkeypatch):
+    """PROCSNAP_NATIVE=0 gives the Python loops, =1 insists on the C ones."""
+    monkeypatch.setenv("PROCSNAP_NATIVE", "0")
+    assert N.load() is None
+    monkeypatch.setenv("PROCSNAP_NATIVE", "1")
+    if N.native is not None:
+        assert N.load() is N.native
+    else:
+        with pytest.raises(ImportError):
+            N.load()
