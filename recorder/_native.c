@@ -10,6 +10,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -832,9 +833,233 @@ fail:
     return NULL;
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Socket tables: procfs.parse_inet and procfs.parse_unix, the same dicts from the same lines. */
+
+
+static PyObject *TCP_STATE[13];
+static PyObject *K_FAMILY, *K_PROTO, *K_LADDR, *K_LPORT, *K_RADDR, *K_RPORT, *K_STATE, *K_ST, *K_RAWL, *K_RAWR,
+    *K_TXQ, *K_RXQ, *K_UID, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
+    *S_DGRAM, *S_RAWT, *S_SEQPACKET, *S_ESTAB, *S_UNCONN, *S_LISTEN, *S_UNCONNECTED, *S_CONNECTING,
+    *S_CONNECTED, *S_DISCONNECTING;
+
+typedef struct {
+    const char *b;
+    Py_ssize_t n;
+} tok;
+
+/* Whitespace-separated tokens of one line (bytes.split()), at most max; the count. */
+static int split_line(const char *p, const char *e, tok *t, int max) {
+    int k = 0;
+    while (p < e && k < max) {
+        while (p < e && is_ws(*p)) p++;
+        if (p >= e) break;
+        const char *s = p;
+        while (p < e && !is_ws(*p)) p++;
+        t[k].b = s;
+        t[k].n = p - s;
+        k++;
+    }
+    return k;
+}
+
+/* hex digits, upper or lower case (int(x, 16)); at most 16 */
+static int hexany(const char *b, Py_ssize_t n, unsigned long long *v) {
+    if (n <= 0 || n > 16) return -1;
+    unsigned long long x = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = b[i];
+        int d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return -1;
+        x = x * 16 + d;
+    }
+    *v = x;
+    return 0;
+}
+
+static int decnum(const char *b, Py_ssize_t n, long long *v) { return int_tok(b, n, v); }
+
+/* "ADDR:PORT" of /proc/net/tcp*: the address as inet_ntop writes it, and the port. */
+static int net_addr(const char *b, Py_ssize_t n, int v6, char *out, unsigned long long *port) {
+    const char *colon = memchr(b, ':', n);
+    if (!colon) return -1;
+    Py_ssize_t al = colon - b, want = v6 ? 32 : 8;
+    if (al != want) return -1;
+    unsigned char raw[16], ord[16];
+    for (Py_ssize_t i = 0; i < want / 2; i++) {
+        unsigned long long x;
+        if (hexany(b + 2 * i, 2, &x) < 0) return -1;
+        raw[i] = (unsigned char)x;
+    }
+    if (v6) {
+        for (int g = 0; g < 4; g++)
+            for (int j = 0; j < 4; j++) ord[g * 4 + j] = raw[g * 4 + 3 - j];
+    } else {
+        for (int j = 0; j < 4; j++) ord[j] = raw[3 - j];
+    }
+    if (!inet_ntop(v6 ? AF_INET6 : AF_INET, ord, out, INET6_ADDRSTRLEN)) return -1;
+    Py_ssize_t pl = n - al - 1;
+    if (pl <= 0) return -1; /* int(b"", 16) raises */
+    return hexany(colon + 1, pl, port);
+}
+
+static int set_item(PyObject *d, PyObject *k, PyObject *v) { /* steals v */
+    if (!v) return -1;
+    int r = PyDict_SetItem(d, k, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* parse_inet(data, proto, v6) -> [dict] */
+static PyObject *parse_inet(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    PyObject *proto;
+    int v6;
+    if (!PyArg_ParseTuple(args, "y#Up", &b, &n, &proto, &v6)) return NULL;
+    int tcp = PyUnicode_CompareWithASCIIString(proto, "TCP") == 0;
+    int raw = PyUnicode_CompareWithASCIIString(proto, "RAW") == 0;
+    PyObject *sock_type = tcp ? S_STREAM : raw ? S_RAWT : S_DGRAM;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    const char *p = memchr(b, '\n', n), *end = b + n;
+    p = p ? p + 1 : end; /* the header line */
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        tok f[12];
+        int k = split_line(p, eol, f, 12);
+        p = eol + 1;
+        if (k < 10) continue;
+        char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+        unsigned long long lp, rp, st, tx, rx;
+        long long uid, inode;
+        if (net_addr(f[1].b, f[1].n, v6, la, &lp) < 0 || net_addr(f[2].b, f[2].n, v6, ra, &rp) < 0) continue;
+        if (hexany(f[3].b, f[3].n, &st) < 0) continue;
+        const char *c = memchr(f[4].b, ':', f[4].n);
+        if (!c || hexany(f[4].b, c - f[4].b, &tx) < 0 || hexany(c + 1, f[4].b + f[4].n - c - 1, &rx) < 0) continue;
+        if (decnum(f[7].b, f[7].n, &uid) < 0 || decnum(f[9].b, f[9].n, &inode) < 0) continue;
+        PyObject *state;
+        if (tcp) {
+            if (st >= 1 && st <= 12) {
+                state = TCP_STATE[st];
+                Py_INCREF(state);
+            } else {
+                state = PyUnicode_FromFormat("%llu", st);
+            }
+        } else {
+            state = st == 1 ? S_ESTAB : S_UNCONN;
+            Py_INCREF(state);
+        }
+        PyObject *d = PyDict_New();
+        if (!d || !state) goto fail_line;
+        Py_INCREF(v6 ? S_IPV6 : S_IPV4);
+        Py_INCREF(proto);
+        Py_INCREF(sock_type);
+        if (set_item(d, K_FAMILY, v6 ? S_IPV6 : S_IPV4) < 0 || set_item(d, K_PROTO, proto) < 0 ||
+            set_item(d, K_LADDR, PyUnicode_FromString(la)) < 0 || set_item(d, K_LPORT, PyLong_FromUnsignedLongLong(lp)) < 0 ||
+            set_item(d, K_RADDR, PyUnicode_FromString(ra)) < 0 || set_item(d, K_RPORT, PyLong_FromUnsignedLongLong(rp)) < 0 ||
+            set_item(d, K_STATE, state) < 0 || set_item(d, K_ST, PyLong_FromUnsignedLongLong(st)) < 0 ||
+            set_item(d, K_RAWL, PyUnicode_DecodeASCII(f[1].b, f[1].n, NULL)) < 0 ||
+            set_item(d, K_RAWR, PyUnicode_DecodeASCII(f[2].b, f[2].n, NULL)) < 0 ||
+            set_item(d, K_TXQ, PyLong_FromUnsignedLongLong(tx)) < 0 || set_item(d, K_RXQ, PyLong_FromUnsignedLongLong(rx)) < 0 ||
+            set_item(d, K_UID, PyLong_FromLongLong(uid)) < 0 || set_item(d, K_INODE, PyLong_FromLongLong(inode)) < 0 ||
+            set_item(d, K_KADDR, k > 11 ? PyUnicode_DecodeUTF8(f[11].b, f[11].n, NULL) : (Py_INCREF(Py_None), Py_None)) < 0 ||
+            set_item(d, K_SOCKTYPE, sock_type) < 0) {
+            state = NULL; /* stolen by set_item above */
+            goto fail_line;
+        }
+        if (PyList_Append(out, d) < 0) {
+            Py_DECREF(d);
+            goto fail;
+        }
+        Py_DECREF(d);
+        continue;
+    fail_line:
+        Py_XDECREF(d);
+        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* the Python parser skips the line */
+            PyErr_Clear();
+            continue;
+        }
+        goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* parse_unix(data) -> [dict] */
+static PyObject *parse_unix(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y#", &b, &n)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    const char *p = memchr(b, '\n', n), *end = b + n;
+    p = p ? p + 1 : end;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        tok f[7];
+        const char *line_end = eol;
+        int k = split_line(p, eol, f, 7);
+        const char *rest = k == 7 ? f[6].b + f[6].n : eol;
+        p = eol + 1;
+        if (k < 7) continue;
+        while (rest < line_end && is_ws(*rest)) rest++;
+        unsigned long long flags, typ, st;
+        long long inode;
+        if (hexany(f[3].b, f[3].n, &flags) < 0 || hexany(f[4].b, f[4].n, &typ) < 0 || hexany(f[5].b, f[5].n, &st) < 0 ||
+            decnum(f[6].b, f[6].n, &inode) < 0)
+            continue;
+        Py_ssize_t kl = f[0].n;
+        while (kl > 0 && f[0].b[kl - 1] == ':') kl--;
+        PyObject *kaddr = PyUnicode_DecodeUTF8(f[0].b, kl, NULL);
+        if (!kaddr) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                continue;
+            }
+            goto fail;
+        }
+        PyObject *stype = typ == 1 ? S_STREAM : typ == 2 ? S_DGRAM : typ == 5 ? S_SEQPACKET : NULL;
+        stype = stype ? (Py_INCREF(stype), stype) : PyUnicode_FromFormat("%llu", typ);
+        PyObject *state;
+        if (flags & 0x00010000) state = S_LISTEN;
+        else if (st == 1) state = S_UNCONNECTED;
+        else if (st == 2) state = S_CONNECTING;
+        else if (st == 3) state = S_CONNECTED;
+        else if (st == 4) state = S_DISCONNECTING;
+        else state = NULL;
+        state = state ? (Py_INCREF(state), state) : PyUnicode_FromFormat("%llu", st);
+        PyObject *path = rest < line_end ? PyBytes_FromStringAndSize(rest, line_end - rest) : (Py_INCREF(Py_None), Py_None);
+        PyObject *d = PyDict_New();
+        Py_INCREF(S_UNIX);
+        if (!d || set_item(d, K_FAMILY, S_UNIX) < 0 || set_item(d, K_KADDR, kaddr) < 0 ||
+            set_item(d, K_SOCKTYPE, stype) < 0 || set_item(d, K_STATE, state) < 0 ||
+            set_item(d, K_INODE, PyLong_FromLongLong(inode)) < 0 || set_item(d, K_PATH, path) < 0 ||
+            PyList_Append(out, d) < 0) {
+            Py_XDECREF(d);
+            goto fail;
+        }
+        Py_DECREF(d);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
+    {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
+    {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {NULL, NULL, 0, NULL},
@@ -861,5 +1086,40 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(S_U, "u");
     INTERN(K_PIPE, " pipe");
     INTERN(S_DENIED_SUFFIX, " (readlink: Permission denied)");
+    static const char *tcp_states[13] = {NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+                                         "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
+                                         "NEW_SYN_RECV"};
+    for (int i = 1; i < 13; i++) INTERN(TCP_STATE[i], tcp_states[i]);
+    INTERN(K_FAMILY, "family");
+    INTERN(K_PROTO, "proto");
+    INTERN(K_LADDR, "local_addr");
+    INTERN(K_LPORT, "local_port");
+    INTERN(K_RADDR, "remote_addr");
+    INTERN(K_RPORT, "remote_port");
+    INTERN(K_STATE, "state");
+    INTERN(K_ST, "st");
+    INTERN(K_RAWL, "raw_local");
+    INTERN(K_RAWR, "raw_remote");
+    INTERN(K_TXQ, "tx_queue");
+    INTERN(K_RXQ, "rx_queue");
+    INTERN(K_UID, "uid");
+    INTERN(K_INODE, "inode");
+    INTERN(K_KADDR, "kaddr");
+    INTERN(K_SOCKTYPE, "sock_type");
+    INTERN(K_PATH, "path");
+    INTERN(S_IPV4, "IPv4");
+    INTERN(S_IPV6, "IPv6");
+    INTERN(S_UNIX, "unix");
+    INTERN(S_STREAM, "STREAM");
+    INTERN(S_DGRAM, "DGRAM");
+    INTERN(S_RAWT, "RAW");
+    INTERN(S_SEQPACKET, "SEQPACKET");
+    INTERN(S_ESTAB, "ESTABLISHED");
+    INTERN(S_UNCONN, "UNCONN");
+    INTERN(S_LISTEN, "LISTEN");
+    INTERN(S_UNCONNECTED, "UNCONNECTED");
+    INTERN(S_CONNECTING, "CONNECTING");
+    INTERN(S_CONNECTED, "CONNECTED");
+    INTERN(S_DISCONNECTING, "DISCONNECTING");
     return PyModule_Create(&module);
 }

@@ -70,7 +70,7 @@ def _to_table(name: str, rows, common: dict) -> pa.Table:
     cols = []
     for f in schema:
         if f.name in common:
-            cols.append(pa.array([common[f.name]] * n, f.type))
+            cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
         elif columns is not None:
             v = columns.get(f.name)
             cols.append(pa.array(v, f.type) if v is not None else pa.nulls(n, f.type))
@@ -440,7 +440,7 @@ class Collector:
                 continue
             if ns is not None:
                 seen_ns.add(ns)
-            idx.read_namespace(self.fs, parts, ns)
+            idx.read_namespace(self.fs, parts, ns, self.native)
         return idx
 
     def _files(self, pid: int, row: dict, fds: list[str] | None, out: "FileRows") -> None:
@@ -572,29 +572,36 @@ class Collector:
                 if not self.fs.exists(pid, "stat"):
                     raise
                 return
-            entries = []
+            # The rows themselves are kept: they depend on nothing but the process instance.
+            rows = []
             seen = set()
             exe = out.exe_key(pid)
+            sizes = self._map_sizes
+            pid_, start = base
             for rng, dev, inode, path in (P.parse_maps(data) if self.native is None else self.native.maps_distinct(data)):
-                if (dev, inode) in seen or (dev, inode) == exe:
+                k = (dev, inode)
+                if k in seen or k == exe:
                     continue
-                seen.add((dev, inode))
-                deleted = path.endswith(b" (deleted)")
-                size = None
-                if not deleted:
+                seen.add(k)
+                if path.endswith(b" (deleted)"):
+                    deleted, size, path = True, None, path[:-10]
+                else:
                     # Libraries are mapped by most processes: stat each file
                     # once per snapshot, not once per process.
-                    size = self._map_sizes.get((dev, inode), -1)
+                    deleted, size = False, sizes.get(k, -1)
                     if size == -1:
                         st = self._stat(self.fs.path(pid, "map_files", rng))
-                        size = st.st_size if st is not None else None
-                        self._map_sizes[(dev, inode)] = size
-                entries.append((dev, inode, path[:-10] if deleted else path, deleted, size))
-            cached = (now, entries)
+                        size = sizes[k] = st.st_size if st is not None else None
+                try:
+                    text, raw = path.decode("utf-8"), None
+                except UnicodeDecodeError:
+                    text, raw = P.split_text(path)
+                rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
+                             text, raw, deleted))
+            cached = (now, rows)
             self._maps_cache[key] = cached
         self._maps_seen.add(key)
-        for dev, inode, path, deleted, size in cached[1]:
-            out.add_mem(base, dev, inode, path, deleted, size)
+        out.rows.extend(cached[1])
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         fs = self.fs

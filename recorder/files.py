@@ -120,9 +120,6 @@ class FileRows:
         self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
                           "pipe", None, False))
 
-    def add_mem(self, base: tuple, dev: str, inode: int, path: bytes, deleted: bool, size) -> None:
-        self._add(base, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, path, deleted)
-
     def add_socket(self, base: tuple, fd: str, mode, inode: int, fdpath: str) -> None:
         self.sockets.append((len(self.rows), fdpath))
         self.rows.append([base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False])
@@ -203,7 +200,7 @@ class SocketIndex:
             else:
                 self.by_inode.setdefault(s["inode"], s)
 
-    def read_namespace(self, fs: ProcFS, parts: tuple, ns) -> None:
+    def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None) -> None:
         def read(name):
             try:
                 return fs.read(*parts, name)
@@ -213,11 +210,13 @@ class SocketIndex:
                 pass
             return None
 
+        parse_inet = P.parse_inet if native is None else native.parse_inet
         for name, proto, v6 in P.NET_TABLES:
             data = read(name)
             if data:
-                self._add(P.parse_inet(data, proto, v6), ns)
-        for name, parser in (("unix", P.parse_unix), ("netlink", P.parse_netlink), ("packet", P.parse_packet)):
+                self._add(parse_inet(data, proto, v6), ns)
+        parse_unix = P.parse_unix if native is None else native.parse_unix
+        for name, parser in (("unix", parse_unix), ("netlink", P.parse_netlink), ("packet", P.parse_packet)):
             data = read(name)
             if data:
                 try:

@@ -279,3 +279,51 @@ def test_python_loops_forced(monkeypatch):
     else:
         with pytest.raises(ImportError):
             N.load()
+
+
+def _hexs(n):
+    return st.text("0123456789ABCDEF", min_size=n, max_size=n)
+
+
+_inet4 = st.builds(lambda a, p: f"{a}:{p}", _hexs(8), _hexs(4))
+_inet6 = st.builds(lambda a, p: f"{a}:{p}", _hexs(32), _hexs(4))
+
+
+def _inet_line(addr):
+    return st.builds(
+        lambda i, la, ra, stt, tx, rx, uid, ino, kaddr: (
+            f"{i:4d}: {la} {ra} {stt:02X} {tx:08X}:{rx:08X} 00:00000000 00000000 {uid:5d} 0 {ino} 1 {kaddr}"
+            " 100 0 0 10 0").encode(),
+        st.integers(0, 9999), addr, addr, st.integers(0, 20), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+        st.integers(0, 2**31), st.integers(0, 2**40), st.text("0123456789abcdef", min_size=16, max_size=16))
+
+
+_garbage = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" "))
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.booleans(), st.sampled_from(["TCP", "UDP", "RAW", "UDPLITE"]), st.data())
+def test_parse_inet_matches_python(v6, proto, data):
+    lines = data.draw(st.lists(st.one_of(_inet_line(_inet6 if v6 else _inet4), _garbage), max_size=8))
+    text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    text += b"\n".join(lines) + b"\n"
+    assert N.native.parse_inet(text, proto, v6) == P.parse_inet(text, proto, v6)
+
+
+_unix_line = st.builds(
+    lambda kaddr, refs, flags, typ, stt, ino, path: (
+        f"{kaddr}: {refs:08X} 00000000 {flags:08X} {typ:04X} {stt:02X} {ino}").encode() + path,
+    st.text("0123456789abcdef", min_size=16, max_size=16), st.integers(0, 9), st.sampled_from([0, 0x10000]),
+    st.sampled_from([1, 2, 5, 7]), st.integers(0, 5), st.integers(0, 2**40),
+    st.one_of(st.just(b""), st.just(b" /run/x.sock"), st.just(b" @abstract"),
+              st.binary(max_size=20).map(lambda b: b" " + b.replace(b"\n", b""))),
+)
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_unix_line, _garbage), max_size=8))
+def test_parse_unix_matches_python(lines):
+    text = b"Num       RefCount Protocol Flags    Type St Inode Path\n" + b"\n".join(lines) + b"\n"
+    assert N.native.parse_unix(text) == P.parse_unix(text)
