@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import pytest
 from recorder.redact import redact_argv, redact_cmdline, secret_name
 
 from .conftest import ROOT
+from .test_vs_ps import procsnap_cmd
 
 
 def red(*argv: str) -> list[str]:
@@ -196,11 +198,27 @@ def test_environment_variables_are_never_read(monkeypatch):
 
     monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(builtins, "open", b_open)
-    Collector().snapshot()
+    c = Collector()
+    c.native = None  # the Python loops: their opens go through the spies (the C ones: see below)
+    c.snapshot()
     assert any(p.endswith("/cmdline") for p in opened)  # the spy sees the collector's reads
     assert not [p for p in opened if "environ" in p]
     src = "\n".join(p.read_text() for p in (ROOT / "recorder").glob("*.py"))
     assert "environ" not in src.replace("os.environ", "")
+    assert "environ" not in (ROOT / "recorder" / "_native.c").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_environment_variables_are_never_read_by_the_process(tmp_path):
+    """The same, seen from the kernel's side: every open(at) of a whole `procsnap snapshot`
+    (C loops included, relative paths included), none of them an environ."""
+    log = tmp_path / "trace"
+    rec = tmp_path / "rec"
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", str(log), *procsnap_cmd(),
+                    "snapshot", "-o", str(rec), "-q"], check=True, capture_output=True, timeout=300)
+    calls = log.read_text(errors="replace").splitlines()
+    assert sum('"cmdline"' in c or '/cmdline"' in c for c in calls) >= 10  # the trace sees the reads
+    assert not [c for c in calls if '"environ"' in c or '/environ"' in c]
 
 
 # --------------------------------------------------------------------------
