@@ -48,12 +48,21 @@ class FileRows:
     of descriptors per snapshot the per-row dict and the per-column lookups were a third of the
     cost of collecting them."""
 
-    def __init__(self):
+    def __init__(self, chunk: int | None = None, schema=None):
         self.rows: list = []
         self.gone = 0
         self.denied = 0
         self.socket_pids: list[int] = []
-        self.sockets: list[tuple[int, str]] = []  # (row index, /proc/PID/fd/N) of each socket row
+        self.sockets: list[tuple[list, str]] = []  # (the row, /proc/PID/fd/N) of each socket row
+        # With chunk (and the table's Arrow schema), rows become Arrow columns every chunk rows
+        # (flush(), between processes), so a snapshot never holds all its rows as Python tuples;
+        # socket rows wait as lists until resolve() and to_table() put them back in place.
+        self.chunk = chunk
+        self._types = {f.name: f.type for f in schema} if schema is not None else None
+        self._batches: list = []
+        self._flushed = 0  # rows moved out of self.rows so far
+        self._sock_rows: list[list] = []
+        self._sock_seq: list[int] = []  # where each of _sock_rows stands among all rows
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
@@ -121,8 +130,9 @@ class FileRows:
                           "pipe", None, False))
 
     def add_socket(self, base: tuple, fd: str, mode, inode: int, fdpath: str) -> None:
-        self.sockets.append((len(self.rows), fdpath))
-        self.rows.append([base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False])
+        r = [base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False]
+        self.sockets.append((r, fdpath))
+        self.rows.append(r)
         if not self.socket_pids or self.socket_pids[-1] != base[0]:
             self.socket_pids.append(base[0])
 
@@ -133,11 +143,66 @@ class FileRows:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
         rows = self.rows
         while rows and rows[-1][_PID] == pid:
-            rows.pop()
-        while self.sockets and self.sockets[-1][0] >= len(rows):
-            self.sockets.pop()
+            if type(rows.pop()) is list:  # a socket row: the last one in self.sockets
+                self.sockets.pop()
         if self.socket_pids and self.socket_pids[-1] == pid:
             self.socket_pids.pop()
+
+    def flush(self, force: bool = False) -> None:
+        """Move the rows so far into Arrow columns when there are chunk of them (or force); call
+        it between processes (drop() only takes back rows of the process being read)."""
+        rows = self.rows
+        if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
+            return
+        plain = []
+        for i, r in enumerate(rows):
+            if type(r) is list:
+                self._sock_rows.append(r)
+                self._sock_seq.append(self._flushed + i)
+            else:
+                plain.append(r)
+        self._flushed += len(rows)
+        self.rows = []
+        self._batches.append(self._batch(plain))
+
+    def _batch(self, rows: list):
+        import pyarrow as pa
+        types = self._types
+        return pa.RecordBatch.from_arrays(
+            [pa.array([r[i] for r in rows], types[f]) for i, f in enumerate(FIELDS)], names=list(FIELDS))
+
+    def to_table(self, schema, common: dict):
+        """All rows as an Arrow table of schema, in the order they were added (a column in common
+        has one value for every row). Call after resolve(); the rows are let go."""
+        import pyarrow as pa
+        if self._types is None:
+            self._types = {f.name: f.type for f in schema}
+        self.flush(force=True)
+        socks, seq = self._sock_rows, self._sock_seq
+        batches = self._batches + ([self._batch(socks)] if socks else [])
+        t = pa.Table.from_batches(batches or [self._batch([])])
+        n = t.num_rows
+        if socks and seq[0] < n - len(socks):
+            # socket rows were put last: back to their places
+            plain_n, order, p, j = n - len(socks), [], 0, 0
+            for k in range(n):
+                if j < len(seq) and seq[j] == k:
+                    order.append(plain_n + j)
+                    j += 1
+                else:
+                    order.append(p)
+                    p += 1
+            t = t.take(pa.array(order, pa.int64()))
+        self._batches, self._sock_rows, self._sock_seq, self.rows, self.sockets = [], [], [], [], []
+        cols = []
+        for f in schema:
+            if f.name in common:
+                cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
+            elif f.name in t.column_names:
+                cols.append(t.column(f.name))
+            else:
+                cols.append(pa.nulls(n, f.type))
+        return pa.Table.from_arrays(cols, schema=schema)
 
     def columns(self) -> dict[str, list]:
         """The rows as columns, by FIELDS name."""
@@ -147,8 +212,7 @@ class FileRows:
 
     def resolve(self, sockets: "SocketIndex") -> "FileRows":
         """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""
-        for i, path in self.sockets:
-            r = self.rows[i]
+        for r, path in self.sockets:
             s = sockets.by_inode.get(r[_INODE])
             if s is None:
                 # A socket of a family with no /proc/net table (or not bound
@@ -163,26 +227,9 @@ class FileRows:
                 except OSError:
                     r[_NAME] = "socket"
                 continue
-            fam = s["family"]
-            if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
-                r[_TYPE] = "raw" if fam == "IPv4" else "raw6"
-                r[_DEVICE] = None
-            else:
-                r[_TYPE] = fam
-                if fam in ("IPv4", "IPv6", "pack"):
-                    r[_DEVICE] = str(r[_INODE])
-                elif fam == "unix":
-                    r[_DEVICE] = "0x" + s["kaddr"]
-            if fam in ("IPv4", "IPv6", "pack"):
-                r[_PROTO] = s["proto"]
-            name = P.lsof_socket_name(s)
-            if fam == "unix" and s.get("path") is not None:
-                text, raw = P.split_text(s["path"])
-                r[_NAME] = name
-                if raw is not None:
-                    r[_RAW] = raw + name[len(text):].encode()
-            else:
-                r[_NAME] = name
+            r[_TYPE], r[_DEVICE], r[_PROTO], r[_NAME], raw = s[0]
+            if raw is not None:
+                r[_RAW] = raw
         return self
 
 
@@ -193,12 +240,15 @@ class SocketIndex:
         self.denied = 0
 
     def _add(self, rows: list[dict], ns) -> None:
+        # Each socket is kept as two tuples, what its descriptors' rows get (resolve) and its
+        # sockets row (rows): not as the parsed dict, five times their size at tens of thousands.
         for s in rows:
             s["netns"] = ns
+            rec = (_resolution(s), _socket_row(s))
             if s["inode"] == 0:
-                self.unowned.append(s)
+                self.unowned.append(rec)
             else:
-                self.by_inode.setdefault(s["inode"], s)
+                self.by_inode.setdefault(s["inode"], rec)
 
     def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None) -> None:
         def read(name):
@@ -228,14 +278,12 @@ class SocketIndex:
         """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
         (socket, owning descriptor), and one with no owner for a socket nobody holds."""
         owners: dict[int, list] = {}
-        for i, _ in files.sockets:
-            r = files.rows[i]
+        for r, _ in files.sockets:
             owners.setdefault(r[_INODE], []).append((r[_PID], r[_FDNUM], r[_START]))
         out = []
         nobody = (None, None, None)
-        for s in list(self.by_inode.values()) + self.unowned:
-            base = _socket_row(s)
-            holders = owners.get(s["inode"]) if s["inode"] else None
+        for _, base in list(self.by_inode.values()) + self.unowned:
+            holders = owners.get(base[0]) if base[0] else None
             if holders:
                 for h in holders:
                     out.append(h + base)
@@ -249,6 +297,29 @@ class SocketIndex:
 SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto", "sock_type", "local_addr",
                  "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
                  "unix_path_raw")
+
+
+def _resolution(s: dict) -> tuple:
+    """What a descriptor of this socket shows in lsof: (TYPE, DEVICE, proto, NAME, NAME's raw
+    bytes or None)."""
+    fam = s["family"]
+    device = proto = raw = None
+    if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
+        typ = "raw" if fam == "IPv4" else "raw6"
+    else:
+        typ = fam
+        if fam in ("IPv4", "IPv6", "pack"):
+            device = str(s["inode"])
+        elif fam == "unix":
+            device = "0x" + s["kaddr"]
+    if fam in ("IPv4", "IPv6", "pack"):
+        proto = s["proto"]
+    name = P.lsof_socket_name(s)
+    if fam == "unix" and s.get("path") is not None:
+        text, lossy = P.split_text(s["path"])
+        if lossy is not None:
+            raw = lossy + name[len(text):].encode()
+    return typ, device, proto, name, raw
 
 
 def _socket_row(s: dict) -> tuple:

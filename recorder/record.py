@@ -104,6 +104,27 @@ def _after(snap: Snapshot, last_id: int | None) -> None:
             snap.tables[name] = t.set_column(i, f, pa.array([snap.snapshot_id] * t.num_rows, f.type))
 
 
+def _give_back_memory() -> None:
+    """After a snapshot is written, hand the pages its rows held back to the kernel, so a
+    recorder's resident size between snapshots is what it keeps, not what it last used."""
+    try:
+        pa.default_memory_pool().release_unused()
+    except Exception:
+        pass
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 def record(store: Store, collector: Collector, interval: float, count: int | None = None,
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
@@ -176,6 +197,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     files_due += files_interval
             collector.skipped = res.pending_skip
             collector.interval = tick
+            collector.next_files_in = tick if files_interval is None or in_incident else files_due - now
             snap = collector.snapshot(None if take_files else base_tables)
             _after(snap, last_id)
             last_id = snap.snapshot_id
@@ -202,6 +224,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     err.flush()
                 dropped_since = 0
             del snap
+            _give_back_memory()
             res.pending_skip = 0
             if progress:
                 progress(res, clock() - start)
