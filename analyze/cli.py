@@ -184,17 +184,8 @@ def snapshot(
 
     Example: procsnap snapshot -o ./before-deploy
     """
-    from recorder.store import StoreError
-    collector = _collector(host, None, redact=not no_redact)
-    with _store(output) as store:
-        snap = collector.snapshot()
-        try:
-            n = store.write(snap)
-        except StoreError as e:  # a full disk: nothing of the snapshot was left behind
-            raise ProcsnapError(f"snapshot not written: {e}") from None
-    if not quiet and sys.stderr.isatty():
-        print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
-              file=sys.stderr)
+    from .snapshot import take  # (`procsnap snapshot` itself runs it without typer: analyze/entry.py)
+    take(output, quiet, host, redact=not no_redact)
 
 
 # --------------------------------------------------------------------------

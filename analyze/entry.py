@@ -1,7 +1,8 @@
 """The `procsnap` command's entry point.
 
 `procsnap lsof` and `procsnap ps` are what people type during an incident, many times, on a busy
-host: they must start as fast as the tools they stand in for. They parse their own options, so
+host: they must start as fast as the tools they stand in for; `procsnap snapshot` runs from cron
+and scripts, where its start is part of its cost. They parse their own options, so
 they are run here without importing the command framework (typer, and through it pydantic and
 rich, cost more than a live `lsof -p PID` itself); every other command, and their --help, go
 through :mod:`analyze.cli`.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-FAST = ("lsof", "ps")
+FAST = ("lsof", "ps", "snapshot")
 HELP = ("--help", "-h", "-?", "--usage")
 
 
@@ -27,6 +28,8 @@ def _fast(name: str, args: list[str]) -> int:
     try:
         if name == "lsof":
             from . import lsof as mod
+        elif name == "snapshot":
+            from . import snapshot as mod
         else:
             from . import ps as mod
         from .damage import retrying

@@ -68,3 +68,26 @@ def test_sockets_only_listing_is_the_full_listing_of_sockets():
         assert mine and mine == sorted(key(r) for r in full if r.pid == os.getpid())
     finally:
         s.close()
+
+
+def test_snapshot_starts_without_the_framework(tmp_path):
+    """`procsnap snapshot` (cron, scripts) parses its few options itself: no typer, click or rich;
+    what it writes is a recording every command reads; bad options get one line and exit 2."""
+    rec = tmp_path / "rec"
+    out, loaded = probe("snapshot", "-qo", rec, "--host", "h1")
+    assert loaded == "['duckdb', 'pyarrow'] 0" or loaded == "['pyarrow'] 0"
+    assert (rec / "processes" / "host=h1").is_dir()
+    out, loaded = probe("snapshot", f"--output={rec}", "--quiet", "--no-redact")
+    assert loaded.endswith(" 0") and not any(m in loaded for m in ("typer", "click", "rich"))
+    assert len(list((rec / "snapshots").rglob("*.parquet"))) == 2
+    for args, msg in ((["snapshot"], "missing option -o/--output"), (["snapshot", "-o"], "option -o requires an argument"),
+                      (["snapshot", "-o", rec, "x"], "unexpected argument 'x'"),
+                      (["snapshot", "--bogus"], "no such option: --bogus"),
+                      (["snapshot", "-q=1", "-o", rec], "no such option: -=")):
+        p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+        lines = p.stderr.splitlines()
+        assert msg in lines[0] and lines[-1].endswith(" 2") and "Traceback" not in p.stderr, (args, p.stderr)
+    full = subprocess.run([sys.executable, "-m", "analyze.cli", "snapshot", "--help"], capture_output=True,
+                          text=True, cwd=ROOT)
+    out, _ = probe("snapshot", "--help")
+    assert out.strip() == full.stdout.strip() and "--no-redact" in out

@@ -1,0 +1,90 @@
+"""`procsnap snapshot`: one snapshot added to a recording.
+
+Run from :mod:`analyze.entry` without the command framework (typer, rich and click cost a
+snapshot of a small host more than its collection), so it parses its own few options; its
+--help comes from :mod:`analyze.cli`, which also calls :func:`take`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import ProcsnapError, UsageError
+
+# option -> (destination, takes a value)
+OPTIONS = {"-o": ("output", True), "--output": ("output", True), "-q": ("quiet", False),
+           "--quiet": ("quiet", False), "--host": ("host", True), "--no-redact": ("no_redact", False)}
+
+
+def parse_args(args: list[str]) -> dict:
+    """The options as typer would read them (``--output=DIR``, ``-oDIR`` and ``-qo DIR`` too)."""
+    o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a.startswith("--"):
+            name, eq, value = a.partition("=")
+            if name not in OPTIONS:
+                raise UsageError(f"snapshot: no such option: {name}")
+            dest, takes = OPTIONS[name]
+            if not takes:
+                if eq:
+                    raise UsageError(f"snapshot: option {name} does not take a value")
+                o[dest] = True
+                continue
+            if not eq:
+                if i >= len(args):
+                    raise UsageError(f"snapshot: option {name} requires an argument")
+                value = args[i]
+                i += 1
+            o[dest] = value
+        elif a.startswith("-") and len(a) > 1:
+            j = 1
+            while j < len(a):  # short flags, possibly bundled; -o takes the rest or the next word
+                flag = "-" + a[j]
+                if flag not in OPTIONS:
+                    raise UsageError(f"snapshot: no such option: {flag}")
+                dest, takes = OPTIONS[flag]
+                if not takes:
+                    o[dest] = True
+                    j += 1
+                    continue
+                value = a[j + 1:]
+                if not value:
+                    if i >= len(args):
+                        raise UsageError(f"snapshot: option {flag} requires an argument")
+                    value = args[i]
+                    i += 1
+                o[dest] = value
+                break
+        else:
+            raise UsageError(f"snapshot: unexpected argument {a!r} (the folder goes with -o)")
+    if o["output"] is None:
+        raise UsageError("snapshot: missing option -o/--output (the recording folder)")
+    return o
+
+
+def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True) -> None:
+    from recorder.collect import Collector
+    from recorder.store import Store, StoreError
+    collector = Collector(host=host, redact=redact)
+    try:
+        store = Store(output)
+    except StoreError as e:
+        raise ProcsnapError(str(e)) from None
+    with store:
+        snap = collector.snapshot()
+        try:
+            n = store.write(snap)
+        except StoreError as e:  # a full disk: nothing of the snapshot was left behind
+            raise ProcsnapError(f"snapshot not written: {e}") from None
+    if not quiet and sys.stderr.isatty():
+        print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
+              file=sys.stderr)
+
+
+def run(args: list[str], help_text=None) -> int:
+    o = parse_args(args)
+    take(o["output"], o["quiet"], o["host"], not o["no_redact"])
+    return 0
