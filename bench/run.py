@@ -338,7 +338,8 @@ def machine(procsnap: str, workroot: str) -> dict:
     mem_kib = int(re.search(r"^MemTotal:\s+(\d+)", read("/proc/meminfo"), re.M).group(1))
     osrel = re.search(r'^PRETTY_NAME="?([^"\n]+)', read("/etc/os-release"), re.M)
     pyv = subprocess.run([procsnap_python(procsnap), "-c",
-                          "import importlib.metadata as m, sys; print(m.version('procsnap'), sys.version.split()[0])"],
+                          "import importlib.metadata as m, sys; from recorder.native import describe; "
+                          "print(m.version('procsnap'), sys.version.split()[0], describe())"],
                          capture_output=True, text=True).stdout.split()
     try:
         commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -356,6 +357,8 @@ def machine(procsnap: str, workroot: str) -> dict:
         "kernel": platform.release(),
         "OS": osrel.group(1) if osrel else "?",
         "procsnap": f"{pyv[0] if pyv else '?'} (Python {pyv[1] if len(pyv) > 1 else '?'}), git {commit or '?'}",
+        "procsnap's /proc loops": ("C (recorder/_native.c)" if len(pyv) > 2 and pyv[2] == "C"
+                                   else "Python (recorder/_native.c not built)"),
         "lsof": tool_version(["lsof", "-v"], r"revision:\s*(\S+)"),
         "ps": tool_version(["ps", "--version"]),
         "ss": tool_version(["ss", "-V"]),
