@@ -291,8 +291,8 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
         int err = 0;
         const char *rel = dfd == AT_FDCWD ? path : ns;
         ssize_t n = readlinkat(dfd, rel, target, sizeof target);
-        if (n < 0 || n >= (ssize_t)sizeof target) {
-            err = n < 0 ? errno : ENAMETOOLONG;
+        if (n <= 0 || n >= (ssize_t)sizeof target) {
+            err = n < 0 ? errno : n == 0 ? ENOENT : ENAMETOOLONG;
             goto oserror;
         }
         if (target[0] == '/') {
@@ -578,6 +578,7 @@ typedef struct {
 } statf;
 
 static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
+    if (n <= 0) return -1;
     const char *lp = memchr(b, '(', n), *rp = NULL;
     for (const char *p = b + n - 1; p >= b; p--)
         if (*p == ')') {
