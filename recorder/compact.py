@@ -3,7 +3,7 @@
 An always-on recorder writes one small file per table per snapshot; thousands
 of them make every reader slow. Compaction merges the committed small files of
 a partition into one file per table, ``c<first>-<last>.parquet``, sorted by
-(snapshot_id, pid, tid). Retention drops the oldest snapshots when the
+entity then snapshot (SORT_KEYS). Retention drops the oldest snapshots when the
 recording is older than ``keep`` or bigger than ``max_size``.
 
 ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
@@ -41,8 +41,22 @@ from .store import (COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, lis
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
+ROW_GROUP_BYTES = 8 << 20
 DATA_TABLES = [t for t in TABLES if t != "snapshots"]
-SORT_KEYS = ("snapshot_id", "pid", "tid")
+# A compacted file is sorted by entity, then time: the rows of one process (thread, descriptor,
+# socket, disk) across the range's snapshots sit next to each other, so Parquet's dictionary and
+# run-length encodings store what did not change once. On a real 1000-process recording this
+# made the compacted files 3.2 times smaller than sorting by snapshot (open_files 3.9 -> 1.2 MB,
+# threads 1.1 -> 0.13 MB per 64 snapshots); row groups then hold pid ranges, which readers of
+# one pid can skip to.
+SORT_KEYS = {
+    "processes": ("pid", "start_time", "snapshot_id"),
+    "threads": ("pid", "tid", "start_time", "snapshot_id"),
+    "open_files": ("pid", "start_time", "fd", "inode", "snapshot_id"),
+    "sockets": ("pid", "fd", "inode", "snapshot_id"),
+    "disks": ("name", "snapshot_id"),
+    "nics": ("name", "snapshot_id"),
+}
 
 
 @dataclass
@@ -84,31 +98,73 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _sorted(t: pa.Table) -> pa.Table:
-    keys = [(k, "ascending") for k in SORT_KEYS if k in t.column_names]
-    return t.take(pc.sort_indices(t, sort_keys=keys)) if t.num_rows > 1 else t
+def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
+    """Write FILES' rows sorted by SORT_KEYS, a row group at a time.
+
+    Tables with a pid go a pid range at a time: the pid column of every file is read first to
+    cut the range into row groups of about ROW_GROUP_ROWS rows, then each row group reads every
+    file again and keeps its rows in the range. Memory stays at one file plus one row group
+    (holding the whole range at once took 300 MB for six descriptor snapshots of a
+    1000-process host); the price is reading each file once per row group, a few seconds of CPU
+    per compaction."""
+    keys = SORT_KEYS.get(table, ("snapshot_id",))
+    sort = [(k, "ascending") for k in keys if k in schema.names]
+
+    def emit(g: pa.Table) -> None:
+        if g.num_rows:
+            if g.num_rows > 1:
+                g = g.take(pc.sort_indices(g, sort_keys=sort))
+            w.write_table(g, row_group_size=max(g.num_rows, 1))
+
+    if keys[0] != "pid":  # small tables (system, disks, nics, snapshots): one row group in practice
+        t = pa.concat_tables([_conform(pq.read_table(p, use_threads=False), schema) for p in files])
+        for i in range(0, t.num_rows, ROW_GROUP_ROWS):
+            emit(t.slice(i, ROW_GROUP_ROWS))
+        return
+    pids = pa.chunked_array([pq.read_table(p, columns=["pid"], use_threads=False).column("pid") for p in files],
+                            type=schema.field("pid").type).drop_null()
+    pids = pids.take(pc.sort_indices(pids))
+    # Rows per row group: ROW_GROUP_ROWS, fewer for wide rows (processes), so that a row group
+    # stays near ROW_GROUP_BYTES uncompressed while it is sorted and encoded.
+    sample = max(files, key=lambda p: p.stat().st_size)  # bytes per row in memory, from the biggest file
+    t = _conform(pq.read_table(sample, use_threads=False), schema)
+    per_row = t.nbytes / t.num_rows if t.num_rows else 1
+    del t
+    step = max(1024, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / per_row)))
+    bounds = sorted({pids[i].as_py() for i in range(step, len(pids), step)})
+    del pids
+    lo = None
+    for hi in bounds + [None]:
+        pieces = []
+        for p in files:
+            t = _conform(pq.read_table(p, use_threads=False), schema)
+            pid = t.column("pid")
+            if lo is None and hi is None:
+                mask = None
+            elif hi is None:  # the last range takes the rows without a pid too
+                mask = pc.or_kleene(pc.greater_equal(pid, lo), pc.is_null(pid))
+            elif lo is None:
+                mask = pc.fill_null(pc.less(pid, hi), False)
+            else:
+                mask = pc.fill_null(pc.and_(pc.greater_equal(pid, lo), pc.less(pid, hi)), False)
+            piece = t if mask is None else t.filter(mask)
+            if piece.num_rows:
+                pieces.append(piece)
+            del t, pid, mask
+        if pieces:
+            emit(pa.concat_tables(pieces))
+        lo = hi
 
 
 def _merge(store: Store, table: str, files: list[Path], final: Path) -> None:
-    """Stream FILES (in snapshot order) into FINAL: tmp, fsync, rename; one row group per
-    ROW_GROUP_ROWS rows so memory stays bounded."""
+    """FILES (in snapshot order) into FINAL sorted by SORT_KEYS: tmp, fsync, rename."""
     schema = _schema_for(table)
     tmp = final.with_name("." + final.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb", closefd=False) as f:
             with pq.ParquetWriter(f, schema, compression=store.compression) as w:
-                buf: list[pa.Table] = []
-                rows = 0
-                for p in files:
-                    t = _sorted(_conform(pq.read_table(p), schema))
-                    buf.append(t)
-                    rows += t.num_rows
-                    if rows >= ROW_GROUP_ROWS:
-                        w.write_table(pa.concat_tables(buf), row_group_size=rows)
-                        buf, rows = [], 0
-                if buf:
-                    w.write_table(pa.concat_tables(buf), row_group_size=max(rows, 1))
+                _write_sorted(w, table, files, schema)
             f.flush()
             os.fsync(fd)
         os.close(fd)

@@ -55,8 +55,8 @@ def test_compaction_keeps_every_row_once_before_and_after_deleting_covered(tmp_p
     assert _rows(root) == before
     (c,) = os.listdir(_pdir(root))
     t = pq.read_table(_pdir(root) / c)
-    keys = list(zip(t.column("snapshot_id").to_pylist(), t.column("pid").to_pylist()))
-    assert keys == sorted(keys)  # sorted by (snapshot_id, pid) although written pid-descending
+    keys = list(zip(t.column("pid").to_pylist(), t.column("snapshot_id").to_pylist()))
+    assert keys == sorted(keys)  # by entity then time (run-length encodings store what did not change once)
     # New small files after the compacted range are read alongside it; a second compaction
     # makes a second range that does not overlap the first.
     _write(root, 5, start=7)
@@ -163,3 +163,28 @@ def test_remove_uncommitted_keeps_data_committed_by_a_compacted_snapshots_file(t
     Store(root).close()  # opening cleans up
     assert not (_pdir(root) / "123.parquet").exists()
     assert len(list(_pdir(root).glob("[0-9]*.parquet"))) == 4
+
+
+def test_compaction_sorts_by_entity_a_pid_range_at_a_time(tmp_path, monkeypatch):
+    """Many pids, several row groups (a pid range each, cut so that a row group stays small):
+    every row comes out once, sorted by (pid, start_time, snapshot_id), and each row group holds
+    a pid range of its own, which a reader of one pid can skip to."""
+    monkeypatch.setattr(C, "ROW_GROUP_BYTES", 1)  # the smallest row groups: 1024 rows
+    root = tmp_path / "rec"
+    _write(root, 6, procs=700)
+    before = _rows(root)
+    with Store(root) as st:
+        assert C.compact(st, 6) == 6
+        C.delete_covered(st, grace=0)
+    assert _rows(root) == before
+    (c,) = os.listdir(_pdir(root))
+    f = pq.ParquetFile(_pdir(root) / c)
+    assert f.metadata.num_rows == 6 * 700 and f.metadata.num_row_groups >= 4
+    t = f.read()
+    keys = list(zip(t.column("pid").to_pylist(), t.column("snapshot_id").to_pylist()))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    ranges = []
+    for i in range(f.metadata.num_row_groups):
+        st = f.metadata.row_group(i).column(t.schema.get_field_index("pid")).statistics
+        ranges.append((st.min, st.max))
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))  # disjoint pid ranges, in order
