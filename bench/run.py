@@ -463,6 +463,8 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
             st = [r.wall for r in runs if r.tool == "procsnap startup"]
             ex["startup_wall"] = med(st) if st else None
             ex["continuous"] = issue6.continuous(RT, procsnap, args.pyenv, work, args.record_seconds, log)
+            ex["steady"] = issue6.steady(RT, procsnap, args.pyenv, work, ex["defaults"], ex["cadence"], args.quick,
+                                         log)
             ex["rounds"] = 1 if args.quick else args.repeat
             warm = not (args.quick or args.no_warmup)
             ex["warm"] = "one untimed warm-up" if warm else "no warm-up"
@@ -751,7 +753,7 @@ def report(results: list[dict], tools: list[Tool], missing: list[str], args, mac
         further = None
         if big.get("atop_two_bytes") and big.get("atop_du"):
             further = big["atop_two_bytes"] - med([a for a, _ in big["atop_du"]])
-        L += issue6.summary(RT, budgets, ex.get("cont_bytes_per_snap"), further)
+        L += issue6.summary(RT, budgets, ex.get("cont_bytes_per_snap"), further, ex.get("steady_bytes_per_snap"))
     elif budgets:
         L += issue6.summary(RT, budgets, None, None)
     L.append("## Machine\n")

@@ -108,6 +108,9 @@ def test_runner_quick(tmp_path):
                 "procsnap report R"):
         assert cmd in text
     assert "### Live commands" in text and "| `lsof -n -P -i :" in text and "| `ps -p " in text
+    # bytes once the recorder compacted a real recording itself
+    assert "### Bytes once compacted" in text and "| compacted files | " in text
+    assert "| compacted files | 0 |" not in text
     for budget in ("continuous recording CPU", "continuous recording peak RSS", "`lsof --at -p` on the 2m",
                    "`ps --at aux` 2m / 30s", "processes+threads+host snapshot", "bytes of one snapshot"):
         assert budget in text
