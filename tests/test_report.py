@@ -53,8 +53,10 @@ def scenario(tmp_path_factory):
             procs[role] = _start(role, tmp)
         for role, p in procs.items():
             assert p.stdout.readline().startswith("up"), role
+        # 30 snapshots (15 s on an idle host): a count, not a duration, so that a host busy enough to
+        # stretch each snapshot still records the cycles the assertions below look for.
         recorder = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(rec), "-i", "0.5",
-                                     "-d", "15s", "-q"], cwd=ROOT)
+                                     "-n", "30", "-q"], cwd=ROOT)
         # the restarted service: a new instance (new pid, new digits in its command line) every 6 s
         while recorder.poll() is None:
             current = _start("restarter", tmp, 1000 + len(restarted))
