@@ -56,13 +56,11 @@ class FileRows:
         self.sockets: list[tuple[list, str]] = []  # (the row, /proc/PID/fd/N) of each socket row
         # With chunk (and the table's Arrow schema), rows become Arrow columns every chunk rows
         # (flush(), between processes), so a snapshot never holds all its rows as Python tuples;
-        # socket rows wait as lists until resolve() and to_table() put them back in place.
+        # socket rows wait as lists until resolve(), and to_table() puts them last.
         self.chunk = chunk
         self._types = {f.name: f.type for f in schema} if schema is not None else None
         self._batches: list = []
-        self._flushed = 0  # rows moved out of self.rows so far
         self._sock_rows: list[list] = []
-        self._sock_seq: list[int] = []  # where each of _sock_rows stands among all rows
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
@@ -155,13 +153,11 @@ class FileRows:
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
             return
         plain = []
-        for i, r in enumerate(rows):
+        for r in rows:
             if type(r) is list:
                 self._sock_rows.append(r)
-                self._sock_seq.append(self._flushed + i)
             else:
                 plain.append(r)
-        self._flushed += len(rows)
         self.rows = []
         self._batches.append(self._batch(plain))
 
@@ -172,28 +168,21 @@ class FileRows:
             [pa.array([r[i] for r in rows], types[f]) for i, f in enumerate(FIELDS)], names=list(FIELDS))
 
     def to_table(self, schema, common: dict):
-        """All rows as an Arrow table of schema, in the order they were added (a column in common
-        has one value for every row). Call after resolve(); the rows are let go."""
+        """All rows as an Arrow table of schema: the rows in the order they were added, socket rows
+        after the others (a column in common has one value for every row). Call after resolve();
+        the rows are let go."""
         import pyarrow as pa
         if self._types is None:
             self._types = {f.name: f.type for f in schema}
         self.flush(force=True)
-        socks, seq = self._sock_rows, self._sock_seq
+        socks = self._sock_rows
         batches = self._batches + ([self._batch(socks)] if socks else [])
+        # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
+        # start, fd), and putting them back took a take() over the whole table, whose import of
+        # pyarrow.compute alone cost a one-shot snapshot 70 ms.
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
-        if socks and seq[0] < n - len(socks):
-            # socket rows were put last: back to their places
-            plain_n, order, p, j = n - len(socks), [], 0, 0
-            for k in range(n):
-                if j < len(seq) and seq[j] == k:
-                    order.append(plain_n + j)
-                    j += 1
-                else:
-                    order.append(p)
-                    p += 1
-            t = t.take(pa.array(order, pa.int64()))
-        self._batches, self._sock_rows, self._sock_seq, self.rows, self.sockets = [], [], [], [], []
+        self._batches, self._sock_rows, self.rows, self.sockets = [], [], [], []
         cols = []
         for f in schema:
             if f.name in common:
