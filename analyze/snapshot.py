@@ -20,44 +20,38 @@ def parse_args(args: list[str]) -> dict:
     """The options as typer would read them (``--output=DIR``, ``-oDIR`` and ``-qo DIR`` too)."""
     o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False}
     i = 0
+
+    def take(name: str, inline: str | None) -> None:
+        """Set NAME's destination: True for a flag, else its value (inline, or the next word)."""
+        nonlocal i
+        if name not in OPTIONS:
+            raise UsageError(f"snapshot: no such option: {name}")
+        dest, takes = OPTIONS[name]
+        if not takes:
+            if inline is not None and name.startswith("--"):
+                raise UsageError(f"snapshot: option {name} does not take a value")
+            o[dest] = True
+            return
+        if not inline:
+            if i >= len(args):
+                raise UsageError(f"snapshot: option {name} requires an argument")
+            inline = args[i]
+            i += 1
+        o[dest] = inline
+
     while i < len(args):
         a = args[i]
         i += 1
         if a.startswith("--"):
             name, eq, value = a.partition("=")
-            if name not in OPTIONS:
-                raise UsageError(f"snapshot: no such option: {name}")
-            dest, takes = OPTIONS[name]
-            if not takes:
-                if eq:
-                    raise UsageError(f"snapshot: option {name} does not take a value")
-                o[dest] = True
-                continue
-            if not eq:
-                if i >= len(args):
-                    raise UsageError(f"snapshot: option {name} requires an argument")
-                value = args[i]
-                i += 1
-            o[dest] = value
+            take(name, value if eq else None)
         elif a.startswith("-") and len(a) > 1:
-            j = 1
-            while j < len(a):  # short flags, possibly bundled; -o takes the rest or the next word
+            for j in range(1, len(a)):  # short flags, possibly bundled; -o takes the rest or the next word
                 flag = "-" + a[j]
-                if flag not in OPTIONS:
-                    raise UsageError(f"snapshot: no such option: {flag}")
-                dest, takes = OPTIONS[flag]
-                if not takes:
-                    o[dest] = True
-                    j += 1
-                    continue
-                value = a[j + 1:]
-                if not value:
-                    if i >= len(args):
-                        raise UsageError(f"snapshot: option {flag} requires an argument")
-                    value = args[i]
-                    i += 1
-                o[dest] = value
-                break
+                if OPTIONS.get(flag, (None, False))[1]:
+                    take(flag, a[j + 1:])
+                    break
+                take(flag, None)
         else:
             raise UsageError(f"snapshot: unexpected argument {a!r} (the folder goes with -o)")
     if o["output"] is None:

@@ -198,6 +198,23 @@ static int shared_stat(PyObject *shared, PyObject *key, int dfd, const char *rel
     return 0;
 }
 
+/* The number after a fdinfo line's key (p..eol, key klen bytes long) as Python's int(text, base)
+ * reads it: 0 with *out, -1 where int() would raise ValueError. */
+static int line_number(const char *p, const char *eol, Py_ssize_t klen, int base, long long *out) {
+    char tmp[64];
+    Py_ssize_t k = eol - p - klen;
+    if (k <= 0 || k >= (Py_ssize_t)sizeof tmp) return -1;
+    memcpy(tmp, p + klen, k);
+    tmp[k] = 0;
+    char *e;
+    errno = 0;
+    long long v = strtoll(tmp, &e, base);
+    while (*e == ' ' || *e == '\t') e++;
+    if (errno || *e || e == tmp) return -1;
+    *out = v;
+    return 0;
+}
+
 /* fdinfo's pos and access mode (procfs.parse_fdinfo): 0 when both lines parsed as the Python
  * parser would accept them, -1 when it would raise ValueError. */
 static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_pos, PyObject **mode) {
@@ -208,29 +225,11 @@ static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_po
         const char *eol = memchr(p, '\n', end - p);
         if (!eol) eol = end;
         if (eol - p >= 4 && memcmp(p, "pos:", 4) == 0) {
-            char tmp[64];
-            Py_ssize_t k = eol - p - 4;
-            if (k <= 0 || k >= (Py_ssize_t)sizeof tmp) return -1;
-            memcpy(tmp, p + 4, k);
-            tmp[k] = 0;
-            char *e;
-            errno = 0;
-            long long v = strtoll(tmp, &e, 10);
-            while (*e == ' ' || *e == '\t') e++;
-            if (errno || *e || e == tmp) return -1;
-            *pos = v;
+            if (line_number(p, eol, 4, 10, pos) < 0) return -1;
             *has_pos = 1;
         } else if (eol - p >= 6 && memcmp(p, "flags:", 6) == 0) {
-            char tmp[64];
-            Py_ssize_t k = eol - p - 6;
-            if (k <= 0 || k >= (Py_ssize_t)sizeof tmp) return -1;
-            memcpy(tmp, p + 6, k);
-            tmp[k] = 0;
-            char *e;
-            errno = 0;
-            unsigned long long f = strtoull(tmp, &e, 8);
-            while (*e == ' ' || *e == '\t') e++;
-            if (errno || *e || e == tmp) return -1;
+            long long f;
+            if (line_number(p, eol, 6, 8, &f) < 0) return -1;
             if (f & 010000000) *mode = Py_None; /* O_PATH */
             else if ((f & 3) == 0) *mode = S_R;
             else if ((f & 3) == 1) *mode = S_W;
@@ -381,8 +380,12 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
             Py_DECREF(pair);
             goto append;
         }
-        if (startswith(target, n, "pipe:[") && bracket_ino(target, n, 6, &ino) == 0) {
-            int s = shared_stat(shared, K_PIPE, dfd, rel, &st);
+        /* pipes (all on pipefs) and the shared anonymous inodes: one stat per snapshot serves all */
+        int pipe = startswith(target, n, "pipe:[") && bracket_ino(target, n, 6, &ino) == 0;
+        if (pipe || (startswith(target, n, "anon_i") && is_shared_anon(target, n))) {
+            PyObject *key = pipe ? (Py_INCREF(K_PIPE), K_PIPE) : PyUnicode_FromStringAndSize(target, n);
+            int s = key ? shared_stat(shared, key, dfd, rel, &st) : -2;
+            Py_XDECREF(key);
             if (s == -2) {
                 Py_DECREF(fdnum);
                 goto fail;
@@ -391,6 +394,10 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
                 gone++;
                 Py_DECREF(fdnum);
                 continue;
+            }
+            if (!pipe) {
+                r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
+                goto append;
             }
             PyObject *device = devstr(devs, st.st_dev), *inode = PyLong_FromUnsignedLongLong(ino);
             PyObject *zero = PyLong_FromLong(0);
@@ -399,26 +406,6 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
             Py_XDECREF(device);
             Py_XDECREF(inode);
             Py_XDECREF(zero);
-            goto append;
-        }
-        if (startswith(target, n, "anon_i") && is_shared_anon(target, n)) {
-            PyObject *key = PyUnicode_FromStringAndSize(target, n);
-            if (!key) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
-            int s = shared_stat(shared, key, dfd, rel, &st);
-            Py_DECREF(key);
-            if (s == -2) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
-            if (s < 0) {
-                gone++;
-                Py_DECREF(fdnum);
-                continue;
-            }
-            r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
             goto append;
         }
         if (fstatat(dfd, rel, &st, 0) < 0) { /* any error here: closed while we looked */
