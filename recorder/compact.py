@@ -80,6 +80,11 @@ class MaintenanceResult:
     compacted: int = 0  # snapshots merged into compacted files
     deleted: int = 0  # covered files deleted after their grace period
     dropped: int = 0  # snapshots removed by retention
+    damaged: list = None  # (path, why) of small files compaction could not read (renamed *.damaged)
+
+    def __post_init__(self):
+        if self.damaged is None:
+            self.damaged = []
 
 
 def _schema_for(table: str) -> pa.Schema:
@@ -107,6 +112,8 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
     (holding the whole range at once took 300 MB for six descriptor snapshots of a
     1000-process host); the price is reading each file once per row group, a few seconds of CPU
     per compaction."""
+    if not files:
+        return
     keys = SORT_KEYS.get(table, ("snapshot_id",))
     sort = [(k, "ascending") for k in keys if k in schema.names]
 
@@ -156,9 +163,34 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
         lo = hi
 
 
-def _merge(store: Store, table: str, files: list[Path], final: Path) -> None:
-    """FILES (in snapshot order) into FINAL sorted by SORT_KEYS: tmp, fsync, rename."""
+DAMAGED_SUFFIX = ".damaged"
+
+
+def _readable(files: list[Path], damaged: list) -> list[Path]:
+    """The files that read whole; each one that does not is added to damaged as (path, why).
+    A damaged small file must not stop compaction (and with it retention) for good."""
+    good = []
+    for p in files:
+        try:
+            pq.read_table(p, use_threads=False)
+        except OSError as e:
+            if e.errno in FULL_ERRNOS:
+                raise
+            damaged.append((p, f"{type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - Arrow's errors for a bad file are many kinds
+            damaged.append((p, f"{type(e).__name__}: {e}"))
+        else:
+            good.append(p)
+    return good
+
+
+def _merge(store: Store, table: str, files: list[Path], final: Path, damaged: list | None = None) -> None:
+    """FILES (in snapshot order) into FINAL sorted by SORT_KEYS: tmp, fsync, rename. A file that
+    does not read is left out, and once FINAL is committed renamed NAME.damaged (kept for
+    whoever wants to look at it; readers and retention no longer see it)."""
     schema = _schema_for(table)
+    bad: list = []
+    files = _readable(files, bad)
     tmp = final.with_name("." + final.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -176,9 +208,13 @@ def _merge(store: Store, table: str, files: list[Path], final: Path) -> None:
             os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
+    for p, why in bad:
+        os.rename(p, p.with_name(p.name + DAMAGED_SUFFIX))
+        if damaged is not None:
+            damaged.append((str(p), why))
 
 
-def compact_range(store: Store, host: str, date: str, ids: list[int]) -> None:
+def compact_range(store: Store, host: str, date: str, ids: list[int], damaged: list | None = None) -> None:
     """Merge the small files of these committed snapshots (one partition) into compacted files,
     ``snapshots`` last. A table whose compacted file already exists (an interrupted run) is
     skipped: its rename was atomic, so it is whole."""
@@ -198,10 +234,10 @@ def compact_range(store: Store, host: str, date: str, ids: list[int]) -> None:
         if not files:
             continue
         files.sort()
-        _merge(store, table, [p for _, p in files], final)
+        _merge(store, table, [p for _, p in files], final, damaged)
 
 
-def compact(store: Store, compact_min: int) -> int:
+def compact(store: Store, compact_min: int, damaged: list | None = None) -> int:
     """Compact every partition holding at least COMPACT_MIN small committed snapshots newer than
     its last compacted range; returns the snapshots merged."""
     merged = 0
@@ -211,7 +247,7 @@ def compact(store: Store, compact_min: int) -> int:
         # Only snapshots after the last compacted range: a range never straddles another.
         ids = sorted(file_range(n)[0] for n in visible if DATA_NAME.match(n) and file_range(n)[0] > end)
         if len(ids) >= compact_min:
-            compact_range(store, host, date, ids)
+            compact_range(store, host, date, ids, damaged)
             merged += len(ids)
     return merged
 
@@ -361,7 +397,7 @@ def maintain(store: Store, m: Maintenance, now: Callable[[], float] = time.time)
     res = MaintenanceResult()
     if m.compact_min:
         try:
-            res.compacted = compact(store, m.compact_min)
+            res.compacted = compact(store, m.compact_min, res.damaged)
         except OSError as e:
             if e.errno not in FULL_ERRNOS:
                 raise

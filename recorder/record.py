@@ -237,6 +237,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     mr = maintain(store, maintenance)
                     res.compacted += mr.compacted
                     res.retired += mr.dropped
+                    for path, why in mr.damaged:
+                        note = f"procsnap: compaction left out {path} ({why}); kept as {path}.damaged"
+                        err.write(note + "\n")
+                        err.flush()
+                        res.notes.append(note)
                 except Exception as e:  # noqa: BLE001 - recording matters more than compacting
                     note = f"procsnap: maintenance failed ({type(e).__name__}: {e}); compaction and retention stop"
                     err.write(note + "\n")

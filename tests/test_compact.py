@@ -74,10 +74,10 @@ def test_interrupted_compaction_is_finished_on_open(tmp_path, monkeypatch):
     before = _rows(root)
     real = C._merge
 
-    def die_on_snapshots(store, table, files, final):
+    def die_on_snapshots(store, table, files, final, damaged=None):
         if table == "snapshots":
             raise KeyboardInterrupt  # the recorder killed between two tables
-        real(store, table, files, final)
+        real(store, table, files, final, damaged)
 
     monkeypatch.setattr(C, "_merge", die_on_snapshots)
     with Store(root) as st, pytest.raises(KeyboardInterrupt):
@@ -188,3 +188,22 @@ def test_compaction_sorts_by_entity_a_pid_range_at_a_time(tmp_path, monkeypatch)
         st = f.metadata.row_group(i).column(t.schema.get_field_index("pid")).statistics
         ranges.append((st.min, st.max))
     assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))  # disjoint pid ranges, in order
+
+
+def test_a_damaged_small_file_is_left_out_not_a_stop(tmp_path):
+    """A small file that no longer reads (a disk error, a truncation) must not stop compaction,
+    and with it retention, for the rest of the recorder's life: it is left out of the compacted
+    file, renamed *.damaged (kept, no longer read), and named in the result."""
+    root = tmp_path / "rec"
+    _write(root, 6)
+    victim = sorted(p for p in os.listdir(_pdir(root)) if p.endswith(".parquet"))[2]
+    path = _pdir(root) / victim
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with Store(root) as st:
+        res = C.maintain(st, C.Maintenance(compact_min=6, grace=0))
+    assert res.compacted == 6
+    assert [os.path.basename(p) for p, _ in res.damaged] == [victim] and res.damaged[0][1]
+    names = os.listdir(_pdir(root))
+    assert victim + C.DAMAGED_SUFFIX in names and victim not in names
+    snaps, procs = _rows(root)
+    assert len(snaps) == 6 and len(procs) == 5 * 3  # the other snapshots' rows, once each
