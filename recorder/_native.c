@@ -457,7 +457,7 @@ fail:
 /* Reading small /proc files relative to an open folder. */
 
 /* The whole of dirfd/name into buf (grown as needed): its length, or -errno. */
-static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *cap) {
+static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *cap, int to_eof) {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     Py_ssize_t n = 0;
@@ -483,17 +483,20 @@ static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *c
         n += k;
         /* /proc records (stat, status, io, …) come whole in one read when shorter than the
          * buffer: a second read would only find EOF (procfs.read_one). */
-        if (n < *cap && n < 65536 && *cap >= 65536) break;
+        if (!to_eof && n < *cap && n < 65536 && *cap >= 65536) break;
     }
     close(fd);
     return n;
 }
 
-/* read_files(folder, names) -> [bytes or int]: each file of folder/ read whole (int: the errno
- * that refused or missed it; all ENOENT when the folder itself is gone). */
+/* read_files(folder, names, to_eof=False) -> [bytes or int]: each file of folder/ (int: the errno
+ * that refused or missed it; all ENOENT when the folder itself is gone). Single-record files
+ * (stat, status, io, …) come whole in one read shorter than the buffer (procfs.read_one);
+ * to_eof reads on to the end, as files listed a page at a time need (maps). */
 static PyObject *read_files(PyObject *self, PyObject *args) {
     PyObject *dir, *names;
-    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names)) return NULL;
+    int to_eof = 0;
+    if (!PyArg_ParseTuple(args, "O&O!|p", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names, &to_eof)) return NULL;
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int derr = dfd < 0 ? errno : 0;
     Py_DECREF(dir);
@@ -509,7 +512,7 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
         } else {
             const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
             if (!name) goto fail;
-            Py_ssize_t n = read_at(dfd, name, &buf, &cap);
+            Py_ssize_t n = read_at(dfd, name, &buf, &cap, to_eof);
             if (n == -ENOMEM) {
                 PyErr_NoMemory();
                 goto fail;
@@ -676,7 +679,7 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
             continue;
         }
         snprintf(rel, sizeof rel, "%s/stat", ts);
-        Py_ssize_t n = read_at(dfd, rel, &buf, &cap);
+        Py_ssize_t n = read_at(dfd, rel, &buf, &cap, 0);
         statf f;
         if (n >= 0 && parse_stat(buf, n, &f) < 0) {
             gone++;
@@ -684,7 +687,7 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
         }
         if (n >= 0) {
             snprintf(rel, sizeof rel, "%s/status", ts);
-            Py_ssize_t m = read_at(dfd, rel, &buf2, &cap2);
+            Py_ssize_t m = read_at(dfd, rel, &buf2, &cap2, 0);
             if (m < 0) n = m;
             else {
                 long long vol = 0, invol = 0;
@@ -760,7 +763,11 @@ static PyObject *maps_distinct(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
     if (!PyArg_ParseTuple(args, "y#", &b, &n)) return NULL;
-    PyObject *out = PyList_New(0), *seen = PySet_New(NULL);
+    /* (major, minor, inode) of the files seen so far: a process maps a few dozen, a linear scan
+     * over them is cheaper than a Python object per line */
+    Py_ssize_t nseen = 0, cap = 64;
+    unsigned long long(*seen)[3] = PyMem_Malloc(cap * sizeof *seen);
+    PyObject *out = PyList_New(0);
     if (!out || !seen) goto fail;
     const char *p = b, *end = b + n;
     while (p < end) {
@@ -779,9 +786,9 @@ static PyObject *maps_distinct(PyObject *self, PyObject *args) {
             if (fe[i] == f[i]) ok = 0;
         }
         if (ok) { /* one or more spaces, then a path from '/' to the end of the line */
-            const char *s = q;
+            const char *sp = q;
             while (q < eol && *q == ' ') q++;
-            if (q == s || q >= eol || *q != '/') ok = 0;
+            if (q == sp || q >= eol || *q != '/') ok = 0;
         }
         unsigned long long maj = 0, min = 0, ino = 0;
         if (ok) {
@@ -796,31 +803,41 @@ static PyObject *maps_distinct(PyObject *self, PyObject *args) {
             }
         }
         if (ok && ino != 0) {
-            PyObject *dev = PyUnicode_FromFormat("%llu,%llu", maj, min);
-            PyObject *inode = dev ? PyLong_FromUnsignedLongLong(ino) : NULL;
-            PyObject *key = inode ? PyTuple_Pack(2, dev, inode) : NULL;
-            int has = key ? PySet_Contains(seen, key) : -1;
-            if (has == 0) {
-                PyObject *r = Py_BuildValue("(s#OOy#)", f[0], (Py_ssize_t)(fe[0] - f[0]), dev, inode, q,
-                                            (Py_ssize_t)(eol - q));
-                if (!r || PyList_Append(out, r) < 0 || PySet_Add(seen, key) < 0) has = -1;
-                Py_XDECREF(r);
+            int dup = 0;
+            for (Py_ssize_t k = 0; k < nseen && !dup; k++)
+                dup = seen[k][2] == ino && seen[k][0] == maj && seen[k][1] == min;
+            if (!dup) {
+                if (nseen == cap) {
+                    cap *= 2;
+                    void *g = PyMem_Realloc(seen, cap * sizeof *seen);
+                    if (!g) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    seen = g;
+                }
+                seen[nseen][0] = maj;
+                seen[nseen][1] = min;
+                seen[nseen][2] = ino;
+                nseen++;
+                PyObject *r = Py_BuildValue("(s#NKy#)", f[0], (Py_ssize_t)(fe[0] - f[0]),
+                                            PyUnicode_FromFormat("%llu,%llu", maj, min), ino, q, (Py_ssize_t)(eol - q));
+                if (!r || PyList_Append(out, r) < 0) {
+                    Py_XDECREF(r);
+                    goto fail;
+                }
+                Py_DECREF(r);
             }
-            Py_XDECREF(dev);
-            Py_XDECREF(inode);
-            Py_XDECREF(key);
-            if (has < 0) goto fail;
         }
         p = eol + 1;
     }
-    Py_DECREF(seen);
+    PyMem_Free(seen);
     return out;
 fail:
+    PyMem_Free(seen);
     Py_XDECREF(out);
-    Py_XDECREF(seen);
     return NULL;
 }
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Socket tables: procfs.parse_inet and procfs.parse_unix, the same dicts from the same lines. */
@@ -1043,9 +1060,93 @@ fail:
     return NULL;
 }
 
+
+static PyObject *S_MEM, *S_DEL;
+
+/* maps_rows(data, pid, start_time, exe_key, sizes, map_files_dir) -> [row]: Collector._maps' mem
+ * rows for one process: the first mapping of each file but the executable (exe_key, a
+ * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
+ * map_files/<range>, once per (device, inode) and snapshot (cached in sizes; None when the stat
+ * fails). */
+static PyObject *maps_rows(PyObject *self, PyObject *args) {
+    PyObject *data, *pid, *start, *exe, *sizes, *dir;
+    if (!PyArg_ParseTuple(args, "SOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &sizes, PyUnicode_FSConverter,
+                          &dir))
+        return NULL;
+    PyObject *dargs = PyTuple_Pack(1, data);
+    PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
+    Py_XDECREF(dargs);
+    PyObject *rows = entries ? PyList_New(0) : NULL;
+    int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
+    if (!rows) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *e = PyList_GET_ITEM(entries, i);
+        PyObject *rng = PyTuple_GET_ITEM(e, 0), *dev = PyTuple_GET_ITEM(e, 1), *inode = PyTuple_GET_ITEM(e, 2);
+        PyObject *path = PyTuple_GET_ITEM(e, 3);
+        PyObject *key = PyTuple_Pack(2, dev, inode);
+        if (!key) goto fail;
+        int is_exe = exe != Py_None ? PyObject_RichCompareBool(key, exe, Py_EQ) : 0;
+        if (is_exe) {
+            Py_DECREF(key);
+            if (is_exe < 0) goto fail;
+            continue;
+        }
+        const char *b = PyBytes_AS_STRING(path);
+        Py_ssize_t n = PyBytes_GET_SIZE(path);
+        int deleted = n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0;
+        PyObject *size = Py_None;
+        if (deleted) {
+            n -= 10;
+        } else {
+            size = PyDict_GetItemWithError(sizes, key);
+            if (!size) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(key);
+                    goto fail;
+                }
+                if (mfd == -2) mfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                struct stat st;
+                const char *r = PyUnicode_AsUTF8(rng);
+                PyObject *v = (r && mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
+                                                                          : (PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None));
+                if (!v || PyDict_SetItem(sizes, key, v) < 0) {
+                    Py_XDECREF(v);
+                    Py_DECREF(key);
+                    goto fail;
+                }
+                Py_DECREF(v);
+                size = PyDict_GetItemWithError(sizes, key);
+            }
+        }
+        Py_DECREF(key);
+        PyObject *text, *raw;
+        if (name_of(b, n, &text, &raw) < 0) goto fail;
+        PyObject *row_ = PyTuple_Pack(14, pid, start, deleted ? S_DEL : S_MEM, Py_None, Py_None, S_REG, dev, size,
+                                      Py_None, inode, Py_None, text, raw ? raw : Py_None, deleted ? Py_True : Py_False);
+        Py_DECREF(text);
+        Py_XDECREF(raw);
+        if (!row_ || PyList_Append(rows, row_) < 0) {
+            Py_XDECREF(row_);
+            goto fail;
+        }
+        Py_DECREF(row_);
+    }
+    if (mfd >= 0) close(mfd);
+    Py_DECREF(entries);
+    Py_DECREF(dir);
+    return rows;
+fail:
+    if (mfd >= 0) close(mfd);
+    Py_XDECREF(entries);
+    Py_XDECREF(rows);
+    Py_DECREF(dir);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
+    {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
     {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
     {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
@@ -1074,6 +1175,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(S_U, "u");
     INTERN(K_PIPE, " pipe");
     INTERN(S_DENIED_SUFFIX, " (readlink: Permission denied)");
+    INTERN(S_MEM, "mem");
+    INTERN(S_DEL, "DEL");
     static const char *tcp_states[13] = {NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
                                          "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
                                          "NEW_SYN_RECV"};

@@ -595,7 +595,12 @@ class Collector:
         cached = self._maps_cache.get(key)
         if cached is None or now - cached[0] > self.maps_refresh:
             try:
-                data = self.fs.read(pid, "maps")
+                if self.native is not None:
+                    (data,) = self.native.read_files(self.fs.path(pid), ("maps",), True)
+                    if type(data) is int:
+                        raise P._translate(OSError(data, os.strerror(data), self.fs.path(pid, "maps")))
+                else:
+                    data = self.fs.read(pid, "maps")
             except Denied:
                 denied.append("maps")
                 return
@@ -604,35 +609,43 @@ class Collector:
                     raise
                 return
             # The rows themselves are kept: they depend on nothing but the process instance.
-            rows = []
-            seen = set()
             exe = out.exe_key(pid)
-            sizes = self._map_sizes
-            pid_, start = base
-            for rng, dev, inode, path in (P.parse_maps(data) if self.native is None else self.native.maps_distinct(data)):
-                k = (dev, inode)
-                if k in seen or k == exe:
-                    continue
-                seen.add(k)
-                if path.endswith(b" (deleted)"):
-                    deleted, size, path = True, None, path[:-10]
-                else:
-                    # Libraries are mapped by most processes: stat each file
-                    # once per snapshot, not once per process.
-                    deleted, size = False, sizes.get(k, -1)
-                    if size == -1:
-                        st = self._stat(self.fs.path(pid, "map_files", rng))
-                        size = sizes[k] = st.st_size if st is not None else None
-                try:
-                    text, raw = path.decode("utf-8"), None
-                except UnicodeDecodeError:
-                    text, raw = P.split_text(path)
-                rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
-                             text, raw, deleted))
+            if self.native is not None:
+                rows = self.native.maps_rows(data, base[0], base[1], exe, self._map_sizes, self.fs.path(pid, "map_files"))
+            else:
+                rows = self._maps_rows(data, pid, base, exe)
             cached = (now, rows)
             self._maps_cache[key] = cached
         self._maps_seen.add(key)
         out.rows.extend(cached[1])
+
+    def _maps_rows(self, data: bytes, pid: int, base: tuple, exe) -> list[tuple]:
+        """The mem rows of a maps file (recorder/_native.c: maps_rows does the same in C)."""
+        rows = []
+        seen = set()
+        sizes = self._map_sizes
+        pid_, start = base
+        for rng, dev, inode, path in P.parse_maps(data):
+            k = (dev, inode)
+            if k in seen or k == exe:
+                continue
+            seen.add(k)
+            if path.endswith(b" (deleted)"):
+                deleted, size, path = True, None, path[:-10]
+            else:
+                # Libraries are mapped by most processes: stat each file
+                # once per snapshot, not once per process.
+                deleted, size = False, sizes.get(k, -1)
+                if size == -1:
+                    st = self._stat(self.fs.path(pid, "map_files", rng))
+                    size = sizes[k] = st.st_size if st is not None else None
+            try:
+                text, raw = path.decode("utf-8"), None
+            except UnicodeDecodeError:
+                text, raw = P.split_text(path)
+            rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
+                         text, raw, deleted))
+        return rows
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         fs = self.fs
