@@ -580,9 +580,21 @@ def _packed(text: str | None) -> bytes | None:
     if text is None:
         return None
     try:
-        return ipaddress.ip_address(text.split("%")[0]).packed
+        return _PACKED[text]
+    except KeyError:
+        pass
+    try:
+        b = ipaddress.ip_address(text.split("%")[0]).packed
     except ValueError:
-        return None
+        b = None
+    if len(_PACKED) < 100_000:
+        _PACKED[text] = b
+    return b
+
+
+# Addresses already packed: a host's sockets share few of them (loopback, its own addresses), and
+# ipaddress takes longer than anything else done per socket row.
+_PACKED: dict[str, bytes | None] = {}
 
 
 def _parse_inet_name(name: str, typ: str, proto: str | None) -> Inet:
@@ -607,26 +619,75 @@ def _parse_inet_name(name: str, typ: str, proto: str | None) -> Inet:
     return Inet(af, proto, la, lp, ra, rp, state)
 
 
-def load(rec, moments) -> list[Row]:
-    """The rows of open_files (with their process and socket) of the given snapshots."""
+def recorded_plan(o: "Options | None") -> tuple[set | None, bool]:
+    """What a listing from a recording must read: (only these pids, or all; only socket
+    descriptors), as :func:`live_plan`, but only where reading less cannot change the exit
+    status: the "not found" checks of -p and -c look at every row the exclusions keep, so a -c
+    (with another selection) reads everything, and -i/-U narrow only without -p."""
+    if o is None:
+        return None, False
+    pids, sockets_only = live_plan(o)
+    kinds = [bool(o.pids), bool(o.users), bool(o.cmds), bool(o.inet or o.unix), bool(o.fds), bool(o.names)]
+    if sum(kinds) > 1 and o.cmds:
+        return None, False
+    if pids is not None:
+        sockets_only = False
+    return pids, sockets_only
+
+
+# The TYPEs a -i or -U selection can list (an Inet is made for IPv4 and IPv6 rows only).
+SOCKET_SELECTABLE = ("IPv4", "IPv6", "unix")
+
+
+def load(rec, moments, o: "Options | None" = None) -> list[Row]:
+    """The rows of open_files (with their process and socket) of the given snapshots; with the
+    options O, only those the options can select (see :func:`recorded_plan`): an empty list then
+    says nothing of whether the recording has open_files at all (see :func:`has_files`)."""
     where, params = "", {}
     if moments is not None:
         if not moments:
             return []
-        parts = []
-        for n, m in enumerate(moments):
-            parts.append(f"(host = $h{n} AND snapshot_id = $s{n})")
-            params[f"h{n}"] = m.host
-            params[f"s{n}"] = m.snapshot_id
-        where = " WHERE " + " OR ".join(parts)
-    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{where}", params)
+        where, params = _moments_where(moments)
+    pids, sockets_only = recorded_plan(o)
+    fwhere = pwhere = swhere = where
+    if pids is not None:
+        params["pids"] = sorted(pids)
+        pid_in = "list_contains($pids, pid)"
+        fwhere = pwhere = _and(where, pid_in)
+        # a descriptor's socket is found by (pid, fd), else by inode in any process's row
+        swhere = _and(where, f"({pid_in} OR inode IN (SELECT inode FROM open_files{_and(fwhere, 'inode IS NOT NULL')}))")
+    elif sockets_only:
+        fwhere = _and(where, "type IN (" + ", ".join(f"'{t}'" for t in SOCKET_SELECTABLE) + ")")
+    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{pwhere}", params)
     _, socks = rec.execute(
         "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
-        f"unix_path, unix_path_raw FROM sockets{where}", params)
+        f"unix_path, unix_path_raw FROM sockets{swhere}", params)
     _, files = rec.execute(
         "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{where}", params)
+        f"FROM open_files{fwhere}", params)
     return build_rows(procs, socks, files)
+
+
+def has_files(rec, moments) -> bool:
+    """Whether the snapshots have any open_files row (a recording made without the table has none)."""
+    if not moments:
+        return False
+    where, params = _moments_where(moments)
+    _, rows = rec.execute(f"SELECT 1 FROM open_files{where} LIMIT 1", params)
+    return bool(rows)
+
+
+def _moments_where(moments) -> tuple[str, dict]:
+    parts, params = [], {}
+    for n, m in enumerate(moments):
+        parts.append(f"(host = $h{n} AND snapshot_id = $s{n})")
+        params[f"h{n}"] = m.host
+        params[f"s{n}"] = m.snapshot_id
+    return " WHERE (" + " OR ".join(parts) + ")", params
+
+
+def _and(where: str, cond: str) -> str:
+    return f"{where} AND {cond}" if where else f" WHERE {cond}"
 
 
 def build_rows(procs, socks, files) -> list[Row]:
@@ -958,8 +1019,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
             err.write(f"procsnap: {msg}\n")
 
     if rec is not None:
-        rows = load(rec, moments)
-        if not rows:
+        rows = load(rec, moments, o)
+        if not rows and not has_files(rec, moments):
             raise ProcsnapError("no open files in the snapshot" + ("s" if len(moments) > 1 else "")
                                 + " used: the recording was made without the open_files table")
         say_moments(moments, err)

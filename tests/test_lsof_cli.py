@@ -170,7 +170,11 @@ def pick(rec, *args, at=None, hosts=("h1",)):
     o = L.parse_args(list(args))
     moments = [m for m in rec.moment(at or "03:00:00") if m.host in hosts]
     L.resolve_names(o, live=False, warn=lambda m: None)
-    return L.select(L.load(rec, moments), o)
+    res = L.select(L.load(rec, moments, o), o)
+    # reading only what the options can select lists the same rows and finds the same missing items
+    full = L.select(L.load(rec, moments), o)
+    assert (res.rows, res.missing) == (full.rows, full.missing), args
+    return res
 
 
 def keys(rec, *args, **kw):
@@ -396,6 +400,38 @@ def test_socket_rows_by_fd_by_inode_or_from_name(rec):
     assert keys(rec, "-i", "@0.0.0.0:9000", **h2) == [(7, "7")]             # as lsof: 0.0.0.0 is any address
 
 
+@pytest.mark.parametrize("args,pids,sockets_only", [
+    (["-p", "1,200"], {1, 200}, False),
+    (["-a", "-p", "1", "-u", "root"], {1}, False),
+    (["-a", "-p", "1", "-i"], {1}, False),             # -i narrows no further: -p's "not found" sees all
+    (["-p", "1", "-u", "root"], None, False),          # ORed: everything
+    (["-i", ":8080"], None, True),
+    (["-U"], None, True),
+    (["-a", "-i", "-d", "0-9"], None, True),
+    (["-a", "-p", "1", "-c", "sys"], None, False),     # -c's "not found" looks at every process
+    (["-a", "-i", "-c", "curl"], None, False),
+    (["-c", "curl"], None, False),
+    ([], None, False),
+])
+def test_recorded_plan(args, pids, sockets_only):
+    assert L.recorded_plan(L.parse_args(args)) == (pids, sockets_only)
+    assert L.recorded_plan(None) == (None, False)
+
+
+@pytest.mark.parametrize("args", [
+    ["-p", "7"], ["-p", "100,200"], ["-p", "1", "-sTCP:LISTEN"], ["-a", "-p", "100", "-d", "0-5"], ["-p", "^100", "-p", "1"],
+    ["-i"], ["-i", ":6380"], ["-U"], ["-i", "-sTCP:^LISTEN"], ["-a", "-i", "-u", "alice"], ["-p", "200", "-t"],
+])
+def test_narrowed_load_reads_less_and_lists_the_same(rec, args):
+    """All hosts (h2's pid 7 finds a socket by inode only, in a row without owner): pick() checks
+    the listing against a full read; here, that the narrowed read is smaller."""
+    pick(rec, *args, hosts=("h1", "h2"))
+    o = L.parse_args(args)
+    moments = rec.moment("03:00:00")
+    assert len(L.load(rec, moments, o)) < len(L.load(rec, moments))
+    assert L.has_files(rec, moments)
+
+
 def test_missing_search_items(rec):
     assert pick(rec, "-p", "1,99999").missing == ["99999"]
     assert pick(rec, "-c", "nosuch", "-p", "1").missing == ["nosuch"]
@@ -554,6 +590,7 @@ def test_cli_lsof_options_as_typed(cli, recdir):
     (["--rec", "REC", "-f", "xml"], 2, "bad format"),
     (["--rec", "REC", "--host", "nosuch", "-i"], 1, "no snapshot of host nosuch"),
     (["--rec", "OLD", "-i"], 1, "without the open_files table"),
+    (["--rec", "OLD", "-p", "1"], 1, "without the open_files table"),
 ])
 def test_cli_errors_are_one_line(cli, recdir, oldrec, args, code, needle):
     p = cli("lsof", *[str(recdir) if a == "REC" else str(oldrec) if a == "OLD" else a for a in args])
