@@ -68,6 +68,8 @@ def recording_files(source: Path, table: str, damaged: list | None = None) -> li
 
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
 NEEDS = {"lsof": "open_files"}
+# Commands about one moment that query no rate view (ps computes its rates over the snapshots it needs).
+NO_RATE_VIEWS = ("lsof", "ps")
 
 
 def _sql_str(s: str) -> str:
@@ -107,6 +109,9 @@ class Recording:
         """
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        # Each view is bound when it is created and each query binds it again: without the cache
+        # every bind reads and parses the footer of every file of the table once more.
+        con.execute("SET parquet_metadata_cache = true")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
@@ -116,9 +121,11 @@ class Recording:
         return con
 
     @classmethod
-    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None) -> "Recording":
+    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True) -> "Recording":
         """The recordings as views. A file that cannot be read is named on ERR (stderr unless
-        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them."""
+        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them.
+        DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a caller that never
+        queries them: each costs a bind over its table."""
         sources = recording_folders(paths)
         con = cls._connect(sources)
         rec = cls(con, sources, live=False)
@@ -127,7 +134,8 @@ class Recording:
             for src in sources:
                 files.extend(recording_files(src, t.name, rec.damaged))
             con.execute(rec._table_view(t, files, hosts))
-        rec._derived()
+        if derived:
+            rec._derived()
         if rec.damaged and err is not False:
             say_damage(rec.damaged, err or sys.stderr)
         return rec
@@ -297,7 +305,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     if not paths:
         live_only(at, hosts, command)
         return None, None
-    rec = Recording.open(paths, hosts=hosts or None)
+    rec = Recording.open(paths, hosts=hosts or None, derived=command not in NO_RATE_VIEWS)
     moments = rec.moment(at, NEEDS.get(command))
     if not moments:
         which = f" of host {', '.join(hosts)}" if hosts else ""

@@ -135,10 +135,10 @@ def open_once():
     from analyze.db import Recording
     opened, real = {}, Recording.open.__func__
 
-    def cached(cls, paths, hosts=None):
-        key = (tuple(paths), tuple(hosts or ()))
+    def cached(cls, paths, hosts=None, **kw):
+        key = (tuple(paths), tuple(hosts or ()), tuple(sorted(kw.items())))
         if key not in opened:
-            opened[key] = real(cls, paths, hosts)
+            opened[key] = real(cls, paths, hosts, **kw)
         return opened[key]
     Recording.open = classmethod(cached)
     yield
