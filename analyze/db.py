@@ -21,7 +21,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
+try:
+    # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
+    # version lookup goes through importlib.metadata, its relation API is Python) and adds nothing
+    # used here; a one-shot `procsnap lsof --rec` pays that on every run.
+    import _duckdb as duckdb
+except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
+    import duckdb
 
 from recorder.schema import TABLES, Table
 from recorder.store import file_range, is_recording, list_names, partitions, select_visible
@@ -172,6 +178,7 @@ class Recording:
     @classmethod
     def from_snapshots(cls, snaps) -> "Recording":
         """A recording of in-memory snapshots (live mode over an interval: rates need two)."""
+        import duckdb as package  # noqa: F401 - the package sets up the scans of Arrow tables that register needs
         con = cls._connect()
         for t in TABLES.values():
             parts = []
