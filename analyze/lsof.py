@@ -635,6 +635,14 @@ def recorded_plan(o: "Options | None") -> tuple[set | None, bool]:
     return pids, sockets_only
 
 
+def inet_ports(o: "Options") -> list[tuple[int, int]] | None:
+    """The port ranges a network selection lists only on: when every -i names ports and no -U
+    is given; None otherwise."""
+    if not o.inet or o.unix or any(s.ports is None for s in o.inet):
+        return None
+    return [(int(lo), int(hi)) for s in o.inet for lo, hi in s.ports]
+
+
 # The TYPEs a -i or -U selection can list (an Inet is made for IPv4 and IPv6 rows only).
 SOCKET_SELECTABLE = ("IPv4", "IPv6", "unix")
 
@@ -649,23 +657,57 @@ def load(rec, moments, o: "Options | None" = None) -> list[Row]:
             return []
         where, params = _moments_where(moments)
     pids, sockets_only = recorded_plan(o)
-    fwhere = pwhere = swhere = where
+    fwhere, fparams = where, params
     if pids is not None:
-        params["pids"] = sorted(pids)
-        pid_in = "list_contains($pids, pid)"
-        fwhere = pwhere = _and(where, pid_in)
-        # a descriptor's socket is found by (pid, fd), else by inode in any process's row
-        swhere = _and(where, f"({pid_in} OR inode IN (SELECT inode FROM open_files{_and(fwhere, 'inode IS NOT NULL')}))")
+        fwhere, fparams = _and(where, "list_contains($pids, pid)"), {**params, "pids": sorted(pids)}
     elif sockets_only:
         fwhere = _and(where, "type IN (" + ", ".join(f"'{t}'" for t in SOCKET_SELECTABLE) + ")")
-    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{pwhere}", params)
-    _, socks = rec.execute(
-        "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
-        f"unix_path, unix_path_raw FROM sockets{swhere}", params)
+        ports = inet_ports(o)
+        if ports is not None:
+            cond, extra = _on_ports(rec, where, params, ports)
+            fwhere, fparams = _and(fwhere, cond), {**params, **extra}
     _, files = rec.execute(
         "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{fwhere}", params)
+        f"FROM open_files{fwhere}", fparams)
+    swhere = pwhere = where
+    sparams = pparams = params
+    if fwhere is not where:
+        # Only the sockets and processes these rows are joined with (see build_rows): a socket
+        # by (pid, fd), else by inode in any process's row.
+        fpids = sorted({f[1] for f in files if f[1] is not None})
+        swhere = _and(where, "(list_contains($fpids, pid) OR list_contains($finodes, inode))")
+        sparams = {**params, "fpids": fpids, "finodes": sorted({f[9] for f in files if f[9] is not None})}
+        pwhere, pparams = _and(where, "list_contains($fpids, pid)"), {**params, "fpids": fpids}
+    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{pwhere}", pparams)
+    _, socks = rec.execute(
+        "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
+        f"unix_path, unix_path_raw FROM sockets{swhere}", sparams)
     return build_rows(procs, socks, files)
+
+
+# Up to this many ports, one regular expression finds them in NAME; past it, each number is compared.
+_PORTS_IN_RE = 64
+
+
+def _on_ports(rec, where: str, params: dict, ports: list[tuple[int, int]]) -> tuple[str, dict]:
+    """A condition on open_files keeping every row whose address can be on one of PORTS, as
+    build_rows gives it: from its socket (found by pid and fd, or by inode: the pids and inodes of
+    the sockets on those ports) or read from NAME (any number after a colon; a name that is not
+    ASCII is kept, as Python reads more digits than [0-9])."""
+    def on(col):
+        return "(" + " OR ".join(f"{col} BETWEEN {lo} AND {hi}" for lo, hi in ports) + ")"
+    hit = _and(where, f"({on('local_port')} OR {on('remote_port')})")
+    _, hits = rec.execute(f"SELECT DISTINCT pid, inode FROM sockets{hit}", params)
+    if sum(hi - lo + 1 for lo, hi in ports) <= _PORTS_IN_RE:
+        numbers = "|".join(str(n) for lo, hi in ports for n in range(lo, hi + 1))
+        named = f"regexp_matches(name, ':0*({numbers})([^0-9]|$)')"
+    else:
+        named = (f"EXISTS (SELECT 1 FROM unnest(regexp_extract_all(name, ':([0-9]+)', 1)) AS n(x) "
+                 f"WHERE {on('TRY_CAST(x AS BIGINT)')})")
+    cond = (f"type IN ('IPv4', 'IPv6') AND ({named} OR strlen(name) <> length(name) "
+            "OR list_contains($port_pids, pid) OR list_contains($port_inodes, inode))")
+    return cond, {"port_pids": sorted({p for p, _ in hits if p is not None}),
+                  "port_inodes": sorted({i for _, i in hits if i is not None})}
 
 
 def has_files(rec, moments) -> bool:

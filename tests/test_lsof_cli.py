@@ -400,6 +400,34 @@ def test_socket_rows_by_fd_by_inode_or_from_name(rec):
     assert keys(rec, "-i", "@0.0.0.0:9000", **h2) == [(7, "7")]             # as lsof: 0.0.0.0 is any address
 
 
+def test_port_narrowing_keeps_ports_read_from_odd_names(tmp_path):
+    """Ports that only NAME gives, written as Python still reads them: leading zeros, digits
+    that are not ASCII, a range past what one regular expression lists."""
+    d = tmp_path / "rec"
+    files = [f(9, 3, "IPv4", "10.0.0.1:0443->10.0.0.2:5000 (ESTABLISHED)", mode="u", inode=9003, proto="TCP"),
+             f(9, 4, "IPv4", "10.0.0.1:\u0664\u0664\u0663->10.0.0.2:6000 (ESTABLISHED)", mode="u", inode=9004,
+               proto="TCP"),
+             f(9, 5, "IPv6", "[::1]:7000", mode="u", inode=9005, proto="UDP"),
+             f(9, 6, "REG", "/srv/x:443", size=1, inode=9006)]
+    with Store(d) as st:
+        st.write(snapshot(0, [proc(9, "odd", "root", 0)], files, [], host="h3"))
+    rec = Recording.open([str(d)])
+    moments = rec.moment("end")
+    for args, want in ((["-i", ":443"], ["3", "4"]), (["-i", ":6000-9000"], ["4", "5"]), (["-i", ":5000"], ["3"]),
+                       (["-i", "6UDP:7000"], ["5"]), (["-i", ":1-65535"], ["3", "4", "5"])):
+        o = L.parse_args(args)
+        narrow, full = L.select(L.load(rec, moments, o), o), L.select(L.load(rec, moments), o)
+        assert [r.fd for r in narrow.rows] == [r.fd for r in full.rows] == want, args
+        assert narrow.missing == full.missing == []
+
+
+def test_inet_ports():
+    assert L.inet_ports(L.parse_args(["-i", ":80,8000-8080", "-i", "UDP:53"])) == [(80, 80), (8000, 8080), (53, 53)]
+    assert L.inet_ports(L.parse_args(["-i", ":80", "-i", "TCP"])) is None     # the second lists every port
+    assert L.inet_ports(L.parse_args(["-i", ":80", "-U"])) is None
+    assert L.inet_ports(L.parse_args(["-p", "1"])) is None
+
+
 @pytest.mark.parametrize("args,pids,sockets_only", [
     (["-p", "1,200"], {1, 200}, False),
     (["-a", "-p", "1", "-u", "root"], {1}, False),
@@ -421,6 +449,10 @@ def test_recorded_plan(args, pids, sockets_only):
 @pytest.mark.parametrize("args", [
     ["-p", "7"], ["-p", "100,200"], ["-p", "1", "-sTCP:LISTEN"], ["-a", "-p", "100", "-d", "0-5"], ["-p", "^100", "-p", "1"],
     ["-i"], ["-i", ":6380"], ["-U"], ["-i", "-sTCP:^LISTEN"], ["-a", "-i", "-u", "alice"], ["-p", "200", "-t"],
+    # ports: found through a socket by fd, by inode only (h2's 6380), or in NAME only (h2's 9000 and 443)
+    ["-i", ":443"], ["-i", ":9000"], ["-i", ":8000-9000"], ["-i", "TCP:8080,22"], ["-i", "@10.0.0.2:443"],
+    ["-i", "6:22"], ["-i", ":6379", "-i", "UDP:53"], ["-i", ":8080", "-sTCP:LISTEN"], ["-a", "-i", ":8080", "-u", "alice"],
+    ["-i", ":9999"],
 ])
 def test_narrowed_load_reads_less_and_lists_the_same(rec, args):
     """All hosts (h2's pid 7 finds a socket by inode only, in a row without owner): pick() checks
