@@ -657,6 +657,7 @@ def load(rec, moments, o: "Options | None" = None) -> list[Row]:
             return []
         where, params = _moments_where(moments)
     pids, sockets_only = recorded_plan(o)
+    narrowed = pids is not None or sockets_only
     fwhere, fparams = where, params
     if pids is not None:
         fwhere, fparams = _and(where, "list_contains($pids, pid)"), {**params, "pids": sorted(pids)}
@@ -671,7 +672,7 @@ def load(rec, moments, o: "Options | None" = None) -> list[Row]:
         f"FROM open_files{fwhere}", fparams)
     swhere = pwhere = where
     sparams = pparams = params
-    if fwhere is not where:
+    if narrowed:
         # Only the sockets and processes these rows are joined with (see build_rows): a socket
         # by (pid, fd), else by inode in any process's row.
         fpids = sorted({f[1] for f in files if f[1] is not None})
