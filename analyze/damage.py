@@ -138,8 +138,10 @@ def find_damage(e: BaseException) -> bool:
     """Whether a DuckDB error came from damaged files of ours; they are added to EXCLUDED.
     An error of the SQL itself (parser, binder, catalog) is never damage; for another error
     that names no file, every file read is probed page by page (only on this error path)."""
-    import duckdb
-    if type(e).__module__.split(".")[0].lstrip("_") != "duckdb" or isinstance(e, duckdb.ProgrammingError):
+    if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":  # before importing it: not for other errors
+        return False
+    from .db import duckdb
+    if isinstance(e, duckdb.ProgrammingError):
         return False
     left = sorted(OPENED - set(EXCLUDED))
     bad = culprit(str(e), left)

@@ -15,13 +15,20 @@ listing knows to read one of them.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
+try:
+    # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
+    # version lookup goes through importlib.metadata, its relation API is Python) and adds nothing
+    # used here; a one-shot `procsnap lsof --rec` pays that on every run.
+    import _duckdb as duckdb
+except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
+    import duckdb
 
 from recorder.schema import TABLES, Table
 from recorder.store import file_range, is_recording, list_names, partitions, select_visible
@@ -66,8 +73,27 @@ def recording_files(source: Path, table: str, damaged: list | None = None) -> li
     return files
 
 
+def holding(files: list[str], ids: list[int]) -> list[str]:
+    """The files that can hold rows of the snapshots IDS (sorted): those whose names' snapshot-id
+    ranges hold one of them, and every file of a name the recorder never writes (its ids are
+    unknown)."""
+    out = []
+    for f in files:
+        r = file_range(os.path.basename(f))
+        if r is None:
+            out.append(f)
+            continue
+        i = bisect.bisect_left(ids, r[0])
+        if i < len(ids) and ids[i] <= r[1]:
+            out.append(f)
+    return out
+
+
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
 NEEDS = {"lsof": "open_files"}
+# Commands about one moment that read only the moment's snapshots (Recording.open_at), and the
+# tables they read whole: ps's rates need each process's and thread's previous rows.
+AT_MOMENT = {"lsof": (), "ps": ("processes", "threads")}
 
 
 def _sql_str(s: str) -> str:
@@ -107,6 +133,9 @@ class Recording:
         """
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        # Each view is bound when it is created and each query binds it again: without the cache
+        # every bind reads and parses the footer of every file of the table once more.
+        con.execute("SET parquet_metadata_cache = true")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
@@ -116,24 +145,67 @@ class Recording:
         return con
 
     @classmethod
-    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None) -> "Recording":
+    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True) -> "Recording":
         """The recordings as views. A file that cannot be read is named on ERR (stderr unless
-        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them."""
-        sources = recording_folders(paths)
-        con = cls._connect(sources)
-        rec = cls(con, sources, live=False)
+        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them.
+        DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a caller that never
+        queries them: each costs a bind over its table."""
+        rec, listed, damage = cls._listed(paths)
         for t in TABLES.values():
-            files = []
-            for src in sources:
-                files.extend(recording_files(src, t.name, rec.damaged))
-            con.execute(rec._table_view(t, files, hosts))
-        rec._derived()
-        if rec.damaged and err is not False:
-            say_damage(rec.damaged, err or sys.stderr)
+            rec._view(t, listed[t.name], hosts, damage[t.name])
+        if derived:
+            rec._derived()
+        rec._say(damage, err)
         return rec
 
-    def _table_view(self, t: Table, files: list[str], hosts: list[str] | None) -> str:
-        """The view of one table over FILES, leaving out (into ``damaged``) each file whose
+    @classmethod
+    def open_at(cls, paths: list[str], hosts: list[str] | None, at: str | None, need: str | None = None,
+                whole: tuple[str, ...] = (), err=None) -> tuple["Recording", list["Moment"]]:
+        """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
+        AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
+        those in WHOLE, only the files whose names say they can hold rows of the moment's
+        snapshots (``<id>.parquet``, ``c<first>-<last>.parquet``: see ``recorder.store``; a file of
+        another name is read). The engine opens no other file: on a day-long recording most of
+        the time of a one-moment command went into binding views over files it never reads.
+        Every file is still checked as :meth:`open` checks it, and a damaged one named on ERR;
+        the rate views are left out. Returns (recording, moments)."""
+        rec, listed, damage = cls._listed(paths)
+        rec._view(TABLES["snapshots"], listed["snapshots"], hosts, damage["snapshots"])
+        try:
+            moments = rec.moment(at, need)
+        except ProcsnapError:
+            rec._say(damage, err)
+            raise
+        ids = sorted({m.snapshot_id for m in moments})
+        for t in TABLES.values():
+            if t.name != "snapshots":
+                files = listed[t.name] if t.name in whole else holding(listed[t.name], ids)
+                rec._view(t, files, hosts, damage[t.name])
+        rec._say(damage, err)
+        return rec, moments
+
+    @classmethod
+    def _listed(cls, paths: list[str]) -> tuple["Recording", dict[str, list[str]], dict[str, list[Damage]]]:
+        """A Recording with no views yet, and per table its files and the damaged ones left out."""
+        sources = recording_folders(paths)
+        rec = cls(cls._connect(sources), sources, live=False)
+        listed, damage = {}, {}
+        for t in TABLES.values():
+            damage[t.name] = []
+            listed[t.name] = [f for src in sources for f in recording_files(src, t.name, damage[t.name])]
+        return rec, listed, damage
+
+    def _view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> None:
+        self.con.execute(self._table_view(t, files, hosts, damaged))
+
+    def _say(self, damage: dict[str, list[Damage]], err) -> None:
+        """Keep the damaged files table by table, as they were found, and name them on ERR."""
+        self.damaged = [d for t in TABLES for d in damage.get(t, ())]
+        if self.damaged and err is not False:
+            say_damage(self.damaged, err or sys.stderr)
+
+    def _table_view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> str:
+        """The view of one table over FILES, leaving out (into DAMAGED) each file whose
         footer the engine cannot read or whose columns cannot be read as declared."""
         files = list(files)
         while True:
@@ -153,7 +225,7 @@ class Recording:
                 if not bad:
                     raise ProcsnapError(f"cannot read table {t.name}: {msg}") from None
             for f, why in bad:
-                self.damaged.append(Damage(f, why))
+                damaged.append(Damage(f, why))
                 files.remove(f)
 
     @classmethod
@@ -164,6 +236,7 @@ class Recording:
     @classmethod
     def from_snapshots(cls, snaps) -> "Recording":
         """A recording of in-memory snapshots (live mode over an interval: rates need two)."""
+        import duckdb as package  # noqa: F401 - the package sets up the scans of Arrow tables that register needs
         con = cls._connect()
         for t in TABLES.values():
             parts = []
@@ -297,8 +370,11 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     if not paths:
         live_only(at, hosts, command)
         return None, None
-    rec = Recording.open(paths, hosts=hosts or None)
-    moments = rec.moment(at, NEEDS.get(command))
+    if command in AT_MOMENT:
+        rec, moments = Recording.open_at(paths, hosts or None, at, NEEDS.get(command), whole=AT_MOMENT[command])
+    else:
+        rec = Recording.open(paths, hosts=hosts or None)
+        moments = rec.moment(at, NEEDS.get(command))
     if not moments:
         which = f" of host {', '.join(hosts)}" if hosts else ""
         raise ProcsnapError(f"no snapshot{which} in {', '.join(paths)}")

@@ -580,9 +580,21 @@ def _packed(text: str | None) -> bytes | None:
     if text is None:
         return None
     try:
-        return ipaddress.ip_address(text.split("%")[0]).packed
+        return _PACKED[text]
+    except KeyError:
+        pass
+    try:
+        b = ipaddress.ip_address(text.split("%")[0]).packed
     except ValueError:
-        return None
+        b = None
+    if len(_PACKED) < 100_000:
+        _PACKED[text] = b
+    return b
+
+
+# Addresses already packed: a host's sockets share few of them (loopback, its own addresses), and
+# ipaddress takes longer than anything else done per socket row.
+_PACKED: dict[str, bytes | None] = {}
 
 
 def _parse_inet_name(name: str, typ: str, proto: str | None) -> Inet:
@@ -607,26 +619,118 @@ def _parse_inet_name(name: str, typ: str, proto: str | None) -> Inet:
     return Inet(af, proto, la, lp, ra, rp, state)
 
 
-def load(rec, moments) -> list[Row]:
-    """The rows of open_files (with their process and socket) of the given snapshots."""
+def recorded_plan(o: "Options | None") -> tuple[set | None, bool]:
+    """What a listing from a recording must read: (only these pids, or all; only socket
+    descriptors), as :func:`live_plan`, but only where reading less cannot change the exit
+    status: the "not found" checks of -p and -c look at every row the exclusions keep, so a -c
+    (with another selection) reads everything, and -i/-U narrow only without -p."""
+    if o is None:
+        return None, False
+    pids, sockets_only = live_plan(o)
+    kinds = [bool(o.pids), bool(o.users), bool(o.cmds), bool(o.inet or o.unix), bool(o.fds), bool(o.names)]
+    if sum(kinds) > 1 and o.cmds:
+        return None, False
+    if pids is not None:
+        sockets_only = False
+    return pids, sockets_only
+
+
+def inet_ports(o: "Options") -> list[tuple[int, int]] | None:
+    """The port ranges a network selection lists only on: when every -i names ports and no -U
+    is given; None otherwise."""
+    if not o.inet or o.unix or any(s.ports is None for s in o.inet):
+        return None
+    return [(int(lo), int(hi)) for s in o.inet for lo, hi in s.ports]
+
+
+# The TYPEs a -i or -U selection can list (an Inet is made for IPv4 and IPv6 rows only).
+SOCKET_SELECTABLE = ("IPv4", "IPv6", "unix")
+
+
+def load(rec, moments, o: "Options | None" = None) -> list[Row]:
+    """The rows of open_files (with their process and socket) of the given snapshots; with the
+    options O, only those the options can select (see :func:`recorded_plan`): an empty list then
+    says nothing of whether the recording has open_files at all (see :func:`has_files`)."""
     where, params = "", {}
     if moments is not None:
         if not moments:
             return []
-        parts = []
-        for n, m in enumerate(moments):
-            parts.append(f"(host = $h{n} AND snapshot_id = $s{n})")
-            params[f"h{n}"] = m.host
-            params[f"s{n}"] = m.snapshot_id
-        where = " WHERE " + " OR ".join(parts)
-    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{where}", params)
-    _, socks = rec.execute(
-        "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
-        f"unix_path, unix_path_raw FROM sockets{where}", params)
+        where, params = _moments_where(moments)
+    pids, sockets_only = recorded_plan(o)
+    narrowed = pids is not None or sockets_only
+    fwhere, fparams = where, params
+    if pids is not None:
+        fwhere, fparams = _and(where, "list_contains($pids, pid)"), {**params, "pids": sorted(pids)}
+    elif sockets_only:
+        fwhere = _and(where, "type IN (" + ", ".join(f"'{t}'" for t in SOCKET_SELECTABLE) + ")")
+        ports = inet_ports(o)
+        if ports is not None:
+            cond, extra = _on_ports(rec, where, params, ports)
+            fwhere, fparams = _and(fwhere, cond), {**params, **extra}
     _, files = rec.execute(
         "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{where}", params)
+        f"FROM open_files{fwhere}", fparams)
+    swhere = pwhere = where
+    sparams = pparams = params
+    if narrowed:
+        # Only the sockets and processes these rows are joined with (see build_rows): a socket
+        # by (pid, fd), else by inode in any process's row.
+        fpids = sorted({f[1] for f in files if f[1] is not None})
+        swhere = _and(where, "(list_contains($fpids, pid) OR list_contains($finodes, inode))")
+        sparams = {**params, "fpids": fpids, "finodes": sorted({f[9] for f in files if f[9] is not None})}
+        pwhere, pparams = _and(where, "list_contains($fpids, pid)"), {**params, "fpids": fpids}
+    _, procs = rec.execute(f"SELECT host, pid, name, name_raw, \"user\", uid FROM processes{pwhere}", pparams)
+    _, socks = rec.execute(
+        "SELECT host, pid, fd, inode, family, proto, local_addr, local_port, remote_addr, remote_port, state, "
+        f"unix_path, unix_path_raw FROM sockets{swhere}", sparams)
     return build_rows(procs, socks, files)
+
+
+# Up to this many ports, one regular expression finds them in NAME; past it, each number is compared.
+_PORTS_IN_RE = 64
+
+
+def _on_ports(rec, where: str, params: dict, ports: list[tuple[int, int]]) -> tuple[str, dict]:
+    """A condition on open_files keeping every row whose address can be on one of PORTS, as
+    build_rows gives it: from its socket (found by pid and fd, or by inode: the pids and inodes of
+    the sockets on those ports) or read from NAME (any number after a colon; a name that is not
+    ASCII is kept, as Python reads more digits than [0-9])."""
+    def on(col):
+        return "(" + " OR ".join(f"{col} BETWEEN {lo} AND {hi}" for lo, hi in ports) + ")"
+    hit = _and(where, f"({on('local_port')} OR {on('remote_port')})")
+    _, hits = rec.execute(f"SELECT DISTINCT pid, inode FROM sockets{hit}", params)
+    if sum(hi - lo + 1 for lo, hi in ports) <= _PORTS_IN_RE:
+        numbers = "|".join(str(n) for lo, hi in ports for n in range(lo, hi + 1))
+        named = f"regexp_matches(name, ':0*({numbers})([^0-9]|$)')"
+    else:
+        named = (f"EXISTS (SELECT 1 FROM unnest(regexp_extract_all(name, ':([0-9]+)', 1)) AS n(x) "
+                 f"WHERE {on('TRY_CAST(x AS BIGINT)')})")
+    cond = (f"type IN ('IPv4', 'IPv6') AND ({named} OR strlen(name) <> length(name) "
+            "OR list_contains($port_pids, pid) OR list_contains($port_inodes, inode))")
+    return cond, {"port_pids": sorted({p for p, _ in hits if p is not None}),
+                  "port_inodes": sorted({i for _, i in hits if i is not None})}
+
+
+def has_files(rec, moments) -> bool:
+    """Whether the snapshots have any open_files row (a recording made without the table has none)."""
+    if not moments:
+        return False
+    where, params = _moments_where(moments)
+    _, rows = rec.execute(f"SELECT 1 FROM open_files{where} LIMIT 1", params)
+    return bool(rows)
+
+
+def _moments_where(moments) -> tuple[str, dict]:
+    parts, params = [], {}
+    for n, m in enumerate(moments):
+        parts.append(f"(host = $h{n} AND snapshot_id = $s{n})")
+        params[f"h{n}"] = m.host
+        params[f"s{n}"] = m.snapshot_id
+    return " WHERE (" + " OR ".join(parts) + ")", params
+
+
+def _and(where: str, cond: str) -> str:
+    return f"{where} AND {cond}" if where else f" WHERE {cond}"
 
 
 def build_rows(procs, socks, files) -> list[Row]:
@@ -958,8 +1062,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
             err.write(f"procsnap: {msg}\n")
 
     if rec is not None:
-        rows = load(rec, moments)
-        if not rows:
+        rows = load(rec, moments, o)
+        if not rows and not has_files(rec, moments):
             raise ProcsnapError("no open files in the snapshot" + ("s" if len(moments) > 1 else "")
                                 + " used: the recording was made without the open_files table")
         say_moments(moments, err)

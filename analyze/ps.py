@@ -137,6 +137,10 @@ def shown(text: str | None, raw: bytes | None, utf8: bool, args: bool = False) -
     b = raw if raw is not None else (text or "").encode("utf-8", "surrogateescape")
     if args:  # procps reads a command line into a 128 KiB buffer: what is past it is never seen
         b = b[:LINE_MAX - 1].replace(b"\n", b" ")
+    if b.isascii():
+        t = b.decode("ascii")
+        if t.isprintable():  # for ASCII: exactly 0x20-0x7E, shown as they are in either locale
+            return t
     if not utf8:
         return "".join(chr(x) if 0x20 <= x < 0x7F else "." if x < 0x80 else "?" for x in b)
     return "".join(ch if _printable(ch) else "?" for ch in b.decode("utf-8", "surrogateescape"))
@@ -975,28 +979,65 @@ THREAD_COLUMNS = ("pid", "tid", "start_time", "name", "name_raw", "state", "nice
 
 def load(rec, moment, threads: bool, live: bool) -> list[Proc]:
     """The rows of one snapshot: its processes, or with threads their threads."""
+    from .views import process_rates_select, thread_rates_select
     key = {"h": moment.host, "s": moment.snapshot_id}
     _, sysrows = rec.execute("SELECT mem_total, uptime_s, boot_time FROM system "
                              "WHERE host = $h AND snapshot_id = $s", key)
-    _, rows = rec.execute(
+    rows = rates_at(rec, "processes", moment, lambda src, only: (
         "SELECT p.pid, p.ppid, p.pgid, p.sid, p.start_time, p.name, p.name_raw, p.cmdline, p.cmdline_raw, "
         "p.exe, p.state, p.uid, p.\"user\", p.ruid, p.gid, p.nice, p.priority, p.processor, p.num_threads, "
-        "p.utime + p.stime, p.rss, p.vms, p.minflt, p.majflt, p.cgroup, p.tty, r.cpu_pct "
-        "FROM processes p LEFT JOIN (SELECT boot_id, pid, start_time, cpu_pct FROM process_rates "
-        "WHERE host = $h AND snapshot_id = $s) r "
+        "p.utime + p.stime, p.rss, p.vms, p.minflt, p.majflt, p.cgroup, p.tty, r.cpu_pct, r.interval_s IS NULL "
+        "FROM processes p LEFT JOIN (SELECT boot_id, pid, start_time, cpu_pct, interval_s "
+        f"FROM ({process_rates_select(src)}) WHERE host = $h AND snapshot_id = $s) r "
         "ON r.pid = p.pid AND r.start_time = p.start_time AND r.boot_id IS NOT DISTINCT FROM p.boot_id "
-        "WHERE p.host = $h AND p.snapshot_id = $s ORDER BY p.pid", key)
+        f"WHERE p.host = $h AND p.snapshot_id = $s{only('p')} ORDER BY p.pid"))
     trows = None
     if threads:
-        _, trows = rec.execute(
+        trows = rates_at(rec, "threads", moment, lambda src, only: (
             "SELECT t.pid, t.tid, t.start_time, t.name, t.name_raw, t.state, t.nice, t.priority, t.processor, "
-            "t.utime + t.stime, t.minflt, t.majflt, r.cpu_pct "
-            "FROM threads t LEFT JOIN (SELECT boot_id, pid, tid, start_time, cpu_pct FROM thread_rates "
-            "WHERE host = $h AND snapshot_id = $s) r "
+            "t.utime + t.stime, t.minflt, t.majflt, r.cpu_pct, r.interval_s IS NULL "
+            "FROM threads t LEFT JOIN (SELECT boot_id, pid, tid, start_time, cpu_pct, interval_s "
+            f"FROM ({thread_rates_select(src)}) WHERE host = $h AND snapshot_id = $s) r "
             "ON r.pid = t.pid AND r.tid = t.tid AND r.start_time = t.start_time "
             "AND r.boot_id IS NOT DISTINCT FROM t.boot_id "
-            "WHERE t.host = $h AND t.snapshot_id = $s ORDER BY t.pid, t.tid", key)
+            f"WHERE t.host = $h AND t.snapshot_id = $s{only('t')} ORDER BY t.pid, t.tid"), by_tid=True)
     return build_procs(moment.host, moment.ts, sysrows[0] if sysrows else (None, None, None), rows, trows, live)
+
+
+def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple]:
+    """The rows of one snapshot with their rates: QUERY(source, only) is the query, over rates
+    computed from the rows of SOURCE (a part of TABLE), whose rows end with whether the row had
+    no previous row in SOURCE (dropped here); only(alias) is a further condition on its pids.
+
+    The rates views sort every snapshot of the recording into their windows, while a rate needs
+    only the previous row of its own instance: the source is the host's rows from the snapshot
+    before this one up to this one, and the rows of an instance with no previous row there (new,
+    or missed by the previous snapshot) are read again with every row of their pids, whole
+    windows, which is what the view gives."""
+    params = {"h": moment.host, "s": moment.snapshot_id, "t": moment.ts}
+    _, bounds = rec.execute(f"SELECT (SELECT max(ts) FROM {table} WHERE host = $h AND snapshot_id = $s), "
+                            "(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t)", params)
+    hi, lo = bounds[0]
+    key = {"h": moment.host, "s": moment.snapshot_id}
+    none = lambda alias: ""  # noqa: E731
+    if hi is None:  # no row here with a time: nothing to narrow by
+        return [r[:-1] for r in rec.execute(query(table, none), key)[1]]
+    key["hi"] = hi
+    if lo is None:  # the first snapshot: every earlier row of the host is in the source
+        return [r[:-1] for r in rec.execute(query(f"(SELECT * FROM {table} WHERE host = $h AND ts <= $hi)", none),
+                                            key)[1]]
+    key["lo"] = lo
+    _, rows = rec.execute(query(f"(SELECT * FROM {table} WHERE host = $h AND ts >= $lo AND ts <= $hi)", none), key)
+    again = sorted({r[0] for r in rows if r[-1]})
+    if again:
+        _, redo = rec.execute(
+            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid))",
+                  lambda alias: f" AND list_contains($pids, {alias}.pid)"),
+            {"h": moment.host, "s": moment.snapshot_id, "pids": again})
+        gone = set(again)
+        rows = [r for r in rows if r[0] not in gone] + redo
+        rows.sort(key=(lambda r: (r[0], r[1])) if by_tid else (lambda r: r[0]))
+    return [r[:-1] for r in rows]
 
 
 def live_pids(o: Options) -> set | None:

@@ -21,8 +21,10 @@ def _lags(cols: list[str]) -> str:
 PROCESS_COUNTERS = ["utime", "stime", "read_bytes", "write_bytes", "rchar", "wchar", "syscr", "syscw",
                     "ctxsw_voluntary", "ctxsw_involuntary", "minflt", "majflt"]
 
-PROCESS_RATES = f"""
-CREATE OR REPLACE VIEW process_rates AS
+def process_rates_select(source: str = "processes") -> str:
+    """process_rates over SOURCE (the processes view, or a part of it holding whole instances:
+    each rate needs the instance's previous row)."""
+    return f"""
 SELECT host, snapshot_id, ts, boot_id, pid, start_time, ppid, name, "user", cmdline, state,
        num_threads, rss, num_fds,
        dt AS interval_s,
@@ -42,15 +44,19 @@ SELECT host, snapshot_id, ts, boot_id, pid, start_time, ppid, name, "user", cmdl
        {_rate("majflt")} AS majflt_ps
 FROM (
     SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(PROCESS_COUNTERS)}
-    FROM processes
+    FROM {source}
     WINDOW w AS (PARTITION BY host, boot_id, pid, start_time ORDER BY ts)
 )
 """
 
+
+PROCESS_RATES = "\nCREATE OR REPLACE VIEW process_rates AS" + process_rates_select()
+
 THREAD_COUNTERS = ["utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "minflt", "majflt"]
 
-THREAD_RATES = f"""
-CREATE OR REPLACE VIEW thread_rates AS
+def thread_rates_select(source: str = "threads") -> str:
+    """thread_rates over SOURCE (the threads view, or a part of it holding whole threads)."""
+    return f"""
 SELECT host, snapshot_id, ts, boot_id, pid, tid, start_time, name, state,
        dt AS interval_s,
        CASE WHEN utime >= prev_utime AND stime >= prev_stime AND dt > 0
@@ -62,10 +68,13 @@ SELECT host, snapshot_id, ts, boot_id, pid, tid, start_time, name, state,
        {_rate("majflt")} AS majflt_ps
 FROM (
     SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, {_lags(THREAD_COUNTERS)}
-    FROM threads
+    FROM {source}
     WINDOW w AS (PARTITION BY host, boot_id, pid, tid, start_time ORDER BY ts)
 )
 """
+
+
+THREAD_RATES = "\nCREATE OR REPLACE VIEW thread_rates AS" + thread_rates_select()
 
 # Guest time is already counted in user (and guest_nice in nice), so the
 # total leaves them out, as top does.

@@ -91,3 +91,20 @@ def test_snapshot_starts_without_the_framework(tmp_path):
                           text=True, cwd=ROOT)
     out, _ = probe("snapshot", "--help")
     assert out.strip() == full.stdout.strip() and "--no-redact" in out
+
+
+def test_recorded_lsof_and_ps_load_the_engine_without_its_python_package(sample):
+    """--rec reads through DuckDB's engine module: the `duckdb` package around it costs several
+    times as long to import. The answers are those of the full command."""
+    import ast
+    import importlib.util
+    for args in (["lsof", "--rec", sample, "-i"], ["ps", "--rec", sample, "-e"]):
+        out, loaded = probe(*args)
+        mods, code = loaded.rsplit(" ", 1)
+        full = subprocess.run([sys.executable, "-m", "analyze.cli", *map(str, args)], capture_output=True,
+                              text=True, cwd=ROOT)
+        assert out == full.stdout and int(code) == full.returncode == 0
+        mods = ast.literal_eval(mods)
+        assert not {"typer", "click", "rich"} & set(mods)
+        if importlib.util.find_spec("_duckdb") is not None:
+            assert "duckdb" not in mods

@@ -170,7 +170,11 @@ def pick(rec, *args, at=None, hosts=("h1",)):
     o = L.parse_args(list(args))
     moments = [m for m in rec.moment(at or "03:00:00") if m.host in hosts]
     L.resolve_names(o, live=False, warn=lambda m: None)
-    return L.select(L.load(rec, moments), o)
+    res = L.select(L.load(rec, moments, o), o)
+    # reading only what the options can select lists the same rows and finds the same missing items
+    full = L.select(L.load(rec, moments), o)
+    assert (res.rows, res.missing) == (full.rows, full.missing), args
+    return res
 
 
 def keys(rec, *args, **kw):
@@ -396,6 +400,70 @@ def test_socket_rows_by_fd_by_inode_or_from_name(rec):
     assert keys(rec, "-i", "@0.0.0.0:9000", **h2) == [(7, "7")]             # as lsof: 0.0.0.0 is any address
 
 
+def test_port_narrowing_keeps_ports_read_from_odd_names(tmp_path):
+    """Ports that only NAME gives, written as Python still reads them: leading zeros, digits
+    that are not ASCII, a range past what one regular expression lists."""
+    d = tmp_path / "rec"
+    files = [f(9, 3, "IPv4", "10.0.0.1:0443->10.0.0.2:5000 (ESTABLISHED)", mode="u", inode=9003, proto="TCP"),
+             f(9, 4, "IPv4", "10.0.0.1:\u0664\u0664\u0663->10.0.0.2:6000 (ESTABLISHED)", mode="u", inode=9004,
+               proto="TCP"),
+             f(9, 5, "IPv6", "[::1]:7000", mode="u", inode=9005, proto="UDP"),
+             f(9, 6, "REG", "/srv/x:443", size=1, inode=9006)]
+    with Store(d) as st:
+        st.write(snapshot(0, [proc(9, "odd", "root", 0)], files, [], host="h3"))
+    rec = Recording.open([str(d)])
+    moments = rec.moment("end")
+    for args, want in ((["-i", ":443"], ["3", "4"]), (["-i", ":6000-9000"], ["4", "5"]), (["-i", ":5000"], ["3"]),
+                       (["-i", "6UDP:7000"], ["5"]), (["-i", ":1-65535"], ["3", "4", "5"])):
+        o = L.parse_args(args)
+        narrow, full = L.select(L.load(rec, moments, o), o), L.select(L.load(rec, moments), o)
+        assert [r.fd for r in narrow.rows] == [r.fd for r in full.rows] == want, args
+        assert narrow.missing == full.missing == []
+
+
+def test_inet_ports():
+    assert L.inet_ports(L.parse_args(["-i", ":80,8000-8080", "-i", "UDP:53"])) == [(80, 80), (8000, 8080), (53, 53)]
+    assert L.inet_ports(L.parse_args(["-i", ":80", "-i", "TCP"])) is None     # the second lists every port
+    assert L.inet_ports(L.parse_args(["-i", ":80", "-U"])) is None
+    assert L.inet_ports(L.parse_args(["-p", "1"])) is None
+
+
+@pytest.mark.parametrize("args,pids,sockets_only", [
+    (["-p", "1,200"], {1, 200}, False),
+    (["-a", "-p", "1", "-u", "root"], {1}, False),
+    (["-a", "-p", "1", "-i"], {1}, False),             # -i narrows no further: -p's "not found" sees all
+    (["-p", "1", "-u", "root"], None, False),          # ORed: everything
+    (["-i", ":8080"], None, True),
+    (["-U"], None, True),
+    (["-a", "-i", "-d", "0-9"], None, True),
+    (["-a", "-p", "1", "-c", "sys"], None, False),     # -c's "not found" looks at every process
+    (["-a", "-i", "-c", "curl"], None, False),
+    (["-c", "curl"], None, False),
+    ([], None, False),
+])
+def test_recorded_plan(args, pids, sockets_only):
+    assert L.recorded_plan(L.parse_args(args)) == (pids, sockets_only)
+    assert L.recorded_plan(None) == (None, False)
+
+
+@pytest.mark.parametrize("args", [
+    ["-p", "7"], ["-p", "100,200"], ["-p", "1", "-sTCP:LISTEN"], ["-a", "-p", "100", "-d", "0-5"], ["-p", "^100", "-p", "1"],
+    ["-i"], ["-i", ":6380"], ["-U"], ["-i", "-sTCP:^LISTEN"], ["-a", "-i", "-u", "alice"], ["-p", "200", "-t"],
+    # ports: found through a socket by fd, by inode only (h2's 6380), or in NAME only (h2's 9000 and 443)
+    ["-i", ":443"], ["-i", ":9000"], ["-i", ":8000-9000"], ["-i", "TCP:8080,22"], ["-i", "@10.0.0.2:443"],
+    ["-i", "6:22"], ["-i", ":6379", "-i", "UDP:53"], ["-i", ":8080", "-sTCP:LISTEN"], ["-a", "-i", ":8080", "-u", "alice"],
+    ["-i", ":9999"],
+])
+def test_narrowed_load_reads_less_and_lists_the_same(rec, args):
+    """All hosts (h2's pid 7 finds a socket by inode only, in a row without owner): pick() checks
+    the listing against a full read; here, that the narrowed read is smaller."""
+    pick(rec, *args, hosts=("h1", "h2"))
+    o = L.parse_args(args)
+    moments = rec.moment("03:00:00")
+    assert len(L.load(rec, moments, o)) < len(L.load(rec, moments))
+    assert L.has_files(rec, moments)
+
+
 def test_missing_search_items(rec):
     assert pick(rec, "-p", "1,99999").missing == ["99999"]
     assert pick(rec, "-c", "nosuch", "-p", "1").missing == ["nosuch"]
@@ -554,6 +622,7 @@ def test_cli_lsof_options_as_typed(cli, recdir):
     (["--rec", "REC", "-f", "xml"], 2, "bad format"),
     (["--rec", "REC", "--host", "nosuch", "-i"], 1, "no snapshot of host nosuch"),
     (["--rec", "OLD", "-i"], 1, "without the open_files table"),
+    (["--rec", "OLD", "-p", "1"], 1, "without the open_files table"),
 ])
 def test_cli_errors_are_one_line(cli, recdir, oldrec, args, code, needle):
     p = cli("lsof", *[str(recdir) if a == "REC" else str(oldrec) if a == "OLD" else a for a in args])

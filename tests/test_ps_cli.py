@@ -133,16 +133,24 @@ def recdir(tmp_path_factory):
 def open_once():
     """Each recording is opened once for the module (a Recording is read-only): keeps it fast."""
     from analyze.db import Recording
-    opened, real = {}, Recording.open.__func__
+    opened, real, real_at = {}, Recording.open.__func__, Recording.open_at.__func__
 
-    def cached(cls, paths, hosts=None):
-        key = (tuple(paths), tuple(hosts or ()))
+    def cached(cls, paths, hosts=None, **kw):
+        key = (tuple(paths), tuple(hosts or ()), tuple(sorted(kw.items())))
         if key not in opened:
-            opened[key] = real(cls, paths, hosts)
+            opened[key] = real(cls, paths, hosts, **kw)
+        return opened[key]
+
+    def cached_at(cls, paths, hosts, at, need=None, whole=()):
+        key = ("at", tuple(paths), tuple(hosts or ()), at, need, whole)
+        if key not in opened:
+            opened[key] = real_at(cls, paths, hosts, at, need, whole)
         return opened[key]
     Recording.open = classmethod(cached)
+    Recording.open_at = classmethod(cached_at)
     yield
     Recording.open = classmethod(real)
+    Recording.open_at = classmethod(real_at)
 
 
 @pytest.fixture(scope="module")

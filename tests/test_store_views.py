@@ -104,6 +104,18 @@ def test_rates_and_backwards_counters(tmp_path):
     assert rows[3][0] == pytest.approx(5.0)
 
 
+def test_rate_views_can_be_left_out(tmp_path):
+    """lsof and ps --rec open a recording without the rate views (they query none of them)."""
+    rec = tmp_path / "rec"
+    with Store(rec) as st:
+        st.write(fake_snapshot(0, [{"pid": 10, "utime": 1.0, "stime": 0.0}]))
+    views = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+    full = {v for (v,) in Recording.open([str(rec)]).execute(views)[1]}
+    bare = {v for (v,) in Recording.open([str(rec)], derived=False).execute(views)[1]}
+    assert full - bare == {"process_rates", "thread_rates", "system_rates", "disk_rates", "nic_rates"}
+    assert bare == set(TABLES)
+
+
 def test_a_new_instance_of_the_same_pid_has_no_rate_from_the_old_one(tmp_path):
     rec = tmp_path / "rec"
     with Store(rec) as st:
