@@ -1143,12 +1143,60 @@ fail:
     return NULL;
 }
 
+
+/* socket_lines(data, col, inodes) -> bytes: a /proc/net table's header line and the lines whose
+ * token number col (0-based, blank-separated) is one of inodes (a set of ints). */
+static PyObject *socket_lines(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    int col;
+    PyObject *inodes;
+    if (!PyArg_ParseTuple(args, "y#iO", &b, &n, &col, &inodes)) return NULL;
+    if (!PyAnySet_Check(inodes)) {
+        PyErr_SetString(PyExc_TypeError, "socket_lines: inodes must be a set");
+        return NULL;
+    }
+    const char *end = b + n, *p = memchr(b, '\n', n);
+    p = p ? p + 1 : end;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out) return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    memcpy(o, b, p - b);
+    Py_ssize_t used = p - b;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        const char *next = eol ? eol + 1 : end;
+        if (!eol) eol = end;
+        tok f[16];
+        int k = split_line(p, eol, f, col + 1 < 16 ? col + 1 : 16);
+        long long ino;
+        if (k > col && decnum(f[col].b, f[col].n, &ino) == 0) {
+            PyObject *v = PyLong_FromLongLong(ino);
+            int has = v ? PySet_Contains(inodes, v) : -1;
+            Py_XDECREF(v);
+            if (has < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            if (has) {
+                memcpy(o + used, p, eol - p);
+                used += eol - p;
+                o[used++] = '\n';
+            }
+        }
+        p = next;
+    }
+    if (_PyBytes_Resize(&out, used) < 0) return NULL;
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
     {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
     {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
+    {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {NULL, NULL, 0, NULL},

@@ -251,7 +251,18 @@ class Collector:
                 files.drop(pid)
                 continue
             procs.append(row)
-        sockets = self._socket_tables(files)
+        # Named processes: only their sockets' lines of their protocols' tables are parsed.
+        only = protos = None
+        if pids is not None:
+            only, protos = set(), set()
+            for r, path in files.sockets:
+                only.add(r[9])
+                if protos is not None:
+                    try:
+                        protos.add(os.getxattr(path, "system.sockprotoname").decode("ascii", "replace").rstrip("\0"))
+                    except OSError:  # closed meanwhile, or no name: every table then
+                        protos = None
+        sockets = self._socket_tables(files, only, protos)
         files.resolve(sockets)
         return procs, files, sockets.rows(files)
 
@@ -454,8 +465,10 @@ class Collector:
         meta["sockets_denied"] = denied
         return cols
 
-    def _socket_tables(self, files: "FileRows") -> "SocketIndex":
+    def _socket_tables(self, files: "FileRows", only: set | None = None, protos: set | None = None) -> "SocketIndex":
         idx = SocketIndex()
+        if only is not None and not only:
+            return idx  # the named processes hold no socket
         seen_ns: set = set()
         # One representative process per network namespace that holds sockets;
         # the recorder's own namespace is always read (unowned sockets too).
@@ -472,7 +485,7 @@ class Collector:
                 continue
             if ns is not None:
                 seen_ns.add(ns)
-            idx.read_namespace(self.fs, parts, ns, self.native)
+            idx.read_namespace(self.fs, parts, ns, self.native, only, protos)
         return idx
 
     def _files(self, pid: int, row: dict, fds: list[str] | None, out: "FileRows") -> None:

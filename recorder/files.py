@@ -228,10 +228,12 @@ class SocketIndex:
         self.unowned: list[dict] = []  # inode-0 sockets (TIME_WAIT, …)
         self.denied = 0
 
-    def _add(self, rows: list[dict], ns) -> None:
+    def _add(self, rows: list[dict], ns, only: set | None = None) -> None:
         # Each socket is kept as two tuples, what its descriptors' rows get (resolve) and its
         # sockets row (rows): not as the parsed dict, five times their size at tens of thousands.
         for s in rows:
+            if only is not None and s["inode"] not in only:
+                continue  # a line _line_finder let through on another column's digits
             s["netns"] = ns
             rec = (_resolution(s), _socket_row(s))
             if s["inode"] == 0:
@@ -239,10 +241,22 @@ class SocketIndex:
             else:
                 self.by_inode.setdefault(s["inode"], rec)
 
-    def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None) -> None:
+    def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None, only: set | None = None,
+                       protos: set | None = None) -> None:
+        """Every socket table of a network namespace; with ONLY (inodes), just those sockets, from
+        the tables of their PROTOS (sockprotoname values; None: every table): `lsof -p PID`
+        needs a few lines of tables that can hold tens of thousands."""
+        find = _line_finder(only) if only is not None and native is None else None
+        tables = _tables_of(only, protos) if only is not None else None
+
         def read(name):
             try:
-                return fs.read(*parts, name)
+                data = fs.read(*parts, name)
+                if only is None or not data:
+                    return data
+                if native is not None:
+                    return native.socket_lines(data, _INODE_COLUMN[name], only)
+                return find(data)
             except Denied:
                 self.denied += 1
             except Gone:
@@ -251,15 +265,19 @@ class SocketIndex:
 
         parse_inet = P.parse_inet if native is None else native.parse_inet
         for name, proto, v6 in P.NET_TABLES:
+            if tables is not None and name not in tables:
+                continue
             data = read(name)
             if data:
-                self._add(parse_inet(data, proto, v6), ns)
+                self._add(parse_inet(data, proto, v6), ns, only)
         parse_unix = P.parse_unix if native is None else native.parse_unix
         for name, parser in (("unix", parse_unix), ("netlink", P.parse_netlink), ("packet", P.parse_packet)):
+            if tables is not None and name not in tables:
+                continue
             data = read(name)
             if data:
                 try:
-                    self._add(parser(data), ns)
+                    self._add(parser(data), ns, only)
                 except ValueError:
                     pass
 
@@ -286,6 +304,45 @@ class SocketIndex:
 SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto", "sock_type", "local_addr",
                  "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
                  "unix_path_raw")
+
+
+# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname).
+_PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UDPLITE": "udplite",
+                "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
+                "PACKET": "packet"}
+
+
+# Where the inode stands in each table's lines (the parsers' field numbers).
+_INODE_COLUMN = {**{name: 9 for name, _, _ in P.NET_TABLES}, "unix": 6, "netlink": 9, "packet": 8}
+
+
+def _tables_of(only: set, protos: set | None) -> set | None:
+    """The tables that can hold these sockets: None (all) when a protocol is unknown."""
+    if protos is None or not protos <= _PROTO_TABLE.keys():
+        return None
+    return {_PROTO_TABLE[p] for p in protos}
+
+
+def _line_finder(inodes: set):
+    """A function keeping, of a /proc/net table, its header line and the lines where one of
+    these inode numbers stands as a word followed by a blank or the line's end (bytes.find per
+    inode: a few scans of C speed, not a parse per line)."""
+    needles = [(b" %d " % i, b" %d\n" % i) for i in sorted(inodes)]
+
+    def find(data: bytes) -> bytes:
+        head = data.find(b"\n") + 1
+        starts = set()
+        for needle in (n for pair in needles for n in pair):
+            at = data.find(needle, head)
+            while at >= 0:
+                starts.add(data.rfind(b"\n", 0, at + 1) + 1)
+                at = data.find(needle, at + 1)
+        lines = [data[:head]]
+        for start in sorted(starts):
+            end = data.find(b"\n", start)
+            lines.append(data[start:end + 1] if end >= 0 else data[start:] + b"\n")
+        return b"".join(lines)
+    return find
 
 
 def _resolution(s: dict) -> tuple:

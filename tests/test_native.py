@@ -362,3 +362,27 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
         rows = c.snapshot().tables["open_files"].to_pylist()
         got.append(sorted((r["pid"], r["fd"], r["type"], r["name"]) for r in rows if r["pid"] in live))
     assert got[0] and got[0] == got[1]
+
+
+def test_named_processes_read_only_their_sockets(live):
+    """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
+    bytes.find per inode without the C module): the rows are those of a full read."""
+    from recorder import files as F
+    pids = sorted(live)
+    for native in (N.native, None):
+        c = Collector(redact=False)
+        c.native = native
+        _, named, _ = c.live_files(pids)
+        _, every, _ = c.live_files(None)
+        mine = sorted(tuple(r) for r in every.rows if r[0] in live)
+        assert sorted(tuple(r) for r in named.rows) == mine
+        assert any(r[5] in ("IPv4", "IPv6") for r in named.rows) and any(r[5] == "unix" for r in named.rows)
+    # the filters themselves, on this host's tables, against parsing everything
+    inodes = {r[9] for r, _ in named.sockets}
+    for name, parse in (("tcp", lambda d: P.parse_inet(d, "TCP", False)), ("tcp6", lambda d: P.parse_inet(d, "TCP", True)),
+                        ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
+        data = ProcFS().read("self", "net", name)
+        want = sorted(s["inode"] for s in parse(data) if s["inode"] in inodes)
+        assert sorted(s["inode"] for s in parse(F._line_finder(inodes)(data)) if s["inode"] in inodes) == want
+        if N.native is not None:
+            assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, F._INODE_COLUMN[name], inodes))) == want
