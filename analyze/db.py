@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - a duckdb build without the separate ex
     import duckdb
 
 from recorder.schema import TABLES, Table
-from recorder.store import file_range, is_recording, list_names, partitions, select_visible
+from recorder.layout import file_range, is_recording, list_names, partitions, select_visible
 
 from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only

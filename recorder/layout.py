@@ -1,0 +1,91 @@
+"""How a recording names its folders and files, without Arrow: readers (the analyzer, which
+reads through DuckDB) list and choose files with these, and importing pyarrow for them cost every
+command 60-90 ms. recorder.store re-exports them."""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from pathlib import Path
+
+FORMAT = "procsnap-recording"
+FORMAT_VERSION = 1
+MARKER = "procsnap.json"
+DATA_NAME = re.compile(r"^(\d+)\.parquet$")
+COMPACT_NAME = re.compile(r"^c(\d+)-(\d+)\.parquet$")
+
+
+def file_range(name: str) -> tuple[int, int] | None:
+    """The snapshot ids a data file holds: (id, id) for ``<id>.parquet``, (first, last) for
+    ``c<first>-<last>.parquet``; None for any other name (left alone by the recorder)."""
+    m = DATA_NAME.match(name)
+    if m:
+        return int(m.group(1)), int(m.group(1))
+    m = COMPACT_NAME.match(name)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def select_visible(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split one partition's Parquet file names into those to read and those covered.
+
+    A file is covered when another file's snapshot-id range contains its own (and is
+    larger): a small file by the compacted file that merged it, a compacted file by a
+    larger compaction. Returns (visible names, [(covered name, covering name)]). Names
+    starting with '.' or '_' are never visible; names the recorder does not write are
+    visible and never covered.
+    """
+    ranged = []
+    visible = []
+    for n in names:
+        if n.startswith((".", "_")) or not n.endswith(".parquet"):
+            continue
+        r = file_range(n)
+        if r is None:
+            visible.append(n)
+        else:
+            ranged.append((r, n))
+    # Widest first: a file is covered if an already kept, wider range contains it.
+    ranged.sort(key=lambda x: (x[0][0], -x[0][1]))
+    kept: list[tuple[tuple[int, int], str]] = []
+    covered = []
+    for (a, b), n in ranged:
+        cover = next((kn for (ka, kb), kn in reversed(kept) if ka <= a and b <= kb), None)
+        if cover is None:
+            kept.append(((a, b), n))
+        else:
+            covered.append((n, cover))
+    visible.extend(n for _, n in kept)
+    return sorted(visible), covered
+
+
+def partitions(root: Path, table: str):
+    """(host folder name, date folder name, path) of each partition folder of a table."""
+    tdir = root / table
+    if not tdir.is_dir():
+        return
+    for hostdir in sorted(tdir.iterdir()):
+        if not hostdir.is_dir() or not hostdir.name.startswith("host="):
+            continue
+        for datedir in sorted(hostdir.iterdir()):
+            if datedir.is_dir() and datedir.name.startswith("date="):
+                yield hostdir.name, datedir.name, datedir
+
+
+def list_names(d: Path) -> list[str]:
+    """File names of a folder; empty if it vanished meanwhile (retention removes empty folders)."""
+    try:
+        return os.listdir(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def partition_value(v: str) -> str:
+    """Hive partition values are URL-escaped, like Spark and Trino write them."""
+    return urllib.parse.quote(v, safe="")
+
+
+def is_recording(path: Path) -> bool:
+    return (path / MARKER).is_file() or (path / "snapshots").is_dir()
