@@ -143,10 +143,14 @@ def test_restarted_service_leaks_as_one_identity(scenario):
     restarted = set(scenario["restarted"])
     mine = [f for f in scenario["result"]["findings"] if f.category == "leak" and pids_of(f) & restarted]
     assert mine, "the restarted leaker is found"
-    for f in mine:
-        assert f.evidence["level"] == "identity" and f.evidence["instances"] >= 2
+    ident = [f for f in mine if f.evidence["level"] == "identity"]
+    for f in ident:
+        assert f.evidence["instances"] >= 2
         assert {i["pid"] for i in f.process["instances"]} <= restarted
-    assert {"leak.fds", "leak.rss"} <= {f.kind for f in mine}
+    assert {"leak.fds", "leak.rss"} <= {f.kind for f in ident}
+    # an instance may still show a leak of a family its identity as a whole did not (a short
+    # instance's fit can pass where the pooled one does not), never one reported for the identity
+    assert not {f.kind for f in mine if f.evidence["level"] == "instance"} & {f.kind for f in ident}
     leaker = [f for f in scenario["result"]["findings"] if f.category == "leak"][0]
     assert leaker.process["pid"] == scenario["pids"]["leaker"]
 
