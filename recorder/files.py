@@ -193,12 +193,6 @@ class FileRows:
                 cols.append(pa.nulls(n, f.type))
         return pa.Table.from_arrays(cols, schema=schema)
 
-    def columns(self) -> dict[str, list]:
-        """The rows as columns, by FIELDS name."""
-        if not self.rows:
-            return {f: [] for f in FIELDS}
-        return dict(zip(FIELDS, (list(c) for c in zip(*self.rows))))
-
     def resolve(self, sockets: "SocketIndex") -> "FileRows":
         """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""
         for r, path in self.sockets:
