@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .schema import TABLES
@@ -114,6 +113,9 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
     per compaction."""
     if not files:
         return
+    # Here, not at the top: its import holds 10 MB for the rest of the recorder's life, and a
+    # recorder that has not compacted yet (its first 64 snapshots) has no use for it.
+    import pyarrow.compute as pc
     keys = SORT_KEYS.get(table, ("snapshot_id",))
     sort = [(k, "ascending") for k in keys if k in schema.names]
 
