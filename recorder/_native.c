@@ -919,6 +919,27 @@ static int set_item(PyObject *d, PyObject *k, PyObject *v) { /* steals v */
     return r;
 }
 
+/* The address strings of one table: a few distinct values (127.0.0.1, ::, the host's addresses)
+   over tens of thousands of lines, so each distinct one is made once and shared (a str per line
+   was ~3 MB of a 1000-process host's sockets). Up to ADDR_CACHE of them; others are made each time. */
+#define ADDR_CACHE 16
+typedef struct { char s[INET6_ADDRSTRLEN]; PyObject *o; } addr_entry;
+
+static PyObject *addr_str(addr_entry *cache, int *used, const char *s) { /* new reference */
+    for (int i = 0; i < *used; i++)
+        if (strcmp(cache[i].s, s) == 0) {
+            Py_INCREF(cache[i].o);
+            return cache[i].o;
+        }
+    PyObject *o = PyUnicode_FromString(s);
+    if (o && *used < ADDR_CACHE) {
+        strcpy(cache[*used].s, s);
+        cache[(*used)++].o = o;
+        Py_INCREF(o);
+    }
+    return o;
+}
+
 /* parse_inet(data, proto, v6) -> [dict] */
 static PyObject *parse_inet(PyObject *self, PyObject *args) {
     const char *b;
@@ -929,6 +950,8 @@ static PyObject *parse_inet(PyObject *self, PyObject *args) {
     int tcp = PyUnicode_CompareWithASCIIString(proto, "TCP") == 0;
     int raw = PyUnicode_CompareWithASCIIString(proto, "RAW") == 0;
     PyObject *sock_type = tcp ? S_STREAM : raw ? S_RAWT : S_DGRAM;
+    addr_entry addrs[ADDR_CACHE];
+    int n_addrs = 0;
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     const char *p = memchr(b, '\n', n), *end = b + n;
@@ -966,8 +989,8 @@ static PyObject *parse_inet(PyObject *self, PyObject *args) {
         Py_INCREF(proto);
         Py_INCREF(sock_type);
         if (set_item(d, K_FAMILY, v6 ? S_IPV6 : S_IPV4) < 0 || set_item(d, K_PROTO, proto) < 0 ||
-            set_item(d, K_LADDR, PyUnicode_FromString(la)) < 0 || set_item(d, K_LPORT, PyLong_FromUnsignedLongLong(lp)) < 0 ||
-            set_item(d, K_RADDR, PyUnicode_FromString(ra)) < 0 || set_item(d, K_RPORT, PyLong_FromUnsignedLongLong(rp)) < 0 ||
+            set_item(d, K_LADDR, addr_str(addrs, &n_addrs, la)) < 0 || set_item(d, K_LPORT, PyLong_FromUnsignedLongLong(lp)) < 0 ||
+            set_item(d, K_RADDR, addr_str(addrs, &n_addrs, ra)) < 0 || set_item(d, K_RPORT, PyLong_FromUnsignedLongLong(rp)) < 0 ||
             set_item(d, K_STATE, state) < 0 || set_item(d, K_ST, PyLong_FromUnsignedLongLong(st)) < 0 ||
             set_item(d, K_RAWL, PyUnicode_DecodeASCII(f[1].b, f[1].n, NULL)) < 0 ||
             set_item(d, K_RAWR, PyUnicode_DecodeASCII(f[2].b, f[2].n, NULL)) < 0 ||
@@ -992,8 +1015,10 @@ static PyObject *parse_inet(PyObject *self, PyObject *args) {
         }
         goto fail;
     }
+    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
     return out;
 fail:
+    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
     Py_DECREF(out);
     return NULL;
 }
