@@ -45,6 +45,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+try:  # written as the recorder writes its files (dictionaries, statistics, no Arrow schema)
+    from recorder.store import parquet_options
+except ImportError:  # run as bench/synth.py from a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from recorder.store import parquet_options
+
 FD_TABLES = ("open_files", "sockets")
 DATA_NAME = re.compile(r"^(\d+)\.parquet$")
 UTC = dt.timezone.utc
@@ -204,7 +210,7 @@ class Synth:
 
     def _write(self, path: Path, t: pa.Table) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(t, path, compression=self.compression)
+        pq.write_table(t, path, **parquet_options(t.schema, self.compression))
         self.files += 1
         self.bytes += path.stat().st_size
 

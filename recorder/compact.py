@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .schema import TABLES
-from .store import (COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, list_names, partitions,
-                    select_visible)
+from .store import (COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, list_names, parquet_options,
+                    partitions, select_visible)
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
@@ -197,7 +197,7 @@ def _merge(store: Store, table: str, files: list[Path], final: Path, damaged: li
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb", closefd=False) as f:
-            with pq.ParquetWriter(f, schema, compression=store.compression) as w:
+            with pq.ParquetWriter(f, schema, **parquet_options(schema, store.compression)) as w:
                 _write_sorted(w, table, files, schema)
             f.flush()
             os.fsync(fd)

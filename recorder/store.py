@@ -65,6 +65,28 @@ def _mkdir_private(d: Path, root: Path) -> None:
     d.mkdir(mode=0o700, exist_ok=True)
 
 
+# Columns whose min/max go into the files' footers: what readers select on (a moment, a process,
+# a descriptor) and compaction's pid-range row groups are pruned by. The others' statistics
+# were a third of a small file (a snapshot's one-row system file: 18.6 -> 11.5 KB without).
+STATS_COLUMNS = frozenset(("snapshot_id", "ts", "boot_id", "pid", "start_time", "tid", "fd_num", "inode"))
+
+
+def parquet_options(schema, compression: str = "zstd") -> dict:
+    """How every procsnap Parquet file is written (a snapshot's, and compaction's).
+
+    Measured on a snapshot of a 1000-process host (1045 KB with pyarrow's defaults, 881 KB
+    with these; the six tables of a snapshot without descriptors 135 -> 84 KB): dictionaries
+    for text columns only (counters, sizes and addresses are mostly distinct, and a dictionary
+    that overflows to plain pages costs more than plain pages alone); dictionary pages of at
+    most 64 KB (a larger one for paths and socket names compressed worse); statistics for
+    STATS_COLUMNS only; and no serialized Arrow schema, which every reader rebuilds from the
+    Parquet types (the same Arrow types: timestamps with tz=UTC included)."""
+    import pyarrow as pa
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+    return dict(compression=compression, use_dictionary=text, dictionary_pagesize_limit=64 * 1024,
+                write_statistics=[f.name for f in schema if f.name in STATS_COLUMNS], store_schema=False)
+
+
 class Store:
     """Appends snapshots to a recording folder, creating it if needed."""
 
@@ -133,7 +155,7 @@ class Store:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             with os.fdopen(fd, "wb", closefd=False) as f:
-                pq.write_table(table, f, compression=self.compression)
+                pq.write_table(table, f, **parquet_options(table.schema, self.compression))
                 f.flush()
                 os.fsync(fd)
         except BaseException:
