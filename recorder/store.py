@@ -74,16 +74,17 @@ STATS_COLUMNS = frozenset(("snapshot_id", "ts", "boot_id", "pid", "start_time", 
 def parquet_options(schema, compression: str = "zstd") -> dict:
     """How every procsnap Parquet file is written (a snapshot's, and compaction's).
 
-    Measured on a snapshot of a 1000-process host (1045 KB with pyarrow's defaults, 881 KB
+    Measured on a snapshot of a 1000-process host (1045 KB with pyarrow's defaults, 927 KB
     with these; the six tables of a snapshot without descriptors 135 -> 84 KB): dictionaries
     for text columns only (counters, sizes and addresses are mostly distinct, and a dictionary
-    that overflows to plain pages costs more than plain pages alone); dictionary pages of at
-    most 64 KB (a larger one for paths and socket names compressed worse); statistics for
+    that overflows to plain pages costs more than plain pages alone); statistics for
     STATS_COLUMNS only; and no serialized Arrow schema, which every reader rebuilds from the
-    Parquet types (the same Arrow types: timestamps with tz=UTC included)."""
+    Parquet types (the same Arrow types: timestamps with tz=UTC included). Dictionary pages of
+    64 KB would take another 12% off the descriptor tables, but the writer then holds 5 MB
+    more while it writes them, at the recorder's peak."""
     import pyarrow as pa
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-    return dict(compression=compression, use_dictionary=text, dictionary_pagesize_limit=64 * 1024,
+    return dict(compression=compression, use_dictionary=text,
                 write_statistics=[f.name for f in schema if f.name in STATS_COLUMNS], store_schema=False)
 
 
