@@ -53,21 +53,26 @@ CLOSERS = (
      "and cmdline, exe and cgroup only for process instances not seen before, which a forensic recorder "
      "should not do (programs rewrite their argv, e.g. postgres and nginx; exec keeps pid and start time)"),
     ("bytes",
-     "every snapshot stores every row whole; atop stores per-sample deltas, compressed. Most rows (files, "
-     "mapped files, threads of idle processes) are identical from one snapshot to the next. Closing it: "
-     "compact sorted by entity (host, pid, start_time, fd) rather than by snapshot, so that run-length and "
-     "dictionary encodings catch the repetition across snapshots, or store descriptor rows as intervals "
-     "(first and last snapshot seen) and expand them in the views"),
+     "every snapshot file stores every row whole, descriptors included (atop records none), and atop "
+     "stores per-sample deltas, compressed. Files are written with dictionaries for text columns only, "
+     "statistics only for the columns readers select on and no serialized Arrow schema (a snapshot "
+     "without descriptors of the 1000-process host is ~84 KB, atop's further sample ~86 KiB); the "
+     "recorder's compaction then sorts each day's small files by entity (host, pid, start_time, fd), so "
+     "that run-length and dictionary encodings catch the repetition across snapshots (see Bytes once "
+     "compacted). What stays above atop: a fresh one-snapshot folder (its descriptor tables alone are "
+     "~10 x atop's sample) and a recording's uncompacted tail (at most --compact-min snapshots). Closing "
+     "it: store descriptor rows as intervals (first and last snapshot seen) and expand them in the views"),
     ("continuous recording CPU",
      "the average is the per-snapshot cost above divided by the interval; descriptors dominate. Closing "
      "it: the measures above for the full snapshot, or a longer --files-interval (the default is chosen "
      "from this figure)"),
     ("continuous recording peak RSS",
-     "the first descriptor snapshot sets the peak: ~60 MB of imports (pyarrow with its Parquet and compute "
-     "libraries), ~80 MB while descriptor rows are collected (they become Arrow columns every 16384 rows; "
-     "sockets are kept as tuples; Arrow allocates through malloc so Python reuses what it frees) and ~12 MB "
-     "more while the Parquet files are written. Closing it: build the descriptor columns in C straight into "
-     "Arrow buffers (no Python tuple per row), and import pyarrow.compute only when compacting"),
+     "the first descriptor snapshot sets the peak: ~60 MB of imports (pyarrow and its Parquet library; "
+     "pyarrow.compute only once it compacts), ~65 MB while descriptor and socket rows are collected (they "
+     "become Arrow columns every 16384 rows; sockets are kept as tuples, their address strings shared; mem "
+     "rows are cached only when the next descriptor snapshot is within 60 s) and ~20 MB more while the "
+     "Parquet writer encodes them. Closing it: build the descriptor columns in C straight into Arrow "
+     "buffers (no Python tuple per row)"),
     ("--at",
      "opening a recording lists every file and DuckDB reads the footer of each one for the views "
      "(union_by_name); the query then prunes by snapshot_id through the row-group statistics. Closing "
