@@ -564,6 +564,11 @@ class Collector:
                             pos, mode = None, modes[lstat(p).st_mode & 0o600]
                         out.add_path(base, n, mode, pos, target, st)
                         continue
+                    if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
+                        # Every socket's file is opened O_RDWR (sock_alloc_file): its mode is
+                        # always u, no lstat needed.
+                        out.add_socket(base, n, "u", int(target[8:-1]), p)
+                        continue
                     mode = modes[lstat(p).st_mode & 0o600]
                 except PermissionError:
                     out.add_denied(base, n, int(n), p)
@@ -572,11 +577,7 @@ class Collector:
                     out.gone += 1  # closed while we looked
                     continue
                 head = target[:6]
-                if head == b"socket":
-                    if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
-                        out.add_socket(base, n, mode, int(target[8:-1]), p)
-                        continue
-                elif head == b"pipe:[" and target[-1:] == b"]" and target[6:-1].isdigit():
+                if head == b"pipe:[" and target[-1:] == b"]" and target[6:-1].isdigit():
                     # Every pipe lives on pipefs: its inode is in the link, its device is the
                     # same for all, so one stat per snapshot serves every pipe.
                     st = shared.get(b"pipe")
