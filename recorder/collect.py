@@ -38,6 +38,10 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 FILE_CHUNK = 16384
 # What _process reads of /proc/PID, in one call when the C module is there.
 _PROC_FILES = ("stat", "status", "cmdline", "io", "limits", "cgroup")
+# On the live /proc the descriptor limit comes from prlimit(2): the same numbers as the limits
+# file (task->signal->rlim), one call in place of open, read and close of 16 formatted lines.
+_PROC_FILES_PRLIMIT = ("stat", "status", "cmdline", "io", "cgroup")
+_RLIMIT_NOFILE = getattr(resource, "RLIMIT_NOFILE", None)
 # lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
@@ -128,6 +132,8 @@ class Collector:
         # The C loops read files the way ProcFS does; a ProcFS subclass that reads otherwise (the
         # tests' fault injection) gets the Python loops, which go through its methods.
         self.native = _native if type(self.fs) is ProcFS else None
+        self._prlimit = (type(self.fs) is ProcFS and self.fs.root == "/proc" and hasattr(resource, "prlimit")
+                         and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
@@ -683,7 +689,8 @@ class Collector:
         fs = self.fs
         if self.native is not None:
             # One call reads them all, relative to /proc/PID (an int in place of bytes: the errno).
-            got = dict(zip(_PROC_FILES, self.native.read_files(fs.path(pid), _PROC_FILES)))
+            names = _PROC_FILES_PRLIMIT if self._prlimit else _PROC_FILES
+            got = dict(zip(names, self.native.read_files(fs.path(pid), names)))
 
             def read(pid_, name):
                 v = got[name]
@@ -738,8 +745,11 @@ class Collector:
         else:  # only the count: one stat where the kernel gives it
             fds = None
             nfds = optional("fd", fs.fd_count)
-        lim = optional("limits", read, "limits")
-        soft, hard = P.parse_limits_nofile(lim) if lim is not None else (None, None)
+        limits = self._fd_limits(pid) if self._prlimit else None
+        if limits is None:  # not live, or prlimit refused (another user's process, not root)
+            lim = optional("limits", fs.read_one if self._prlimit else read, "limits")
+            limits = P.parse_limits_nofile(lim) if lim is not None else (None, None)
+        soft, hard = limits
         cg = optional("cgroup", read, "cgroup")
         rss_file = P.status_kb(status, b"RssFile")
         rss_shmem = P.status_kb(status, b"RssShmem")
@@ -790,6 +800,16 @@ class Collector:
             "tty": P.tty_name(st["tty_nr"]),
             "denied": ",".join(denied) if denied else None,
         }, fds
+
+    @staticmethod
+    def _fd_limits(pid: int) -> tuple[int | None, int | None] | None:
+        """RLIMIT_NOFILE (soft, hard) of a process, None for unlimited; None when not allowed
+        or gone (the limits file is read then, and tells which)."""
+        try:
+            lims = resource.prlimit(pid, _RLIMIT_NOFILE)
+        except (OSError, ValueError):
+            return None
+        return tuple(None if v == resource.RLIM_INFINITY or v < 0 else v for v in lims)
 
     def _threads(self, pid: int) -> tuple[list[dict], int]:
         fs = self.fs
