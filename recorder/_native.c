@@ -850,7 +850,7 @@ static PyObject *TCP_STATE[13];
 static PyObject *K_FAMILY, *K_PROTO, *K_LADDR, *K_LPORT, *K_RADDR, *K_RPORT, *K_STATE, *K_ST, *K_RAWL, *K_RAWR,
     *K_TXQ, *K_RXQ, *K_UID, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
     *S_DGRAM, *S_RAWT, *S_SEQPACKET, *S_ESTAB, *S_UNCONN, *S_LISTEN, *S_UNCONNECTED, *S_CONNECTING,
-    *S_CONNECTED, *S_DISCONNECTING;
+    *S_CONNECTED, *S_DISCONNECTING, *S_RAW4, *S_RAW6;
 
 typedef struct {
     const char *b;
@@ -943,6 +943,39 @@ static PyObject *addr_str(addr_entry *cache, int *used, const char *s) { /* new 
     return o;
 }
 
+/* One line of a /proc/net/{tcp,udp,raw}[6] table, as procfs.parse_inet reads it. */
+typedef struct {
+    tok f[12];
+    int k;
+    char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+    unsigned long long lp, rp, st, tx, rx;
+    long long uid, inode;
+} inet_line;
+
+/* 1: parsed; 0: a line the Python parser skips. */
+static int inet_parse_line(const char *p, const char *eol, int v6, inet_line *L) {
+    tok *f = L->f;
+    L->k = split_line(p, eol, f, 12);
+    if (L->k < 10) return 0;
+    if (net_addr(f[1].b, f[1].n, v6, L->la, &L->lp) < 0 || net_addr(f[2].b, f[2].n, v6, L->ra, &L->rp) < 0) return 0;
+    if (hexany(f[3].b, f[3].n, &L->st) < 0) return 0;
+    const char *c = memchr(f[4].b, ':', f[4].n);
+    if (!c || hexany(f[4].b, c - f[4].b, &L->tx) < 0 || hexany(c + 1, f[4].b + f[4].n - c - 1, &L->rx) < 0) return 0;
+    if (decnum(f[7].b, f[7].n, &L->uid) < 0 || decnum(f[9].b, f[9].n, &L->inode) < 0) return 0;
+    return 1;
+}
+
+/* The state column: TCP's names (a number the kernel adds later as its digits), else whether the
+   socket is connected. New reference. */
+static PyObject *inet_state(int tcp, unsigned long long st) {
+    PyObject *state;
+    if (tcp && st >= 1 && st <= 12) state = TCP_STATE[st];
+    else if (tcp) return PyUnicode_FromFormat("%llu", st);
+    else state = st == 1 ? S_ESTAB : S_UNCONN;
+    Py_INCREF(state);
+    return state;
+}
+
 /* parse_inet(data, proto, v6) -> [dict] */
 static PyObject *parse_inet(PyObject *self, PyObject *args) {
     const char *b;
@@ -962,30 +995,16 @@ static PyObject *parse_inet(PyObject *self, PyObject *args) {
     while (p < end) {
         const char *eol = memchr(p, '\n', end - p);
         if (!eol) eol = end;
-        tok f[12];
-        int k = split_line(p, eol, f, 12);
+        inet_line L;
+        int ok = inet_parse_line(p, eol, v6, &L);
         p = eol + 1;
-        if (k < 10) continue;
-        char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
-        unsigned long long lp, rp, st, tx, rx;
-        long long uid, inode;
-        if (net_addr(f[1].b, f[1].n, v6, la, &lp) < 0 || net_addr(f[2].b, f[2].n, v6, ra, &rp) < 0) continue;
-        if (hexany(f[3].b, f[3].n, &st) < 0) continue;
-        const char *c = memchr(f[4].b, ':', f[4].n);
-        if (!c || hexany(f[4].b, c - f[4].b, &tx) < 0 || hexany(c + 1, f[4].b + f[4].n - c - 1, &rx) < 0) continue;
-        if (decnum(f[7].b, f[7].n, &uid) < 0 || decnum(f[9].b, f[9].n, &inode) < 0) continue;
-        PyObject *state;
-        if (tcp) {
-            if (st >= 1 && st <= 12) {
-                state = TCP_STATE[st];
-                Py_INCREF(state);
-            } else {
-                state = PyUnicode_FromFormat("%llu", st);
-            }
-        } else {
-            state = st == 1 ? S_ESTAB : S_UNCONN;
-            Py_INCREF(state);
-        }
+        if (!ok) continue;
+        tok *f = L.f;
+        int k = L.k;
+        char *la = L.la, *ra = L.ra;
+        unsigned long long lp = L.lp, rp = L.rp, st = L.st, tx = L.tx, rx = L.rx;
+        long long uid = L.uid, inode = L.inode;
+        PyObject *state = inet_state(tcp, st);
         PyObject *d = PyDict_New();
         if (!d || !state) goto fail_line;
         Py_INCREF(v6 ? S_IPV6 : S_IPV4);
@@ -1017,6 +1036,86 @@ static PyObject *parse_inet(PyObject *self, PyObject *args) {
             continue;
         }
         goto fail;
+    }
+    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
+    return out;
+fail:
+    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* procfs._lsof_addr: "*" for the unspecified address, [v6], then :port. */
+static int lsof_addr(char *buf, size_t size, const char *a, unsigned long long port, int v6) {
+    if (strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0) return snprintf(buf, size, "*:%llu", port);
+    return snprintf(buf, size, v6 ? "[%s]:%llu" : "%s:%llu", a, port);
+}
+
+/* inet_records(data, proto, v6, netns) -> [(resolution, socket_row)]: for each row parse_inet gives,
+   what files._resolution and files._socket_row make of it (netns set), without the dict. */
+static PyObject *inet_records(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    PyObject *proto, *ns;
+    int v6;
+    if (!PyArg_ParseTuple(args, "y#UpO", &b, &n, &proto, &v6, &ns)) return NULL;
+    int tcp = PyUnicode_CompareWithASCIIString(proto, "TCP") == 0;
+    int raw = PyUnicode_CompareWithASCIIString(proto, "RAW") == 0;
+    PyObject *sock_type = tcp ? S_STREAM : raw ? S_RAWT : S_DGRAM;
+    PyObject *fam = v6 ? S_IPV6 : S_IPV4;
+    PyObject *typ = raw ? (v6 ? S_RAW6 : S_RAW4) : fam;
+    addr_entry addrs[ADDR_CACHE];
+    int n_addrs = 0;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    const char *p = memchr(b, '\n', n), *end = b + n;
+    p = p ? p + 1 : end; /* the header line */
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        inet_line L;
+        int ok = inet_parse_line(p, eol, v6, &L);
+        p = eol + 1;
+        if (!ok) continue;
+        PyObject *state = inet_state(tcp, L.st);
+        if (!state) goto fail;
+        char name[512];
+        if (raw) {
+            snprintf(name, sizeof name, "%.*s->%.*s st=%02llX", (int)L.f[1].n, L.f[1].b, (int)L.f[2].n, L.f[2].b, L.st);
+        } else {
+            int w = lsof_addr(name, sizeof name, L.la, L.lp, v6);
+            if (L.rp || (strcmp(L.ra, "0.0.0.0") != 0 && strcmp(L.ra, "::") != 0)) {
+                w += snprintf(name + w, sizeof name - w, "->");
+                w += lsof_addr(name + w, sizeof name - w, L.ra, L.rp, v6);
+            }
+            if (tcp) {
+                const char *sn = PyUnicode_AsUTF8(state);
+                if (!sn) {
+                    Py_DECREF(state);
+                    goto fail;
+                }
+                snprintf(name + w, sizeof name - w, " (%s)", sn);
+            }
+        }
+        PyObject *la = addr_str(addrs, &n_addrs, L.la), *ra = addr_str(addrs, &n_addrs, L.ra);
+        PyObject *inode = PyLong_FromLongLong(L.inode);
+        PyObject *device = raw ? (Py_INCREF(Py_None), Py_None) : PyUnicode_FromFormat("%lld", L.inode);
+        PyObject *nm = PyUnicode_FromString(name);
+        PyObject *rec = NULL;
+        if (la && ra && inode && device && nm)
+            rec = Py_BuildValue("((OOOOO)(OOOOOOKOKOKKLOO))", typ, device, proto, nm, Py_None,
+                                inode, ns, fam, proto, sock_type, la, L.lp, ra, L.rp, state, L.rx, L.tx, L.uid,
+                                Py_None, Py_None);
+        Py_XDECREF(la);
+        Py_XDECREF(ra);
+        Py_XDECREF(inode);
+        Py_XDECREF(device);
+        Py_XDECREF(nm);
+        Py_DECREF(state);
+        if (!rec) goto fail;
+        int e = PyList_Append(out, rec);
+        Py_DECREF(rec);
+        if (e < 0) goto fail;
     }
     for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
     return out;
@@ -1224,6 +1323,7 @@ static PyMethodDef methods[] = {
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
     {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
     {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
+    {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
     {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
@@ -1288,5 +1388,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(S_CONNECTING, "CONNECTING");
     INTERN(S_CONNECTED, "CONNECTED");
     INTERN(S_DISCONNECTING, "DISCONNECTING");
+    INTERN(S_RAW4, "raw");
+    INTERN(S_RAW6, "raw6");
     return PyModule_Create(&module);
 }

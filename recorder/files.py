@@ -246,6 +246,18 @@ class SocketIndex:
         self.unowned: list[dict] = []  # inode-0 sockets (TIME_WAIT, …)
         self.denied = 0
 
+    def _add_records(self, records: list[tuple], only: set | None = None) -> None:
+        """(resolution, socket row) pairs, as inet_records gives them."""
+        unowned, by_inode = self.unowned, self.by_inode
+        for rec in records:
+            inode = rec[1][0]
+            if only is not None and inode not in only:
+                continue  # a line _line_finder let through on another column's digits
+            if inode == 0:
+                unowned.append(rec)
+            elif inode not in by_inode:
+                by_inode[inode] = rec
+
     def _add(self, rows: list[dict], ns, only: set | None = None) -> None:
         # Each socket is kept as two tuples, what its descriptors' rows get (resolve) and its
         # sockets row (rows): not as the parsed dict, five times their size at tens of thousands.
@@ -281,13 +293,13 @@ class SocketIndex:
                 pass
             return None
 
-        parse_inet = P.parse_inet if native is None else native.parse_inet
+        records = inet_records if native is None else native.inet_records
         for name, proto, v6 in P.NET_TABLES:
             if tables is not None and name not in tables:
                 continue
             data = read(name)
             if data:
-                self._add(parse_inet(data, proto, v6), ns, only)
+                self._add_records(records(data, proto, v6, ns), only)
         parse_unix = P.parse_unix if native is None else native.parse_unix
         for name, parser in (("unix", parse_unix), ("netlink", P.parse_netlink), ("packet", P.parse_packet)):
             if tables is not None and name not in tables:
@@ -361,6 +373,16 @@ def _line_finder(inodes: set):
             lines.append(data[start:end + 1] if end >= 0 else data[start:] + b"\n")
         return b"".join(lines)
     return find
+
+
+def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
+    """(resolution, socket row) of each socket of a /proc/net/{tcp,udp,udplite,raw}[6] table
+    in namespace ns (recorder/_native.c: inet_records makes the same tuples without the dicts)."""
+    out = []
+    for s in P.parse_inet(data, proto, v6):
+        s["netns"] = ns
+        out.append((_resolution(s), _socket_row(s)))
+    return out
 
 
 def _resolution(s: dict) -> tuple:

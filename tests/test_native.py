@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder import native as N
+from recorder import files as F
 from recorder import procfs as P
 from recorder.collect import Collector
 from recorder.procfs import ProcFS
@@ -309,6 +310,21 @@ def test_parse_inet_matches_python(v6, proto, data):
     text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
     text += b"\n".join(lines) + b"\n"
     assert N.native.parse_inet(text, proto, v6) == P.parse_inet(text, proto, v6)
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.booleans(), st.sampled_from(["TCP", "UDP", "RAW", "UDPLITE"]), st.data())
+def test_inet_records_match_python(v6, proto, data):
+    # unspecified and repeated addresses too: lsof's "*" and the shared address strings
+    addr = st.one_of(_inet6 if v6 else _inet4, st.just(("0" * 32 if v6 else "0" * 8) + ":0000"),
+                     st.just(("0" * 32 if v6 else "0" * 8) + ":1F90"), st.just("0100007F:0050" if not v6 else
+                                                                             "0" * 24 + "01000000:0050"))
+    lines = data.draw(st.lists(st.one_of(_inet_line(addr), _garbage), max_size=8))
+    text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    text += b"\n".join(lines) + b"\n"
+    ns = data.draw(st.one_of(st.none(), st.integers(1, 2**32)))
+    assert N.native.inet_records(text, proto, v6, ns) == F.inet_records(text, proto, v6, ns)
 
 
 _unix_line = st.builds(
