@@ -179,13 +179,18 @@ def snapshot(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under."),
     no_redact: bool = NoRedactOpt,
+    tables: Optional[str] = typer.Option(
+        None, "--tables", help="Only these tables, comma-separated (system, disks, nics, processes, threads, "
+                               "open_files, sockets); what they need comes along. Default: all."),
 ):
     """Take one snapshot and add it to a recording.
 
     Example: procsnap snapshot -o ./before-deploy
+
+    Without descriptors, as atop samples: procsnap snapshot -o ./rec --tables processes,threads,system
     """
     from .snapshot import take  # (`procsnap snapshot` itself runs it without typer: analyze/entry.py)
-    take(output, quiet, host, redact=not no_redact)
+    take(output, quiet, host, redact=not no_redact, tables=tables)
 
 
 # --------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from .errors import ProcsnapError, UsageError
 
 # option -> (destination, takes a value)
 OPTIONS = {"-o": ("output", True), "--output": ("output", True), "-q": ("quiet", False),
-           "--quiet": ("quiet", False), "--host": ("host", True), "--no-redact": ("no_redact", False)}
+           "--quiet": ("quiet", False), "--host": ("host", True), "--no-redact": ("no_redact", False),
+           "--tables": ("tables", True)}
 
 
 def parse_args(args: list[str]) -> dict:
     """The options as typer would read them (``--output=DIR``, ``-oDIR`` and ``-qo DIR`` too)."""
-    o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False}
+    o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False, "tables": None}
     i = 0
 
     def take(name: str, inline: str | None) -> None:
@@ -59,10 +60,28 @@ def parse_args(args: list[str]) -> dict:
     return o
 
 
-def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True) -> None:
-    from recorder.collect import Collector
+def parse_tables(text: str | None) -> tuple[str, ...] | None:
+    """--tables: names of collected tables, comma-separated; what they need comes along (threads
+    and descriptors are read in the process pass, sockets are resolved against descriptors)."""
+    if text is None:
+        return None
+    from recorder.collect import needed_tables
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise UsageError("snapshot: --tables needs at least one table name")
+    try:
+        return needed_tables(names)
+    except ValueError as e:
+        from recorder.schema import COLLECTED
+        raise UsageError(f"snapshot: --tables: {e} (tables: {', '.join(COLLECTED)})") from None
+
+
+def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True,
+         tables: str | None = None) -> None:
+    from recorder.collect import COLLECTED, Collector
     from recorder.store import Store, StoreError
-    collector = Collector(host=host, redact=redact)
+    wanted = parse_tables(tables)
+    collector = Collector(host=host, redact=redact, tables=wanted or COLLECTED)
     try:
         store = Store(output)
     except StoreError as e:
@@ -84,5 +103,5 @@ def run(args: list[str], help_text=None) -> int:
     import gc
     gc.disable()
     o = parse_args(args)
-    take(o["output"], o["quiet"], o["host"], not o["no_redact"])
+    take(o["output"], o["quiet"], o["host"], not o["no_redact"], o["tables"])
     return 0

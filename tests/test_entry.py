@@ -83,14 +83,32 @@ def test_snapshot_starts_without_the_framework(tmp_path):
     for args, msg in ((["snapshot"], "missing option -o/--output"), (["snapshot", "-o"], "option -o requires an argument"),
                       (["snapshot", "-o", rec, "x"], "unexpected argument 'x'"),
                       (["snapshot", "--bogus"], "no such option: --bogus"),
-                      (["snapshot", "-q=1", "-o", rec], "no such option: -=")):
+                      (["snapshot", "-q=1", "-o", rec], "no such option: -="),
+                      (["snapshot", "-o", rec, "--tables", "procs"], "not a collected table: procs"),
+                      (["snapshot", "-o", rec, "--tables", ","], "--tables needs at least one table name")):
         p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
         lines = p.stderr.splitlines()
         assert msg in lines[0] and lines[-1].endswith(" 2") and "Traceback" not in p.stderr, (args, p.stderr)
     full = subprocess.run([sys.executable, "-m", "analyze.cli", "snapshot", "--help"], capture_output=True,
                           text=True, cwd=ROOT)
     out, _ = probe("snapshot", "--help")
-    assert out.strip() == full.stdout.strip() and "--no-redact" in out
+    assert out.strip() == full.stdout.strip() and "--no-redact" in out and "--tables" in out
+
+
+def test_snapshot_of_some_tables(tmp_path):
+    """--tables writes those tables (and what they need: threads and descriptors come from the
+    process pass, sockets from descriptors), through the fast path and the full CLI alike."""
+    for i, (args, want) in enumerate((
+            (["--tables", "processes,threads, system"], {"processes", "threads", "system", "snapshots"}),
+            (["--tables=sockets"], {"processes", "open_files", "sockets", "snapshots"}),
+            (["--tables", "nics"], {"nics", "snapshots"}))):
+        rec = tmp_path / f"rec{i}"
+        probe("snapshot", "-qo", rec, *args)
+        assert {p.name for p in rec.iterdir() if p.is_dir()} == want, args
+    rec = tmp_path / "full"
+    subprocess.run([sys.executable, "-m", "analyze.cli", "snapshot", "-qo", str(rec), "--tables", "disks"],
+                   check=True, cwd=ROOT)
+    assert {p.name for p in rec.iterdir() if p.is_dir()} == {"disks", "snapshots"}
 
 
 def test_recorded_lsof_and_ps_load_the_engine_without_its_python_package(sample):
