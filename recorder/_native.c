@@ -1126,6 +1126,69 @@ fail:
 }
 
 /* parse_unix(data) -> [dict] */
+/* One line of /proc/net/unix, as procfs.parse_unix reads it. */
+typedef struct {
+    tok f[7];
+    unsigned long long flags, typ, st;
+    long long inode;
+    const char *path; /* NULL: none */
+    Py_ssize_t path_n;
+    Py_ssize_t kaddr_n; /* f[0] without its trailing colons */
+} unix_line;
+
+/* 1: parsed; 0: a line the Python parser skips. */
+static int unix_parse_line(const char *p, const char *eol, unix_line *U) {
+    tok *f = U->f;
+    int k = split_line(p, eol, f, 7);
+    if (k < 7) return 0;
+    const char *rest = f[6].b + f[6].n;
+    while (rest < eol && is_ws(*rest)) rest++;
+    if (hexany(f[3].b, f[3].n, &U->flags) < 0 || hexany(f[4].b, f[4].n, &U->typ) < 0 ||
+        hexany(f[5].b, f[5].n, &U->st) < 0 || decnum(f[6].b, f[6].n, &U->inode) < 0)
+        return 0;
+    U->path = rest < eol ? rest : NULL;
+    U->path_n = eol - rest;
+    Py_ssize_t kl = f[0].n;
+    while (kl > 0 && f[0].b[kl - 1] == ':') kl--;
+    U->kaddr_n = kl;
+    return 1;
+}
+
+static PyObject *unix_type(unsigned long long typ) { /* new reference */
+    PyObject *t = typ == 1 ? S_STREAM : typ == 2 ? S_DGRAM : typ == 5 ? S_SEQPACKET : NULL;
+    return t ? (Py_INCREF(t), t) : PyUnicode_FromFormat("%llu", typ);
+}
+
+static PyObject *unix_state(unsigned long long flags, unsigned long long st) { /* new reference */
+    PyObject *s;
+    if (flags & 0x00010000) s = S_LISTEN;
+    else if (st == 1) s = S_UNCONNECTED;
+    else if (st == 2) s = S_CONNECTING;
+    else if (st == 3) s = S_CONNECTED;
+    else if (st == 4) s = S_DISCONNECTING;
+    else return PyUnicode_FromFormat("%llu", st);
+    Py_INCREF(s);
+    return s;
+}
+
+/* The dict procfs.parse_unix makes of a line; NULL with UnicodeDecodeError set for a kaddr that is
+   not UTF-8 (the line is skipped). */
+static PyObject *unix_dict(const unix_line *U) {
+    PyObject *kaddr = PyUnicode_DecodeUTF8(U->f[0].b, U->kaddr_n, NULL);
+    if (!kaddr) return NULL;
+    PyObject *stype = unix_type(U->typ), *state = unix_state(U->flags, U->st);
+    PyObject *path = U->path ? PyBytes_FromStringAndSize(U->path, U->path_n) : (Py_INCREF(Py_None), Py_None);
+    PyObject *d = PyDict_New();
+    Py_INCREF(S_UNIX);
+    if (!d || set_item(d, K_FAMILY, S_UNIX) < 0 || set_item(d, K_KADDR, kaddr) < 0 ||
+        set_item(d, K_SOCKTYPE, stype) < 0 || set_item(d, K_STATE, state) < 0 ||
+        set_item(d, K_INODE, PyLong_FromLongLong(U->inode)) < 0 || set_item(d, K_PATH, path) < 0) {
+        Py_XDECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
 static PyObject *parse_unix(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
@@ -1137,49 +1200,96 @@ static PyObject *parse_unix(PyObject *self, PyObject *args) {
     while (p < end) {
         const char *eol = memchr(p, '\n', end - p);
         if (!eol) eol = end;
-        tok f[7];
-        const char *line_end = eol;
-        int k = split_line(p, eol, f, 7);
-        const char *rest = k == 7 ? f[6].b + f[6].n : eol;
+        unix_line U;
+        int ok = unix_parse_line(p, eol, &U);
         p = eol + 1;
-        if (k < 7) continue;
-        while (rest < line_end && is_ws(*rest)) rest++;
-        unsigned long long flags, typ, st;
-        long long inode;
-        if (hexany(f[3].b, f[3].n, &flags) < 0 || hexany(f[4].b, f[4].n, &typ) < 0 || hexany(f[5].b, f[5].n, &st) < 0 ||
-            decnum(f[6].b, f[6].n, &inode) < 0)
-            continue;
-        Py_ssize_t kl = f[0].n;
-        while (kl > 0 && f[0].b[kl - 1] == ':') kl--;
-        PyObject *kaddr = PyUnicode_DecodeUTF8(f[0].b, kl, NULL);
-        if (!kaddr) {
+        if (!ok) continue;
+        PyObject *d = unix_dict(&U);
+        if (!d) {
             if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                 PyErr_Clear();
                 continue;
             }
             goto fail;
         }
-        PyObject *stype = typ == 1 ? S_STREAM : typ == 2 ? S_DGRAM : typ == 5 ? S_SEQPACKET : NULL;
-        stype = stype ? (Py_INCREF(stype), stype) : PyUnicode_FromFormat("%llu", typ);
-        PyObject *state;
-        if (flags & 0x00010000) state = S_LISTEN;
-        else if (st == 1) state = S_UNCONNECTED;
-        else if (st == 2) state = S_CONNECTING;
-        else if (st == 3) state = S_CONNECTED;
-        else if (st == 4) state = S_DISCONNECTING;
-        else state = NULL;
-        state = state ? (Py_INCREF(state), state) : PyUnicode_FromFormat("%llu", st);
-        PyObject *path = rest < line_end ? PyBytes_FromStringAndSize(rest, line_end - rest) : (Py_INCREF(Py_None), Py_None);
-        PyObject *d = PyDict_New();
-        Py_INCREF(S_UNIX);
-        if (!d || set_item(d, K_FAMILY, S_UNIX) < 0 || set_item(d, K_KADDR, kaddr) < 0 ||
-            set_item(d, K_SOCKTYPE, stype) < 0 || set_item(d, K_STATE, state) < 0 ||
-            set_item(d, K_INODE, PyLong_FromLongLong(inode)) < 0 || set_item(d, K_PATH, path) < 0 ||
-            PyList_Append(out, d) < 0) {
-            Py_XDECREF(d);
-            goto fail;
-        }
+        int e = PyList_Append(out, d);
         Py_DECREF(d);
+        if (e < 0) goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* unix_records(data, netns) -> [(resolution, socket_row) or dict]: files.unix_records in C. A line
+   whose path is not UTF-8 comes back as parse_unix's dict, for Python to make its lossy text. */
+static PyObject *unix_records(PyObject *self, PyObject *args) {
+    const char *b;
+    Py_ssize_t n;
+    PyObject *ns;
+    if (!PyArg_ParseTuple(args, "y#O", &b, &n, &ns)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    const char *p = memchr(b, '\n', n), *end = b + n;
+    p = p ? p + 1 : end;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', end - p);
+        if (!eol) eol = end;
+        unix_line U;
+        int ok = unix_parse_line(p, eol, &U);
+        p = eol + 1;
+        if (!ok) continue;
+        PyObject *rec = NULL, *text = NULL;
+        if (U.path) {
+            text = PyUnicode_DecodeUTF8(U.path, U.path_n, NULL);
+            if (!text) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
+                PyErr_Clear();
+                rec = unix_dict(&U);
+                if (!rec) {
+                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                        PyErr_Clear();
+                        continue;
+                    }
+                    goto fail;
+                }
+            }
+        }
+        if (!rec) {
+            /* kaddr must decode, as parse_unix requires */
+            PyObject *kaddr = PyUnicode_DecodeUTF8(U.f[0].b, U.kaddr_n, NULL);
+            if (!kaddr) {
+                Py_XDECREF(text);
+                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();
+                    continue;
+                }
+                goto fail;
+            }
+            PyObject *stype = unix_type(U.typ), *state = unix_state(U.flags, U.st);
+            PyObject *device = PyUnicode_FromFormat("0x%U", kaddr);
+            PyObject *name = NULL;
+            if (stype && state)
+                name = text ? PyUnicode_FromFormat("%U type=%U (%U)", text, stype, state)
+                            : PyUnicode_FromFormat("type=%U (%U)", stype, state);
+            PyObject *inode = PyLong_FromLongLong(U.inode);
+            if (device && name && inode)
+                rec = Py_BuildValue("((OOOOO)(OOOOOOOOOOOOOOO))", S_UNIX, device, Py_None, name, Py_None,
+                                    inode, ns, S_UNIX, Py_None, stype, Py_None, Py_None, Py_None, Py_None, state,
+                                    Py_None, Py_None, Py_None, text ? text : Py_None, Py_None);
+            Py_DECREF(kaddr);
+            Py_XDECREF(stype);
+            Py_XDECREF(state);
+            Py_XDECREF(device);
+            Py_XDECREF(name);
+            Py_XDECREF(inode);
+            Py_XDECREF(text);
+            if (!rec) goto fail;
+        }
+        int e = PyList_Append(out, rec);
+        Py_DECREF(rec);
+        if (e < 0) goto fail;
     }
     return out;
 fail:
@@ -1323,6 +1433,7 @@ static PyMethodDef methods[] = {
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
     {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
     {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
+    {"unix_records", unix_records, METH_VARARGS, "files.unix_records in C: (resolution, socket row) per socket."},
     {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
     {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},

@@ -246,10 +246,14 @@ class SocketIndex:
         self.unowned: list[dict] = []  # inode-0 sockets (TIME_WAIT, …)
         self.denied = 0
 
-    def _add_records(self, records: list[tuple], only: set | None = None) -> None:
-        """(resolution, socket row) pairs, as inet_records gives them."""
+    def _add_records(self, records: list, ns, only: set | None = None) -> None:
+        """(resolution, socket row) pairs, as inet_records and unix_records give them (or a parsed
+        dict, for a line whose lossy text only Python makes)."""
         unowned, by_inode = self.unowned, self.by_inode
         for rec in records:
+            if type(rec) is dict:
+                rec["netns"] = ns
+                rec = (_resolution(rec), _socket_row(rec))
             inode = rec[1][0]
             if only is not None and inode not in only:
                 continue  # a line _line_finder let through on another column's digits
@@ -299,9 +303,15 @@ class SocketIndex:
                 continue
             data = read(name)
             if data:
-                self._add_records(records(data, proto, v6, ns), only)
-        parse_unix = P.parse_unix if native is None else native.parse_unix
-        for name, parser in (("unix", parse_unix), ("netlink", P.parse_netlink), ("packet", P.parse_packet)):
+                self._add_records(records(data, proto, v6, ns), ns, only)
+        if tables is None or "unix" in tables:
+            data = read("unix")
+            if data:
+                try:
+                    self._add_records((unix_records if native is None else native.unix_records)(data, ns), ns, only)
+                except ValueError:
+                    pass
+        for name, parser in (("netlink", P.parse_netlink), ("packet", P.parse_packet)):
             if tables is not None and name not in tables:
                 continue
             data = read(name)
@@ -380,6 +390,16 @@ def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
     in namespace ns (recorder/_native.c: inet_records makes the same tuples without the dicts)."""
     out = []
     for s in P.parse_inet(data, proto, v6):
+        s["netns"] = ns
+        out.append((_resolution(s), _socket_row(s)))
+    return out
+
+
+def unix_records(data: bytes, ns) -> list[tuple]:
+    """(resolution, socket row) of each socket of /proc/net/unix in namespace ns
+    (recorder/_native.c: unix_records)."""
+    out = []
+    for s in P.parse_unix(data):
         s["netns"] = ns
         out.append((_resolution(s), _socket_row(s)))
     return out
