@@ -843,12 +843,12 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Socket tables: procfs.parse_inet and procfs.parse_unix, the same dicts from the same lines. */
+/* Socket tables: what files.inet_records and files.unix_records make of procfs.parse_inet and
+   procfs.parse_unix rows, from the same lines. */
 
 
 static PyObject *TCP_STATE[13];
-static PyObject *K_FAMILY, *K_PROTO, *K_LADDR, *K_LPORT, *K_RADDR, *K_RPORT, *K_STATE, *K_ST, *K_RAWL, *K_RAWR,
-    *K_TXQ, *K_RXQ, *K_UID, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
+static PyObject *K_FAMILY, *K_STATE, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
     *S_DGRAM, *S_RAWT, *S_SEQPACKET, *S_ESTAB, *S_UNCONN, *S_LISTEN, *S_UNCONNECTED, *S_CONNECTING,
     *S_CONNECTED, *S_DISCONNECTING, *S_RAW4, *S_RAW6;
 
@@ -976,74 +976,6 @@ static PyObject *inet_state(int tcp, unsigned long long st) {
     return state;
 }
 
-/* parse_inet(data, proto, v6) -> [dict] */
-static PyObject *parse_inet(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    PyObject *proto;
-    int v6;
-    if (!PyArg_ParseTuple(args, "y#Up", &b, &n, &proto, &v6)) return NULL;
-    int tcp = PyUnicode_CompareWithASCIIString(proto, "TCP") == 0;
-    int raw = PyUnicode_CompareWithASCIIString(proto, "RAW") == 0;
-    PyObject *sock_type = tcp ? S_STREAM : raw ? S_RAWT : S_DGRAM;
-    addr_entry addrs[ADDR_CACHE];
-    int n_addrs = 0;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    const char *p = memchr(b, '\n', n), *end = b + n;
-    p = p ? p + 1 : end; /* the header line */
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        if (!eol) eol = end;
-        inet_line L;
-        int ok = inet_parse_line(p, eol, v6, &L);
-        p = eol + 1;
-        if (!ok) continue;
-        tok *f = L.f;
-        int k = L.k;
-        char *la = L.la, *ra = L.ra;
-        unsigned long long lp = L.lp, rp = L.rp, st = L.st, tx = L.tx, rx = L.rx;
-        long long uid = L.uid, inode = L.inode;
-        PyObject *state = inet_state(tcp, st);
-        PyObject *d = PyDict_New();
-        if (!d || !state) goto fail_line;
-        Py_INCREF(v6 ? S_IPV6 : S_IPV4);
-        Py_INCREF(proto);
-        Py_INCREF(sock_type);
-        if (set_item(d, K_FAMILY, v6 ? S_IPV6 : S_IPV4) < 0 || set_item(d, K_PROTO, proto) < 0 ||
-            set_item(d, K_LADDR, addr_str(addrs, &n_addrs, la)) < 0 || set_item(d, K_LPORT, PyLong_FromUnsignedLongLong(lp)) < 0 ||
-            set_item(d, K_RADDR, addr_str(addrs, &n_addrs, ra)) < 0 || set_item(d, K_RPORT, PyLong_FromUnsignedLongLong(rp)) < 0 ||
-            set_item(d, K_STATE, state) < 0 || set_item(d, K_ST, PyLong_FromUnsignedLongLong(st)) < 0 ||
-            set_item(d, K_RAWL, PyUnicode_DecodeASCII(f[1].b, f[1].n, NULL)) < 0 ||
-            set_item(d, K_RAWR, PyUnicode_DecodeASCII(f[2].b, f[2].n, NULL)) < 0 ||
-            set_item(d, K_TXQ, PyLong_FromUnsignedLongLong(tx)) < 0 || set_item(d, K_RXQ, PyLong_FromUnsignedLongLong(rx)) < 0 ||
-            set_item(d, K_UID, PyLong_FromLongLong(uid)) < 0 || set_item(d, K_INODE, PyLong_FromLongLong(inode)) < 0 ||
-            set_item(d, K_KADDR, k > 11 ? PyUnicode_DecodeUTF8(f[11].b, f[11].n, NULL) : (Py_INCREF(Py_None), Py_None)) < 0 ||
-            set_item(d, K_SOCKTYPE, sock_type) < 0) {
-            state = NULL; /* stolen by set_item above */
-            goto fail_line;
-        }
-        if (PyList_Append(out, d) < 0) {
-            Py_DECREF(d);
-            goto fail;
-        }
-        Py_DECREF(d);
-        continue;
-    fail_line:
-        Py_XDECREF(d);
-        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* the Python parser skips the line */
-            PyErr_Clear();
-            continue;
-        }
-        goto fail;
-    }
-    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
-    return out;
-fail:
-    for (int i = 0; i < n_addrs; i++) Py_DECREF(addrs[i].o);
-    Py_DECREF(out);
-    return NULL;
-}
 
 /* procfs._lsof_addr: "*" for the unspecified address, [v6], then :port. */
 static int lsof_addr(char *buf, size_t size, const char *a, unsigned long long port, int v6) {
@@ -1125,7 +1057,6 @@ fail:
     return NULL;
 }
 
-/* parse_unix(data) -> [dict] */
 /* One line of /proc/net/unix, as procfs.parse_unix reads it. */
 typedef struct {
     tok f[7];
@@ -1189,38 +1120,6 @@ static PyObject *unix_dict(const unix_line *U) {
     return d;
 }
 
-static PyObject *parse_unix(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y#", &b, &n)) return NULL;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    const char *p = memchr(b, '\n', n), *end = b + n;
-    p = p ? p + 1 : end;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        if (!eol) eol = end;
-        unix_line U;
-        int ok = unix_parse_line(p, eol, &U);
-        p = eol + 1;
-        if (!ok) continue;
-        PyObject *d = unix_dict(&U);
-        if (!d) {
-            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                PyErr_Clear();
-                continue;
-            }
-            goto fail;
-        }
-        int e = PyList_Append(out, d);
-        Py_DECREF(d);
-        if (e < 0) goto fail;
-    }
-    return out;
-fail:
-    Py_DECREF(out);
-    return NULL;
-}
 
 /* unix_records(data, netns) -> [(resolution, socket_row) or dict]: files.unix_records in C. A line
    whose path is not UTF-8 comes back as parse_unix's dict, for Python to make its lossy text. */
@@ -1431,8 +1330,6 @@ static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
-    {"parse_inet", parse_inet, METH_VARARGS, "procfs.parse_inet in C."},
-    {"parse_unix", parse_unix, METH_VARARGS, "procfs.parse_unix in C."},
     {"unix_records", unix_records, METH_VARARGS, "files.unix_records in C: (resolution, socket row) per socket."},
     {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
     {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
@@ -1469,18 +1366,7 @@ PyMODINIT_FUNC PyInit__native(void) {
                                          "NEW_SYN_RECV"};
     for (int i = 1; i < 13; i++) INTERN(TCP_STATE[i], tcp_states[i]);
     INTERN(K_FAMILY, "family");
-    INTERN(K_PROTO, "proto");
-    INTERN(K_LADDR, "local_addr");
-    INTERN(K_LPORT, "local_port");
-    INTERN(K_RADDR, "remote_addr");
-    INTERN(K_RPORT, "remote_port");
     INTERN(K_STATE, "state");
-    INTERN(K_ST, "st");
-    INTERN(K_RAWL, "raw_local");
-    INTERN(K_RAWR, "raw_remote");
-    INTERN(K_TXQ, "tx_queue");
-    INTERN(K_RXQ, "rx_queue");
-    INTERN(K_UID, "uid");
     INTERN(K_INODE, "inode");
     INTERN(K_KADDR, "kaddr");
     INTERN(K_SOCKTYPE, "sock_type");

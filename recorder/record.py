@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from .collect import Collector, Snapshot
 from .compact import Maintenance, maintain
+from .memory import give_back
 from .store import Store, StoreFull
 
 from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
@@ -107,22 +108,7 @@ def _after(snap: Snapshot, last_id: int | None) -> None:
 def _give_back_memory() -> None:
     """After a snapshot is written, hand the pages its rows held back to the kernel, so a
     recorder's resident size between snapshots is what it keeps, not what it last used."""
-    try:
-        pa.default_memory_pool().release_unused()
-    except Exception:
-        pass
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
+    give_back()
 
 
 def record(store: Store, collector: Collector, interval: float, count: int | None = None,

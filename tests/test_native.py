@@ -305,16 +305,6 @@ _garbage = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" "))
 @needs_c
 @settings(max_examples=200, deadline=None)
 @given(st.booleans(), st.sampled_from(["TCP", "UDP", "RAW", "UDPLITE"]), st.data())
-def test_parse_inet_matches_python(v6, proto, data):
-    lines = data.draw(st.lists(st.one_of(_inet_line(_inet6 if v6 else _inet4), _garbage), max_size=8))
-    text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    text += b"\n".join(lines) + b"\n"
-    assert N.native.parse_inet(text, proto, v6) == P.parse_inet(text, proto, v6)
-
-
-@needs_c
-@settings(max_examples=200, deadline=None)
-@given(st.booleans(), st.sampled_from(["TCP", "UDP", "RAW", "UDPLITE"]), st.data())
 def test_inet_records_match_python(v6, proto, data):
     # unspecified and repeated addresses too: lsof's "*" and the shared address strings
     addr = st.one_of(_inet6 if v6 else _inet4, st.just(("0" * 32 if v6 else "0" * 8) + ":0000"),
@@ -358,14 +348,6 @@ def _utf8(b: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
-
-
-@needs_c
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(_unix_line, _garbage), max_size=8))
-def test_parse_unix_matches_python(lines):
-    text = b"Num       RefCount Protocol Flags    Type St Inode Path\n" + b"\n".join(lines) + b"\n"
-    assert N.native.parse_unix(text) == P.parse_unix(text)
 
 
 def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
