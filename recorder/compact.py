@@ -105,6 +105,13 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _read(p: Path, columns: list[str] | None = None) -> pa.Table:
+    """One small file, read on this thread. Not pq.read_table: that goes through pyarrow.dataset,
+    whose I/O threads each grow a malloc arena of their own (measured: +40 MB of peak RSS for
+    one compaction of a 1000-process host's 64 snapshots)."""
+    return pq.ParquetFile(p).read(columns=columns, use_threads=False)
+
+
 def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
     """Write FILES' rows sorted by SORT_KEYS, a row group at a time.
 
@@ -133,11 +140,11 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
             w.write_table(g, row_group_size=max(g.num_rows, 1))
 
     if keys[0] != "pid":  # small tables (system, disks, nics, snapshots): one row group in practice
-        t = pa.concat_tables([_conform(pq.read_table(p, use_threads=False), schema) for p in files])
+        t = pa.concat_tables([_conform(_read(p), schema) for p in files])
         for i in range(0, t.num_rows, ROW_GROUP_ROWS):
             emit([t.slice(i, ROW_GROUP_ROWS)])
         return
-    pids = pa.chunked_array([pq.read_table(p, columns=["pid"], use_threads=False).column("pid") for p in files],
+    pids = pa.chunked_array([_read(p, ["pid"]).column("pid") for p in files],
                             type=schema.field("pid").type).drop_null()
     pids = pids.take(pc.sort_indices(pids))
     # Rows per row group: ROW_GROUP_ROWS, fewer for wide rows (processes), so that a row group
@@ -186,7 +193,9 @@ def _readable(files: list[Path], damaged: list) -> list[Path]:
     good = []
     for p in files:
         try:
-            pq.read_table(p, use_threads=False)
+            # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
+            for _ in pq.ParquetFile(p).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
+                pass
         except OSError as e:
             if e.errno in FULL_ERRNOS:
                 raise
