@@ -650,14 +650,19 @@ static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v
     return 1;
 }
 
-/* thread_rows(task_dir, names) -> (rows, gone, denied)
+/* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
  *   rows: (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt, majflt,
  *          starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
  * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
- * refused as denied. */
+ * refused as denied. The thread LEADER_TID's status is not read: its context switches are
+ * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
+ * leader's own counts there, not the process's sum). */
 static PyObject *thread_rows(PyObject *self, PyObject *args) {
-    PyObject *dir, *names;
-    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyList_Type, &names)) return NULL;
+    PyObject *dir, *names, *lvol = Py_None, *linvol = Py_None;
+    long long leader = -1;
+    if (!PyArg_ParseTuple(args, "O&O!|LOO", PyUnicode_FSConverter, &dir, &PyList_Type, &names, &leader, &lvol,
+                          &linvol))
+        return NULL;
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int derr = errno;
     Py_DECREF(dir);
@@ -689,23 +694,46 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
             continue;
         }
         if (n >= 0) {
-            snprintf(rel, sizeof rel, "%s/status", ts);
-            Py_ssize_t m = read_at(dfd, rel, &buf2, &cap2, 0);
-            if (m < 0) n = m;
-            else {
+            PyObject *tidn = PyLong_FromUnicodeObject(tid, 10);
+            if (!tidn) goto fail;
+            int is_leader = 0;
+            if (leader >= 0) {
+                is_leader = PyLong_AsLongLong(tidn) == leader;
+                if (PyErr_Occurred()) { /* a tid beyond long long is no leader */
+                    PyErr_Clear();
+                    is_leader = 0;
+                }
+            }
+            Py_ssize_t m = 0;
+            if (!is_leader) {
+                snprintf(rel, sizeof rel, "%s/status", ts);
+                m = read_at(dfd, rel, &buf2, &cap2, 0);
+            }
+            if (m < 0) {
+                n = m;
+                Py_DECREF(tidn);
+            } else {
                 long long vol = 0, invol = 0;
-                int hv, hi;
-                if ((hv = status_num(buf2, m, "\nvoluntary_ctxt_switches:", &vol)) < 0 ||
-                    (hi = status_num(buf2, m, "\nnonvoluntary_ctxt_switches:", &invol)) < 0) {
+                int hv = 0, hi = 0;
+                if (!is_leader && ((hv = status_num(buf2, m, "\nvoluntary_ctxt_switches:", &vol)) < 0 ||
+                                   (hi = status_num(buf2, m, "\nnonvoluntary_ctxt_switches:", &invol)) < 0)) {
+                    Py_DECREF(tidn);
                     gone++;
                     continue;
                 }
-                PyObject *tidn = PyLong_FromUnicodeObject(tid, 10);
                 PyObject *state = f.state ? PyUnicode_DecodeASCII(f.state, f.state_len, "replace")
                                           : PyUnicode_FromString("");
                 PyObject *proc = f.nf > 36 ? PyLong_FromLongLong(f.v[36]) : (Py_INCREF(Py_None), Py_None);
-                PyObject *vo = hv ? PyLong_FromLongLong(vol) : (Py_INCREF(Py_None), Py_None);
-                PyObject *io = hi ? PyLong_FromLongLong(invol) : (Py_INCREF(Py_None), Py_None);
+                PyObject *vo, *io;
+                if (is_leader) {
+                    vo = lvol;
+                    io = linvol;
+                    Py_INCREF(vo);
+                    Py_INCREF(io);
+                } else {
+                    vo = hv ? PyLong_FromLongLong(vol) : (Py_INCREF(Py_None), Py_None);
+                    io = hi ? PyLong_FromLongLong(invol) : (Py_INCREF(Py_None), Py_None);
+                }
                 PyObject *r = NULL;
                 if (tidn && state && proc && vo && io)
                     r = Py_BuildValue("(Oy#OLLOLLLLLOO)", tidn, f.comm, f.comm_len, state, f.v[15], f.v[16], proc,

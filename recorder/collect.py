@@ -96,7 +96,9 @@ def use_one_allocator() -> None:
     """Arrow allocates through malloc, as Python does, so that memory one of them frees serves
     the other's next allocations: with its own pool (mimalloc by default) Arrow keeps pages that
     Python cannot reuse, and a descriptor snapshot's peak stacks on both (measured at 1000
-    processes x 50 descriptors: 164 MB peak with mimalloc, 138 MB with malloc)."""
+    processes x 50 descriptors: 164 MB peak with mimalloc, 138 MB with malloc). This sets the pool
+    pyarrow's Python calls pass; the C++ default (the Parquet reader's and writer's) comes from
+    ARROW_DEFAULT_MEMORY_POOL, which the packages' __init__ set before pyarrow is imported."""
     global _POOL_SET
     if _POOL_SET:
         return
@@ -406,7 +408,8 @@ class Collector:
             if want_threads:
                 t = time.perf_counter()
                 try:
-                    t_rows, t_gone, t_denied = self._threads(pid)
+                    t_rows, t_gone, t_denied = self._threads(
+                        pid, (row["ctxsw_voluntary"], row["ctxsw_involuntary"]))
                 except Gone:
                     gone += 1
                     continue
@@ -811,17 +814,24 @@ class Collector:
             return None
         return tuple(None if v == resource.RLIM_INFINITY or v < 0 else v for v in lims)
 
-    def _threads(self, pid: int) -> tuple[list[dict], int]:
+    def _threads(self, pid: int, leader: tuple | None = None) -> tuple[list[dict], int, int]:
+        """The thread rows of PID, with the counts of threads gone and denied. LEADER: the
+        (voluntary, involuntary) context switches of the process row, read from /proc/PID/status,
+        which prints the leader thread's own counts (not the sum over threads): its thread's status
+        is then not read again (1 file in 5 at 4 threads a process)."""
         fs = self.fs
         if self.native is not None:
-            return self._threads_native(pid)
+            return self._threads_native(pid, leader)
         rows = []
         gone = denied = 0
         for tid_s in fs.listdir(pid, "task"):
             tid = int(tid_s)
             try:
                 st = P.parse_stat(fs.read_one(pid, "task", tid, "stat"))
-                vol, invol = P.status_ctxsw(fs.read_one(pid, "task", tid, "status"))
+                if leader is not None and tid == pid:
+                    vol, invol = leader
+                else:
+                    vol, invol = P.status_ctxsw(fs.read_one(pid, "task", tid, "status"))
             except (Gone, ValueError):
                 gone += 1
                 continue
@@ -849,9 +859,13 @@ class Collector:
             })
         return rows, gone, denied
 
-    def _threads_native(self, pid: int) -> tuple[list[dict], int, int]:
+    def _threads_native(self, pid: int, leader: tuple | None = None) -> tuple[list[dict], int, int]:
         """_threads with the reading and parsing in C (recorder/_native.c: thread_rows)."""
-        parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), self.fs.listdir(pid, "task"))
+        names = self.fs.listdir(pid, "task")
+        if leader is None:
+            parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), names)
+        else:
+            parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), names, pid, *leader)
         rows = []
         boot_id, btime, split = self.boot_id, self.btime, P.split_text
         fromts = dt.datetime.fromtimestamp

@@ -407,3 +407,48 @@ def test_named_processes_read_only_their_sockets(live):
         assert sorted(s["inode"] for s in parse(F._line_finder(inodes)(data)) if s["inode"] in inodes) == want
         if N.native is not None:
             assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, F._INODE_COLUMN[name], inodes))) == want
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+def test_the_leader_thread_takes_its_context_switches_from_the_process_status(tmp_path, use_c):
+    """/proc/PID/status prints the leader thread's own context switches (checked on this kernel:
+    they equal /proc/PID/task/PID/status, not the sum over threads), so a snapshot does not read
+    the leader's task status again. Its task status is removed here: were it read, the leader
+    would count as gone."""
+    tree = FakeProc(tmp_path / "proc")
+    tree.add_process(60, b"p", ppid=1, threads=[60, {"tid": 61, "voluntary": 7, "nonvoluntary": 8}],
+                     voluntary=900, nonvoluntary=90)
+    os.unlink(tree.path(60, "task", 60, "status"))
+    c = Collector(procfs=ProcFS(str(tree.root)), host="h", tables=("processes", "threads"))
+    if not use_c:
+        c.native = None
+    snap = c.snapshot()
+    threads = snap.tables["threads"].to_pylist()
+    got = {r["tid"]: (r["ctxsw_voluntary"], r["ctxsw_involuntary"]) for r in threads}
+    assert got == {60: (900, 90), 61: (7, 8)}
+    assert snap.tables["snapshots"].to_pylist()[0]["threads_gone"] == 0
+    rows, gone, _ = c._threads(60)  # without the process's counts: the leader's file is read
+    assert [r["tid"] for r in rows] == [61] and gone == 1
+
+
+def test_leader_status_matches_its_task_status_on_this_kernel():
+    """The fact the snapshot relies on, on the live kernel: a multi-threaded process's
+    /proc/PID/status context switches are its leader thread's, not the threads' sum."""
+    import threading
+    stop = threading.Event()
+    workers = [threading.Thread(target=lambda: [stop.wait(0.001) for _ in range(200)]) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+    def ctxsw(path):
+        lines = Path(path).read_text().splitlines()
+        return [int(x.split()[1]) for x in lines if "ctxt_switches" in x]
+
+    pid = os.getpid()
+    for _ in range(3):  # both files a moment apart: equal on one of a few tries
+        if ctxsw(f"/proc/{pid}/status") == ctxsw(f"/proc/{pid}/task/{pid}/status"):
+            break
+    else:
+        pytest.fail("/proc/PID/status and /proc/PID/task/PID/status differ")
