@@ -46,12 +46,16 @@ CLOSERS = (
      "again only when its mappings changed (the recorder keeps them for an instance while descriptor "
      "snapshots are closer than 60 s)"),
     ("processes+threads+host",
-     "reading and parsing is in C: per process stat, status, cmdline, io, limits and cgroup read relative to "
-     "/proc/PID, the exe link and the fd count; per thread stat and status. What is left is mostly the "
-     "kernel generating those files, the same files atop reads for each process and thread. Meeting 0.7 x "
-     "would take reading fewer files than atop: the fd limit through prlimit(2) instead of the limits file, "
-     "and cmdline, exe and cgroup only for process instances not seen before, which a forensic recorder "
-     "should not do (programs rewrite their argv, e.g. postgres and nginx; exec keeps pid and start time)"),
+     "reading and parsing is in C: per process stat, status, cmdline, io and cgroup read relative to "
+     "/proc/PID, the exe link, the fd count (one stat of /proc/PID/fd) and the fd limit (prlimit(2)); per "
+     "thread stat, and status for all but the leader (whose context switches /proc/PID/status already "
+     "gave). That is fewer files than atop reads (it reads each thread's io too, and makes ~2.5 x the "
+     "system calls: strace -c at 1000x50x4, 134,000 against 56,000), so procsnap's system time is about "
+     "atop's; what atop does not pay is the interpreter's start and imports (~0.1 s with pyarrow's) and "
+     "Python's per-process work (status parsed in Python, ~25 ms; the rows; the Parquet writing). Meeting "
+     "0.7 x would take a start cheaper than atop's whole sample: a recorder that stays running pays "
+     "only the collection (its per-snapshot CPU is in the continuous recording's average); a one-shot "
+     "command would need a compiled collector"),
     ("bytes",
      "every snapshot file stores every row whole, descriptors included (atop records none), and atop "
      "stores per-sample deltas, compressed. Files are written with dictionaries for text columns only, "
@@ -75,11 +79,16 @@ CLOSERS = (
      "buffers (no Python tuple per row)"),
     ("once it compacts",
      "the continuous run is too short to compact; this recorder compacted 64 snapshots (6 with descriptors) "
-     "and its peak came from that: pyarrow.compute's import (10 MB, kept), the Parquet reader's buffers for "
-     "each small file (read a batch at a time), one pid range of rows (~8 MB) and its sorted copy, and "
-     "the writer's; on this faster clock the mem rows kept between descriptor snapshots add ~10 MB. "
-     "Closing it: compact in a short-lived child process (the recorder's own RSS then stays at its "
-     "snapshot peak; the child's is paid for seconds every few hours), or merge the sorted small files "
+     "and its peak came from that, on top of what the recorder keeps between snapshots (~110 MB at this "
+     "2 s cadence: ~45 MB of libraries' pages, Python's object arenas that a descriptor snapshot leaves "
+     "fragmented (~17 MB resident, 6 MB of it live), and the mem rows kept for the next descriptor "
+     "snapshot, ~10 MB). Compaction adds pyarrow.compute's import (10 MB, kept), the Parquet reader's "
+     "buffers of one small file (read a batch at a time, on this thread), one pid range of rows (~8 MB) "
+     "and its sorted copy, and the writer's. Already done: Arrow's C++ default pool is malloc "
+     "(ARROW_DEFAULT_MEMORY_POOL; the Parquet reader and writer had kept a mimalloc arena of ~20 MB), and "
+     "compaction reads without pyarrow.dataset (whose I/O threads each grew a malloc arena: +40 MB). "
+     "Closing the rest: compact in a short-lived child process started from a small interpreter (not a "
+     "fork of the recorder, which would share and then copy its pages), or merge the sorted small files "
      "with DuckDB under a memory limit"),
     ("--at",
      "opening a recording lists every file and DuckDB reads the footer of each one for the views "
