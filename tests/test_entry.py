@@ -126,3 +126,15 @@ def test_recorded_lsof_and_ps_load_the_engine_without_its_python_package(sample)
         assert not {"typer", "click", "rich"} & set(mods)
         if importlib.util.find_spec("_duckdb") is not None:
             assert "duckdb" not in mods
+
+
+def test_framework_commands_do_not_import_pydantic(tmp_path):
+    """typer 0.29 coerces every option through pydantic (+11 MB in a recorder that runs for days,
+    +0.07 s a command); pyproject keeps typer below it. A command that goes through typer must
+    not load pydantic."""
+    code = ("import sys; from analyze.entry import main; main(sys.argv[1:]); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'pydantic'}), file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code, "record", "-o", str(tmp_path / "r"), "-n", "1", "-q",
+                        "--files-interval", "1h"], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "['typer']"
