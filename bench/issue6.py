@@ -79,17 +79,18 @@ CLOSERS = (
      "buffers (no Python tuple per row)"),
     ("once it compacts",
      "the continuous run is too short to compact; this recorder compacted 64 snapshots (6 with descriptors) "
-     "and its peak came from that, on top of what the recorder keeps between snapshots (~110 MB at this "
+     "and its peak came from that, on top of what the recorder keeps between snapshots (~100 MB at this "
      "2 s cadence: ~45 MB of libraries' pages, Python's object arenas that a descriptor snapshot leaves "
      "fragmented (~17 MB resident, 6 MB of it live), and the mem rows kept for the next descriptor "
-     "snapshot, ~10 MB). Compaction adds pyarrow.compute's import (10 MB, kept), the Parquet reader's "
-     "buffers of one small file (read a batch at a time, on this thread), one pid range of rows (~8 MB) "
-     "and its sorted copy, and the writer's. Already done: Arrow's C++ default pool is malloc "
-     "(ARROW_DEFAULT_MEMORY_POOL; the Parquet reader and writer had kept a mimalloc arena of ~20 MB), and "
-     "compaction reads without pyarrow.dataset (whose I/O threads each grew a malloc arena: +40 MB). "
-     "Closing the rest: compact in a short-lived child process started from a small interpreter (not a "
-     "fork of the recorder, which would share and then copy its pages), or merge the sorted small files "
-     "with DuckDB under a memory limit"),
+     "snapshot, ~10 MB, which the default cadence does not keep). Compaction adds pyarrow.compute's "
+     "import (~7 MB, kept), the Parquet reader's buffers of one small file (8192 rows at a time, on this "
+     "thread), one pid range of rows (~4 MB) and its sorted copy, and the writer's. Already done: "
+     "Arrow's C++ default pool is malloc (ARROW_DEFAULT_MEMORY_POOL; the Parquet reader and writer had "
+     "kept a mimalloc arena of ~20 MB), compaction reads without pyarrow.dataset (whose I/O threads each "
+     "grew a malloc arena: +40 MB), smaller read batches and row groups (-13 MB), typer below 0.29 (no "
+     "pydantic: -11 MB). Closing the rest: compact in a short-lived child process started from a small "
+     "interpreter (not a fork of the recorder, which would share and then copy its pages), or merge the "
+     "sorted small files with DuckDB under a memory limit"),
     ("--at",
      "opening a recording lists every file and DuckDB reads the footer of each one for the views "
      "(union_by_name); the query then prunes by snapshot_id through the row-group statistics. Closing "
