@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -870,6 +871,121 @@ fail:
     return NULL;
 }
 
+/* PROCMAP_QUERY (Linux 6.11, include/uapi/linux/fs.h): one mapping per ioctl on an open
+ * /proc/PID/maps, without the kernel formatting every line of the text (anonymous ones too). */
+struct pm_query {
+    unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
+        inode;
+    unsigned int dev_major, dev_minor, vma_name_size, build_id_size;
+    unsigned long long vma_name_addr, build_id_addr;
+};
+#define PM_QUERY _IOWR('f', 17, struct pm_query)
+#define PM_COVERING_OR_NEXT 0x10
+#define PM_FILE_BACKED 0x20
+
+/* maps_query(maps_path) -> what maps_distinct makes of the text of that maps file, from
+ * PROCMAP_QUERY; an int (the errno) when the file does not open; None when this kernel has no
+ * PROCMAP_QUERY; False when a query failed otherwise (the caller reads the text instead). Names
+ * come as the text has them: '\n' escaped \012 (seq_file_path), " (deleted)" kept; the range as
+ * "%08lx-%08lx", as the text prints it. */
+static PyObject *maps_query(PyObject *self, PyObject *args) {
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path)) return NULL;
+    int fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
+    int oerr = errno;
+    Py_DECREF(path);
+    if (fd < 0) return PyLong_FromLong(oerr);
+    Py_ssize_t nseen = 0, cap = 64;
+    unsigned long long(*seen)[3] = PyMem_Malloc(cap * sizeof *seen);
+    char name[4096 + 16], esc[4 * (4096 + 16)];
+    PyObject *out = PyList_New(0);
+    if (!out || !seen) goto fail;
+    unsigned long long addr = 0;
+    for (;;) {
+        struct pm_query q;
+        memset(&q, 0, sizeof q);
+        q.size = sizeof q;
+        q.query_flags = PM_COVERING_OR_NEXT | PM_FILE_BACKED;
+        q.query_addr = addr;
+        if (ioctl(fd, PM_QUERY, &q) < 0) {
+            int e = errno;
+            if (e == ENOENT) break; /* no mapping at or after addr */
+            if (e == ESRCH && addr == 0) break; /* no memory at all (a kernel thread): the text is empty */
+            close(fd);
+            PyMem_Free(seen);
+            Py_DECREF(out);
+            if (e == ENOTTY || e == EINVAL || e == EOPNOTSUPP) Py_RETURN_NONE;
+            Py_RETURN_FALSE;
+        }
+        if (q.vma_end <= addr) { /* no progress: not the interface we know */
+            close(fd);
+            PyMem_Free(seen);
+            Py_DECREF(out);
+            Py_RETURN_FALSE;
+        }
+        addr = q.vma_end;
+        unsigned long long maj = q.dev_major, min = q.dev_minor, ino = q.inode;
+        if (ino == 0) continue;
+        int dup = 0;
+        for (Py_ssize_t k = 0; k < nseen && !dup; k++) dup = seen[k][2] == ino && seen[k][0] == maj && seen[k][1] == min;
+        if (dup) continue;
+        /* A file not seen yet: its name, by the same query again (a path is made only for the
+         * first mapping of each file, not for every one as the text does) */
+        unsigned long long start = q.vma_start;
+        memset(&q, 0, sizeof q);
+        q.size = sizeof q;
+        q.query_flags = PM_FILE_BACKED;
+        q.query_addr = start;
+        q.vma_name_size = sizeof name;
+        q.vma_name_addr = (unsigned long long)(uintptr_t)name;
+        if (ioctl(fd, PM_QUERY, &q) < 0 || q.vma_start != start || q.inode != ino || q.dev_major != maj ||
+            q.dev_minor != min) { /* changed under us: the text is read instead */
+            close(fd);
+            PyMem_Free(seen);
+            Py_DECREF(out);
+            Py_RETURN_FALSE;
+        }
+        Py_ssize_t nl = q.vma_name_size ? (Py_ssize_t)strnlen(name, q.vma_name_size) : 0;
+        if (nl == 0 || name[0] != '/') continue; /* as the text parser: a path (not anon_inode:…) */
+        if (nseen == cap) {
+            cap *= 2;
+            void *g = PyMem_Realloc(seen, cap * sizeof *seen);
+            if (!g) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            seen = g;
+        }
+        seen[nseen][0] = maj;
+        seen[nseen][1] = min;
+        seen[nseen][2] = ino;
+        nseen++;
+        Py_ssize_t m = 0;
+        for (Py_ssize_t i = 0; i < nl; i++) {
+            if (name[i] == '\n') {
+                memcpy(esc + m, "\\012", 4);
+                m += 4;
+            } else esc[m++] = name[i];
+        }
+        char rng[48];
+        snprintf(rng, sizeof rng, "%08llx-%08llx", q.vma_start, q.vma_end);
+        PyObject *r = Py_BuildValue("(sNKy#)", rng, PyUnicode_FromFormat("%llu,%llu", maj, min), ino, esc, m);
+        if (!r || PyList_Append(out, r) < 0) {
+            Py_XDECREF(r);
+            goto fail;
+        }
+        Py_DECREF(r);
+    }
+    close(fd);
+    PyMem_Free(seen);
+    return out;
+fail:
+    close(fd);
+    PyMem_Free(seen);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Socket tables: what files.inet_records and files.unix_records make of procfs.parse_inet and
    procfs.parse_unix rows, from the same lines. */
@@ -1228,18 +1344,36 @@ fail:
 static PyObject *S_MEM, *S_DEL;
 
 /* maps_rows(data, pid, start_time, exe_key, sizes, map_files_dir) -> [row]: Collector._maps' mem
- * rows for one process: the first mapping of each file but the executable (exe_key, a
+ * rows for one process (data: the maps text, or the list maps_distinct or maps_query made of
+ * it): the first mapping of each file but the executable (exe_key, a
  * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
  * map_files/<range>, once per (device, inode) and snapshot (cached in sizes; None when the stat
  * fails). */
 static PyObject *maps_rows(PyObject *self, PyObject *args) {
     PyObject *data, *pid, *start, *exe, *sizes, *dir;
-    if (!PyArg_ParseTuple(args, "SOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &sizes, PyUnicode_FSConverter,
+    if (!PyArg_ParseTuple(args, "OOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &sizes, PyUnicode_FSConverter,
                           &dir))
         return NULL;
-    PyObject *dargs = PyTuple_Pack(1, data);
-    PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
-    Py_XDECREF(dargs);
+    PyObject *entries = NULL;
+    if (PyList_Check(data)) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(data); i++) {
+            PyObject *e = PyList_GET_ITEM(data, i);
+            if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4 || !PyUnicode_Check(PyTuple_GET_ITEM(e, 0)) ||
+                !PyBytes_Check(PyTuple_GET_ITEM(e, 3))) {
+                PyErr_SetString(PyExc_TypeError, "maps_rows: entries are (range str, dev, inode, path bytes)");
+                Py_DECREF(dir);
+                return NULL;
+            }
+        }
+        Py_INCREF(data);
+        entries = data;
+    } else if (PyBytes_Check(data)) {
+        PyObject *dargs = PyTuple_Pack(1, data);
+        entries = dargs ? maps_distinct(self, dargs) : NULL;
+        Py_XDECREF(dargs);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "maps_rows: data must be bytes or a list of entries");
+    }
     PyObject *rows = entries ? PyList_New(0) : NULL;
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
     if (!rows) goto fail;
@@ -1358,6 +1492,7 @@ static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
+    {"maps_query", maps_query, METH_VARARGS, "maps_distinct's entries through PROCMAP_QUERY."},
     {"unix_records", unix_records, METH_VARARGS, "files.unix_records in C: (resolution, socket row) per socket."},
     {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
     {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},

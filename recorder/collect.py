@@ -140,6 +140,10 @@ class Collector:
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
         self._pass_tables = self.tables
+        # PROCMAP_QUERY on the live /proc (a copied tree's maps are plain files); off once the
+        # kernel says it has none.
+        self._procmap = (type(self.fs) is ProcFS and self.fs.root == "/proc" and self.native is not None
+                         and hasattr(self.native, "maps_query"))
         self.interval = interval
         self.kernel = os.uname().release
         self._users: dict[int, str] = {}
@@ -633,12 +637,22 @@ class Collector:
         cached = self._maps_cache.get(key)
         if cached is None or now - cached[0] > self.maps_refresh:
             try:
-                if self.native is not None:
+                data = None
+                if self._procmap and self.native is not None:
+                    # The distinct mapped files through PROCMAP_QUERY (Linux 6.11): half the
+                    # system time of the text, whose every line the kernel formats (0.10 s for
+                    # 1000 processes against 0.22 s); the same entries (tests/test_native.py).
+                    data = self.native.maps_query(self.fs.path(pid, "maps"))
+                    if data is None:  # this kernel has no PROCMAP_QUERY: the text from now on
+                        self._procmap = False
+                    elif data is False:  # a query failed (the process changed): the text this time
+                        data = None
+                if data is None and self.native is not None:
                     (data,) = self.native.read_files(self.fs.path(pid), ("maps",), True)
-                    if type(data) is int:
-                        raise P._translate(OSError(data, os.strerror(data), self.fs.path(pid, "maps")))
-                else:
+                elif data is None:
                     data = self.fs.read(pid, "maps")
+                if type(data) is int:
+                    raise P._translate(OSError(data, os.strerror(data), self.fs.path(pid, "maps")))
             except Denied:
                 denied.append("maps")
                 return
