@@ -789,18 +789,53 @@ static int hexval(const char *b, const char *e, unsigned long long *v) {
     return 0;
 }
 
+/* The (major, minor, inode) of the files a process maps, seen so far: a process maps a few dozen,
+ * a linear scan over them is cheaper than a Python object per mapping. */
+typedef struct {
+    unsigned long long (*v)[3];
+    Py_ssize_t n, cap;
+} fileset;
+
+static int fileset_init(fileset *s) {
+    s->n = 0;
+    s->cap = 64;
+    s->v = PyMem_Malloc(s->cap * sizeof *s->v);
+    if (!s->v) PyErr_NoMemory();
+    return s->v ? 0 : -1;
+}
+
+static int fileset_has(const fileset *s, unsigned long long maj, unsigned long long min, unsigned long long ino) {
+    for (Py_ssize_t k = 0; k < s->n; k++)
+        if (s->v[k][2] == ino && s->v[k][0] == maj && s->v[k][1] == min) return 1;
+    return 0;
+}
+
+static int fileset_add(fileset *s, unsigned long long maj, unsigned long long min, unsigned long long ino) {
+    if (s->n == s->cap) {
+        void *g = PyMem_Realloc(s->v, 2 * s->cap * sizeof *s->v);
+        if (!g) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        s->v = g;
+        s->cap *= 2;
+    }
+    s->v[s->n][0] = maj;
+    s->v[s->n][1] = min;
+    s->v[s->n][2] = ino;
+    s->n++;
+    return 0;
+}
+
 /* maps_distinct(data) -> [(start-end, "major,minor", inode, path bytes)]: procfs.parse_maps, keeping
  * only the first mapping of each (device, inode), as Collector._maps does with them. */
 static PyObject *maps_distinct(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
     if (!PyArg_ParseTuple(args, "y#", &b, &n)) return NULL;
-    /* (major, minor, inode) of the files seen so far: a process maps a few dozen, a linear scan
-     * over them is cheaper than a Python object per line */
-    Py_ssize_t nseen = 0, cap = 64;
-    unsigned long long(*seen)[3] = PyMem_Malloc(cap * sizeof *seen);
+    fileset seen = {NULL, 0, 0};
     PyObject *out = PyList_New(0);
-    if (!out || !seen) goto fail;
+    if (!out || fileset_init(&seen) < 0) goto fail;
     const char *p = b, *end = b + n;
     while (p < end) {
         const char *eol = memchr(p, '\n', end - p);
@@ -834,39 +869,22 @@ static PyObject *maps_distinct(PyObject *self, PyObject *args) {
                 else ino = ino * 10 + (*c - '0');
             }
         }
-        if (ok && ino != 0) {
-            int dup = 0;
-            for (Py_ssize_t k = 0; k < nseen && !dup; k++)
-                dup = seen[k][2] == ino && seen[k][0] == maj && seen[k][1] == min;
-            if (!dup) {
-                if (nseen == cap) {
-                    cap *= 2;
-                    void *g = PyMem_Realloc(seen, cap * sizeof *seen);
-                    if (!g) {
-                        PyErr_NoMemory();
-                        goto fail;
-                    }
-                    seen = g;
-                }
-                seen[nseen][0] = maj;
-                seen[nseen][1] = min;
-                seen[nseen][2] = ino;
-                nseen++;
-                PyObject *r = Py_BuildValue("(s#NKy#)", f[0], (Py_ssize_t)(fe[0] - f[0]),
-                                            PyUnicode_FromFormat("%llu,%llu", maj, min), ino, q, (Py_ssize_t)(eol - q));
-                if (!r || PyList_Append(out, r) < 0) {
-                    Py_XDECREF(r);
-                    goto fail;
-                }
-                Py_DECREF(r);
+        if (ok && ino != 0 && !fileset_has(&seen, maj, min, ino)) {
+            if (fileset_add(&seen, maj, min, ino) < 0) goto fail;
+            PyObject *r = Py_BuildValue("(s#NKy#)", f[0], (Py_ssize_t)(fe[0] - f[0]),
+                                        PyUnicode_FromFormat("%llu,%llu", maj, min), ino, q, (Py_ssize_t)(eol - q));
+            if (!r || PyList_Append(out, r) < 0) {
+                Py_XDECREF(r);
+                goto fail;
             }
+            Py_DECREF(r);
         }
         p = eol + 1;
     }
-    PyMem_Free(seen);
+    PyMem_Free(seen.v);
     return out;
 fail:
-    PyMem_Free(seen);
+    PyMem_Free(seen.v);
     Py_XDECREF(out);
     return NULL;
 }
@@ -895,11 +913,10 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
     int oerr = errno;
     Py_DECREF(path);
     if (fd < 0) return PyLong_FromLong(oerr);
-    Py_ssize_t nseen = 0, cap = 64;
-    unsigned long long(*seen)[3] = PyMem_Malloc(cap * sizeof *seen);
+    fileset seen = {NULL, 0, 0};
     char name[4096 + 16], esc[4 * (4096 + 16)];
     PyObject *out = PyList_New(0);
-    if (!out || !seen) goto fail;
+    if (!out || fileset_init(&seen) < 0) goto fail;
     unsigned long long addr = 0;
     for (;;) {
         struct pm_query q;
@@ -912,23 +929,20 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
             if (e == ENOENT) break; /* no mapping at or after addr */
             if (e == ESRCH && addr == 0) break; /* no memory at all (a kernel thread): the text is empty */
             close(fd);
-            PyMem_Free(seen);
+            PyMem_Free(seen.v);
             Py_DECREF(out);
             if (e == ENOTTY || e == EINVAL || e == EOPNOTSUPP) Py_RETURN_NONE;
             Py_RETURN_FALSE;
         }
         if (q.vma_end <= addr) { /* no progress: not the interface we know */
             close(fd);
-            PyMem_Free(seen);
+            PyMem_Free(seen.v);
             Py_DECREF(out);
             Py_RETURN_FALSE;
         }
         addr = q.vma_end;
         unsigned long long maj = q.dev_major, min = q.dev_minor, ino = q.inode;
-        if (ino == 0) continue;
-        int dup = 0;
-        for (Py_ssize_t k = 0; k < nseen && !dup; k++) dup = seen[k][2] == ino && seen[k][0] == maj && seen[k][1] == min;
-        if (dup) continue;
+        if (ino == 0 || fileset_has(&seen, maj, min, ino)) continue;
         /* A file not seen yet: its name, by the same query again (a path is made only for the
          * first mapping of each file, not for every one as the text does) */
         unsigned long long start = q.vma_start;
@@ -941,25 +955,13 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
         if (ioctl(fd, PM_QUERY, &q) < 0 || q.vma_start != start || q.inode != ino || q.dev_major != maj ||
             q.dev_minor != min) { /* changed under us: the text is read instead */
             close(fd);
-            PyMem_Free(seen);
+            PyMem_Free(seen.v);
             Py_DECREF(out);
             Py_RETURN_FALSE;
         }
         Py_ssize_t nl = q.vma_name_size ? (Py_ssize_t)strnlen(name, q.vma_name_size) : 0;
         if (nl == 0 || name[0] != '/') continue; /* as the text parser: a path (not anon_inode:…) */
-        if (nseen == cap) {
-            cap *= 2;
-            void *g = PyMem_Realloc(seen, cap * sizeof *seen);
-            if (!g) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            seen = g;
-        }
-        seen[nseen][0] = maj;
-        seen[nseen][1] = min;
-        seen[nseen][2] = ino;
-        nseen++;
+        if (fileset_add(&seen, maj, min, ino) < 0) goto fail;
         Py_ssize_t m = 0;
         for (Py_ssize_t i = 0; i < nl; i++) {
             if (name[i] == '\n') {
@@ -977,11 +979,11 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
         Py_DECREF(r);
     }
     close(fd);
-    PyMem_Free(seen);
+    PyMem_Free(seen.v);
     return out;
 fail:
     close(fd);
-    PyMem_Free(seen);
+    PyMem_Free(seen.v);
     Py_XDECREF(out);
     return NULL;
 }
