@@ -1,13 +1,6 @@
 """procsnap's analyzer: opens recordings (or a live snapshot) in DuckDB and
 answers questions about them. May import ``recorder``; never the reverse."""
 
-import os as _os
-
-# Arrow's C++ default memory pool (mimalloc in the wheels) is picked once, from this variable,
-# before pyarrow is first imported; pa.set_memory_pool (collect.use_one_allocator) changes only
-# the pool pyarrow's Python calls pass, and the Parquet reader and writer went on allocating from
-# mimalloc, whose 1 GiB arena kept ~20 MB resident between snapshots. With malloc for both,
-# measured at 1000 processes x 50 descriptors: a descriptor snapshot's peak 134 -> 112 MB, the
-# recorder's resident size between snapshots 105 -> 84 MB, a compaction's peak 126 -> 106 MB.
-# Set here, in both packages, because either may be imported first; a user's choice stands.
-_os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+# First, so that Arrow's default memory pool is chosen (recorder/__init__.py) before anything here
+# imports pyarrow.
+import recorder  # noqa: F401,E402

@@ -9,7 +9,8 @@ import os as _os
 # mimalloc, whose 1 GiB arena kept ~20 MB resident between snapshots. With malloc for both,
 # measured at 1000 processes x 50 descriptors: a descriptor snapshot's peak 134 -> 112 MB, the
 # recorder's resident size between snapshots 105 -> 84 MB, a compaction's peak 126 -> 106 MB.
-# Set here, in both packages, because either may be imported first; a user's choice stands.
+# Set here, before anything imports pyarrow (analyze/__init__.py imports this package first);
+# a user's choice stands.
 _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 __version__ = "0.1.0"

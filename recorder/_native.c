@@ -918,6 +918,7 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
     PyObject *out = PyList_New(0);
     if (!out || fileset_init(&seen) < 0) goto fail;
     unsigned long long addr = 0;
+    PyObject *fallback = Py_False; /* what give_up returns */
     for (;;) {
         struct pm_query q;
         memset(&q, 0, sizeof q);
@@ -928,18 +929,10 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
             int e = errno;
             if (e == ENOENT) break; /* no mapping at or after addr */
             if (e == ESRCH && addr == 0) break; /* no memory at all (a kernel thread): the text is empty */
-            close(fd);
-            PyMem_Free(seen.v);
-            Py_DECREF(out);
-            if (e == ENOTTY || e == EINVAL || e == EOPNOTSUPP) Py_RETURN_NONE;
-            Py_RETURN_FALSE;
+            fallback = e == ENOTTY || e == EINVAL || e == EOPNOTSUPP ? Py_None : Py_False;
+            goto give_up;
         }
-        if (q.vma_end <= addr) { /* no progress: not the interface we know */
-            close(fd);
-            PyMem_Free(seen.v);
-            Py_DECREF(out);
-            Py_RETURN_FALSE;
-        }
+        if (q.vma_end <= addr) goto give_up; /* no progress: not the interface we know */
         addr = q.vma_end;
         unsigned long long maj = q.dev_major, min = q.dev_minor, ino = q.inode;
         if (ino == 0 || fileset_has(&seen, maj, min, ino)) continue;
@@ -953,12 +946,8 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
         q.vma_name_size = sizeof name;
         q.vma_name_addr = (unsigned long long)(uintptr_t)name;
         if (ioctl(fd, PM_QUERY, &q) < 0 || q.vma_start != start || q.inode != ino || q.dev_major != maj ||
-            q.dev_minor != min) { /* changed under us: the text is read instead */
-            close(fd);
-            PyMem_Free(seen.v);
-            Py_DECREF(out);
-            Py_RETURN_FALSE;
-        }
+            q.dev_minor != min) /* changed under us: the text is read instead */
+            goto give_up;
         Py_ssize_t nl = q.vma_name_size ? (Py_ssize_t)strnlen(name, q.vma_name_size) : 0;
         if (nl == 0 || name[0] != '/') continue; /* as the text parser: a path (not anon_inode:…) */
         if (fileset_add(&seen, maj, min, ino) < 0) goto fail;
@@ -981,6 +970,12 @@ static PyObject *maps_query(PyObject *self, PyObject *args) {
     close(fd);
     PyMem_Free(seen.v);
     return out;
+give_up:
+    close(fd);
+    PyMem_Free(seen.v);
+    Py_DECREF(out);
+    Py_INCREF(fallback);
+    return fallback;
 fail:
     close(fd);
     PyMem_Free(seen.v);
