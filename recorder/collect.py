@@ -23,6 +23,7 @@ from . import __version__
 from . import procfs as P
 from .files import SHARED_ANON, FileRows, SocketIndex, to_arrow
 from .procfs import Denied, Gone, ProcFS
+from .pqwrite import Columns
 from .native import native as _native
 from .redact import redact_cmdline
 from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
@@ -48,7 +49,8 @@ _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 @dataclass
 class Snapshot:
-    """One snapshot: its identity and one Arrow table per schema table.
+    """One snapshot: its identity and one table per schema table: an Arrow table, or the Python
+    columns of recorder.pqwrite (a collector made with arrow=False).
 
     Tables hold the stored columns only; ``host`` and ``date`` are partition
     values carried here and in the folder names.
@@ -57,7 +59,7 @@ class Snapshot:
     snapshot_id: int
     ts: dt.datetime
     host: str
-    tables: dict[str, pa.Table] = field(default_factory=dict)
+    tables: dict[str, pa.Table | Columns] = field(default_factory=dict)
 
     @property
     def date(self) -> dt.date:
@@ -129,7 +131,8 @@ class Collector:
     """Takes snapshots of one host, read through one :class:`ProcFS`."""
 
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
-                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True):
+                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True,
+                 arrow: bool = True):
         self.fs = procfs or ProcFS()
         # The C loops read files the way ProcFS does; a ProcFS subclass that reads otherwise (the
         # tests' fault injection) gets the Python loops, which go through its methods.
@@ -137,6 +140,10 @@ class Collector:
         self._prlimit = (type(self.fs) is ProcFS and self.fs.root == "/proc" and hasattr(resource, "prlimit")
                          and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
+        # arrow=False: tables are recorder.pqwrite.Columns, which the C Parquet writer writes
+        # without pyarrow (a one-shot snapshot); the recorder keeps Arrow tables (its descriptor
+        # rows become Arrow chunks as they come, and compaction reads Arrow anyway).
+        self.arrow = arrow
         self.host = host or socket.gethostname()
         self.tables = needed_tables(tables)
         self._pass_tables = self.tables
@@ -189,7 +196,9 @@ class Collector:
 
     def _snapshot(self, tables: tuple[str, ...] | None) -> Snapshot:
         tables = self.tables if tables is None else needed_tables(tables)
-        use_one_allocator()
+        if self.arrow:
+            use_one_allocator()
+        make = _to_table if self.arrow else Columns.of
         self._pass_tables = tables
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
@@ -213,11 +222,13 @@ class Collector:
             t = time.perf_counter()
             rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
             if isinstance(rows, FileRows):  # row tuples in FIELDS order, converted a column at a time
-                snap.tables[name] = rows.to_table(TABLES[name].arrow_schema(), {**common, "boot_id": self.boot_id})
+                with_boot = {**common, "boot_id": self.boot_id}
+                snap.tables[name] = (rows.to_table(TABLES[name].arrow_schema(), with_boot) if self.arrow
+                                     else rows.to_columns(name, with_boot))
             elif isinstance(rows, dict):  # columns (sockets)
-                snap.tables[name] = _to_table(name, rows, {**common, "boot_id": self.boot_id})
+                snap.tables[name] = make(name, rows, {**common, "boot_id": self.boot_id})
             else:
-                snap.tables[name] = _to_table(name, rows, common)
+                snap.tables[name] = make(name, rows, common)
             meta[f"ms_{name}"] = meta.get(f"ms_{name}", 0.0) + (time.perf_counter() - t) * 1000
         for name in COUNTED:
             if name in tables:
@@ -226,7 +237,7 @@ class Collector:
         meta["duration_ms"] = (time.perf_counter() - t0) * 1000
         meta["cpu_ms"] = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) * 1000
         meta["recorder_rss"] = self._self_rss()
-        snap.tables["snapshots"] = _to_table("snapshots", [meta], common)
+        snap.tables["snapshots"] = make("snapshots", [meta], common)
         return snap
 
     def _self_rss(self) -> int | None:
@@ -396,7 +407,7 @@ class Collector:
         t_threads = t_files = 0.0
         want_threads = "threads" in self._pass_tables
         want_files = "open_files" in self._pass_tables
-        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema())
+        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema()) if self.arrow else FileRows()
         for pid in self.fs.pids():
             try:
                 row, fds = self._process(pid)

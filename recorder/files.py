@@ -9,12 +9,12 @@ DEVICE and NAME. :meth:`SocketIndex.rows` gives the ``sockets`` rows, one per
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 
 from . import procfs as P
 from .procfs import Denied, Gone, ProcFS
+from .pqwrite import micros
 
 
 _TYPES = (
@@ -43,25 +43,13 @@ SHARED_ANON = frozenset((b"anon_inode:[eventpoll]", b"anon_inode:[eventfd]", b"a
                          b"anon_inode:inotify", b"anon_inode:[signalfd]", b"anon_inode:[fanotify]"))
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
 def to_arrow(values, typ):
     """An Arrow array of typ from a sequence of Python values. Timestamps (a process's start
     time, repeated on each of its rows) are converted once per distinct value and viewed as
     typ: Arrow's conversion of each datetime was 60 ms of 83,000 descriptor rows."""
     import pyarrow as pa
     if pa.types.is_timestamp(typ) and typ.unit == "us":
-        micros = {None: None}
-        for v in set(values):
-            if v is not None:
-                if v.tzinfo is None:  # naive: what Arrow makes of it, wall time taken as UTC
-                    v_utc = v.replace(tzinfo=dt.timezone.utc)
-                    micros[v] = (v_utc - _EPOCH) // _MICROSECOND
-                else:
-                    micros[v] = (v - _EPOCH) // _MICROSECOND
-        return pa.array(list(map(micros.__getitem__, values)), pa.int64()).view(typ)
+        return pa.array(micros(values), pa.int64()).view(typ)
     return pa.array(values, typ)
 
 
@@ -216,6 +204,19 @@ class FileRows:
             else:
                 cols.append(pa.nulls(n, f.type))
         return pa.Table.from_arrays(cols, schema=schema)
+
+    def to_columns(self, name: str, common: dict):
+        """All rows as :class:`recorder.pqwrite.Columns` of table name, in to_table()'s order (socket
+        rows last). For a FileRows without chunks (a one-shot snapshot holds its rows until it
+        writes them); the rows are let go."""
+        from .pqwrite import Columns
+        plain, socks = [], []
+        for r in self.rows:
+            (socks if type(r) is list else plain).append(r)
+        rows = plain + socks
+        self.rows, self.sockets, plain, socks = [], [], None, None
+        cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
+        return Columns(name, dict(zip(FIELDS, cols)), len(rows), common)
 
     def resolve(self, sockets: "SocketIndex") -> "FileRows":
         """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""

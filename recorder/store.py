@@ -34,10 +34,10 @@ import stat
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from . import __version__
 from .collect import Snapshot
+from . import pqwrite
+from .pqwrite import Columns
 from .schema import TABLES
 
 from .layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range,  # noqa: F401 - re-exported
@@ -155,10 +155,18 @@ class Store:
         tmp = final.with_name("." + final.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                pq.write_table(table, f, **parquet_options(table.schema, self.compression))
-                f.flush()
-                os.fsync(fd)
+            if isinstance(table, Columns) and self.compression == "zstd" and pqwrite.available():
+                data = memoryview(table.parquet(STATS_COLUMNS))
+                while data:
+                    data = data[os.write(fd, data):]
+            else:
+                import pyarrow.parquet as pq  # here, not above: a one-shot snapshot does without it
+                if isinstance(table, Columns):
+                    table = table.to_arrow()
+                with os.fdopen(fd, "wb", closefd=False) as f:
+                    pq.write_table(table, f, **parquet_options(table.schema, self.compression))
+                    f.flush()
+            os.fsync(fd)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
