@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 MAGIC = b"PAR1"
 
 
-@dataclass(frozen=True)
-class Damage:
-    path: str
-    reason: str
+class Damage(namedtuple("Damage", "path reason")):
+    """A data file left out of the views, and why (a namedtuple: dataclasses would cost every
+    one-shot command its import)."""
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"

@@ -13,10 +13,8 @@ import gc
 import os
 import pwd
 import resource
-import socket
 import stat
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -47,7 +45,6 @@ _RLIMIT_NOFILE = getattr(resource, "RLIMIT_NOFILE", None)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 
-@dataclass
 class Snapshot:
     """One snapshot: its identity and one table per schema table: an Arrow table, or the Python
     columns of recorder.pqwrite (a collector made with arrow=False).
@@ -56,10 +53,13 @@ class Snapshot:
     values carried here and in the folder names.
     """
 
-    snapshot_id: int
-    ts: dt.datetime
-    host: str
-    tables: dict[str, pa.Table | Columns] = field(default_factory=dict)
+    __slots__ = ("snapshot_id", "ts", "host", "tables")
+
+    def __init__(self, snapshot_id: int, ts: dt.datetime, host: str, tables: dict | None = None):
+        self.snapshot_id = snapshot_id
+        self.ts = ts
+        self.host = host
+        self.tables: dict[str, pa.Table | Columns] = {} if tables is None else tables
 
     @property
     def date(self) -> dt.date:
@@ -144,7 +144,7 @@ class Collector:
         # without pyarrow (a one-shot snapshot); the recorder keeps Arrow tables (its descriptor
         # rows become Arrow chunks as they come, and compaction reads Arrow anyway).
         self.arrow = arrow
-        self.host = host or socket.gethostname()
+        self.host = host or os.uname().nodename  # socket.gethostname(), without importing socket
         self.tables = needed_tables(tables)
         self._pass_tables = self.tables
         # PROCMAP_QUERY on the live /proc (a copied tree's maps are plain files); off once the
