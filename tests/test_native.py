@@ -520,3 +520,73 @@ def test_maps_query_says_which_processes_it_cannot_open(tmp_path):
     plain = tmp_path / "maps"
     plain.write_text("00400000-00452000 r-xp 00000000 08:01 1 /bin/x\n")
     assert N.native.maps_query(str(plain)) is None  # not procfs: no PROCMAP_QUERY there
+
+
+# -- a process's own files: C's parsers give procfs's result, or None where procfs's must decide
+
+_STATUS_KEYS = __import__("recorder.collect", fromlist=["STATUS_KEYS"]).STATUS_KEYS
+
+
+def _python_or_error(fn, data):
+    try:
+        return fn(data)
+    except ValueError:
+        return ValueError
+
+
+def _same_or_defer(c_result, py_result):
+    """C's answer is procfs's, or None (procfs then decides, raising where it raises)."""
+    assert c_result is None or c_result == py_result, (c_result, py_result)
+    return c_result is not None
+
+
+@needs_c
+def test_process_file_parsers_match_python_on_every_live_process():
+    nat = N.native
+    fast = 0
+    for pid in ProcFS().pids():
+        try:
+            files = {f: Path(f"/proc/{pid}/{f}").read_bytes() for f in ("stat", "status", "io", "cgroup")}
+        except OSError:
+            continue
+        fast += _same_or_defer(nat.stat_dict(files["stat"]), P.parse_stat(files["stat"]))
+        full = P.parse_status(files["status"])
+        assert nat.status_pick(files["status"], _STATUS_KEYS) == {k: full[k] for k in _STATUS_KEYS if k in full}
+        fast += _same_or_defer(nat.io_dict(files["io"]), P.parse_io(files["io"]))
+        fast += _same_or_defer(nat.cgroup_str(files["cgroup"]), P.parse_cgroup(files["cgroup"]))
+    assert fast > 0  # and on this host's ordinary files C answers itself
+
+
+_line = st.one_of(
+    st.builds(lambda k, v: k + b":" + v, st.sampled_from([b"rchar", b" wchar ", b"syscr", b"Uid", b"VmRSS", b"x\xff",
+                                                       b"", b"0::/a", b"voluntary_ctxt_switches"]),
+              st.one_of(st.binary(max_size=12), st.integers(-(2**64), 2**64).map(lambda i: f"\t {i} kB".encode()),
+                        st.integers(-(2**64), 2**64).map(lambda i: f" {i}".encode()))),
+    st.binary(max_size=20),
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_line, max_size=10), st.booleans())
+def test_status_io_and_cgroup_parsers_match_python(lines, trailing):
+    data = b"\n".join(lines) + (b"\n" if trailing else b"")
+    nat = N.native
+    full = P.parse_status(data)
+    keys = _STATUS_KEYS + (b"rchar", b" wchar ", b"x\xff", b"")
+    assert nat.status_pick(data, keys) == {k: full[k] for k in keys if k in full}
+    _same_or_defer(nat.io_dict(data), _python_or_error(P.parse_io, data))
+    _same_or_defer(nat.cgroup_str(data), _python_or_error(P.parse_cgroup, data))
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(pid=st.one_of(st.integers(-5, 2**31 + 5).map(lambda i: str(i).encode()), st.just(b" 7\t"), st.binary(max_size=4)),
+       comm=st.binary(max_size=20), state=st.sampled_from([b"S", b"R", b"\xff", b""]), tail=_stat_tail,
+       starttime=st.one_of(st.integers(0, 2**40 + 5), st.integers(-5, 5)))
+def test_stat_parser_matches_python(pid, comm, state, tail, starttime):
+    fields = [str(v).encode() for v in tail]
+    if len(fields) > 16:
+        fields[16] = str(starttime).encode()
+    data = pid + b" (" + comm + b") " + state + b" " + b" ".join(fields) + b"\n"
+    _same_or_defer(N.native.stat_dict(data), _python_or_error(P.parse_stat, data))
