@@ -38,26 +38,26 @@ CLOSERS = (
     ("full snapshot CPU",
      "the per-descriptor, per-thread, per-process, mapped-file and socket-table loops run in C "
      "(recorder/_native.c, calls relative to an open /proc/PID folder); mapped files come through "
-     "PROCMAP_QUERY (Linux 6.11: one ioctl per mapping, a path only for each file's first; 0.10 s "
-     "against 0.22 s for the maps text of 1000 processes). Measured with getrusage on this machine at "
-     "1000x50x4: ~0.39 s user and ~0.73 s system of which per descriptor a readlink, a stat and, for "
-     "regular files and devices, the fdinfo file (pos and flags; ~0.3 s for 52,000 descriptors), which "
-     "lsof pays too. What does not shrink with the host is the interpreter's start, pyarrow's import "
-     "and the Parquet writing: ~0.1 s (see 'procsnap CPU outside collection' in the scale sections), a "
-     "quarter of the 200-process host's whole budget. Closing it there: a start without pyarrow (the "
-     "rows written by a small C Parquet writer, or handed to a running recorder), or the descriptor and "
-     "socket columns built in C straight into Arrow buffers (no Python object per row)"),
+     "PROCMAP_QUERY (Linux 6.11: one ioctl per mapping, a path only for each file's first), and a "
+     "one-shot snapshot writes its Parquet files with a small C writer (recorder/_pqwrite.c: Python "
+     "columns to zstd pages, no pyarrow imported; it took ~0.1 s of fixed cost with pyarrow). What is "
+     "left is mostly the kernel's work per descriptor: a readlink, a stat and, for regular files and "
+     "devices, the fdinfo file (pos and flags), which lsof pays too, and the /proc/net tables read as "
+     "text. Closing more: sockets through sock_diag netlink as ss does, and the per-process Python "
+     "(status, io and cgroup parsed in Python, a dict per row) moved into the C loop"),
     ("processes+threads+host",
      "reading and parsing is in C: per process stat, status, cmdline, io and cgroup read relative to "
      "/proc/PID, the exe link, the fd count (one stat of /proc/PID/fd) and the fd limit (prlimit(2)); per "
      "thread stat, and status for all but the leader (whose context switches /proc/PID/status already "
-     "gave). That is fewer files than atop reads (it reads each thread's io too, and makes ~2.5 x the "
-     "system calls: strace -c at 1000x50x4, 134,000 against 56,000), so procsnap's system time is about "
-     "atop's; what atop does not pay is the interpreter's start and imports (~0.1 s with pyarrow's) and "
-     "Python's per-process work (status parsed in Python, ~25 ms; the rows; the Parquet writing). Meeting "
-     "0.7 x would take a start cheaper than atop's whole sample: a recorder that stays running pays "
-     "only the collection (its per-snapshot CPU is in the continuous recording's average); a one-shot "
-     "command would need a compiled collector"),
+     "gave). That is fewer files than atop reads (it reads each thread's io too), so procsnap's system "
+     "time is below atop's; the one-shot command no longer imports pyarrow (recorder/_pqwrite.c writes "
+     "the files). What atop does not pay is the interpreter's start and imports (see `procsnap "
+     "startup`) and Python's per-process work (status, io and cgroup parsed in Python, ~25 ms at 1000 "
+     "processes; a dict per row). The kernel alone charges ~60 µs per process and ~23 µs per thread for "
+     "these files (measured with a loop of reads at 1000x50x4: 65 ms and 70 ms), about half of atop's "
+     "whole sample. Meeting 0.7 x would take the process pass compiled end to end (rows from C straight "
+     "to the writer) with a start cheaper than the interpreter's; a recorder that stays running pays "
+     "only the collection (its per-snapshot CPU is in the continuous recording's average)"),
     ("bytes",
      "every snapshot file stores every row whole, descriptors included (atop records none), and atop "
      "stores per-sample deltas, compressed. Files are written with dictionaries for text columns only, "
@@ -569,8 +569,8 @@ def section(rt, ex: dict, args) -> tuple[list[str], list[tuple]]:
             L.append(f"| `{ad}` | {spread(wa, f3)} | `{bd or '–'}` | {spread(wb, f3)} | **{r:.2f}** | "
                      f"{'MET' if met else 'MISSES'} ≤ {LIVE_BUDGET:g} × |")
             st = ex.get("startup_wall")
-            gap = (f"{rt.med(wa):.3f} s against {rt.med(wb):.3f} s wall; for reference `procsnap snapshot --help` "
-                   f"(interpreter + the full CLI import; the live path may import less) takes {st:.3f} s"
+            gap = (f"{rt.med(wa):.3f} s against {rt.med(wb):.3f} s wall; for reference `procsnap startup` "
+                   f"(the interpreter and a snapshot's imports; the live path imports less) takes {st:.3f} s"
                    if st and wb else None)
             budgets.append((f"live `{ad}` vs `{bd}`", f"≤ {LIVE_BUDGET:g} × wall", f"{r:.2f} ×", met,
                             "median wall, whole process", gap))

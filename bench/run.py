@@ -94,13 +94,35 @@ def find_procsnap(explicit: str | None) -> str:
     return found
 
 
+# What `procsnap snapshot` imports before it collects (analyze.entry's fast path): timed alone, the
+# fixed start inside every snapshot.
+STARTUP_IMPORTS = "import analyze.entry, analyze.snapshot, analyze.damage, recorder.collect, recorder.store"
+
+
+def script_python(script: str) -> str | None:
+    """The interpreter of a console script (its #! line), or None."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return None
+    if first.startswith("#!"):
+        exe = first[2:].strip().split()[0] if first[2:].strip() else ""
+        if os.path.isabs(exe) and os.access(exe, os.X_OK):
+            return exe
+    return None
+
+
 def make_tools(procsnap: str, pyenv: dict, only: list[str] | None) -> tuple[list[Tool], list[str]]:
     tools, missing = [], []
+    py = script_python(procsnap)
     specs = [
         ("procsnap snapshot", [procsnap, "snapshot", "-o", "{snapdir}", "-q"],
          "one snapshot into a fresh folder", pyenv),
-        ("procsnap startup", [procsnap, "snapshot", "--help"],
-         "interpreter + CLI import only (a lower bound of the fixed cost inside every snapshot)", pyenv),
+        ("procsnap startup", [py, "-c", STARTUP_IMPORTS] if py else [procsnap, "snapshot", "--help"],
+         "the interpreter's start and the imports `procsnap snapshot` makes before it collects (the fixed "
+         "part of every snapshot; no collection, no writing)" if py else
+         "interpreter + the full CLI's import (`snapshot --help`)", pyenv),
         ("lsof -n -P -K i", ["lsof", "-n", "-P", "-K", "i"], "every open file, tasks ignored", None),
         ("lsof -n -P", ["lsof", "-n", "-P"], "every open file, listed again for every task", None),
         ("ps -eLo", ["ps", "-eLo", PS_FORMAT], "every thread", None),
@@ -597,7 +619,7 @@ def scale_section(res: dict, tools: list[Tool], args) -> tuple[list[str], dict]:
                      f"per round {min(per_round):.2f}–{max(per_round):.2f}"))
         rows.append((f"the budget in CPU seconds ({BUDGET} × {base:.3f} s)", f"{BUDGET * base:.3f} s"))
         if S in cpu:
-            rows.append(("same ratio, procsnap's startup (median of `snapshot --help`) subtracted",
+            rows.append(("same ratio, procsnap's startup (median of `procsnap startup`) subtracted",
                          ratio(cpu[P] - cpu[S], base)))
         snap_rows = res.get("snap_rows") or []
         if snap_rows:
@@ -683,10 +705,10 @@ def scale_section(res: dict, tools: list[Tool], args) -> tuple[list[str], dict]:
         if P in wall:
             L.append(f"A whole `procsnap snapshot` took {wall[P]:.2f} s wall (median); collection "
                      f"(duration_ms) was {total / 1000:.2f} s of it"
-                     + (f"; interpreter start and CLI import (`snapshot --help`) take about {wall[S]:.2f} s"
-                        if S in wall else "")
-                     + "; the rest is importing the recorder and pyarrow, building and writing the Parquet "
-                     "files, and exiting.\n")
+                     + (f"; the interpreter's start and the command's imports (`procsnap startup`) take about "
+                        f"{wall[S]:.2f} s" if S in wall else "")
+                     + "; the rest is building and writing the Parquet files (recorder/_pqwrite.c, or pyarrow "
+                     "where it is not built), and exiting.\n")
     elif res.get("snap_query_error"):
         L.append(f"`procsnap query` on the snapshots failed: `{res['snap_query_error']}`\n")
 
@@ -791,8 +813,8 @@ def report(results: list[dict], tools: list[Tool], missing: list[str], args, mac
         "a fresh folder. Its Python runs with `PYTHONPYCACHEPREFIX` set to a cache dir of the runner and "
         "`PYTHONDONTWRITEBYTECODE` unset, so it uses compiled bytecode as an installed package would "
         "(this editable checkout has no `__pycache__`, and the environment sets PYTHONDONTWRITEBYTECODE). "
-        "`procsnap startup` is `procsnap snapshot --help`: interpreter start plus the CLI's imports, a lower "
-        "bound of the fixed part of every snapshot (it does not import the recorder or pyarrow).",
+        "`procsnap startup` is procsnap's Python running `" + STARTUP_IMPORTS + "`: the interpreter's start "
+        "and the modules `procsnap snapshot` imports before it collects, the fixed part of every snapshot.",
         "- **Bytes.** procsnap: `du -sb` (apparent) and `du -sB1` (allocated) of each snapshot's fresh "
         "recording folder (the Parquet files plus `procsnap.json` and the lock file). atop: the same of the raw "
         "file written by `atop -w FILE 1 1` (one sample, which includes atop's file header); a further sample's "
