@@ -15,7 +15,7 @@ import pwd
 import resource
 import stat
 import time
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of a snapshot's start)
 
 from . import __version__
 from . import procfs as P

@@ -19,7 +19,7 @@ Conventions (shared with the analyzer and the docs):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of a snapshot's start)
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import sys
@@ -115,6 +114,7 @@ class Store:
             raise StoreError(f"another procsnap recorder is writing to {self.root}") from None
         marker = self.root / MARKER
         if not marker.exists():
+            import json
             self._write_bytes(marker, json.dumps(
                 {"format": FORMAT, "version": FORMAT_VERSION, "writer": f"procsnap {__version__}"}, indent=1
             ).encode() + b"\n")
