@@ -135,7 +135,7 @@ class Collector:
 
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
                  tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True,
-                 arrow: bool = True):
+                 arrow: bool | str = True):
         self.fs = procfs or ProcFS()
         # The C loops read files the way ProcFS does; a ProcFS subclass that reads otherwise (the
         # tests' fault injection) gets the Python loops, which go through its methods.
@@ -143,9 +143,12 @@ class Collector:
         self._prlimit = (type(self.fs) is ProcFS and self.fs.root == "/proc" and hasattr(resource, "prlimit")
                          and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
-        # arrow=False: tables are recorder.pqwrite.Columns, which the C Parquet writer writes
-        # without pyarrow (a one-shot snapshot); the recorder keeps Arrow tables (its descriptor
-        # rows become Arrow chunks as they come, and compaction reads Arrow anyway).
+        # What a snapshot's tables are: True, Arrow tables (the analyzer's live views); False,
+        # recorder.pqwrite.Columns, which the C Parquet writer writes without pyarrow (a one-shot
+        # snapshot); "open_files", the descriptor rows in Arrow (chunks as they come, which keeps a
+        # recorder's peak flat) and the other tables as Columns (the recorder).
+        if arrow not in (True, False, "open_files"):
+            raise ValueError(f"arrow: True, False or 'open_files', not {arrow!r}")
         self.arrow = arrow
         self.host = host or os.uname().nodename  # socket.gethostname(), without importing socket
         self.tables = needed_tables(tables)
@@ -201,7 +204,7 @@ class Collector:
         tables = self.tables if tables is None else needed_tables(tables)
         if self.arrow:
             use_one_allocator()
-        make = _to_table if self.arrow else Columns.of
+        make = _to_table if self.arrow is True else Columns.of
         self._pass_tables = tables
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()

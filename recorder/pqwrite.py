@@ -89,6 +89,13 @@ class Columns:
         cols = {c.name: Key(rows, c.name) for c in TABLES[name].stored_columns if c.name not in common}
         return cls(name, cols, len(rows), common)
 
+    def set(self, name: str, value) -> None:
+        """Give a stored column one value on every row (a name the table does not have is ignored,
+        as the recorder's annotations of Arrow tables ignore it)."""
+        if any(c.name == name for c in TABLES[self.name].stored_columns):
+            self.columns.pop(name, None)
+            self.common = {**self.common, name: value}  # common may be shared with other tables
+
     def spec(self, stats_columns) -> list:
         """The C writer's column list: (name, type code, values, statistics?, kind, key) with kind
         0 for a sequence of values, 1 for one value on every row, 2 for a key of dict rows."""

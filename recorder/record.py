@@ -35,6 +35,7 @@ import pyarrow as pa
 from .collect import Collector, Snapshot
 from .compact import Maintenance, maintain
 from .memory import give_back
+from .pqwrite import Columns
 from .store import Store, StoreFull
 
 from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
@@ -83,6 +84,10 @@ def _incident_file_duration(text: str) -> float | None:
 def _annotate(snap: Snapshot, **values) -> None:
     """Fill the recorder's own columns of the ``snapshots`` row (the collector leaves them NULL)."""
     t = snap.tables["snapshots"]
+    if isinstance(t, Columns):
+        for name, v in values.items():
+            t.set(name, v)
+        return
     for name, v in values.items():
         i = t.schema.get_field_index(name)
         if i < 0:
@@ -99,6 +104,9 @@ def _after(snap: Snapshot, last_id: int | None) -> None:
         return
     snap.snapshot_id = last_id + 1
     for name, t in snap.tables.items():
+        if isinstance(t, Columns):
+            t.set("snapshot_id", snap.snapshot_id)
+            continue
         i = t.schema.get_field_index("snapshot_id")
         if i >= 0:
             f = t.schema.field(i)
