@@ -596,6 +596,23 @@ done:
 }
 
 /* ---------------------------------------------------------------- the footer */
+/* A SchemaElement's converted_type and its LogicalType union set to MEMBER: an empty struct
+   (STRING, DATE), or for TIMESTAMP a TimestampType(isAdjustedToUTC = true, unit = MICROS). */
+static void logical(tw *w, int converted, int member) {
+    t_i32(w, 6, converted);
+    t_struct(w, 10);
+    t_struct(w, member);
+    if (member == 8) {
+        t_bool(w, 1, 1); /* isAdjustedToUTC */
+        t_struct(w, 2);  /* unit: TimeUnit */
+        t_struct(w, 2);  /* MICROS */
+        t_close(w);
+        t_close(w);
+    }
+    t_close(w);
+    t_close(w);
+}
+
 static void schema_element(tw *w, const colspec *c) {
     t_open(w);
     t_i32(w, 1, PHYS[c->code]);
@@ -603,30 +620,13 @@ static void schema_element(tw *w, const colspec *c) {
     t_bin(w, 4, c->name, c->name_len);
     switch (c->code) {
     case C_STRING:
-        t_i32(w, 6, 0); /* converted type UTF8 */
-        t_struct(w, 10); /* LogicalType */
-        t_struct(w, 1);  /* STRING */
-        t_close(w);
-        t_close(w);
+        logical(w, 0, 1); /* UTF8; STRING */
         break;
     case C_DATE:
-        t_i32(w, 6, 6); /* DATE */
-        t_struct(w, 10);
-        t_struct(w, 6);
-        t_close(w);
-        t_close(w);
+        logical(w, 6, 6); /* DATE; DATE */
         break;
     case C_TS:
-        t_i32(w, 6, 10); /* TIMESTAMP_MICROS */
-        t_struct(w, 10);
-        t_struct(w, 8); /* TimestampType */
-        t_bool(w, 1, 1); /* isAdjustedToUTC */
-        t_struct(w, 2);  /* unit */
-        t_struct(w, 2);  /* MICROS */
-        t_close(w);
-        t_close(w);
-        t_close(w);
-        t_close(w);
+        logical(w, 10, 8); /* TIMESTAMP_MICROS; TIMESTAMP */
         break;
     }
     t_close(w);

@@ -27,3 +27,16 @@ def cli():
 def sample():
     assert SAMPLE.is_dir(), "samples/recording is missing: run samples/make_sample.sh"
     return SAMPLE
+
+
+def skip_unless_c_builds(what: str) -> None:
+    """Skip unless this host can build procsnap's C modules (a C compiler, Python's headers, and
+    PROCSNAP_NATIVE not 0): where it can, a module that was not built must fail a test rather than
+    pass unnoticed as the slower Python fallback. WHAT names that fallback."""
+    import shutil
+    import sysconfig
+    if os.environ.get("PROCSNAP_NATIVE") == "0":
+        pytest.skip(f"PROCSNAP_NATIVE=0 asks for {what}")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not (shutil.which("cc") or shutil.which("gcc")) or not headers.exists():
+        pytest.skip(f"no C compiler or no Python headers here: {what} is expected")

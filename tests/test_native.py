@@ -12,10 +12,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from recorder import files as F
 from recorder import procfs as P
 from recorder.collect import Collector
 from recorder.procfs import ProcFS
+from tests.conftest import skip_unless_c_builds
 from tests.fakeproc import FakeProc, stat_line, status_text
 
 HERE = Path(__file__).resolve().parent
@@ -35,11 +34,7 @@ HERE = Path(__file__).resolve().parent
 def test_native_module_is_built_where_it_can_be():
     """A host with a C compiler and Python's headers gets the C loops: a build that fails there
     must not pass unnoticed as the slower fallback."""
-    if os.environ.get("PROCSNAP_NATIVE") == "0":
-        pytest.skip("PROCSNAP_NATIVE=0 asks for the Python loops")
-    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
-    if not (shutil.which("cc") or shutil.which("gcc")) or not headers.exists():
-        pytest.skip("no C compiler or no Python headers here: the Python loops are expected")
+    skip_unless_c_builds("the Python loops")
     assert N.native is not None, "recorder/_native.c was not built or does not import (pip install -e . shows why)"
     assert N.describe() == "C"
     assert Collector().native is N.native

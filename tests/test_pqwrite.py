@@ -11,6 +11,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -20,8 +21,20 @@ import pytest
 from recorder import pqwrite
 from recorder.collect import Collector
 from recorder.store import STATS_COLUMNS, Store, parquet_options
+from tests.conftest import skip_unless_c_builds
 
-pytestmark = pytest.mark.skipif(not pqwrite.available(), reason="recorder._pqwrite not built or no libzstd.so.1")
+needs_writer = pytest.mark.skipif(not pqwrite.available(), reason="recorder._pqwrite not built or no libzstd.so.1")
+
+
+def test_writer_is_built_where_it_can_be():
+    """A host with a C compiler, Python's headers and libzstd gets the C writer: a build that fails
+    there must not pass unnoticed as the slower pyarrow path."""
+    skip_unless_c_builds("pyarrow's writer")
+    assert pqwrite._pqwrite is not None, "recorder/_pqwrite.c was not built (pip install -e . shows why)"
+    if not any(Path(d, "libzstd.so.1").exists() for d in ("/lib", "/usr/lib", "/lib/x86_64-linux-gnu",
+                                                          "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64")):
+        pytest.skip("no libzstd.so.1 here")
+    assert pqwrite.available()
 
 UTC = dt.timezone.utc
 ARROW = {0: pa.bool_(), 1: pa.int32(), 2: pa.int64(), 3: pa.float64(), 4: pa.string(), 5: pa.binary(),
@@ -70,6 +83,7 @@ def check(tmp_path, spec, n):
     return path
 
 
+@needs_writer
 def test_every_type_with_nulls_consts_and_keys(tmp_path):
     rnd = random.Random(7)
     n = 3000
@@ -97,6 +111,7 @@ def test_every_type_with_nulls_consts_and_keys(tmp_path):
     check(tmp_path, spec, n)
 
 
+@needs_writer
 @pytest.mark.parametrize("distinct", [1, 2, 255, 256, 257, 40000])
 def test_dictionary_widths_and_runs(tmp_path, distinct):
     """Index widths from 1 to 16 bits, and runs around the RLE threshold of 8 (7, 8, 9, long)."""
@@ -113,12 +128,14 @@ def test_dictionary_widths_and_runs(tmp_path, distinct):
                      ("b", 0, runs, False, 0, None)], n)
 
 
+@needs_writer
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 17])
 def test_small_tables(tmp_path, n):
     check(tmp_path, [("i", 2, list(range(n)), True, 0, None), ("s", 4, [str(i % 3) for i in range(n)], True, 0, None),
                      ("b", 0, [i % 3 == 0 for i in range(n)], False, 0, None)], n)
 
 
+@needs_writer
 def test_statistics_only_where_asked(tmp_path):
     spec = [("pid", 1, [5, None, 3, 9], True, 0, None), ("name", 4, ["b", "a", None, "c"], True, 0, None),
             ("ts", 6, [10, 20, None, 5], True, 0, None), ("size", 2, [1, 2, 3, 4], False, 0, None)]
@@ -132,6 +149,7 @@ def test_statistics_only_where_asked(tmp_path):
     assert sql(f"SELECT count(*) FROM read_parquet('{tmp_path / 't.parquet'}') WHERE pid = 100").fetchone() == (0,)
 
 
+@needs_writer
 def test_bad_values_are_errors_naming_the_column(tmp_path):
     with pytest.raises(TypeError, match="column pid: expected int, got str"):
         pqwrite._pqwrite.write([("pid", 2, ["1"], False, 0, None)], 1, "x")
@@ -145,6 +163,7 @@ def test_bad_values_are_errors_naming_the_column(tmp_path):
         pqwrite._pqwrite.write([("k", 2, [{}, 5], False, 2, "k")], 2, "x")
 
 
+@needs_writer
 def test_real_snapshot_reads_back_as_pyarrows_files(tmp_path):
     """Every table of a snapshot of this host: the C writer's file reads back (pyarrow and DuckDB)
     as the Arrow table of the same columns, whose schema is the recorder's (Arrow) tables'."""
@@ -166,6 +185,7 @@ def test_real_snapshot_reads_back_as_pyarrows_files(tmp_path):
         assert path.stat().st_size <= len(buf.getvalue()) * 1.05, name
 
 
+@needs_writer
 def test_store_falls_back_to_pyarrow(tmp_path):
     """Another compression than the writer's: the Columns go through Arrow, same rows."""
     snap = Collector(arrow=False, tables=("processes",)).snapshot()
@@ -178,6 +198,7 @@ def test_store_falls_back_to_pyarrow(tmp_path):
     assert pq.ParquetFile(f(tmp_path / "c")).metadata.created_by == pqwrite.CREATED_BY
 
 
+@needs_writer
 def test_one_shot_snapshot_does_not_import_pyarrow(tmp_path):
     out = tmp_path / "rec"
     code = ("import sys; from analyze.entry import main; rc = main(['snapshot', '-o', sys.argv[1], '-q']); "
