@@ -52,8 +52,8 @@ CLOSERS = (
      "gave). That is fewer files than atop reads (it reads each thread's io too), so procsnap's system "
      "time is below atop's; the one-shot command no longer imports pyarrow (recorder/_pqwrite.c writes "
      "the files). What atop does not pay is the interpreter's start and imports (see `procsnap "
-     "startup`) and Python's per-process work (status, io and cgroup parsed in Python, ~25 ms at 1000 "
-     "processes; a dict per row). The kernel alone charges ~60 µs per process and ~23 µs per thread for "
+     "startup`) and Python's per-process work (the row dicts, command lines and their redaction, the "
+     "per-file error handling; stat, status, io and cgroup are parsed in C). The kernel alone charges ~60 µs per process and ~23 µs per thread for "
      "these files (measured with a loop of reads at 1000x50x4: 65 ms and 70 ms), about half of atop's "
      "whole sample. Meeting 0.7 x would take the process pass compiled end to end (rows from C straight "
      "to the writer) with a start cheaper than the interpreter's; a recorder that stays running pays "
@@ -265,6 +265,26 @@ def steady(rt, procsnap: str, env: dict, work: str, defaults: dict, cadence: tup
     log(f"steady: {res.get('bytes_per_snap') or 0:.0f} B per snapshot over {res.get('snaps', {}).get('n')} snapshots, "
         f"{res.get('compacted_files')} compacted files")
     return res
+
+
+def recorder_pt(rt, procsnap: str, env: dict, work: str, rounds: int, timeout: float, log, quick: bool = False,
+                warmup: bool = True) -> dict:
+    """What one processes+threads+host snapshot costs inside a running recorder, writing included
+    and the start left out: `procsnap record` taking SHORT and LONG snapshots (its first with
+    descriptors, the others without: --files-interval outlasts the run), interleaved, whole-process
+    CPU; the difference of the medians over LONG - SHORT snapshots."""
+    short, long_ = (2, 4) if quick else (2, 12)
+    base = [procsnap, "record", "-o", "{snapdir}", "-q", "-i", "0.5", "--files-interval", "3600",
+            "--compact-min", "0"]
+    tools = [rt.Tool(f"procsnap record -n {n}", base + ["-n", str(n)], f"{n} snapshots", env) for n in (short, long_)]
+    for t in tools if warmup else ():
+        rt.run_once(t, work, "recwarm-" + re.sub(r"[^A-Za-z0-9]+", "_", t.name), -1, capture=False, timeout=timeout)
+    runs = interleaved(rt, tools, work, rounds, timeout, "recorder", log)
+    cpu = {t.name: rt.med([r.cpu for r in runs if r.tool == t.name]) for t in tools}
+    a, b = cpu[tools[0].name], cpu[tools[1].name]
+    return {"short": short, "long": long_, "cpu_short": a, "cpu_long": b, "per_snapshot": (b - a) / (long_ - short),
+            "display": tools[1].display().replace(f"-n {long_}", "-n N"),
+            "exit": sorted({r.status for r in runs}), "runs": runs}
 
 
 # --------------------------------------------------------------------------
@@ -492,6 +512,31 @@ def section(rt, ex: dict, args) -> tuple[list[str], list[tuple]]:
                      "rows the recorder keeps between descriptor snapshots less than 60 s apart (~10 MB at 1000 "
                      "processes), which the default cadence does not keep.\n")
         ex["steady_bytes_per_snap"] = sd.get("bytes_per_snap")
+
+    rp = ex.get("recorder_pt")
+    atop = ex.get("atop_cpu")
+    if rp and rp.get("exit") == [0]:
+        L.append("### A snapshot of processes, threads and host inside a running recorder\n")
+        L.append(f"`{rp['display']}` with N = {rp['short']} and N = {rp['long']}, {ex['warm']} then {ex['rounds']} "
+                 "interleaved rounds, whole-process CPU (utime+stime, medians): every run's first snapshot "
+                 "reads descriptors too and the others do not (--files-interval outlasts the run), so the "
+                 f"difference over the {rp['long'] - rp['short']} more snapshots is what one snapshot of "
+                 "processes, threads and host tables costs a recorder that has started: collection, Arrow "
+                 "tables and Parquet writing, no interpreter start or imports.\n")
+        L.append("| figure | value |")
+        L.append("|---|---:|")
+        L.append(f"| CPU of {rp['short']} snapshots / {rp['long']} snapshots | {rp['cpu_short']:.3f} s / "
+                 f"{rp['cpu_long']:.3f} s |")
+        L.append(f"| CPU per processes+threads+host snapshot | {rp['per_snapshot']:.3f} s |")
+        if atop:
+            L.append(f"| atop 1 sample, same host (scale table above) | {atop:.3f} s |")
+        L.append("")
+        if atop:
+            r = rp["per_snapshot"] / atop
+            budgets.append((f"processes+threads+host snapshot inside a running recorder / atop 1 sample CPU, "
+                            f"{ex['label']}", f"≤ {PT_BUDGET}", f"{r:.2f} ({rp['per_snapshot']:.3f} s / {atop:.3f} s)",
+                            r <= PT_BUDGET, f"`procsnap record` CPU over {rp['long']} snapshots minus over "
+                            f"{rp['short']}, per snapshot (writing included, start excluded)", None))
 
     # 2. long recordings
     lr = ex.get("long")

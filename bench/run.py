@@ -99,30 +99,14 @@ def find_procsnap(explicit: str | None) -> str:
 STARTUP_IMPORTS = "import analyze.entry, analyze.snapshot, analyze.damage, recorder.collect, recorder.store"
 
 
-def script_python(script: str) -> str | None:
-    """The interpreter of a console script (its #! line), or None."""
-    try:
-        with open(script, "rb") as f:
-            first = f.readline().decode(errors="replace")
-    except OSError:
-        return None
-    if first.startswith("#!"):
-        exe = first[2:].strip().split()[0] if first[2:].strip() else ""
-        if os.path.isabs(exe) and os.access(exe, os.X_OK):
-            return exe
-    return None
-
-
 def make_tools(procsnap: str, pyenv: dict, only: list[str] | None) -> tuple[list[Tool], list[str]]:
     tools, missing = [], []
-    py = script_python(procsnap)
     specs = [
         ("procsnap snapshot", [procsnap, "snapshot", "-o", "{snapdir}", "-q"],
          "one snapshot into a fresh folder", pyenv),
-        ("procsnap startup", [py, "-c", STARTUP_IMPORTS] if py else [procsnap, "snapshot", "--help"],
+        ("procsnap startup", [procsnap_python(procsnap), "-c", STARTUP_IMPORTS],
          "the interpreter's start and the imports `procsnap snapshot` makes before it collects (the fixed "
-         "part of every snapshot; no collection, no writing)" if py else
-         "interpreter + the full CLI's import (`snapshot --help`)", pyenv),
+         "part of every snapshot; no collection, no writing)", pyenv),
         ("lsof -n -P -K i", ["lsof", "-n", "-P", "-K", "i"], "every open file, tasks ignored", None),
         ("lsof -n -P", ["lsof", "-n", "-P"], "every open file, listed again for every task", None),
         ("ps -eLo", ["ps", "-eLo", PS_FORMAT], "every thread", None),
@@ -490,6 +474,10 @@ def bench_scale(scale: tuple[int, int, int], tools: list[Tool], args, workroot: 
             ex["rounds"] = 1 if args.quick else args.repeat
             warm = not (args.quick or args.no_warmup)
             ex["warm"] = "one untimed warm-up" if warm else "no warm-up"
+            at = [r.cpu for r in runs if r.tool == "atop 1 sample"]
+            ex["atop_cpu"] = med(at) if at else None
+            ex["recorder_pt"] = issue6.recorder_pt(RT, procsnap, args.pyenv, work, ex["rounds"], args.timeout, log,
+                                                   quick=args.quick, warmup=warm)
             ex["live"] = issue6.live(RT, procsnap, args.pyenv, work, load.summary["pids"], ex["rounds"],
                                      args.timeout, log, warmup=warm)
             src = issue6.take_real(RT, procsnap, args.pyenv, work, args.real_snapshots, log)
