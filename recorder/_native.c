@@ -11,6 +11,7 @@
 #include <Python.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -658,17 +659,55 @@ static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v
  * refused as denied. The thread LEADER_TID's status is not read: its context switches are
  * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
  * leader's own counts there, not the process's sum). */
+/* The names in an open folder (not '.' and '..'), as os.listdir gives them; NULL with an error. */
+static PyObject *dir_names(int dfd) {
+    int d2 = dup(dfd);
+    DIR *D = d2 >= 0 ? fdopendir(d2) : NULL;
+    if (!D) {
+        if (d2 >= 0) close(d2);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *names = PyList_New(0);
+    struct dirent *e;
+    while (names && (errno = 0, e = readdir(D))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        PyObject *n = PyUnicode_DecodeFSDefault(e->d_name);
+        if (!n || PyList_Append(names, n) < 0) Py_CLEAR(names);
+        Py_XDECREF(n);
+    }
+    if (names && errno) {
+        Py_CLEAR(names);
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    closedir(D);
+    return names;
+}
+
 static PyObject *thread_rows(PyObject *self, PyObject *args) {
     PyObject *dir, *names, *lvol = Py_None, *linvol = Py_None;
     long long leader = -1;
-    if (!PyArg_ParseTuple(args, "O&O!|LOO", PyUnicode_FSConverter, &dir, &PyList_Type, &names, &leader, &lvol,
-                          &linvol))
+    if (!PyArg_ParseTuple(args, "O&O|LOO", PyUnicode_FSConverter, &dir, &names, &leader, &lvol, &linvol))
         return NULL;
+    if (names != Py_None && !PyList_Check(names)) {
+        Py_DECREF(dir);
+        PyErr_SetString(PyExc_TypeError, "thread_rows: names must be a list or None");
+        return NULL;
+    }
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int derr = errno;
     Py_DECREF(dir);
+    if (names == Py_None) { /* the folder's names, read here: one open of it, not two */
+        if (dfd < 0) Py_RETURN_NONE; /* the caller lists it itself, and meets the error */
+        names = dir_names(dfd);
+        if (!names) {
+            close(dfd);
+            return NULL;
+        }
+    } else
+        Py_INCREF(names);
     Py_ssize_t count = PyList_GET_SIZE(names);
     if (dfd < 0) {
+        Py_DECREF(names);
         if (derr == EACCES || derr == EPERM) return Py_BuildValue("([]ln)", 0L, count);
         return Py_BuildValue("([]nl)", count, 0L);
     }
@@ -762,12 +801,14 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
     close(dfd);
     PyMem_Free(buf);
     PyMem_Free(buf2);
+    Py_DECREF(names);
     return Py_BuildValue("(Nll)", rows, gone, denied);
 fail:
     close(dfd);
     PyMem_Free(buf);
     PyMem_Free(buf2);
     Py_XDECREF(rows);
+    Py_DECREF(names);
     return NULL;
 }
 
@@ -1491,11 +1532,9 @@ static PyObject *socket_lines(PyObject *self, PyObject *args) {
    parsers give for the same bytes, or None whenever the content is anything but ordinary (the
    caller then runs the Python parser, which decides, raising ValueError where it does). */
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
 static void strip(const char **a, const char **z) {
-    while (*a < *z && is_space(**a)) (*a)++;
-    while (*z > *a && is_space((*z)[-1])) (*z)--;
+    while (*a < *z && is_ws(**a)) (*a)++;
+    while (*z > *a && is_ws((*z)[-1])) (*z)--;
 }
 
 static int set_ll(PyObject *d, const char *k, long long v) {
@@ -1545,46 +1584,87 @@ fail:
     return NULL;
 }
 
-/* procfs.parse_status, restricted to KEYS (a tuple of bytes): {key: value stripped}, the last line
-   of a key winning as there. */
-static PyObject *status_pick(PyObject *self, PyObject *args) {
-    const char *b;
+/* The values the process row takes from /proc/PID/status, as procfs's status_ids, status_kb and
+   status_int give them from parse_status: (ruid, euid, egid, VmRSS, RssFile, RssShmem, VmSwap in
+   bytes, voluntary and nonvoluntary context switches), None for an absent line; None in place of
+   the tuple when a line is anything but ordinary (procfs's parsers then decide). */
+static const char *STATUS_KEYS[] = {"Uid", "Gid", "VmRSS", "RssFile", "RssShmem", "VmSwap",
+                                    "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"};
+#define N_STATUS_KEYS 8
+
+static int ids_of(const char *a, const char *z, long long *real, long long *eff) {
+    const char *t[2], *e[2];
+    int k = 0;
+    const char *p = a;
+    while (k < 2) {
+        while (p < z && is_ws(*p)) p++;
+        if (p >= z) return -1;
+        t[k] = p;
+        while (p < z && !is_ws(*p)) p++;
+        e[k++] = p;
+    }
+    if (int_tok(t[0], e[0] - t[0], real) < 0 || int_tok(t[1], e[1] - t[1], eff) < 0) return -1;
+    return (*real < 0 || *real > 2147483647LL || *eff < 0 || *eff > 2147483647LL) ? -1 : 0;
+}
+
+static PyObject *status_values(PyObject *self, PyObject *arg) {
+    char *b;
     Py_ssize_t n;
-    PyObject *keys;
-    if (!PyArg_ParseTuple(args, "y#O!", &b, &n, &PyTuple_Type, &keys)) return NULL;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    Py_ssize_t nk = PyTuple_GET_SIZE(keys);
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    const char *va[N_STATUS_KEYS] = {0}, *vz[N_STATUS_KEYS] = {0};
     const char *p = b, *end = b + n;
     while (p <= end) {
         const char *nl = memchr(p, '\n', end - p), *le = nl ? nl : end;
         const char *colon = memchr(p, ':', le - p);
-        if (colon) {
-            for (Py_ssize_t k = 0; k < nk; k++) {
-                PyObject *key = PyTuple_GET_ITEM(keys, k);
-                if (!PyBytes_Check(key)) {
-                    Py_DECREF(d);
-                    PyErr_SetString(PyExc_TypeError, "status_pick: keys must be bytes");
-                    return NULL;
-                }
-                if (PyBytes_GET_SIZE(key) == colon - p && memcmp(PyBytes_AS_STRING(key), p, colon - p) == 0) {
-                    const char *a = colon + 1, *z = le;
-                    strip(&a, &z);
-                    PyObject *v = PyBytes_FromStringAndSize(a, z - a);
-                    if (!v || PyDict_SetItem(d, key, v) < 0) {
-                        Py_XDECREF(v);
-                        Py_DECREF(d);
-                        return NULL;
-                    }
-                    Py_DECREF(v);
+        if (colon)
+            for (int k = 0; k < N_STATUS_KEYS; k++)
+                if ((size_t)(colon - p) == strlen(STATUS_KEYS[k]) && memcmp(p, STATUS_KEYS[k], colon - p) == 0) {
+                    va[k] = colon + 1; /* the last line of a key wins, as in parse_status */
+                    vz[k] = le;
+                    strip(&va[k], &vz[k]);
                     break;
                 }
-            }
-        }
         if (!nl) break;
         p = nl + 1;
     }
-    return d;
+    long long ruid, euid, rgid, egid, v[6];
+    int has[6];
+    if (!va[0] || !va[1] || ids_of(va[0], vz[0], &ruid, &euid) < 0 || ids_of(va[1], vz[1], &rgid, &egid) < 0)
+        Py_RETURN_NONE;
+    for (int k = 2; k < N_STATUS_KEYS; k++) {
+        int i = k - 2;
+        has[i] = va[k] != NULL;
+        if (!has[i]) continue;
+        if (k < 6) { /* "123 kB": the first word, in KiB */
+            const char *t = va[k], *e = t;
+            while (e < vz[k] && !is_ws(*e)) e++;
+            if (int_tok(t, e - t, &v[i]) < 0 || v[i] > 9223372036854775807LL / 1024 ||
+                v[i] < (-9223372036854775807LL - 1) / 1024)
+                Py_RETURN_NONE;
+            v[i] *= 1024;
+        } else if (int_tok(va[k], vz[k] - va[k], &v[i]) < 0)
+            Py_RETURN_NONE;
+    }
+    PyObject *t = PyTuple_New(9);
+    if (!t) return NULL;
+    PyObject *ids[3] = {PyLong_FromLongLong(ruid), PyLong_FromLongLong(euid), PyLong_FromLongLong(egid)};
+    for (int i = 0; i < 3; i++) {
+        if (!ids[i]) {
+            Py_DECREF(t);
+            for (int j = i + 1; j < 3; j++) Py_XDECREF(ids[j]);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, ids[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        PyObject *o = has[i] ? PyLong_FromLongLong(v[i]) : (Py_INCREF(Py_None), Py_None);
+        if (!o) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, 3 + i, o);
+    }
+    return t;
 }
 
 /* procfs.parse_io: {name: int} of the "name: value" lines */
@@ -1673,7 +1753,7 @@ static PyMethodDef methods[] = {
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {"stat_dict", stat_dict, METH_O, "procfs.parse_stat, or None where the Python parser must decide."},
-    {"status_pick", status_pick, METH_VARARGS, "procfs.parse_status restricted to a tuple of keys."},
+    {"status_values", status_values, METH_O, "The process row's values from a status file, or None."},
     {"io_dict", io_dict, METH_O, "procfs.parse_io, or None where the Python parser must decide."},
     {"cgroup_str", cgroup_str, METH_O, "procfs.parse_cgroup, or None where the Python parser must decide."},
     {NULL, NULL, 0, NULL},

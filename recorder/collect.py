@@ -43,9 +43,6 @@ _PROC_FILES_PRLIMIT = ("stat", "status", "cmdline", "io", "cgroup")
 _RLIMIT_NOFILE = getattr(resource, "RLIMIT_NOFILE", None)
 # lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
-# The lines of /proc/PID/status the process row uses (status_ids, status_kb, status_int below)
-STATUS_KEYS = (b"Uid", b"Gid", b"VmRSS", b"RssFile", b"RssShmem", b"VmSwap", b"voluntary_ctxt_switches",
-               b"nonvoluntary_ctxt_switches")
 
 
 class Snapshot:
@@ -739,9 +736,14 @@ class Collector:
         raw = read(pid, "stat")
         st = (nat is not None and nat.stat_dict(raw)) or P.parse_stat(raw)
         raw = read(pid, "status")
-        status = nat.status_pick(raw, STATUS_KEYS) if nat is not None else P.parse_status(raw)
-        ruid, euid = P.status_ids(status, b"Uid")
-        _, egid = P.status_ids(status, b"Gid")
+        sv = nat.status_values(raw) if nat is not None else None
+        if sv is None:
+            status = P.parse_status(raw)
+            ruid, euid = P.status_ids(status, b"Uid")
+            _, egid = P.status_ids(status, b"Gid")
+        else:
+            status = None
+            ruid, euid, egid, vmrss, rss_file, rss_shmem, swap, vol, invol = sv
         denied: list[str] = []
         kthread = bool(st["flags"] & P.PF_KTHREAD)
         zombie = st["state"] in ("Z", "X")
@@ -774,7 +776,7 @@ class Collector:
             cmdline, lossy = P.split_text(joined)
             # The joined text cannot give argv back when an argument holds a
             # space or is empty: keep the exact bytes then too.
-            if lossy is not None or any((not a) or (b" " in a) for a in argv):
+            if lossy is not None or not P.joins_back(cmd, argv):
                 cmdline_raw = cmd
         io = optional("io", read, "io")
         if io is None:
@@ -793,8 +795,11 @@ class Collector:
             limits = P.parse_limits_nofile(lim) if lim is not None else (None, None)
         soft, hard = limits
         cg = optional("cgroup", read, "cgroup")
-        rss_file = P.status_kb(status, b"RssFile")
-        rss_shmem = P.status_kb(status, b"RssShmem")
+        if status is not None:
+            rss_file, rss_shmem = P.status_kb(status, b"RssFile"), P.status_kb(status, b"RssShmem")
+            vmrss, swap = P.status_kb(status, b"VmRSS"), P.status_kb(status, b"VmSwap")
+            vol = P.status_int(status, b"voluntary_ctxt_switches")
+            invol = P.status_int(status, b"nonvoluntary_ctxt_switches")
         return {
             "boot_id": self.boot_id,
             "pid": pid,
@@ -820,10 +825,10 @@ class Collector:
             "utime": st["utime"] / CLK_TCK,
             "stime": st["stime"] / CLK_TCK,
             # VmRSS is what ps and top show; stat's rss lags it on recent kernels.
-            "rss": vmrss if (vmrss := P.status_kb(status, b"VmRSS")) is not None else st["rss"] * PAGE_SIZE,
+            "rss": vmrss if vmrss is not None else st["rss"] * PAGE_SIZE,
             "vms": st["vsize"],
             "shared": (rss_file or 0) + (rss_shmem or 0) if rss_file is not None else None,
-            "swap": P.status_kb(status, b"VmSwap"),
+            "swap": swap,
             "minflt": st["minflt"],
             "majflt": st["majflt"],
             "rchar": iod.get("rchar"),
@@ -833,8 +838,8 @@ class Collector:
             "read_bytes": iod.get("read_bytes"),
             "write_bytes": iod.get("write_bytes"),
             "cancelled_write_bytes": iod.get("cancelled_write_bytes"),
-            "ctxsw_voluntary": P.status_int(status, b"voluntary_ctxt_switches"),
-            "ctxsw_involuntary": P.status_int(status, b"nonvoluntary_ctxt_switches"),
+            "ctxsw_voluntary": vol,
+            "ctxsw_involuntary": invol,
             "num_fds": nfds,
             "fd_limit": soft,
             "fd_limit_hard": hard,
@@ -899,12 +904,14 @@ class Collector:
         return rows, gone, denied
 
     def _threads_native(self, pid: int, leader: tuple | None = None) -> tuple[list[dict], int, int]:
-        """_threads with the reading and parsing in C (recorder/_native.c: thread_rows)."""
-        names = self.fs.listdir(pid, "task")
-        if leader is None:
-            parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), names)
-        else:
-            parsed, gone, denied = self.native.thread_rows(self.fs.path(pid, "task"), names, pid, *leader)
+        """_threads with the reading and parsing in C (recorder/_native.c: thread_rows), which lists
+        the task folder itself (None when it cannot open it: listed here then, to meet the error)."""
+        path = self.fs.path(pid, "task")
+        extra = () if leader is None else (pid, *leader)
+        got = self.native.thread_rows(path, None, *extra)
+        if got is None:
+            got = self.native.thread_rows(path, self.fs.listdir(pid, "task"), *extra)
+        parsed, gone, denied = got
         rows = []
         boot_id, btime, split = self.boot_id, self.btime, P.split_text
         fromts = dt.datetime.fromtimestamp

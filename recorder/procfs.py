@@ -313,6 +313,12 @@ def parse_cmdline(data: bytes) -> tuple[list[bytes], bytes]:
     return argv, b" ".join(argv)
 
 
+def joins_back(data: bytes, argv: list[bytes]) -> bool:
+    """Whether argv (parse_cmdline's of data) comes back from its text joined by spaces: no argument
+    holds a space or is empty. Found on the bytes at once rather than argument by argument."""
+    return b" " not in data and not (argv and (not argv[0] or not argv[-1] or b"\0\0" in data[:-1]))
+
+
 @_parser
 def parse_limits_nofile(data: bytes) -> tuple[int | None, int | None]:
     """Soft and hard RLIMIT_NOFILE from /proc/PID/limits (None = unlimited)."""

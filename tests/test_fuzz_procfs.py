@@ -184,3 +184,11 @@ def test_values_that_cannot_be_stored_are_malformed():
         P.status_ids(P.parse_status(b"Uid:\t4294967296\t0\t0\t0\n"), b"Uid")
     with pytest.raises(ValueError):
         P.parse_stat(SAMPLES["stat"].replace(b" 12345 ", b" 999999999999999 "))  # starttime
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=16).map(lambda b: b.replace(b"a", b"\0").replace(b"b", b" ")))
+def test_joins_back_is_no_argument_empty_or_spaced(cmd):
+    """procfs.joins_back, found on the bytes, is the per-argument rule it stands for."""
+    argv, _ = P.parse_cmdline(cmd)
+    assert P.joins_back(cmd, argv) == (not any((not a) or (b" " in a) for a in argv))

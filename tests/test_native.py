@@ -519,7 +519,15 @@ def test_maps_query_says_which_processes_it_cannot_open(tmp_path):
 
 # -- a process's own files: C's parsers give procfs's result, or None where procfs's must decide
 
-_STATUS_KEYS = __import__("recorder.collect", fromlist=["STATUS_KEYS"]).STATUS_KEYS
+def _status_python(data: bytes):
+    """What the process row takes from a status file through procfs's parsers (or ValueError)."""
+    try:
+        s = P.parse_status(data)
+        (ruid, euid), (_, egid) = P.status_ids(s, b"Uid"), P.status_ids(s, b"Gid")
+        return (ruid, euid, egid, *(P.status_kb(s, k) for k in (b"VmRSS", b"RssFile", b"RssShmem", b"VmSwap")),
+                P.status_int(s, b"voluntary_ctxt_switches"), P.status_int(s, b"nonvoluntary_ctxt_switches"))
+    except ValueError:
+        return ValueError
 
 
 def _python_or_error(fn, data):
@@ -545,18 +553,20 @@ def test_process_file_parsers_match_python_on_every_live_process():
         except OSError:
             continue
         fast += _same_or_defer(nat.stat_dict(files["stat"]), P.parse_stat(files["stat"]))
-        full = P.parse_status(files["status"])
-        assert nat.status_pick(files["status"], _STATUS_KEYS) == {k: full[k] for k in _STATUS_KEYS if k in full}
+        fast += _same_or_defer(nat.status_values(files["status"]), _status_python(files["status"]))
         fast += _same_or_defer(nat.io_dict(files["io"]), P.parse_io(files["io"]))
         fast += _same_or_defer(nat.cgroup_str(files["cgroup"]), P.parse_cgroup(files["cgroup"]))
     assert fast > 0  # and on this host's ordinary files C answers itself
 
 
 _line = st.one_of(
-    st.builds(lambda k, v: k + b":" + v, st.sampled_from([b"rchar", b" wchar ", b"syscr", b"Uid", b"VmRSS", b"x\xff",
-                                                       b"", b"0::/a", b"voluntary_ctxt_switches"]),
+    st.builds(lambda k, v: k + b":" + v, st.sampled_from([b"rchar", b" wchar ", b"syscr", b"Uid", b"Gid", b"VmRSS",
+                                                       b"x\xff", b"", b"0::/a", b"voluntary_ctxt_switches",
+                                                       b"RssShmem", b"VmSwap"]),
               st.one_of(st.binary(max_size=12), st.integers(-(2**64), 2**64).map(lambda i: f"\t {i} kB".encode()),
-                        st.integers(-(2**64), 2**64).map(lambda i: f" {i}".encode()))),
+                        st.integers(-(2**64), 2**64).map(lambda i: f" {i}".encode()),
+                        st.tuples(st.integers(-3, 2**32), st.integers(-3, 2**32)).map(
+                            lambda t: f"\t{t[0]}\t{t[1]}\t{t[0]}\t{t[1]}".encode()))),
     st.binary(max_size=20),
 )
 
@@ -567,9 +577,7 @@ _line = st.one_of(
 def test_status_io_and_cgroup_parsers_match_python(lines, trailing):
     data = b"\n".join(lines) + (b"\n" if trailing else b"")
     nat = N.native
-    full = P.parse_status(data)
-    keys = _STATUS_KEYS + (b"rchar", b" wchar ", b"x\xff", b"")
-    assert nat.status_pick(data, keys) == {k: full[k] for k in keys if k in full}
+    _same_or_defer(nat.status_values(data), _status_python(data))
     _same_or_defer(nat.io_dict(data), _python_or_error(P.parse_io, data))
     _same_or_defer(nat.cgroup_str(data), _python_or_error(P.parse_cgroup, data))
 
