@@ -4,8 +4,9 @@ A one-shot ``procsnap snapshot`` spent a third of its CPU on a small host outsid
 importing pyarrow (35 ms) and building Arrow tables to write a few hundred KB. With the C writer
 it keeps the rows it collected as Python columns (:class:`Columns`) and writes them directly. The
 files read back as the same Arrow types and values as pyarrow's (tests/test_pqwrite.py compares
-both writers on real snapshots); compaction, which sorts and merges them, still uses pyarrow,
-and so does the recorder (it holds descriptor rows as Arrow chunks to keep its memory flat).
+both writers on real snapshots). A recorder writes its snapshots without descriptors this way
+too; its descriptor snapshots stay Arrow (their rows become Arrow chunks as they come, which
+keeps its peak flat), and compaction, which sorts and merges files, uses pyarrow.
 
 Where the C module was not built, ``PROCSNAP_NATIVE=0`` is set, libzstd.so.1 is missing or another
 compression is asked for, :meth:`Columns.to_arrow` gives the Arrow table and pyarrow writes it.
