@@ -242,6 +242,11 @@ typedef struct {
 static PyObject *value_at(const colspec *c, Py_ssize_t i) {
     if (c->konst)
         return c->konst;
+    /* checked on every row: a value's __bool__ or __float__ may have shortened the list */
+    if (i >= PySequence_Fast_GET_SIZE(c->seq)) {
+        PyErr_Format(PyExc_RuntimeError, "column %s: the values changed while they were written", c->name);
+        return NULL;
+    }
     PyObject *v = PySequence_Fast_GET_ITEM(c->seq, i);
     if (c->key) {
         if (!PyDict_Check(v)) {
@@ -372,6 +377,10 @@ typedef struct {
 
 /* Append one page (header + zstd body) to out; the sizes go into m. */
 static int page(buf *out, int dict_page, const buf *body, int64_t num_values, int encoding, chunk_meta *m) {
+    if (body->oom) { /* a body cut short by a failed allocation must not be written */
+        PyErr_NoMemory();
+        return -1;
+    }
     size_t cap = z_bound(body->n);
     unsigned char *z = PyMem_Malloc(cap ? cap : 1);
     if (!z) {
@@ -546,6 +555,10 @@ static int column(buf *out, const colspec *c, Py_ssize_t n, chunk_meta *m) {
             put_le64(&m->min, (uint64_t)imin);
             put_le64(&m->max, (uint64_t)imax);
         }
+        if (m->min.oom || m->max.oom) { /* cut-short statistics would make readers skip rows */
+            PyErr_NoMemory();
+            goto done;
+        }
     }
     /* the dictionary page: each distinct value, PLAIN (4-byte length, bytes) */
     if (text) {
@@ -568,6 +581,11 @@ static int column(buf *out, const colspec *c, Py_ssize_t n, chunk_meta *m) {
         buf lev = {0};
         hybrid(&lev, lv, n, 1);
         PyMem_Free(lv);
+        if (lev.oom) {
+            freebuf(&lev);
+            PyErr_NoMemory();
+            goto done;
+        }
         put_le32(&body, (uint32_t)lev.n);
         put(&body, lev.p, lev.n);
         freebuf(&lev);

@@ -217,3 +217,48 @@ def test_one_shot_snapshot_does_not_import_pyarrow(tmp_path):
         a = pq.read_table(next(out.glob(f"{t}/*/*/*.parquet"))).schema
         b = pq.read_table(next((tmp_path / "py").glob(f"{t}/*/*/*.parquet"))).schema
         assert a == b, t
+
+
+@needs_writer
+def test_allocation_failures_raise_never_write_a_bad_file():
+    """Each allocation of a write failing in turn: MemoryError, or a file that reads back whole
+    (never one cut short: a truncated page, definition levels or statistics)."""
+    _testcapi = pytest.importorskip("_testcapi")
+    if not hasattr(_testcapi, "set_nomemory"):
+        pytest.skip("this Python cannot fail allocations on purpose")
+    n = 3000
+    spec = [("s", 4, [None if i % 7 == 0 else f"value-{i % 997}-" + "x" * (i % 13) for i in range(n)], True, 0, None),
+            ("i", 2, [None if i % 5 == 0 else i * 7919 for i in range(n)], True, 0, None),
+            ("b", 0, [i % 3 == 0 for i in range(n)], False, 0, None)]
+    want = expected(spec, n)
+    outcomes = set()
+    for k in range(0, 3000):  # until the k-th allocation is past the write's last one
+        _testcapi.set_nomemory(k, k + 1)
+        try:
+            data = pqwrite._pqwrite.write(spec, n, "x")
+        except MemoryError:
+            outcomes.add("raised")
+            continue
+        finally:
+            _testcapi.remove_mem_hooks()
+        outcomes.add("written")
+        if k > 0 and "raised" in outcomes and len(outcomes) == 2 and k % 50 == 0:
+            break
+        got = pq.read_table(io.BytesIO(data))
+        assert got.equals(want), k
+        md = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+        assert (md.column(0).statistics.min, md.column(1).statistics.max) == (
+            min(v for v in spec[0][2] if v is not None), max(v for v in spec[1][2] if v is not None))
+    assert outcomes == {"raised", "written"}
+
+
+@needs_writer
+def test_values_that_change_while_written_are_an_error():
+    class Shrinking:
+        def __float__(self):
+            values.clear()
+            return 1.0
+
+    values = [Shrinking(), 2.0, 3.0]
+    with pytest.raises(RuntimeError, match="changed while they were written"):
+        pqwrite._pqwrite.write([("f", 3, values, False, 0, None)], 3, "x")
