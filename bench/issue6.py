@@ -277,9 +277,7 @@ def recorder_pt(rt, procsnap: str, env: dict, work: str, rounds: int, timeout: f
     base = [procsnap, "record", "-o", "{snapdir}", "-q", "-i", "0.5", "--files-interval", "3600",
             "--compact-min", "0"]
     tools = [rt.Tool(f"procsnap record -n {n}", base + ["-n", str(n)], f"{n} snapshots", env) for n in (short, long_)]
-    for t in tools if warmup else ():
-        rt.run_once(t, work, "recwarm-" + re.sub(r"[^A-Za-z0-9]+", "_", t.name), -1, capture=False, timeout=timeout)
-    runs = interleaved(rt, tools, work, rounds, timeout, "recorder", log)
+    runs = interleaved(rt, tools, work, rounds, timeout, "recorder", log, warmup)
     cpu = {t.name: rt.med([r.cpu for r in runs if r.tool == t.name]) for t in tools}
     a, b = cpu[tools[0].name], cpu[tools[1].name]
     return {"short": short, "long": long_, "cpu_short": a, "cpu_long": b, "per_snapshot": (b - a) / (long_ - short),
@@ -332,7 +330,12 @@ def live_tools(rt, procsnap: str, env: dict, pid: int, port: int) -> list:
     return pairs
 
 
-def interleaved(rt, tools: list, work: str, rounds: int, timeout: float, tag: str, log) -> list:
+def interleaved(rt, tools: list, work: str, rounds: int, timeout: float, tag: str, log,
+                warmup: bool = False) -> list:
+    """ROUNDS rounds of every tool, each round starting one tool further on; with WARMUP, one
+    untimed run of each first (page cache, bytecode)."""
+    for t in tools if warmup else ():
+        rt.run_once(t, work, f"{tag}warm-" + re.sub(r"[^A-Za-z0-9]+", "_", t.name), -1, capture=False, timeout=timeout)
     runs = []
     for rnd in range(rounds):
         shift = rnd % len(tools)
@@ -351,10 +354,7 @@ def live(rt, procsnap: str, env: dict, work: str, pids: list[int], rounds: int, 
     pid, port = found
     pairs = live_tools(rt, procsnap, env, pid, port)
     tools = [t for pr in pairs for t in pr if t]
-    # one untimed warm-up of each
-    for t in tools if warmup else ():
-        rt.run_once(t, work, "livewarm-" + re.sub(r"[^A-Za-z0-9]+", "_", t.name), -1, capture=False, timeout=timeout)
-    runs = interleaved(rt, tools, work, rounds, timeout, "live", log)
+    runs = interleaved(rt, tools, work, rounds, timeout, "live", log, warmup)
     return {"pid": pid, "port": port, "pairs": [(a.name, a.display(), b.name if b else None,
                                                   b.display() if b else None) for a, b in pairs],
             "runs": runs}
@@ -412,9 +412,7 @@ def long_recordings(rt, procsnap: str, env: dict, work: str, src: str, durations
             t = T(f"{name} [{label}]", [procsnap] + argv, label, env)
             t.short, t.rec = name, label
             tools.append(t)
-    for t in tools if warmup else ():  # warm-up: page cache, bytecode
-        rt.run_once(t, work, "longwarm-" + re.sub(r"[^A-Za-z0-9]+", "_", t.name), -1, capture=False, timeout=timeout)
-    runs = interleaved(rt, tools, work, rounds, timeout, "long", log)
+    runs = interleaved(rt, tools, work, rounds, timeout, "long", log, warmup)
     return {"recs": [(label, info) for label, _, info in recs], "tools": tools, "runs": runs, "pid": pid,
             "port": port, "layout": layout}
 

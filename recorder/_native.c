@@ -652,13 +652,6 @@ static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v
     return 1;
 }
 
-/* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
- *   rows: (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt, majflt,
- *          starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
- * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
- * refused as denied. The thread LEADER_TID's status is not read: its context switches are
- * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
- * leader's own counts there, not the process's sum). */
 /* The names in an open folder (not '.' and '..'), as os.listdir gives them; NULL with an error. */
 static PyObject *dir_names(int dfd) {
     int d2 = dup(dfd);
@@ -683,6 +676,14 @@ static PyObject *dir_names(int dfd) {
     return names;
 }
 
+/* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
+ *   rows: (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt, majflt,
+ *          starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
+ * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
+ * refused as denied. The thread LEADER_TID's status is not read: its context switches are
+ * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
+ * leader's own counts there, not the process's sum). NAMES None: the folder's entries, listed
+ * here (None returned when the folder does not open: the caller lists it and meets the error). */
 static PyObject *thread_rows(PyObject *self, PyObject *args) {
     PyObject *dir, *names, *lvol = Py_None, *linvol = Py_None;
     long long leader = -1;
@@ -1532,6 +1533,17 @@ static PyObject *socket_lines(PyObject *self, PyObject *args) {
    parsers give for the same bytes, or None whenever the content is anything but ordinary (the
    caller then runs the Python parser, which decides, raising ValueError where it does). */
 
+/* One piece of bytes.split(b"\n") after another, the last (maybe empty) one included: [*ls, *le)
+   of the next line of [*p, end), 0 when there is none left. */
+static int next_line(const char **p, const char *end, const char **ls, const char **le) {
+    if (!*p) return 0;
+    const char *nl = memchr(*p, '\n', end - *p);
+    *ls = *p;
+    *le = nl ? nl : end;
+    *p = nl ? nl + 1 : NULL;
+    return 1;
+}
+
 static void strip(const char **a, const char **z) {
     while (*a < *z && is_ws(**a)) (*a)++;
     while (*z > *a && is_ws((*z)[-1])) (*z)--;
@@ -1612,20 +1624,17 @@ static PyObject *status_values(PyObject *self, PyObject *arg) {
     Py_ssize_t n;
     if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
     const char *va[N_STATUS_KEYS] = {0}, *vz[N_STATUS_KEYS] = {0};
-    const char *p = b, *end = b + n;
-    while (p <= end) {
-        const char *nl = memchr(p, '\n', end - p), *le = nl ? nl : end;
-        const char *colon = memchr(p, ':', le - p);
+    const char *p = b, *ls, *le;
+    while (next_line(&p, b + n, &ls, &le)) {
+        const char *colon = memchr(ls, ':', le - ls);
         if (colon)
             for (int k = 0; k < N_STATUS_KEYS; k++)
-                if ((size_t)(colon - p) == strlen(STATUS_KEYS[k]) && memcmp(p, STATUS_KEYS[k], colon - p) == 0) {
+                if ((size_t)(colon - ls) == strlen(STATUS_KEYS[k]) && memcmp(ls, STATUS_KEYS[k], colon - ls) == 0) {
                     va[k] = colon + 1; /* the last line of a key wins, as in parse_status */
                     vz[k] = le;
                     strip(&va[k], &vz[k]);
                     break;
                 }
-        if (!nl) break;
-        p = nl + 1;
     }
     long long ruid, euid, rgid, egid, v[6];
     int has[6];
@@ -1674,12 +1683,11 @@ static PyObject *io_dict(PyObject *self, PyObject *arg) {
     if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    const char *p = b, *end = b + n;
-    while (p <= end) {
-        const char *nl = memchr(p, '\n', end - p), *le = nl ? nl : end;
-        const char *colon = memchr(p, ':', le - p);
+    const char *p = b, *ls, *le;
+    while (next_line(&p, b + n, &ls, &le)) {
+        const char *colon = memchr(ls, ':', le - ls);
         if (colon) {
-            const char *ka = p, *kz = colon, *va = colon + 1, *vz = le;
+            const char *ka = ls, *kz = colon, *va = colon + 1, *vz = le;
             strip(&ka, &kz);
             strip(&va, &vz);
             long long v;
@@ -1696,8 +1704,6 @@ static PyObject *io_dict(PyObject *self, PyObject *arg) {
             Py_DECREF(k);
             Py_DECREF(o);
         }
-        if (!nl) break;
-        p = nl + 1;
     }
     return d;
 odd:
@@ -1714,27 +1720,24 @@ static PyObject *cgroup_str(PyObject *self, PyObject *arg) {
     char *out = n + 1 <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(n + 1);
     if (!out) return PyErr_NoMemory();
     Py_ssize_t on = 0;
-    const char *p = b, *end = b + n;
+    const char *p = b, *ls, *le;
     PyObject *r = NULL;
-    while (p <= end) {
-        const char *nl = memchr(p, '\n', end - p), *le = nl ? nl : end;
-        if (le > p) {
-            const char *c1 = memchr(p, ':', le - p), *c2 = c1 ? memchr(c1 + 1, ':', le - c1 - 1) : NULL;
+    while (next_line(&p, b + n, &ls, &le)) {
+        if (le > ls) {
+            const char *c1 = memchr(ls, ':', le - ls), *c2 = c1 ? memchr(c1 + 1, ':', le - c1 - 1) : NULL;
             const char *path = c2 ? c2 + 1 : le;
             if (path < le && !(le - path == 1 && *path == '/')) {
-                for (const char *q = p; q < le; q++)
+                for (const char *q = ls; q < le; q++)
                     if ((unsigned char)*q >= 0x80) { /* not ASCII: Python's decoding decides */
                         r = Py_None;
                         Py_INCREF(r);
                         goto done;
                     }
                 if (on) out[on++] = ',';
-                memcpy(out + on, p, le - p);
-                on += le - p;
+                memcpy(out + on, ls, le - ls);
+                on += le - ls;
             }
         }
-        if (!nl) break;
-        p = nl + 1;
     }
     r = on ? PyUnicode_DecodeASCII(out, on, "strict") : PyUnicode_FromString("/");
 done:

@@ -66,14 +66,16 @@ class Snapshot:
         return self.ts.date()
 
 
-def _to_table(name: str, rows, common: dict) -> pa.Table:
+def _to_table(name: str, rows, common: dict, n: int | None = None) -> pa.Table:
     """An Arrow table of the schema's stored columns from rows (dicts) or columns (a dict of
-    lists, as FileRows gives them); a column in common has one value for every row."""
+    lists, as FileRows gives them; N rows, by default the first column's length); a column in
+    common has one value for every row."""
     import pyarrow as pa
     schema = TABLES[name].arrow_schema()
     if isinstance(rows, dict):
         columns = rows
-        n = len(next(iter(columns.values()))) if columns else 0
+        if n is None:
+            n = len(next(iter(columns.values()))) if columns else 0
     else:
         # Arrow reads the dicts itself (a missing key is a null): 2.5 x faster than a list per
         # column built here, 25 ms of a 1000-process snapshot's processes and threads.
@@ -151,7 +153,7 @@ class Collector:
         self.arrow = arrow
         self.host = host or os.uname().nodename  # socket.gethostname(), without importing socket
         self.tables = needed_tables(tables)
-        self._pass_tables = self.tables
+        self._pass_tables, self._pass_arrow = self.tables, bool(arrow)  # what _snapshot sets per pass
         # PROCMAP_QUERY on the live /proc (a copied tree's maps are plain files); off once the
         # kernel says it has none.
         self._procmap = (type(self.fs) is ProcFS and self.fs.root == "/proc" and self.native is not None
@@ -205,7 +207,7 @@ class Collector:
         if arrow:
             use_one_allocator()
         make = _to_table if arrow else Columns.of
-        self._pass_tables = tables
+        self._pass_tables, self._pass_arrow = tables, arrow
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         ts = dt.datetime.now(UTC)
@@ -413,7 +415,7 @@ class Collector:
         t_threads = t_files = 0.0
         want_threads = "threads" in self._pass_tables
         want_files = "open_files" in self._pass_tables
-        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema()) if self.arrow else FileRows()
+        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema()) if self._pass_arrow else FileRows()
         for pid in self.fs.pids():
             try:
                 row, fds = self._process(pid)

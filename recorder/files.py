@@ -14,7 +14,7 @@ import stat
 
 from . import procfs as P
 from .procfs import Denied, Gone, ProcFS
-from .pqwrite import micros
+from .pqwrite import Columns, micros
 
 
 _TYPES = (
@@ -209,7 +209,6 @@ class FileRows:
         """All rows as :class:`recorder.pqwrite.Columns` of table name, in to_table()'s order (socket
         rows last). For a FileRows without chunks (a one-shot snapshot holds its rows until it
         writes them); the rows are let go."""
-        from .pqwrite import Columns
         plain, socks = [], []
         for r in self.rows:
             (socks if type(r) is list else plain).append(r)

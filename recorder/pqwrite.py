@@ -126,21 +126,6 @@ class Columns:
 
     def to_arrow(self):
         """The same table in Arrow (what pyarrow writes where the C writer is not available)."""
-        import pyarrow as pa
-        schema = TABLES[self.name].arrow_schema()
-        n = self.num_rows
-        arrays = []
-        for f, c in zip(schema, TABLES[self.name].stored_columns):
-            if c.name in self.common:
-                arrays.append(pa.repeat(pa.scalar(self.common[c.name], f.type), n))
-                continue
-            v = self.columns.get(c.name)
-            if isinstance(v, Key):
-                v = v.values()
-            if v is None:
-                arrays.append(pa.nulls(n, f.type))
-            elif c.type == "timestamp":
-                arrays.append(pa.array(micros(v), pa.int64()).view(f.type))
-            else:
-                arrays.append(pa.array(v, f.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
+        from .collect import _to_table  # here: collect imports this module
+        cols = {k: v.values() if isinstance(v, Key) else v for k, v in self.columns.items()}
+        return _to_table(self.name, cols, self.common, self.num_rows)
