@@ -43,21 +43,23 @@ CLOSERS = (
      "columns to zstd pages, no pyarrow imported; it took ~0.1 s of fixed cost with pyarrow). What is "
      "left is mostly the kernel's work per descriptor: a readlink, a stat and, for regular files and "
      "devices, the fdinfo file (pos and flags), which lsof pays too, and the /proc/net tables read as "
-     "text. Closing more: sockets through sock_diag netlink as ss does, and the per-process Python "
-     "(status, io and cgroup parsed in Python, a dict per row) moved into the C loop"),
+     "text. Closing more: sockets through sock_diag netlink as ss does"),
     ("processes+threads+host",
-     "reading and parsing is in C: per process stat, status, cmdline, io and cgroup read relative to "
-     "/proc/PID, the exe link, the fd count (one stat of /proc/PID/fd) and the fd limit (prlimit(2)); per "
-     "thread stat, and status for all but the leader (whose context switches /proc/PID/status already "
-     "gave). That is fewer files than atop reads (it reads each thread's io too), so procsnap's system "
-     "time is below atop's; the one-shot command no longer imports pyarrow (recorder/_pqwrite.c writes "
-     "the files). What atop does not pay is the interpreter's start and imports (see `procsnap "
-     "startup`) and Python's per-process work (the row dicts, command lines and their redaction, the "
-     "per-file error handling; stat, status, io and cgroup are parsed in C). The kernel alone charges ~60 µs per process and ~23 µs per thread for "
-     "these files (measured with a loop of reads at 1000x50x4: 65 ms and 70 ms), about half of atop's "
-     "whole sample. Meeting 0.7 x would take the process pass compiled end to end (rows from C straight "
-     "to the writer) with a start cheaper than the interpreter's; a recorder that stays running pays "
-     "only the collection (its per-snapshot CPU is in the continuous recording's average)"),
+     "each process is read and parsed in one C call (recorder/_native.c: process_values reads stat, "
+     "status, cmdline, io and cgroup relative to /proc/PID, the exe link, the fd count from one stat of "
+     "/proc/PID/fd and the fd limit by prlimit(2); a process with anything unusual is read again file "
+     "by file in Python, where each error gets its meaning), and each thread's stat, plus its status for "
+     "all but the leader (whose context switches /proc/PID/status already gave). That is fewer files "
+     "than atop reads (it reads each thread's io too). The kernel alone charges ~50 µs a process and "
+     "~21 µs a thread for these files (a C loop of the same reads at 1000x50x4: ~55 ms and ~86 ms, about "
+     "0.58 x atop's whole sample), so a one-shot command, which adds the interpreter's start and imports "
+     "(`procsnap startup`, ~0.03 s), cannot get under 0.7 x reading these files: at 200 processes the "
+     "start alone is 3/4 of the budget. A recorder that has started pays the collection and the writing "
+     "only (the in-recorder row); Python's share there is the row dicts (one per process and thread), "
+     "command lines (worked out once per distinct command line) and the Parquet writing (~13 ms with "
+     "its fsyncs). Closing the one-shot rows: each thread's context switches from a source cheaper "
+     "than its status file (procfs has none; taskstats netlink needs CAP_NET_ADMIN), and a start "
+     "cheaper than the interpreter's"),
     ("bytes",
      "every snapshot file stores every row whole, descriptors included (atop records none), and atop "
      "stores per-sample deltas, compressed. Files are written with dictionaries for text columns only, "

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -1619,10 +1620,8 @@ static int ids_of(const char *a, const char *z, long long *real, long long *eff)
     return (*real < 0 || *real > 2147483647LL || *eff < 0 || *eff > 2147483647LL) ? -1 : 0;
 }
 
-static PyObject *status_values(PyObject *self, PyObject *arg) {
-    char *b;
-    Py_ssize_t n;
-    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+/* The nine values into v (has[i] 0 for an absent line); -1 when a line is anything but ordinary. */
+static int status_parse(const char *b, Py_ssize_t n, long long v[9], int has[9]) {
     const char *va[N_STATUS_KEYS] = {0}, *vz[N_STATUS_KEYS] = {0};
     const char *p = b, *ls, *le;
     while (next_line(&p, b + n, &ls, &le)) {
@@ -1636,12 +1635,12 @@ static PyObject *status_values(PyObject *self, PyObject *arg) {
                     break;
                 }
     }
-    long long ruid, euid, rgid, egid, v[6];
-    int has[6];
-    if (!va[0] || !va[1] || ids_of(va[0], vz[0], &ruid, &euid) < 0 || ids_of(va[1], vz[1], &rgid, &egid) < 0)
-        Py_RETURN_NONE;
+    long long rgid;
+    if (!va[0] || !va[1] || ids_of(va[0], vz[0], &v[0], &v[1]) < 0 || ids_of(va[1], vz[1], &rgid, &v[2]) < 0)
+        return -1;
+    has[0] = has[1] = has[2] = 1;
     for (int k = 2; k < N_STATUS_KEYS; k++) {
-        int i = k - 2;
+        int i = k + 1;
         has[i] = va[k] != NULL;
         if (!has[i]) continue;
         if (k < 6) { /* "123 kB": the first word, in KiB */
@@ -1649,29 +1648,36 @@ static PyObject *status_values(PyObject *self, PyObject *arg) {
             while (e < vz[k] && !is_ws(*e)) e++;
             if (int_tok(t, e - t, &v[i]) < 0 || v[i] > 9223372036854775807LL / 1024 ||
                 v[i] < (-9223372036854775807LL - 1) / 1024)
-                Py_RETURN_NONE;
+                return -1;
             v[i] *= 1024;
         } else if (int_tok(va[k], vz[k] - va[k], &v[i]) < 0)
-            Py_RETURN_NONE;
+            return -1;
     }
+    return 0;
+}
+
+/* Set items [at, at + n) of tuple t to v[i], or None where has[i] is 0; -1 with an error. */
+static int set_lls(PyObject *t, Py_ssize_t at, const long long *v, const int *has, int n) {
+    for (int i = 0; i < n; i++) {
+        PyObject *o = has[i] ? PyLong_FromLongLong(v[i]) : (Py_INCREF(Py_None), Py_None);
+        if (!o) return -1;
+        PyTuple_SET_ITEM(t, at + i, o);
+    }
+    return 0;
+}
+
+static PyObject *status_values(PyObject *self, PyObject *arg) {
+    char *b;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    long long v[9];
+    int has[9];
+    if (status_parse(b, n, v, has) < 0) Py_RETURN_NONE;
     PyObject *t = PyTuple_New(9);
     if (!t) return NULL;
-    PyObject *ids[3] = {PyLong_FromLongLong(ruid), PyLong_FromLongLong(euid), PyLong_FromLongLong(egid)};
-    for (int i = 0; i < 3; i++) {
-        if (!ids[i]) {
-            Py_DECREF(t);
-            for (int j = i + 1; j < 3; j++) Py_XDECREF(ids[j]);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i, ids[i]);
-    }
-    for (int i = 0; i < 6; i++) {
-        PyObject *o = has[i] ? PyLong_FromLongLong(v[i]) : (Py_INCREF(Py_None), Py_None);
-        if (!o) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, 3 + i, o);
+    if (set_lls(t, 0, v, has, 9) < 0) {
+        Py_DECREF(t);
+        return NULL;
     }
     return t;
 }
@@ -1711,11 +1717,9 @@ odd:
     Py_RETURN_NONE;
 }
 
-/* procfs.parse_cgroup: the lines with a path other than '/', joined by ','; '/' if none */
-static PyObject *cgroup_str(PyObject *self, PyObject *arg) {
-    char *b;
-    Py_ssize_t n;
-    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+/* procfs.parse_cgroup: the lines with a path other than '/', joined by ','; '/' if none; None
+ * (a new reference) when a line is not ASCII (Python's decoding decides); NULL with an error. */
+static PyObject *cgroup_of(const char *b, Py_ssize_t n) {
     char small[512];
     char *out = n + 1 <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(n + 1);
     if (!out) return PyErr_NoMemory();
@@ -1745,6 +1749,211 @@ done:
     return r;
 }
 
+static PyObject *cgroup_str(PyObject *self, PyObject *arg) {
+    char *b;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    return cgroup_of(b, n);
+}
+
+/* The io values the process row takes (IO_KEYS), has[i] 0 for an absent line; -1 where io_dict
+ * gives None (a key that is not ASCII, a value that is not an int64). */
+static const char *IO_KEYS[] = {"rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes",
+                                "cancelled_write_bytes"};
+#define N_IO_KEYS 7
+
+static int io_parse(const char *b, Py_ssize_t n, long long v[N_IO_KEYS], int has[N_IO_KEYS]) {
+    memset(has, 0, sizeof(int) * N_IO_KEYS);
+    const char *p = b, *ls, *le;
+    while (next_line(&p, b + n, &ls, &le)) {
+        const char *colon = memchr(ls, ':', le - ls);
+        if (!colon) continue;
+        const char *ka = ls, *kz = colon, *va = colon + 1, *vz = le;
+        strip(&ka, &kz);
+        strip(&va, &vz);
+        long long x;
+        for (const char *q = ka; q < kz; q++)
+            if ((unsigned char)*q >= 0x80) return -1;
+        if (int_tok(va, vz - va, &x) < 0) return -1;
+        for (int k = 0; k < N_IO_KEYS; k++)
+            if ((size_t)(kz - ka) == strlen(IO_KEYS[k]) && memcmp(ka, IO_KEYS[k], kz - ka) == 0) {
+                v[k] = x; /* the last line of a key wins, as in a dict */
+                has[k] = 1;
+                break;
+            }
+    }
+    return 0;
+}
+
+/* process_values(folder, pid, flags) -> tuple or None: what Collector._process reads of one
+ * process, read and parsed in one call relative to /proc/PID (FOLDER):
+ *   0-17  stat: ppid, pgid, sid, starttime, comm bytes, state, nice, priority, processor|None,
+ *         num_threads, utime, stime (ticks), rss (pages), vsize, minflt, majflt, tty_nr, flags
+ *   18-26 status_values
+ *   27    the exe link's bytes (None, not read, for a kernel thread or a zombie)
+ *   28    cmdline bytes
+ *   29-35 io: IO_KEYS' values (None for an absent line)
+ *   36    cgroup_str
+ *   37    FLAGS & 2: the fd folder's names; else their count (FLAGS & 4: the size stat gives it,
+ *         where it is not 0, as ProcFS.fd_count)
+ *   38-39 FLAGS & 1: RLIMIT_NOFILE soft and hard through prlimit(PID) (None for unlimited);
+ *         else the bytes of the limits file and None.
+ * None as soon as anything is not ordinary: a file gone, refused or unparsable (the parsers above
+ * give None), a link that does not resolve: Collector._process then reads the process itself and
+ * decides what each error means. */
+#define PV_N 40
+static PyObject *process_values(PyObject *self, PyObject *args) {
+    PyObject *dir;
+    long long pid;
+    int flags;
+    if (!PyArg_ParseTuple(args, "O&Li", PyUnicode_FSConverter, &dir, &pid, &flags)) return NULL;
+    int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    Py_DECREF(dir);
+    if (dfd < 0) Py_RETURN_NONE;
+    static char *buf = NULL;
+    static Py_ssize_t cap = 0;
+    if (!buf) {
+        if (!(buf = PyMem_Malloc(65536))) {
+            close(dfd);
+            return PyErr_NoMemory();
+        }
+        cap = 65536;
+    }
+    PyObject *t = PyTuple_New(PV_N), *o;
+    if (!t) goto fail;
+    for (Py_ssize_t i = 0; i < PV_N; i++) { /* every slot set: an early return decrefs a full tuple */
+        Py_INCREF(Py_None);
+        PyTuple_SET_ITEM(t, i, Py_None);
+    }
+#define PUT(i, expr)                        \
+    do {                                    \
+        if (!(o = (expr))) goto fail;       \
+        Py_SETREF(PyTuple_GET_ITEM(t, i), o); \
+    } while (0)
+#define READ(name) \
+    if ((n = read_at(dfd, name, &buf, &cap, 0)) < 0) goto odd_n
+    Py_ssize_t n;
+    /* stat */
+    READ("stat");
+    statf f;
+    long long spid;
+    {
+        const char *a = buf, *z = memchr(buf, '(', n);
+        if (parse_stat(buf, n, &f) < 0 || !f.state) goto odd;
+        strip(&a, &z);
+        if (int_tok(a, z - a, &spid) < 0) goto odd;
+    }
+    static const int sidx[] = {1, 2, 3, 19};
+    for (int i = 0; i < 4; i++) PUT(i, PyLong_FromLongLong(f.v[sidx[i]]));
+    PUT(4, PyBytes_FromStringAndSize(f.comm, f.comm_len));
+    PUT(5, PyUnicode_DecodeASCII(f.state, f.state_len, "replace"));
+    PUT(6, PyLong_FromLongLong(f.v[16]));
+    PUT(7, PyLong_FromLongLong(f.v[15]));
+    if (f.nf > 36) PUT(8, PyLong_FromLongLong(f.v[36]));
+    static const int sidx2[] = {17, 11, 12};
+    for (int i = 0; i < 3; i++) PUT(9 + i, PyLong_FromLongLong(f.v[sidx2[i]]));
+    PUT(12, PyLong_FromLongLong(f.nf > 21 ? f.v[21] : 0));
+    PUT(13, PyLong_FromLongLong(f.nf > 20 ? f.v[20] : 0));
+    PUT(14, PyLong_FromLongLong(f.v[7]));
+    PUT(15, PyLong_FromLongLong(f.v[9]));
+    PUT(16, PyLong_FromLongLong(f.v[4]));
+    PUT(17, PyLong_FromLongLong(f.v[6]));
+    int no_exe = (f.v[6] & 0x00200000) /* PF_KTHREAD */ || (f.state_len == 1 && (f.state[0] == 'Z' || f.state[0] == 'X'));
+    /* status */
+    READ("status");
+    {
+        long long v[9];
+        int has[9];
+        if (status_parse(buf, n, v, has) < 0) goto odd;
+        if (set_lls(t, 18, v, has, 9) < 0) goto fail;
+    }
+    /* exe */
+    if (!no_exe) {
+        ssize_t k = readlinkat(dfd, "exe", buf, cap);
+        if (k < 0 || k >= cap) goto odd;
+        PUT(27, PyBytes_FromStringAndSize(buf, k));
+    }
+    READ("cmdline");
+    PUT(28, PyBytes_FromStringAndSize(buf, n));
+    READ("io");
+    {
+        long long v[N_IO_KEYS];
+        int has[N_IO_KEYS];
+        if (io_parse(buf, n, v, has) < 0) goto odd;
+        if (set_lls(t, 29, v, has, N_IO_KEYS) < 0) goto fail;
+    }
+    READ("cgroup");
+    if (!(o = cgroup_of(buf, n))) goto fail;
+    if (o == Py_None) {
+        Py_DECREF(o);
+        goto odd;
+    }
+    Py_SETREF(PyTuple_GET_ITEM(t, 36), o);
+    /* descriptors: their names, or their count */
+    {
+        struct stat st;
+        if (!(flags & 2) && (flags & 4) && fstatat(dfd, "fd", &st, 0) == 0 && st.st_size > 0) {
+            PUT(37, PyLong_FromLongLong(st.st_size));
+        } else {
+            int ffd = openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (ffd < 0) goto odd;
+            PyObject *names = dir_names(ffd);
+            close(ffd);
+            if (!names) {
+                if (PyErr_ExceptionMatches(PyExc_OSError)) {
+                    PyErr_Clear();
+                    goto odd;
+                }
+                goto fail;
+            }
+            if (flags & 2)
+                o = names;
+            else {
+                o = PyLong_FromSsize_t(PyList_GET_SIZE(names));
+                Py_DECREF(names);
+            }
+            PUT(37, o);
+        }
+    }
+    if (flags & 1) {
+        struct rlimit r;
+        if (prlimit((pid_t)pid, RLIMIT_NOFILE, NULL, &r) < 0) goto odd;
+        rlim_t lv[2] = {r.rlim_cur, r.rlim_max};
+        for (int i = 0; i < 2; i++)
+            if (lv[i] != RLIM_INFINITY && lv[i] <= (rlim_t)9223372036854775807LL)
+                PUT(38 + i, PyLong_FromLongLong((long long)lv[i]));
+    } else {
+        READ("limits");
+        PUT(38, PyBytes_FromStringAndSize(buf, n));
+    }
+#undef PUT
+#undef READ
+    /* a long command line grew the buffer: not kept for the next process */
+#define DONE                  \
+    close(dfd);               \
+    if (cap > 65536) {        \
+        PyMem_Free(buf);      \
+        buf = NULL;           \
+        cap = 0;              \
+    }
+    DONE
+    return t;
+odd_n:
+    if (n == -ENOMEM) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+odd:
+    DONE
+    Py_DECREF(t);
+    Py_RETURN_NONE;
+fail:
+    DONE
+    Py_XDECREF(t);
+    return NULL;
+#undef DONE
+}
+
 static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
@@ -1759,6 +1968,7 @@ static PyMethodDef methods[] = {
     {"status_values", status_values, METH_O, "The process row's values from a status file, or None."},
     {"io_dict", io_dict, METH_O, "procfs.parse_io, or None where the Python parser must decide."},
     {"cgroup_str", cgroup_str, METH_O, "procfs.parse_cgroup, or None where the Python parser must decide."},
+    {"process_values", process_values, METH_VARARGS, "What Collector._process reads of one process, or None."},
     {NULL, NULL, 0, NULL},
 };
 

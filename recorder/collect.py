@@ -41,6 +41,11 @@ _PROC_FILES = ("stat", "status", "cmdline", "io", "limits", "cgroup")
 # file (task->signal->rlim), one call in place of open, read and close of 16 formatted lines.
 _PROC_FILES_PRLIMIT = ("stat", "status", "cmdline", "io", "cgroup")
 _RLIMIT_NOFILE = getattr(resource, "RLIMIT_NOFILE", None)
+# The io lines a processes row keeps, in _native.process_values' order.
+_IO_KEYS = ("rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes", "cancelled_write_bytes")
+# Entries of the collector's memos (command lines, start times) before they are cleared: more than a
+# host has processes, so the memo holds the current ones and never grows without end.
+_MEMO_MAX = 65536
 # lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
@@ -168,6 +173,13 @@ class Collector:
         self._maps_cache: dict = {}
         self._maps_seen: set = set()
         self._map_sizes: dict = {}
+        self.btime = None
+        self._start_memo: dict = {}
+        self._cmd_memo: dict = {}
+        # The process pass in one C call a process (see _process), on the live /proc or a copy of
+        # it; flags: 1 the descriptor limit by prlimit, 4 the fd folder's size is its count.
+        self._fast = self.native is not None and hasattr(self.native, "process_values")
+        self._fast_flags = (1 if self._prlimit else 0) | (4 if self._fast and self.fs.stat_counts_fds() else 0)
 
     # ------------------------------------------------------------------
     def _boot_id(self) -> str | None:
@@ -225,7 +237,9 @@ class Collector:
         snap = Snapshot(snapshot_id, ts, self.host)
         # system first: it gives the boot time that process start times need.
         proc_stat = P.parse_proc_stat(self.fs.read("stat"))
-        self.btime = proc_stat["btime"]
+        if proc_stat["btime"] != self.btime:
+            self.btime = proc_stat["btime"]
+            self._start_memo = {}
         for name in tables:
             t = time.perf_counter()
             rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
@@ -405,7 +419,15 @@ class Collector:
 
     # ------------------------------------------------------------------
     def _start_time(self, ticks: int) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.btime + ticks / CLK_TCK, UTC)
+        """A start time (clock ticks after boot) as a datetime; memoised, as a process's and its
+        threads' start times come back snapshot after snapshot (cleared when btime moves)."""
+        memo = self._start_memo
+        t = memo.get(ticks)
+        if t is None:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            t = memo[ticks] = dt.datetime.fromtimestamp(self.btime + ticks / CLK_TCK, UTC)
+        return t
 
     def _collect_processes(self, meta: dict, ps: dict) -> list[dict]:
         rows = []
@@ -722,6 +744,16 @@ class Collector:
         return rows
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
+        want_names = "open_files" in self._pass_tables or "sockets" in self._pass_tables
+        if self._fast and self.native is not None:
+            # Everything below in one C call (recorder/_native.c: process_values) when nothing about
+            # the process is unusual; anything else (a file gone, refused or odd) comes back None,
+            # and the process is read here file by file, where each error gets its meaning.
+            v = self.native.process_values(self.fs.path(pid), pid, self._fast_flags | (2 if want_names else 0))
+            if v is not None:
+                if not self._prlimit:
+                    v = (*v[:38], *P.parse_limits_nofile(v[38]))
+                return self._row(pid, v, None)
         fs = self.fs
         if self.native is not None:
             # One call reads them all, relative to /proc/PID (an int in place of bytes: the errno).
@@ -736,7 +768,7 @@ class Collector:
         else:
             read = fs.read_one
         # C's parsers where it is built (recorder/_native.c gives what procfs's give, or None for
-        # anything unusual, which procfs's parser then decides): ~20 µs a process in Python.
+        # anything unusual, which procfs's parser then decides).
         nat = self.native
         raw = read(pid, "stat")
         st = (nat is not None and nat.stat_dict(raw)) or P.parse_stat(raw)
@@ -746,12 +778,10 @@ class Collector:
             status = P.parse_status(raw)
             ruid, euid = P.status_ids(status, b"Uid")
             _, egid = P.status_ids(status, b"Gid")
-        else:
-            status = None
-            ruid, euid, egid, vmrss, rss_file, rss_shmem, swap, vol, invol = sv
+            sv = (ruid, euid, egid, P.status_kb(status, b"VmRSS"), P.status_kb(status, b"RssFile"),
+                  P.status_kb(status, b"RssShmem"), P.status_kb(status, b"VmSwap"),
+                  P.status_int(status, b"voluntary_ctxt_switches"), P.status_int(status, b"nonvoluntary_ctxt_switches"))
         denied: list[str] = []
-        kthread = bool(st["flags"] & P.PF_KTHREAD)
-        zombie = st["state"] in ("Z", "X")
 
         def optional(label: str, fn, *parts):
             try:
@@ -766,92 +796,112 @@ class Collector:
                     raise
                 return None
 
-        name, name_raw = P.split_text(st["comm"])
-        exe = exe_raw = None
-        if not (kthread or zombie):
+        link = None
+        if not (st["flags"] & P.PF_KTHREAD or st["state"] in ("Z", "X")):
             link = optional("exe", fs.readlink, "exe")
-            if link is not None:
-                exe, exe_raw = P.split_text(link)
         cmd = optional("cmdline", read, "cmdline")
-        cmdline = cmdline_raw = None
-        if cmd is not None:
-            if self.redact:  # before the text and the raw bytes are both made from it
-                cmd = redact_cmdline(cmd)
-            argv, joined = P.parse_cmdline(cmd)
-            cmdline, lossy = P.split_text(joined)
-            # The joined text cannot give argv back when an argument holds a
-            # space or is empty: keep the exact bytes then too.
-            if lossy is not None or not P.joins_back(cmd, argv):
-                cmdline_raw = cmd
         io = optional("io", read, "io")
         if io is None:
             iod = {}
         elif nat is None or (iod := nat.io_dict(io)) is None:
             iod = P.parse_io(io)
-        if "open_files" in self._pass_tables or "sockets" in self._pass_tables:
+        if want_names:
             fds = optional("fd", fs.listdir, "fd")
-            nfds = len(fds) if fds is not None else None
         else:  # only the count: one stat where the kernel gives it
-            fds = None
-            nfds = optional("fd", fs.fd_count)
+            fds = optional("fd", fs.fd_count)
         limits = self._fd_limits(pid) if self._prlimit else None
         if limits is None:  # not live, or prlimit refused (another user's process, not root)
             lim = optional("limits", fs.read_one if self._prlimit else read, "limits")
             limits = P.parse_limits_nofile(lim) if lim is not None else (None, None)
-        soft, hard = limits
         cg = optional("cgroup", read, "cgroup")
-        if status is not None:
-            rss_file, rss_shmem = P.status_kb(status, b"RssFile"), P.status_kb(status, b"RssShmem")
-            vmrss, swap = P.status_kb(status, b"VmRSS"), P.status_kb(status, b"VmSwap")
-            vol = P.status_int(status, b"voluntary_ctxt_switches")
-            invol = P.status_int(status, b"nonvoluntary_ctxt_switches")
+        if cg is not None:
+            cg = (nat is not None and nat.cgroup_str(cg)) or P.parse_cgroup(cg)
+        v = (st["ppid"], st["pgid"], st["sid"], st["starttime"], st["comm"], st["state"], st["nice"], st["priority"],
+             st["processor"], st["num_threads"], st["utime"], st["stime"], st["rss"], st["vsize"], st["minflt"],
+             st["majflt"], st["tty_nr"], st["flags"], *sv, link, cmd, *map(iod.get, _IO_KEYS), cg, fds, *limits)
+        return self._row(pid, v, denied)
+
+    def _row(self, pid: int, v: tuple, denied: list[str] | None) -> tuple[dict, list[str] | None]:
+        """The processes row from _process's values (the layout of _native.process_values, limits
+        as (soft, hard)), and the names of its descriptors when they were listed."""
+        (ppid, pgid, sid, start, comm, state, nice, prio, cpu, nthreads, utime, stime, rss, vsize, minflt, majflt,
+         tty_nr, _flags, ruid, euid, egid, vmrss, rss_file, rss_shmem, swap, vol, invol, link, cmd,
+         rchar, wchar, syscr, syscw, read_bytes, write_bytes, cancelled, cgroup, fds, soft, hard) = v
+        name, name_raw = P.split_text(comm)
+        exe = exe_raw = None
+        if link is not None:
+            exe, exe_raw = P.split_text(link)
+        cmdline = cmdline_raw = None
+        if cmd is not None:
+            # A command line is the same bytes snapshot after snapshot: its redacted text and raw
+            # bytes are worked out once (a pure function of the bytes and self.redact).
+            got = self._cmd_memo.get(cmd)
+            if got is None:
+                if len(self._cmd_memo) >= _MEMO_MAX:
+                    self._cmd_memo.clear()
+                got = self._cmd_memo[cmd] = self._cmdline(cmd)
+            cmdline, cmdline_raw = got
+        if type(fds) is list:
+            nfds = len(fds)
+        else:
+            nfds, fds = fds, None
         return {
             "boot_id": self.boot_id,
             "pid": pid,
-            "ppid": st["ppid"],
-            "pgid": st["pgid"],
-            "sid": st["sid"],
-            "start_time": self._start_time(st["starttime"]),
+            "ppid": ppid,
+            "pgid": pgid,
+            "sid": sid,
+            "start_time": self._start_time(start),
             "name": name,
             "name_raw": name_raw,
             "exe": exe,
             "exe_raw": exe_raw,
             "cmdline": cmdline,
             "cmdline_raw": cmdline_raw,
-            "state": st["state"],
+            "state": state,
             "uid": euid,
             "user": self.user_name(euid),
             "ruid": ruid,
             "gid": egid,
-            "nice": st["nice"],
-            "priority": st["priority"],
-            "processor": st["processor"],
-            "num_threads": st["num_threads"],
-            "utime": st["utime"] / CLK_TCK,
-            "stime": st["stime"] / CLK_TCK,
+            "nice": nice,
+            "priority": prio,
+            "processor": cpu,
+            "num_threads": nthreads,
+            "utime": utime / CLK_TCK,
+            "stime": stime / CLK_TCK,
             # VmRSS is what ps and top show; stat's rss lags it on recent kernels.
-            "rss": vmrss if vmrss is not None else st["rss"] * PAGE_SIZE,
-            "vms": st["vsize"],
+            "rss": vmrss if vmrss is not None else rss * PAGE_SIZE,
+            "vms": vsize,
             "shared": (rss_file or 0) + (rss_shmem or 0) if rss_file is not None else None,
             "swap": swap,
-            "minflt": st["minflt"],
-            "majflt": st["majflt"],
-            "rchar": iod.get("rchar"),
-            "wchar": iod.get("wchar"),
-            "syscr": iod.get("syscr"),
-            "syscw": iod.get("syscw"),
-            "read_bytes": iod.get("read_bytes"),
-            "write_bytes": iod.get("write_bytes"),
-            "cancelled_write_bytes": iod.get("cancelled_write_bytes"),
+            "minflt": minflt,
+            "majflt": majflt,
+            "rchar": rchar,
+            "wchar": wchar,
+            "syscr": syscr,
+            "syscw": syscw,
+            "read_bytes": read_bytes,
+            "write_bytes": write_bytes,
+            "cancelled_write_bytes": cancelled,
             "ctxsw_voluntary": vol,
             "ctxsw_involuntary": invol,
             "num_fds": nfds,
             "fd_limit": soft,
             "fd_limit_hard": hard,
-            "cgroup": None if cg is None else (nat is not None and nat.cgroup_str(cg)) or P.parse_cgroup(cg),
-            "tty": P.tty_name(st["tty_nr"]),
+            "cgroup": cgroup,
+            "tty": P.tty_name(tty_nr) if tty_nr else None,
             "denied": ",".join(denied) if denied else None,
         }, fds
+
+    def _cmdline(self, cmd: bytes) -> tuple[str, bytes | None]:
+        """(cmdline, cmdline_raw) of the bytes of /proc/PID/cmdline, credentials redacted."""
+        if self.redact:  # before the text and the raw bytes are both made from it
+            cmd = redact_cmdline(cmd)
+        argv, joined = P.parse_cmdline(cmd)
+        cmdline, lossy = P.split_text(joined)
+        # The joined text cannot give argv back when an argument holds a space or is empty: keep
+        # the exact bytes then too.
+        return cmdline, (cmd if lossy is not None or not P.joins_back(cmd, argv) else None)
 
     @staticmethod
     def _fd_limits(pid: int) -> tuple[int | None, int | None] | None:
@@ -918,15 +968,14 @@ class Collector:
             got = self.native.thread_rows(path, self.fs.listdir(pid, "task"), *extra)
         parsed, gone, denied = got
         rows = []
-        boot_id, btime, split = self.boot_id, self.btime, P.split_text
-        fromts = dt.datetime.fromtimestamp
+        boot_id, split, start_time = self.boot_id, P.split_text, self._start_time
         for tid, comm, state, prio, nice, cpu, ut, st, minflt, majflt, start, vol, invol in parsed:
             name, name_raw = split(comm)
             rows.append({
                 "boot_id": boot_id,
                 "pid": pid,
                 "tid": tid,
-                "start_time": fromts(btime + start / CLK_TCK, UTC),
+                "start_time": start_time(start),
                 "name": name,
                 "name_raw": name_raw,
                 "state": state,

@@ -100,9 +100,7 @@ class ProcFS:
         """How many descriptors a process has open. Since Linux 6.2 procfs gives it as the size of
         /proc/PID/fd: one stat instead of listing every name (a snapshot without descriptors
         needs only the count). Elsewhere, and for a size of 0, the folder is listed."""
-        if self._fd_size is None:
-            self._fd_size = self._stat_counts_fds()
-        if self._fd_size:
+        if self.stat_counts_fds():
             try:
                 n = os.stat(self.path(pid, "fd")).st_size
             except OSError as e:
@@ -111,9 +109,14 @@ class ProcFS:
                 return n
         return len(self.listdir(pid, "fd"))
 
+    def stat_counts_fds(self) -> bool:
+        """Whether this tree's fd folders report their count as size: checked once, on our own
+        process, whose listing holds one more descriptor (the one listing it) than the stat sees."""
+        if self._fd_size is None:
+            self._fd_size = self._stat_counts_fds()
+        return self._fd_size
+
     def _stat_counts_fds(self) -> bool:
-        """Whether this tree's fd folders report their count as size: checked on our own process,
-        whose listing holds one more descriptor (the one listing it) than the stat sees."""
         try:
             d = self.path(os.getpid(), "fd")
             n = os.stat(d).st_size

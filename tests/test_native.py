@@ -43,15 +43,17 @@ def test_native_module_is_built_where_it_can_be():
 needs_c = pytest.mark.skipif(N.native is None, reason="the C module is not built here")
 
 
-def both(fs_root: str, tables, pids=None):
-    """The same snapshot taken with the C loops and with the Python loops, as lists of rows."""
+def both(fs_root: str, tables, pids=None, fast: bool = True):
+    """The same snapshot taken with the C loops and with the Python loops, as lists of rows. FAST
+    False: the C loops without process_values (each process's files read and parsed one by one)."""
     out = []
     for use_c in (True, False):
         c = Collector(procfs=ProcFS(fs_root), host="h", tables=tables)
         if not use_c:
             c.native = None
         else:
-            assert c.native is not None
+            assert c.native is not None and c._fast
+            c._fast = fast
         snap = c.snapshot()
         got = {}
         for name, t in snap.tables.items():
@@ -94,6 +96,15 @@ def fake(tmp_path_factory):
     fake.remove("8/task/9/status")
     fake.add_process(10, b"huge", ppid=1, threads=[10], num_threads=2**31)  # out of int32: garbage
     fake.add_process(11, b"noio", ppid=1, omit=("io", "limits", "cgroup", "cmdline"))
+    # process_values gives None for each of these (the files are read one by one then), and rows
+    # for the ordinary ones; test_process_values_reads_ordinary_processes_only checks which
+    fake.add_process(12, b"longcmd", ppid=1, cmdline=b"x" * 70000 + b"\0a b\0\0")  # past the 64 KiB buffer
+    fake.add_process(13, b"oddio", ppid=1, files={"io": b"rchar: 12\nwchar: many\n"})
+    fake.add_process(14, b"oddcg", ppid=1, cgroup=b"0::/caf\xc3\xa9.slice\n")
+    fake.add_process(15, b"unlimited", ppid=1, nofile=(None, None), tty_nr=34817,
+                     io={"rchar": 5, "wchar": 6, "syscr": 7, "syscw": 8, "read_bytes": 9, "write_bytes": 10,
+                         "cancelled_write_bytes": 11})
+    fake.add_process(16, b"nostatus", ppid=1, omit=("status",))
     # descriptors of every kind, and fdinfo for the ones that get it read
     d = fake.add_process(20, b"files", ppid=1, fds=0, threads=[20, 21, 22])
     fd = d / "fd"
@@ -128,9 +139,10 @@ def fake(tmp_path_factory):
 
 
 @needs_c
-def test_fake_tree_same_rows(fake):
+@pytest.mark.parametrize("fast", [True, False], ids=["process_values", "file-by-file"])
+def test_fake_tree_same_rows(fake, fast):
     tree = fake
-    c_rows, py_rows = both(str(tree.root), ("processes", "threads", "open_files", "sockets", "system"))
+    c_rows, py_rows = both(str(tree.root), ("processes", "threads", "open_files", "sockets", "system"), fast=fast)
     for name in py_rows:
         assert c_rows[name] == py_rows[name], name
     files = [r for r in c_rows["open_files"] if r["pid"] == 20]
@@ -147,6 +159,48 @@ def test_fake_tree_same_rows(fake):
     assert m["threads_gone"] >= 2 and m["processes_gone"] >= 2
     mem = sorted(r["name"] for r in files if r["fd"] in ("mem", "DEL"))
     assert len(mem) == 2  # the library once, the deleted memfd once
+
+
+@needs_c
+def test_process_values_reads_ordinary_processes_only(fake):
+    """process_values reads a whole process in one call, or gives None for anything unusual (the
+    collector then reads that process file by file): ordinary processes must take the one call, or
+    the rows above would be the file-by-file path's twice."""
+    root = str(fake.root)
+    got = {pid: N.native.process_values(f"{root}/{pid}", pid, 0) for pid in (1, 2, 3, 4, 11, 12, 13, 14, 15, 16)}
+    assert {pid for pid, v in got.items() if v is None} == {4, 11, 13, 14, 16}
+    for v in got.values():
+        assert v is None or len(v) == 40
+    init, kthread, zombie, long_cmd, unlimited = got[1], got[2], got[3], got[12], got[15]
+    assert init[:6] == (0, 1, 1, init[3], b"init", "S") and init[27] == b"/usr/bin/init"
+    assert init[28] == b"init\0" and init[37] == 4  # 4 descriptors, counted by listing (flags 0)
+    assert b"Max open files" in init[38] and init[39] is None  # flags 0: the limits file's bytes
+    assert P.parse_limits_nofile(init[38]) == (1024, 524288)
+    assert kthread[27] is None and zombie[27] is None  # no exe link read for either
+    assert kthread[17] & P.PF_KTHREAD and zombie[5] == "Z"
+    assert long_cmd[28] == b"x" * 70000 + b"\0a b\0\0"
+    assert unlimited[29:36] == (5, 6, 7, 8, 9, 10, 11) and unlimited[16] == 34817
+    assert P.parse_limits_nofile(unlimited[38]) == (None, None)
+    names = N.native.process_values(f"{root}/20", 20, 2)[37]  # flags 2: the names, as listdir gives them
+    assert sorted(names, key=int) == sorted(os.listdir(f"{root}/20/fd"), key=int)
+    assert N.native.process_values(f"{root}/999", 999, 0) is None  # no such process
+
+
+@needs_c
+def test_process_values_on_a_live_process(live):
+    """flags 1 and 4 on the live /proc: the descriptor limit by prlimit(2) and the count from the fd
+    folder's size, against what resource and a listing say."""
+    import resource
+    pid = min(live)
+    fs = ProcFS()
+    v = N.native.process_values(f"/proc/{pid}", pid, 1 | (4 if fs.stat_counts_fds() else 0))
+    assert v is not None
+    assert (v[38], v[39]) == tuple(None if x == resource.RLIM_INFINITY else x
+                                   for x in resource.prlimit(pid, resource.RLIMIT_NOFILE))
+    assert v[37] == len(os.listdir(f"/proc/{pid}/fd"))
+    assert v[27] == os.readlink(f"/proc/{pid}/exe").encode()
+    assert v[28] == Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert v[36] == P.parse_cgroup(Path(f"/proc/{pid}/cgroup").read_bytes())
 
 
 # --------------------------------------------------------------------------
@@ -180,8 +234,9 @@ VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor
 
 
 @needs_c
-def test_live_processes_same_rows(live):
-    c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live)
+@pytest.mark.parametrize("fast", [True, False], ids=["process_values", "file-by-file"])
+def test_live_processes_same_rows(live, fast):
+    c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live, fast=fast)
     for name in ("processes", "threads", "open_files"):
         a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in c_rows[name]]
         b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in py_rows[name]]
@@ -593,3 +648,27 @@ def test_stat_parser_matches_python(pid, comm, state, tail, starttime):
         fields[16] = str(starttime).encode()
     data = pid + b" (" + comm + b") " + state + b" " + b" ".join(fields) + b"\n"
     _same_or_defer(N.native.stat_dict(data), _python_or_error(P.parse_stat, data))
+
+
+@pytest.fixture(scope="module")
+def io_tree(tmp_path_factory):
+    fake = FakeProc(tmp_path_factory.mktemp("iotree") / "proc")
+    fake.add_process(7, b"io", ppid=1)
+    return fake
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_line, max_size=10), st.booleans())
+def test_process_values_io_matches_python(io_tree, lines, trailing):
+    """process_values' own io parser: the values io_dict (and so procfs.parse_io) gives, or the whole
+    process left to Python where io_dict would."""
+    data = b"\n".join(lines) + (b"\n" if trailing else b"")
+    io_tree.write("7/io", data)
+    got = N.native.process_values(f"{io_tree.root}/7", 7, 0)
+    want = N.native.io_dict(data)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got[29:36] == tuple(map(want.get, ("rchar", "wchar", "syscr", "syscw", "read_bytes",
+                                                                      "write_bytes", "cancelled_write_bytes")))
