@@ -1859,6 +1859,15 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
     PUT(16, PyLong_FromLongLong(f.v[4]));
     PUT(17, PyLong_FromLongLong(f.v[6]));
     int no_exe = (f.v[6] & 0x00200000) /* PF_KTHREAD */ || (f.state_len == 1 && (f.state[0] == 'Z' || f.state[0] == 'X'));
+    /* io next: of another user's process, what a collector that is not root is refused first
+     * (io, exe and fd need ptrace access), before anything else is read in vain */
+    READ("io");
+    {
+        long long v[N_IO_KEYS];
+        int has[N_IO_KEYS];
+        if (io_parse(buf, n, v, has) < 0) goto odd;
+        if (set_lls(t, 29, v, has, N_IO_KEYS) < 0) goto fail;
+    }
     /* status */
     READ("status");
     {
@@ -1875,13 +1884,6 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
     }
     READ("cmdline");
     PUT(28, PyBytes_FromStringAndSize(buf, n));
-    READ("io");
-    {
-        long long v[N_IO_KEYS];
-        int has[N_IO_KEYS];
-        if (io_parse(buf, n, v, has) < 0) goto odd;
-        if (set_lls(t, 29, v, has, N_IO_KEYS) < 0) goto fail;
-    }
     READ("cgroup");
     if (!(o = cgroup_of(buf, n))) goto fail;
     if (o == Py_None) {

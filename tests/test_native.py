@@ -672,3 +672,58 @@ def test_process_values_io_matches_python(io_tree, lines, trailing):
     else:
         assert got is not None and got[29:36] == tuple(map(want.get, ("rchar", "wchar", "syscr", "syscw", "read_bytes",
                                                                       "write_bytes", "cancelled_write_bytes")))
+
+
+@needs_c
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs root to do so")
+def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
+    """As a user who may not read other users' exe, io or fd folders, most processes are unusual to
+    process_values (None) and are read file by file: both ways must give the same rows, the same
+    denied sources included, and the collector's own process must still take the one call."""
+    import ctypes
+    import pickle
+    import traceback
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the modules are imported already: nothing under root's home is read as nobody
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            # Changing user made this process undumpable, which hides its own /proc files from it;
+            # a process started as that user is dumpable (prctl PR_SET_DUMPABLE = 4).
+            ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
+            c = Collector(host="h", tables=("processes",), arrow=False)
+            c._pass_tables, c.btime = ("processes",), 0
+            me = os.getpid()
+            pairs, fast_self = [], N.native.process_values(f"/proc/{me}", me, c._fast_flags) is not None
+            for pid in c.fs.pids():
+                try:
+                    got = []
+                    for fast in (True, False):
+                        c._fast = fast
+                        row, _ = c._process(pid)
+                        got.append({k: v for k, v in row.items() if k not in VOLATILE - {"denied"}})
+                except (P.Gone, P.Denied, ValueError):
+                    continue
+                pairs.append((pid, *got))
+            with os.fdopen(w, "wb") as f:
+                pickle.dump((fast_self, pairs), f)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    fast_self, pairs = pickle.loads(data)
+    assert fast_self, "an unprivileged collector's own process takes process_values"
+    assert len(pairs) > 10
+    assert any(a["denied"] for _, a, _ in pairs), "as nobody, root's processes have denied sources"
+    for pid, a, b in pairs:
+        assert a == b, pid
