@@ -1656,12 +1656,13 @@ static int status_parse(const char *b, Py_ssize_t n, long long v[9], int has[9])
     return 0;
 }
 
-/* Set items [at, at + n) of tuple t to v[i], or None where has[i] is 0; -1 with an error. */
+/* Set items [at, at + n) of tuple t to v[i], or None where has[i] is 0, releasing what was there
+ * (a new tuple's NULL, or process_values' None); -1 with an error. */
 static int set_lls(PyObject *t, Py_ssize_t at, const long long *v, const int *has, int n) {
     for (int i = 0; i < n; i++) {
         PyObject *o = has[i] ? PyLong_FromLongLong(v[i]) : (Py_INCREF(Py_None), Py_None);
         if (!o) return -1;
-        PyTuple_SET_ITEM(t, at + i, o);
+        Py_XSETREF(PyTuple_GET_ITEM(t, at + i), o);
     }
     return 0;
 }
@@ -1800,24 +1801,32 @@ static int io_parse(const char *b, Py_ssize_t n, long long v[N_IO_KEYS], int has
  *         else the bytes of the limits file and None.
  * None as soon as anything is not ordinary: a file gone, refused or unparsable (the parsers above
  * give None), a link that does not resolve: Collector._process then reads the process itself and
- * decides what each error means. */
+ * decides what each error means. None for the calling process too (see below). */
 #define PV_N 40
 static PyObject *process_values(PyObject *self, PyObject *args) {
     PyObject *dir;
     long long pid;
     int flags;
     if (!PyArg_ParseTuple(args, "O&Li", PyUnicode_FSConverter, &dir, &pid, &flags)) return NULL;
+    /* The collector's own process: the descriptors this call holds (the folder, the fd listing)
+     * would be counted and listed among its own; Python reads it file by file. */
+    if (pid == (long long)getpid()) {
+        Py_DECREF(dir);
+        Py_RETURN_NONE;
+    }
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     Py_DECREF(dir);
     if (dfd < 0) Py_RETURN_NONE;
-    static char *buf = NULL;
-    static Py_ssize_t cap = 0;
-    if (!buf) {
-        if (!(buf = PyMem_Malloc(65536))) {
-            close(dfd);
-            return PyErr_NoMemory();
-        }
-        cap = 65536;
+    /* A 64 KiB buffer kept between calls, taken for the length of this one: a call made meanwhile
+     * (a finalizer run by an allocation below, another thread let in by it) finds none and makes
+     * its own, so no call ever sees another's buffer grown, freed or overwritten. */
+    static char *spare = NULL;
+    char *buf = spare;
+    Py_ssize_t cap = 65536;
+    spare = NULL;
+    if (!buf && !(buf = PyMem_Malloc(cap))) {
+        close(dfd);
+        return PyErr_NoMemory();
     }
     PyObject *t = PyTuple_New(PV_N), *o;
     if (!t) goto fail;
@@ -1836,13 +1845,7 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
     /* stat */
     READ("stat");
     statf f;
-    long long spid;
-    {
-        const char *a = buf, *z = memchr(buf, '(', n);
-        if (parse_stat(buf, n, &f) < 0 || !f.state) goto odd;
-        strip(&a, &z);
-        if (int_tok(a, z - a, &spid) < 0) goto odd;
-    }
+    if (parse_stat(buf, n, &f) < 0 || !f.state) goto odd; /* parse_stat checks the pid field too */
     static const int sidx[] = {1, 2, 3, 19};
     for (int i = 0; i < 4; i++) PUT(i, PyLong_FromLongLong(f.v[sidx[i]]));
     PUT(4, PyBytes_FromStringAndSize(f.comm, f.comm_len));
@@ -1930,14 +1933,13 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
     }
 #undef PUT
 #undef READ
-    /* a long command line grew the buffer: not kept for the next process */
-#define DONE                  \
-    close(dfd);               \
-    if (cap > 65536) {        \
-        PyMem_Free(buf);      \
-        buf = NULL;           \
-        cap = 0;              \
-    }
+    /* the buffer back for the next call; one a long file grew, or a second one, is freed */
+#define DONE                              \
+    close(dfd);                           \
+    if (cap == 65536 && spare == NULL)    \
+        spare = buf;                      \
+    else                                  \
+        PyMem_Free(buf);
     DONE
     return t;
 odd_n:

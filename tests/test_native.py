@@ -201,6 +201,15 @@ def test_process_values_on_a_live_process(live):
     assert v[27] == os.readlink(f"/proc/{pid}/exe").encode()
     assert v[28] == Path(f"/proc/{pid}/cmdline").read_bytes()
     assert v[36] == P.parse_cgroup(Path(f"/proc/{pid}/cgroup").read_bytes())
+    # the calling process is left to Python: the descriptors the call holds would be among its own
+    assert N.native.process_values(f"/proc/{os.getpid()}", os.getpid(), 1) is None
+    # no reference is lost or kept: the tuple's slots start as None and are replaced (on a Python
+    # whose None is immortal the count does not move whatever happens)
+    before = sys.getrefcount(None)
+    for _ in range(1000):
+        v = N.native.process_values(f"/proc/{pid}", pid, 1)
+    del v
+    assert abs(sys.getrefcount(None) - before) < 50
 
 
 # --------------------------------------------------------------------------
@@ -238,8 +247,9 @@ VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor
 def test_live_processes_same_rows(live, fast):
     c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live, fast=fast)
     for name in ("processes", "threads", "open_files"):
-        a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in c_rows[name]]
-        b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in py_rows[name]]
+        # the workloads hold their descriptors still: their count must agree too
+        a = [{k: v for k, v in r.items() if k not in VOLATILE - {"num_fds"}} for r in c_rows[name]]
+        b = [{k: v for k, v in r.items() if k not in VOLATILE - {"num_fds"}} for r in py_rows[name]]
         assert a and a == b, name
     assert len(c_rows["threads"]) >= 6 + 1
     kinds = {r["type"] for r in c_rows["open_files"]}
@@ -666,10 +676,10 @@ def test_process_values_io_matches_python(io_tree, lines, trailing):
     data = b"\n".join(lines) + (b"\n" if trailing else b"")
     io_tree.write("7/io", data)
     got = N.native.process_values(f"{io_tree.root}/7", 7, 0)
-    want = N.native.io_dict(data)
-    if want is None:
+    if N.native.io_dict(data) is None:  # C leaves these to Python: so does process_values
         assert got is None
     else:
+        want = P.parse_io(data)
         assert got is not None and got[29:36] == tuple(map(want.get, ("rchar", "wchar", "syscr", "syscw", "read_bytes",
                                                                       "write_bytes", "cancelled_write_bytes")))
 
@@ -677,9 +687,10 @@ def test_process_values_io_matches_python(io_tree, lines, trailing):
 @needs_c
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs root to do so")
 def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
-    """As a user who may not read other users' exe, io or fd folders, most processes are unusual to
-    process_values (None) and are read file by file: both ways must give the same rows, the same
-    denied sources included, and the collector's own process must still take the one call."""
+    """As a user who may not read other users' exe, io or fd folders, other users' processes are
+    unusual to process_values (None) and are read file by file, while that user's own processes
+    take the one call: both ways must give the same rows, denied sources and descriptor counts
+    included."""
     import ctypes
     import pickle
     import traceback
@@ -693,24 +704,44 @@ def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
             os.setresgid(65534, 65534, 65534)
             os.setresuid(65534, 65534, 65534)
             # Changing user made this process undumpable, which hides its own /proc files from it;
-            # a process started as that user is dumpable (prctl PR_SET_DUMPABLE = 4).
+            # a process started as that user is dumpable (prctl PR_SET_DUMPABLE = 4), as are its
+            # children.
             ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
+            # three processes of this user, each holding a different number of descriptors, still
+            hold_r, hold_w = os.pipe()
+            ready_r, ready_w = os.pipe()
+            kids = []
+            for i in range(3):
+                k = os.fork()
+                if k == 0:
+                    os.close(hold_w)
+                    extra = [os.pipe() for _ in range(i + 1)]  # noqa: F841 - held open
+                    os.write(ready_w, b"x")
+                    os.read(hold_r, 1)  # until the collector is done
+                    os._exit(0)
+                kids.append(k)
+            ready = b""
+            while len(ready) < 3:  # each has opened its pipes
+                ready += os.read(ready_r, 3 - len(ready))
             c = Collector(host="h", tables=("processes",), arrow=False)
             c._pass_tables, c.btime = ("processes",), 0
-            me = os.getpid()
-            pairs, fast_self = [], N.native.process_values(f"/proc/{me}", me, c._fast_flags) is not None
+            kids_fast = [N.native.process_values(f"/proc/{k}", k, c._fast_flags) is not None for k in kids]
+            pairs = []
             for pid in c.fs.pids():
                 try:
                     got = []
                     for fast in (True, False):
                         c._fast = fast
                         row, _ = c._process(pid)
-                        got.append({k: v for k, v in row.items() if k not in VOLATILE - {"denied"}})
+                        got.append({k: v for k, v in row.items() if k not in VOLATILE - {"denied", "num_fds"}})
                 except (P.Gone, P.Denied, ValueError):
                     continue
                 pairs.append((pid, *got))
+            os.close(hold_w)
+            for k in kids:
+                os.waitpid(k, 0)
             with os.fdopen(w, "wb") as f:
-                pickle.dump((fast_self, pairs), f)
+                pickle.dump((kids, kids_fast, pairs), f)
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -721,9 +752,11 @@ def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
         data = f.read()
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    fast_self, pairs = pickle.loads(data)
-    assert fast_self, "an unprivileged collector's own process takes process_values"
+    kids, kids_fast, pairs = pickle.loads(data)
+    assert all(kids_fast), "that user's own processes take process_values"
     assert len(pairs) > 10
     assert any(a["denied"] for _, a, _ in pairs), "as nobody, root's processes have denied sources"
+    counts = {pid: a["num_fds"] for pid, a, _ in pairs if pid in kids}
+    assert len(set(counts.values())) == 3, counts  # 3 + 2, 3 + 4, 3 + 6 descriptors (and the two pipes)
     for pid, a, b in pairs:
         assert a == b, pid
