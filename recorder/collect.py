@@ -174,6 +174,13 @@ class Collector:
         # it; flags: 1 the descriptor limit by prlimit, 4 the fd folder's size is its count.
         self._fast = self.native is not None and hasattr(self.native, "process_values")
         self._fast_flags = (1 if self._prlimit else 0) | (4 if self._fast and self.fs.stat_counts_fds() else 0)
+        # Our own pid as this /proc numbers it (a /proc of another pid namespace numbers it
+        # otherwise): that process is read file by file, as the descriptors a process_values call
+        # holds would be counted among its own (the C function also refuses its getpid()).
+        try:
+            self._self_pid = int(os.readlink(self.fs.path("self")))
+        except (OSError, ValueError):
+            self._self_pid = None
 
     # ------------------------------------------------------------------
     def _boot_id(self) -> str | None:
@@ -729,7 +736,7 @@ class Collector:
 
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         want_names = "open_files" in self._pass_tables or "sockets" in self._pass_tables
-        if self._fast and self.native is not None:
+        if self._fast and self.native is not None and pid != self._self_pid:
             # Everything below in one C call (recorder/_native.c: process_values) when nothing about
             # the process is unusual; anything else (a file gone, refused or odd) comes back None,
             # and the process is read here file by file, where each error gets its meaning.
