@@ -9,7 +9,7 @@ CLI can quote them in its help)."""
 # core (BENCHMARKS.md of 2026-11-28 10:58), so the cadences are 150 s / 1800 s:
 # 0.8 / 150 = 0.53 % and 3.5 / 1800 = 0.19 %, ~0.75 % with writing and
 # compaction. The collection has become cheaper since (BENCHMARKS.md of
-# 2026-11-29 11:54: ~0.16 s inside the recorder and ~0.75 s more, 0.29 % measured
+# 2026-11-29 12:44: ~0.16 s inside the recorder and ~0.75 s more, 0.28 % measured
 # at these cadences), so a shorter interval would fit the budget; the cadences
 # stay as they are, the room kept for bigger hosts. atop's daemon samples every 600 s; sar every 600 s. On smaller
 # hosts the cost scales with processes and descriptors; --incident gives 2 s.
