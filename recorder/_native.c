@@ -1683,6 +1683,22 @@ static PyObject *status_values(PyObject *self, PyObject *arg) {
     return t;
 }
 
+/* One line [ls, le) of /proc/PID/io as procfs.parse_io reads it: 1 with its key [*ka, *kz) and its
+ * value, 0 for a line without a colon (skipped), -1 where Python would decide (a key that is not
+ * ASCII, which it decodes or refuses itself; a value that is not an int64). */
+static int io_line(const char *ls, const char *le, const char **ka, const char **kz, long long *v) {
+    const char *colon = memchr(ls, ':', le - ls);
+    if (!colon) return 0;
+    const char *va = colon + 1, *vz = le;
+    *ka = ls;
+    *kz = colon;
+    strip(ka, kz);
+    strip(&va, &vz);
+    for (const char *q = *ka; q < *kz; q++)
+        if ((unsigned char)*q >= 0x80) return -1;
+    return int_tok(va, vz - va, v) < 0 ? -1 : 1;
+}
+
 /* procfs.parse_io: {name: int} of the "name: value" lines */
 static PyObject *io_dict(PyObject *self, PyObject *arg) {
     char *b;
@@ -1692,15 +1708,11 @@ static PyObject *io_dict(PyObject *self, PyObject *arg) {
     if (!d) return NULL;
     const char *p = b, *ls, *le;
     while (next_line(&p, b + n, &ls, &le)) {
-        const char *colon = memchr(ls, ':', le - ls);
-        if (colon) {
-            const char *ka = ls, *kz = colon, *va = colon + 1, *vz = le;
-            strip(&ka, &kz);
-            strip(&va, &vz);
-            long long v;
-            for (const char *q = ka; q < kz; q++)
-                if ((unsigned char)*q >= 0x80) goto odd; /* a key Python decodes (or refuses) itself */
-            if (int_tok(va, vz - va, &v) < 0) goto odd;
+        const char *ka, *kz;
+        long long v;
+        int r = io_line(ls, le, &ka, &kz, &v);
+        if (r < 0) goto odd;
+        if (r) {
             PyObject *k = PyUnicode_FromStringAndSize(ka, kz - ka), *o = PyLong_FromLongLong(v);
             if (!k || !o || PyDict_SetItem(d, k, o) < 0) {
                 Py_XDECREF(k);
@@ -1767,15 +1779,11 @@ static int io_parse(const char *b, Py_ssize_t n, long long v[N_IO_KEYS], int has
     memset(has, 0, sizeof(int) * N_IO_KEYS);
     const char *p = b, *ls, *le;
     while (next_line(&p, b + n, &ls, &le)) {
-        const char *colon = memchr(ls, ':', le - ls);
-        if (!colon) continue;
-        const char *ka = ls, *kz = colon, *va = colon + 1, *vz = le;
-        strip(&ka, &kz);
-        strip(&va, &vz);
+        const char *ka, *kz;
         long long x;
-        for (const char *q = ka; q < kz; q++)
-            if ((unsigned char)*q >= 0x80) return -1;
-        if (int_tok(va, vz - va, &x) < 0) return -1;
+        int r = io_line(ls, le, &ka, &kz, &x);
+        if (r < 0) return -1;
+        if (!r) continue;
         for (int k = 0; k < N_IO_KEYS; k++)
             if ((size_t)(kz - ka) == strlen(IO_KEYS[k]) && memcmp(ka, IO_KEYS[k], kz - ka) == 0) {
                 v[k] = x; /* the last line of a key wins, as in a dict */

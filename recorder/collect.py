@@ -874,7 +874,7 @@ class Collector:
             "fd_limit": soft,
             "fd_limit_hard": hard,
             "cgroup": cgroup,
-            "tty": P.tty_name(tty_nr) if tty_nr else None,
+            "tty": P.tty_name(tty_nr),
             "denied": ",".join(denied) if denied else None,
         }, fds
 
