@@ -33,7 +33,9 @@ def _fast(name: str, args: list[str]) -> int:
         else:
             from . import ps as mod
         from .damage import retrying
-        return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
+        from .interrupt import stoppable
+        with stoppable():
+            return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
     except (Exception, KeyboardInterrupt) as e:  # one line for what a user can meet, a traceback for bugs
         from .errors import report
         code = report(e)
