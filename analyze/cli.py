@@ -250,7 +250,7 @@ def query(
         raise UsageError("give either SQL or --name NAME")
     if param and not name:
         raise UsageError("-p goes with --name")
-    q = get_query(name) if name else None
+    q = get_query(name) if name is not None else None
     given = parse_params(param or [])
 
     def run():

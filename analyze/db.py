@@ -36,7 +36,7 @@ from recorder.layout import file_range, is_recording, list_names, partitions, se
 from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only
 from .interrupt import watch
-from .timespec import parse_time
+from .timespec import parse_span
 from .views import DERIVED
 
 
@@ -298,15 +298,23 @@ class Recording:
     def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
 
-    def resolve_time(self, text: str) -> dt.datetime:
+    def resolve_time(self, text: str, last: bool = False) -> dt.datetime:
+        """The time as typed (:mod:`analyze.timespec`) against this recording: its first instant, or
+        with LAST its last (``03:14:05`` covers the whole second, up to 03:14:05.999999)."""
         start, end = self.time_range()
-        return parse_time(text, start, end)
+        first, final = parse_span(text, start, end)
+        return final if last else first
 
-    def moment(self, text: str | None, need: str | None = None) -> list[Moment]:
-        """Per host, the latest snapshot at or before the time (the last one when None).
+    def moment(self, text: str | None, need: str | None = None, err=None) -> list[Moment]:
+        """Per host, the latest snapshot at or before the time (the last one when None). A time
+        covers what its last digit names: ``--at 03:14:05`` finds the snapshot of 03:14:05.62.
 
         With NEED (a table such as ``open_files``), the latest snapshot that took that
         table: a recorder on two cadences takes descriptors on fewer snapshots.
+
+        When the snapshot chosen for a host is more than one of its intervals (the median gap
+        between its snapshots) before the time asked, or a host has none at or before it while
+        others do, ERR (stderr) says so: the answer is then not about the moment asked.
         """
         # A recording that never counts the table (hand-made, or older) took it on every snapshot.
         has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
@@ -315,17 +323,47 @@ class Recording:
             rows = self.con.execute(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
                 "GROUP BY host ORDER BY host").fetchall()
-        else:
-            at = self.resolve_time(text)
-            rows = self.con.execute(
-                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE ts <= $at{has} "
-                "GROUP BY host ORDER BY host", {"at": at}).fetchall()
-            if not rows:
-                start, _ = self.time_range()
-                with_ = f" with {need}" if need else ""
-                raise ProcsnapError(f"no snapshot at or before {at.isoformat()}{with_} (the recording starts at "
-                                    f"{start.isoformat() if start else 'nothing: it is empty'})")
-        return [Moment(*r) for r in rows]
+            return [Moment(*r) for r in rows]
+        start, end = self.time_range()
+        asked, at = parse_span(text, start, end)
+        rows = self.con.execute(
+            f"""WITH s AS (SELECT host, snapshot_id, ts FROM snapshots WHERE true{has}),
+                     g AS (SELECT host, median(gap) AS gap FROM (
+                             SELECT host, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host ORDER BY ts)) AS gap
+                             FROM s) GROUP BY host)
+                SELECT g.host, arg_max(s.snapshot_id, s.ts), max(s.ts), any_value(g.gap)
+                FROM g LEFT JOIN s ON s.host = g.host AND s.ts <= $at
+                GROUP BY g.host ORDER BY g.host""", {"at": at}).fetchall()
+        found = [r for r in rows if r[1] is not None]
+        if not found:
+            with_ = f" with {need}" if need else ""
+            raise ProcsnapError(f"no snapshot at or before {asked.isoformat()}{with_} (the recording starts at "
+                                f"{start.isoformat() if start else 'nothing: it is empty'})")
+        from .output import escape
+        err = err or sys.stderr
+        for host, _, ts, gap in rows:
+            if ts is None:
+                err.write(f"procsnap: no snapshot of {escape(host)} at or before {asked:%Y-%m-%d %H:%M:%S} UTC: "
+                          "that host is left out\n")
+            elif gap is not None and (asked - ts).total_seconds() > gap:
+                err.write(f"procsnap: the snapshot of {escape(host)} used, at {ts:%Y-%m-%d %H:%M:%S} UTC, is "
+                          f"{_span(asked - ts)} before the time asked ({asked:%Y-%m-%d %H:%M:%S} UTC): "
+                          f"{escape(host)} has no later snapshot\n")
+        err.flush()
+        return [Moment(*r[:3]) for r in found]
+
+
+def _span(d: dt.timedelta) -> str:
+    """A duration for people: 3d 4h, 2h 5m, 12m 3s, 4.2s."""
+    s = d.total_seconds()
+    if s < 60:
+        return f"{s:.1f}s"
+    parts, left = [], int(s)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= n:
+            parts.append(f"{left // n}{unit}")
+            left %= n
+    return " ".join(parts[:2])
 
 
 # What user SQL may run, allow-listed: queries (SELECT and its forms: WITH, FROM-first, VALUES,
