@@ -58,3 +58,27 @@ def test_ctrl_c_stops_a_named_query_too(sample, tmp_path):
     env = dict(os.environ, PROCSNAP_QUERIES=str(tmp_path))
     code, took, _, err = _interrupt_when_busy(["query", "--rec", sample, "--name", "slow"], env=env)
     assert code == 130 and took < 2.5 and err == "procsnap: interrupted\n", (code, took, err)
+
+
+def test_ctrl_c_stops_a_report_over_a_big_recording(sample, tmp_path):
+    """The report's own SQL (no user SQL): a copy of the sample whose processes rows are repeated
+    2000 times in one compacted file (the small files it covers are then not read)."""
+    import shutil
+
+    try:
+        import _duckdb as duckdb
+    except ImportError:  # pragma: no cover
+        import duckdb
+    rec = tmp_path / "big"
+    shutil.copytree(sample, rec)
+    part = next((rec / "processes").glob("host=*/date=*"))
+    ids = sorted(int(p.stem) for p in part.glob("*.parquet"))
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"COPY (SELECT p.* FROM read_parquet('{part}/*.parquet') p, range(2000)) "
+                f"TO '{part}/c{ids[0]}-{ids[-1]}.parquet' (FORMAT parquet)")
+    con.close()
+    code, took, _, err = _interrupt_when_busy(["report", rec], busy=2.5)
+    assert code == 130, (code, err)
+    assert took < 2.5, took
+    assert err.endswith("procsnap: interrupted\n") and "Traceback" not in err, err
