@@ -318,6 +318,23 @@ def test_confinement_is_the_threads_own(tmp_path):
     (tmp_path / "outside").write_text("x")
 
 
+@pytest.mark.skipif(sandbox.abi() < 4, reason="this kernel's Landlock does not restrict TCP")
+def test_the_confined_thread_opens_no_tcp_connection():
+    import errno
+    import socket
+
+    def connect():
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", 9))  # the discard port: refused where nothing listens
+            except OSError as e:
+                return e.errno
+        return 0
+
+    assert sandbox.confined(connect) == errno.EACCES
+    assert connect() != errno.EACCES
+
+
 def test_analyzer_opens_no_recording_file_for_writing(rec, tmp_path):
     """Every command over the recording, traced: no open of a recording path with a write flag."""
     if shutil.which("strace") is None:
