@@ -115,3 +115,19 @@ def test_odd_values_are_one_line_and_exit_2(sample, args):
 def test_the_last_day_of_year_9999_is_a_time(sample):
     p = run_cli("ps", "-p", "1", "--rec", sample, "--at", "9999-12-31")
     assert p.returncode == 0 and "before the time asked (9999-12-31 00:00:00 UTC)" in p.stderr, p.stderr
+
+
+def test_a_fleet_host_without_a_snapshot_by_then_is_said_to_be_left_out(sample, tmp_path):
+    import shutil
+    fleet = tmp_path / "fleet"
+    shutil.copytree(sample, fleet / "a")
+    shutil.copytree(sample, fleet / "b")
+    for d in list((fleet / "b").glob("*/host=sample-host")):
+        d.rename(d.with_name("host=late-host"))
+    for f in sorted((fleet / "b" / "snapshots").rglob("*.parquet"))[:6]:  # late-host starts at 03:00:43.65
+        f.unlink()
+    p = run_cli("ps", "-p", "1", "--rec", fleet, "--at", "03:00:40")
+    assert p.returncode == 0, p.stderr
+    assert "procsnap: no snapshot of late-host at or before 2026-11-28 03:00:40 UTC: that host is left out" in p.stderr
+    p = run_cli("ps", "-p", "1", "--rec", fleet, "--at", "03:00:44")
+    assert p.returncode == 0 and "left out" not in p.stderr, p.stderr
