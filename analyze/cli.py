@@ -243,6 +243,7 @@ def query(
     thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
     """
     from .output import render
+    from . import db  # noqa: F401 - imported here, where Python may still cache its bytecode
     from .queries import bind, get_query, parse_params
     from .sandbox import confined
     out_fmt = _format(fmt)

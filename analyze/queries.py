@@ -137,6 +137,7 @@ def bind(q: NamedQuery, given: dict[str, str], rec) -> dict:
                 out[p.name] = raw
         except ValueError:
             raise UsageError(f"bad value {raw!r} for {p.name} (a {p.type})") from None
-    if {p.type for p in q.params if p.name in ("start", "end")} == {"time"}:
+    times = {p.name for p in q.params if p.type == "time"}
+    if {"start", "end"} <= times:
         check_window(out["start"], out["end"], "-p start is after -p end")
     return out

@@ -131,3 +131,18 @@ def test_a_fleet_host_without_a_snapshot_by_then_is_said_to_be_left_out(sample, 
     assert "procsnap: no snapshot of late-host at or before 2026-11-28 03:00:40 UTC: that host is left out" in p.stderr
     p = run_cli("ps", "-p", "1", "--rec", fleet, "--at", "03:00:44")
     assert p.returncode == 0 and "left out" not in p.stderr, p.stderr
+
+
+def test_a_named_query_with_a_start_and_no_end_binds(sample, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    (tmp_path / "since.sql").write_text("-- title: since\n-- param: start time = start  from\n"
+                                        "SELECT count(*) FROM snapshots WHERE ts >= $start\n")
+    p = subprocess.run([sys.executable, "-m", "analyze.cli", "query", "--rec", str(sample), "-f", "csv", "--name", "since",
+                        "-p", "start=03:00:45"], cwd=ROOT, env=dict(os.environ, PROCSNAP_QUERIES=str(tmp_path)),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "4"
