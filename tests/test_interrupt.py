@@ -60,9 +60,9 @@ def test_ctrl_c_stops_a_named_query_too(sample, tmp_path):
     assert code == 130 and took < 2.5 and err == "procsnap: interrupted\n", (code, took, err)
 
 
-def test_ctrl_c_stops_a_report_over_a_big_recording(sample, tmp_path):
-    """The report's own SQL (no user SQL): a copy of the sample whose processes rows are repeated
-    2000 times in one compacted file (the small files it covers are then not read)."""
+def _big(sample, tmp_path, times: int):
+    """A copy of the sample whose processes rows are repeated TIMES times in one compacted file
+    (the small files it covers are then not read)."""
     import shutil
 
     try:
@@ -75,10 +75,23 @@ def test_ctrl_c_stops_a_report_over_a_big_recording(sample, tmp_path):
     ids = sorted(int(p.stem) for p in part.glob("*.parquet"))
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"COPY (SELECT p.* FROM read_parquet('{part}/*.parquet') p, range(2000)) "
+    con.execute(f"COPY (SELECT p.* FROM read_parquet('{part}/*.parquet') p, range({times})) "
                 f"TO '{part}/c{ids[0]}-{ids[-1]}.parquet' (FORMAT parquet)")
     con.close()
-    code, took, _, err = _interrupt_when_busy(["report", rec], busy=2.5)
+    return rec
+
+
+def test_ctrl_c_stops_a_report_over_a_big_recording(sample, tmp_path):
+    """The report's own SQL (no user SQL)."""
+    code, took, _, err = _interrupt_when_busy(["report", _big(sample, tmp_path, 2000)], busy=2.5)
+    assert code == 130, (code, err)
+    assert took < 2.5, took
+    assert err.endswith("procsnap: interrupted\n") and "Traceback" not in err, err
+
+
+def test_ctrl_c_stops_ps_over_a_big_recording(sample, tmp_path):
+    """ps runs without the command framework (analyze.entry); its rates are DuckDB's work."""
+    code, took, _, err = _interrupt_when_busy(["ps", "-e", "--rec", _big(sample, tmp_path, 60)], busy=1.5)
     assert code == 130, (code, err)
     assert took < 2.5, took
     assert err.endswith("procsnap: interrupted\n") and "Traceback" not in err, err
