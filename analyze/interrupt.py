@@ -7,9 +7,10 @@ ran through Ctrl-C to its end. Here the signal's arrival is also written to a pi
 (:func:`signal.set_wakeup_fd`, done by the C-level handler at once, whatever the main
 thread is doing) that a watcher thread reads: it interrupts every DuckDB connection
 the analyzer opened (:func:`watch`) and keeps interrupting them until the command
-has ended, so that no query started meanwhile runs either. :data:`INTERRUPTED` tells
-:func:`analyze.errors.report` that whatever exception the interrupted engine raised
-means "interrupted".
+has ended, so that no query started meanwhile runs either. The Python handler, which
+runs as soon as the main thread is back from the engine (or when the engine asks for
+signals), sets :data:`INTERRUPTED`: it tells :func:`analyze.errors.report` that
+whatever exception the interrupted engine raised means "interrupted".
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def stoppable():
                 return
             if not data:
                 return
-            if signal.SIGINT in data:
-                INTERRUPTED.set()
+            # Only while our handler is the one in force: `procsnap record` installs its own, and
+            # stops on Ctrl-C after the snapshot in hand, with no connection to interrupt.
+            if signal.SIGINT in data and signal.getsignal(signal.SIGINT) is _on_sigint:
                 while not done.is_set():
                     interrupt_all()
                     done.wait(0.05)

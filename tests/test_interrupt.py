@@ -95,3 +95,21 @@ def test_ctrl_c_stops_ps_over_a_big_recording(sample, tmp_path):
     assert code == 130, (code, err)
     assert took < 2.5, took
     assert err.endswith("procsnap: interrupted\n") and "Traceback" not in err, err
+
+
+def test_ctrl_c_still_ends_a_recording_cleanly(tmp_path):
+    """record has its own Ctrl-C: finish the snapshot in hand, exit 0 (not 130)."""
+    p = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(tmp_path / "rec"), "-i", "0.5", "-q"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while not list((tmp_path / "rec").glob("snapshots/*/*/*.parquet")):
+            assert p.poll() is None and time.monotonic() < end, p.communicate()
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0 and err == "", (p.returncode, err)
