@@ -35,7 +35,8 @@ from recorder.layout import file_range, is_recording, list_names, partitions, se
 
 from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only
-from .timespec import parse_time
+from .interrupt import watch
+from .timespec import parse_span
 from .views import DERIVED
 
 
@@ -125,21 +126,27 @@ class Recording:
         """An in-memory DuckDB that can read these folders and nothing else, and can be talked out of none of it.
 
         External access is switched off except for reading inside the recordings
-        (``allowed_directories``: also the views' own scans go through it), no
-        extension is installed or loaded behind our back, and the configuration
-        is locked so that no SQL can switch any of it back on. DuckDB still
-        writes inside allowed directories (COPY, EXPORT, ATTACH): user SQL is
-        held to read-only statements by :func:`check_read_only`.
+        (``allowed_directories``: also the views' own scans go through it), nothing
+        spills to a temporary directory (DuckDB's default, ``.tmp`` in the current
+        folder, would be writable too), no extension is installed or loaded behind our
+        back, and the configuration is locked so that no SQL can switch any of it back
+        on. DuckDB does not tell reading from writing inside an allowed directory (COPY,
+        EXPORT, ATTACH could write there): user SQL is held to queries by
+        :func:`check_read_only`, and ``procsnap query`` runs it in a thread the kernel
+        keeps from writing (:mod:`analyze.sandbox`).
         """
         con = duckdb.connect(":memory:")
+        watch(con)
         con.execute("SET TimeZone = 'UTC'")
         # Each view is bound when it is created and each query binds it again: without the cache
         # every bind reads and parses the footer of every file of the table once more.
         con.execute("SET parquet_metadata_cache = true")
+        con.execute("SET temp_directory = ''")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
-        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
+        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
+                        "allow_community_extensions", "allow_persistent_secrets"):
             con.execute(f"SET {setting} = false")
         con.execute("SET lock_configuration = true")
         return con
@@ -214,6 +221,8 @@ class Recording:
                 sql = _disk_view(self.con, t, files, hosts)
                 self.files[t.name] = files
                 return sql
+            except duckdb.InterruptException:
+                raise  # Ctrl-C (analyze.interrupt), not damage
             except _Incompatible as e:
                 declared = {c.name: c.sql_type for c in t.columns}
                 bad = [(f, footer_problem(f, declared)) for f in files]
@@ -289,15 +298,23 @@ class Recording:
     def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
 
-    def resolve_time(self, text: str) -> dt.datetime:
+    def resolve_time(self, text: str, last: bool = False) -> dt.datetime:
+        """The time as typed (:mod:`analyze.timespec`) against this recording: its first instant, or
+        with LAST its last (``03:14:05`` covers the whole second, up to 03:14:05.999999)."""
         start, end = self.time_range()
-        return parse_time(text, start, end)
+        first, final = parse_span(text, start, end)
+        return final if last else first
 
-    def moment(self, text: str | None, need: str | None = None) -> list[Moment]:
-        """Per host, the latest snapshot at or before the time (the last one when None).
+    def moment(self, text: str | None, need: str | None = None, err=None) -> list[Moment]:
+        """Per host, the latest snapshot at or before the time (the last one when None). A time
+        covers what its last digit names: ``--at 03:14:05`` finds the snapshot of 03:14:05.62.
 
         With NEED (a table such as ``open_files``), the latest snapshot that took that
         table: a recorder on two cadences takes descriptors on fewer snapshots.
+
+        When the snapshot chosen for a host is more than one of its intervals (the median gap
+        between its snapshots) before the time asked, or a host has none at or before it while
+        others do, ERR (stderr) says so: the answer is then not about the moment asked.
         """
         # A recording that never counts the table (hand-made, or older) took it on every snapshot.
         has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
@@ -306,35 +323,179 @@ class Recording:
             rows = self.con.execute(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
                 "GROUP BY host ORDER BY host").fetchall()
-        else:
-            at = self.resolve_time(text)
-            rows = self.con.execute(
-                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE ts <= $at{has} "
-                "GROUP BY host ORDER BY host", {"at": at}).fetchall()
-            if not rows:
-                start, _ = self.time_range()
-                with_ = f" with {need}" if need else ""
-                raise ProcsnapError(f"no snapshot at or before {at.isoformat()}{with_} (the recording starts at "
-                                    f"{start.isoformat() if start else 'nothing: it is empty'})")
-        return [Moment(*r) for r in rows]
+            return [Moment(*r) for r in rows]
+        start, end = self.time_range()
+        asked, at = parse_span(text, start, end)
+        rows = self.con.execute(
+            f"""WITH s AS (SELECT host, snapshot_id, ts FROM snapshots WHERE true{has}),
+                     g AS (SELECT host, median(gap) AS gap FROM (
+                             SELECT host, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host ORDER BY ts)) AS gap
+                             FROM s) GROUP BY host)
+                SELECT g.host, arg_max(s.snapshot_id, s.ts), max(s.ts), any_value(g.gap)
+                FROM g LEFT JOIN s ON s.host = g.host AND s.ts <= $at
+                GROUP BY g.host ORDER BY g.host""", {"at": at}).fetchall()
+        found = [r for r in rows if r[1] is not None]
+        if not found:
+            with_ = f" with {need}" if need else ""
+            raise ProcsnapError(f"no snapshot at or before {asked.isoformat()}{with_} (the recording starts at "
+                                f"{start.isoformat() if start else 'nothing: it is empty'})")
+        from .output import escape
+        err = err or sys.stderr
+        for host, _, ts, gap in rows:
+            if ts is None:
+                err.write(f"procsnap: no snapshot of {escape(host)} at or before {asked:%Y-%m-%d %H:%M:%S} UTC: "
+                          "that host is left out\n")
+            elif gap is not None and (asked - ts).total_seconds() > gap:
+                err.write(f"procsnap: the snapshot of {escape(host)} used, at {ts:%Y-%m-%d %H:%M:%S} UTC, is "
+                          f"{_span(asked - ts)} before the time asked ({asked:%Y-%m-%d %H:%M:%S} UTC): "
+                          f"{escape(host)} has no later snapshot\n")
+        err.flush()
+        return [Moment(*r[:3]) for r in found]
 
 
-# What user SQL may be: statements that read. Everything else (COPY, EXPORT, ATTACH,
-# INSTALL/LOAD, SET, CREATE, ...) is refused before DuckDB sees it.
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+def _span(d: dt.timedelta) -> str:
+    """A duration for people: 3d 4h, 2h 5m, 12m 3s, 4.2s."""
+    s = d.total_seconds()
+    if s < 60:
+        return f"{s:.1f}s"
+    parts, left = [], int(s)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= n:
+            parts.append(f"{left // n}{unit}")
+            left %= n
+    return " ".join(parts[:2])
+
+
+# What user SQL may run, allow-listed: queries (SELECT and its forms: WITH, FROM-first, VALUES,
+# DESCRIBE, SHOW, SUMMARIZE), and EXPLAIN or EXPLAIN ANALYZE of one. Every other statement type
+# (COPY, EXPORT, IMPORT, ATTACH, INSTALL/LOAD, SET, PRAGMA, CALL, CREATE, ...) and every type a
+# later DuckDB adds is refused before DuckDB runs anything.
+READ_ONLY_STATEMENTS = {"SELECT"}
+
+# The table functions a query may call: those that read (within the recordings: the connection's
+# allowed_directories) or describe. Any other (checkpoint, enable_logging, query, the external
+# resource and grammar functions, the Python scans, and every one a later DuckDB adds) is refused.
+READ_ONLY_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "glob", "summary",
+    "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
+    "parquet_kv_metadata", "parquet_full_metadata", "parquet_page_index", "parquet_bloom_probe",
+    "read_csv", "read_csv_auto", "sniff_csv", "read_json", "read_json_auto", "read_json_objects",
+    "read_json_objects_auto", "read_ndjson", "read_ndjson_auto", "read_ndjson_objects", "read_text",
+    "read_blob", "json_each", "json_tree", "histogram", "histogram_values", "icu_calendar_names",
+    "pg_timezone_names", "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies",
+    "duckdb_extensions", "duckdb_functions", "duckdb_indexes", "duckdb_keywords", "duckdb_memory",
+    "duckdb_optimizers", "duckdb_schemas", "duckdb_sequences", "duckdb_settings", "duckdb_tables",
+    "duckdb_temporary_files", "duckdb_types", "duckdb_variables", "duckdb_views", "pragma_table_info",
+    "pragma_show", "pragma_version", "pragma_platform", "pragma_database_size", "pragma_storage_info",
+    "pragma_metadata_info", "pragma_collations", "pragma_user_agent",
+})
+
+
+def _refuse(what: str) -> ProcsnapError:
+    return ProcsnapError(f"{what} not allowed: procsnap query runs read-only queries (SELECT, WITH, FROM, "
+                         "VALUES, DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN [ANALYZE] of one")
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """ProcsnapError unless every statement of the SQL only reads."""
+    """ProcsnapError unless every statement of the SQL is a query, or EXPLAIN [ANALYZE] of one, that
+    calls only the table functions of READ_ONLY_TABLE_FUNCTIONS; UsageError when there is no
+    statement at all. DuckDB's own parser decides: the statement types come from it, and a query's
+    whole tree (subqueries, CTEs, joins) from its serializer, which serializes SELECT statements
+    only; an EXPLAIN's inner statement is parsed again on its own."""
+    stmts = _statements(con, sql)
+    if not stmts:
+        raise UsageError("no SQL statement given")
+    for st in stmts:
+        _check_statement(con, st, explained=False)
+
+
+def _statements(con, sql: str) -> list:
     try:
-        stmts = con.extract_statements(sql)
+        return con.extract_statements(sql)
     except duckdb.Error as e:
         raise ProcsnapError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
-    for st in stmts:
+
+
+def _check_statement(con, st, explained: bool) -> None:
+    try:
         kind = st.type.name
-        if kind not in READ_ONLY_STATEMENTS:
-            raise ProcsnapError(f"{kind} statements are not allowed: procsnap runs read-only SQL "
-                                f"({', '.join(sorted(READ_ONLY_STATEMENTS))})")
+    except ValueError:  # a type the engine has and its Python module does not name (UPDATE EXTENSIONS)
+        raise _refuse("statements of a type procsnap does not know are") from None
+    if kind == "EXPLAIN" and not explained:
+        inner = [c for c in _explained(con, st.query) if c is not None]
+        if not inner:
+            raise _refuse("this EXPLAIN is")
+        for stmts in inner:
+            _check_statement(con, stmts[0], explained=True)
+        return
+    if kind not in READ_ONLY_STATEMENTS:
+        raise _refuse(f"{'EXPLAIN of ' if explained else ''}{kind} statements are")
+    import json
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql($q)", {"q": st.query}).fetchone()[0])
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error:  # no json extension in this DuckDB: nothing is let through unseen
+        tree = {"error": True}
+    if tree.get("error") or len(tree.get("statements", ())) != 1:
+        raise _refuse(f"{'EXPLAIN of ' if explained else ''}this statement is")
+    for name in _table_functions(tree["statements"][0]):
+        if name not in READ_ONLY_TABLE_FUNCTIONS:
+            raise _refuse(f"the table function {name}() is")
+
+
+def _explained(con, text: str) -> list:
+    """The statement an EXPLAIN [ANALYZE] [(options)] explains, as each reading of its first tokens
+    would have it: after EXPLAIN, after EXPLAIN ANALYZE, and after a parenthesised group following
+    either. Each reading that parses as one statement (a list of one), None for those that do
+    not: the caller requires every reading that parses to be allowed, so no reading of an
+    ambiguous text can slip a statement through."""
+    every = duckdb.tokenize(text)
+    ends = [p for p, _ in every[1:]] + [len(text)]
+    toks = [(p, typ, text[p:e].strip()) for (p, typ), e in zip(every, ends) if typ.name != "comment"]
+    starts = []
+
+    def word(i):
+        return toks[i][2].upper()
+
+    if not toks or word(0) != "EXPLAIN":
+        return []
+    for i in (1, 2) if len(toks) > 2 and word(1) in ("ANALYZE", "ANALYSE", "VERBOSE") else (1,):
+        if i < len(toks):
+            starts.append(toks[i][0])
+            if word(i).startswith("("):
+                depth = 0
+                for j in range(i, len(toks)):
+                    if toks[j][1].name == "operator":
+                        depth += word(j).count("(") - word(j).count(")")
+                    if depth == 0:
+                        if j + 1 < len(toks):
+                            starts.append(toks[j + 1][0])
+                        break
+    out = []
+    for s in starts:
+        try:
+            stmts = con.extract_statements(text[s:])
+        except duckdb.Error:
+            out.append(None)
+            continue
+        out.append(stmts if len(stmts) == 1 else None)
+    return out
+
+
+def _table_functions(node) -> set[str]:
+    """The names of every table function the serialized statement calls, at any depth."""
+    found, todo = set(), [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, dict):
+            if n.get("type") == "TABLE_FUNCTION":
+                f = n.get("function") or {}
+                found.add(str(f.get("function_name", "")).lower())
+            todo.extend(n.values())
+        elif isinstance(n, list):
+            todo.extend(n)
+    return found
 
 
 def recording_folders(paths: list[str]) -> list[Path]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from .db import Moment, Recording
 from .errors import ProcsnapError
+from .timespec import check_window
 
 _DIGITS = re.compile(r"\d+")
 
@@ -363,11 +364,10 @@ def run(before: Recording, after: Recording | None, at_from: str | None, at_to: 
     labels = ("from", "to") if single else ("before", "after")
     if single:
         at_from, at_to = at_from or "start", at_to or "end"
+        check_window(before.resolve_time(at_from), before.resolve_time(at_to, last=True))
     comparisons = []
     for ha, hb in pairs:
         a = Side(before, _moment(before, at_from, ha), labels[0])
         b = Side(after, _moment(after, at_to, hb), labels[1])
-        if single and a.moment.ts > b.moment.ts:
-            raise ProcsnapError("--from is after --to")
         comparisons.append(compare(a, b, pct))
     return {"comparisons": comparisons, "differences": sum(c["differences"] for c in comparisons)}

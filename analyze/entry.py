@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in FAST and not any(a in HELP for a in args[1:]):
         return _fast(args[0], args[1:])
-    from .cli import main as full
+    try:
+        from .cli import main as full
+    except KeyboardInterrupt:  # Ctrl-C while the framework loads: no traceback either
+        from .errors import report
+        return report(KeyboardInterrupt())
     return full(args)
 
 
@@ -33,7 +37,9 @@ def _fast(name: str, args: list[str]) -> int:
         else:
             from . import ps as mod
         from .damage import retrying
-        return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
+        from .interrupt import stoppable
+        with stoppable():
+            return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
     except (Exception, KeyboardInterrupt) as e:  # one line for what a user can meet, a traceback for bugs
         from .errors import report
         code = report(e)

@@ -35,7 +35,11 @@ def report(e: BaseException) -> int | None:
     """Print the one line for an exception a command let escape and return its exit status;
     None for an exception that is a bug (the caller re-raises it: a traceback is then wanted)."""
     import sys
-    if isinstance(e, KeyboardInterrupt):
+
+    from .interrupt import INTERRUPTED
+    if isinstance(e, KeyboardInterrupt) or INTERRUPTED.is_set():
+        # After Ctrl-C, whatever the interrupted engine raised (DuckDB's InterruptException, the
+        # RuntimeError its Python module makes of a KeyboardInterrupt, an error wrapping either).
         line, code = "interrupted", 130
     elif isinstance(e, ProcsnapError):
         line, code = str(e), e.exit_code

@@ -4,20 +4,23 @@
     -- description: A sentence or two more (optional, may repeat).
     -- param: NAME TYPE [= DEFAULT] What the parameter means
 
-TYPE is ``time`` (anything ``--at`` accepts, resolved against the recording),
+TYPE is ``time`` (anything ``--at`` accepts, resolved against the recording; one
+named ``end`` or ``at`` stands for the last instant it covers, so ``end=03:20``
+takes in 03:20:59, any other its first; ``start`` after ``end`` is a usage error),
 ``int``, ``float``, ``duration`` (seconds; ``5m`` works) or ``text``. A
 parameter without a default is required. In the SQL a parameter is ``$NAME``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ProcsnapError, UsageError
-from .timespec import parse_duration
+from .timespec import check_window, parse_duration
 
 QUERY_TYPES = ("time", "int", "float", "duration", "text")
 _PARAM = re.compile(r"(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)")
@@ -84,6 +87,8 @@ def all_queries() -> list[NamedQuery]:
 
 
 def get_query(name: str) -> NamedQuery:
+    if not name.strip():
+        raise UsageError("--name needs a query name; `procsnap queries` lists them")
     if not re.fullmatch(r"[\w-]+", name):
         raise UsageError(f"unknown query {name!r}; `procsnap queries` lists them")
     p = queries_dir() / f"{name}.sql"
@@ -117,15 +122,22 @@ def bind(q: NamedQuery, given: dict[str, str], rec) -> dict:
             raise UsageError(f"query {q.name!r} needs -p {p.name}=… ({p.description})")
         try:
             if p.type == "time":
-                out[p.name] = rec.resolve_time(raw)
+                out[p.name] = rec.resolve_time(raw, last=p.name in ("end", "at"))
             elif p.type == "int":
                 out[p.name] = int(raw)
+                if not -(1 << 63) <= out[p.name] < 1 << 63:
+                    raise ValueError
             elif p.type == "float":
                 out[p.name] = float(raw)
+                if not math.isfinite(out[p.name]):
+                    raise ValueError
             elif p.type == "duration":
                 out[p.name] = parse_duration(raw, f"value for {p.name}")
             else:
                 out[p.name] = raw
         except ValueError:
             raise UsageError(f"bad value {raw!r} for {p.name} (a {p.type})") from None
+    times = {p.name for p in q.params if p.type == "time"}
+    if {"start", "end"} <= times:
+        check_window(out["start"], out["end"], "-p start is after -p end")
     return out

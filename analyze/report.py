@@ -87,6 +87,7 @@ from recorder.schema import TABLES
 from .db import Recording, _sql_str
 from .diff import SOCKET_TYPES, identity
 from .errors import ProcsnapError, UsageError
+from .timespec import check_window
 
 SEVERITIES = ("critical", "warning", "info")
 _SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -949,9 +950,8 @@ def window(rec: Recording, at_from: str | None, at_to: str | None) -> Window:
     if start is None:
         raise ProcsnapError("the recording has no snapshots")
     a = rec.resolve_time(at_from) if at_from else start
-    b = rec.resolve_time(at_to) if at_to else end
-    if a > b:
-        raise UsageError("--from is after --to")
+    b = rec.resolve_time(at_to, last=True) if at_to else end
+    check_window(a, b)
     return Window(a, b)
 
 

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from analyze.errors import UsageError
-from analyze.timespec import parse_duration, parse_time
+from analyze.timespec import parse_duration, parse_span, parse_time
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
@@ -41,3 +41,31 @@ def test_times(text, expect):
 def test_bad_times(text):
     with pytest.raises(UsageError):
         parse_time(text, START, END)
+
+
+US = dt.timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize("text,first,last", [
+    ("03:14", dt.datetime(2026, 11, 28, 3, 14, tzinfo=UTC), dt.datetime(2026, 11, 28, 3, 15, tzinfo=UTC) - US),
+    ("03:14:05", dt.datetime(2026, 11, 28, 3, 14, 5, tzinfo=UTC), dt.datetime(2026, 11, 28, 3, 14, 6, tzinfo=UTC) - US),
+    ("03:14:05.6", dt.datetime(2026, 11, 28, 3, 14, 5, 600000, tzinfo=UTC),
+     dt.datetime(2026, 11, 28, 3, 14, 5, 700000, tzinfo=UTC) - US),
+    ("2026-11-27", dt.datetime(2026, 11, 27, tzinfo=UTC), dt.datetime(2026, 11, 28, tzinfo=UTC) - US),
+    ("2026-11-28T03", START, START + dt.timedelta(hours=1) - US),
+    ("2026-11-28 05:00:00+02:00", START, START + dt.timedelta(seconds=1) - US),
+    ("2026-11-28T03:00:00.123456Z", START + dt.timedelta(microseconds=123456), START + dt.timedelta(microseconds=123456)),
+    ("-10m", END - dt.timedelta(minutes=10), END - dt.timedelta(minutes=10)),
+    ("start", START, START),
+    ("end", END, END),
+    ("9999-12-31", dt.datetime(9999, 12, 31, tzinfo=UTC), dt.datetime.max.replace(tzinfo=UTC)),
+])
+def test_a_time_covers_what_its_last_digit_names(text, first, last):
+    assert parse_span(text, START, END) == (first, last)
+    assert parse_time(text, START, END) == first
+
+
+@pytest.mark.parametrize("text", ["+99999999999d", "-99999999999d", "+1e300s", "-9999999999w", "10000-01-01"])
+def test_out_of_range_times_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        parse_span(text, START, END)
