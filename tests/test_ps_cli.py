@@ -427,7 +427,8 @@ def test_csv_and_json(h1):
         {"pid": 200, "%cpu": 0.0, "%mem": 0.0, "user": "root", "name": "defunct-kid",
          "args": "[defunct-kid] <defunct>", "ni": 0, "tty": None, "time": "00:00:00"}]
     code, out, _ = ps("-p", "300,400", "-o", "pid,ni,comm", "--format", "csv", *h1)
-    assert out.splitlines() == ["pid,ni,comm", "300,,rt-audio", '400,0,"odd', 'na\\xffme"']
+    # CSV escapes control characters as the table does (issue 18): the name's newline stays in its row
+    assert out.splitlines() == ["pid,ni,comm", "300,,rt-audio", '400,0,odd\\nna\\xffme']
     code, out, _ = ps("-p", "300", "-o", "pid,comm", "--format=csv", "--no-headers", *h1)
     assert out == "300,rt-audio\n"
 
