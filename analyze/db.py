@@ -35,6 +35,7 @@ from recorder.layout import file_range, is_recording, list_names, partitions, se
 
 from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only
+from .output import escape
 from .timespec import parse_time
 from .views import DERIVED
 
@@ -386,7 +387,7 @@ def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
     new = [d for d in damaged if d.path not in SAID]
     SAID.update(d.path for d in new)
     for d in new[:limit]:
-        err.write(f"procsnap: skipped {d}\n")
+        err.write(f"procsnap: skipped {escape(str(d))}\n")
     if len(new) > limit:
         err.write(f"procsnap: skipped {len(new) - limit} more damaged files (procsnap info lists them)\n")
     err.flush()
@@ -395,7 +396,7 @@ def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
     for m in moments:
-        err.write(f"procsnap: snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
+        err.write(f"procsnap: snapshot of {escape(m.host)} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
     err.flush()
 
 
