@@ -96,9 +96,9 @@ def terminal_guard():
     """While inside, sys.stdout and sys.stderr escape every control character written to them
     (newlines excepted): the last line of defence behind escape() at each value."""
     saved = sys.stdout, sys.stderr
-    if not isinstance(sys.stdout, _Guarded):
+    if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):  # None: started with it closed
         sys.stdout = _Guarded(sys.stdout)
-    if not isinstance(sys.stderr, _Guarded):
+    if sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
         sys.stderr = _Guarded(sys.stderr)
     try:
         yield

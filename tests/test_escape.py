@@ -263,3 +263,11 @@ def test_guard_catches_a_forgotten_site(capsys):
         assert sys.stdout.isatty() is False
     out, err = capsys.readouterr()
     assert out == "x\\x1b[2J\\u009b\\u202ey\nz\n\\r" and err == "e\\x07\n"
+
+
+def test_guard_with_stdout_closed(sample):
+    """Started with stdout closed (Python's sys.stdout is then None), a command does not trip
+    over the guard."""
+    p = subprocess.run([sys.executable, "-m", "analyze.cli", "info", str(sample)], cwd=ROOT, timeout=60,
+                       stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr[-500:]
