@@ -35,7 +35,6 @@ from recorder.layout import file_range, is_recording, list_names, partitions, se
 
 from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
 from .errors import ProcsnapError, UsageError, live_only
-from .output import escape
 from .timespec import parse_time
 from .views import DERIVED
 
@@ -384,6 +383,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
 
 def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
     """Name on stderr the files left out (``procsnap info`` lists them all)."""
+    from .output import escape  # a shared recording names its files
     new = [d for d in damaged if d.path not in SAID]
     SAID.update(d.path for d in new)
     for d in new[:limit]:
@@ -395,6 +395,7 @@ def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
 
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
+    from .output import escape
     for m in moments:
         err.write(f"procsnap: snapshot of {escape(m.host)} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
     err.flush()
