@@ -544,10 +544,11 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
 
 def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
     """Name on stderr the files left out (``procsnap info`` lists them all)."""
+    from .output import escape  # a shared recording names its files
     new = [d for d in damaged if d.path not in SAID]
     SAID.update(d.path for d in new)
     for d in new[:limit]:
-        err.write(f"procsnap: skipped {d}\n")
+        err.write(f"procsnap: skipped {escape(str(d))}\n")
     if len(new) > limit:
         err.write(f"procsnap: skipped {len(new) - limit} more damaged files (procsnap info lists them)\n")
     err.flush()
@@ -555,8 +556,9 @@ def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
 
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
+    from .output import escape
     for m in moments:
-        err.write(f"procsnap: snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
+        err.write(f"procsnap: snapshot of {escape(m.host)} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
     err.flush()
 
 

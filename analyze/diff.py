@@ -306,7 +306,7 @@ def _change_lines(ch: dict, indent: str = "      ") -> list[str]:
 def text(d: dict) -> str:
     from .output import escape
     fr, to = d["from"], d["to"]
-    lines = [f"procsnap diff: {d['host']}: {fr['ts']:%Y-%m-%d %H:%M:%S} ({fr['label']}) → "
+    lines = [f"procsnap diff: {escape(d['host'])}: {fr['ts']:%Y-%m-%d %H:%M:%S} ({fr['label']}) → "
              f"{to['ts']:%Y-%m-%d %H:%M:%S} ({to['label']}) UTC"]
     if not d["differences"]:
         lines.append("no differences")

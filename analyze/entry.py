@@ -18,6 +18,14 @@ HELP = ("--help", "-h", "-?", "--usage")
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["record"]:  # its progress line redraws itself with a carriage return
+        return _run(args)
+    from .output import terminal_guard
+    with terminal_guard():  # what a recording or the host supplies reaches the terminal escaped
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
     if args and args[0] in FAST and not any(a in HELP for a in args[1:]):
         return _fast(args[0], args[1:])
     try:

@@ -49,5 +49,6 @@ def report(e: BaseException) -> int | None:
         line, code = duckdb_error_line(e), 1
         if line is None:
             return None
-    print(f"procsnap: {line}", file=sys.stderr)
+    from .output import escape  # a message may name a file or host of a recording
+    print(f"procsnap: {escape(line)}", file=sys.stderr)
     return code

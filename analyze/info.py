@@ -8,6 +8,7 @@ import os
 from recorder.schema import COUNTED, TABLES
 
 from .db import Recording
+from .output import escape
 
 
 def _size(path: str) -> int:
@@ -66,7 +67,7 @@ def _fmt_bytes(n: int) -> str:
 
 
 def text(s: dict) -> str:
-    lines = [f"recording: {', '.join(s['sources'])}"]
+    lines = [f"recording: {', '.join(map(escape, s['sources']))}"]
     damage = _damage_lines(s["damaged"])
     if not s["snapshots"]:
         lines.append("snapshots: 0 (empty recording)")
@@ -74,7 +75,7 @@ def text(s: dict) -> str:
     lines.append(f"snapshots: {s['snapshots']} from {s['start']:%Y-%m-%d %H:%M:%S} to {s['end']:%Y-%m-%d %H:%M:%S} UTC"
                  f" ({s['span_s']:.0f} s)")
     for h in s["hosts"]:
-        lines.append(f"host {h['host']}: {h['snapshots']} snapshots, {h['start']:%Y-%m-%d %H:%M:%S} .. "
+        lines.append(f"host {escape(h['host'])}: {h['snapshots']} snapshots, {h['start']:%Y-%m-%d %H:%M:%S} .. "
                      f"{h['end']:%H:%M:%S}, {h['boot_ids']} boot(s)")
     lines.append("")
     lines.append(f"{'table':<12} {'rows':>10} {'files':>7} {'bytes':>10}")
@@ -103,5 +104,5 @@ def _damage_lines(damaged: list[dict]) -> list[str]:
     if not damaged:
         return []
     out = ["", f"damaged: {len(damaged)} file(s) left out, the rest answers:"]
-    out += [f"  {d['path']}: {d['reason']}" for d in damaged]
+    out += [f"  {escape(d['path'])}: {escape(d['reason'])}" for d in damaged]
     return out

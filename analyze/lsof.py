@@ -30,7 +30,8 @@ file system (``-f`` turns that off), as lsof does.
 The listing is lsof's, column for column (COMMAND cut at 9 characters,
 names escaped as lsof escapes them); with several hosts a HOST column comes
 first. ``-f csv`` and ``-f json`` give the same values under the names of
-:data:`COLUMNS` (COMMAND in full, NAME unescaped).
+:data:`COLUMNS` (COMMAND in full, NAME without lsof's escaping; CSV escapes control
+characters by :mod:`analyze.output`'s rule, JSON through its encoder).
 
 Exit status as lsof: 1 when nothing is listed, or when a pid, command, name,
 ``-i`` address or ``-s`` state that was asked for was not found (``-Q``
@@ -990,9 +991,10 @@ def text_table(rows: list[Row], o: Options, out) -> None:
     """lsof's listing: COMMAND and NAME left-aligned, the other columns right-aligned."""
     hosts = len({r.host for r in rows}) > 1
     size_title = "SIZE" if o.size_only else "SIZE/OFF"
+    from .output import escape  # every column: user, mode, type, device, ... come from the recording
     cells = []
     for r in rows:
-        cells.append((
+        cells.append(tuple(map(escape, (
             r.host,
             lsof_command(r.command, r.command_raw, o.cmd_width),
             str(r.pid),
@@ -1004,7 +1006,7 @@ def text_table(rows: list[Row], o: Options, out) -> None:
             size_off(r, o.size_only),
             node(r),
             lsof_escape(r.name, r.name_raw) + _udp_blank(r),
-        ))
+        ))))
     head = ("HOST", "COMMAND", "PID", "USER", "FD", " ", "TYPE", "DEVICE", size_title, "NODE", "NAME")
     w = [max([len(head[i])] + [len(c[i]) for c in cells]) for i in range(len(head))]
     if o.uid_numbers:
@@ -1024,7 +1026,7 @@ def text_table(rows: list[Row], o: Options, out) -> None:
 
 
 def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
-    """The csv/json columns: the same text as the listing (COMMAND in full, NAME unescaped)."""
+    """The csv/json columns: the same text as the listing (COMMAND in full, NAME without lsof's escaping)."""
     hosts = len({r.host for r in rows}) > 1
     cols = (["host"] if hosts else []) + list(COLUMNS)
     out = []

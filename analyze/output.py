@@ -1,16 +1,37 @@
-"""Rendering result rows: an aligned text table, CSV or JSON.
+"""Rendering result rows: an aligned text table, CSV or JSON; and the one rule for
+every text a recording or the host supplies on its way to a terminal.
 
-The one rule for names and paths: control characters and bytes that are not
-valid UTF-8 are printed escaped, the way lsof prints them (``\\n``, ``\\t``,
-``\\xNN``), so one row is always one line.
+Host names, file names, users, ttys, command names and lines, reasons of damaged files: a
+shared recording or a hostile process controls them, and printed raw they could move the
+cursor, clear the screen, retitle the window, forge a line (ESC, CSI, CR, a newline) or
+make text display other than it is (bidi overrides). :func:`escape` prints them escaped,
+the way lsof prints names, so that one row is always one line and what is shown is what
+is there:
+
+* C0 controls and DEL: ``\\t``, ``\\n``, ``\\r``, else ``\\xNN``;
+* a byte that is not UTF-8 (decoded as a lone surrogate, or read as bytes): ``\\xNN``;
+* C1 controls (U+0080-U+009F, e.g. U+009B, the one-byte CSI), format characters (Unicode
+  category Cf: bidi embeddings, overrides and isolates, zero-width characters, the soft
+  hyphen, the BOM, tags), the line and paragraph separators and other lone surrogates:
+  ``\\uNNNN`` (``\\UNNNNNNNN`` above U+FFFF).
+
+A backslash itself is printed as it is (as lsof does). Every other character, whatever
+its script, is printed as it is. The table and CSV formats escape every text cell; JSON
+escapes through its encoder (ASCII only: ``\\u001b``, ``\\u202e``). A CSV text cell that
+a spreadsheet would take for a formula is neutralised (:func:`csv_cell`). Messages on
+stderr and the text commands escape each value they name, and :func:`terminal_guard`
+escapes whatever else is written to stdout and stderr, so that a place that forgot
+cannot let a control character through (only its newlines stay raw there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import math
+import re
 import sys
 from decimal import Decimal
 
@@ -18,10 +39,71 @@ FORMATS = ("table", "csv", "json")
 
 _CTRL = {i: f"\\x{i:02x}" for i in range(32)}
 _CTRL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f"})
+# Unicode categories escaped above ASCII: controls (C1), format characters, line and paragraph
+# separators, surrogates.
+_UNSAFE = ("Cc", "Cf", "Zl", "Zp", "Cs")
+# ASCII controls and DEL but the newline: what escape_lines() looks for in ASCII text.
+_ASCII_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _escape_char(ch: str) -> str:
+    o = ord(ch)
+    if o < 0x80:
+        return _CTRL.get(o, ch)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape decodes it
+        return f"\\x{o - 0xDC00:02x}"
+    import unicodedata
+    if unicodedata.category(ch) in _UNSAFE:
+        return f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+    return ch
 
 
 def escape(s: str) -> str:
-    return s.translate(_CTRL)
+    """s with every character a terminal would act on, or that displays text other than it
+    is, escaped (the module's rule); a newline too: one value is one line."""
+    if s.isprintable():  # no control, format, separator or surrogate character: nothing to do
+        return s
+    return "".join(map(_escape_char, s))
+
+
+def escape_lines(s: str) -> str:
+    """escape(), but a newline stays a newline: for a text of many lines already made."""
+    if s.isascii() and not _ASCII_UNSAFE.search(s):
+        return s
+    return "\n".join(map(escape, s.split("\n")))
+
+
+class _Guarded:
+    """A text stream whose every write goes through escape_lines()."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        self._stream.write(escape_lines(s))
+        return len(s)
+
+    def writelines(self, lines) -> None:
+        for s in lines:
+            self.write(s)
+
+    def __getattr__(self, name):  # flush, fileno, isatty, encoding, ...: the stream's own
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def terminal_guard():
+    """While inside, sys.stdout and sys.stderr escape every control character written to them
+    (newlines excepted): the last line of defence behind escape() at each value."""
+    saved = sys.stdout, sys.stderr
+    if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):  # None: started with it closed
+        sys.stdout = _Guarded(sys.stdout)
+    if sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
+        sys.stderr = _Guarded(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _bytes_text(b: bytes) -> str:
@@ -51,7 +133,7 @@ def cell(v, *, table: bool) -> str:
     if isinstance(v, (bytes, bytearray, memoryview)):
         return escape(_bytes_text(bytes(v)))
     if isinstance(v, str):
-        return escape(v) if table else v
+        return escape(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(cell(x, table=table) for x in v) + "]"
     return str(v)
@@ -75,20 +157,38 @@ def _json_value(v):
     return str(v)
 
 
+# A cell a spreadsheet reads as a number (-1, +2.5, -1e3), or a lone sign (ps's "-" for none):
+# nothing to compute, left as it is.
+_NUMBER = re.compile(r"[+-]|[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(v) -> str:
+    """A CSV cell: cell()'s text (escaped), and a text that a spreadsheet would take for a
+    formula (starting with = + - or @, OWASP's rule; a tab or CR is escaped before, so
+    never first) prefixed with a single quote, so that it stays text. A number value, a text
+    that is a plain number, or a lone - or + is left as it is."""
+    s = cell(v, table=False)
+    if s[:1] in ("=", "+", "-", "@") and not _is_number(v) and not _NUMBER.fullmatch(s):
+        return "'" + s
+    return s
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
 
 
-def render(columns: list[str], rows: list[tuple], fmt: str, out=None) -> None:
+def render(columns: list[str], rows: list[tuple], fmt: str, out=None, header: bool = True) -> None:
+    """Rows in FMT; header=False leaves out CSV's header line."""
     out = out or sys.stdout
     if fmt == "json":
         json.dump([{c: _json_value(v) for c, v in zip(columns, r)} for r in rows], out, indent=1)
         out.write("\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
+        if header:
+            w.writerow([csv_cell(c) for c in columns])
         for r in rows:
-            w.writerow([cell(v, table=False) for v in r])
+            w.writerow([csv_cell(v) for v in r])
     else:
         cells = [[cell(v, table=True) for v in r] for r in rows]
         numeric = [all(_is_number(r[i]) or r[i] is None for r in rows) and any(_is_number(r[i]) for r in rows)
@@ -105,7 +205,7 @@ def render(columns: list[str], rows: list[tuple], fmt: str, out=None) -> None:
                     parts.append(v if last else v.ljust(widths[i]))
             return "  ".join(parts).rstrip()
 
-        out.write(line(columns) + "\n")
+        out.write(line([escape(c) for c in columns]) + "\n")
         for r in cells:
             out.write(line(r) + "\n")
 

@@ -39,7 +39,8 @@ does; "today" and "the last 24 hours" are counted from the snapshot's time.
 
 ``--format csv|json`` gives the same rows for scripts, one key per column
 (the field name as given, or NAME of ``FIELD=NAME``), with numbers as numbers
-and names and commands in full, unescaped. (ps's ``-f`` is its full format
+and names and commands in full (control characters escaped by
+:mod:`analyze.output`'s rule in CSV, by its encoder in JSON). (ps's ``-f`` is its full format
 and ``-F`` its extra-full format, so procsnap's usual ``-f FORMAT`` is not
 available here; ``--format FIELDS``, ps's long spelling of ``-o``, still
 works for any other value.)
@@ -1256,9 +1257,10 @@ def order(rows: list[Proc], o: Options, ctx: Ctx) -> list[Proc]:
 
 
 def cell(col: Column, p: Proc, ctx: Ctx, last: bool) -> str:
+    from .output import escape  # every column: user, tty, stat, ... come from the recording
     if col.field is None:
-        return p.host
-    t = col.field.text(p, ctx)
+        return escape(p.host)
+    t = escape(col.field.text(p, ctx))
     if not last:
         if col.just == "U":
             t = t[:col.width]
@@ -1394,23 +1396,17 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     cols = columns(o, digits)
     shown_rows = order(select(rows, o, me_now() if live else None), o, ctx)
     if len(moments) > 1:
-        hw = max([4] + [len(m.host) for m in moments])
+        from .output import escape
+        hw = max([4] + [len(escape(m.host)) for m in moments])
         cols = [Column(None, "HOST", hw, "host")] + cols
 
     def write():
         if o.fmt == "table":
             text_table(shown_rows, cols, o, ctx, out)
-        elif o.fmt == "csv" and o.no_headers:
-            import csv
-
-            from .output import cell as out_cell
-            w = csv.writer(out, lineterminator="\n")
-            for r in records(shown_rows, cols, ctx)[1]:
-                w.writerow([out_cell(v, table=False) for v in r])
         else:
             from .output import render
             keys, vals = records(shown_rows, cols, ctx)
-            render(keys, vals, o.fmt, out=out)
+            render(keys, vals, o.fmt, out=out, header=not (o.fmt == "csv" and o.no_headers))
 
     write_guarded(out, write)
     return 0 if shown_rows else 1

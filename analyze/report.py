@@ -1135,7 +1135,7 @@ def _fmt_val(measure: str, v) -> str:
 def text(result: dict, sql: bool = True) -> str:
     from .output import escape
     w = result["window"]
-    hosts = ", ".join(h["host"] for h in result["recording"]["hosts"])
+    hosts = ", ".join(escape(h["host"]) for h in result["recording"]["hosts"])
     s = result["summary"]
     lines = [f"procsnap report: {hosts}: {w['from']:%Y-%m-%d %H:%M:%S} → {w['to']:%Y-%m-%d %H:%M:%S} UTC "
              f"({_fmt_secs(w['seconds'])}, {w['snapshots']} snapshots)",
@@ -1154,12 +1154,12 @@ def text(result: dict, sql: bool = True) -> str:
                 cmd = p.get("cmdline") or f"[{p.get('name')}]"
                 if len(cmd) > 150:
                     cmd = cmd[:149] + "…"
-                lines.append(f"{'':14}process: pid {p['pid']} {escape(p.get('name') or '')} ({p.get('user')}), "
+                lines.append(f"{'':14}process: pid {p['pid']} {escape(p.get('name') or '')} ({escape(str(p.get('user')))}), "
                              f"started {p['start_time']:%Y-%m-%d %H:%M:%S}: {escape(cmd)}")
             lines.append(f"{'':14}evidence: {escape(_evidence_line(f))}")
             if sql:
                 lines.append(f"{'':14}sql:")
-                lines.extend(f"{'':18}{ln}" for ln in f.sql.splitlines())
+                lines.extend(f"{'':18}{escape(ln)}" for ln in f.sql.splitlines())
     if result["notes"]:
         lines.append("")
         lines.append("Notes:")

@@ -29,7 +29,10 @@ UTC = dt.timezone.utc
 
 
 def esc(v) -> str:
-    return html.escape("" if v is None else str(v), quote=True)
+    """Text for the page: HTML-escaped, and escaped as on a terminal (analyze.output: no control
+    or bidi character changes how the page shows a name)."""
+    from .output import escape_lines
+    return html.escape(escape_lines("" if v is None else str(v)), quote=True)
 
 
 # --------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import ProcsnapError, UsageError
+from .output import escape
 
 SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid")
 FORMATS = ("text", "csv", "json")
@@ -319,13 +320,13 @@ def _columns(tasks: list[Task], extra: tuple[str, ...]) -> list[tuple[str, int, 
     pid_w = max([5] + [len(str(t.pid)) for t in tasks])
     cols = [
         ("PID", pid_w, lambda t: _num(t.pid, pid_w)),
-        ("USER", -8, lambda t: _str(t.user, 8)),
+        ("USER", -8, lambda t: _str(escape(t.user), 8)),
         ("PR", 3, lambda t: _num(pr_text(t.priority), 3)),
         ("NI", 3, lambda t: _num(t.nice, 3)),
         ("VIRT", 7, lambda t: scale_mem(t.virt_kib, 7)),
         ("RES", 6, lambda t: scale_mem(t.res_kib, 6)),
         ("SHR", 6, lambda t: scale_mem(t.shr_kib, 6)),
-        ("S", 1, lambda t: _str(t.state, 1)),
+        ("S", 1, lambda t: _str(escape(t.state), 1)),
         ("%CPU", 5, lambda t: scale_pcnt(t.cpu_pct)),
         ("%MEM", 5, lambda t: scale_pcnt(t.mem_pct)),
         ("TIME+", 9, lambda t: scale_tics(t.centis)),
@@ -453,13 +454,13 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
         say_moments(moments, err)
     for f in frames:
         if f.interval_s is None:
-            err.write(f"procsnap: {f.host}: no snapshot before this one, so no interval for rates: "
+            err.write(f"procsnap: {escape(f.host)}: no snapshot before this one, so no interval for rates: "
                       "%CPU and %Cpu(s) show as top shows an empty interval (0.0, 100.0 id), IO/s blank\n")
         elif f.system is not None and f.cpu is None:
-            err.write(f"procsnap: {f.host}: no CPU counters to compare with the snapshot before (they went "
+            err.write(f"procsnap: {escape(f.host)}: no CPU counters to compare with the snapshot before (they went "
                       "backwards, or were not recorded): %Cpu(s) shows as an empty interval\n")
         if f.system is None:
-            err.write(f"procsnap: {f.host}: no system row in this snapshot (recorded without the system "
+            err.write(f"procsnap: {escape(f.host)}: no system row in this snapshot (recorded without the system "
                       "table): only the Tasks line of the summary\n")
     err.flush()
     extra = (key,) if key in ("io", "fds") else ()
@@ -469,7 +470,7 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
         if fmt == "text":
             w = default_width() if width is None else (width or None)
             # several hosts (a fleet): each host's screen under a line naming it
-            label = (lambda f: f"== {f.host} ==\n") if len(frames) > 1 else (lambda f: "")
+            label = (lambda f: f"== {escape(f.host)} ==\n") if len(frames) > 1 else (lambda f: "")
             out.write("\n".join(label(f) + text(f, ts, extra, w) for f, ts in zip(frames, shown)))
         elif fmt == "json":
             docs = [{"summary": summary(f), "processes": [dict(zip(COLUMNS, record(t))) for t in ts]}
