@@ -134,7 +134,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     sig = _Signals()
     old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
     old[signal.SIGHUP] = signal.signal(signal.SIGHUP, sig.toggle)
-    incident_file = store.root / INCIDENT_FILE
+    incident_file = store.root / INCIDENT_FILE  # read and removed through the store: never through a link
     all_tables = collector.tables
     base_tables = tuple(t for t in all_tables if t not in FILE_TABLES)
     try:
@@ -166,11 +166,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     res.incidents += 1
                     err.write(f"procsnap: SIGHUP: incident preset for {DEFAULT_INCIDENT:.0f}s\n")
                 err.flush()
-            try:
-                text = incident_file.read_text(errors="replace")
-            except (FileNotFoundError, IsADirectoryError, PermissionError):
+            text = store.take_file(INCIDENT_FILE)
+            if text is None:
                 return
-            incident_file.unlink(missing_ok=True)
             length = _incident_file_duration(text) or DEFAULT_INCIDENT
             incident_until = now + length
             res.incidents += 1
@@ -264,7 +262,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 if left <= 0:
                     break
                 time.sleep(min(left, 0.2))
-                if sig.hup or incident_file.exists() or \
+                if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
                     break
             if sig.signal:
