@@ -252,7 +252,7 @@ def compact_range(store: Store, host: str, date: str, ids: list[int], damaged: l
         files = []
         for n in store.listdir(d):
             m = DATA_NAME.match(n)
-            if m and int(m.group(1)) in wanted:
+            if m and int(m.group(1)) in wanted and store.is_ours(d / n):
                 files.append((int(m.group(1)), d / n))
         if not files:
             continue

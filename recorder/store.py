@@ -481,6 +481,18 @@ class Store:
         self.say(f"left alone: {_shown(self._where(fd, name))} is {what}, not a file procsnap wrote")
         return None
 
+    def is_ours(self, p: Path) -> bool:
+        """P is a regular file of this user's (not a link, not a folder named like a data file):
+        one the recorder may read, rename or remove. Anything else is said once."""
+        try:
+            fd = self.dir_fd(p.parent)
+        except FileNotFoundError:
+            return False
+        try:
+            return self._ours(fd, p.name) is not None
+        finally:
+            os.close(fd)
+
     def _where(self, fd: int, name: str) -> str:
         try:
             return os.path.join(os.readlink(f"/proc/self/fd/{fd}"), name)
