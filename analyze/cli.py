@@ -110,7 +110,9 @@ def record(
         help="Seconds between snapshots of open files and sockets (the costly part); "
              "the --interval when only that is given."),
     count: Optional[int] = typer.Option(None, "-n", "--count", help="Stop after this many snapshots."),
-    duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
+    duration: Optional[str] = typer.Option(
+        None, "-d", "--duration",
+        help="Record for this long (30s, 10m, 2h), both ends included: -i 2 -d 6s takes snapshots at 0, 2, 4 and 6 s."),
     incident: Optional[str] = typer.Option(
         None, "--incident", metavar="[DURATION]",
         help=f"Start with the incident preset: everything every {DEF.INCIDENT_INTERVAL:g}s for DURATION "
@@ -118,7 +120,8 @@ def record(
              "'incident' in the folder, starts it later."),
     keep: Optional[str] = typer.Option(None, "--keep", help="Drop snapshots older than this (7d, 12h)."),
     max_size: Optional[str] = typer.Option(None, "--max-size",
-                                           help="Drop the oldest snapshots to keep the folder under this (500M, 2G)."),
+                                           help="Drop the oldest snapshots to keep the folder under this on disk, as du "
+                                                "counts it (500M, 2G)."),
     compact_min: int = typer.Option(DEF.DEFAULT_COMPACT_MIN, "--compact-min", help="Merge a day's small files once this many "
                                                               "snapshots are waiting (0: never compact)."),
     grace: str = typer.Option(f"{DEF.DEFAULT_GRACE:g}", "--grace", help="How long files merged by compaction stay for readers "

@@ -396,8 +396,8 @@ def _drop_range(store: Store, host: str, date: str, first: int, last: int, name:
             r = file_range(n)
             if r and first <= r[0] and r[1] <= last:
                 rm(d / n)
-        store.rmdir_empty(d)
-    store.rmdir_empty(sd)
+        freed += store.rmdir_empty(d)
+    freed += store.rmdir_empty(sd)
     return freed, count
 
 

@@ -538,25 +538,28 @@ class Store:
         finally:
             os.close(fd)
 
-    def rmdir_empty(self, d: Path) -> None:
+    def rmdir_empty(self, d: Path) -> int:
         """Remove the partition folder D and then its host= folder, each only if empty, this
-        user's, and not a link."""
+        user's, and not a link; returns the bytes they held on disk."""
+        freed = 0
         for p in (d, d.parent):
             if p == self.root or p.parent == self.root:
-                return
+                break
             try:
                 fd = self.dir_fd(p.parent)
             except (OSError, StoreError):
-                return
+                break
             try:
                 st = os.lstat(p.name, dir_fd=fd)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-                    return
+                    break
                 os.rmdir(p.name, dir_fd=fd)
+                freed += st.st_blocks * 512
             except OSError:
-                return
+                break
             finally:
                 os.close(fd)
+        return freed
 
     def fsync_dir(self, d: Path) -> None:
         """Make the renames and removals in the folder D durable."""
