@@ -122,6 +122,13 @@ def test_the_flag_records_into_a_shared_folder(shared):
     p = snapshot_cli(shared / "rec", "--allow-shared-folder")
     assert p.returncode == 0, p.stderr
     assert list((shared / "rec").glob("snapshots/host=h/date=*/*.parquet"))
+    # The installed command's own parser for `snapshot` (no framework) knows the flag too.
+    entry = "import sys; from analyze.entry import main; sys.exit(main(sys.argv[1:]))"
+    for flag, code in (([], 1), (["--allow-shared-folder"], 0)):
+        p = subprocess.run([sys.executable, "-c", entry, "snapshot", *flag, "-o", str(shared / "rec2")],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert p.returncode == code, p.stderr
+    assert len(list((shared / "rec2").glob("snapshots/*/date=*/*.parquet"))) == 1
 
 
 def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_path):
