@@ -287,6 +287,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 # last one written does.
                 if res.pending_skip and last_written is not None:
                     _count_late_skips(store, last_written, res.pending_skip, res, err)
+                    maintained = False  # a file was rewritten: held to the budget again below
                 break
             # Sleep in short steps so that a signal, the incident file or the end of the
             # incident preset is noticed promptly.

@@ -81,14 +81,14 @@ class _Slow:
 
 
 @pytest.mark.parametrize("compact", [None, 2])
-@pytest.mark.parametrize("late", [0.35, 1.2])
+@pytest.mark.parametrize("late", [0.8, 2.0])
 def test_a_slot_skipped_at_the_end_of_a_duration_is_counted(tmp_path, procfs, compact, late):
-    """Slots at 0, 0.2, 0.4 s; the snapshot at 0.2 overruns past 0.4: the slot at 0.4 is
-    skipped, and with no snapshot after it, the last one counts it (its own file, or the
-    compacted file that took its row). Slots past the duration are not the recording's."""
+    """Slots at 0, 0.5, 1 s; the snapshot at 0.5 overruns past 1: the slot at 1 is skipped,
+    and with no snapshot after it, the last one counts it (its own file, or the compacted file
+    that took its row). Slots past the duration are not the recording's."""
     root = tmp_path / "r"
     with Store(root) as st:
-        res = R.record(st, _Slow(Collector(procfs=procfs, host="h"), 2, late), 0.2, duration=0.4,
+        res = R.record(st, _Slow(Collector(procfs=procfs, host="h"), 2, late), 0.5, duration=1.0,
                        maintenance=Maintenance(compact_min=compact, grace=3600))
     assert (res.snapshots, res.skipped) == (2, 1), res
     assert _skipped(root) == (2, 1, 1)
