@@ -248,8 +248,8 @@ class Store:
         except OSError as e:
             raise StoreError(f"cannot open {_shown(self.root / LOCK)}: {e.strerror}") from None
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            os.close(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+            os.close(fd)  # (a hard link: another name of some other file)
             raise StoreError(f"{_shown(self.root / LOCK)} is not a file of this recorder's; remove it")
         self._lock_fd = fd
         try:

@@ -286,6 +286,18 @@ def _write_more(st, n):
         st.write(fake_snapshot(i, [{"pid": 1, "utime": i}]))
 
 
+@pytest.mark.parametrize("kind", ["hardlink", "symlink", "fifo"])
+def test_a_planted_lock_is_refused(tmp_path, victim, kind):
+    root = tmp_path / "rec"
+    Store(root).close()
+    (root / ".lock").unlink()
+    {"hardlink": lambda: os.link(victim, root / ".lock"), "symlink": lambda: os.symlink(victim, root / ".lock"),
+     "fifo": lambda: os.mkfifo(root / ".lock")}[kind]()
+    with pytest.raises(StoreError, match=r"\.lock"):
+        Store(root)
+    assert victim.read_text() == "precious\n"
+
+
 def test_the_incident_file_is_never_read_through_a_link(tmp_path, victim):
     from recorder.record import INCIDENT_FILE
     root = tmp_path / "rec"
