@@ -74,12 +74,18 @@ NoRedactOpt = typer.Option(False, "--no-redact", help="Keep credentials in comma
                                                       "docs/redaction.md lists what is caught).")
 
 
-def _store(output: str):
+def _store(output: str, allow_shared: bool = False):
     from recorder.store import Store, StoreError
     try:
-        return Store(output)
+        return Store(output, allow_shared=allow_shared)
     except StoreError as e:
         raise ProcsnapError(str(e)) from None
+
+
+AllowSharedOpt = typer.Option(
+    False, "--allow-shared-folder",
+    help="Record into a folder (or below one) that another user owns or may write. Refused by default: "
+         "that user could swap it or plant links in it (docs/security.md). Links are never followed either way.")
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -105,7 +111,9 @@ def record(
         help="Seconds between snapshots of open files and sockets (the costly part); "
              "the --interval when only that is given."),
     count: Optional[int] = typer.Option(None, "-n", "--count", help="Stop after this many snapshots."),
-    duration: Optional[str] = typer.Option(None, "-d", "--duration", help="Stop after this long (30s, 10m, 2h)."),
+    duration: Optional[str] = typer.Option(
+        None, "-d", "--duration",
+        help="Record for this long (30s, 10m, 2h), both ends included: -i 2 -d 6s takes snapshots at 0, 2, 4 and 6 s."),
     incident: Optional[str] = typer.Option(
         None, "--incident", metavar="[DURATION]",
         help=f"Start with the incident preset: everything every {DEF.INCIDENT_INTERVAL:g}s for DURATION "
@@ -113,7 +121,8 @@ def record(
              "'incident' in the folder, starts it later."),
     keep: Optional[str] = typer.Option(None, "--keep", help="Drop snapshots older than this (7d, 12h)."),
     max_size: Optional[str] = typer.Option(None, "--max-size",
-                                           help="Drop the oldest snapshots to keep the folder under this (500M, 2G)."),
+                                           help="Drop the oldest snapshots to keep the folder under this on disk, as du "
+                                                "counts it (500M, 2G)."),
     compact_min: int = typer.Option(DEF.DEFAULT_COMPACT_MIN, "--compact-min", help="Merge a day's small files once this many "
                                                               "snapshots are waiting (0: never compact)."),
     grace: str = typer.Option(f"{DEF.DEFAULT_GRACE:g}", "--grace", help="How long files merged by compaction stay for readers "
@@ -121,6 +130,7 @@ def record(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
     no_redact: bool = NoRedactOpt,
+    allow_shared_folder: bool = AllowSharedOpt,
 ):
     """Record snapshots of the host into a Parquet recording until COUNT, DURATION or a signal.
 
@@ -167,10 +177,16 @@ def record(
                     max_size=parse_size(max_size) if max_size is not None else None)
     show = not quiet and sys.stderr.isatty()
     collector = _collector(host, iv, redact=not no_redact)
-    with _store(output) as store:
-        recover(store)
-        res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
-                  files_interval=fiv, incident=inc, maintenance=m)
+    from recorder.store import StoreError
+    with _store(output, allow_shared_folder) as store:
+        try:
+            recover(store)
+            res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
+                      files_interval=fiv, incident=inc, maintenance=m)
+        except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
+            if show:
+                sys.stderr.write("\n")
+            raise ProcsnapError(str(e)) from None
     if show:
         sys.stderr.write("\n")
         why = f" (stopped by {res.stopped_by})" if res.stopped_by else ""
@@ -183,6 +199,7 @@ def snapshot(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under."),
     no_redact: bool = NoRedactOpt,
+    allow_shared_folder: bool = AllowSharedOpt,
     tables: Optional[str] = typer.Option(
         None, "--tables", help="Only these tables, comma-separated (system, disks, nics, processes, threads, "
                                "open_files, sockets); what they need comes along. Default: all."),
@@ -194,7 +211,7 @@ def snapshot(
     Without descriptors, as atop samples: procsnap snapshot -o ./rec --tables processes,threads,system
     """
     from .snapshot import take  # (`procsnap snapshot` itself runs it without typer: analyze/entry.py)
-    take(output, quiet, host, redact=not no_redact, tables=tables)
+    take(output, quiet, host, redact=not no_redact, tables=tables, allow_shared=allow_shared_folder)
 
 
 # --------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from .errors import ProcsnapError, UsageError
 # option -> (destination, takes a value)
 OPTIONS = {"-o": ("output", True), "--output": ("output", True), "-q": ("quiet", False),
            "--quiet": ("quiet", False), "--host": ("host", True), "--no-redact": ("no_redact", False),
-           "--tables": ("tables", True)}
+           "--tables": ("tables", True), "--allow-shared-folder": ("allow_shared", False)}
 
 
 def parse_args(args: list[str]) -> dict:
     """The options as typer would read them (``--output=DIR``, ``-oDIR`` and ``-qo DIR`` too)."""
-    o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False, "tables": None}
+    o: dict = {"output": None, "quiet": False, "host": None, "no_redact": False, "tables": None, "allow_shared": False}
     i = 0
 
     def take(name: str, inline: str | None) -> None:
@@ -77,7 +77,7 @@ def parse_tables(text: str | None) -> tuple[str, ...] | None:
 
 
 def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True,
-         tables: str | None = None) -> None:
+         tables: str | None = None, allow_shared: bool = False) -> None:
     from recorder import pqwrite
     from recorder.collect import COLLECTED, Collector
     from recorder.store import Store, StoreError
@@ -85,14 +85,14 @@ def take(output: str, quiet: bool = False, host: str | None = None, redact: bool
     # Python columns written by the C Parquet writer where it is available: no pyarrow at all
     collector = Collector(host=host, redact=redact, tables=wanted or COLLECTED, arrow=not pqwrite.available())
     try:
-        store = Store(output)
+        store = Store(output, allow_shared=allow_shared)
     except StoreError as e:
         raise ProcsnapError(str(e)) from None
     with store:
         snap = collector.snapshot()
         try:
             n = store.write(snap)
-        except StoreError as e:  # a full disk: nothing of the snapshot was left behind
+        except StoreError as e:  # a full disk, or a folder changed under it: nothing of the snapshot is left
             raise ProcsnapError(f"snapshot not written: {e}") from None
     if not quiet and sys.stderr.isatty():
         print(f"procsnap: wrote snapshot {snap.ts:%Y-%m-%d %H:%M:%S} UTC ({n / 1e3:.0f} KB) to {output}",
@@ -105,5 +105,5 @@ def run(args: list[str], help_text=None) -> int:
     import gc
     gc.disable()
     o = parse_args(args)
-    take(o["output"], o["quiet"], o["host"], not o["no_redact"], o["tables"])
+    take(o["output"], o["quiet"], o["host"], not o["no_redact"], o["tables"], o["allow_shared"])
     return 0

@@ -36,8 +36,7 @@ import pyarrow.parquet as pq
 
 from .memory import give_back
 from .schema import TABLES
-from .store import (COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, list_names, parquet_options,
-                    partitions, select_visible)
+from .store import COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, parquet_options, select_visible
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
@@ -110,14 +109,22 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _read(p: Path, columns: list[str] | None = None) -> pa.Table:
+def _read(store: Store, p: Path, columns: list[str] | None = None) -> pa.Table:
     """One small file, read on this thread. Not pq.read_table: that goes through pyarrow.dataset,
     whose I/O threads each grow a malloc arena of their own (measured: +40 MB of peak RSS for
     one compaction of a 1000-process host's 64 snapshots)."""
-    return pq.ParquetFile(p).read(columns=columns, use_threads=False)
+    with store.open_read(p) as f:
+        return pq.ParquetFile(f).read(columns=columns, use_threads=False)
 
 
-def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
+def _batches(store: Store, p: Path):
+    """P's rows READ_BATCH_ROWS at a time, read on this thread (opened by the store: a regular
+    file, never through a link)."""
+    with store.open_read(p) as f:
+        yield from pq.ParquetFile(f).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False)
+
+
+def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Schema) -> None:
     """Write FILES' rows sorted by SORT_KEYS, a row group at a time.
 
     Tables with a pid go a pid range at a time: the pid column of every file is read first to
@@ -145,17 +152,18 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
             w.write_table(g, row_group_size=max(g.num_rows, 1))
 
     if keys[0] != "pid":  # small tables (system, disks, nics, snapshots): one row group in practice
-        t = pa.concat_tables([_conform(_read(p), schema) for p in files])
+        t = pa.concat_tables([_conform(_read(store, p), schema) for p in files])
         for i in range(0, t.num_rows, ROW_GROUP_ROWS):
             emit([t.slice(i, ROW_GROUP_ROWS)])
         return
-    pids = pa.chunked_array([_read(p, ["pid"]).column("pid") for p in files],
+    pids = pa.chunked_array([_read(store, p, ["pid"]).column("pid") for p in files],
                             type=schema.field("pid").type).drop_null()
     pids = pids.take(pc.sort_indices(pids))
     # Rows per row group: ROW_GROUP_ROWS, fewer for wide rows (processes), so that a row group
     # stays near ROW_GROUP_BYTES uncompressed while it is sorted and encoded.
-    sample = max(files, key=lambda p: p.stat().st_size)  # bytes per row in memory, from the biggest file
-    first = next(pq.ParquetFile(sample).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False), None)
+    sample = max(files, key=lambda p: store.lstat(p).st_size)  # bytes per row in memory, from the biggest file
+    with store.open_read(sample) as f:
+        first = next(pq.ParquetFile(f).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False), None)
     per_row = first.nbytes / first.num_rows if first is not None and first.num_rows else 1
     del first
     step = max(1024, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / per_row)))
@@ -168,7 +176,7 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
             # A batch at a time, not the whole file: a descriptor snapshot's open_files of a
             # 1000-process host is 14 MB of Arrow, twice that while it decodes (compaction's
             # peak was 70 MB above the recorder's for that table).
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
+            for batch in _batches(store, p):
                 t = _conform(pa.Table.from_batches([batch]), schema)
                 del batch
                 pid = t.column("pid")
@@ -192,14 +200,14 @@ def _write_sorted(w, table: str, files: list[Path], schema: pa.Schema) -> None:
 DAMAGED_SUFFIX = ".damaged"
 
 
-def _readable(files: list[Path], damaged: list) -> list[Path]:
+def _readable(store: Store, files: list[Path], damaged: list) -> list[Path]:
     """The files that read whole; each one that does not is added to damaged as (path, why).
     A damaged small file must not stop compaction (and with it retention) for good."""
     good = []
     for p in files:
         try:
             # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
-            for _ in pq.ParquetFile(p).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
+            for _ in _batches(store, p):
                 pass
         except OSError as e:
             if e.errno in FULL_ERRNOS:
@@ -218,26 +226,13 @@ def _merge(store: Store, table: str, files: list[Path], final: Path, damaged: li
     whoever wants to look at it; readers and retention no longer see it)."""
     schema = _schema_for(table)
     bad: list = []
-    files = _readable(files, bad)
-    tmp = final.with_name("." + final.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            with pq.ParquetWriter(f, schema, **parquet_options(schema, store.compression)) as w:
-                _write_sorted(w, table, files, schema)
-            f.flush()
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, final)
-        store._fsync_dir(final.parent)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
+    files = _readable(store, files, bad)
+    with store.atomic(final) as fd, os.fdopen(fd, "wb", closefd=False) as f:
+        with pq.ParquetWriter(f, schema, **parquet_options(schema, store.compression)) as w:
+            _write_sorted(store, w, table, files, schema)
+        f.flush()
     for p, why in bad:
-        os.rename(p, p.with_name(p.name + DAMAGED_SUFFIX))
+        store.rename(p, p.name + DAMAGED_SUFFIX)
         if damaged is not None:
             damaged.append((str(p), why))
 
@@ -252,12 +247,12 @@ def compact_range(store: Store, host: str, date: str, ids: list[int], damaged: l
     for table in DATA_TABLES + ["snapshots"]:
         d = store.root / table / host / date
         final = d / name
-        if final.exists():
+        if store.lstat(final) is not None:
             continue
         files = []
-        for n in list_names(d):
+        for n in store.listdir(d):
             m = DATA_NAME.match(n)
-            if m and int(m.group(1)) in wanted:
+            if m and int(m.group(1)) in wanted and store.is_ours(d / n):
                 files.append((int(m.group(1)), d / n))
         if not files:
             continue
@@ -270,8 +265,8 @@ def compact(store: Store, compact_min: int, damaged: list | None = None) -> int:
     """Compact every partition holding at least COMPACT_MIN small committed snapshots newer than
     its last compacted range; returns the snapshots merged."""
     merged = 0
-    for host, date, d in list(partitions(store.root, "snapshots")):
-        visible, _ = select_visible(list_names(d))
+    for host, date, d in list(store.partitions("snapshots")):
+        visible, _ = select_visible(store.listdir(d))
         end = max((file_range(n)[1] for n in visible if COMPACT_NAME.match(n)), default=-1)
         # Only snapshots after the last compacted range: a range never straddles another.
         ids = sorted(file_range(n)[0] for n in visible if DATA_NAME.match(n) and file_range(n)[0] > end)
@@ -283,8 +278,8 @@ def compact(store: Store, compact_min: int, damaged: list | None = None) -> int:
 
 def _committed_ranges(store: Store) -> dict[tuple[str, str], list[tuple[int, int]]]:
     out: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for host, date, d in partitions(store.root, "snapshots"):
-        for n in list_names(d):
+    for host, date, d in store.partitions("snapshots"):
+        for n in store.listdir(d):
             if COMPACT_NAME.match(n):
                 out.setdefault((host, date), []).append(file_range(n))
     return out
@@ -295,18 +290,15 @@ def delete_covered(store: Store, grace: float, now: Callable[[], float] = time.t
     committed = _committed_ranges(store)
     deleted = 0
     for table in TABLES:
-        for host, date, d in list(partitions(store.root, table)):
-            _, covered = select_visible(list_names(d))
+        for host, date, d in list(store.partitions(table)):
+            _, covered = select_visible(store.listdir(d))
             for n, cover in covered:
                 r = file_range(cover)
                 if not any(a <= r[0] and r[1] <= b for a, b in committed.get((host, date), ())):
                     continue  # the covering compaction is not committed yet
-                try:
-                    age = now() - os.stat(store.root / "snapshots" / host / date / f"c{r[0]}-{r[1]}.parquet").st_mtime
-                except FileNotFoundError:
-                    age = now() - (d / cover).stat().st_mtime
-                if age >= grace:
-                    (d / n).unlink(missing_ok=True)
+                st = store.lstat(store.root / "snapshots" / host / date / f"c{r[0]}-{r[1]}.parquet") or \
+                    store.lstat(d / cover)
+                if st is not None and now() - st.st_mtime >= grace and store.remove(d / n) is not None:
                     deleted += 1
     return deleted
 
@@ -321,15 +313,15 @@ def recover(store: Store) -> None:
     committed = _committed_ranges(store)
     todo: dict[tuple[str, str, int, int], None] = {}
     for table in DATA_TABLES:
-        for host, date, d in partitions(store.root, table):
-            for n in list_names(d):
+        for host, date, d in store.partitions(table):
+            for n in store.listdir(d):
                 if COMPACT_NAME.match(n):
                     a, b = file_range(n)
                     if not any(x <= a and b <= y for x, y in committed.get((host, date), ())):
                         todo[(host, date, a, b)] = None
     for host, date, a, b in todo:
         sd = store.root / "snapshots" / host / date
-        ids = [file_range(n)[0] for n in list_names(sd) if DATA_NAME.match(n) and a <= file_range(n)[0] <= b]
+        ids = [file_range(n)[0] for n in store.listdir(sd) if DATA_NAME.match(n) and a <= file_range(n)[0] <= b]
         if ids and min(ids) == a and max(ids) == b:
             compact_range(store, host, date, ids)
         else:
@@ -339,19 +331,11 @@ def recover(store: Store) -> None:
 def _drop_data(store: Store, host: str, date: str, a: int, b: int) -> None:
     for table in DATA_TABLES:
         d = store.root / table / host / date
-        for n in list_names(d):
+        for n in store.listdir(d):
             r = file_range(n)
             if r and a <= r[0] and r[1] <= b:
-                (d / n).unlink(missing_ok=True)
-        _rmdir_empty(d)
-
-
-def _rmdir_empty(d: Path) -> None:
-    for p in (d, d.parent):
-        try:
-            p.rmdir()
-        except OSError:
-            return
+                store.remove(d / n)
+        store.rmdir_empty(d)
 
 
 def retain(store: Store, keep: float | None, max_size: int | None,
@@ -362,8 +346,8 @@ def retain(store: Store, keep: float | None, max_size: int | None,
     if keep is None and max_size is None:
         return 0
     units = []  # (last id, first id, host, date, visible name)
-    for host, date, d in partitions(store.root, "snapshots"):
-        visible, _ = select_visible(list_names(d))
+    for host, date, d in store.partitions("snapshots"):
+        visible, _ = select_visible(store.listdir(d))
         for n in visible:
             r = file_range(n)
             if r:
@@ -390,33 +374,30 @@ def _drop_range(store: Store, host: str, date: str, first: int, last: int, name:
     freed = 0
     sd = store.root / "snapshots" / host / date
     try:
-        count = pq.ParquetFile(sd / name).metadata.num_rows  # one row per snapshot
+        with store.open_read(sd / name) as f:
+            count = pq.ParquetFile(f).metadata.num_rows  # one row per snapshot
     except (OSError, pa.ArrowException):
         count = 1
 
     def rm(p: Path) -> None:
         nonlocal freed
-        try:
-            freed += p.stat().st_size
-            p.unlink()
-        except FileNotFoundError:
-            pass
+        freed += store.remove(p) or 0
 
     # Covered small snapshots files first (invisible), so none reappears when the cover goes.
-    for n in list_names(sd):
+    for n in store.listdir(sd):
         r = file_range(n)
         if r and n != name and first <= r[0] and r[1] <= last:
             rm(sd / n)
     rm(sd / name)
-    store._fsync_dir(sd)
+    store.fsync_dir(sd)
     for table in DATA_TABLES:
         d = store.root / table / host / date
-        for n in list_names(d):
+        for n in store.listdir(d):
             r = file_range(n)
             if r and first <= r[0] and r[1] <= last:
                 rm(d / n)
-        _rmdir_empty(d)
-    _rmdir_empty(sd)
+        freed += store.rmdir_empty(d)
+    freed += store.rmdir_empty(sd)
     return freed, count
 
 

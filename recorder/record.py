@@ -2,10 +2,13 @@
 or a signal ends it, with two cadences, an incident preset, and the recording's
 maintenance (compaction, retention) between snapshots.
 
-Snapshot k is due at start + k × interval (no drift). When a snapshot overruns
-its slot, the slots it overran are skipped and counted in the next snapshot's
-``skipped`` column, never stacked. SIGINT and SIGTERM finish the snapshot in
-hand, write it, and stop: the recording is always valid.
+Snapshot k is due at start + k × interval (no drift); a duration covers its
+whole span, both ends included (``-i 2 -d 6s``: snapshots at 0, 2, 4 and 6 s).
+When a snapshot overruns its slot, the slots it overran are skipped and counted
+in the next snapshot's ``skipped`` column, never stacked; slots skipped at the
+very end of a duration are counted on the last snapshot. SIGINT and SIGTERM
+finish the snapshot in hand, write it, and stop: the recording is always valid.
+Retention runs after every snapshot, the last one included.
 
 Cadences: every snapshot takes host, processes and threads; descriptors and
 sockets (``open_files``, ``sockets``, mapped files included) are the expensive
@@ -33,10 +36,10 @@ from typing import Callable, TextIO
 import pyarrow as pa
 
 from .collect import Collector, Snapshot
-from .compact import Maintenance, maintain
+from .compact import Maintenance, maintain, retain
 from .memory import give_back
 from .pqwrite import Columns
-from .store import Store, StoreFull
+from .store import Store, StoreError, StoreFull
 
 from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
                        DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
@@ -113,6 +116,22 @@ def _after(snap: Snapshot, last_id: int | None) -> None:
             snap.tables[name] = t.set_column(i, f, pa.array([snap.snapshot_id] * t.num_rows, f.type))
 
 
+def _within(offset: float, duration: float) -> bool:
+    """A slot OFFSET seconds after the start is inside a DURATION (its end included, give or
+    take float rounding of k × interval)."""
+    return offset <= duration + 1e-6
+
+
+def _count_late_skips(store: Store, last: tuple, n: int, res: RecordResult, err: TextIO) -> None:
+    host, date, sid = last
+    try:
+        store.add_skipped(host, date, sid, n)
+    except (OSError, StoreError) as e:
+        note = f"procsnap: {n} skipped slots at the end could not be counted in snapshots.skipped ({e})"
+        err.write(note + "\n")
+        res.notes.append(note)
+
+
 def _give_back_memory() -> None:
     """After a snapshot is written, hand the pages its rows held back to the kernel, so a
     recorder's resident size between snapshots is what it keeps, not what it last used."""
@@ -134,7 +153,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     sig = _Signals()
     old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
     old[signal.SIGHUP] = signal.signal(signal.SIGHUP, sig.toggle)
-    incident_file = store.root / INCIDENT_FILE
+    incident_file = store.root / INCIDENT_FILE  # read and removed through the store: never through a link
     all_tables = collector.tables
     base_tables = tuple(t for t in all_tables if t not in FILE_TABLES)
     try:
@@ -150,6 +169,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
         full = False
         attempts = 0
         last_id: int | None = None
+        last_written = None  # (host, date, id) of the last snapshot written
+        maintained = True  # retention has run since the last snapshot
 
         def poll_incident() -> None:
             """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
@@ -166,11 +187,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     res.incidents += 1
                     err.write(f"procsnap: SIGHUP: incident preset for {DEFAULT_INCIDENT:.0f}s\n")
                 err.flush()
-            try:
-                text = incident_file.read_text(errors="replace")
-            except (FileNotFoundError, IsADirectoryError, PermissionError):
+            text = store.take_file(INCIDENT_FILE)
+            if text is None:
                 return
-            incident_file.unlink(missing_ok=True)
             length = _incident_file_duration(text) or DEFAULT_INCIDENT
             incident_until = now + length
             res.incidents += 1
@@ -182,8 +201,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             now = clock()
             in_incident = incident_until is not None and now < incident_until
             if mode != in_incident:
-                # A new cadence starts its own grid now.
-                mode, anchor, k = in_incident, now, 0
+                # A new cadence starts its own grid now (the first at the start: a duration's
+                # last slot falls on its end).
+                mode, anchor, k = in_incident, start if mode is None else now, 0
                 tick = INCIDENT_INTERVAL if in_incident else interval
             take_files = files_interval is None or in_incident or now + 0.25 * tick >= files_due
             if take_files and files_interval is not None:
@@ -205,6 +225,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             try:
                 res.bytes += store.write(snap)
             except StoreFull as e:
+                last_written = None
                 res.dropped += 1
                 dropped_since += 1
                 write_ms_prev = None
@@ -214,6 +235,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     err.flush()
             else:
                 res.snapshots += 1
+                last_written = (snap.host, snap.date, snap.snapshot_id)
                 write_ms_prev = (time.perf_counter() - t0) * 1000
                 if full:
                     full = False
@@ -225,9 +247,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             res.pending_skip = 0
             if progress:
                 progress(res, clock() - start)
+            maintained = False
             if sig.signal or (count is not None and attempts >= count):
                 break
             maint_ms = 0.0
+            maintained = True
             if maintenance is not None:
                 t0 = time.perf_counter()
                 try:
@@ -251,11 +275,19 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             now = clock()
             if now > due:
                 missed = int((now - due) // tick) + 1
+                if duration is not None:  # slots after the duration's end are not the recording's
+                    missed = sum(1 for j in range(missed) if _within(due + j * tick - start, duration))
                 k += missed
                 res.skipped += missed
                 res.pending_skip = missed
                 due = anchor + k * tick
-            if duration is not None and due - start >= duration:
+            if duration is not None and not _within(due - start, duration):
+                # A duration covers its whole span: its last slot (at the duration itself) is
+                # taken. Slots it skipped at the end have no next snapshot to count them: the
+                # last one written does.
+                if res.pending_skip and last_written is not None:
+                    _count_late_skips(store, last_written, res.pending_skip, res, err)
+                    maintained = False  # a file was rewritten: held to the budget again below
                 break
             # Sleep in short steps so that a signal, the incident file or the end of the
             # incident preset is noticed promptly.
@@ -264,11 +296,20 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 if left <= 0:
                     break
                 time.sleep(min(left, 0.2))
-                if sig.hup or incident_file.exists() or \
+                if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
                     break
             if sig.signal:
                 break
+        if not maintained and maintenance is not None and (maintenance.keep or maintenance.max_size):
+            # The last snapshot too is held to the budget (a stop by count or signal comes
+            # before the pass that follows each snapshot).
+            try:
+                res.retired += retain(store, maintenance.keep, maintenance.max_size)
+            except Exception as e:  # noqa: BLE001 - the recording is whole; say why it is over budget
+                note = f"procsnap: retention failed ({type(e).__name__}: {e})"
+                err.write(note + "\n")
+                res.notes.append(note)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

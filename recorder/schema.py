@@ -165,7 +165,7 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("cpu_ms", "float64", "ms", "CPU time (user+system) the recorder spent collecting this snapshot; never NULL."),
         C("recorder_pid", "int32", "pid", "Process id of the recorder; never NULL."),
         C("recorder_rss", "int64", "bytes", "Resident memory of the recorder after the snapshot; NULL if unreadable."),
-        C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval (0 when none); never NULL."),
+        C("skipped", "int64", "count", "Snapshots skipped just before this one because collection overran the interval (0 when none); on the last snapshot of a recording with a duration, also those skipped after it up to the duration's end; never NULL."),
         C("write_ms_prev", "float64", "ms", "Wall time `procsnap record` spent writing the previous snapshot to disk; NULL for the first snapshot of a run and for `procsnap snapshot`."),
         C("maintenance_ms", "float64", "ms", "Wall time `procsnap record` spent compacting and applying retention since the previous snapshot (0 when it did none); NULL outside `procsnap record`."),
         C("dropped", "int64", "count", "Snapshots collected just before this one but not written because the disk was full (0 when none); NULL outside `procsnap record`."),

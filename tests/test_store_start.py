@@ -1,0 +1,85 @@
+"""A recorder starts in what an earlier start left behind: a folder half made on a full disk is
+finished, not refused for ever; a folder named like a data file does not stop it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from analyze.db import Recording
+from recorder.store import Store, StoreError
+
+from .conftest import ROOT
+from .test_record_diskfull import tiny_fs  # noqa: F401 - a fixture
+from .test_store_safety import TODAY, _nobody
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "analyze.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def _fill(folder):
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):  # noqa: F811
+    out = tiny_fs / "rec"
+    _fill(tiny_fs)
+    p = cli("snapshot", "-o", out)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "No space left on device" in p.stderr and "Traceback" not in p.stderr
+    assert set(os.listdir(out)) <= {".lock"}  # no half-written marker
+    (tiny_fs / "filler").unlink()
+    p = cli("snapshot", "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert Recording.open([str(out)]).con.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+
+
+def test_what_an_older_version_left_on_a_full_disk_is_finished(tmp_path):
+    out = tmp_path / "rec"
+    out.mkdir(mode=0o700)
+    (out / ".lock").touch(mode=0o600)
+    (out / ".procsnap.json.tmp").touch(mode=0o600)  # empty: the write that failed
+    Store(out).close()
+    assert sorted(os.listdir(out)) == [".lock", "procsnap.json"]
+
+
+@pytest.mark.parametrize("kind", ["foreign", "link", "other"])
+def test_a_half_made_folder_is_only_ours(tmp_path, kind):
+    out = tmp_path / "rec"
+    out.mkdir(mode=0o700)
+    (out / ".lock").touch(mode=0o600)
+    tmp = out / ".procsnap.json.tmp"
+    if kind == "foreign":
+        tmp.touch()
+        os.chown(tmp, *_nobody())
+    elif kind == "link":
+        tmp.symlink_to(tmp_path / "elsewhere")
+    else:
+        tmp.touch()
+        (out / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="is not empty and is not a procsnap recording"):
+        Store(out)
+
+
+def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
+    out = tmp_path / "rec"
+    assert cli("snapshot", "-o", out, "--host", "h").returncode == 0
+    d = out / "processes" / "host=h" / f"date={TODAY}"
+    (d / "123.parquet").mkdir()          # an uncommitted id: the clean-up's to remove, were it a file
+    (d / "c5-6.parquet").mkdir()         # a compaction never committed: recovery's to undo
+    (out / "snapshots" / "host=h" / f"date={TODAY}" / "124.parquet").mkdir()
+    p = cli("record", "-o", out, "--host", "h", "-i", "0.2", "-n", "3", "-q", "--compact-min", "2", "--grace", "0")
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    for n in ("123.parquet", "c5-6.parquet", "124.parquet"):
+        assert sum(n + " is a folder" in x for x in lines) == 1, p.stderr
+    assert all(x.startswith("procsnap: left alone: ") for x in lines), p.stderr
+    assert (d / "123.parquet").is_dir() and (d / "c5-6.parquet").is_dir()
