@@ -75,7 +75,7 @@ _DIR_NOFOLLOW = _DIR | os.O_NOFOLLOW
 def _shown(path) -> str:
     """A path as printed in a message: control characters escaped (names in a shared folder are
     anyone's)."""
-    from analyze.output import escape
+    from .textsafe import escape
     return escape(os.fspath(path))
 
 
