@@ -32,9 +32,12 @@ names escaped as lsof escapes them); with several hosts a HOST column comes
 first. ``-f csv`` and ``-f json`` give the same values under the names of
 :data:`COLUMNS` (COMMAND in full, NAME unescaped).
 
-Exit status as lsof: 1 when nothing is listed, or when a pid, command, name,
-``-i`` address or ``-s`` state that was asked for was not found (``-Q``
-ignores both); 0 otherwise.
+Exit status as lsof: 1 when a search item was not found: a pid, command,
+name, ``-i`` address, ``-s`` state or login name that was asked for, any file
+of a ``+d``/``+D`` directory (on the live host; a recording cannot know the
+directory's contents, so there: nothing under it listed), and any ``-c ^CMD``
+(lsof 4.95 counts those as never found); ``-Q`` ignores them. Nothing listed is
+no error by itself. 0 otherwise.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class NameSpec:
     paths: list                       # candidate absolute paths, bytes
     dev_ino: tuple | None = None      # live host: (device text, inode) of the file itself
     fs_dev: str | None = None         # live host, a mount point: its device
+    walk: bytes | None = None         # live host, +d/+D: the directory whose files are search items
 
     def matches(self, path: bytes | None, r: "Row") -> bool:
         if path is not None:
@@ -167,6 +171,7 @@ class Options:
     size_only: bool = False
     files_only: bool = False                      # -f: names are files, never file systems
     ignore_missing: bool = False                  # -Q
+    known_users: set = field(default_factory=set)  # -u login names the live host knows
     cmd_width: int = 9
     fmt: str | None = None
     recs: list = field(default_factory=list)
@@ -474,15 +479,23 @@ def _resolve(host: str, af: int | None, where: str) -> list:
 
 
 def _ports(text: str, proto: str | None, where: str) -> list:
+    """lsof's port list: items split at commas; an item that starts with a digit is a port or a
+    range ``LO-HI`` (HI a number or a service name without a hyphen); any other item is one
+    service name, hyphens included (``http-alt``, ``ftp-data``)."""
     if not text:
         raise UsageError(f"missing port after : {where}")
     out = []
     for item in text.split(","):
-        m = re.fullmatch(r"(\w[\w.+-]*?)(?:-(\w[\w.+]*))?", item)
-        if not item or not m:
+        if not item:
             raise UsageError(f"bad port ({item}) {where}")
-        lo = _port(m.group(1), proto, where)
-        hi = _port(m.group(2), proto, where) if m.group(2) else lo
+        if not item[0].isdigit():
+            lo = hi = _port(item, proto, where)
+        else:
+            m = re.fullmatch(r"([0-9]+)(?:-(.*))?", item, re.S)
+            if not m or (m.group(2) is not None and (not m.group(2) or "-" in m.group(2))):
+                raise UsageError(f"unacceptable port specification in: -i :{text}")
+            lo = _port(m.group(1), proto, where)
+            hi = _port(m.group(2), proto, where) if m.group(2) is not None else lo
         if hi < lo:
             raise UsageError(f"port range's low > its high ({item}) {where}")
         out.append((lo, hi))
@@ -498,7 +511,7 @@ def _port(t: str, proto: str | None, where: str) -> int:
     for p in ([proto.lower()] if proto else ["tcp", "udp"]):
         try:
             return socket.getservbyname(t, "udp" if p == "udplite" else p)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL or a character the C library cannot take
             continue
     raise UsageError(f"unknown service {t} {where}")
 
@@ -711,6 +724,15 @@ def _on_ports(rec, where: str, params: dict, ports: list[tuple[int, int]]) -> tu
                   "port_inodes": sorted({i for _, i in hits if i is not None})}
 
 
+def known_users(rec, moments) -> set:
+    """The user names of the snapshots' processes: the login names a recording knows."""
+    if not moments:
+        return set()
+    where, params = _moments_where(moments)
+    _, rows = rec.execute(f'SELECT DISTINCT "user" FROM processes{where}', params)
+    return {u for u, in rows if u is not None}
+
+
 def has_files(rec, moments) -> bool:
     """Whether the snapshots have any open_files row (a recording made without the table has none)."""
     if not moments:
@@ -819,8 +841,11 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                 spec.paths = []
                 o.names.append(spec)
                 continue
-            if kind != "file" and not stat.S_ISDIR(st.st_mode):
-                warn(f"not a directory: {text}")
+            if kind != "file":
+                if stat.S_ISDIR(st.st_mode):
+                    spec.walk = b
+                else:
+                    warn(f"not a directory: {text}")
             if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 spec.dev_ino = (f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}", st.st_ino)
             else:
@@ -828,6 +853,15 @@ def resolve_names(o: Options, live: bool, warn) -> None:
             if kind == "file" and not o.files_only and stat.S_ISDIR(st.st_mode) and os.path.ismount(b):
                 spec.fs_dev = f"{os.major(st.st_dev)},{os.minor(st.st_dev)}"
         o.names.append(spec)
+    if live:
+        import pwd
+        for u in o.users:
+            if not u.isdigit():
+                try:
+                    pwd.getpwnam(u)
+                    o.known_users.add(u)
+                except (KeyError, ValueError):
+                    warn(f"can't get UID for {u}")
 
 
 def _user_matches(r: Row, u: str) -> bool:
@@ -895,11 +929,57 @@ def select(rows: list[Row], o: Options) -> Result:
     for n in o.names:
         if not any(n.matches(r.path(), r) for r in out):
             missing.append(n.text)
+        elif n.walk is not None and not _tree_listed(n, out):
+            missing.append(n.text)
+    for u in o.users:
+        # as lsof: a login name that is no user is an error (the live host's users, or those a
+        # snapshot's processes ran as: see known_users); a user without files is not
+        if not u.isdigit() and u not in o.known_users:
+            missing.append(u)
+    # lsof 4.95 counts every -c ^CMD as a search item it never finds: exit 1 whatever is listed
+    missing.extend(text for text, _ in o.xcmds)
     for st in sorted(o.tcp_in):
         if not any(r.tcp_state() == st for r in out):
             missing.append(f"TCP:{st}")
     out.sort(key=_order)
     return Result(out, missing)
+
+
+def _tree_listed(n: NameSpec, rows: list[Row]) -> bool:
+    """Whether every file of a +d DIR (DIR and its entries) or +D DIR (the whole tree) is open in a
+    listed row, by device and inode: lsof makes each of them a search item, so one that nobody
+    has open makes it exit 1. Symbolic links are not followed and are no search items."""
+    held = {(r.device, r.inode) for r in rows if r.inode is not None and r.type not in _SOCKET_TYPES}
+
+    def key(st):
+        dev = st.st_rdev if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else st.st_dev
+        return f"{os.major(dev)},{os.minor(dev)}", st.st_ino
+
+    top = n.walk
+    try:
+        if key(os.stat(top)) not in held:
+            return False
+    except OSError:
+        return False
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    continue
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile
+            if key(st) not in held:
+                return False
+            if n.kind == "tree" and stat.S_ISDIR(st.st_mode):
+                stack.append(e.path)
+    return True
 
 
 _FD_RANK = {"cwd": 0, "rtd": 1, "txt": 2, "mem": 3, "DEL": 3}
@@ -1068,6 +1148,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                                 + " used: the recording was made without the open_files table")
         say_moments(moments, err)
         resolve_names(o, live=False, warn=warn)
+        if any(not u.isdigit() for u in o.users):
+            o.known_users = known_users(rec, moments)
     else:
         resolve_names(o, live=True, warn=warn)
         rows = live_rows(o)
@@ -1093,4 +1175,4 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     write_guarded(out, write)
     if o.ignore_missing:
         return 0
-    return 1 if (not res.rows or res.missing or warned) else 0
+    return 1 if (res.missing or warned) else 0

@@ -1,0 +1,163 @@
+"""procsnap lsof's selection and exit status against the real lsof, live and from a recording.
+
+Mount points (every open file on the file system a mount point names, character devices
+on devtmpfs included), +d/+D and their exit status, service names with hyphens: each is
+compared with `lsof` on this host, with processes the test starts holding the files.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from analyze import lsof as L
+from analyze.errors import UsageError
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.skipif(not shutil.which("lsof"), reason="needs lsof")
+
+
+def lsof_run(*args):
+    return subprocess.run(["lsof", "-n", "-P", *args], capture_output=True, text=True, errors="surrogateescape")
+
+
+def rows_of(text: str) -> set:
+    """(pid, fd, type, device, node, name) of each row of lsof's listing (the same in procsnap's)."""
+    out = set()
+    for line in text.splitlines()[1:]:
+        f = line.split(None, 8)
+        if len(f) < 9:
+            continue  # lsof leaves DEVICE/SIZE empty on some rows: only whole rows are compared
+        out.add((int(f[1]), f[3], f[4], f[5], f[7], f[8]))
+    return out
+
+
+def holder(*paths, cwd=None):
+    """A child holding PATHS open (read) until killed; returns the Popen once they are open."""
+    code = ("import sys, time\nfs = [open(p, 'rb') for p in sys.argv[1:]]\nprint('ok', flush=True)\n"
+            "time.sleep(300)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, *map(str, paths)], stdout=subprocess.PIPE, text=True,
+                         cwd=cwd)
+    assert p.stdout.readline() == "ok\n"
+    return p
+
+
+# --------------------------------------------------------------------------
+# -i service names (lsof's grammar: an item starting with a letter is one name, hyphens included)
+
+def test_service_names_with_hyphens_are_names():
+    assert L.parse_inet(":http-alt").ports == [(8080, 8080)]
+    assert L.parse_inet(":ftp-data,22").ports == [(20, 20), (22, 22)]
+    assert L.parse_inet("TCP:1-http").ports == [(1, 80)]          # a range may end in a name
+    assert L.parse_inet(":20-22").ports == [(20, 22)]
+    for bad, msg in ((":domain-60", "unknown service domain-60"), (":22-ftp-data", "unacceptable port"),
+                     (":1-", "unacceptable port"), (":1-2-3", "unacceptable port"),
+                     (":a\x00b", "unknown service"), (":\udcffx", "unknown service")):
+        with pytest.raises(UsageError, match=msg):
+            L.parse_inet(bad)
+
+
+def hyphenated_free_service():
+    """A TCP service of /etc/services with a hyphen in its name whose port this test can bind."""
+    try:
+        lines = open("/etc/services").read().splitlines()
+    except OSError:
+        pytest.skip("no /etc/services")
+    for line in lines:
+        f = line.split("#")[0].split()
+        if len(f) >= 2 and "-" in f[0] and f[0][0].isalpha() and f[1].endswith("/tcp"):
+            port = int(f[1].split("/")[0])
+            if port < 1024 and os.geteuid() != 0:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            s.listen()
+            return f[0], s
+    pytest.skip("no free port of a hyphenated service name")
+
+
+def test_hyphenated_service_live_and_recorded(tmp_path):
+    name, s = hyphenated_free_service()
+    try:
+        theirs = lsof_run("-t", "-a", "-p", str(os.getpid()), "-i", f"TCP:{name}")
+        mine = run_cli("lsof", "-t", "-a", "-p", os.getpid(), "-i", f"TCP:{name}")
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, f"{os.getpid()}\n", "")
+        assert theirs.stdout == mine.stdout
+        rec = tmp_path / "rec"
+        run_cli("snapshot", "-q", "-o", rec, check=0)
+        p = run_cli("lsof", "--rec", rec, "-t", "-a", "-p", os.getpid(), "-i", f":{name}", check=0)
+        assert p.stdout == f"{os.getpid()}\n"
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------
+# Exit status: 1 only for a search item not found (pids, commands, files, +d/+D files, -i
+# addresses, -s states, login names), as lsof; nothing listed is no error by itself.
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """DIR/{f, sub/g, fifo} with DIR, f, sub and sub/g held open by children (fifo by nobody)."""
+    d = tmp_path_factory.mktemp("tree")
+    (d / "sub").mkdir()
+    (d / "f").write_text("x")
+    (d / "sub" / "g").write_text("y")
+    (d / "link").symlink_to("/etc/hostname")   # no search item: links are not followed
+    a = holder(d / "f", cwd=d)
+    b = holder(d / "sub" / "g", cwd=d / "sub")
+    empty = d.parent / (d.name + "-empty")
+    empty.mkdir()
+    yield {"dir": d, "empty": empty, "pids": (a.pid, b.pid)}
+    for p in (a, b):
+        p.kill()
+        p.wait()
+
+
+def same_status(*args):
+    theirs = lsof_run(*args)
+    mine = run_cli("lsof", *args)
+    assert "Traceback" not in mine.stderr
+    assert mine.returncode == theirs.returncode, (args, mine.returncode, theirs.returncode, mine.stderr)
+    return mine
+
+
+def test_exit_status_as_lsof_for_each_selection_form(tree):
+    pid = str(tree["pids"][0])
+    d, empty = str(tree["dir"]), str(tree["empty"])
+    for args in (("+D", d), ("+d", d), ("+D", empty), ("+d", empty), ("-p", pid, "+D", empty),
+                 ("-a", "-p", pid, "+D", d), ("-a", "-p", pid, "+d", "/usr/bin"), ("-a", "-p", pid, "+D", "/usr"),
+                 ("-u", "games"), ("-u", "4242"), ("-u", "no-such-user"), ("-a", "-u", "games", "-d", "1"),
+                 ("-d", "999999"), ("-a", "-p", pid, "-d", "999999"), ("-U", "-a", "-p", pid),
+                 ("-u", "^root", "-a", "-d", "999999"), ("-c", "^zzzz"), ("-c", "^p", "-a", "-p", pid),
+                 ("-p", "99999999"), ("-a", "-p", pid, "-i", ":1"), (d,), (empty,)):
+        same_status(*args)
+    # with the fifo open too, every file of the tree is held: 0
+    (tree["dir"] / "fifo").unlink(missing_ok=True)
+    same_status("+D", d)
+    os.mkfifo(tree["dir"] / "fifo")
+    try:
+        same_status("+D", d)  # nobody holds the fifo: 1
+    finally:
+        (tree["dir"] / "fifo").unlink()
+
+
+def test_exit_status_from_a_recording(tree, tmp_path):
+    rec = tmp_path / "rec"
+    run_cli("snapshot", "-q", "-o", rec, check=0)
+    # a user of the snapshot without matching files, a uid nobody had: found (0); a login
+    # name no process of the snapshot ran as: not found (1)
+    assert run_cli("lsof", "--rec", rec, "-a", "-u", "root", "-d", "999999").returncode == 0
+    assert run_cli("lsof", "--rec", rec, "-u", "4242").returncode == 0
+    assert run_cli("lsof", "--rec", rec, "-u", "no-such-user").returncode == 1
+    assert run_cli("lsof", "--rec", rec, "+D", str(tree["empty"])).returncode == 1
+    assert run_cli("lsof", "--rec", rec, "-Q", "+D", str(tree["empty"])).returncode == 0
+    assert run_cli("lsof", "--rec", rec, "-c", "^zzzz").returncode == 1
