@@ -24,8 +24,11 @@ what restricts the listing to network files (``-i -sTCP:LISTEN``).
 
 Names (file and directory arguments, ``+d``, ``+D``) match the recorded NAME
 path, which is what a recording can offer; on the live host a file argument
-also matches by device and inode, and a mount point selects every file on its
-file system (``-f`` turns that off), as lsof does.
+also matches by device and inode. A mount point selects every file on its
+file system (``-f`` turns that off), as lsof does: live by the device of the
+file system, from a recording by the mount point recorded with each file
+(``open_files.mount_point``); a device file is on the mount point its path
+lies under.
 
 The listing is lsof's, column for column (COMMAND cut at 9 characters,
 names escaped as lsof escapes them); with several hosts a HOST column comes
@@ -132,6 +135,7 @@ class NameSpec:
     dev_ino: tuple | None = None      # live host: (device text, inode) of the file itself
     fs_dev: str | None = None         # live host, a mount point: its device
     walk: bytes | None = None         # live host, +d/+D: the directory whose files are search items
+    mount: list | None = None         # a file argument that may name a mount point: its paths
 
     def matches(self, path: bytes | None, r: "Row") -> bool:
         if path is not None:
@@ -145,8 +149,13 @@ class NameSpec:
         if self.dev_ino is not None and r.inode is not None and (r.device, r.inode) == self.dev_ino \
                 and r.type not in _SOCKET_TYPES:
             return True
-        if self.fs_dev is not None and r.type in ("REG", "DIR", "LINK") and r.device == self.fs_dev:
-            return True
+        if self.mount is not None and r.type not in _SOCKET_TYPES:
+            # a mount point: every file on its file system. Live, by the device of the file system
+            # (a character or block device file's DEVICE is the device it is: by the mount point
+            # its path lies under); from a recording, by the recorded mount point.
+            if self.fs_dev is not None and r.type not in ("CHR", "BLK"):
+                return r.device == self.fs_dev
+            return r.mount_point is not None and os.fsencode(r.mount_point) in self.mount
         return False
 
 
@@ -552,6 +561,7 @@ class Row:
     name: str
     name_raw: bytes | None
     deleted: bool
+    mount_point: str | None = None   # of the file system holding the file (see recorder.files.Mounts)
     command: str = ""
     command_raw: bytes | None = None
     user: str = ""
@@ -681,8 +691,8 @@ def load(rec, moments, o: "Options | None" = None) -> list[Row]:
             cond, extra = _on_ports(rec, where, params, ports)
             fwhere, fparams = _and(fwhere, cond), {**params, **extra}
     _, files = rec.execute(
-        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{fwhere}", fparams)
+        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted, "
+        f"mount_point FROM open_files{fwhere}", fparams)
     swhere = pwhere = where
     sparams = pparams = params
     if narrowed:
@@ -770,7 +780,7 @@ def build_rows(procs, socks, files) -> list[Row]:
             by_inode.setdefault((host, inode), s)
     rows = []
     for f in files:
-        r = Row(*f[:11], f[11] or "", f[12], bool(f[13]))
+        r = Row(*f[:11], f[11] or "", f[12], bool(f[13]), f[14] if len(f) > 14 else None)
         p = pinfo.get((r.host, r.pid))
         if p is not None:
             r.command, r.command_raw, r.user, r.uid = p[0] or "", p[1], p[2] or "", p[3]
@@ -815,8 +825,11 @@ def live_rows(o: Options) -> list[Row]:
     sock_rows = zip([h] * n, *(socks[k] for k in ("pid", "fd", "inode", "family", "proto", "local_addr", "local_port",
                                                   "remote_addr", "remote_port", "state", "unix_path",
                                                   "unix_path_raw")))
+    rows = files.rows
+    mounts = files.mounts.column(*zip(*((r[5], r[6], r[11]) for r in rows))) if files.mounts and rows \
+        else [None] * len(rows)
     return build_rows([(h, r["pid"], r["name"], r["name_raw"], r["user"], r["uid"]) for r in procs], sock_rows,
-                      [(h, r[0], *r[2:]) for r in files.rows])
+                      [(h, r[0], *r[2:], m) for r, m in zip(rows, mounts)])
 
 
 # --------------------------------------------------------------------------
@@ -852,6 +865,9 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                 spec.dev_ino = (f"{os.major(st.st_dev)},{os.minor(st.st_dev)}", st.st_ino)
             if kind == "file" and not o.files_only and stat.S_ISDIR(st.st_mode) and os.path.ismount(b):
                 spec.fs_dev = f"{os.major(st.st_dev)},{os.minor(st.st_dev)}"
+                spec.mount = paths
+        elif kind == "file" and not o.files_only:
+            spec.mount = paths  # a mount point if the recorder saw one there
         o.names.append(spec)
     if live:
         import pwd
@@ -1153,6 +1169,10 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     else:
         resolve_names(o, live=True, warn=warn)
         rows = live_rows(o)
+    if rec is not None and any(n.mount for n in o.names) and rows and all(r.mount_point is None for r in rows
+                                                                          if r.type not in _SOCKET_TYPES):
+        err.write("procsnap: the recording has no mount points (an older procsnap made it): "
+                  "file arguments select by name only\n")
     res = select(rows, o)
 
     def write():

@@ -161,3 +161,124 @@ def test_exit_status_from_a_recording(tree, tmp_path):
     assert run_cli("lsof", "--rec", rec, "+D", str(tree["empty"])).returncode == 1
     assert run_cli("lsof", "--rec", rec, "-Q", "+D", str(tree["empty"])).returncode == 0
     assert run_cli("lsof", "--rec", rec, "-c", "^zzzz").returncode == 1
+
+
+# --------------------------------------------------------------------------
+# File arguments that are mount points: every open file on the file system, as lsof.
+
+HOLD = r"""
+import mmap, os, socket, sys, time
+m = sys.argv[1]
+fs = [open(p, 'rb') for p in ('/dev/null', '/etc/hostname', m + '/f', m + '/null', m + '/inner/h', m + '/gone')]
+fifo = os.open(m + '/fifo', os.O_RDWR)
+mapped = mmap.mmap(os.open(m + '/mapped', os.O_RDONLY), 0, prot=mmap.PROT_READ)
+r, w = os.pipe()
+s = socket.socket()
+os.remove(m + '/gone')      # deleted, still open: on the file system all the same
+os.chdir(m + '/sub')
+print('ok', flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture(scope="module")
+def mounted(tmp_path_factory):
+    """A tmpfs mount M (and a tmpfs inner mount M/inner) with files a child holds open there:
+    a file, a character device node made on the tmpfs, a fifo, a mapped file, a deleted file,
+    its cwd M/sub, besides /dev/null, /etc/hostname, a pipe and a socket."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a tmpfs")
+    m = tmp_path_factory.mktemp("mnt")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "procsnap-test", str(m)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (m / "inner").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "procsnap-test", str(m / "inner")], check=True)
+        for name in ("f", "inner/h", "mapped", "gone"):
+            (m / name).write_text("data")
+        (m / "sub").mkdir()
+        os.mknod(m / "null", 0o600 | 0o020000, os.makedev(1, 3))
+        os.mkfifo(m / "fifo")
+        p = subprocess.Popen([sys.executable, "-c", HOLD, str(m)], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ok\n"
+        yield {"m": m, "pid": p.pid}
+        p.kill()
+        p.wait()
+    finally:
+        subprocess.run(["umount", str(m / "inner")])
+        subprocess.run(["umount", str(m)])
+
+
+def listing(args, rec=None):
+    extra = ["--rec", rec] if rec else []
+    p = run_cli("lsof", *extra, *args)
+    assert "Traceback" not in p.stderr
+    return rows_of(p.stdout), p.returncode
+
+
+def test_mount_points_live_and_recorded_as_lsof(mounted, tmp_path):
+    m, pid = str(mounted["m"]), str(mounted["pid"])
+    rec = tmp_path / "rec"
+    run_cli("snapshot", "-q", "-o", rec, check=0)
+    for arg in (m, m + "/inner", "/", "/dev", m + "/sub", m + "/f"):
+        t = lsof_run("-a", "-p", pid, arg)
+        theirs = rows_of(t.stdout)
+        for source in (None, rec):
+            mine, rc = listing(["-a", "-p", pid, arg], source)
+            assert (mine, rc) == (theirs, t.returncode), (arg, source, t.stdout)
+    # what each listed (against the real lsof's answer above, the story in plain words)
+    by_arg = {arg: {r[5] for r in listing(["-a", "-p", pid, arg])[0]} for arg in (m, "/dev", m + "/sub")}
+    assert {m + "/f", m + "/null", m + "/fifo", m + "/mapped", m + "/sub", m + "/gone (deleted)"} <= by_arg[m]
+    assert m + "/inner/h" not in by_arg[m] and "/dev/null" not in by_arg[m]
+    assert "/dev/null" in by_arg["/dev"] and m + "/null" not in by_arg["/dev"]
+    assert by_arg[m + "/sub"] == {m + "/sub"}        # a directory that is no mount point: itself only
+    # -f: a mount point is a file name only (nothing here: the child holds no M itself)
+    t = lsof_run("-a", "-p", pid, "-f", "--", m)
+    assert (listing(["-a", "-p", pid, "-f", "--", m]), listing(["-a", "-p", pid, "-f", "--", m], rec)) \
+        == ((rows_of(t.stdout), t.returncode),) * 2
+
+
+def test_mount_point_whole_listing_as_lsof():
+    """`lsof /dev` over every process: rows of processes present in both listings agree."""
+    for _ in range(3):
+        t = lsof_run("/dev")
+        mine, rc = listing(["/dev"])
+        theirs = rows_of(t.stdout)
+        pids = {r[0] for r in theirs} & {r[0] for r in mine}
+        a = {r for r in theirs if r[0] in pids}
+        b = {r for r in mine if r[0] in pids}
+        if a == b:
+            break
+    assert a == b and any(r[2] == "CHR" for r in b)
+
+
+def test_mount_table_parse():
+    from recorder.files import Mounts
+    m = Mounts(b"22 1 254:0 / / rw - ext4 /dev/vda rw\n"
+               b"23 22 0:6 / /dev rw - devtmpfs devtmpfs rw\n"
+               b"24 23 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
+               b"25 24 0:27 / /dev/shm rw - tmpfs tmpfs rw\n"            # stacked over the first
+               b"26 22 254:0 /srv/data /mnt/bind rw - ext4 /dev/vda rw\n"  # a bind mount of a subtree
+               b"27 22 0:50 / /mnt/with\\040space rw - tmpfs x rw\n"
+               b"28 22 0:51 / /mnt/\\377bad rw - tmpfs x rw\n"
+               b"garbage\n")
+    assert m.by_dev == {"254,0": "/", "0,6": "/dev", "0,23": "/dev/shm", "0,27": "/dev/shm",
+                        "0,50": "/mnt/with space"}                   # the non-UTF-8 one is left out
+    assert m.of_path("/dev/null") == "/dev" and m.of_path("/dev/shm/x") == "/dev/shm"
+    assert m.of_path("/dev") == "/dev" and m.of_path("/devx") == "/" and m.of_path("pipe") is None
+    assert m.of_path("/mnt/with space/f") == "/mnt/with space" and m.of_path("/mnt/bind/x") == "/mnt/bind"
+    assert m.column(["REG", "CHR", "IPv4", "FIFO", "unknown"], ["254,0", "1,3", "12345", "0,13", None],
+                    ["/x", "/dev/null", "*:80", "pipe", "/proc/1/cwd"]) == ["/", "/dev", None, None, None]
+
+
+def test_an_older_recording_says_mount_points_are_unknown(tmp_path):
+    import duckdb
+    rec = tmp_path / "rec"
+    run_cli("snapshot", "-q", "-o", rec, "--tables", "processes,open_files", check=0)
+    # the same recording as an older procsnap wrote it: open_files without mount_point
+    for f in rec.rglob("open_files/**/*.parquet"):
+        duckdb.sql(f"COPY (SELECT * EXCLUDE (mount_point) FROM read_parquet('{f}')) TO '{f}.new' (FORMAT parquet)")
+        os.replace(f"{f}.new", f)
+    p = run_cli("lsof", "--rec", rec, "-t", "/dev")
+    assert "no mount points" in p.stderr and "Traceback" not in p.stderr
+    assert "no mount points" not in run_cli("lsof", "--rec", rec, "-t", "-i").stderr
