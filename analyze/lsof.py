@@ -568,6 +568,7 @@ class Row:
     uid: int | None = None
     inet: Inet | None = None
     unix_path: bytes | None = None
+    unix_state: str | None = None
 
     @property
     def name_bytes(self) -> bytes:
@@ -797,8 +798,10 @@ def build_rows(procs, socks, files) -> list[Row]:
                               s[9], s[10])
             else:
                 r.inet = _parse_inet_name(r.name, r.type, r.proto)
-        elif r.type == "unix" and s is not None and s[11] is not None:
-            r.unix_path = s[12] if s[12] is not None else s[11].encode("utf-8", "surrogateescape")
+        elif r.type == "unix" and s is not None:
+            r.unix_state = s[10]
+            if s[11] is not None:
+                r.unix_path = s[12] if s[12] is not None else s[11].encode("utf-8", "surrogateescape")
         rows.append(r)
     return rows
 
@@ -1119,15 +1122,42 @@ def text_table(rows: list[Row], o: Options, out) -> None:
         out.write(line(c) + "\n")
 
 
+# What -f json adds to COLUMNS, as typed values (csv and the listing keep lsof's text only).
+JSON_COLUMNS = ("inode", "protocol", "local_addr", "local_port", "remote_addr", "remote_port", "state")
+
+
+def _addr_text(b: bytes | None) -> str | None:
+    return None if b is None else str(ipaddress.ip_address(b))
+
+
+def socket_fields(r: Row) -> tuple:
+    """JSON_COLUMNS of a row: the inode (a socket's too, which lsof shows in DEVICE); for an
+    internet socket its protocol, local and remote address and port (remote NULL when it has no
+    peer: a listener or an unconnected UDP socket) and state (ss's names: LISTEN, ESTABLISHED,
+    UNCONN, ...); for a unix socket its bound path as local_addr, and its state. NULL where a row
+    has none."""
+    s = r.inet
+    if s is not None:
+        peer = s.raddr is not None and (any(s.raddr) or bool(s.rport))
+        return (r.inode, (s.proto or r.proto or "").upper() or None, _addr_text(s.laddr), s.lport,
+                _addr_text(s.raddr) if peer else None, s.rport if peer else None, s.state)
+    if r.type == "unix":
+        path = r.unix_path.decode("utf-8", "surrogateescape") if r.unix_path is not None else None
+        return (r.inode, None, path, None, None, None, r.unix_state)
+    return (r.inode, None, None, None, None, None, None)
+
+
 def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
-    """The csv/json columns: the same text as the listing (COMMAND in full, NAME unescaped)."""
+    """The csv/json columns: the same text as the listing (COMMAND in full, NAME unescaped);
+    json adds JSON_COLUMNS."""
     hosts = len({r.host for r in rows}) > 1
-    cols = (["host"] if hosts else []) + list(COLUMNS)
+    typed = o.fmt == "json"
+    cols = (["host"] if hosts else []) + list(COLUMNS) + (list(JSON_COLUMNS) if typed else [])
     out = []
     for r in rows:
         v = (r.command, r.pid, str(r.uid) if o.uid_numbers and r.uid is not None else r.user,
              r.fd + (r.mode or ""), r.type, r.device or "", size_off(r, o.size_only), node(r), r.name)
-        out.append(((r.host,) if hosts else ()) + v)
+        out.append(((r.host,) if hosts else ()) + v + (socket_fields(r) if typed else ()))
     return cols, out
 
 

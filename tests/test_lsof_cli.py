@@ -597,7 +597,7 @@ def test_cli_csv_and_json(cli, recdir, fmt):
         assert list(rows[0]) == list(L.COLUMNS)
     else:
         rows = json.loads(p.stdout)
-        assert list(rows[0]) == list(L.COLUMNS) and rows[0]["pid"] == 200
+        assert list(rows[0]) == list(L.COLUMNS) + list(L.JSON_COLUMNS) and rows[0]["pid"] == 200
     assert [(r["fd"], r["size_off"], r["node"]) for r in rows] == [("3u", "0t0", "TCP"), ("8u", "7", "401")]
     assert rows[0]["command"] == "curl" and rows[1]["name"] == "/home/alice/odd\nname\\xff.txt"
 

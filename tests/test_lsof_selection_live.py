@@ -282,3 +282,80 @@ def test_an_older_recording_says_mount_points_are_unknown(tmp_path):
     p = run_cli("lsof", "--rec", rec, "-t", "/dev")
     assert "no mount points" in p.stderr and "Traceback" not in p.stderr
     assert "no mount points" not in run_cli("lsof", "--rec", rec, "-t", "-i").stderr
+
+
+# --------------------------------------------------------------------------
+# Sockets: typed fields in -f json, and one way to write an endpoint ([::1]:8081) everywhere.
+
+NET = r"""
+import json, os, socket, sys, time
+lst = socket.socket(socket.AF_INET6); lst.bind(('::1', 0)); lst.listen()
+cli = socket.create_connection(('::1', lst.getsockname()[1])); srv, _ = lst.accept()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(('127.0.0.1', 0))
+unx = socket.socket(socket.AF_UNIX); unx.bind(sys.argv[1]); unx.listen()
+def me(s, state):
+    local, peer = s.getsockname(), None
+    try:
+        peer = s.getpeername()
+    except OSError:
+        pass
+    if s.family == socket.AF_UNIX:
+        return {'fd': s.fileno(), 'inode': os.fstat(s.fileno()).st_ino, 'protocol': None, 'local_addr': local,
+                'local_port': None, 'remote_addr': None, 'remote_port': None, 'state': state}
+    return {'fd': s.fileno(), 'inode': os.fstat(s.fileno()).st_ino,
+            'protocol': 'TCP' if s.type == socket.SOCK_STREAM else 'UDP', 'local_addr': local[0],
+            'local_port': local[1], 'remote_addr': peer and peer[0], 'remote_port': peer and peer[1],
+            'state': state}
+print(json.dumps([me(lst, 'LISTEN'), me(cli, 'ESTABLISHED'), me(srv, 'ESTABLISHED'), me(udp, 'UNCONN'),
+                  me(unx, 'LISTEN')]), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    path = tmp_path_factory.mktemp("net") / "s.sock"
+    p = subprocess.Popen([sys.executable, "-c", NET, str(path)], stdout=subprocess.PIPE, text=True)
+    import json
+    truth = json.loads(p.stdout.readline())
+    yield {"pid": p.pid, "truth": truth}
+    p.kill()
+    p.wait()
+
+
+def test_json_gives_typed_socket_fields_live_and_recorded(net, tmp_path):
+    import csv
+    import io
+    import json
+    rec = tmp_path / "rec"
+    run_cli("snapshot", "-q", "-o", rec, check=0)
+    want = {t["fd"]: {k: v for k, v in t.items() if k != "fd"} for t in net["truth"]}
+    for source in ([], ["--rec", rec]):
+        p = run_cli("lsof", *source, "-a", "-p", net["pid"], "-i", "-U", "-f", "json", check=0)
+        rows = json.loads(p.stdout)
+        got = {int(r["fd"][:-1]): {k: r[k] for k in L.JSON_COLUMNS} for r in rows}
+        assert got == want, source
+        assert [list(r)[:len(L.COLUMNS)] for r in rows] == [list(L.COLUMNS)] * len(rows)
+        # csv and the listing keep lsof's text only
+        p = run_cli("lsof", *source, "-a", "-p", net["pid"], "-i", "-f", "csv", check=0)
+        assert next(csv.reader(io.StringIO(p.stdout))) == list(L.COLUMNS)
+
+
+def test_listening_sockets_writes_endpoints_as_every_command(net, tmp_path):
+    import json
+    rec = tmp_path / "rec"
+    run_cli("snapshot", "-q", "-o", rec, check=0)
+    listener = next(t for t in net["truth"] if t["protocol"] == "TCP" and t["state"] == "LISTEN")
+    port = listener["local_port"]
+    p = run_cli("query", "--rec", rec, "--name", "listening_sockets", "-f", "json", check=0)
+    mine = {r["address"] for r in json.loads(p.stdout) if r["pid"] == net["pid"]}
+    assert f"[::1]:{port}" in mine and f"::1:{port}" not in mine
+    udp = next(t for t in net["truth"] if t["protocol"] == "UDP")
+    assert f"127.0.0.1:{udp['local_port']}" in mine
+    # lsof's NAME, from lsof itself, writes the same endpoint
+    t = lsof_run("-a", "-p", str(net["pid"]), "-i", f"TCP:{port}", "-sTCP:LISTEN")
+    assert f"[::1]:{port} (LISTEN)" in t.stdout
+    from analyze.diff import _listener
+    from recorder.procfs import endpoint
+    assert endpoint("::1", port) == f"[::1]:{port}" and endpoint("10.0.0.1", 80) == "10.0.0.1:80"
+    assert _listener("IPv6", "TCP", "::1", port, None) == f"TCP [::1]:{port}"
