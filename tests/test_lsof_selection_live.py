@@ -220,10 +220,12 @@ def test_mount_points_live_and_recorded_as_lsof(mounted, tmp_path):
     m, pid = str(mounted["m"]), str(mounted["pid"])
     rec = tmp_path / "rec"
     run_cli("snapshot", "-q", "-o", rec, check=0)
+    recorded = tmp_path / "recorded"      # `record` builds its tables with Arrow, `snapshot` without
+    run_cli("record", "-q", "-o", recorded, "-i", "1", "-n", "1", check=0)
     for arg in (m, m + "/inner", "/", "/dev", m + "/sub", m + "/f"):
         t = lsof_run("-a", "-p", pid, arg)
         theirs = rows_of(t.stdout)
-        for source in (None, rec):
+        for source in (None, rec, recorded):
             mine, rc = listing(["-a", "-p", pid, arg], source)
             assert (mine, rc) == (theirs, t.returncode), (arg, source, t.stdout)
     # what each listed (against the real lsof's answer above, the story in plain words)
