@@ -180,7 +180,7 @@ class Options:
     size_only: bool = False
     files_only: bool = False                      # -f: names are files, never file systems
     ignore_missing: bool = False                  # -Q
-    known_users: set = field(default_factory=set)  # -u login names the live host knows
+    known_users: set = field(default_factory=set)  # -u login names known (live: passwd; recorded: processes)
     cmd_width: int = 9
     fmt: str | None = None
     recs: list = field(default_factory=list)
@@ -880,7 +880,8 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                     pwd.getpwnam(u)
                     o.known_users.add(u)
                 except (KeyError, ValueError):
-                    warn(f"can't get UID for {u}")
+                    from .output import escape
+                    warn(f"can't get UID for {escape(u)}")
 
 
 def _user_matches(r: Row, u: str) -> bool:
