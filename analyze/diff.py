@@ -19,6 +19,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from recorder.procfs import endpoint
+
 from .db import Moment, Recording
 from .errors import ProcsnapError
 from .timespec import check_window
@@ -142,8 +144,7 @@ def _load(side: Side) -> dict[int, Proc]:
 def _listener(family, proto, addr, port, path) -> str:
     if family == "unix":
         return f"unix {path or '(unnamed)'}"
-    host = f"[{addr}]" if family == "IPv6" else addr
-    return f"{proto} {host}:{port}"
+    return f"{proto} {endpoint(addr or '', port)}"
 
 
 def _match(a: dict[int, Proc], b: dict[int, Proc]):

@@ -24,8 +24,11 @@ what restricts the listing to network files (``-i -sTCP:LISTEN``).
 
 Names (file and directory arguments, ``+d``, ``+D``) match the recorded NAME
 path, which is what a recording can offer; on the live host a file argument
-also matches by device and inode, and a mount point selects every file on its
-file system (``-f`` turns that off), as lsof does.
+also matches by device and inode. A mount point selects every file on its
+file system (``-f`` turns that off), as lsof does: live by the device of the
+file system, from a recording by the mount point recorded with each file
+(``open_files.mount_point``); a device file is on the mount point its path
+lies under.
 
 The listing is lsof's, column for column (COMMAND cut at 9 characters,
 names escaped as lsof escapes them); with several hosts a HOST column comes
@@ -33,9 +36,12 @@ first. ``-f csv`` and ``-f json`` give the same values under the names of
 :data:`COLUMNS` (COMMAND in full, NAME without lsof's escaping; CSV escapes control
 characters by :mod:`analyze.output`'s rule, JSON through its encoder).
 
-Exit status as lsof: 1 when nothing is listed, or when a pid, command, name,
-``-i`` address or ``-s`` state that was asked for was not found (``-Q``
-ignores both); 0 otherwise.
+Exit status as lsof: 1 when a search item was not found: a pid, command,
+name, ``-i`` address, ``-s`` state or login name that was asked for, any file
+of a ``+d``/``+D`` directory (on the live host; a recording cannot know the
+directory's contents, so there: nothing under it listed), and any ``-c ^CMD``
+(lsof 4.95 counts those as never found); ``-Q`` ignores them. Nothing listed is
+no error by itself. 0 otherwise.
 """
 
 from __future__ import annotations
@@ -129,6 +135,8 @@ class NameSpec:
     paths: list                       # candidate absolute paths, bytes
     dev_ino: tuple | None = None      # live host: (device text, inode) of the file itself
     fs_dev: str | None = None         # live host, a mount point: its device
+    walk: bytes | None = None         # live host, +d/+D: the directory whose files are search items
+    mount: list | None = None         # a file argument that may name a mount point: its paths
 
     def matches(self, path: bytes | None, r: "Row") -> bool:
         if path is not None:
@@ -142,8 +150,13 @@ class NameSpec:
         if self.dev_ino is not None and r.inode is not None and (r.device, r.inode) == self.dev_ino \
                 and r.type not in _SOCKET_TYPES:
             return True
-        if self.fs_dev is not None and r.type in ("REG", "DIR", "LINK") and r.device == self.fs_dev:
-            return True
+        if self.mount is not None and r.type not in _SOCKET_TYPES:
+            # a mount point: every file on its file system. Live, by the device of the file system
+            # (a character or block device file's DEVICE is the device it is: by the mount point
+            # its path lies under); from a recording, by the recorded mount point.
+            if self.fs_dev is not None and r.type not in ("CHR", "BLK"):
+                return r.device == self.fs_dev
+            return r.mount_point is not None and os.fsencode(r.mount_point) in self.mount
         return False
 
 
@@ -168,6 +181,7 @@ class Options:
     size_only: bool = False
     files_only: bool = False                      # -f: names are files, never file systems
     ignore_missing: bool = False                  # -Q
+    known_users: set = field(default_factory=set)  # -u login names known (live: passwd; recorded: processes)
     cmd_width: int = 9
     fmt: str | None = None
     recs: list = field(default_factory=list)
@@ -475,15 +489,23 @@ def _resolve(host: str, af: int | None, where: str) -> list:
 
 
 def _ports(text: str, proto: str | None, where: str) -> list:
+    """lsof's port list: items split at commas; an item that starts with a digit is a port or a
+    range ``LO-HI`` (HI a number or a service name without a hyphen); any other item is one
+    service name, hyphens included (``http-alt``, ``ftp-data``)."""
     if not text:
         raise UsageError(f"missing port after : {where}")
     out = []
     for item in text.split(","):
-        m = re.fullmatch(r"(\w[\w.+-]*?)(?:-(\w[\w.+]*))?", item)
-        if not item or not m:
+        if not item:
             raise UsageError(f"bad port ({item}) {where}")
-        lo = _port(m.group(1), proto, where)
-        hi = _port(m.group(2), proto, where) if m.group(2) else lo
+        if not item[0].isdigit():
+            lo = hi = _port(item, proto, where)
+        else:
+            m = re.fullmatch(r"([0-9]+)(?:-(.*))?", item, re.S)
+            if not m or (m.group(2) is not None and (not m.group(2) or "-" in m.group(2))):
+                raise UsageError(f"unacceptable port specification in: -i :{text}")
+            lo = _port(m.group(1), proto, where)
+            hi = _port(m.group(2), proto, where) if m.group(2) is not None else lo
         if hi < lo:
             raise UsageError(f"port range's low > its high ({item}) {where}")
         out.append((lo, hi))
@@ -499,7 +521,7 @@ def _port(t: str, proto: str | None, where: str) -> int:
     for p in ([proto.lower()] if proto else ["tcp", "udp"]):
         try:
             return socket.getservbyname(t, "udp" if p == "udplite" else p)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL or a character the C library cannot take
             continue
     raise UsageError(f"unknown service {t} {where}")
 
@@ -540,12 +562,14 @@ class Row:
     name: str
     name_raw: bytes | None
     deleted: bool
+    mount_point: str | None = None   # of the file system holding the file (see recorder.files.Mounts)
     command: str = ""
     command_raw: bytes | None = None
     user: str = ""
     uid: int | None = None
     inet: Inet | None = None
     unix_path: bytes | None = None
+    unix_state: str | None = None
 
     @property
     def name_bytes(self) -> bytes:
@@ -669,8 +693,8 @@ def load(rec, moments, o: "Options | None" = None) -> list[Row]:
             cond, extra = _on_ports(rec, where, params, ports)
             fwhere, fparams = _and(fwhere, cond), {**params, **extra}
     _, files = rec.execute(
-        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted "
-        f"FROM open_files{fwhere}", fparams)
+        "SELECT host, pid, fd, fd_num, mode, type, device, size, pos, inode, proto, name, name_raw, deleted, "
+        f"mount_point FROM open_files{fwhere}", fparams)
     swhere = pwhere = where
     sparams = pparams = params
     if narrowed:
@@ -712,6 +736,15 @@ def _on_ports(rec, where: str, params: dict, ports: list[tuple[int, int]]) -> tu
                   "port_inodes": sorted({i for _, i in hits if i is not None})}
 
 
+def known_users(rec, moments) -> set:
+    """The user names of the snapshots' processes: the login names a recording knows."""
+    if not moments:
+        return set()
+    where, params = _moments_where(moments)
+    _, rows = rec.execute(f'SELECT DISTINCT "user" FROM processes{where}', params)
+    return {u for u, in rows if u is not None}
+
+
 def has_files(rec, moments) -> bool:
     """Whether the snapshots have any open_files row (a recording made without the table has none)."""
     if not moments:
@@ -749,7 +782,7 @@ def build_rows(procs, socks, files) -> list[Row]:
             by_inode.setdefault((host, inode), s)
     rows = []
     for f in files:
-        r = Row(*f[:11], f[11] or "", f[12], bool(f[13]))
+        r = Row(*f[:11], f[11] or "", f[12], bool(f[13]), f[14] if len(f) > 14 else None)
         p = pinfo.get((r.host, r.pid))
         if p is not None:
             r.command, r.command_raw, r.user, r.uid = p[0] or "", p[1], p[2] or "", p[3]
@@ -766,8 +799,10 @@ def build_rows(procs, socks, files) -> list[Row]:
                               s[9], s[10])
             else:
                 r.inet = _parse_inet_name(r.name, r.type, r.proto)
-        elif r.type == "unix" and s is not None and s[11] is not None:
-            r.unix_path = s[12] if s[12] is not None else s[11].encode("utf-8", "surrogateescape")
+        elif r.type == "unix" and s is not None:
+            r.unix_state = s[10]
+            if s[11] is not None:
+                r.unix_path = s[12] if s[12] is not None else s[11].encode("utf-8", "surrogateescape")
         rows.append(r)
     return rows
 
@@ -794,8 +829,11 @@ def live_rows(o: Options) -> list[Row]:
     sock_rows = zip([h] * n, *(socks[k] for k in ("pid", "fd", "inode", "family", "proto", "local_addr", "local_port",
                                                   "remote_addr", "remote_port", "state", "unix_path",
                                                   "unix_path_raw")))
+    rows = files.rows
+    mounts = files.mounts.column(*zip(*((r[5], r[6], r[11]) for r in rows))) if files.mounts and rows \
+        else [None] * len(rows)
     return build_rows([(h, r["pid"], r["name"], r["name_raw"], r["user"], r["uid"]) for r in procs], sock_rows,
-                      [(h, r[0], *r[2:]) for r in files.rows])
+                      [(h, r[0], *r[2:], m) for r, m in zip(rows, mounts)])
 
 
 # --------------------------------------------------------------------------
@@ -820,15 +858,31 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                 spec.paths = []
                 o.names.append(spec)
                 continue
-            if kind != "file" and not stat.S_ISDIR(st.st_mode):
-                warn(f"not a directory: {text}")
+            if kind != "file":
+                if stat.S_ISDIR(st.st_mode):
+                    spec.walk = b
+                else:
+                    warn(f"not a directory: {text}")
             if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 spec.dev_ino = (f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}", st.st_ino)
             else:
                 spec.dev_ino = (f"{os.major(st.st_dev)},{os.minor(st.st_dev)}", st.st_ino)
             if kind == "file" and not o.files_only and stat.S_ISDIR(st.st_mode) and os.path.ismount(b):
                 spec.fs_dev = f"{os.major(st.st_dev)},{os.minor(st.st_dev)}"
+                spec.mount = paths
+        elif kind == "file" and not o.files_only:
+            spec.mount = paths  # a mount point if the recorder saw one there
         o.names.append(spec)
+    if live:
+        import pwd
+        for u in o.users:
+            if not u.isdigit():
+                try:
+                    pwd.getpwnam(u)
+                    o.known_users.add(u)
+                except (KeyError, ValueError):
+                    from .output import escape
+                    warn(f"can't get UID for {escape(u)}")
 
 
 def _user_matches(r: Row, u: str) -> bool:
@@ -896,11 +950,57 @@ def select(rows: list[Row], o: Options) -> Result:
     for n in o.names:
         if not any(n.matches(r.path(), r) for r in out):
             missing.append(n.text)
+        elif n.walk is not None and not _tree_listed(n, out):
+            missing.append(n.text)
+    for u in o.users:
+        # as lsof: a login name that is no user is an error (the live host's users, or those a
+        # snapshot's processes ran as: see known_users); a user without files is not
+        if not u.isdigit() and u not in o.known_users:
+            missing.append(u)
+    # lsof 4.95 counts every -c ^CMD as a search item it never finds: exit 1 whatever is listed
+    missing.extend(text for text, _ in o.xcmds)
     for st in sorted(o.tcp_in):
         if not any(r.tcp_state() == st for r in out):
             missing.append(f"TCP:{st}")
     out.sort(key=_order)
     return Result(out, missing)
+
+
+def _tree_listed(n: NameSpec, rows: list[Row]) -> bool:
+    """Whether every file of a +d DIR (DIR and its entries) or +D DIR (the whole tree) is open in a
+    listed row, by device and inode: lsof makes each of them a search item, so one that nobody
+    has open makes it exit 1. Symbolic links are not followed and are no search items."""
+    held = {(r.device, r.inode) for r in rows if r.inode is not None and r.type not in _SOCKET_TYPES}
+
+    def key(st):
+        dev = st.st_rdev if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else st.st_dev
+        return f"{os.major(dev)},{os.minor(dev)}", st.st_ino
+
+    top = n.walk
+    try:
+        if key(os.stat(top)) not in held:
+            return False
+    except OSError:
+        return False
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    continue
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile
+            if key(st) not in held:
+                return False
+            if n.kind == "tree" and stat.S_ISDIR(st.st_mode):
+                stack.append(e.path)
+    return True
 
 
 _FD_RANK = {"cwd": 0, "rtd": 1, "txt": 2, "mem": 3, "DEL": 3}
@@ -1025,15 +1125,42 @@ def text_table(rows: list[Row], o: Options, out) -> None:
         out.write(line(c) + "\n")
 
 
+# What -f json adds to COLUMNS, as typed values (csv and the listing keep lsof's text only).
+JSON_COLUMNS = ("inode", "protocol", "local_addr", "local_port", "remote_addr", "remote_port", "state")
+
+
+def _addr_text(b: bytes | None) -> str | None:
+    return None if b is None else str(ipaddress.ip_address(b))
+
+
+def socket_fields(r: Row) -> tuple:
+    """JSON_COLUMNS of a row: the inode (a socket's too, which lsof shows in DEVICE); for an
+    internet socket its protocol, local and remote address and port (remote NULL when it has no
+    peer: a listener or an unconnected UDP socket) and state (ss's names: LISTEN, ESTABLISHED,
+    UNCONN, ...); for a unix socket its bound path as local_addr, and its state. NULL where a row
+    has none."""
+    s = r.inet
+    if s is not None:
+        peer = s.raddr is not None and (any(s.raddr) or bool(s.rport))
+        return (r.inode, (s.proto or r.proto or "").upper() or None, _addr_text(s.laddr), s.lport,
+                _addr_text(s.raddr) if peer else None, s.rport if peer else None, s.state)
+    if r.type == "unix":
+        path = r.unix_path.decode("utf-8", "surrogateescape") if r.unix_path is not None else None
+        return (r.inode, None, path, None, None, None, r.unix_state)
+    return (r.inode, None, None, None, None, None, None)
+
+
 def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
-    """The csv/json columns: the same text as the listing (COMMAND in full, NAME without lsof's escaping)."""
+    """The csv/json columns: the same text as the listing (COMMAND in full, NAME without lsof's
+    escaping); json adds JSON_COLUMNS."""
     hosts = len({r.host for r in rows}) > 1
-    cols = (["host"] if hosts else []) + list(COLUMNS)
+    typed = o.fmt == "json"
+    cols = (["host"] if hosts else []) + list(COLUMNS) + (list(JSON_COLUMNS) if typed else [])
     out = []
     for r in rows:
         v = (r.command, r.pid, str(r.uid) if o.uid_numbers and r.uid is not None else r.user,
              r.fd + (r.mode or ""), r.type, r.device or "", size_off(r, o.size_only), node(r), r.name)
-        out.append(((r.host,) if hosts else ()) + v)
+        out.append(((r.host,) if hosts else ()) + v + (socket_fields(r) if typed else ()))
     return cols, out
 
 
@@ -1070,9 +1197,15 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                                 + " used: the recording was made without the open_files table")
         say_moments(moments, err)
         resolve_names(o, live=False, warn=warn)
+        if any(not u.isdigit() for u in o.users):
+            o.known_users = known_users(rec, moments)
     else:
         resolve_names(o, live=True, warn=warn)
         rows = live_rows(o)
+    if rec is not None and any(n.mount for n in o.names) and rows and all(r.mount_point is None for r in rows
+                                                                          if r.type not in _SOCKET_TYPES):
+        err.write("procsnap: the recording has no mount points (an older procsnap made it): "
+                  "file arguments select by name only\n")
     res = select(rows, o)
 
     def write():
@@ -1095,4 +1228,4 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     write_guarded(out, write)
     if o.ignore_missing:
         return 0
-    return 1 if (not res.rows or res.missing or warned) else 0
+    return 1 if (res.missing or warned) else 0

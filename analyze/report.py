@@ -82,6 +82,7 @@ import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+from recorder.procfs import endpoint
 from recorder.schema import TABLES
 
 from .db import Recording, _sql_str
@@ -900,9 +901,9 @@ def _bottlenecks(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         sev = "critical" if stuck else "warning"
         why = "never drained: the owner is not accepting" if stuck else \
             f"waiting in {r['longest_run']} snapshots in a row"
-        addr = f"[{r['local_addr']}]" if ":" in (r["local_addr"] or "") else r["local_addr"]
+        addr = endpoint(r["local_addr"] or "", r["local_port"])
         out.append(Finding("bottleneck", "net.listen_queue", sev,
-                           f"listen queue of TCP {addr}:{r['local_port']} ({r['owners'] or 'no owner'}): up to "
+                           f"listen queue of TCP {addr} ({r['owners'] or 'no owner'}): up to "
                            f"{r['queued_max']} connections waiting to be accepted, {why}",
                            r["host"], None, r, listen_queue_sql(w, r["host"], r), score=r["queued_max"]))
 

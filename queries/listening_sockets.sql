@@ -5,7 +5,9 @@ WITH snap AS (
     SELECT host, arg_max(snapshot_id, ts) AS snapshot_id FROM snapshots WHERE ts <= $at GROUP BY host
 )
 SELECT s.host, s.ts, s.family, coalesce(s.proto, s.sock_type) AS proto,
-       coalesce(s.local_addr || ':' || s.local_port, s.unix_path) AS address,
+       -- host:port with an IPv6 address in brackets ([::1]:8081), as every command prints it
+       coalesce(CASE WHEN contains(s.local_addr, ':') THEN '[' || s.local_addr || ']' ELSE s.local_addr END
+                || ':' || s.local_port, s.unix_path) AS address,
        s.state, s.rx_queue AS accept_queue, s.pid, p.name, p."user", s.fd, s.inode
 FROM sockets s
 JOIN snap USING (host, snapshot_id)

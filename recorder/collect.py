@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of
 
 from . import __version__
 from . import procfs as P
-from .files import SHARED_ANON, FileRows, SocketIndex, to_arrow
+from .files import SHARED_ANON, FileRows, Mounts, SocketIndex, to_arrow
 from .procfs import Denied, Gone, ProcFS
 from .pqwrite import Columns
 from .native import native as _native
@@ -323,7 +323,13 @@ class Collector:
                         protos = None
         sockets = self._socket_tables(files, only, protos)
         files.resolve(sockets)
+        files.mounts = self.mounts()
         return procs, files, sockets.rows(files)
+
+    def mounts(self) -> "Mounts | None":
+        """The recorder's mount table now (None where /proc/self/mountinfo cannot be read)."""
+        data = self._optional("self", "mountinfo")
+        return Mounts(data) if data else None
 
     def live_system(self) -> dict:
         """The system row (host memory, uptime, boot time, …) now."""
@@ -501,6 +507,7 @@ class Collector:
         # tables of their network namespace, read once per namespace here.
         sockets = self._socket_tables(files)
         rows = files.resolve(sockets)  # the FileRows itself: snapshot() takes its columns
+        rows.mounts = self.mounts()
         # Forget the mappings of process instances that are gone; and all of them when the next
         # descriptor snapshot is further away than maps_refresh (they would be re-read anyway,
         # and kept rows pin memory across the recorder's quiet time).

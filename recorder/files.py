@@ -10,6 +10,7 @@ DEVICE and NAME. :meth:`SocketIndex.rows` gives the ``sockets`` rows, one per
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from . import procfs as P
@@ -41,6 +42,83 @@ _PID, _START, _FD, _FDNUM, _MODE, _TYPE, _DEVICE, _SIZE, _POS, _INODE, _PROTO, _
 # serves them all. Others (io_uring, secretmem, …) may have an inode each and are stat'ed.
 SHARED_ANON = frozenset((b"anon_inode:[eventpoll]", b"anon_inode:[eventfd]", b"anon_inode:[timerfd]",
                          b"anon_inode:inotify", b"anon_inode:[signalfd]", b"anon_inode:[fanotify]"))
+
+
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+class Mounts:
+    """The mount table of the recorder's mount namespace (/proc/self/mountinfo), to tell on
+    which mount point the file system of each open file is mounted: what lsof compares when a
+    file argument is a mount point (the file's device, that of the file system holding it).
+
+    A device mounted more than once (bind mounts) stands for its first whole mount (root /);
+    a character or block device file, whose DEVICE is the device it is (st_rdev), is on the
+    mount point under which its path lies (the deepest; the last mounted of stacked ones)."""
+
+    def __init__(self, data: bytes):
+        self.by_dev: dict[str, str] = {}
+        self.points: dict[bytes, str] = {}   # mount point -> device, the visible (last) mount
+        whole: dict[str, str] = {}
+        for line in data.splitlines():
+            f = line.split(b" ")
+            if len(f) < 5 or b":" not in f[2]:
+                continue
+            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), f[4])
+            try:
+                text = point.decode("utf-8")  # a mount point that is not UTF-8 is not stored
+                major, minor = (int(x) for x in f[2].split(b":"))
+            except ValueError:
+                continue
+            dev = f"{major},{minor}"
+            self.by_dev.setdefault(dev, text)
+            if f[3] == b"/":
+                whole.setdefault(dev, text)
+            self.points[point] = dev
+        self.by_dev.update(whole)
+        self._deepest = sorted(self.points, key=len, reverse=True)
+        self._of_path: dict[str, str | None] = {}  # device files: a few paths (/dev/null) many times
+
+    def of_path(self, path: str) -> str | None:
+        """The mount point a path lies under (the path itself when it is one)."""
+        try:
+            return self._of_path[path]
+        except KeyError:
+            pass
+        p = self._of_path[path] = self._lookup(path)
+        return p
+
+    def _lookup(self, path: str) -> str | None:
+        if not path.startswith("/"):
+            return None
+        b = path.encode("utf-8", "surrogateescape")
+        for p in self._deepest:
+            if b == p or b.startswith(p if p.endswith(b"/") else p + b"/"):
+                return p.decode("utf-8")
+        return None
+
+    def column(self, types, devices, names) -> list:
+        """The mount_point of each row (TYPE, DEVICE, NAME): by device, by path for CHR and BLK."""
+        by_dev = self.by_dev.get
+        return [self.of_path(n) if t == "CHR" or t == "BLK" else (by_dev(d) if d is not None else None)
+                for t, d, n in zip(types, devices, names)]
+
+    def arrow_column(self, t):
+        """column() over an Arrow table's rows, a value per distinct DEVICE rather than per row
+        (tens of thousands of rows share a few devices)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        dev = pc.dictionary_encode(t.column("device").combine_chunks())
+        by_dev = self.by_dev.get
+        values = pa.array([by_dev(d) for d in dev.dictionary.to_pylist()], pa.string())
+        out = values.take(dev.indices)
+        special = pc.fill_null(pc.is_in(t.column("type"), value_set=pa.array(["CHR", "BLK"])), False)
+        if pc.any(special).as_py():
+            names = t.column("name").filter(special).to_pylist()
+            out = pc.replace_with_mask(out, special.combine_chunks() if hasattr(special, "combine_chunks")
+                                       else special, pa.array([self.of_path(x) if x else None for x in names],
+                                                              pa.string()))
+        return out
 
 
 def to_arrow(values, typ):
@@ -76,6 +154,7 @@ class FileRows:
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
         self.native_shared: dict[str, tuple] = {}  # the same for recorder/_native.c: (dev, size, ino)
+        self.mounts: Mounts | None = None          # the mount table, for each row's mount_point
 
     @property
     def devs(self) -> dict[int, str]:
@@ -195,10 +274,13 @@ class FileRows:
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
         self._batches, self._sock_rows, self.rows, self.sockets = [], [], [], []
+        mounts = self.mounts.arrow_column(t) if self.mounts is not None and n else None
         cols = []
         for f in schema:
             if f.name in common:
                 cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
+            elif f.name == "mount_point" and mounts is not None:
+                cols.append(mounts.cast(f.type))
             elif f.name in t.column_names:
                 cols.append(t.column(f.name))
             else:
@@ -215,7 +297,10 @@ class FileRows:
         rows = plain + socks
         self.rows, self.sockets, plain, socks = [], [], None, None
         cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
-        return Columns(name, dict(zip(FIELDS, cols)), len(rows), common)
+        columns = dict(zip(FIELDS, cols))
+        if self.mounts is not None:
+            columns["mount_point"] = self.mounts.column(columns["type"], columns["device"], columns["name"])
+        return Columns(name, columns, len(rows), common)
 
     def resolve(self, sockets: "SocketIndex") -> "FileRows":
         """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""

@@ -706,14 +706,15 @@ NET_TABLES = (
 )
 
 
+def endpoint(addr: str, port) -> str:
+    """ADDR:PORT as every procsnap command prints an endpoint: an IPv6 address in brackets
+    ([::1]:8081), as lsof and ss print it. (queries/listening_sockets.sql spells the same rule
+    in SQL.)"""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _lsof_addr(addr: str, port: int, v6: bool) -> str:
-    if addr in ("0.0.0.0", "::"):
-        host = "*"
-    elif v6:
-        host = f"[{addr}]"
-    else:
-        host = addr
-    return f"{host}:{port}"
+    return endpoint("*" if addr in ("0.0.0.0", "::") else addr, port)
 
 
 @_parser

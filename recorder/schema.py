@@ -385,6 +385,7 @@ _add(Table(
         C("proto", "string", "code", "For sockets: TCP, UDP, UDPLITE, RAW (what lsof shows in NODE for IPv4/IPv6); NULL for other rows."),
         *_text_pair("name", "lsof's NAME: the path (with ' (deleted)' for deleted files), pipe, [eventpoll], 127.0.0.1:8080->127.0.0.1:5000 (ESTABLISHED), /run/x.sock type=STREAM (LISTEN), or '/proc/PID/fd/N (readlink: Permission denied)'", "never"),
         C("deleted", "bool", "flag", "True when the file was deleted while open (or mapped); never NULL."),
+        C("mount_point", "string", "path", "Mount point of the file system holding the file, in the recorder's mount table: found by the file's device (for CHR and BLK, whose device is the one they are, by the path's deepest mount point); what `lsof MOUNTPOINT` selects on. NULL for sockets, pipes, anonymous inodes, a device mounted nowhere the recorder sees, a mount point that is not UTF-8, and recordings made before it was recorded."),
     ),
 ))
 

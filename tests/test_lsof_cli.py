@@ -597,7 +597,7 @@ def test_cli_csv_and_json(cli, recdir, fmt):
         assert list(rows[0]) == list(L.COLUMNS)
     else:
         rows = json.loads(p.stdout)
-        assert list(rows[0]) == list(L.COLUMNS) and rows[0]["pid"] == 200
+        assert list(rows[0]) == list(L.COLUMNS) + list(L.JSON_COLUMNS) and rows[0]["pid"] == 200
     assert [(r["fd"], r["size_off"], r["node"]) for r in rows] == [("3u", "0t0", "TCP"), ("8u", "7", "401")]
     # JSON keeps the name's newline (its encoder escapes it); CSV escapes it as the table does (issue 18)
     name = "/home/alice/odd\\nname\\xff.txt" if fmt == "csv" else "/home/alice/odd\nname\\xff.txt"
