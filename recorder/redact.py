@@ -23,7 +23,8 @@ generated from it.
 
 It runs for every process on every snapshot, so a command line is first
 checked with one regular expression for anything that could start a secret
-(built from the tables); most command lines have none and cost one ``search``.
+(built from the tables); most command lines have none and cost one ``search``,
+and each distinct command line is redacted once (a memo by its bytes).
 """
 
 from __future__ import annotations
@@ -189,11 +190,36 @@ _ARG_ASSIGN = re.compile(rb"^(?P<k>-{0,2}[A-Za-z_][A-Za-z0-9_.\[\]-]*)=(?:(?P<k2
                          re.S)
 
 # The quick check: every rule's match holds one of these (lower case).
+# Programs are found by these stems: every name in PROGRAMS holds one (`docker login`: login).
+_PROGRAM_STEMS = (b"mysql", b"mariadb", b"ldap", b"mongo", b"curl", b"sshpass", b"redis-cli", b"smbclient",
+                  b"openssl", b"zip", b"7z", b"ipmitool", b"sqlcmd", b"lftp", b"login")
 _CANDIDATES = sorted({*_SECRET_ENDINGS, b"key", *_SECRET_QUERY_NAMES, *(lit for _, lits, _ in PATTERNS for lit in lits),
-                      *(p.split(b" ")[0] for p in PROGRAMS)})
+                      *_PROGRAM_STEMS})
 # A shorter literal inside a longer one makes the longer redundant.
 _CANDIDATES = [c for c in _CANDIDATES if not any(o != c and o in c for o in _CANDIDATES)]
-_CANDIDATE = re.compile(b"|".join(map(re.escape, _CANDIDATES)))
+
+
+def _trie(words) -> re.Pattern:
+    """One pattern matching any of words, written as a trie: at each position of the text one
+    branch by its byte, rather than one attempt per word (three times faster with fifty words)."""
+    tree: dict = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[None] = {}
+
+    def emit(node: dict) -> bytes:
+        alts = [re.escape(bytes([ch])) + emit(node[ch]) for ch in sorted(k for k in node if k is not None)]
+        if not alts:
+            return b""
+        body = alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")"
+        return b"(?:" + body + b")?" if None in node else body
+
+    return re.compile(emit(tree))
+
+
+_CANDIDATE = _trie(_CANDIDATES)
 
 # --------------------------------------------------------------------------
 # The walk over the words of a command line.
@@ -385,16 +411,37 @@ def redact_argv(argv: list[bytes], low: bytes | None = None) -> list[bytes]:
     return out
 
 
+# Command lines already redacted (None: nothing to redact), by their bytes. A host's command
+# lines hardly change from one snapshot to the next and many processes share one (workers of a
+# pool), so each distinct one is read once; the memo is emptied when it holds _MEMO_BYTES.
+_MEMO: dict[bytes, bytes | None] = {}
+_MEMO_BYTES = 2 << 20
+_memo_size = 0
+
+
 def redact_cmdline(raw: bytes) -> bytes:
-    """The bytes of /proc/PID/cmdline with credentials redacted; the same object when there are none."""
+    """The bytes of /proc/PID/cmdline with credentials redacted; raw itself when there are none."""
+    global _memo_size
     if not raw:
         return raw
+    red = _MEMO.get(raw, raw)
+    if red is raw:  # not seen (a value in the memo is None or other bytes, never this object)
+        red = _redact(raw)
+        if _memo_size > _MEMO_BYTES:
+            _MEMO.clear()
+            _memo_size = 0
+        _MEMO[raw] = red
+        _memo_size += len(raw) + (len(red) if red is not None else 0)
+    return raw if red is None else red
+
+
+def _redact(raw: bytes) -> bytes | None:
     low = raw.lower()
     if _CANDIDATE.search(low) is None:
-        return raw
+        return None
     trailing = raw.endswith(b"\0")
     argv = (raw[:-1] if trailing else raw).split(b"\0")
     red = redact_argv(argv, low)
     if red == argv:
-        return raw
+        return None
     return b"\0".join(red) + (b"\0" if trailing else b"")

@@ -227,6 +227,28 @@ def test_secret_names(name, secret):
     assert secret_name(name.encode()) is secret
 
 
+def test_the_quick_check_finds_every_candidate():
+    """The trie pattern matches each candidate literal, inside other text too, and nothing else."""
+    from recorder import redact as R
+    for c in R._CANDIDATES:
+        assert R._CANDIDATE.search(b"x" + c + b"y").group() == c
+        assert R._CANDIDATE.fullmatch(c[:-1]) is None or any(o == c[:-1] for o in R._CANDIDATES)
+    assert R._CANDIDATE.search(b"/usr/sbin/nginx\0-g\0daemon off;") is None
+    for program in R.PROGRAMS:  # every program is found by a stem
+        assert R._CANDIDATE.search(program), program
+
+
+def test_the_memo_gives_what_redaction_gives():
+    from recorder import redact as R
+    raw = b"mysql\0-pS3cretZq\0"
+    first = redact_cmdline(raw)
+    assert first == b"mysql\0-p<redacted>\0"
+    again = bytes(bytearray(raw))  # equal bytes, another object
+    assert redact_cmdline(again) == first and R._MEMO[raw] == first
+    plain = bytes(bytearray(b"/usr/sbin/nginx\0"))
+    assert redact_cmdline(plain) is plain and redact_cmdline(plain) is plain
+
+
 def test_command_lines_without_candidates_are_returned_as_they_are():
     raw = b"/usr/sbin/nginx\0-g\0daemon off;\0"
     assert redact_cmdline(raw) is raw
