@@ -1,4 +1,4 @@
-"""The optional C parts of the recorder (recorder/_native.c, recorder/_pqwrite.c). Everything else is in pyproject.toml.
+"""The optional C part of the recorder (recorder/_native.c). Everything else is in pyproject.toml.
 
 optional=True: where no C compiler or Python headers are at hand the install goes on without it,
 and the recorder runs its Python loops instead (recorder/native.py says which one runs).
@@ -6,7 +6,4 @@ and the recorder runs its Python loops instead (recorder/native.py says which on
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-Wall", "-Wno-unused-function"]
-setup(ext_modules=[Extension("recorder._native", ["recorder/_native.c"], optional=True, extra_compile_args=FLAGS),
-                   # the Parquet writer of one-shot snapshots (recorder/pqwrite.py); zstd comes from the
-                   # system's libzstd.so.1 through dlopen, so no -dev package is needed to build it
-                   Extension("recorder._pqwrite", ["recorder/_pqwrite.c"], optional=True, extra_compile_args=FLAGS)])
+setup(ext_modules=[Extension("recorder._native", ["recorder/_native.c"], optional=True, extra_compile_args=FLAGS)])

@@ -63,11 +63,9 @@ def _open(rec: Optional[List[str]], host: Optional[List[str]] = None):
 
 
 def _collector(host: Optional[str], interval: Optional[float], redact: bool = True):
-    """The recorder's collector: descriptor rows in Arrow chunks (a flat peak), the other tables as
-    Python columns for the C Parquet writer where it is built (no Arrow tables to build)."""
-    from recorder import pqwrite
+    """The recorder's collector: Arrow tables (descriptor rows in Arrow chunks as they come: a flat peak)."""
     from recorder.collect import Collector
-    return Collector(host=host, interval=interval, redact=redact, arrow="open_files" if pqwrite.available() else True)
+    return Collector(host=host, interval=interval, redact=redact)
 
 
 NoRedactOpt = typer.Option(False, "--no-redact", help="Keep credentials in command lines (redacted by default; "

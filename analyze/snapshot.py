@@ -78,12 +78,10 @@ def parse_tables(text: str | None) -> tuple[str, ...] | None:
 
 def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True,
          tables: str | None = None, allow_shared: bool = False) -> None:
-    from recorder import pqwrite
     from recorder.collect import COLLECTED, Collector
     from recorder.store import Store, StoreError
     wanted = parse_tables(tables)
-    # Python columns written by the C Parquet writer where it is available: no pyarrow at all
-    collector = Collector(host=host, redact=redact, tables=wanted or COLLECTED, arrow=not pqwrite.available())
+    collector = Collector(host=host, redact=redact, tables=wanted or COLLECTED)
     try:
         store = Store(output, allow_shared=allow_shared)
     except StoreError as e:

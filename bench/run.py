@@ -695,8 +695,7 @@ def scale_section(res: dict, tools: list[Tool], args) -> tuple[list[str], dict]:
                      f"(duration_ms) was {total / 1000:.2f} s of it"
                      + (f"; the interpreter's start and the command's imports (`procsnap startup`) take about "
                         f"{wall[S]:.2f} s" if S in wall else "")
-                     + "; the rest is building and writing the Parquet files (recorder/_pqwrite.c, or pyarrow "
-                     "where it is not built), and exiting.\n")
+                     + "; the rest is building and writing the Parquet files (pyarrow), and exiting.\n")
     elif res.get("snap_query_error"):
         L.append(f"`procsnap query` on the snapshots failed: `{res['snap_query_error']}`\n")
 

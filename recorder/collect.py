@@ -144,12 +144,10 @@ class Collector:
         self._prlimit = (type(self.fs) is ProcFS and self.fs.root == "/proc" and hasattr(resource, "prlimit")
                          and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
-        # What a snapshot's tables are: True, Arrow tables (the analyzer's live views); False,
-        # recorder.pqwrite.Columns, which the C Parquet writer writes without pyarrow (a one-shot
-        # snapshot); "open_files" (the recorder): a snapshot that reads descriptors is Arrow (its
-        # descriptor rows become Arrow chunks as they come, and its other tables compact Arrow
-        # early, rather than row dicts held through the descriptor pass: that snapshot sets the
-        # recorder's peak, +6 MB measured with Columns), any other snapshot is Columns.
+        # What a snapshot's tables are: True, Arrow tables (what the recorder, `procsnap snapshot`
+        # and the analyzer's live views use); False, recorder.pqwrite.Columns, Python columns the
+        # store turns into Arrow when it writes them; "open_files": a snapshot that reads
+        # descriptors is Arrow, any other is Columns.
         if arrow not in (True, False, "open_files"):
             raise ValueError(f"arrow: True, False or 'open_files', not {arrow!r}")
         self.arrow = arrow

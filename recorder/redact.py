@@ -13,10 +13,18 @@ both made from the redacted bytes. Every argument is also read as a shell-like
 string of words, so a secret inside ``sh -c 'PASSWORD=x mysql -px …'`` is
 caught too.
 
+The rules are four tables: secret *names* (options, variables, query and JSON
+keys: :func:`secret_name`), *programs* whose own options carry a credential
+(:data:`PROGRAMS`), *patterns* found anywhere in an argument (:data:`PATTERNS`:
+URLs with a password, credential headers, vendor tokens, private keys), and
+the words that say a value is not a secret. tests/data/redaction.jsonl is the
+corpus of forms they must catch and must leave alone; docs/redaction.md is
+generated from it.
+
 It runs for every process on every snapshot, so a command line is first
-checked with one regular expression for anything that could start a secret;
-most command lines have none and cost one ``search``. docs/redaction.md lists
-what is caught and what is not; keep the two in step.
+checked with one regular expression for anything that could start a secret
+(built from the tables); most command lines have none and cost one ``search``,
+and each distinct command line is redacted once (a memo by its bytes).
 """
 
 from __future__ import annotations
@@ -26,25 +34,15 @@ import re
 
 REDACTED = b"<redacted>"
 
-# Anything that could begin a secret below, lower-case. Must be a superset of
-# every rule: a command line that holds none of these is returned as it is.
-# One search of the lowered bytes (cheaper than a case-insensitive pattern, or
-# one `in` per word): a few microseconds a command line on a slow machine.
-_CANDIDATES = (
-    b"pass", b"pwd", b"pw", b"secret", b"token", b"key", b"auth", b"bearer", b"cred", b"cookie", b"session",
-    b"sig", b"://", b"akia", b"asia", b"eyj", b"gh", b"xox", b"-----begin", b"mysql", b"mariadb", b"redis-cli",
-    b"curl", b"wget",
-)
-_CANDIDATE = re.compile(b"|".join(map(re.escape, _CANDIDATES)))
+# --------------------------------------------------------------------------
+# Table 1: names that mark their value as a secret.
 
-
-# Words of option and variable names that mark their value as a secret. A
-# name is split into lower-case words at '-', '_', '.'; a word matches when it
-# *ends* with one of these (PGPASSWORD, dbpass, oauth, MYSQL_PWD, authtoken).
-_SECRET_WORD = re.compile(
-    rb"(?:password|passwd|passphrase|pass|pwd|pw|secret|secrets|token|tokens|apikey|accesskey|secretkey|"
-    rb"privatekey|credential|credentials|cookie|auth|authorization|signature)$"
-)
+# A name is split into lower-case words at '-', '_', '.', '[', ']'; a word
+# matches when it *ends* with one of these (PGPASSWORD, dbpass, oauth, MYSQL_PWD).
+_SECRET_ENDINGS = (b"password", b"passwd", b"passphrase", b"pass", b"pwd", b"pw", b"secret", b"secrets", b"token",
+                   b"tokens", b"apikey", b"accesskey", b"secretkey", b"privatekey", b"credential", b"credentials",
+                   b"cookie", b"auth", b"authorization", b"signature")
+_SECRET_WORD = re.compile(b"(?:" + b"|".join(_SECRET_ENDINGS) + b")$")
 # ... 'key' only after one of these words (api-key, access_key, SECRET_KEY).
 _KEY_QUALIFIERS = {b"api", b"access", b"secret", b"private", b"master", b"encryption", b"signing",
                    b"account", b"license", b"shared", b"auth", b"sas", b"session", b"client", b"storage"}
@@ -57,8 +55,10 @@ _ABOUT_WORDS = {b"file", b"files", b"path", b"dir", b"fd", b"env", b"prompt", b"
 # Values that are switches, not secrets (PasswordAuthentication=no).
 _PLAIN_VALUES = {b"", b"yes", b"no", b"true", b"false", b"on", b"off", b"0", b"1", b"none", b"null"}
 _NOT_SECRET_NAMES = {b"pwd", b"oldpwd"}  # the shell's working directory variables
+# Query parameters that are secrets whatever the rule above says (Azure SAS signatures).
+_SECRET_QUERY_NAMES = {b"sig"}
 
-_WORD_SPLIT = re.compile(rb"[-_.]+")
+_WORD_SPLIT = re.compile(rb"[-_.\[\]]+")
 
 
 def secret_name(name: bytes) -> bool:
@@ -79,53 +79,167 @@ def secret_name(name: bytes) -> bool:
     return False
 
 
-# Clients whose short options take a password (argv[0] basename, or a word of a
-# shell string naming the program). mysql and friends: only attached, -pSECRET
-# (a separate word after -p is the database; the client then prompts).
-_MYSQL = {b"mysql", b"mariadb", b"mysqldump", b"mysqladmin", b"mysqlimport", b"mysqlshow", b"mysqlcheck",
-          b"mysqlslap", b"mysqlbinlog", b"mysqlpump", b"mariadb-dump", b"mariadb-admin", b"mariadb-import",
-          b"mariadb-show", b"mariadb-check", b"mariadb-slap", b"mariadb-binlog"}
-# client: (short option whose value is a password, whether it may be attached)
-_SHORT_PASSWORD = {b"sshpass": b"-p", b"redis-cli": b"-a"}
-# curl/wget style -u USER:PASSWORD: the part after the first ':' is redacted.
-_USER_COLON_PASS = {b"curl": (b"-u", b"--user", b"--proxy-user", b"-U"), b"wget": ()}
+# --------------------------------------------------------------------------
+# Table 2: programs whose own options take a credential.
+#
+# A program is named by argv[0]'s basename or by a word of a shell string. An
+# option's value is either the whole value (SECRET) or what follows a separator
+# in USER<sep>PASSWORD (curl -u user:pass, smbclient -U user%pass). ATTACHED
+# options take their value only glued to them (-pSECRET): mysql reads a lone
+# -p as "prompt", the next word being the database.
 
-# Patterns found anywhere in an argument.
-_INLINE = [
-    # scheme://user:password@host (any scheme): the password.
-    re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:(?P<v>[^/\s@'\"]+)@"),
+
+def _whole(v: bytes) -> tuple[int, int] | None:
+    if v.lower() in _PLAIN_VALUES:
+        return None
+    return 0, len(v)
+
+
+def _after(sep: bytes):
+    def span(v: bytes) -> tuple[int, int] | None:
+        i = v.find(sep)
+        return (i + 1, len(v)) if 0 <= i < len(v) - 1 else None
+    return span
+
+
+SECRET, USERPASS = _whole, _after(b":")
+BOTH, ATTACHED = "both", "attached"
+
+_MYSQL = (b"mysql", b"mariadb", b"mysqldump", b"mysqladmin", b"mysqlimport", b"mysqlshow", b"mysqlcheck",
+          b"mysqlslap", b"mysqlbinlog", b"mysqlpump", b"mariadb-dump", b"mariadb-admin", b"mariadb-import",
+          b"mariadb-show", b"mariadb-check", b"mariadb-slap", b"mariadb-binlog")
+_LDAP = (b"ldapsearch", b"ldapadd", b"ldapmodify", b"ldapdelete", b"ldapmodrdn", b"ldapwhoami", b"ldappasswd",
+         b"ldapcompare", b"ldapexop")
+_MONGO = (b"mongo", b"mongosh", b"mongodump", b"mongorestore", b"mongoexport", b"mongoimport", b"mongostat",
+          b"mongotop", b"mongofiles")
+_CURL = {b"-u": (USERPASS, BOTH), b"--user": (USERPASS, BOTH), b"-U": (USERPASS, BOTH),
+         b"--proxy-user": (USERPASS, BOTH)}
+
+# program -> {option: (value rule, where the value may be)}
+PROGRAMS: dict[bytes, dict[bytes, tuple]] = {
+    **{p: {b"-p": (SECRET, ATTACHED)} for p in _MYSQL},
+    **{p: {b"-w": (SECRET, BOTH)} for p in _LDAP},
+    **{p: {b"-p": (SECRET, BOTH)} for p in _MONGO},
+    b"curl": _CURL,
+    b"sshpass": {b"-p": (SECRET, BOTH)},
+    b"redis-cli": {b"-a": (SECRET, BOTH)},
+    b"smbclient": {b"-U": (_after(b"%"), BOTH), b"--user": (_after(b"%"), BOTH)},
+    b"openssl": {b"-k": (SECRET, BOTH)},
+    b"zip": {b"-P": (SECRET, BOTH)},
+    b"unzip": {b"-P": (SECRET, BOTH)},
+    **{p: {b"-p": (SECRET, ATTACHED)} for p in (b"7z", b"7za", b"7zz")},
+    b"ipmitool": {b"-P": (SECRET, BOTH)},
+    b"sqlcmd": {b"-P": (SECRET, BOTH)},
+    b"lftp": {b"-u": (_after(b","), BOTH)},
+    # `docker login -p`: -p is a port for `docker run`, so only after the subcommand.
+    **{p + b" login": {b"-p": (SECRET, BOTH)} for p in (b"docker", b"podman", b"buildah", b"skopeo", b"nerdctl")},
+}
+# program -> its subcommand whose options are a program of their own above
+_SUBCOMMANDS = {p: b"login" for p in (b"docker", b"podman", b"buildah", b"skopeo", b"nerdctl")}
+
+# --------------------------------------------------------------------------
+# Table 3: patterns found anywhere in an argument. Each is (what it is, lower-case
+# literals one of which every match holds (the quick check), the pattern); the
+# group 'v' is what is redacted.
+
+# A header name at the start of a word, after a non-letter or glued to curl's -H.
+_HDR = rb"(?i)(?:(?<![A-Za-z0-9])|(?<=-H))"
+PATTERNS: list[tuple[str, tuple[bytes, ...], re.Pattern]] = [
+    # scheme://user:password@host: the password runs to the last '@' before the host, so it may
+    # hold '/', '@', ':' or quotes; digits then '/' after the ':' are a port, not a password.
+    ("URL password", (b"://",), re.compile(
+        rb"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:@]*(?:@[^\s/?#:@]*)*?:(?!\d*(?:[/?#]|$))(?P<v>\S+?)@[^\s/?#@]*(?=[\s/?#]|$)")),
     # HTTP headers that carry credentials; a leading scheme word is kept.
-    re.compile(rb"(?i)\b(?:proxy-)?authorization:[ \t]*(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?"
-               rb"(?P<v>[^'\"\r\n]+)"),
-    re.compile(rb"(?i)\b(?:x-api-key|api-key|x-auth-token|x-vault-token|private-token|x-access-token|"
-               rb"(?:set-)?cookie):[ \t]*(?P<v>[^'\"\r\n]+)"),
-    re.compile(rb"(?i)\bbearer[ \t]+(?P<v>[A-Za-z0-9._~+/=-]+)"),
-    # AWS access key ids.
-    re.compile(rb"\b(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})\b"),
-    # JSON Web Tokens.
-    re.compile(rb"\b(?P<v>eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)"),
-    # GitHub and Slack tokens.
-    re.compile(rb"\b(?P<v>gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9-]{10,})"),
+    ("Authorization header", (b"authorization:",), re.compile(
+        _HDR + rb"(?:proxy-)?authorization:[ \t]*(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<v>[^'\"\r\n]+)")),
+    ("credential header", (b"key:", b"token:", b"cookie:"), re.compile(
+        _HDR + rb"(?:x-api-key|api-key|x-auth-token|x-vault-token|private-token|x-access-token|job-token|"
+        rb"(?:set-)?cookie):[ \t]*(?P<v>[^'\"\r\n]+)")),
+    ("bearer token", (b"bearer",), re.compile(rb"(?i)\bbearer[ \t]+(?P<v>[A-Za-z0-9._~+/=-]+)")),
+    ("AWS access key id", (b"akia", b"asia"), re.compile(rb"\b(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})\b")),
+    ("JSON Web Token", (b"eyj",), re.compile(rb"\b(?P<v>eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)")),
+    ("GitHub token", (b"gh",), re.compile(rb"\b(?P<v>gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
+    ("Slack token", (b"xox",), re.compile(rb"\b(?P<v>xox[abposre]-[A-Za-z0-9-]{10,})")),
+    ("Slack or Discord webhook URL", (b"hooks.slack", b"/webhooks/"), re.compile(
+        rb"(?i)(?:hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/)"
+        rb"(?P<v>[A-Za-z0-9_/-]+)")),
+    ("GitLab token", (b"gl",), re.compile(rb"\b(?P<v>gl(?:pat|dt|rt|ptt|cbt|ft|soat|agent|oas)-[A-Za-z0-9_-]{20,})")),
+    ("Stripe secret key", (b"k_live_", b"k_test_"), re.compile(rb"\b(?P<v>[sr]k_(?:live|test)_[A-Za-z0-9]{16,})")),
+    ("Vault token", (b"hvs.", b"hvb.", b"hvr."), re.compile(rb"\b(?P<v>hv[sbr]\.[A-Za-z0-9_-]{20,})")),
+    ("Google API key", (b"aiza",), re.compile(rb"\b(?P<v>AIza[A-Za-z0-9_-]{35})")),
+    ("npm token", (b"npm_",), re.compile(rb"\b(?P<v>npm_[A-Za-z0-9]{36})")),
+    ("PyPI token", (b"pypi-",), re.compile(rb"\b(?P<v>pypi-AgE[A-Za-z0-9_-]{50,})")),
     # openssl -pass pass:SECRET, -passin pass:SECRET.
-    re.compile(rb"(?<![\w-])pass:(?P<v>\S+)"),
+    ("openssl passphrase", (b"pass:",), re.compile(rb"(?<![\w-])pass:(?P<v>\S+)")),
     # A private key pasted into an argument: from its BEGIN line to its END line (or the end).
-    re.compile(rb"(?P<v>-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*))",
-               re.S),
+    ("private key", (b"-----begin",), re.compile(
+        rb"(?P<v>-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        rb"(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*))", re.S)),
 ]
 
-# One word of an argument read as a shell string: optional quotes around it.
+# "name": "value" pairs (JSON passed as an argument): the value when the name is a secret's.
+_JSON_PAIR = re.compile(rb'"(?P<k>[A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"(?P<v>(?:[^"\\]|\\.)*)"')
+
+# NAME=VALUE at the start of a word, after ',', '&', ';', '?', '#' (lists, query strings) or
+# after another '=' (--env=NAME=VALUE, --from-literal=NAME=VALUE).
+_KEYED = re.compile(rb"(?:^|(?<=[,&;?#=]))(?P<k>-{0,2}[A-Za-z_][A-Za-z0-9_.\[\]-]*)=")
+_LIST_SEPARATORS = b",&;?#"
+# A whole argument NAME=VALUE or --name=VALUE (or --opt=NAME=VALUE): the program gets all of the
+# rest as the value, spaces, tabs and newlines included.
+_ARG_ASSIGN = re.compile(rb"^(?P<k>-{0,2}[A-Za-z_][A-Za-z0-9_.\[\]-]*)=(?:(?P<k2>[A-Za-z_][A-Za-z0-9_.\[\]-]*)=)?",
+                         re.S)
+
+# The quick check: every rule's match holds one of these (lower case).
+# Programs are found by these stems: every name in PROGRAMS holds one (`docker login`: login).
+_PROGRAM_STEMS = (b"mysql", b"mariadb", b"ldap", b"mongo", b"curl", b"sshpass", b"redis-cli", b"smbclient",
+                  b"openssl", b"zip", b"7z", b"ipmitool", b"sqlcmd", b"lftp", b"login")
+_CANDIDATES = sorted({*_SECRET_ENDINGS, b"key", *_SECRET_QUERY_NAMES, *(lit for _, lits, _ in PATTERNS for lit in lits),
+                      *_PROGRAM_STEMS})
+# A shorter literal inside a longer one makes the longer redundant.
+_CANDIDATES = [c for c in _CANDIDATES if not any(o != c and o in c for o in _CANDIDATES)]
+
+
+def _trie(words) -> re.Pattern:
+    """One pattern matching any of words, written as a trie: at each position of the text one
+    branch by its byte, rather than one attempt per word (three times faster with fifty words)."""
+    tree: dict = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[None] = {}
+
+    def emit(node: dict) -> bytes:
+        alts = [re.escape(bytes([ch])) + emit(node[ch]) for ch in sorted(k for k in node if k is not None)]
+        if not alts:
+            return b""
+        body = alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")"
+        return b"(?:" + body + b")?" if None in node else body
+
+    return re.compile(emit(tree))
+
+
+_CANDIDATE = _trie(_CANDIDATES)
+
+# --------------------------------------------------------------------------
+# The walk over the words of a command line.
+
 _WORD = re.compile(rb"\S+")
 _QUOTES = b"'\""
-# --name=value, -name=value, NAME=value (also inside a word like --opt=NAME=value? no: first '=').
-_ASSIGN = re.compile(rb"^(?P<k>-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=(?P<v>.*)$", re.S)
 _FLAG = re.compile(rb"^--?(?P<k>[A-Za-z][A-Za-z0-9_.-]*)$")
-# openssl's passphrase sources: pass:X is caught inline, the others name where it is.
+# openssl's passphrase sources: pass:X is caught as a pattern, the others name where it is.
 _PASS_SOURCES = (b"pass:", b"env:", b"file:", b"fd:", b"stdin")
 _SEPARATORS = {b";", b"|", b"||", b"&&", b"&"}
 
 
 def _span_unquoted(word: bytes, start: int, end: int) -> tuple[int, int]:
-    """The span of a word without the quotes around it."""
+    """The span of a word without the quotes around it (and a shell's ';', '&', '|', ')' after
+    a closing quote: `X='v';`)."""
+    e = end
+    while e > start and word[e - 1] in b";&|)":
+        e -= 1
+    if e < end and e > start and word[e - 1] in _QUOTES:
+        end = e
     while start < end and word[start] in _QUOTES:
         start += 1
     while end > start and word[end - 1] in _QUOTES:
@@ -133,62 +247,130 @@ def _span_unquoted(word: bytes, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _secret_value(v: bytes) -> tuple[int, int] | None:
+    """The span of a value given after an option with a secret's name."""
+    if v.startswith(b"-") or v.lower() in _PLAIN_VALUES or v.startswith(_PASS_SOURCES):
+        return None
+    return 0, len(v)
+
+
+def _keyed(core: bytes, spans: list, off: int) -> None:
+    """Spans of the secret values of NAME=VALUE pairs in one word."""
+    ms = list(_KEYED.finditer(core))
+    skip_to = 0
+    for i, m in enumerate(ms):
+        if m.start() < skip_to:
+            continue
+        k = m.group("k")
+        name = k.lstrip(b"-")
+        query = m.start() and core[m.start() - 1] in b"?&#"
+        if not (secret_name(name) or (query and name.lower() in _SECRET_QUERY_NAMES)):
+            continue
+        end = len(core)
+        for n in ms[i + 1:]:  # the value runs to the next pair of a list, not into a nested one
+            if core[n.start() - 1] in _LIST_SEPARATORS:
+                end = n.start() - 1
+                break
+        vs, ve = _span_unquoted(core, m.end(), end)
+        if ve > vs and core[vs:ve].lower() not in _PLAIN_VALUES:
+            spans.append((off + vs, off + ve))
+        skip_to = end
+
+
 class _Words:
     """Walks the words of a command line, carrying what the previous word asked for."""
 
     def __init__(self, client: bytes):
         self.client = client
-        self.pending: str | None = None  # "secret": the next word is one; "userpass": redact after ':'
+        self.pending = None  # the value rule the next word is for
 
-    def word(self, w: bytes, spans: list[tuple[int, int]], off: int) -> None:
+    def option(self, core: bytes, spans: list, off: int) -> bool:
+        """A program's own option (table 2); True when the word was one."""
+        opts = PROGRAMS.get(self.client)
+        if opts is None or not core.startswith(b"-"):
+            return False
+        spec = opts.get(core)
+        if spec is not None:
+            if spec[1] == BOTH:
+                self.pending = spec[0]
+            return True
+        if core.startswith(b"--"):
+            i = core.find(b"=")
+            spec = opts.get(core[:i]) if i > 0 else None
+            start = i + 1
+        else:
+            spec = opts.get(core[:2])
+            start = 2
+        if spec is None:
+            return False
+        span = spec[0](core[start:])
+        if span is not None:
+            spans.append((off + start + span[0], off + start + span[1]))
+        return True
+
+    def word(self, w: bytes, spans: list, off: int) -> None:
         s, e = _span_unquoted(w, 0, len(w))
         core = w[s:e]
+        off += s
         pending, self.pending = self.pending, None
         if not core:
             return
         if pending is not None and not core.startswith(b"-"):
-            if pending == "userpass":
-                i = core.find(b":")
-                if i >= 0 and i + 1 < len(core):
-                    spans.append((off + s + i + 1, off + e))
-            elif core.lower() not in _PLAIN_VALUES and not core.startswith(_PASS_SOURCES):
-                spans.append((off + s, off + e))
+            span = pending(core)
+            if span is not None:
+                spans.append((off + span[0], off + span[1]))
             return
         if core in _SEPARATORS:
             self.client = b""
             return
         base = os.path.basename(core)
-        if base in _MYSQL or base in _SHORT_PASSWORD or base in _USER_COLON_PASS:
+        if base in PROGRAMS or base in _SUBCOMMANDS:
             self.client = base
             return
-        m = _ASSIGN.match(core)
-        if m:
-            v = m.group("v")
-            if secret_name(m.group("k").lstrip(b"-")) and v.lower() not in _PLAIN_VALUES:
-                vs, ve = _span_unquoted(core, m.start("v"), m.end("v"))
-                if vs < ve:
-                    spans.append((off + s + vs, off + s + ve))
+        if core == _SUBCOMMANDS.get(self.client):
+            self.client += b" " + core
             return
-        c = self.client
-        if c and core.startswith(b"-") and not core.startswith(b"--"):
-            # Short options of well-known clients come first: -pSECRET is mysql's password
-            # whatever letters follow.
-            if c in _MYSQL and core.startswith(b"-p") and len(core) > 2:
-                spans.append((off + s + 2, off + e))
-                return
-            opt = _SHORT_PASSWORD.get(c)
-            if opt is not None and core.startswith(opt):
-                if core == opt:
-                    self.pending = "secret"
-                else:
-                    spans.append((off + s + len(opt), off + e))
-                return
-        if c in _USER_COLON_PASS and core in _USER_COLON_PASS[c]:
-            self.pending = "userpass"
+        if self.option(core, spans, off):
+            return
+        if b"=" in core:
+            _keyed(core, spans, off)
             return
         m = _FLAG.match(core)
         if m and secret_name(m.group("k")):
-            self.pending = "secret"
+            self.pending = _secret_value
+
+    def argument(self, arg: bytes, spans: list, first: bool) -> None:
+        """One whole argument of argv."""
+        if self.pending is not None:  # the value of the previous argument's option: all of it
+            pending, self.pending = self.pending, None
+            if not arg.startswith(b"-"):
+                span = pending(arg)
+                if span is not None:
+                    spans.append(span)
+                return
+        m = _ARG_ASSIGN.match(arg)
+        if m and arg.startswith(b"-"):
+            # --name=VALUE or --opt=NAME=VALUE: the program gets all the rest as the value.
+            k = m.group("k").lstrip(b"-")
+            if secret_name(k):
+                start = m.end("k") + 1
+            elif m.group("k2") and secret_name(m.group("k2")):
+                start = m.end()
+            else:
+                start = None
+            if start is not None and arg[start:].strip().lower() not in _PLAIN_VALUES:
+                spans.append((start, len(arg)))
+                return
+        if first:
+            # argv[0] names the program (or was rewritten, like `exec -a` or setproctitle):
+            # its words are read too, starting from no program.
+            self.client = b""
+        for wm in _WORD.finditer(arg):
+            self.word(wm.group(), spans, wm.start())
+        if first and not self.client:
+            self.client = os.path.basename(arg)
+        if self.pending is not None and arg[-1:].isspace():
+            self.pending = None  # `--token= ` inside one argument: an empty value
 
 
 def _apply(arg: bytes, spans: list[tuple[int, int]]) -> bytes:
@@ -196,9 +378,9 @@ def _apply(arg: bytes, spans: list[tuple[int, int]]) -> bytes:
     out = []
     pos = 0
     for s, e in sorted(spans):
-        if e <= pos:
+        if s <= pos and out:  # overlaps or touches the previous one: one <redacted> for both
+            pos = max(pos, e)
             continue
-        s = max(s, pos)
         out.append(arg[pos:s])
         out.append(REDACTED)
         pos = e
@@ -206,44 +388,60 @@ def _apply(arg: bytes, spans: list[tuple[int, int]]) -> bytes:
     return b"".join(out)
 
 
-# "name": "value" pairs (JSON or similar passed as an argument): the value when the name is a secret's.
-_JSON_PAIR = re.compile(rb'"(?P<k>[A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"(?P<v>(?:[^"\\]|\\.)*)"')
-
-
-def redact_argv(argv: list[bytes]) -> list[bytes]:
-    """argv with the values of credentials replaced by ``<redacted>``."""
+def redact_argv(argv: list[bytes], low: bytes | None = None) -> list[bytes]:
+    """argv with the values of credentials replaced by ``<redacted>`` (low: the lowered command
+    line, when the caller has it)."""
+    if low is None:
+        low = b"\0".join(argv).lower()
+    patterns = [rx for _, lits, rx in PATTERNS if any(lit in low for lit in lits)]  # once, not per argument
     words = _Words(os.path.basename(argv[0]) if argv else b"")
     out = []
     for i, arg in enumerate(argv):
         spans: list[tuple[int, int]] = []
-        for rx in _INLINE:
+        for rx in patterns:
             for m in rx.finditer(arg):
-                spans.append(m.span("v"))
+                if m.end("v") > m.start("v"):
+                    spans.append(m.span("v"))
         if b'"' in arg:
             for m in _JSON_PAIR.finditer(arg):
                 if m.end("v") > m.start("v") and secret_name(m.group("k")) and m.group("v").lower() not in _PLAIN_VALUES:
                     spans.append(m.span("v"))
-        if i == 0:
-            # argv[0] names the program (or was rewritten, like `exec -a` or setproctitle):
-            # its words are read too, starting from no client.
-            words.client = b""
-        for m in _WORD.finditer(arg):
-            words.word(m.group(), spans, m.start())
-        if i == 0 and not words.client:
-            words.client = os.path.basename(arg)
+        words.argument(arg, spans, i == 0)
         out.append(_apply(arg, spans) if spans else arg)
     return out
 
 
+# Command lines already redacted (None: nothing to redact), by their bytes. A host's command
+# lines hardly change from one snapshot to the next and many processes share one (workers of a
+# pool), so each distinct one is read once; the memo is emptied when it holds _MEMO_BYTES.
+_MEMO: dict[bytes, bytes | None] = {}
+_MEMO_BYTES = 2 << 20
+_memo_size = 0
+
+
 def redact_cmdline(raw: bytes) -> bytes:
-    """The bytes of /proc/PID/cmdline with credentials redacted; the same object when there are none."""
+    """The bytes of /proc/PID/cmdline with credentials redacted; raw itself when there are none."""
+    global _memo_size
     if not raw:
         return raw
-    if _CANDIDATE.search(raw.lower()) is None:
-        return raw
+    red = _MEMO.get(raw, raw)
+    if red is raw:  # not seen (a value in the memo is None or other bytes, never this object)
+        red = _redact(raw)
+        if _memo_size > _MEMO_BYTES:
+            _MEMO.clear()
+            _memo_size = 0
+        _MEMO[raw] = red
+        _memo_size += len(raw) + (len(red) if red is not None else 0)
+    return raw if red is None else red
+
+
+def _redact(raw: bytes) -> bytes | None:
+    low = raw.lower()
+    if _CANDIDATE.search(low) is None:
+        return None
     trailing = raw.endswith(b"\0")
     argv = (raw[:-1] if trailing else raw).split(b"\0")
-    red = redact_argv(argv)
+    red = redact_argv(argv, low)
     if red == argv:
-        return raw
+        return None
     return b"\0".join(red) + (b"\0" if trailing else b"")

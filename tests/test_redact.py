@@ -1,17 +1,24 @@
-"""Credentials in command lines never reach the disk (issue 8, item 1).
+"""Credentials in command lines never reach the disk (issue 8, item 1; issue 18, item 5).
 
-The unit cases pin each rule of recorder/redact.py (and docs/redaction.md, which
-lists them). The end-to-end test plants unique secrets in the argv of real
-processes, records them with `procsnap snapshot`, and searches every byte and
-every decoded value of every file of the recording; with --no-redact the same
-search must find them, which proves the search can fail.
+tests/data/redaction.jsonl is the corpus of forms: one command line a line, with the exact
+redaction it must get ("redact"), or none because it holds no secret ("keep"), or the exact
+output of a form redaction is known to miss ("miss", so that a change to it is seen). Every case
+runs through redact_cmdline, the function the recorder calls; docs/redaction.md's lists are
+generated from the corpus (`python -m tests.test_redact` rewrites them) and a test keeps them
+equal. The unit cases below pin single rules. The end-to-end tests plant secrets in the argv of
+real processes (the corpus's among them), record them with `procsnap snapshot`, and search every
+byte and every decoded value of every file of the recording; with --no-redact the same search
+must find them, which proves the search can fail.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import os
+import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,10 +28,148 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from recorder.redact import redact_argv, redact_cmdline, secret_name
+from recorder.redact import REDACTED, redact_argv, redact_cmdline, secret_name
 
 from .conftest import ROOT
 from .test_vs_ps import procsnap_cmd
+
+CORPUS_FILE = ROOT / "tests" / "data" / "redaction.jsonl"
+DOC = ROOT / "docs" / "redaction.md"
+DOC_BEGIN = "<!-- corpus: generated from tests/data/redaction.jsonl; do not edit by hand -->\n"
+DOC_END = "<!-- corpus end -->\n"
+
+
+def load_corpus() -> list[dict]:
+    cases = []
+    for n, line in enumerate(CORPUS_FILE.read_text().splitlines(), 1):
+        if line.strip():
+            c = json.loads(line)
+            c["line"] = n
+            cases.append(c)
+    return cases
+
+
+CORPUS = load_corpus()
+
+
+def _raw(case: dict) -> bytes:
+    """The case's input as the bytes of /proc/PID/cmdline."""
+    if "argv" in case:
+        return b"".join(a.encode() + b"\0" for a in case["argv"])
+    return case["cmdline"].encode()
+
+
+def _expected(case: dict):
+    return case.get("want", case.get("argv", case.get("cmdline")))
+
+
+def _decode(case: dict, raw: bytes):
+    if "argv" in case:
+        assert raw.endswith(b"\0")
+        return [a.decode() for a in raw[:-1].split(b"\0")]
+    return raw.decode()
+
+
+def _removed(arg: str, want: str) -> list[str]:
+    """What redaction took out of arg to give want: the text where want says <redacted>."""
+    parts = want.split(REDACTED.decode())
+    assert arg.startswith(parts[0]) and arg.endswith(parts[-1]), (arg, want)
+    out, pos = [], len(parts[0])
+    for i, p in enumerate(parts[1:], 1):
+        end = len(arg) - len(p) if i == len(parts) - 1 else arg.index(p, pos + 1)
+        out.append(arg[pos:end])
+        pos = end + len(p)
+    return out
+
+
+def _secrets(case: dict) -> list[str]:
+    ins = case["argv"] if "argv" in case else [case["cmdline"]]
+    wants = case["want"] if "argv" in case else [case["want"]]
+    return [s for a, w in zip(ins, wants) for s in _removed(a, w)]
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: f"line{c['line']}-{c['kind']}")
+def test_corpus(case):
+    """Each form of the corpus gets exactly its expected redaction from the recorder's function."""
+    raw = _raw(case)
+    got = redact_cmdline(raw)
+    assert _decode(case, got) == _expected(case)
+    if case["kind"] == "keep":
+        assert got is raw  # nothing to redact: the bytes are handed on untouched
+
+
+def test_corpus_is_well_formed():
+    """Every case says what it is, redacts something when it should, and plants secrets the
+    end-to-end test can look for."""
+    for c in CORPUS:
+        assert c["kind"] in ("redact", "keep", "miss") and c["form"], c
+        assert ("argv" in c) != ("cmdline" in c), c
+        assert ("want" in c) == (c["kind"] != "keep"), c
+        if c["kind"] == "redact":
+            assert _expected(c) != c.get("argv", c.get("cmdline")), c
+            assert all(len(s) >= 8 for s in _secrets(c)), c  # findable in a recording
+    kinds = {c["kind"] for c in CORPUS}
+    assert kinds == {"redact", "keep", "miss"}
+    # The forms the issue named are in it (issue 18, item 5).
+    text = CORPUS_FILE.read_text()
+    for form in ("--user=alice:", "-ualice:", "-HAuthorization: token", "--env=DB_PASSWORD=", "BEGIN PGP PRIVATE KEY",
+                 "--set", "glpat-", "sk_live_", "hvs.", "hooks.slack.com", "--token=\\t", "Ur33/as", "Ur35@as"):
+        assert form in text, form
+
+
+def test_the_recorder_redacts_with_this_function():
+    from recorder import collect
+    assert collect.redact_cmdline is redact_cmdline
+
+
+def _code(s: str) -> str:
+    s = s.replace("\n", "\\n").replace("\t", "\\t")
+    fence = "``" if "`" in s else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def _shown(v) -> str:
+    """argv as a shell would take it back (quoted only where a word needs it), a string as it is."""
+    if not isinstance(v, list):
+        return v
+    return " ".join(a if a and not re.search(r"[\s'\"\\;&|]", a) else shlex.quote(a) for a in v)
+
+
+def render_doc_lists() -> str:
+    """docs/redaction.md's lists, from the corpus."""
+    titles = {"redact": ("What is caught", "Each line is a case of the corpus: the command line, and what a recording keeps of it."),
+              "keep": ("What is left alone", "Not secrets: these command lines are recorded as they are."),
+              "miss": ("What is not caught", "Redaction recognises forms, not secrets. These forms are known to leak "
+                                              "(the corpus pins what they give today).")}
+    out = []
+    for kind in ("redact", "keep", "miss"):
+        title, intro = titles[kind]
+        out += [f"## {title}\n", "\n", intro + "\n"]
+        forms: dict[str, list] = {}
+        for c in CORPUS:
+            if c["kind"] == kind:
+                forms.setdefault(c["form"], []).append(c)
+        for form, cases in forms.items():
+            out += ["\n", f"**{form}**\n", "\n"]
+            for c in cases:
+                src = _shown(c.get("argv", c.get("cmdline")))
+                if kind == "keep":
+                    out.append(f"- {_code(src)}\n")
+                else:
+                    out.append(f"- {_code(src)} → {_code(_shown(c['want']))}\n")
+        out.append("\n")
+    return "".join(out)
+
+
+def _doc_with_lists() -> str:
+    text = DOC.read_text()
+    i, j = text.index(DOC_BEGIN) + len(DOC_BEGIN), text.index(DOC_END)
+    return text[:i] + "\n" + render_doc_lists() + text[j:]
+
+
+def test_the_doc_lists_exactly_what_the_corpus_proves():
+    assert DOC.read_text() == _doc_with_lists(), "docs/redaction.md is out of step with the corpus: python -m tests.test_redact"
 
 
 def red(*argv: str) -> list[str]:
@@ -80,6 +225,28 @@ def test_rules(argv, want):
 ])
 def test_secret_names(name, secret):
     assert secret_name(name.encode()) is secret
+
+
+def test_the_quick_check_finds_every_candidate():
+    """The trie pattern matches each candidate literal, inside other text too, and nothing else."""
+    from recorder import redact as R
+    for c in R._CANDIDATES:
+        assert R._CANDIDATE.search(b"x" + c + b"y").group() == c
+        assert R._CANDIDATE.fullmatch(c[:-1]) is None or any(o == c[:-1] for o in R._CANDIDATES)
+    assert R._CANDIDATE.search(b"/usr/sbin/nginx\0-g\0daemon off;") is None
+    for program in R.PROGRAMS:  # every program is found by a stem
+        assert R._CANDIDATE.search(program), program
+
+
+def test_the_memo_gives_what_redaction_gives():
+    from recorder import redact as R
+    raw = b"mysql\0-pS3cretZq\0"
+    first = redact_cmdline(raw)
+    assert first == b"mysql\0-p<redacted>\0"
+    again = bytes(bytearray(raw))  # equal bytes, another object
+    assert redact_cmdline(again) == first and R._MEMO[raw] == first
+    plain = bytes(bytearray(b"/usr/sbin/nginx\0"))
+    assert redact_cmdline(plain) is plain and redact_cmdline(plain) is plain
 
 
 def test_command_lines_without_candidates_are_returned_as_they_are():
@@ -181,6 +348,33 @@ def test_no_planted_secret_reaches_the_recording(tmp_path):
     assert not missing, missing
 
 
+def test_no_secret_of_the_corpus_reaches_the_recording(tmp_path):
+    """Every "redact" case of the corpus as the argv of a real process (a shell that waits, the
+    case's words as its positional parameters), one `procsnap snapshot`: none of the text the
+    corpus says is redacted is in any byte or decoded value of the recording."""
+    cases = [c for c in CORPUS if c["kind"] == "redact" and "argv" in c]
+    needles = sorted({s for c in cases for s in _secrets(c)})
+    procs = [subprocess.Popen(["sh", "-c", "sleep 120; :", *c["argv"]], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in cases]
+    try:
+        _wait_for(procs, needles)
+        own = "Zq" + secrets.token_hex(8)
+        p = _snapshot(tmp_path / "red", planted=own)
+        assert p.returncode == 0, p.stderr
+        q = _snapshot(tmp_path / "plain", "--no-redact", planted=own)
+        assert q.returncode == 0, q.stderr
+    finally:
+        for pr in procs:
+            pr.kill()
+            pr.wait()
+    raw, decoded = _every_value(tmp_path / "red")
+    leaked = [n for n in needles if n.encode() in raw or n.encode() in decoded]
+    assert not leaked
+    # The same search finds every one of them without redaction: the test can fail.
+    _, plain = _every_value(tmp_path / "plain")
+    assert [n for n in needles if n.encode() not in plain] == []
+
+
 def test_environment_variables_are_never_read(monkeypatch):
     """A snapshot of the live host opens no /proc/*/environ (every file the collector opens goes through these)."""
     from recorder.collect import Collector
@@ -263,3 +457,7 @@ def test_live_views_print_what_the_real_tools_print(capsys):
     finally:
         p.kill()
         p.wait()
+
+
+if __name__ == "__main__":  # python -m tests.test_redact: regenerate docs/redaction.md's lists
+    DOC.write_text(_doc_with_lists())
