@@ -430,12 +430,18 @@ def test_recordings_are_private(cli, tmp_path):
     assert any(f.endswith(".parquet") for f in modes)
 
 
-@pytest.mark.parametrize("mode", [0o755, 0o770, 0o701])
-def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode):
+@pytest.mark.parametrize("mode,flags", [(0o755, ()), (0o701, ()), (0o770, ("--allow-shared-folder",))])
+def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode, flags):
+    """Readable by others: recorded into, with a warning. Writable by the group: refused (issue 18:
+    others could plant links), unless --allow-shared-folder says it is meant; then warned too."""
     rec = tmp_path / "rec"
     rec.mkdir()
     rec.chmod(mode)
-    p = cli("snapshot", "-o", rec)
+    if flags:
+        refused = cli("snapshot", "-o", rec)
+        assert refused.returncode == 1 and "--allow-shared-folder" in refused.stderr
+        assert not any(rec.iterdir())
+    p = cli("snapshot", "-o", rec, *flags)
     assert p.returncode == 0, p.stderr
     assert f"warning: {rec} is readable by others (mode {mode:o})" in p.stderr
     assert rec.stat().st_mode & 0o777 == mode  # told, not changed behind the user's back
