@@ -97,7 +97,8 @@ ORDER BY filling DESC, hours_left NULLS LAST, host, major, minor, measure"""
 def fs_writers_sql(w: R.Window, fs: dict) -> str:
     tmp = fs.get("fs_type") in ("tmpfs", "ramfs")
     order = "wchar DESC, write_bytes DESC" if tmp else "write_bytes DESC, wchar DESC"
-    return f"""/* procsnap report: processes writing the most on {fs['mount_point']} (device {fs['major']},{fs['minor']}) in the window:
+    # The mount point is not written into the SQL: a user who can mount names it.
+    return f"""/* procsnap report: processes writing the most on the file system of device {fs['major']},{fs['minor']} in the window:
    those with a file there open for writing (open_files), by {'bytes passed to write() (tmpfs writes never reach storage)' if tmp else 'bytes written to storage'} */
 WITH writers AS (
     SELECT DISTINCT host, boot_id, pid, start_time
@@ -118,7 +119,7 @@ LIMIT {FS_TOP}"""
 
 
 def fs_deleted_sql(w: R.Window, fs: dict) -> str:
-    return f"""/* procsnap report: deleted-but-open files on {fs['mount_point']} (device {fs['major']},{fs['minor']}) at the last
+    return f"""/* procsnap report: deleted-but-open files on the file system of device {fs['major']},{fs['minor']} at the last
    snapshot of the window with open files: space rm did not give back while they stay open */
 WITH last AS (
     SELECT max(ts) AS ts FROM open_files WHERE {w.sql()}{_host(fs['host'])}

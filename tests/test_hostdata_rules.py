@@ -134,3 +134,17 @@ def test_listen_overflows_in_a_recording_without_sockets(tmp_path):
     assert (f.evidence["overflows"], f.evidence["drops"], f.evidence["intervals_dropping"]) == (140, 150, 2)
     assert f.severity == "critical" and f.evidence["listeners"] is None
     assert H.LISTEN_OVERFLOW_CRIT <= 150
+
+
+def test_a_hostile_mount_point_reaches_the_text_report_escaped(tmp_path):
+    """A user who can mount (FUSE) names the mount point: its control characters are escaped."""
+    point = "/mnt/\x1b]0;owned\x07\x1b[2J"
+    snaps = [snapshot(i, {"system": [system_row(i)],
+                          "filesystems": [fs_row(point, 0, 77, 1 * GiB, 100 * MiB + i * 20 * MiB, fs_type="fuse.x")]})
+             for i in range(N)]
+    result = R.run(write(tmp_path / "rec", snaps))
+    (f,) = [f for f in result["findings"] if f.kind == "fs.space"]
+    assert f.evidence["mount_point"] == point
+    out = R.text(result)
+    assert "\x1b" not in out and "\x07" not in out
+    assert "/mnt/\\x1b]0;owned" in out
