@@ -179,6 +179,10 @@ FROM r GROUP BY host
 ORDER BY host"""
 
 
+def _has_open_files(rec, w: R.Window, host: str) -> bool:
+    return bool(R._rows(rec, f"SELECT 1 FROM open_files WHERE {w.sql()}{_host(host)} LIMIT 1"))
+
+
 def _fs_findings(rec, w: R.Window, insts: dict) -> list[R.Finding]:
     out = []
     for r in R._rows(rec, filling_sql(w)):
@@ -212,6 +216,9 @@ def _fs_findings(rec, w: R.Window, insts: dict) -> list[R.Finding]:
               "full_at": (r["last_ts"] + R.dt.timedelta(hours=hours)) if hours is not None and hours < 1e6 else None,
               "writers": [{k: x[k] for k in ("pid", "name", "user", "write_bytes", "wchar")} for x in writers],
               "deleted_open": [{k: x[k] for k in ("pid", "name", "files", "bytes", "examples")} for x in deleted]}
+        if not writers and not deleted and not _has_open_files(rec, w, r["host"]):
+            ev["writers_note"] = ("no descriptor snapshot in the window: writers and deleted-but-open files "
+                                  "cannot be tied to this file system (record with --files-interval, or -i alone)")
         sql = ";\n\n".join((filling_sql(w, r["host"], fs), fs_writers_sql(w, fs), fs_deleted_sql(w, fs)))
         out.append(R.Finding("bottleneck", f"fs.{'inodes' if inodes else 'space'}", sev, title, r["host"], None,
                              ev, sql, score=1e9 - (hours if hours is not None else 1e9), hours_left=hours))

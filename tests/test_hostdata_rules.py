@@ -58,6 +58,7 @@ def test_filling_file_systems_are_found_with_time_to_full(fs_rec):
     assert var.hours_left == pytest.approx(left / (50 * MiB * 360), rel=1e-9)
     assert var.severity == "critical" and "full in ~" in var.title
     assert var.evidence["full_at"] == T0 + dt.timedelta(seconds=(N - 1) * STEP) + dt.timedelta(hours=var.hours_left)
+    assert var.evidence["writers"] == [] and "no descriptor snapshot in the window" in var.evidence["writers_note"]
     spool = found[("fs.inodes", "/spool")]
     assert spool.evidence["free_now"] == 5000 - 1000 - 50 * (N - 1)
     assert spool.hours_left == pytest.approx(spool.evidence["free_now"] / (50 * 360), rel=1e-9)
