@@ -179,3 +179,55 @@ def test_listen_queue_overflow_is_recorded_and_reported(tmp_path):
     # its SQL, run as procsnap query would, gives the same numbers
     cols, rows = Recording.open([str(rec)]).execute(f.sql)
     assert dict(zip(cols, rows[0]))["overflows"] == recorded[2]
+
+
+HUNG_FUSE_SCRIPT = textwrap.dedent("""
+    import ctypes, json, os, sys, time
+    from recorder.collect import Collector
+    d = sys.argv[1]
+    # A FUSE mount whose daemon never answers (not even the kernel's INIT): every statfs there
+    # blocks, as on a hung sshfs or a dead NFS server.
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    libc = ctypes.CDLL(None, use_errno=True)
+    opts = f"fd={fd},rootmode=40000,user_id=0,group_id=0".encode()
+    if libc.mount(b"procsnap-hang", d.encode(), b"fuse.procsnap-hang", 0, opts) != 0:
+        print(json.dumps({"mount_errno": ctypes.get_errno()}))
+        sys.exit(0)
+    c = Collector(tables=("system", "filesystems"))
+    out = {}
+    for k in ("first", "second"):
+        t = time.monotonic()
+        snap = c.snapshot()
+        out[k + "_s"] = time.monotonic() - t
+        out[k] = [r for r in snap.tables["filesystems"].to_pylist() if r["mount_point"] == d]
+        out[k + "_root"] = [r["size"] for r in snap.tables["filesystems"].to_pylist() if r["mount_point"] == "/"]
+    os.close(fd)  # the connection aborts: the blocked statfs returns (ENOTCONN)
+    time.sleep(0.2)
+    snap = c.snapshot()
+    out["third"] = [r for r in snap.tables["filesystems"].to_pylist() if r["mount_point"] == d]
+    print(json.dumps(out, default=str))
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse") or not shutil.which("unshare"), reason="needs /dev/fuse")
+def test_a_hung_fuse_mount_does_not_stall_the_snapshot(tmp_path):
+    """A real hung mount, in a mount namespace of the test's own (nothing else on the host sees
+    it): the first snapshot waits the deadline at most, the next one not at all; the mount's
+    numbers are NULL with the reason; the other mounts are measured."""
+    import json
+    d = tmp_path / "hung"
+    d.mkdir()
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", HUNG_FUSE_SCRIPT, str(d)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    if "mount_errno" in out:
+        pytest.skip(f"cannot mount FUSE here: errno {out['mount_errno']}")
+    (first,), (second,) = out["first"], out["second"]
+    assert first["fs_type"] == "fuse.procsnap-hang" and first["source"] == "procsnap-hang"
+    assert first["size"] is None and "did not return within 0.5 s" in first["not_measured"]
+    assert second["size"] is None and "has not returned for" in second["not_measured"]
+    assert out["first_s"] < 0.5 + 2.0 and out["second_s"] < out["first_s"]
+    assert out["first_root"][0] > 0 and out["second_root"][0] > 0  # the others are measured
+    (third,) = out["third"]
+    assert third["size"] is None and third["not_measured"].startswith("statvfs: ")  # ENOTCONN now, not a hang
