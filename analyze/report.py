@@ -153,8 +153,8 @@ CTXSW_PROC_TOP = 3
 
 # Order of bottleneck kinds within one severity.
 KIND_ORDER = ["memory.pressure", "fs.space", "fs.inodes", "fd.limit", "fd.host", "cpu.saturation", "proc.d_state",
-              "net.listen_queue", "net.listen_overflow", "net.ports", "net.retransmits", "io.disk", "io.pressure", "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process",
-              "io.process", "ctxsw.process"]
+              "net.listen_queue", "net.listen_overflow", "net.ports", "net.retransmits", "io.disk", "io.pressure",
+              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process"]
 
 
 @dataclass
