@@ -154,9 +154,9 @@ CTXSW_PROC_WARN = 20_000.0                               # per second, average o
 CTXSW_PROC_TOP = 3
 
 # Order of bottleneck kinds within one severity.
-KIND_ORDER = ["memory.pressure", "fd.limit", "fd.host", "cpu.saturation", "proc.d_state", "net.listen_queue",
-              "net.ports", "io.disk", "io.pressure", "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process",
-              "io.process", "ctxsw.process"]
+KIND_ORDER = ["memory.pressure", "fs.space", "fs.inodes", "fd.limit", "fd.host", "cpu.saturation", "proc.d_state",
+              "net.listen_queue", "net.listen_overflow", "net.ports", "net.retransmits", "io.disk", "io.pressure",
+              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process"]
 
 
 @dataclass
@@ -227,6 +227,36 @@ def _rows(rec: Recording, sql: str) -> list[dict]:
 
 def _leak_floor_sql() -> str:
     return "CASE measure " + " ".join(f"WHEN '{m}' THEN {v}" for m, v in LEAK_MIN_GROWTH.items()) + " END"
+
+
+def trend_fit_sql(key: str) -> str:
+    """The body of the leak rule's `fit` CTE: per KEY and measure, over a CTE `steps` of (KEY,
+    measure, ts, x, value, step), the least-squares line and the step statistics. Shared by every
+    rule that projects a growing series to a limit (leaks here, filling file systems)."""
+    return f"""
+    SELECT {key}, measure,
+           regr_count(value, x) AS n,
+           max(x) - min(x) AS span_s,
+           regr_slope(value, x) * 3600 AS per_hour,
+           regr_r2(value, x) AS r2,
+           min(ts) AS first_ts, max(ts) AS last_ts,
+           count(step) AS steps,
+           count(step) FILTER (WHERE step < 0) AS decreases,
+           coalesce(sum(step) FILTER (WHERE step > 0), 0) AS increase,
+           coalesce(-sum(step) FILTER (WHERE step < 0), 0) AS decrease,
+           coalesce(max(step), 0) AS max_step
+    FROM steps GROUP BY ALL
+"""
+
+
+def trend_verdict_sql(growth: str, floor: str, base: str) -> str:
+    """The leak rule's verdict over a row of trend_fit_sql: GROWTH (net growth) at least FLOOR and
+    LEAK_MIN_RELATIVE of BASE, the fit and the steps as the module's docstring says."""
+    return f"""(n >= {LEAK_MIN_SAMPLES} AND span_s >= {LEAK_MIN_SPAN_S} AND per_hour > 0 AND r2 >= {LEAK_MIN_R2}
+        AND {growth} >= {floor}
+        AND {growth} >= {LEAK_MIN_RELATIVE} * greatest({base}, 1)
+        AND decreases * 2 <= steps AND decrease <= {LEAK_MAX_GIVE_BACK} * increase
+        AND max_step <= {LEAK_MAX_STEP} * {growth})"""
 
 
 def leak_sql(w: Window, instance: dict | None = None, members: list[dict] | None = None) -> str:
@@ -316,29 +346,12 @@ grown AS (
            arg_max(fds_now, (last_ts, pid)) AS fds_now, arg_max(fd_limit, (last_ts, pid)) AS fd_limit
     FROM inst GROUP BY ALL
 ),
-fit AS (
-    SELECT {key}, measure,
-           regr_count(value, x) AS n,
-           max(x) - min(x) AS span_s,
-           regr_slope(value, x) * 3600 AS per_hour,
-           regr_r2(value, x) AS r2,
-           min(ts) AS first_ts, max(ts) AS last_ts,
-           count(step) AS steps,
-           count(step) FILTER (WHERE step < 0) AS decreases,
-           coalesce(sum(step) FILTER (WHERE step > 0), 0) AS increase,
-           coalesce(-sum(step) FILTER (WHERE step < 0), 0) AS decrease,
-           coalesce(max(step), 0) AS max_step
-    FROM steps GROUP BY ALL
-),
+fit AS ({trend_fit_sql(key)}),
 mem AS (
     SELECT host, arg_max(mem_available, ts) AS mem_available FROM system WHERE {w.sql()} GROUP BY host
 )
 SELECT fit.*, g.instances, g.per_instance, g.first_value, g.last_value, g.growth, g.fds_now, g.fd_limit, mem.mem_available,
-       (n >= {LEAK_MIN_SAMPLES} AND span_s >= {LEAK_MIN_SPAN_S} AND per_hour > 0 AND r2 >= {LEAK_MIN_R2}
-        AND g.growth >= {_leak_floor_sql()}
-        AND g.growth >= {LEAK_MIN_RELATIVE} * greatest(g.first_value, 1)
-        AND decreases * 2 <= steps AND decrease <= {LEAK_MAX_GIVE_BACK} * increase
-        AND max_step <= {LEAK_MAX_STEP} * g.growth) AS leak,
+       {trend_verdict_sql("g.growth", _leak_floor_sql(), "g.first_value")} AS leak,
        CASE WHEN per_hour > 0 AND measure = 'rss' THEN mem.mem_available / per_hour
             WHEN per_hour > 0 AND measure NOT IN ('rss', 'threads') THEN greatest(g.fd_limit - g.fds_now, 0) / per_hour
        END AS hours_left
@@ -1010,6 +1023,8 @@ def _run(rec: Recording, w: Window) -> dict:
     pooled = _rows(rec, leak_sql(w, members=flat)) if flat else []
     findings = _leak_findings(rec, w, inst_rows, fits, pooled, members, ident_of)
     findings += _bottlenecks(rec, w, insts)
+    from . import report_host  # its rules build on this module's
+    findings += report_host.findings(rec, w, insts)
     findings = rank(findings)
     notes = []
     for s in snaps:

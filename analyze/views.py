@@ -9,6 +9,8 @@ row of each entity.
 
 from __future__ import annotations
 
+from recorder.schema import NET_COUNTERS
+
 
 def _rate(col: str, per: str = "dt") -> str:
     return f"CASE WHEN {col} >= prev_{col} AND {per} > 0 THEN ({col} - prev_{col}) / {per} END"
@@ -160,10 +162,32 @@ FROM (
 )
 """
 
+NETSTAT_COUNTERS = [c[0] for c in NET_COUNTERS if c[0] != "tcp_curr_estab"]
+
+NETSTAT_RATES = f"""
+CREATE OR REPLACE VIEW netstat_rates AS
+SELECT host, snapshot_id, ts, tcp_curr_estab,
+       dt AS interval_s,
+       CASE WHEN ok AND tcp_retrans_segs >= prev_tcp_retrans_segs AND tcp_out_segs > prev_tcp_out_segs
+            THEN (tcp_retrans_segs - prev_tcp_retrans_segs) * 100.0 / (tcp_out_segs - prev_tcp_out_segs) END
+           AS tcp_retrans_pct,
+       {", ".join(f"CASE WHEN ok THEN {_rate(c)} END AS {c}_ps" for c in NETSTAT_COUNTERS)}
+FROM (
+    SELECT *, {SAME_BOOT} AS ok
+    FROM (
+        SELECT *, epoch(ts) - epoch(LAG(ts) OVER w) AS dt, LAG(boot_time) OVER w AS prev_boot_time,
+               {_lags(NETSTAT_COUNTERS)}
+        FROM system
+        WINDOW w AS (PARTITION BY host ORDER BY ts)
+    )
+)
+"""
+
 DERIVED = {
     "process_rates": (PROCESS_RATES, "Per process instance and snapshot: CPU % (of one core), I/O bytes/s, syscalls/s, context switches/s and faults/s since the previous snapshot of the same instance."),
     "thread_rates": (THREAD_RATES, "Per thread and snapshot: CPU % (of one core) and context switches/s since the previous snapshot."),
     "system_rates": (SYSTEM_RATES, "Per host and snapshot: CPU % by mode (of all CPUs, as top's %Cpu(s)), busy %, context switches, interrupts, forks, faults and swapping per second, and PSI stall %."),
     "disk_rates": (DISK_RATES, "Per block device and snapshot: reads/writes per second, bytes/s, %util and average wait."),
+    "netstat_rates": (NETSTAT_RATES, "Per host and snapshot: the TCP/UDP stack counters of `system` (retransmits, listen-queue overflows and drops, SYN cookies, resets, UDP errors, ...) per second since the previous snapshot, as `<counter>_ps`, and retransmitted segments as a % of segments sent (`tcp_retrans_pct`)."),
     "nic_rates": (NIC_RATES, "Per interface and snapshot: bytes, packets, errors and drops per second."),
 }

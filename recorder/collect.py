@@ -24,7 +24,8 @@ from .procfs import Denied, Gone, ProcFS
 from .pqwrite import Columns
 from .native import native as _native
 from .redact import redact_cmdline
-from .schema import COLLECTED, COUNTED, CPU_MODES, TABLES
+from .filesystems import FilesystemReader
+from .schema import COLLECTED, COUNTED, CPU_MODES, NET_COUNTERS, TABLES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -161,6 +162,7 @@ class Collector:
         self.interval = interval
         self.kernel = os.uname().release
         self._users: dict[int, str] = {}
+        self._filesystems = FilesystemReader()
         self.boot_id = self._boot_id()
         self.skipped = 0  # set by the record loop before each snapshot
         self.maps_refresh = 60.0
@@ -410,7 +412,25 @@ class Collector:
                 if kind in pr:
                     row[f"psi_{res}_{kind}_avg10"] = pr[kind].get("avg10")
                     row[f"psi_{res}_{kind}_total"] = pr[kind].get("total")
+        row.update(self._net_counters())
         return [row]
+
+    def _net_counters(self) -> dict:
+        """The TCP/UDP stack counters of schema.NET_COUNTERS (a field or file the kernel does not
+        have is left out: NULL)."""
+        parsed: dict = {}
+        for name in ("snmp", "netstat", "snmp6"):
+            data = self._optional("net", name)
+            try:
+                parsed[name] = (P.parse_snmp6(data) if name == "snmp6" else P.parse_snmp(data)) if data else {}
+            except ValueError:
+                parsed[name] = {}
+        out = {}
+        for col, name, section, field, _ in NET_COUNTERS:
+            v = parsed[name].get(field if section is None else (section, field))
+            if v is not None:
+                out[col] = v
+        return out
 
     def _collect_disks(self, meta: dict, ps: dict) -> list[dict]:
         data = self._optional("diskstats")
@@ -419,6 +439,10 @@ class Collector:
     def _collect_nics(self, meta: dict, ps: dict) -> list[dict]:
         data = self._optional("net/dev")
         return P.parse_net_dev(data) if data else []
+
+    def _collect_filesystems(self, meta: dict, ps: dict) -> list[dict]:
+        data = self._optional("self", "mountinfo")
+        return self._filesystems.rows(data) if data else []
 
     # ------------------------------------------------------------------
     def _start_time(self, ticks: int) -> dt.datetime:

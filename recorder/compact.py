@@ -60,8 +60,9 @@ SORT_KEYS = {
     "threads": ("pid", "tid", "start_time", "snapshot_id"),
     "open_files": ("pid", "start_time", "fd", "inode", "snapshot_id"),
     "sockets": ("pid", "fd", "inode", "snapshot_id"),
-    "disks": ("name", "snapshot_id"),
-    "nics": ("name", "snapshot_id"),
+    "disks": ("device", "snapshot_id"),
+    "nics": ("interface", "snapshot_id"),
+    "filesystems": ("mount_point", "mount_id", "snapshot_id"),
 }
 
 

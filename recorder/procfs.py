@@ -501,6 +501,84 @@ def parse_net_dev(data: bytes) -> list[dict]:
     return rows
 
 
+@_parser
+def parse_snmp(data: bytes) -> dict[tuple[str, str], int]:
+    """/proc/net/snmp and /proc/net/netstat (one format): each section is a line of field names
+    and a line of values, both led by the section's name ("Tcp: RtoAlgorithm ..." then
+    "Tcp: 1 ..."). Gives {(section, field): value}. A field the kernel does not have is simply
+    absent (older kernels lack some); a section whose two lines do not pair up is skipped."""
+    out: dict[tuple[str, str], int] = {}
+    lines = data.split(b"\n")
+    i = 0
+    while i + 1 < len(lines):
+        head, values = lines[i], lines[i + 1]
+        name, sep, fields = head.partition(b":")
+        vname, vsep, nums = values.partition(b":")
+        if not sep or not vsep or name != vname:
+            i += 1
+            continue
+        section = name.strip().decode("ascii", "replace")
+        keys, vals = fields.split(), nums.split()
+        if len(keys) == len(vals):
+            for k, v in zip(keys, vals):
+                try:
+                    out[(section, k.decode("ascii", "replace"))] = _i64(int(v))
+                except ValueError:
+                    continue
+        i += 2
+    return out
+
+
+@_parser
+def parse_snmp6(data: bytes) -> dict[str, int]:
+    """/proc/net/snmp6: one "Name value" pair a line (Udp6InErrors 0)."""
+    out: dict[str, int] = {}
+    for line in data.split(b"\n"):
+        f = line.split()
+        if len(f) != 2:
+            continue
+        try:
+            out[f[0].decode("ascii", "replace")] = _i64(int(f[1]))
+        except ValueError:
+            continue
+    return out
+
+
+_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def unescape_mount(field: bytes) -> bytes:
+    """A path of /proc/PID/mountinfo as its bytes: the kernel writes space, tab, newline and
+    backslash as \\040, \\011, \\012 and \\134."""
+    return _OCTAL_ESCAPE.sub(lambda m: bytes((int(m.group(1), 8) & 0xFF,)), field)
+
+
+@_parser
+def parse_mountinfo(data: bytes) -> list[dict]:
+    """/proc/PID/mountinfo (proc(5)): one mount a line, in mount order, as dicts of mount_id,
+    major, minor, root, mount_point (bytes), options (the mount's own), fs_type and source
+    (text; source as bytes too). A line that does not parse is skipped."""
+    rows = []
+    for line in data.split(b"\n"):
+        f = line.split(b" ")
+        try:
+            sep = f.index(b"-", 6)  # optional fields end at a lone "-"
+            major, minor = f[2].split(b":")
+            rows.append({
+                "mount_id": int(f[0]),
+                "major": int(major),
+                "minor": int(minor),
+                "root": unescape_mount(f[3]),
+                "mount_point": unescape_mount(f[4]),
+                "options": f[5].decode("utf-8", "backslashreplace"),
+                "fs_type": f[sep + 1].decode("utf-8", "backslashreplace"),
+                "source": unescape_mount(f[sep + 2]),
+            })
+        except (ValueError, IndexError):
+            continue
+    return rows
+
+
 # --------------------------------------------------------------------------
 # Descriptors and sockets
 

@@ -149,7 +149,7 @@ COMMON = (
 IDENTITY_NOTE = "(`boot_id`, `pid`, `start_time`) identifies a process instance; pid alone is reused."
 
 # Tables whose collection is timed and whose rows are counted in `snapshots`.
-COLLECTED = ("system", "disks", "nics", "processes", "threads", "open_files", "sockets")
+COLLECTED = ("system", "disks", "nics", "filesystems", "processes", "threads", "open_files", "sockets")
 
 # Tables with per-row race accounting (seen/gone/denied) in `snapshots`.
 COUNTED = ("processes", "threads", "open_files", "sockets")
@@ -189,6 +189,64 @@ def _psi_columns() -> list[Column]:
     return cols
 
 
+
+# Host TCP/UDP stack counters of the recorder's network namespace, as system columns:
+# (column, file under /proc/net, section (snmp, netstat) or None (snmp6), kernel field, meaning).
+# Every one is cumulative since the namespace was created, except tcp_curr_estab (a gauge); a
+# field the kernel does not have (older kernels lack some) is NULL.
+NET_COUNTERS = (
+    ("tcp_active_opens", "snmp", "Tcp", "ActiveOpens", "TCP connections this host opened (SYN sent: CLOSED -> SYN_SENT)"),
+    ("tcp_passive_opens", "snmp", "Tcp", "PassiveOpens", "TCP connections accepted from a listener (LISTEN -> SYN_RECV)"),
+    ("tcp_attempt_fails", "snmp", "Tcp", "AttemptFails", "TCP connection attempts that failed (SYN_SENT or SYN_RECV -> CLOSED, SYN_RECV -> LISTEN)"),
+    ("tcp_estab_resets", "snmp", "Tcp", "EstabResets", "TCP connections reset from ESTABLISHED or CLOSE_WAIT"),
+    ("tcp_curr_estab", "snmp", "Tcp", "CurrEstab", "TCP connections in ESTABLISHED or CLOSE_WAIT right now (a gauge, not a counter)"),
+    ("tcp_in_segs", "snmp", "Tcp", "InSegs", "TCP segments received, errors included"),
+    ("tcp_out_segs", "snmp", "Tcp", "OutSegs", "TCP segments sent, retransmissions excluded"),
+    ("tcp_retrans_segs", "snmp", "Tcp", "RetransSegs", "TCP segments retransmitted"),
+    ("tcp_in_errs", "snmp", "Tcp", "InErrs", "TCP segments received in error (bad checksum, bad header, ...)"),
+    ("tcp_out_rsts", "snmp", "Tcp", "OutRsts", "TCP segments sent with the RST flag"),
+    ("tcp_in_csum_errors", "snmp", "Tcp", "InCsumErrors", "TCP segments received with a bad checksum"),
+    ("tcp_listen_overflows", "netstat", "TcpExt", "ListenOverflows", "Completed handshakes dropped because a listener's accept queue was full (its backlog)"),
+    ("tcp_listen_drops", "netstat", "TcpExt", "ListenDrops", "SYNs and completed handshakes dropped at a listener for any reason, overflows included"),
+    ("tcp_syncookies_sent", "netstat", "TcpExt", "SyncookiesSent", "SYN cookies sent because a listener's SYN queue was full"),
+    ("tcp_syncookies_recv", "netstat", "TcpExt", "SyncookiesRecv", "Valid SYN cookies received back"),
+    ("tcp_syncookies_failed", "netstat", "TcpExt", "SyncookiesFailed", "Invalid SYN cookies received"),
+    ("tcp_req_q_full_drop", "netstat", "TcpExt", "TCPReqQFullDrop", "SYNs dropped because a listener's SYN queue was full and SYN cookies were off"),
+    ("tcp_timeouts", "netstat", "TcpExt", "TCPTimeouts", "TCP retransmission timer expirations"),
+    ("tcp_syn_retrans", "netstat", "TcpExt", "TCPSynRetrans", "SYN and SYN-ACK retransmissions"),
+    ("tcp_fast_retrans", "netstat", "TcpExt", "TCPFastRetrans", "TCP fast retransmissions"),
+    ("tcp_lost_retransmit", "netstat", "TcpExt", "TCPLostRetransmit", "TCP retransmissions lost again"),
+    ("tcp_abort_on_data", "netstat", "TcpExt", "TCPAbortOnData", "TCP connections reset because data arrived after the application closed"),
+    ("tcp_abort_on_close", "netstat", "TcpExt", "TCPAbortOnClose", "TCP connections reset because the application closed with unread data"),
+    ("tcp_abort_on_memory", "netstat", "TcpExt", "TCPAbortOnMemory", "TCP connections reset for lack of memory"),
+    ("tcp_abort_on_timeout", "netstat", "TcpExt", "TCPAbortOnTimeout", "TCP connections reset after too many retransmission timeouts"),
+    ("tcp_backlog_drop", "netstat", "TcpExt", "TCPBacklogDrop", "TCP segments dropped because a socket's backlog was full"),
+    ("tcp_rcvq_drop", "netstat", "TcpExt", "TCPRcvQDrop", "TCP segments dropped because a socket's receive queue was full"),
+    ("tcp_ofo_drop", "netstat", "TcpExt", "TCPOFODrop", "Out-of-order TCP segments dropped for lack of receive buffer"),
+    ("tcp_memory_pressures", "netstat", "TcpExt", "TCPMemoryPressures", "Times TCP entered memory pressure (tcp_mem)"),
+    ("tcp_time_wait_overflow", "netstat", "TcpExt", "TCPTimeWaitOverflow", "TIME_WAIT sockets not created because tcp_max_tw_buckets was reached"),
+    ("udp_in_datagrams", "snmp", "Udp", "InDatagrams", "UDP datagrams delivered to IPv4 sockets"),
+    ("udp_out_datagrams", "snmp", "Udp", "OutDatagrams", "UDP datagrams sent over IPv4"),
+    ("udp_no_ports", "snmp", "Udp", "NoPorts", "IPv4 UDP datagrams for a port nobody listens on"),
+    ("udp_in_errors", "snmp", "Udp", "InErrors", "IPv4 UDP datagrams not delivered for an error other than no port (receive buffer errors included)"),
+    ("udp_rcvbuf_errors", "snmp", "Udp", "RcvbufErrors", "IPv4 UDP datagrams dropped because the socket's receive buffer was full"),
+    ("udp_sndbuf_errors", "snmp", "Udp", "SndbufErrors", "IPv4 UDP datagrams not sent for lack of send buffer"),
+    ("udp_in_csum_errors", "snmp", "Udp", "InCsumErrors", "IPv4 UDP datagrams received with a bad checksum"),
+    ("udp_mem_errors", "snmp", "Udp", "MemErrors", "IPv4 UDP datagrams dropped because UDP's memory limit (udp_mem) was reached"),
+    ("udp6_in_datagrams", "snmp6", None, "Udp6InDatagrams", "UDP datagrams delivered to IPv6 sockets (dual-stack sockets' IPv4 traffic included)"),
+    ("udp6_no_ports", "snmp6", None, "Udp6NoPorts", "IPv6 UDP datagrams for a port nobody listens on"),
+    ("udp6_in_errors", "snmp6", None, "Udp6InErrors", "IPv6 UDP datagrams not delivered for an error other than no port (receive buffer errors included)"),
+    ("udp6_rcvbuf_errors", "snmp6", None, "Udp6RcvbufErrors", "IPv6 UDP datagrams dropped because the socket's receive buffer was full"),
+    ("udp6_sndbuf_errors", "snmp6", None, "Udp6SndbufErrors", "IPv6 UDP datagrams not sent for lack of send buffer"),
+)
+
+
+def _net_columns() -> tuple[Column, ...]:
+    src = {"snmp": "/proc/net/snmp", "netstat": "/proc/net/netstat", "snmp6": "/proc/net/snmp6"}
+    return tuple(
+        C(col, "int64", "count", f"{what} ({src[f]} {sec + ' ' if sec else ''}{field}); NULL where the kernel does not report it.")
+        for col, f, sec, field, what in NET_COUNTERS)
+
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
 
 TABLES: dict[str, Table] = {}
@@ -209,7 +267,8 @@ _add(Table(
 _add(Table(
     "system",
     "snapshot",
-    "Host-wide counters and gauges from /proc/stat, /proc/loadavg, /proc/meminfo, /proc/vmstat and /proc/pressure.",
+    "Host-wide counters and gauges from /proc/stat, /proc/loadavg, /proc/meminfo, /proc/vmstat and /proc/pressure, "
+    "and the TCP/UDP stack's counters from /proc/net/snmp, /proc/net/netstat and /proc/net/snmp6 (the recorder's network namespace).",
     COMMON + (
         C("boot_time", "timestamp", "UTC, s", "When the host booted (btime of /proc/stat); never NULL."),
         C("uptime_s", "float64", "s", "Seconds since boot (/proc/uptime); NULL if unreadable."),
@@ -249,7 +308,7 @@ _add(Table(
         C("oom_kill", "int64", "count", "Processes killed by the OOM killer since boot; NULL on kernels that do not count them."),
         C("file_handles", "int64", "count", "File handles allocated host-wide (first field of /proc/sys/fs/file-nr); NULL if unreadable."),
         C("file_max", "int64", "count", "Host-wide file handle limit (fs.file-max); NULL if unreadable."),
-    ) + tuple(_psi_columns()),
+    ) + tuple(_psi_columns()) + _net_columns(),
 ))
 
 _add(Table(
@@ -289,6 +348,32 @@ _add(Table(
         C("tx_errors", "int64", "count", "Send errors; never NULL."),
         C("tx_dropped", "int64", "count", "Outgoing packets dropped; never NULL."),
         C("multicast", "int64", "count", "Multicast packets received; never NULL."),
+    ),
+))
+
+_add(Table(
+    "filesystems",
+    "mount per snapshot",
+    "Every mount of the recorder's mount namespace (/proc/self/mountinfo) with its space and inodes from statvfs(3), "
+    "what `df -a -B1` and `df -a -i` show. df without -a hides file systems of size 0 (proc, sysfs, cgroup, ...) and "
+    "shows a device mounted at several points once: `size > 0` and one row per (major, minor) give df's list. "
+    "Network and FUSE file systems are measured in a thread given a deadline, so a server that does not answer "
+    "never stalls a snapshot (their numbers are NULL then, with the reason in `not_measured`).",
+    COMMON + (
+        C("mount_id", "int32", "number", "Mount id (first field of mountinfo; unique among the mounts of the snapshot); never NULL."),
+        *_text_pair("mount_point", "Where it is mounted (df's Mounted on)", "never"),
+        *_text_pair("source", "What is mounted (df's Filesystem: /dev/sda1, tmpfs, server:/export, ...)", "never"),
+        C("fs_type", "string", "text", "File system type (ext4, xfs, tmpfs, nfs4, fuse.sshfs, ...; df -T); never NULL."),
+        C("major", "int32", "number", "Major number of the file system's device (st_dev of its files: open_files.device is 'major,minor'); never NULL."),
+        C("minor", "int32", "number", "Minor number of the file system's device; never NULL."),
+        C("options", "string", "text", "Options of this mount (rw or ro, nosuid, relatime, ...); never NULL."),
+        C("size", "int64", "bytes", "Total size: f_blocks x f_frsize (df's 1B-blocks); NULL when not measured."),
+        C("used", "int64", "bytes", "Used: (f_blocks - f_bfree) x f_frsize (df's Used, blocks reserved for root count as free); NULL when not measured."),
+        C("avail", "int64", "bytes", "Available to unprivileged users: f_bavail x f_frsize (df's Avail; root may write into the reserved blocks beyond it); NULL when not measured."),
+        C("inodes_total", "int64", "count", "Inodes: f_files (df -i Inodes; 0 where the file system does not count them); NULL when not measured."),
+        C("inodes_used", "int64", "count", "Inodes used: f_files - f_ffree (df -i IUsed); NULL when not measured."),
+        C("inodes_free", "int64", "count", "Inodes free: f_ffree (df -i IFree); NULL when not measured."),
+        C("not_measured", "string", "text", "Why size, used, avail and inodes are NULL (a mount hidden under a later one on the same point, an automount point, a network file system that did not answer in time, an error); NULL when measured."),
     ),
 ))
 

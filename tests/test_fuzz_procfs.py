@@ -55,6 +55,11 @@ SAMPLES = {
                b"0000000000000000 0   1          00000000 0        0        0     2        0        45678\n",
     "packet": b"sk       RefCnt Type Proto  Iface R Rmem   User   Inode\n"
               b"0000000000000000 3      3    0003   2     1 0      0      56789\n",
+    "snmp": b"Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens RetransSegs\nTcp: 1 200 120000 -1 4372 17\n"
+            b"Udp: InDatagrams NoPorts InErrors\nUdp: 142 0 3\n",
+    "snmp6": b"Ip6InReceives                   \t3816\nUdp6InErrors                    \t3\n",
+    "mountinfo": b"22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+                 b"40 22 0:45 / /mnt/with\\040space rw - tmpfs tmpfs rw,size=65536k\n",
 }
 
 PARSERS = {
@@ -74,6 +79,9 @@ PARSERS = {
     "pressure": P.parse_pressure,
     "diskstats": P.parse_diskstats,
     "net_dev": P.parse_net_dev,
+    "snmp": P.parse_snmp,
+    "snmp6": P.parse_snmp6,
+    "mountinfo": P.parse_mountinfo,
     "tcp": lambda d: [P.lsof_socket_name(r) for r in P.parse_inet(d, "TCP", False)],
     "tcp6": lambda d: [P.lsof_socket_name(r) for r in P.parse_inet(d, "UDP", True)],
     "unix": lambda d: [P.lsof_socket_name(r) for r in P.parse_unix(d)],

@@ -17,7 +17,7 @@ import pytest
 from recorder import procfs as P
 from recorder.collect import CLK_TCK, PAGE_SIZE, Collector
 from recorder.procfs import Gone, ProcFS
-from recorder.schema import COLLECTED, CPU_MODES, TABLES
+from recorder.schema import COLLECTED, CPU_MODES, NET_COUNTERS, TABLES
 
 from .fakeproc import (
     BOOT_ID, BTIME, CGROUP_HYBRID, CGROUP_V2, CPU_TOTAL, DISKSTATS, IO_DEFAULT, LOADAVG,
@@ -753,6 +753,8 @@ def test_collector_system_row(world):
         "psi_memory_full_avg10": 0.2, "psi_memory_full_total": 2144563,
         "psi_io_some_avg10": 3.25, "psi_io_some_total": 987654,
         "psi_io_full_avg10": 2.75, "psi_io_full_total": 876543,
+        # the fake host has no /proc/net/snmp, netstat or snmp6: the stack counters are NULL
+        **{c[0]: None for c in NET_COUNTERS},
     }
     assert r == expected
     assert r["mem_total"] == 24684092 * 1024
