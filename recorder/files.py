@@ -10,7 +10,6 @@ DEVICE and NAME. :meth:`SocketIndex.rows` gives the ``sockets`` rows, one per
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 from . import procfs as P
@@ -44,9 +43,6 @@ SHARED_ANON = frozenset((b"anon_inode:[eventpoll]", b"anon_inode:[eventfd]", b"a
                          b"anon_inode:inotify", b"anon_inode:[signalfd]", b"anon_inode:[fanotify]"))
 
 
-_OCTAL = re.compile(rb"\\([0-7]{3})")
-
-
 class Mounts:
     """The mount table of the recorder's mount namespace (/proc/self/mountinfo), to tell on
     which mount point the file system of each open file is mounted: what lsof compares when a
@@ -57,22 +53,19 @@ class Mounts:
     mount point under which its path lies (the deepest; the last mounted of stacked ones)."""
 
     def __init__(self, data: bytes):
+        from .procfs import parse_mountinfo
         self.by_dev: dict[str, str] = {}
         self.points: dict[bytes, str] = {}   # mount point -> device, the visible (last) mount
         whole: dict[str, str] = {}
-        for line in data.splitlines():
-            f = line.split(b" ")
-            if len(f) < 5 or b":" not in f[2]:
-                continue
-            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), f[4])
+        for m in parse_mountinfo(data):
+            point = m["mount_point"]
             try:
                 text = point.decode("utf-8")  # a mount point that is not UTF-8 is not stored
-                major, minor = (int(x) for x in f[2].split(b":"))
             except ValueError:
                 continue
-            dev = f"{major},{minor}"
+            dev = f"{m['major']},{m['minor']}"
             self.by_dev.setdefault(dev, text)
-            if f[3] == b"/":
+            if m["root"] == b"/":
                 whole.setdefault(dev, text)
             self.points[point] = dev
         self.by_dev.update(whole)
