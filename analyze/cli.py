@@ -385,9 +385,10 @@ def report(
     result = R.run(rec, at_from, at_to)
     if html:
         from . import report_html as H
-        page = H.render(rec, result)
-        with open(html, "w", encoding="utf-8") as f:
-            f.write(page)
+        try:
+            H.write(html, H.render(rec, result))
+        except OSError as e:
+            raise ProcsnapError(f"cannot write {html}: {e.strerror or e}") from None
         print(f"procsnap: wrote {html}", file=sys.stderr)
     if fmt == "json":
         print(json.dumps(R.as_json(result), indent=1))
