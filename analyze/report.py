@@ -1016,8 +1016,7 @@ def _run(rec: Recording, w: Window) -> dict:
             notes.append(f"{s['host']}: {s['snapshots']} snapshots in the window; leak detection needs at least "
                          f"{LEAK_MIN_SAMPLES}")
         if s["processes_denied"]:
-            notes.append(f"{s['host']}: {s['processes_denied']} process rows had fields the kernel refused "
-                         "(run the recorder as root to see everything)")
+            notes.append(denied_note(rec, w, s["host"], s["processes_denied"]))
         if s["skipped"]:
             notes.append(f"{s['host']}: {s['skipped']} snapshots were skipped because collection overran the interval")
     notes.append(f"ephemeral ports are compared with the kernel's default range {EPHEMERAL_LOW}-{EPHEMERAL_HIGH}, "
@@ -1034,6 +1033,74 @@ def _run(rec: Recording, w: Window) -> dict:
         "findings": findings,
         "notes": notes,
     }
+
+
+def denied_sql(w: Window, host: str) -> str:
+    return f"""/* procsnap report: the process fields the kernel refused to the recorder (processes.denied), per process
+   instance, and who the recorder ran as (its own row in processes; NULL where the recording lacks it) */
+WITH recorder AS (
+    SELECT list(DISTINCT p.uid ORDER BY p.uid) AS uids, list(DISTINCT p."user" ORDER BY p."user") AS users
+    FROM processes p JOIN snapshots s USING (host, snapshot_id)
+    WHERE {w.sql('p.ts')} AND p.host = {_lit(host)} AND p.pid = s.recorder_pid
+),
+d AS (
+    SELECT p.boot_id, p.pid, p.start_time, arg_max(p.name, p.ts) AS name, arg_max(p.uid, p.ts) AS uid,
+           arg_max(p."user", p.ts) AS "user", bool_or(p.pid = 2 OR p.ppid = 2) AS kernel_thread,
+           count(DISTINCT p.snapshot_id) AS rows, list(DISTINCT src ORDER BY src) AS sources
+    FROM processes p JOIN snapshots s USING (host, snapshot_id), unnest(string_split(p.denied, ',')) AS t(src)
+    WHERE {w.sql('p.ts')} AND p.host = {_lit(host)} AND p.denied IS NOT NULL AND p.pid <> s.recorder_pid
+    GROUP BY ALL
+)
+SELECT d.*, r.uids AS recorder_uids, r.users AS recorder_users FROM d, recorder r ORDER BY d.pid, d.start_time"""
+
+
+def denied_note(rec: Recording, w: Window, host: str, rows_denied: int) -> str:
+    """What the kernel refused, to whom and the likely why: root is only the remedy when the
+    recorder did not run as root (its own process row says who it ran as)."""
+    rows = _rows(rec, denied_sql(w, host))
+    uids = [u for u in ((rows[0]["recorder_uids"] if rows else None) or []) if u is not None]
+    users = (rows[0]["recorder_users"] if rows else None) or []
+    as_root = bool(uids) and set(uids) == {0}
+    by_source = defaultdict(int)
+    for r in rows:
+        for src in r["sources"]:
+            by_source[src] += 1
+
+    def some(procs: list[dict]) -> str:
+        named = [f"{r['name']} (pid {r['pid']})" for r in procs[:3]]
+        return ", ".join(named) + (f" and {len(procs) - 3} more" if len(procs) > 3 else "")
+
+    # to a recorder that is not root, kernel threads are root's processes like any other
+    kernel = [r for r in rows if r["kernel_thread"] and (as_root or not uids)]
+    others = [r for r in rows if r not in kernel and uids and r["uid"] not in uids]
+    same = [r for r in rows if r not in kernel and r not in others]
+    what = ", ".join(f"{src} {n}" for src, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0])))
+    head = (f"{host}: the kernel refused fields of {len(rows)} process(es) to the recorder in {rows_denied} "
+            f"rows (left NULL; processes per source: {what})")
+    parts = []
+    if kernel:
+        parts.append(f"kernel threads ({some(kernel)}) are the kernel's own: it does not give their exe, maps "
+                     "or io to anyone, root included")
+    if as_root:
+        if others or same:
+            parts.append(f"the recorder ran as root, and root is refused too ({some(others + same)}): reading "
+                         "another process's exe, cwd, root, fd, maps or io needs ptrace access, which root lacks "
+                         "without CAP_SYS_PTRACE (in a container or a restricted service), for a process of "
+                         "another user namespace (pid 1 of a container seen from inside it) or under Yama or "
+                         "lockdown; running as root again would not show them")
+    elif uids:
+        who = ", ".join(f"uid {u} ({n})" for u, n in zip(uids, users))
+        if others:
+            parts.append(f"the recorder ran as {who}: processes of other users ({some(others)}) keep their "
+                         "exe, cwd, fd, maps and io from it; run the recorder as root to see them")
+        if same:
+            parts.append(f"its own user's processes ({some(same)}) were refused too: ptrace access denied "
+                         "(not dumpable, or another user namespace); root with CAP_SYS_PTRACE reads them")
+    elif others or same:
+        parts.append(f"who ran the recorder is not in the recording (its own process row is not in the window) "
+                     f"for {some(others + same)}: if it was not root, root sees other users' processes; root "
+                     "itself is refused where it lacks ptrace access (no CAP_SYS_PTRACE, another user namespace)")
+    return head + ("; " + "; ".join(parts) if parts else "")
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
