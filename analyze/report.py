@@ -57,7 +57,12 @@ kernel threads are left out of the per-process ones, except D state):
   queue is ``procs_running`` − 1: the recorder is running when it reads it),
   PSI cpu where present. ``cpu.steal`` and ``cpu.iowait``: average share of
   all CPUs. ``cpu.process``: the processes that used the CPU in the window,
-  by CPU seconds; a process that kept a whole core busy is a warning.
+  by CPU seconds. Severity follows the share of the host (CPU seconds over
+  the window's seconds times the host's cores: ``PROC_HOST_WARN``, 25 %, is a
+  warning, ``PROC_HOST_CRIT``, 75 %, critical) and of the process's own life: one
+  that kept a whole core busy for all the time it was seen (since its start
+  when it started in the window), however short, is at least a warning and
+  is listed even when its share of the window is small.
 * ``proc.d_state``: a process with a thread in uninterruptible sleep (D) in
   consecutive snapshots.
 * ``io.disk`` (per device %util), ``io.pressure`` (PSI io) and ``io.process``
@@ -131,6 +136,8 @@ STEAL_WARN, STEAL_CRIT = 5.0, 20.0                   # % of all CPUs, average
 IOWAIT_WARN, IOWAIT_CRIT = 10.0, 30.0                # % of all CPUs, average
 PROC_CPU_LIST = 10.0                                 # % of one core over the window to be listed
 PROC_CPU_PEGGED = 90.0                               # % of one core while present: a busy core
+PROC_CPU_PEGGED_MIN_S = 1.0                          # ... over at least this long
+PROC_HOST_WARN, PROC_HOST_CRIT = 25.0, 75.0          # % of all the host's cores over the window
 PROC_CPU_TOP = 5
 D_STREAK_SNAPSHOTS, D_STREAK_WARN_S, D_STREAK_CRIT_S = 3, 2.0, 60.0
 DISK_UTIL_WARN, DISK_UTIL_CRIT = 80.0, 95.0          # %util, average
@@ -499,6 +506,9 @@ span AS (
     SELECT host, greatest(epoch(max(ts)) - epoch(min(ts)), 1e-9) AS secs, min(ts) AS w_start
     FROM snapshots WHERE {w.sql()} GROUP BY host
 ),
+cores AS (
+    SELECT host, max(ncpus) AS ncpus FROM system WHERE {w.sql()} GROUP BY host
+),
 inst AS (
     SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max("user", ts) AS "user",
            min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS samples,
@@ -509,17 +519,29 @@ inst AS (
 peak AS (
     SELECT host, boot_id, pid, start_time, max(cpu_pct) AS peak_cpu_pct
     FROM process_rates WHERE {w.sql()} GROUP BY ALL
+),
+used AS (
+    -- CPU seconds in the window, and the time they were used in: since its start for a process
+    -- started inside the window (all its CPU counts), else since it was first seen
+    SELECT i.*, i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END AS used_s,
+           epoch(i.last_seen) - epoch(CASE WHEN i.start_time >= s.w_start THEN i.start_time ELSE i.first_seen END)
+               AS life_s,
+           s.secs, c.ncpus
+    FROM inst i JOIN span s USING (host) LEFT JOIN cores c USING (host)
 )
-SELECT i.host, i.boot_id, i.pid, i.start_time, i.name, i."user", i.first_seen, i.last_seen, i.samples,
-       round(i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END, 2) AS cpu_s,
-       round((i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END) / s.secs * 100, 1)
-           AS avg_cpu_pct,
-       round((i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END)
-             / greatest(epoch(i.last_seen) - epoch(greatest(i.first_seen, i.start_time)), 1e-9) * 100, 1) AS present_cpu_pct,
-       round((epoch(i.last_seen) - epoch(i.first_seen)) / s.secs, 2) AS present_share,
-       round(k.peak_cpu_pct, 1) AS peak_cpu_pct, i.cmdline
-FROM inst i JOIN span s USING (host) LEFT JOIN peak k USING (host, boot_id, pid, start_time)
-ORDER BY cpu_s DESC, i.pid"""
+SELECT u.host, u.boot_id, u.pid, u.start_time, u.name, u."user", u.first_seen, u.last_seen, u.samples,
+       round(u.used_s, 2) AS cpu_s,
+       round(u.used_s / u.secs * 100, 1) AS avg_cpu_pct,
+       round(u.used_s / greatest(u.life_s, 1e-9) * 100, 1) AS present_cpu_pct,
+       round(u.life_s, 1) AS life_s,
+       -- from its first sample to its last: independent of start_time, whose boot time is in whole seconds
+       round((u.cpu_last - u.cpu_first) / greatest(epoch(u.last_seen) - epoch(u.first_seen), 1e-9) * 100, 1)
+           AS seen_cpu_pct,
+       round((epoch(u.last_seen) - epoch(u.first_seen)) / u.secs, 2) AS present_share,
+       u.ncpus, round(u.used_s / (u.secs * u.ncpus) * 100, 1) AS host_cpu_pct,
+       round(k.peak_cpu_pct, 1) AS peak_cpu_pct, u.cmdline
+FROM used u LEFT JOIN peak k USING (host, boot_id, pid, start_time)
+ORDER BY cpu_s DESC, u.pid"""
 
 
 def d_state_sql(w: Window, instance: dict | None = None) -> str:
@@ -594,6 +616,9 @@ WITH w AS (
 span AS (
     SELECT host, greatest(epoch(max(ts)) - epoch(min(ts)), 1e-9) AS secs, min(ts) AS w_start
     FROM snapshots WHERE {w.sql()} GROUP BY host
+),
+cores AS (
+    SELECT host, max(ncpus) AS ncpus FROM system WHERE {w.sql()} GROUP BY host
 ),
 inst AS (
     SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max("user", ts) AS "user",
@@ -768,6 +793,14 @@ def _instance_of(r: dict, insts: dict) -> dict:
     return _brief(insts.get(key) or r)
 
 
+def _pegged(r: dict) -> bool:
+    """A whole core (or more) kept busy for all the time the process was seen, however short
+    that was within the window: from its first sample to its last (at least two, at least
+    PROC_CPU_PEGGED_MIN_S apart)."""
+    seen_s = (r["last_seen"] - r["first_seen"]).total_seconds()
+    return (r["seen_cpu_pct"] or 0) >= PROC_CPU_PEGGED and r["samples"] >= 2 and seen_s >= PROC_CPU_PEGGED_MIN_S
+
+
 def _bottlenecks(rec: Recording, w: Window, insts: dict) -> list[Finding]:
     out: list[Finding] = []
     top_cpu = _rows(rec, proc_cpu_sql(w))
@@ -806,16 +839,25 @@ def _bottlenecks(rec: Recording, w: Window, insts: dict) -> list[Finding]:
                                f"(max {r['iowait_pct_max']}%)", h, None, r, sql, score=r["iowait_pct_avg"]))
 
     for h, rows in cpu_by_host.items():
-        listed = [r for r in rows if (r["avg_cpu_pct"] or 0) >= PROC_CPU_LIST][:PROC_CPU_TOP]
-        for i, r in enumerate(listed):
-            pegged = (r["present_cpu_pct"] or 0) >= PROC_CPU_PEGGED and (r["present_share"] or 0) >= 0.5 \
-                and r["samples"] >= 3
-            sev = "warning" if pegged or (h in saturated and i < 3) else "info"
+        rated = []
+        for i, r in enumerate(rows):
+            pegged = _pegged(r)
+            host_pct = r["host_cpu_pct"]
+            if (r["avg_cpu_pct"] or 0) < PROC_CPU_LIST and not pegged:
+                continue
+            sev = _sev(host_pct, PROC_HOST_WARN, PROC_HOST_CRIT) or \
+                ("warning" if pegged or (h in saturated and i < 3) else "info")
+            rated.append((sev, r, pegged))
+        rated.sort(key=lambda t: (_SEV_RANK[t[0]], -(t[1]["cpu_s"] or 0)))
+        for sev, r, pegged in rated[:PROC_CPU_TOP]:
             inst = _instance_of(r, insts)
-            why = " (kept a whole core busy)" if pegged else ""
+            life = "from its start" if r["start_time"] >= w.start else "while seen"
+            why = f" (kept a whole core busy {life}, {_fmt_secs(r['life_s'])})" if pegged else ""
+            share = f", {r['host_cpu_pct']}% of the host's {r['ncpus']} cores" if r["host_cpu_pct"] is not None else ""
             out.append(Finding("bottleneck", "cpu.process", sev,
                                f"{r['name']} (pid {r['pid']}) used {r['cpu_s']} s of CPU, {r['avg_cpu_pct']}% of one "
-                               f"core over the window{why}", h, inst, r, proc_cpu_sql(w, inst), score=r["cpu_s"]))
+                               f"core over the window{share}{why}", h, inst, r, proc_cpu_sql(w, inst),
+                               score=r["cpu_s"]))
 
     for r in _rows(rec, d_state_sql(w)):
         if r["longest_run"] < D_STREAK_SNAPSHOTS or (r["longest_run_s"] or 0) < D_STREAK_WARN_S:
