@@ -1112,10 +1112,14 @@ def denied_note(rec: Recording, w: Window, host: str, rows_denied: int) -> str:
         named = [f"{r['name']} (pid {r['pid']})" for r in procs[:3]]
         return ", ".join(named) + (f" and {len(procs) - 3} more" if len(procs) > 3 else "")
 
-    # to a recorder that is not root, kernel threads are root's processes like any other
-    kernel = [r for r in rows if r["kernel_thread"] and (as_root or not uids)]
-    others = [r for r in rows if r not in kernel and uids and r["uid"] not in uids]
-    same = [r for r in rows if r not in kernel and r not in others]
+    kernel, others, same = [], [], []
+    for r in rows:
+        if r["kernel_thread"] and (as_root or not uids):
+            kernel.append(r)  # to a recorder that is not root, kernel threads are root's like any other
+        elif uids and r["uid"] not in uids:
+            others.append(r)
+        else:
+            same.append(r)
     what = ", ".join(f"{src} {n}" for src, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0])))
     head = (f"{host}: the kernel refused fields of {len(rows)} process(es) to the recorder in {rows_denied} "
             f"rows (left NULL; processes per source: {what})")
