@@ -59,10 +59,10 @@ def test_root_without_ptrace_is_not_told_to_run_as_root(tmp_path, sleeper):
 def record_as_nobody(rec):
     """One snapshot taken by a child that became nobody after its imports (the interpreter
     lives where nobody may not read)."""
-    from analyze import snapshot  # noqa: F401 - imported before changing user
-    from recorder import collect, pqwrite, store  # noqa: F401
-    pqwrite.available()
-    import pyarrow.parquet  # noqa: F401
+    from analyze import snapshot
+    # a first snapshot as root imports everything a snapshot needs, before changing user
+    snapshot.take(str(rec.parent / "warm-up"), quiet=True)
+    shutil.rmtree(rec.parent / "warm-up")
     os.chown(rec.parent, 65534, 65534)
     child = os.fork()
     if child == 0:
