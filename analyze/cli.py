@@ -331,6 +331,12 @@ def diff(
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are differences (for pipelines)."),
     fmt: Optional[str] = typer.Option("text", "-f", "--format", help="text or json."),
     host: Optional[List[str]] = HostOpt,
+    cmd: Optional[List[str]] = typer.Option(None, "-c", metavar="CMD", help="Only processes whose command "
+                                            "starts with CMD, or matches /REGEX/[i]; ^CMD excludes (as lsof)."),
+    user: Optional[List[str]] = typer.Option(None, "-u", metavar="USER[,USER]", help="Only processes of these "
+                                             "users, by name or uid; ^USER excludes (as lsof)."),
+    pid: Optional[List[str]] = typer.Option(None, "-p", metavar="PID[,PID]", help="Only these processes; ^PID "
+                                            "excludes (as lsof). -c, -u and -p are ORed, exclusions first."),
 ):
     """What changed: processes started, exited and restarted; listening sockets opened and closed;
     per process RSS, threads, fds by type, CPU %, user, fd limit and working directory; files opened
@@ -340,9 +346,12 @@ def diff(
       procsnap diff --rec ./incident --from 03:00 --to 03:15
       procsnap diff ./before-deploy ./after-deploy --exit-code
       procsnap diff ./before ./after -f json | jq '.comparisons[0].restarted'
+      procsnap diff --rec ./incident -c java -u www-data   # only those processes
 
     Across recordings, processes are matched by executable, command line (digits ignored), cgroup
-    and user rather than pid, so a restarted service shows as restarted, with its changes.
+    and user rather than pid, so a restarted service shows as restarted, with its changes. Within
+    one recording, the processes that came and went between the two moments and the listening
+    sockets bound and released in between are listed too.
     """
     from . import diff as D
     from .db import Recording
@@ -351,14 +360,15 @@ def diff(
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if threshold < 0:
         raise UsageError("--threshold must be 0 or more")
+    select = D.selection(pid, user, cmd)
     recordings = recordings or []
     if rec and recordings:
         raise UsageError("give either --rec DIR or two recordings BEFORE AFTER, not both")
     if rec:
-        result = D.run(Recording.open(rec, hosts=host), None, at_from, at_to, host, threshold)
+        result = D.run(Recording.open(rec, hosts=host), None, at_from, at_to, host, threshold, select)
     elif len(recordings) == 2:
         result = D.run(Recording.open([recordings[0]], hosts=host), Recording.open([recordings[1]], hosts=host),
-                       at_from, at_to, host, threshold)
+                       at_from, at_to, host, threshold, select)
     else:
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
     if fmt == "json":
@@ -407,9 +417,10 @@ def report(
     result = R.run(rec, at_from, at_to)
     if html:
         from . import report_html as H
-        page = H.render(rec, result)
-        with open(html, "w", encoding="utf-8") as f:
-            f.write(page)
+        try:
+            H.write(html, H.render(rec, result))
+        except OSError as e:
+            raise ProcsnapError(f"cannot write {html}: {e.strerror or e}") from None
         print(f"procsnap: wrote {html}", file=sys.stderr)
     if fmt == "json":
         print(json.dumps(R.as_json(result), indent=1))

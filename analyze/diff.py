@@ -60,6 +60,7 @@ class Proc:
     num_threads: int
     rss: int
     fd_limit: int | None
+    uid: int | None = None
     cpu_pct: float | None = None
     cwd: str | None = None
     fds: dict = field(default_factory=dict)
@@ -77,6 +78,57 @@ class Proc:
     def brief(self) -> dict:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "user": self.user,
                 "start_time": self.start_time, "exe": self.exe, "cmdline": self.cmdline}
+
+
+@dataclass
+class _Who:
+    """What lsof's -p, -u and -c test of a process (analyze.lsof's matchers read these)."""
+    pid: int
+    uid: int | None
+    user: str
+    command: str
+
+    @property
+    def command_bytes(self) -> bytes:
+        return self.command.encode("utf-8", "surrogateescape")
+
+
+def selection(pids: list[str] | None = None, users: list[str] | None = None, cmds: list[str] | None = None):
+    """-p, -u and -c as lsof reads them (its own parser: lists, ^ to exclude, /REGEX/ for -c);
+    None when nothing is selected."""
+    from .lsof import Options, _valued
+    o = Options()
+    for c, values in (("p", pids), ("u", users), ("c", cmds)):
+        for v in values or []:
+            _valued(o, c, v)
+    return o if (o.pids or o.xpids or o.users or o.xusers or o.cmds or o.xcmds) else None
+
+
+def selected(o, pid: int | None, uid: int | None, user: str | None, name: str | None) -> bool:
+    """As lsof selects processes: exclusions first, then the selections ORed."""
+    if o is None:
+        return True
+    if pid is None:
+        return False
+    from .lsof import _cmd_matches, _user_matches
+    who = _Who(pid, uid, user or "", name or "")
+    if pid in o.xpids or any(_user_matches(who, u) for u in o.xusers) \
+            or any(_cmd_matches(who, m) for _, m in o.xcmds):
+        return False
+    tests = []
+    if o.pids:
+        tests.append(pid in o.pids)
+    if o.users:
+        tests.append(any(_user_matches(who, u) for u in o.users))
+    if o.cmds:
+        tests.append(any(_cmd_matches(who, m) for _, m in o.cmds))
+    return not tests or any(tests)
+
+
+def _keep(o, p) -> bool:
+    if isinstance(p, Proc):
+        return selected(o, p.pid, p.uid, p.user, p.name)
+    return selected(o, p.get("pid"), p.get("uid"), p.get("user"), p.get("name"))
 
 
 @dataclass
@@ -105,7 +157,7 @@ def _load(side: Side) -> dict[int, Proc]:
     recorder_pid = recorder[0] if recorder else None
     rows = rec.con.execute(
         """SELECT p.host, p.pid, p.ppid, p.boot_id, p.start_time, p.name, p.exe, p.cmdline, p."user", p.cgroup,
-                  p.num_threads, p.rss, p.fd_limit, r.cpu_pct
+                  p.num_threads, p.rss, p.fd_limit, p.uid, r.cpu_pct
            FROM processes p
            LEFT JOIN process_rates r ON r.host = p.host AND r.snapshot_id = p.snapshot_id AND r.pid = p.pid
            WHERE p.host = $h AND p.snapshot_id = $s AND p.pid <> 2 AND p.ppid <> 2""", key).fetchall()
@@ -131,14 +183,20 @@ def _load(side: Side) -> dict[int, Proc]:
         else:
             p.files.add(name)
     for pid, family, proto, addr, port, path in rec.con.execute(
-            """SELECT pid, family, coalesce(proto, sock_type), local_addr, local_port, unix_path FROM sockets
-               WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND
-                     (state = 'LISTEN' OR (proto IN ('UDP', 'UDPLITE') AND state = 'UNCONN'
-                                           AND local_port > 0 AND local_port < 32768))""", key).fetchall():
+            f"""SELECT pid, family, coalesce(proto, sock_type), local_addr, local_port, unix_path FROM sockets
+               WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND {_listening()}""", key).fetchall():
         p = procs.get(pid)
         if p is not None:
             p.listening.add(_listener(family, proto, addr, port, path))
     return procs
+
+
+def _listening(a: str = "") -> str:
+    """A listening socket (columns of sockets, alias A): TCP (or unix stream) in LISTEN, or a UDP
+    socket bound below the ephemeral range."""
+    a = f"{a}." if a else ""
+    return (f"({a}state = 'LISTEN' OR ({a}proto IN ('UDP', 'UDPLITE') AND {a}state = 'UNCONN' "
+            f"AND {a}local_port > 0 AND {a}local_port < 32768))")
 
 
 def _listener(family, proto, addr, port, path) -> str:
@@ -204,9 +262,15 @@ def _changes(p: Proc, q: Proc, pct: float) -> dict:
     return ch
 
 
-def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20) -> dict:
+def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20, select=None) -> dict:
+    """SELECT (from :func:`selection`) narrows what is listed to the processes it selects;
+    processes are matched across the two moments before it applies."""
     a, b = _load(before), _load(after)
     same, restarted, exited, started = _match(a, b)
+    keep = lambda p: _keep(select, p)  # noqa: E731
+    same = [(p, q) for p, q in same if keep(p) or keep(q)]
+    restarted = [(p, q) for p, q in restarted if keep(p) or keep(q)]
+    exited, started = [p for p in exited if keep(p)], [q for q in started if keep(q)]
     out: dict = {
         "host": before.moment.host if before.moment.host == after.moment.host
         else f"{before.moment.host} → {after.moment.host}",
@@ -236,14 +300,16 @@ def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20) -
     lb = {(s, q.pid): q for q in b.values() for s in q.listening}
     sa, sb = {s for s, _ in la}, {s for s, _ in lb}
     for (s, pid), q in sorted(lb.items()):
-        if s not in sa:
+        if s not in sa and keep(q):
             out["listening_opened"].append({"socket": s, "pid": pid, "name": q.name, "user": q.user})
     for (s, pid), p in sorted(la.items()):
-        if s not in sb:
+        if s not in sb and keep(p):
             out["listening_closed"].append({"socket": s, "pid": pid, "name": p.name, "user": p.user})
-    out["came_and_went"] = _came_and_went(before, after)
+    out["came_and_went"] = [p for p in _came_and_went(before, after) if keep(p)]
+    out["bound_and_released"] = [s for s in _bound_and_released(before, after, sa | sb) if keep(s)]
     out["differences"] = sum(len(out[k]) for k in ("started", "exited", "restarted", "changed", "listening_opened",
-                                                   "listening_closed", "files", "came_and_went"))
+                                                   "listening_closed", "files", "came_and_went",
+                                                   "bound_and_released"))
     return out
 
 
@@ -253,7 +319,7 @@ def _came_and_went(before: Side, after: Side) -> list[dict]:
         return []
     rows = before.rec.con.execute(
         """SELECT pid, arg_max(ppid, ts), arg_max(name, ts), arg_max("user", ts), start_time,
-                  arg_max(exe, ts), arg_max(cmdline, ts), min(ts), max(ts)
+                  arg_max(exe, ts), arg_max(cmdline, ts), min(ts), max(ts), arg_max(uid, ts)
            FROM processes WHERE host = $h AND ts > $a AND ts < $b AND pid <> 2 AND ppid <> 2
              AND pid NOT IN (SELECT recorder_pid FROM snapshots WHERE host = $h)
            GROUP BY boot_id, pid, start_time
@@ -262,7 +328,31 @@ def _came_and_went(before: Side, after: Side) -> list[dict]:
            ORDER BY min(ts), pid""",
         {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts}).fetchall()
     return [{"pid": r[0], "ppid": r[1], "name": r[2], "user": r[3], "start_time": r[4], "exe": r[5],
-             "cmdline": r[6], "first_seen": r[7], "last_seen": r[8]} for r in rows]
+             "cmdline": r[6], "first_seen": r[7], "last_seen": r[8], "uid": r[9]} for r in rows]
+
+
+def _bound_and_released(before: Side, after: Side, at_ends: set) -> list[dict]:
+    """Within one recording: listening sockets seen in some snapshot strictly between the two
+    moments and listening at neither (AT_ENDS: the listeners of both moments). Sockets are
+    recorded at the files cadence: a port held between two of its snapshots is not seen."""
+    if before.rec is not after.rec or before.moment.host != after.moment.host:
+        return []
+    rows = before.rec.con.execute(
+        f"""SELECT s.pid, s.family, coalesce(s.proto, s.sock_type), s.local_addr, s.local_port, s.unix_path,
+                   min(s.ts), max(s.ts), count(DISTINCT s.snapshot_id), arg_max(p.name, p.ts),
+                   arg_max(p."user", p.ts), arg_max(p.uid, p.ts)
+            FROM sockets s LEFT JOIN processes p
+                 ON p.host = s.host AND p.snapshot_id = s.snapshot_id AND p.pid = s.pid
+            WHERE s.host = $h AND s.ts > $a AND s.ts < $b AND s.pid IS NOT NULL AND {_listening("s")}
+            GROUP BY ALL ORDER BY min(s.ts), s.pid""",
+        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts}).fetchall()
+    out = []
+    for pid, family, proto, addr, port, path, first, last, n, name, user, uid in rows:
+        sock = _listener(family, proto, addr, port, path)
+        if sock not in at_ends:
+            out.append({"socket": sock, "pid": pid, "name": name, "user": user, "uid": uid,
+                        "first_seen": first, "last_seen": last, "snapshots": n})
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -327,6 +417,9 @@ def text(d: dict) -> str:
             f"  ~ {_proc_line(c['process']).strip()}"] + _change_lines(c["changes"])),
         ("Processes that came and went in between", d.get("came_and_went", []), lambda p: [
             f"  * {_proc_line(p).strip()}  (seen {p['first_seen']:%H:%M:%S} .. {p['last_seen']:%H:%M:%S})"]),
+        ("Listening sockets bound and released in between", d.get("bound_and_released", []), lambda s: [
+            f"  * {s['socket']}  (pid {s['pid']} {s['name']}, {s['user']}; seen {s['first_seen']:%H:%M:%S} .. "
+            f"{s['last_seen']:%H:%M:%S})"]),
         ("Files opened and closed by long-lived processes", d["files"], lambda f: [
             f"  {f['process']['pid']} {f['process']['name']}: {f['opened_count']} opened, {f['closed_count']} closed"]
          + [f"      + {n}" for n in f["opened"]] + [f"      - {n}" for n in f["closed"]]
@@ -343,7 +436,7 @@ def text(d: dict) -> str:
 
 
 def run(before: Recording, after: Recording | None, at_from: str | None, at_to: str | None,
-        hosts: list[str] | None, pct: float) -> dict:
+        hosts: list[str] | None, pct: float, select=None) -> dict:
     """Compare per host: two moments of one recording (after is None; from its
     start to its end by default), or two recordings (their last snapshots by
     default). Two recordings of one host each are compared whatever the host
@@ -370,5 +463,5 @@ def run(before: Recording, after: Recording | None, at_from: str | None, at_to: 
     for ha, hb in pairs:
         a = Side(before, _moment(before, at_from, ha), labels[0])
         b = Side(after, _moment(after, at_to, hb), labels[1])
-        comparisons.append(compare(a, b, pct))
+        comparisons.append(compare(a, b, pct, select=select))
     return {"comparisons": comparisons, "differences": sum(c["differences"] for c in comparisons)}

@@ -30,7 +30,9 @@ def queries_dir() -> Path:
     env = os.environ.get("PROCSNAP_QUERIES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "queries"
+    # analyze/queries: in a checkout a link to the project's queries/ folder, installed (pip
+    # install .) the package data copied from it
+    return Path(__file__).resolve().parent / "queries"
 
 
 @dataclass

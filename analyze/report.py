@@ -57,7 +57,12 @@ kernel threads are left out of the per-process ones, except D state):
   queue is ``procs_running`` − 1: the recorder is running when it reads it),
   PSI cpu where present. ``cpu.steal`` and ``cpu.iowait``: average share of
   all CPUs. ``cpu.process``: the processes that used the CPU in the window,
-  by CPU seconds; a process that kept a whole core busy is a warning.
+  by CPU seconds. Severity follows the share of the host (CPU seconds over
+  the window's seconds times the host's cores: ``PROC_HOST_WARN``, 25 %, is a
+  warning, ``PROC_HOST_CRIT``, 75 %, critical) and of the process's own life: one
+  that kept a whole core busy for all the time it was seen (since its start
+  when it started in the window), however short, is at least a warning and
+  is listed even when its share of the window is small.
 * ``proc.d_state``: a process with a thread in uninterruptible sleep (D) in
   consecutive snapshots.
 * ``io.disk`` (per device %util), ``io.pressure`` (PSI io) and ``io.process``
@@ -133,6 +138,8 @@ STEAL_WARN, STEAL_CRIT = 5.0, 20.0                   # % of all CPUs, average
 IOWAIT_WARN, IOWAIT_CRIT = 10.0, 30.0                # % of all CPUs, average
 PROC_CPU_LIST = 10.0                                 # % of one core over the window to be listed
 PROC_CPU_PEGGED = 90.0                               # % of one core while present: a busy core
+PROC_CPU_PEGGED_MIN_S = 1.0                          # ... over at least this long
+PROC_HOST_WARN, PROC_HOST_CRIT = 25.0, 75.0          # % of all the host's cores over the window
 PROC_CPU_TOP = 5
 D_STREAK_SNAPSHOTS, D_STREAK_WARN_S, D_STREAK_CRIT_S = 3, 2.0, 60.0
 DISK_UTIL_WARN, DISK_UTIL_CRIT = 80.0, 95.0          # %util, average
@@ -514,6 +521,9 @@ span AS (
     SELECT host, greatest(epoch(max(ts)) - epoch(min(ts)), 1e-9) AS secs, min(ts) AS w_start
     FROM snapshots WHERE {w.sql()} GROUP BY host
 ),
+cores AS (
+    SELECT host, max(ncpus) AS ncpus FROM system WHERE {w.sql()} GROUP BY host
+),
 inst AS (
     SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max("user", ts) AS "user",
            min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS samples,
@@ -524,17 +534,29 @@ inst AS (
 peak AS (
     SELECT host, boot_id, pid, start_time, max(cpu_pct) AS peak_cpu_pct
     FROM process_rates WHERE {w.sql()} GROUP BY ALL
+),
+used AS (
+    -- CPU seconds in the window, and the time they were used in: since its start for a process
+    -- started inside the window (all its CPU counts), else since it was first seen
+    SELECT i.*, i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END AS used_s,
+           epoch(i.last_seen) - epoch(CASE WHEN i.start_time >= s.w_start THEN i.start_time ELSE i.first_seen END)
+               AS life_s,
+           s.secs, c.ncpus
+    FROM inst i JOIN span s USING (host) LEFT JOIN cores c USING (host)
 )
-SELECT i.host, i.boot_id, i.pid, i.start_time, i.name, i."user", i.first_seen, i.last_seen, i.samples,
-       round(i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END, 2) AS cpu_s,
-       round((i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END) / s.secs * 100, 1)
-           AS avg_cpu_pct,
-       round((i.cpu_last - CASE WHEN i.start_time >= s.w_start THEN 0 ELSE i.cpu_first END)
-             / greatest(epoch(i.last_seen) - epoch(greatest(i.first_seen, i.start_time)), 1e-9) * 100, 1) AS present_cpu_pct,
-       round((epoch(i.last_seen) - epoch(i.first_seen)) / s.secs, 2) AS present_share,
-       round(k.peak_cpu_pct, 1) AS peak_cpu_pct, i.cmdline
-FROM inst i JOIN span s USING (host) LEFT JOIN peak k USING (host, boot_id, pid, start_time)
-ORDER BY cpu_s DESC, i.pid"""
+SELECT u.host, u.boot_id, u.pid, u.start_time, u.name, u."user", u.first_seen, u.last_seen, u.samples,
+       round(u.used_s, 2) AS cpu_s,
+       round(u.used_s / u.secs * 100, 1) AS avg_cpu_pct,
+       round(u.used_s / greatest(u.life_s, 1e-9) * 100, 1) AS present_cpu_pct,
+       round(u.life_s, 1) AS life_s,
+       -- from its first sample to its last: independent of start_time, whose boot time is in whole seconds
+       round((u.cpu_last - u.cpu_first) / greatest(epoch(u.last_seen) - epoch(u.first_seen), 1e-9) * 100, 1)
+           AS seen_cpu_pct,
+       round((epoch(u.last_seen) - epoch(u.first_seen)) / u.secs, 2) AS present_share,
+       u.ncpus, round(u.used_s / (u.secs * u.ncpus) * 100, 1) AS host_cpu_pct,
+       round(k.peak_cpu_pct, 1) AS peak_cpu_pct, u.cmdline
+FROM used u LEFT JOIN peak k USING (host, boot_id, pid, start_time)
+ORDER BY cpu_s DESC, u.pid"""
 
 
 def d_state_sql(w: Window, instance: dict | None = None) -> str:
@@ -609,6 +631,9 @@ WITH w AS (
 span AS (
     SELECT host, greatest(epoch(max(ts)) - epoch(min(ts)), 1e-9) AS secs, min(ts) AS w_start
     FROM snapshots WHERE {w.sql()} GROUP BY host
+),
+cores AS (
+    SELECT host, max(ncpus) AS ncpus FROM system WHERE {w.sql()} GROUP BY host
 ),
 inst AS (
     SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max("user", ts) AS "user",
@@ -783,6 +808,14 @@ def _instance_of(r: dict, insts: dict) -> dict:
     return _brief(insts.get(key) or r)
 
 
+def _pegged(r: dict) -> bool:
+    """A whole core (or more) kept busy for all the time the process was seen, however short
+    that was within the window: from its first sample to its last (at least two, at least
+    PROC_CPU_PEGGED_MIN_S apart)."""
+    seen_s = (r["last_seen"] - r["first_seen"]).total_seconds()
+    return (r["seen_cpu_pct"] or 0) >= PROC_CPU_PEGGED and r["samples"] >= 2 and seen_s >= PROC_CPU_PEGGED_MIN_S
+
+
 def _bottlenecks(rec: Recording, w: Window, insts: dict) -> list[Finding]:
     out: list[Finding] = []
     top_cpu = _rows(rec, proc_cpu_sql(w))
@@ -821,16 +854,25 @@ def _bottlenecks(rec: Recording, w: Window, insts: dict) -> list[Finding]:
                                f"(max {r['iowait_pct_max']}%)", h, None, r, sql, score=r["iowait_pct_avg"]))
 
     for h, rows in cpu_by_host.items():
-        listed = [r for r in rows if (r["avg_cpu_pct"] or 0) >= PROC_CPU_LIST][:PROC_CPU_TOP]
-        for i, r in enumerate(listed):
-            pegged = (r["present_cpu_pct"] or 0) >= PROC_CPU_PEGGED and (r["present_share"] or 0) >= 0.5 \
-                and r["samples"] >= 3
-            sev = "warning" if pegged or (h in saturated and i < 3) else "info"
+        rated = []
+        for i, r in enumerate(rows):
+            pegged = _pegged(r)
+            host_pct = r["host_cpu_pct"]
+            if (r["avg_cpu_pct"] or 0) < PROC_CPU_LIST and not pegged:
+                continue
+            sev = _sev(host_pct, PROC_HOST_WARN, PROC_HOST_CRIT) or \
+                ("warning" if pegged or (h in saturated and i < 3) else "info")
+            rated.append((sev, r, pegged))
+        rated.sort(key=lambda t: (_SEV_RANK[t[0]], -(t[1]["cpu_s"] or 0)))
+        for sev, r, pegged in rated[:PROC_CPU_TOP]:
             inst = _instance_of(r, insts)
-            why = " (kept a whole core busy)" if pegged else ""
+            life = "from its start" if r["start_time"] >= w.start else "while seen"
+            why = f" (kept a whole core busy {life}, {_fmt_secs(r['life_s'])})" if pegged else ""
+            share = f", {r['host_cpu_pct']}% of the host's {r['ncpus']} cores" if r["host_cpu_pct"] is not None else ""
             out.append(Finding("bottleneck", "cpu.process", sev,
                                f"{r['name']} (pid {r['pid']}) used {r['cpu_s']} s of CPU, {r['avg_cpu_pct']}% of one "
-                               f"core over the window{why}", h, inst, r, proc_cpu_sql(w, inst), score=r["cpu_s"]))
+                               f"core over the window{share}{why}", h, inst, r, proc_cpu_sql(w, inst),
+                               score=r["cpu_s"]))
 
     for r in _rows(rec, d_state_sql(w)):
         if r["longest_run"] < D_STREAK_SNAPSHOTS or (r["longest_run_s"] or 0) < D_STREAK_WARN_S:
@@ -1032,8 +1074,7 @@ def _run(rec: Recording, w: Window) -> dict:
             notes.append(f"{s['host']}: {s['snapshots']} snapshots in the window; leak detection needs at least "
                          f"{LEAK_MIN_SAMPLES}")
         if s["processes_denied"]:
-            notes.append(f"{s['host']}: {s['processes_denied']} process rows had fields the kernel refused "
-                         "(run the recorder as root to see everything)")
+            notes.append(denied_note(rec, w, s["host"], s["processes_denied"]))
         if s["skipped"]:
             notes.append(f"{s['host']}: {s['skipped']} snapshots were skipped because collection overran the interval")
     notes.append(f"ephemeral ports are compared with the kernel's default range {EPHEMERAL_LOW}-{EPHEMERAL_HIGH}, "
@@ -1050,6 +1091,78 @@ def _run(rec: Recording, w: Window) -> dict:
         "findings": findings,
         "notes": notes,
     }
+
+
+def denied_sql(w: Window, host: str) -> str:
+    return f"""/* procsnap report: the process fields the kernel refused to the recorder (processes.denied), per process
+   instance, and who the recorder ran as (its own row in processes; NULL where the recording lacks it) */
+WITH recorder AS (
+    SELECT list(DISTINCT p.uid ORDER BY p.uid) AS uids, list(DISTINCT p."user" ORDER BY p."user") AS users
+    FROM processes p JOIN snapshots s USING (host, snapshot_id)
+    WHERE {w.sql('p.ts')} AND p.host = {_lit(host)} AND p.pid = s.recorder_pid
+),
+d AS (
+    SELECT p.boot_id, p.pid, p.start_time, arg_max(p.name, p.ts) AS name, arg_max(p.uid, p.ts) AS uid,
+           arg_max(p."user", p.ts) AS "user", bool_or(p.pid = 2 OR p.ppid = 2) AS kernel_thread,
+           count(DISTINCT p.snapshot_id) AS rows, list(DISTINCT src ORDER BY src) AS sources
+    FROM processes p JOIN snapshots s USING (host, snapshot_id), unnest(string_split(p.denied, ',')) AS t(src)
+    WHERE {w.sql('p.ts')} AND p.host = {_lit(host)} AND p.denied IS NOT NULL AND p.pid <> s.recorder_pid
+    GROUP BY ALL
+)
+SELECT d.*, r.uids AS recorder_uids, r.users AS recorder_users FROM d, recorder r ORDER BY d.pid, d.start_time"""
+
+
+def denied_note(rec: Recording, w: Window, host: str, rows_denied: int) -> str:
+    """What the kernel refused, to whom and the likely why: root is only the remedy when the
+    recorder did not run as root (its own process row says who it ran as)."""
+    rows = _rows(rec, denied_sql(w, host))
+    uids = [u for u in ((rows[0]["recorder_uids"] if rows else None) or []) if u is not None]
+    users = (rows[0]["recorder_users"] if rows else None) or []
+    as_root = bool(uids) and set(uids) == {0}
+    by_source = defaultdict(int)
+    for r in rows:
+        for src in r["sources"]:
+            by_source[src] += 1
+
+    def some(procs: list[dict]) -> str:
+        named = [f"{r['name']} (pid {r['pid']})" for r in procs[:3]]
+        return ", ".join(named) + (f" and {len(procs) - 3} more" if len(procs) > 3 else "")
+
+    kernel, others, same = [], [], []
+    for r in rows:
+        if r["kernel_thread"] and (as_root or not uids):
+            kernel.append(r)  # to a recorder that is not root, kernel threads are root's like any other
+        elif uids and r["uid"] not in uids:
+            others.append(r)
+        else:
+            same.append(r)
+    what = ", ".join(f"{src} {n}" for src, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0])))
+    head = (f"{host}: the kernel refused fields of {len(rows)} process(es) to the recorder in {rows_denied} "
+            f"rows (left NULL; processes per source: {what})")
+    parts = []
+    if kernel:
+        parts.append(f"kernel threads ({some(kernel)}) are the kernel's own: it does not give their exe, maps "
+                     "or io to anyone, root included")
+    if as_root:
+        if others or same:
+            parts.append(f"the recorder ran as root, and root is refused too ({some(others + same)}): reading "
+                         "another process's exe, cwd, root, fd, maps or io needs ptrace access, which root lacks "
+                         "without CAP_SYS_PTRACE (in a container or a restricted service), for a process of "
+                         "another user namespace (pid 1 of a container seen from inside it) or under Yama or "
+                         "lockdown; running as root again would not show them")
+    elif uids:
+        who = ", ".join(f"uid {u} ({n})" for u, n in zip(uids, users))
+        if others:
+            parts.append(f"the recorder ran as {who}: processes of other users ({some(others)}) keep their "
+                         "exe, cwd, fd, maps and io from it; run the recorder as root to see them")
+        if same:
+            parts.append(f"its own user's processes ({some(same)}) were refused too: ptrace access denied "
+                         "(not dumpable, or another user namespace); root with CAP_SYS_PTRACE reads them")
+    elif others or same:
+        parts.append(f"who ran the recorder is not in the recording (its own process row is not in the window) "
+                     f"for {some(others + same)}: if it was not root, root sees other users' processes; root "
+                     "itself is refused where it lacks ptrace access (no CAP_SYS_PTRACE, another user namespace)")
+    return head + ("; " + "; ".join(parts) if parts else "")
 
 
 def rank(findings: list[Finding]) -> list[Finding]:

@@ -15,6 +15,8 @@ import datetime as dt
 import html
 import json
 import math
+import os
+import tempfile
 
 from .db import Recording
 from .report import FD_KINDS, SEVERITIES, Finding, Window, _fmt_bytes, _fmt_secs
@@ -605,3 +607,24 @@ def render(rec: Recording, result: dict) -> str:
                    + "</ul>")
     out += [f"<script>{SCRIPT}</script>", "</main>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
+
+
+def write(path: str, page: str) -> None:
+    """Write PAGE to PATH readable by its owner only (0600, like the recording: the page holds
+    command lines). The page goes to a new file made next to PATH with O_EXCL and O_NOFOLLOW
+    (tempfile.mkstemp), then renamed over PATH: whatever PATH was, a link planted there included,
+    is replaced, never followed or written through."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
