@@ -205,16 +205,27 @@ def info(
     dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
     fmt: Optional[str] = typer.Option("table", "-f", "--format", help="table (text) or json."),
     host: Optional[List[str]] = HostOpt,
+    verify: bool = typer.Option(True, "--verify/--no-verify",
+                                help="Read every page of every file and check its Parquet checksum (the default; "
+                                     "--no-verify checks names, sizes and footers only)."),
 ):
-    """Time span, snapshots, hosts, rows and bytes per table, and how complete the evidence is.
+    """Time span, snapshots, hosts, rows and bytes per table, how complete the evidence is,
+    and every file left out (damaged, foreign, or failing its page checksums).
 
     Example: procsnap info ./incident
     """
     from . import info as I
     if fmt not in ("table", "json"):
         raise UsageError(f"bad format {fmt!r}: use table or json")
+    from .damage import EXCLUDED, DamageFound, verify as check_pages
     from .db import Recording
-    s = I.summarize(Recording.open(dirs, hosts=host, err=False))  # the damage is listed in the output
+    rec = Recording.open(dirs, hosts=host, err=False)  # the damage is listed in the output
+    if verify:
+        bad = check_pages([f for files in rec.files.values() for f in files])
+        if bad:  # left out as any damaged file is: open again without them (and with what they replaced)
+            EXCLUDED.update(bad)
+            raise DamageFound()
+    s = I.summarize(rec, verified=verify)
     if fmt == "json":
         from .output import _json_value
         print(json.dumps(_json_value(s), indent=1))
@@ -241,7 +252,7 @@ def query(
     Tables: snapshots, system, disks, nics, processes, threads; views: process_rates,
     thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
     """
-    from .output import render
+    from .damage import render
     from .queries import bind, get_query, parse_params
     out_fmt = _format(fmt)
     if (sql is None) == (name is None):
@@ -339,10 +350,12 @@ def diff(
                        at_from, at_to, host, threshold)
     else:
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
+    from .damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(_json_value(result), indent=1))
+        print(json.dumps(_json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
     else:
         print("\n\n".join(D.text(c) for c in result["comparisons"]))
+        write_partial(sys.stdout, "text")
     if exit_code and result["differences"]:
         raise typer.Exit(1)
 
@@ -389,10 +402,13 @@ def report(
         with open(html, "w", encoding="utf-8") as f:
             f.write(page)
         print(f"procsnap: wrote {html}", file=sys.stderr)
+    from .damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(R.as_json(result), indent=1))
+        doc = R.as_json(result)
+        print(json.dumps({**doc, "partial": losses_json()} if LOSSES else doc, indent=1))
     else:
         print(R.text(result, sql=not no_sql))
+        write_partial(sys.stdout, "text")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
