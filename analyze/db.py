@@ -350,6 +350,7 @@ class Recording:
         # every bind reads and parses the footer of every file of the table once more.
         con.execute("SET parquet_metadata_cache = true")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
+        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.damage.literal)
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
         for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
