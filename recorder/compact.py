@@ -193,13 +193,19 @@ DAMAGED_SUFFIX = ".damaged"
 
 
 def _readable(files: list[Path], damaged: list) -> list[Path]:
-    """The files that read whole; each one that does not is added to damaged as (path, why).
-    A damaged small file must not stop compaction (and with it retention) for good."""
+    """The files that read whole with their Parquet page checksums checked (where a page has
+    one: a flipped byte that still decompresses would otherwise be merged into a clean-looking
+    compacted file, with checksums of its own); each one that does not is added to damaged as
+    (path, why). A damaged small file must
+    not stop compaction (and with it retention) for good."""
     good = []
     for p in files:
         try:
+            pf = pq.ParquetFile(p, page_checksum_verification=True)
+            if "snapshot_id" not in pf.schema_arrow.names:
+                raise ValueError("not a procsnap file (no snapshot_id column)")
             # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
-            for _ in pq.ParquetFile(p).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
+            for _ in pf.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
                 pass
         except OSError as e:
             if e.errno in FULL_ERRNOS:
