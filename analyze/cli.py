@@ -1,7 +1,8 @@
 """The ``procsnap`` command: a few lines over the library for each sub-command.
 
 Every failure is one line on stderr: exit 2 for usage errors (bad options,
-unknown names, bad values), 1 for everything else. Never a traceback.
+unknown names, bad values), 1 for everything else; 3 for an answer that is
+partial (recorded rows unreadable: see analyze.damage). Never a traceback.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ checks each data file cheaply when it opens a recording (its size and Parquet's 
 both ends), and when a query still trips over a file (a corrupt page, a column whose type no
 procsnap ever wrote) the engine's error names it: :func:`culprit` finds that file, the views are
 rebuilt without it, and the query runs again. Every file left out is reported with its reason:
-`procsnap info` lists them, every other command says so on stderr.
+`procsnap info` lists them, every other command says so on stderr. The recorded rows they take
+with them (:class:`Loss`) are said on stderr and in the answer, and the command exits 3
+(:func:`exit_status`). docs/security-damage.md says what a damaged or hostile recording can and
+cannot make the analyzer do.
 """
 
 from __future__ import annotations
