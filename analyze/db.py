@@ -331,6 +331,7 @@ class Recording:
         self.files: dict[str, list[str]] = {}  # per table, the files its view reads
         self.checker: Checker | None = None
         self.scope: set[int] | None = None  # the snapshots an answer is about (None: all)
+        self.hosts: list[str] | None = None  # the hosts asked for (None: all)
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -412,6 +413,7 @@ class Recording:
         says are the recording's and the damaged or foreign ones left out."""
         sources = recording_folders(paths)
         rec = cls(cls._connect(sources), sources, live=False)
+        rec.hosts = hosts
         rec.checker = Checker(rec.con, pages=os.environ.get("PROCSNAP_VERIFY", "1") != "0")
         cands, damage = {}, {}
         for t in TABLES.values():
@@ -451,7 +453,7 @@ class Recording:
         committed snapshots (for the ``snapshots`` table, the range its damaged file's name
         says, unless both its ends are still committed through other files). Only the snapshots
         of ``scope`` count when it is set (a command about one moment)."""
-        hit = [d for d in self.damaged if d.table is not None]
+        hit = [d for d in self.damaged if d.table is not None and (self.hosts is None or d.host in self.hosts)]
         if not hit:
             return []
         seen = ", ".join(f"{t}_seen" for t in COUNTED)

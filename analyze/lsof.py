@@ -1041,6 +1041,8 @@ def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     """`procsnap lsof ARGS`: print the listing; returns the exit status."""
+    from .damage import LOSSES
+    LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     out = out or sys.stdout
     err = err or sys.stderr
     o = parse_args(argv)

@@ -427,6 +427,8 @@ def default_width() -> int:
 
 def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=None, out=None, err=None) -> int:
     """`procsnap top`: print the frame of each host; returns the exit status."""
+    from .damage import LOSSES
+    LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     from .damage import LOSSES, json_list, losses_json, write_partial
     from .db import lost_at, moments_for, say_moments
     from .errors import PartialError

@@ -191,12 +191,17 @@ def _with_page_checksums(rec: Path) -> None:
 
 
 def _fresh(run):
-    """run() in this process as a new command would: nothing remembered of earlier runs."""
+    """run() in this process as a new command would: nothing remembered of earlier runs, and
+    nothing left for the tests after."""
     from analyze import damage as D
     for s in (D.EXCLUDED, D.VERIFIED, D.SAID, D.OPENED):
         s.clear()
     D._vanished = 0
-    return D.retrying(run)
+    try:
+        return D.retrying(run)
+    finally:
+        D.LOSSES.clear()
+        D.EXCLUDED.clear()
 
 
 _FINGERPRINT = ("SELECT snapshot_id, count(*), hash(list(p::VARCHAR ORDER BY p::VARCHAR)) "
