@@ -220,13 +220,14 @@ def info(
         raise UsageError(f"bad format {fmt!r}: use table or json")
     from .damage import EXCLUDED, DamageFound, verify as check_pages
     from .db import Recording
-    rec = Recording.open(dirs, hosts=host, err=False)  # the damage is listed in the output
-    if verify:
+    rec = Recording.open(dirs, hosts=host, err=False, pages=verify)  # the damage is listed in the output
+    if verify:  # every file read was checked as it was chosen; what is read now is what was checked
         bad = check_pages([f for files in rec.files.values() for f in files])
         if bad:  # left out as any damaged file is: open again without them (and with what they replaced)
             EXCLUDED.update(bad)
             raise DamageFound()
-    s = I.summarize(rec, verified=verify)
+    rec.verified = verify
+    s = I.summarize(rec)
     if fmt == "json":
         from .output import _json_value
         print(json.dumps(_json_value(s), indent=1))

@@ -134,14 +134,21 @@ class Checker:
     Cheap checks for every file a command reads: its size and Parquet's magic bytes, then,
     from its footer (one DuckDB query for all files, whose footers the scans then find
     cached), that it has a ``snapshot_id`` column whose statistics lie inside the ids its name
-    says. A compacted file covers small files only once its ``snapshots`` counterpart (the
-    compaction's commit) is checked and holds their ids (:meth:`committed_ids`)."""
+    says. A compacted file covers small files only once a compacted ``snapshots`` file holding
+    its range (the compaction's commit) is checked and holds their ids (:meth:`committed_ids`)."""
 
     def __init__(self, con, pages: bool = False):
         self.con = con
         self.pages = pages
         self.why: dict[str, str | None] = {}
         self._ids: dict[str, set[int]] = {}
+        # (host folder, date folder) -> (first, last, path) of each checked compacted snapshots file
+        self.commits: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+
+    def commit_of(self, c: Candidate) -> str | None:
+        """The checked ``snapshots`` compacted file whose range holds C's (a compaction's commit:
+        the recorder renames it after the table's files), or None."""
+        return next((p for a, b, p in self.commits.get((c.host, c.date), ()) if a <= c.first and c.last <= b), None)
 
     def check(self, cands: list[Candidate]) -> None:
         todo = [c for c in cands if c.path not in self.why]
@@ -231,9 +238,10 @@ def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged:
            ignored: list | None = None) -> list[str]:
     """The files to read among CANDS: those that check (with a CHECKER) and that no checked,
     committed compacted file covers. A damaged compacted file covers nothing, so the small files
-    it replaced, when still there, are read instead. A compacted data file is committed by the
-    ``snapshots`` file of its name (compaction renames that last); without it (a compaction in
-    progress, or a stray file) it is not read and goes to IGNORED."""
+    it replaced, when still there, are read instead. A compacted data file is committed by a
+    checked compacted ``snapshots`` file whose range holds its own (compaction renames that
+    last); without one (a compaction in progress, or a stray file) it is not read and goes to
+    IGNORED."""
     if checker is not None:
         checker.check(cands)
     good = []
@@ -244,6 +252,10 @@ def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged:
                 damaged.append(_damage(c.path, why, table))
         else:
             good.append(c)
+    if checker is not None and table == "snapshots":
+        for c in good:
+            if c.compacted:
+                checker.commits.setdefault((c.host, c.date), []).append((c.first, c.last, c.path))
     by_dir: dict[str, list[Candidate]] = {}
     for c in good:
         by_dir.setdefault(os.path.dirname(c.path), []).append(c)
@@ -252,29 +264,21 @@ def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged:
         group.sort(key=lambda c: (c.first, -c.last))
         kept: list[Candidate] = []
         for c in group:
-            commit = None
-            if c.compacted and checker is not None:
-                commit = _commit_file(c)
-                if table != "snapshots" and (commit not in checker.why or checker.why[commit] is not None):
+            if c.compacted and checker is not None and table != "snapshots":
+                if checker.commit_of(c) is None:
                     if ignored is not None:
                         ignored.append(Damage(c.path, "a compaction no snapshots file commits (not read; "
                                                       "its snapshots are read from their own files)"))
                     continue
             cover = next((k for k in reversed(kept) if k.first <= c.first and c.last <= k.last), None)
             if cover is not None and checker is not None:
-                ids = checker.committed_ids(_commit_file(cover))
+                ids = checker.committed_ids(checker.commit_of(cover))
                 if not (c.first in ids and c.last in ids):
                     cover = None  # the compacted file does not hold these snapshots: read them
             if cover is None:
                 kept.append(c)
         files.extend(k.path for k in kept)
     return sorted(files)
-
-
-def _commit_file(c: Candidate) -> str:
-    """The ``snapshots`` file of the same name as C: a compaction's commit."""
-    d = Path(c.path).parent
-    return str(d.parent.parent.parent / "snapshots" / c.host / c.date / os.path.basename(c.path))
 
 
 def _holds(c: Candidate, ids: list[int]) -> bool:
@@ -332,6 +336,7 @@ class Recording:
         self.checker: Checker | None = None
         self.scope: set[int] | None = None  # the snapshots an answer is about (None: all)
         self.hosts: list[str] | None = None  # the hosts asked for (None: all)
+        self.verified = False  # every page of every file read was checked (procsnap info)
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -360,13 +365,16 @@ class Recording:
         return con
 
     @classmethod
-    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True) -> "Recording":
+    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True,
+             pages: bool | None = None) -> "Recording":
         """The recordings as views. A file that cannot be read is named on ERR (stderr unless
         None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them, and
         the rows they took with them go to analyze.damage.LOSSES (said on ERR too; the command
         then exits 3). DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a
-        caller that never queries them: each costs a bind over its table."""
-        rec, cands, damage = cls._listed(paths, hosts)
+        caller that never queries them: each costs a bind over its table. PAGES: whether every
+        page of the files read is checked against its checksum (default: unless the environment
+        says PROCSNAP_VERIFY=0)."""
+        rec, cands, damage = cls._listed(paths, hosts, pages)
         for t in TABLES.values():
             if t.name != "snapshots":
                 rec._view(t, choose(cands[t.name], rec.checker, t.name, damage[t.name], rec.ignored), hosts,
@@ -407,14 +415,16 @@ class Recording:
         return rec, moments
 
     @classmethod
-    def _listed(cls, paths: list[str], hosts: list[str] | None = None
+    def _listed(cls, paths: list[str], hosts: list[str] | None = None, pages: bool | None = None
                 ) -> tuple["Recording", dict[str, list[Candidate]], dict[str, list[Damage]]]:
         """A Recording with its ``snapshots`` view only, and per table the files its naming
         says are the recording's and the damaged or foreign ones left out."""
         sources = recording_folders(paths)
         rec = cls(cls._connect(sources), sources, live=False)
         rec.hosts = hosts
-        rec.checker = Checker(rec.con, pages=os.environ.get("PROCSNAP_VERIFY", "1") != "0")
+        if pages is None:
+            pages = os.environ.get("PROCSNAP_VERIFY", "1") != "0"
+        rec.checker = Checker(rec.con, pages=pages)
         cands, damage = {}, {}
         for t in TABLES.values():
             damage[t.name] = []

@@ -18,7 +18,7 @@ def _size(path: str) -> int:
         return 0
 
 
-def summarize(rec: Recording, verified: bool = False) -> dict:
+def summarize(rec: Recording) -> dict:
     con = rec.con
     n, start, end = con.execute("SELECT count(*), min(ts), max(ts) FROM snapshots").fetchone()
     hosts = [
@@ -53,7 +53,7 @@ def summarize(rec: Recording, verified: bool = False) -> dict:
         "tables": tables,
         "completeness": completeness,
         "cost": cost,
-        "verified": verified,
+        "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
         "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
         "partial": [x.json() for x in rec.losses],
