@@ -1414,7 +1414,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
             w = csv.writer(out, lineterminator="\n")
             for r in records(shown_rows, cols, ctx)[1]:
                 w.writerow([out_cell(v, table=False) for v in r])
-            write_partial(out, o.fmt)
+            # bare values for another command (xargs): what is missing goes to stderr and exit 3 only
         else:
             from .damage import render
             keys, vals = records(shown_rows, cols, ctx)
