@@ -1,7 +1,8 @@
 """The ``procsnap`` command: a few lines over the library for each sub-command.
 
 Every failure is one line on stderr: exit 2 for usage errors (bad options,
-unknown names, bad values), 1 for everything else. Never a traceback.
+unknown names, bad values), 1 for everything else; 3 for an answer that is
+partial (recorded rows unreadable: see analyze.damage). Never a traceback.
 """
 
 from __future__ import annotations
@@ -221,16 +222,28 @@ def info(
     dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
     fmt: Optional[str] = typer.Option("table", "-f", "--format", help="table (text) or json."),
     host: Optional[List[str]] = HostOpt,
+    verify: bool = typer.Option(True, "--verify/--no-verify",
+                                help="Read every page of every file and check its Parquet checksum (the default; "
+                                     "--no-verify checks names, sizes and footers only)."),
 ):
-    """Time span, snapshots, hosts, rows and bytes per table, and how complete the evidence is.
+    """Time span, snapshots, hosts, rows and bytes per table, how complete the evidence is,
+    and every file left out (damaged, foreign, or failing its page checksums).
 
     Example: procsnap info ./incident
     """
     from . import info as I
     if fmt not in ("table", "json"):
         raise UsageError(f"bad format {fmt!r}: use table or json")
+    from .damage import EXCLUDED, DamageFound, verify as check_pages
     from .db import Recording
-    s = I.summarize(Recording.open(dirs, hosts=host, err=False))  # the damage is listed in the output
+    rec = Recording.open(dirs, hosts=host, err=False, pages=verify)  # the damage is listed in the output
+    if verify:  # every file read was checked as it was chosen; what is read now is what was checked
+        bad = check_pages([f for files in rec.files.values() for f in files])
+        if bad:  # left out as any damaged file is: open again without them (and with what they replaced)
+            EXCLUDED.update(bad)
+            raise DamageFound()
+    rec.verified = verify
+    s = I.summarize(rec)
     if fmt == "json":
         from .output import _json_value
         print(json.dumps(_json_value(s), indent=1))
@@ -257,7 +270,7 @@ def query(
     Tables: snapshots, system, disks, nics, processes, threads; views: process_rates,
     thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
     """
-    from .output import render
+    from .damage import render
     from . import db  # noqa: F401 - imported here, where Python may still cache its bytecode
     from .queries import bind, get_query, parse_params
     from .sandbox import confined
@@ -371,10 +384,12 @@ def diff(
                        at_from, at_to, host, threshold, select)
     else:
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
+    from .damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(_json_value(result), indent=1))
+        print(json.dumps(_json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
     else:
         print("\n\n".join(D.text(c) for c in result["comparisons"]))
+        write_partial(sys.stdout, "text")
     if exit_code and result["differences"]:
         raise typer.Exit(1)
 
@@ -422,10 +437,13 @@ def report(
         except OSError as e:
             raise ProcsnapError(f"cannot write {html}: {e.strerror or e}") from None
         print(f"procsnap: wrote {html}", file=sys.stderr)
+    from .damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(R.as_json(result), indent=1))
+        doc = R.as_json(result)
+        print(json.dumps({**doc, "partial": losses_json()} if LOSSES else doc, indent=1))
     else:
         print(R.text(result, sql=not no_sql))
+        write_partial(sys.stdout, "text")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

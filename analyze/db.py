@@ -19,8 +19,10 @@ import bisect
 import datetime as dt
 import os
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 try:
     # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
@@ -30,48 +32,259 @@ try:
 except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
     import duckdb
 
-from recorder.schema import TABLES, Table
-from recorder.layout import file_range, is_recording, list_names, partitions, select_visible
+from recorder.schema import COUNTED, TABLES, Table
+from recorder.layout import (FORMAT, FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names,
+                             partition_problem)
 
-from .damage import EXCLUDED, OPENED, SAID, Damage, DamageFound, culprit, find_damage, unreadable_files, footer_problem, incompatible, quick_check
+from .damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
+                     id_time, incompatible, literal, quick_check, unreadable_files, verify)
 from .errors import ProcsnapError, UsageError, live_only
 from .interrupt import watch
 from .timespec import parse_span
 from .views import DERIVED
 
 
-def recording_files(source: Path, table: str, damaged: list | None = None) -> list[str]:
-    """The Parquet files of one table of a recording that a reader must read: in every
-    partition, those no compacted file covers. The one place that decides which files
-    a reader opens.
+class Candidate(NamedTuple):
+    """A data file whose name and folders are ones the recorder writes."""
 
-    With DAMAGED (a list), files that cannot be read are left out and added to it as
-    :class:`analyze.damage.Damage`: empty, truncated or not Parquet at all (size and magic
-    bytes), a Parquet file of a name the recorder never writes whose footer is not one of
-    this table's, a foreign non-Parquet file, and files a query already tripped over.
-    """
-    declared = None
-    files = []
-    for _, _, d in partitions(Path(source), table):
-        names = list_names(d)
-        visible, _ = select_visible(names)
-        if damaged is not None:
-            for n in sorted(names):
-                if not n.startswith((".", "_")) and not n.endswith(".parquet") and not (d / n).is_dir():
-                    damaged.append(Damage(str(d / n), "not a file procsnap writes (ignored)"))
-        for n in visible:
-            path = str(d / n)
-            if damaged is not None:
-                why = EXCLUDED.get(path) or quick_check(path)
-                if why is None and file_range(n) is None:  # a name the recorder never writes
-                    if declared is None:
-                        declared = {c.name: c.sql_type for c in TABLES[table].columns}
-                    why = footer_problem(path, declared)
-                if why is not None:
-                    damaged.append(Damage(path, why))
+    path: str
+    first: int
+    last: int
+    host: str  # the host= folder's name
+    date: str  # the date= folder's name
+
+    @property
+    def compacted(self) -> bool:
+        return os.path.basename(self.path).startswith("c")
+
+
+def _host(folder: str) -> str:
+    return urllib.parse.unquote(folder[len("host="):])
+
+
+def _damage(path: str, why: str, table: str | None = None) -> Damage:
+    """A Damage for PATH; for a name the recorder writes, with the table, host and snapshot ids
+    it stands for (what it may have taken with it: see :meth:`Recording._losses`)."""
+    r = file_range(os.path.basename(path))
+    host = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    if r is None or table is None or not host.startswith("host="):
+        return Damage(path, why)
+    return Damage(path, why, table, _host(host), r[0], r[1])
+
+
+def candidates(source: Path, table: str, damaged: list | None = None) -> list[Candidate]:
+    """The files of one table of a recording that its naming says are its own: ``<id>.parquet``
+    and ``c<first>-<last>.parquet`` in ``host=<name>/date=<YYYY-MM-DD>`` folders the recorder
+    writes, whose ids fall on that date. Everything else is added to DAMAGED (when a list) and
+    never read: a foreign file, a folder of another name (``date=garbage``, a copy of a
+    partition), a file whose ids are not of its folder's date."""
+    out: list[Candidate] = []
+    tdir = Path(source) / table
+    for hostdir in sorted(list_names(tdir)):
+        hpath = tdir / hostdir
+        if hostdir.startswith((".", "_")) or not hpath.is_dir():
+            continue
+        datedirs = sorted(list_names(hpath)) if hostdir.startswith("host=") else [None]
+        for datedir in datedirs:
+            d = hpath / datedir if datedir is not None else hpath
+            if datedir is not None and (datedir.startswith((".", "_")) or not d.is_dir()):
+                continue
+            why = partition_problem(hostdir, datedir or "")
+            if why is not None:
+                if damaged is not None:
+                    damaged.append(Damage(str(d), f"{why} (its files are ignored)"))
+                continue
+            for n in sorted(list_names(d)):
+                if n.startswith((".", "_")):
                     continue
-            files.append(path)
-    return files
+                path = str(d / n)
+                r = file_range(n)
+                if r is None:
+                    if damaged is not None:
+                        damaged.append(Damage(path, _foreign(path, n, table)))
+                    continue
+                day = datedir[len("date="):]
+                if id_date(r[0]) != day or id_date(r[1]) != day or r[0] > r[1]:
+                    if damaged is not None:
+                        damaged.append(Damage(path, f"snapshot ids of another date than its folder's ({day}): ignored"))
+                    continue
+                out.append(Candidate(path, r[0], r[1], hostdir, datedir))
+    return out
+
+
+def _foreign(path: str, name: str, table: str) -> str:
+    """Why a file of a name the recorder never writes is not read (the most telling reason)."""
+    if os.path.isdir(path):
+        return "a folder where procsnap writes files (ignored)"
+    if not name.endswith(".parquet"):
+        return "not a file procsnap writes (ignored)"
+    why = quick_check(path) or footer_problem(path, {c.name: c.sql_type for c in TABLES[table].columns})
+    return why or "not a name procsnap writes (ignored)"
+
+
+def recording_files(source: Path, table: str, damaged: list | None = None) -> list[str]:
+    """The Parquet files of one table of a recording that a reader must read, by their names
+    alone: in every partition, those no compacted file covers. Without a check of their
+    contents: :meth:`Recording.open` checks them (see :class:`Checker`) before choosing."""
+    return choose(candidates(source, table, damaged), None, table, damaged)
+
+
+class Checker:
+    """Whether each file holds what its name says, checked once per file and process.
+
+    Cheap checks for every file a command reads: its size and Parquet's magic bytes, then,
+    from its footer (one DuckDB query for all files, whose footers the scans then find
+    cached), that it has a ``snapshot_id`` column whose statistics lie inside the ids its name
+    says. A compacted file covers small files only once a compacted ``snapshots`` file holding
+    its range (the compaction's commit) is checked and holds their ids (:meth:`committed_ids`)."""
+
+    def __init__(self, con, pages: bool = False):
+        self.con = con
+        self.pages = pages
+        self.why: dict[str, str | None] = {}
+        self._ids: dict[str, set[int]] = {}
+        # (host folder, date folder) -> (first, last, path) of each checked compacted snapshots file
+        self.commits: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+
+    def commit_of(self, c: Candidate) -> str | None:
+        """The checked ``snapshots`` compacted file whose range holds C's (a compaction's commit:
+        the recorder renames it after the table's files), or None."""
+        return next((p for a, b, p in self.commits.get((c.host, c.date), ()) if a <= c.first and c.last <= b), None)
+
+    def check(self, cands: list[Candidate]) -> None:
+        todo = [c for c in cands if c.path not in self.why]
+        rest = []
+        for c in todo:
+            why = EXCLUDED.get(c.path) or quick_check(c.path)
+            if why is None:
+                rest.append(c)
+            else:
+                self.why[c.path] = why
+        stats = self._stats([c.path for c in rest])
+        for c in rest:
+            if c.path in self.why:
+                continue
+            st = stats.get(c.path)
+            if st is None:
+                st = self._read_range(c.path)
+            if st is None:
+                self.why[c.path] = "not a procsnap file (no snapshot_id column)"
+            elif st == (None, None):
+                self.why[c.path] = None  # no rows: holds nothing it should not
+            elif st[0] is None or st[0] < c.first or st[1] > c.last:
+                self.why[c.path] = (f"holds snapshot ids {st[0]}..{st[1]}, not the {c.first}..{c.last} its name says "
+                                    "(not the recording's file: ignored)")
+            else:
+                self.why[c.path] = None
+        if self.pages and rest:
+            table = Path(rest[0].path).parent.parent.parent.name
+            declared = TABLES[table].names if table in TABLES else None
+            self.why.update(verify([c.path for c in rest if self.why.get(c.path) is None], declared))
+
+    def _stats(self, paths: list[str]) -> dict[str, tuple]:
+        """path -> (min, max) snapshot_id from the footers' statistics, for files that have them."""
+        out: dict[str, tuple] = {}
+        while paths:
+            listed = ", ".join(_sql_str(literal(p)) for p in paths)
+            try:
+                rows = self.con.execute(
+                    "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)), max(TRY_CAST(stats_max_value AS BIGINT)), "
+                    "bool_and(stats_min_value IS NOT NULL AND stats_max_value IS NOT NULL) "
+                    f"FROM parquet_metadata([{listed}]) WHERE path_in_schema = 'snapshot_id' GROUP BY file_name").fetchall()
+            except duckdb.Error as e:
+                bad = culprit(str(e), paths)
+                if bad is None:
+                    for p in paths:  # one at a time, to find which
+                        out.update(self._stats([p]) if len(paths) > 1 else {})
+                    if len(paths) == 1:
+                        self.why[paths[0]] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
+                    return out
+                self.why[bad] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
+                paths = [p for p in paths if p != bad]
+                continue
+            for f, lo, hi, whole in rows:
+                if whole:
+                    out[f] = (lo, hi)
+            return out
+        return out
+
+    def _read_range(self, path: str) -> tuple | None:
+        """(min, max) snapshot_id read from the rows (no statistics, or no row group); None without the column."""
+        try:
+            names = {r[0] for r in self.con.execute(
+                f"SELECT name FROM parquet_schema({_sql_str(literal(path))})").fetchall()}
+            if "snapshot_id" not in names:
+                return None
+            return tuple(self.con.execute(
+                f"SELECT min(snapshot_id), max(snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone())
+        except duckdb.Error as e:
+            self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
+            return None
+
+    def committed_ids(self, path: str) -> set[int]:
+        """The snapshot ids a ``snapshots`` file holds (read only for a compaction whose small
+        files are still there)."""
+        if path not in self._ids:
+            try:
+                (ids,) = self.con.execute(
+                    f"SELECT list(DISTINCT snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone()
+            except duckdb.Error as e:
+                self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
+                ids = []
+            self._ids[path] = set(ids or ())
+        return self._ids[path]
+
+
+def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged: list | None,
+           ignored: list | None = None) -> list[str]:
+    """The files to read among CANDS: those that check (with a CHECKER) and that no checked,
+    committed compacted file covers. A damaged compacted file covers nothing, so the small files
+    it replaced, when still there, are read instead. A compacted data file is committed by a
+    checked compacted ``snapshots`` file whose range holds its own (compaction renames that
+    last); without one (a compaction in progress, or a stray file) it is not read and goes to
+    IGNORED."""
+    if checker is not None:
+        checker.check(cands)
+    good = []
+    for c in cands:
+        why = checker.why.get(c.path) if checker is not None else None
+        if why is not None:
+            if damaged is not None:
+                damaged.append(_damage(c.path, why, table))
+        else:
+            good.append(c)
+    if checker is not None and table == "snapshots":
+        for c in good:
+            if c.compacted:
+                checker.commits.setdefault((c.host, c.date), []).append((c.first, c.last, c.path))
+    by_dir: dict[str, list[Candidate]] = {}
+    for c in good:
+        by_dir.setdefault(os.path.dirname(c.path), []).append(c)
+    files = []
+    for d, group in by_dir.items():
+        group.sort(key=lambda c: (c.first, -c.last))
+        kept: list[Candidate] = []
+        for c in group:
+            if c.compacted and checker is not None and table != "snapshots":
+                if checker.commit_of(c) is None:
+                    if ignored is not None:
+                        ignored.append(Damage(c.path, "a compaction no snapshots file commits (not read; "
+                                                      "its snapshots are read from their own files)"))
+                    continue
+            cover = next((k for k in reversed(kept) if k.first <= c.first and c.last <= k.last), None)
+            if cover is not None and checker is not None:
+                ids = checker.committed_ids(checker.commit_of(cover))
+                if not (c.first in ids and c.last in ids):
+                    cover = None  # the compacted file does not hold these snapshots: read them
+            if cover is None:
+                kept.append(c)
+        files.extend(k.path for k in kept)
+    return sorted(files)
+
+
+def _holds(c: Candidate, ids: list[int]) -> bool:
+    i = bisect.bisect_left(ids, c.first)
+    return i < len(ids) and ids[i] <= c.last
 
 
 def holding(files: list[str], ids: list[int]) -> list[str]:
@@ -118,7 +331,13 @@ class Recording:
         self.sources = sources
         self.live = live
         self.damaged: list[Damage] = []  # files left out, with why (procsnap info lists them)
+        self.ignored: list[Damage] = []  # files not read that lose nothing (procsnap info lists them)
+        self.losses: list[Loss] = []  # the recorded rows the damaged files took with them
         self.files: dict[str, list[str]] = {}  # per table, the files its view reads
+        self.checker: Checker | None = None
+        self.scope: set[int] | None = None  # the snapshots an answer is about (None: all)
+        self.hosts: list[str] | None = None  # the hosts asked for (None: all)
+        self.verified = False  # every page of every file read was checked (procsnap info)
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -143,6 +362,7 @@ class Recording:
         con.execute("SET parquet_metadata_cache = true")
         con.execute("SET temp_directory = ''")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
+        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.damage.literal)
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
         for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
@@ -152,14 +372,20 @@ class Recording:
         return con
 
     @classmethod
-    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True) -> "Recording":
+    def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True,
+             pages: bool | None = None) -> "Recording":
         """The recordings as views. A file that cannot be read is named on ERR (stderr unless
-        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them.
-        DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a caller that never
-        queries them: each costs a bind over its table."""
-        rec, listed, damage = cls._listed(paths)
+        None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them, and
+        the rows they took with them go to analyze.damage.LOSSES (said on ERR too; the command
+        then exits 3). DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a
+        caller that never queries them: each costs a bind over its table. PAGES: whether every
+        page of the files read is checked against its checksum (default: unless the environment
+        says PROCSNAP_VERIFY=0)."""
+        rec, cands, damage = cls._listed(paths, hosts, pages)
         for t in TABLES.values():
-            rec._view(t, listed[t.name], hosts, damage[t.name])
+            if t.name != "snapshots":
+                rec._view(t, choose(cands[t.name], rec.checker, t.name, damage[t.name], rec.ignored), hosts,
+                          damage[t.name])
         if derived:
             rec._derived()
         rec._say(damage, err)
@@ -171,49 +397,129 @@ class Recording:
         """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
         AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
         those in WHOLE, only the files whose names say they can hold rows of the moment's
-        snapshots (``<id>.parquet``, ``c<first>-<last>.parquet``: see ``recorder.store``; a file of
-        another name is read). The engine opens no other file: on a day-long recording most of
-        the time of a one-moment command went into binding views over files it never reads.
-        Every file is still checked as :meth:`open` checks it, and a damaged one named on ERR;
-        the rate views are left out. Returns (recording, moments)."""
-        rec, listed, damage = cls._listed(paths)
-        rec._view(TABLES["snapshots"], listed["snapshots"], hosts, damage["snapshots"])
+        snapshots (``<id>.parquet``, ``c<first>-<last>.parquet``: see ``recorder.store``). The
+        engine opens no other file: on a day-long recording most of the time of a one-moment
+        command went into binding views over files it never reads. The files read are checked as
+        :meth:`open` checks them, a damaged one named on ERR, and only rows of the moment's
+        snapshots count as lost; the rate views are left out. Returns (recording, moments)."""
+        rec, cands, damage = cls._listed(paths, hosts)
         try:
             moments = rec.moment(at, need)
         except ProcsnapError:
             rec._say(damage, err)
             raise
         ids = sorted({m.snapshot_id for m in moments})
+        rec.scope = set(ids)
         for t in TABLES.values():
             if t.name != "snapshots":
-                files = listed[t.name] if t.name in whole else holding(listed[t.name], ids)
-                rec._view(t, files, hosts, damage[t.name])
+                mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if _holds(c, ids)]
+                for c in cands[t.name]:  # not read: named when it is damaged at a glance, as open() would
+                    why = None if c in mine else quick_check(c.path)
+                    if why is not None:
+                        damage[t.name].append(_damage(c.path, why, t.name))
+                rec._view(t, choose(mine, rec.checker, t.name, damage[t.name], rec.ignored), hosts, damage[t.name])
         rec._say(damage, err)
         return rec, moments
 
     @classmethod
-    def _listed(cls, paths: list[str]) -> tuple["Recording", dict[str, list[str]], dict[str, list[Damage]]]:
-        """A Recording with no views yet, and per table its files and the damaged ones left out."""
+    def _listed(cls, paths: list[str], hosts: list[str] | None = None, pages: bool | None = None
+                ) -> tuple["Recording", dict[str, list[Candidate]], dict[str, list[Damage]]]:
+        """A Recording with its ``snapshots`` view only, and per table the files its naming
+        says are the recording's and the damaged or foreign ones left out."""
         sources = recording_folders(paths)
         rec = cls(cls._connect(sources), sources, live=False)
-        listed, damage = {}, {}
+        rec.hosts = hosts
+        if pages is None:
+            pages = os.environ.get("PROCSNAP_VERIFY", "1") != "0"
+        rec.checker = Checker(rec.con, pages=pages)
+        cands, damage = {}, {}
         for t in TABLES.values():
             damage[t.name] = []
-            listed[t.name] = [f for src in sources for f in recording_files(src, t.name, damage[t.name])]
-        return rec, listed, damage
+            cands[t.name] = [c for src in sources for c in candidates(src, t.name, damage[t.name])]
+        for src in sources:
+            why = marker_problem(src)
+            if why is not None:
+                damage["snapshots"].append(Damage(str(src / MARKER), why))
+        snaps = choose(cands["snapshots"], rec.checker, "snapshots", damage["snapshots"], rec.ignored)
+        rec._view(TABLES["snapshots"], snaps, hosts, damage["snapshots"])
+        return rec, cands, damage
 
     def _view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> None:
         self.con.execute(self._table_view(t, files, hosts, damaged))
 
     def _say(self, damage: dict[str, list[Damage]], err) -> None:
-        """Keep the damaged files table by table, as they were found, and name them on ERR."""
-        self.damaged = [d for t in TABLES for d in damage.get(t, ())]
-        if self.damaged and err is not False:
+        """Keep the damaged files table by table, as they were found, find the rows they took
+        with them, and name both on ERR."""
+        self.damaged = [d for t in (*TABLES, "") for d in damage.get(t, ())]
+        for x in self.losses:  # said again with another scope (a command about one moment)
+            if x in LOSSES:
+                LOSSES.remove(x)
+        self.losses = self._losses()
+        LOSSES.extend(x for x in self.losses if x not in LOSSES)
+        if err is not False:
             say_damage(self.damaged, err or sys.stderr)
+            say_losses(self.losses, err or sys.stderr)
+
+    def rescope(self, scope: set[int] | None, err) -> None:
+        """Count as lost only rows of the snapshots SCOPE (None: all), and say so on ERR."""
+        self.scope = scope
+        self._say({"": self.damaged}, err)
+
+    def _losses(self) -> list[Loss]:
+        """The recorded rows the views lack because of damaged files: per table and host, runs of
+        committed snapshots (for the ``snapshots`` table, the range its damaged file's name
+        says, unless both its ends are still committed through other files). Only the snapshots
+        of ``scope`` count when it is set (a command about one moment)."""
+        hit = [d for d in self.damaged if d.table is not None and (self.hosts is None or d.host in self.hosts)]
+        if not hit:
+            return []
+        seen = ", ".join(f"{t}_seen" for t in COUNTED)
+        rows = self.con.execute(f"SELECT host, snapshot_id, ts, {seen} FROM snapshots ORDER BY host, snapshot_id").fetchall()
+        order: dict[str, list[int]] = {}
+        when: dict[tuple[str, int], object] = {}
+        took: dict[tuple[str, int], tuple] = {}
+        for r in rows:
+            order.setdefault(r[0], []).append(r[1])
+            when[(r[0], r[1])] = r[2]
+            took[(r[0], r[1])] = r[3:]
+        held: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for t, files in self.files.items():
+            for f in files:
+                r = file_range(os.path.basename(f))
+                h = os.path.basename(os.path.dirname(os.path.dirname(f)))
+                if r is not None:
+                    held.setdefault((t, _host(h)), []).append(r)
+        out: list[Loss] = []
+        for d in hit:
+            if d.table == "snapshots":
+                if (d.host, d.first) in when and (d.host, d.last) in when:
+                    continue
+                if self.scope is not None and not any(d.first <= i <= d.last for i in self.scope):
+                    continue
+                out.append(Loss("snapshots", d.host, id_time(d.first), id_time(d.last), 1 if d.first == d.last else None))
+                continue
+            col = COUNTED.index(d.table) if d.table in COUNTED else None
+            ids = order.get(d.host, [])
+            lo, hi = bisect.bisect_left(ids, d.first), bisect.bisect_right(ids, d.last)
+            lost = [i for i in ids[lo:hi]
+                    if (col is None or took[(d.host, i)][col] is not None)
+                    and (self.scope is None or i in self.scope)
+                    and not any(a <= i <= b for a, b in held.get((d.table, d.host), ()))]
+            run: list[int] = []
+            for i in lost:  # runs of consecutive committed snapshots
+                if run and ids.index(i) != ids.index(run[-1]) + 1:
+                    out.append(Loss(d.table, d.host, when[(d.host, run[0])], when[(d.host, run[-1])], len(run)))
+                    run = []
+                run.append(i)
+            if run:
+                out.append(Loss(d.table, d.host, when[(d.host, run[0])], when[(d.host, run[-1])], len(run)))
+        return sorted(set(out), key=lambda x: (x.table, x.host, x.first))
 
     def _table_view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> str:
         """The view of one table over FILES, leaving out (into DAMAGED) each file whose
-        footer the engine cannot read or whose columns cannot be read as declared."""
+        footer the engine cannot read or whose columns cannot be read as declared. A compacted
+        file found so is remembered and the command run again (DamageFound), to read the small
+        files it replaced."""
         files = list(files)
         while True:
             OPENED.update(files)
@@ -234,7 +540,10 @@ class Recording:
                 if not bad:
                     raise ProcsnapError(f"cannot read table {t.name}: {msg}") from None
             for f, why in bad:
-                damaged.append(Damage(f, why))
+                if os.path.basename(f).startswith("c"):  # it may have replaced small files still there
+                    EXCLUDED[f] = why
+                    raise DamageFound()
+                damaged.append(_damage(f, why, t.name))
                 files.remove(f)
 
     @classmethod
@@ -534,8 +843,13 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     if command in AT_MOMENT:
         rec, moments = Recording.open_at(paths, hosts or None, at, NEEDS.get(command), whole=AT_MOMENT[command])
     else:
-        rec = Recording.open(paths, hosts=hosts or None)
-        moments = rec.moment(at, NEEDS.get(command))
+        rec = Recording.open(paths, hosts=hosts or None, err=False)  # said below, for the moment's snapshots
+        try:
+            moments = rec.moment(at, NEEDS.get(command))
+        except ProcsnapError:
+            rec.rescope(None, None)
+            raise
+        rec.rescope({m.snapshot_id for m in moments}, None)
     if not moments:
         which = f" of host {', '.join(hosts)}" if hosts else ""
         raise ProcsnapError(f"no snapshot{which} in {', '.join(paths)}")
@@ -552,6 +866,45 @@ def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
     if len(new) > limit:
         err.write(f"procsnap: skipped {len(new) - limit} more damaged files (procsnap info lists them)\n")
     err.flush()
+
+
+def lost_at(rec: "Recording", table: str, m: "Moment") -> str | None:
+    """When the rows of TABLE of moment M's snapshot are unreadable: the error to give instead of
+    "the recording was made without the table" (exit 3, see analyze.errors.PartialError)."""
+    for x in rec.losses:
+        if x.table in (table, "snapshots") and x.host == m.host and x.first <= m.ts <= x.last:
+            return (f"the {table} rows of the snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC are in a "
+                    "damaged file (named above; procsnap info lists it): nothing to answer with")
+    return None
+
+
+def say_losses(losses: list[Loss], err) -> None:
+    """Say on stderr which recorded rows the answer lacks (the command then exits 3)."""
+    from .output import escape
+    for x in losses:
+        err.write(f"procsnap: PARTIAL: rows missing from {escape(x.line())}\n")
+    err.flush()
+
+
+def marker_problem(src: Path) -> str | None:
+    """Why a recording's procsnap.json is not one procsnap writes (None when it is, or absent)."""
+    import json
+    p = src / MARKER
+    try:
+        doc = json.loads(p.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return f"not a procsnap marker ({getattr(e, 'strerror', None) or type(e).__name__}): read as format version {FORMAT_VERSION}"
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return f"not a procsnap marker (format is not {FORMAT!r}): read as format version {FORMAT_VERSION}"
+    v = doc.get("version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        return f"format version {v!r} is not a number: read as version {FORMAT_VERSION}"
+    if v > FORMAT_VERSION:
+        return (f"written by a newer procsnap (format version {v}; this one reads {FORMAT_VERSION}): "
+                "what it added is not read")
+    return None
 
 
 def say_moments(moments: list[Moment], err) -> None:
@@ -584,7 +937,7 @@ class _Incompatible(Exception):
 def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
     if not files:
         return _empty_view(t)
-    listed = ", ".join(_sql_str(f) for f in files)
+    listed = ", ".join(_sql_str(literal(f)) for f in files)
     scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
     present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}

@@ -13,6 +13,13 @@ class UsageError(ProcsnapError):
     exit_code = 2
 
 
+class PartialError(ProcsnapError):
+    """Nothing to answer with because the recorded rows it needs are unreadable (exit 3, as a
+    partial answer: see analyze.damage)."""
+
+    exit_code = 3
+
+
 def live_only(at, hosts, command: str) -> None:
     """--at and --host mean a recording: without --rec they are usage errors."""
     if at is not None or hosts:

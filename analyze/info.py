@@ -54,7 +54,10 @@ def summarize(rec: Recording) -> dict:
         "tables": tables,
         "completeness": completeness,
         "cost": cost,
+        "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
+        "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
+        "partial": [x.json() for x in rec.losses],
     }
 
 
@@ -68,7 +71,7 @@ def _fmt_bytes(n: int) -> str:
 
 def text(s: dict) -> str:
     lines = [f"recording: {', '.join(map(escape, s['sources']))}"]
-    damage = _damage_lines(s["damaged"])
+    damage = _damage_lines(s)
     if not s["snapshots"]:
         lines.append("snapshots: 0 (empty recording)")
         return "\n".join(lines + damage)
@@ -100,9 +103,28 @@ def text(s: dict) -> str:
     return "\n".join(lines + damage)
 
 
-def _damage_lines(damaged: list[dict]) -> list[str]:
-    if not damaged:
-        return []
-    out = ["", f"damaged: {len(damaged)} file(s) left out, the rest answers:"]
-    out += [f"  {escape(d['path'])}: {escape(d['reason'])}" for d in damaged]
+def _damage_lines(s: dict) -> list[str]:
+    from .damage import Loss
+    from .output import escape
+    out = [""]
+    if s["verified"]:
+        out.append("verified: every page of every file read, with its Parquet page checksum checked where it has one")
+    else:
+        out.append("not verified: names, sizes and footers checked only (without --no-verify every page is read)")
+    damaged, ignored = s["damaged"], s["ignored"]
+    if damaged:
+        out.append(f"damaged: {len(damaged)} file(s) left out, the rest answers:")
+        out += [f"  {escape(d['path'])}: {escape(d['reason'])}" for d in damaged]
+    if ignored:
+        out.append(f"ignored: {len(ignored)} file(s) not read, nothing lost:")
+        out += [f"  {escape(d['path'])}: {escape(d['reason'])}" for d in ignored]
+    if s["partial"]:
+        out.append("PARTIAL: recorded rows unreadable, left out of every answer:")
+        out += [f"  missing: {escape(Loss(x['table'], x['host'], _ts(x['from']), _ts(x['to']), x['snapshots']).line())}"
+                for x in s["partial"]]
     return out
+
+
+def _ts(text: str):
+    import datetime as dt
+    return dt.datetime.fromisoformat(text)

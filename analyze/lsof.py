@@ -1170,6 +1170,8 @@ def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     """`procsnap lsof ARGS`: print the listing; returns the exit status."""
+    from .damage import LOSSES
+    LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     out = out or sys.stdout
     err = err or sys.stderr
     o = parse_args(argv)
@@ -1178,7 +1180,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         out.write("\n")
         return 0
     if o.recs:
-        from .db import moments_for, say_moments
+        from .db import lost_at, moments_for, say_moments
         rec, moments = moments_for(o.recs, o.at, o.hosts, "lsof")
     else:
         live_only(o.at, o.hosts, "lsof")
@@ -1192,6 +1194,10 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
 
     if rec is not None:
         rows = load(rec, moments, o)
+        lost = [why for m in moments if (why := lost_at(rec, "open_files", m))]
+        if not rows and lost and not has_files(rec, moments):
+            from .errors import PartialError
+            raise PartialError(lost[0])
         if not rows and not has_files(rec, moments):
             raise ProcsnapError("no open files in the snapshot" + ("s" if len(moments) > 1 else "")
                                 + " used: the recording was made without the open_files table")
@@ -1208,6 +1214,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                   "file arguments select by name only\n")
     res = select(rows, o)
 
+    from .damage import LOSSES, render, write_partial
+
     def write():
         if o.terse:
             seen = set()
@@ -1218,10 +1226,14 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         elif res.rows:
             if o.fmt in (None, "table"):
                 text_table(res.rows, o, out)
+                write_partial(out, "table")
             else:
-                from .output import render
                 cols, vals = records(res.rows, o)
                 render(cols, vals, o.fmt, out=out)
+        elif LOSSES and o.fmt == "json":  # nothing found in what could be read: say what could not
+            render(list(records([], o)[0]), [], o.fmt, out=out)
+        elif LOSSES:
+            write_partial(out, o.fmt or "table")
 
     # `procsnap lsof | head`: when the reader is gone there is nothing more to say.
     from .output import write_guarded

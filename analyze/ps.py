@@ -1354,6 +1354,8 @@ def field_list() -> str:
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     """`procsnap ps ARGS`: print the listing; returns the exit status."""
+    from .damage import LOSSES
+    LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     out = out or sys.stdout
     err = err or sys.stderr
     o = parse_args(argv)
@@ -1369,7 +1371,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     if live:
         live_only(o.at, o.hosts, "ps")
     else:
-        from .db import moments_for, say_moments
+        from .db import lost_at, moments_for, say_moments
+        from .errors import PartialError
         rec, moments = moments_for(o.recs, o.at, o.hosts, "ps")
     columns(o, 5)  # option conflicts are usage errors, before any reading
     threads = bool(o.threads)
@@ -1380,6 +1383,8 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     else:
         for m in moments:
             got = load(rec, m, threads, live)
+            if not got and lost_at(rec, "processes", m):
+                raise PartialError(lost_at(rec, "processes", m))
             if not got:
                 raise ProcsnapError(f"no processes in the snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC: "
                                     "the recording was made without the processes table")
@@ -1401,10 +1406,12 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         cols = [Column(None, "HOST", hw, "host")] + cols
 
     def write():
+        from .damage import write_partial
         if o.fmt == "table":
             text_table(shown_rows, cols, o, ctx, out)
+            write_partial(out, o.fmt)
         else:
-            from .output import render
+            from .damage import render
             keys, vals = records(shown_rows, cols, ctx)
             render(keys, vals, o.fmt, out=out, header=not (o.fmt == "csv" and o.no_headers))
 

@@ -581,6 +581,12 @@ def render(rec: Recording, result: dict) -> str:
            '<div class="badges" style="margin-top:8px">'
            + "".join(f'<span style="background:{SEV_COLORS[sv]}">{s[sv]} {sv}</span>' for sv in SEVERITIES)
            + f' {s["leaks"]} leak(s), {s["bottlenecks"]} bottleneck(s)</div>']
+    from .damage import LOSSES
+    if LOSSES:  # said before any finding: an answer without these rows may miss what they held
+        out.append('<div class="partial" role="alert" style="border:2px solid #b71c1c;padding:6px 10px;margin:8px 0">'
+                   "<strong>PARTIAL report:</strong> recorded rows were unreadable and are left out "
+                   "(procsnap info lists the damaged files):<ul>"
+                   + "".join(f"<li>missing: {esc(x.line())}</li>" for x in LOSSES) + "</ul></div>")
     for h in hosts:
         out.append(f"<h2>Host {esc(h)}: CPU, memory and load</h2>")
         out.append(_host_charts(rec, h, w))

@@ -428,7 +428,11 @@ def default_width() -> int:
 
 def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=None, out=None, err=None) -> int:
     """`procsnap top`: print the frame of each host; returns the exit status."""
-    from .db import moments_for, say_moments
+    from .damage import LOSSES
+    LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
+    from .damage import LOSSES, json_list, losses_json, write_partial
+    from .db import lost_at, moments_for, say_moments
+    from .errors import PartialError
     from .output import _json_value, render, write_guarded
     out = out or sys.stdout
     err = err or sys.stderr
@@ -446,6 +450,8 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
     frames = []
     for m in moments:
         f = load(rec, m)
+        if not f.tasks and recs and lost_at(rec, "processes", m):
+            raise PartialError(lost_at(rec, "processes", m))
         if not f.tasks:
             raise ProcsnapError(f"no processes in the snapshot of {m.host} at {m.ts:%Y-%m-%d %H:%M:%S} UTC: "
                                 "the recording was made without the processes table")
@@ -472,16 +478,21 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
             # several hosts (a fleet): each host's screen under a line naming it
             label = (lambda f: f"== {escape(f.host)} ==\n") if len(frames) > 1 else (lambda f: "")
             out.write("\n".join(label(f) + text(f, ts, extra, w) for f, ts in zip(frames, shown)))
+            write_partial(out, fmt)
         elif fmt == "json":
             docs = [{"summary": summary(f), "processes": [dict(zip(COLUMNS, record(t))) for t in ts]}
                     for f, ts in zip(frames, shown)]
-            json.dump(_json_value(docs[0] if len(docs) == 1 else docs), out, indent=1)
+            doc = docs[0] if len(docs) == 1 else docs
+            if LOSSES:
+                doc = {**doc, "partial": losses_json()} if isinstance(doc, dict) else json_list(doc)
+            json.dump(_json_value(doc), out, indent=1)
             out.write("\n")
         else:
             several = len(frames) > 1
             cols = (["host"] if several else []) + list(COLUMNS)
             rows = [((f.host,) if several else ()) + record(t) for f, ts in zip(frames, shown) for t in ts]
             render(cols, rows, "csv", out=out)
+            write_partial(out, "csv")
 
     # `procsnap top | head`: when the reader is gone there is nothing more to say.
     write_guarded(out, write)

@@ -118,11 +118,15 @@ def _read(store: Store, p: Path, columns: list[str] | None = None) -> pa.Table:
         return pq.ParquetFile(f).read(columns=columns, use_threads=False)
 
 
-def _batches(store: Store, p: Path):
+def _batches(store: Store, p: Path, verify: bool = False):
     """P's rows READ_BATCH_ROWS at a time, read on this thread (opened by the store: a regular
-    file, never through a link)."""
+    file, never through a link). VERIFY checks every page's checksum where it has one, and that
+    the file is one of procsnap's (a snapshot_id column)."""
     with store.open_read(p) as f:
-        yield from pq.ParquetFile(f).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False)
+        pf = pq.ParquetFile(f, page_checksum_verification=verify)
+        if verify and "snapshot_id" not in pf.schema_arrow.names:
+            raise ValueError("not a procsnap file (no snapshot_id column)")
+        yield from pf.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False)
 
 
 def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Schema) -> None:
@@ -202,13 +206,15 @@ DAMAGED_SUFFIX = ".damaged"
 
 
 def _readable(store: Store, files: list[Path], damaged: list) -> list[Path]:
-    """The files that read whole; each one that does not is added to damaged as (path, why).
-    A damaged small file must not stop compaction (and with it retention) for good."""
+    """The files that read whole with their Parquet page checksums checked (where a page has
+    one: a flipped byte that still decompresses would otherwise be merged into a clean-looking
+    compacted file, with checksums of its own); each one that does not is added to damaged as
+    (path, why). A damaged small file must not stop compaction (and with it retention) for good."""
     good = []
     for p in files:
         try:
             # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
-            for _ in _batches(store, p):
+            for _ in _batches(store, p, verify=True):
                 pass
         except OSError as e:
             if e.errno in FULL_ERRNOS:

@@ -82,6 +82,37 @@ def list_names(d: Path) -> list[str]:
         return []
 
 
+_DATE_FOLDER = re.compile(r"^date=(\d{4})-(\d{2})-(\d{2})$")
+
+
+def partition_problem(host_folder: str, date_folder: str) -> str | None:
+    """Why a partition folder is not one the recorder writes (None when it is): ``host=`` and
+    the host name as :func:`partition_value` escapes it, ``date=`` and a real ISO date. A copy of
+    a partition under another name would otherwise be read as more snapshots."""
+    import datetime as dt
+    value = host_folder[len("host="):] if host_folder.startswith("host=") else None
+    if not value or partition_value(urllib.parse.unquote(value)) != value:
+        return f"{host_folder}: not a host folder procsnap writes"
+    m = _DATE_FOLDER.match(date_folder)
+    try:
+        if m is None:
+            raise ValueError
+        dt.date(*map(int, m.groups()))
+    except ValueError:
+        return f"{date_folder}: not a date folder procsnap writes"
+    return None
+
+
+def id_date(snapshot_id: int) -> str | None:
+    """The ``date=`` folder a snapshot id belongs in: ids are the snapshot's UTC time in epoch
+    microseconds, and each snapshot goes into the folder of its UTC date."""
+    import datetime as dt
+    try:
+        return dt.datetime.fromtimestamp(snapshot_id / 1_000_000, dt.timezone.utc).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def partition_value(v: str) -> str:
     """Hive partition values are URL-escaped, like Spark and Trino write them."""
     return urllib.parse.quote(v, safe="")
