@@ -8,7 +8,7 @@ procsnap ever wrote) the engine's error names it: :func:`culprit` finds that fil
 rebuilt without it, and the query runs again. Every file left out is reported with its reason:
 `procsnap info` lists them, every other command says so on stderr. The recorded rows they take
 with them (:class:`Loss`) are said on stderr and in the answer, and the command exits 3
-(:func:`exit_status`). docs/security-damage.md says what a damaged or hostile recording can and
+(:func:`exit_status`). docs/security.md says what a damaged or hostile recording can and
 cannot make the analyzer do.
 """
 

@@ -239,7 +239,7 @@ def test_query_formats(hostile):
 
 
 def test_the_rule():
-    """The escape form, documented in analyze/output.py and docs/security-escape.md."""
+    """The escape form, documented in analyze/output.py and docs/security.md."""
     assert escape("a\x1b[2Jb\x07\r\n\t\x7f") == "a\\x1b[2Jb\\x07\\r\\n\\t\\x7f"
     assert escape("\u009b\u0085\u202e\u2066\u200b\ufeff\u00ad\u2028\U000e0041") == \
         "\\u009b\\u0085\\u202e\\u2066\\u200b\\ufeff\\u00ad\\u2028\\U000e0041"
