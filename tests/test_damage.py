@@ -187,7 +187,7 @@ def _with_page_checksums(rec: Path) -> None:
     from recorder.store import parquet_options
     for f in rec.rglob("*.parquet"):
         t = pq.ParquetFile(f).read()
-        pq.write_table(t, f, **parquet_options(t.schema), write_page_checksum=True)
+        pq.write_table(t, f, **parquet_options(t.schema))  # write_page_checksum=True among them
 
 
 def _fresh(run):

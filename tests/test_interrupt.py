@@ -62,7 +62,8 @@ def test_ctrl_c_stops_a_named_query_too(sample, tmp_path):
 
 def _big(sample, tmp_path, times: int):
     """A copy of the sample whose processes rows are repeated TIMES times in one compacted file
-    (the small files it covers are then not read)."""
+    (the small files it covers are then not read). Its snapshots are compacted too: a compacted
+    file counts only when a compacted snapshots file commits its range."""
     import shutil
 
     try:
@@ -77,6 +78,9 @@ def _big(sample, tmp_path, times: int):
     con.execute("SET enable_progress_bar = false")
     con.execute(f"COPY (SELECT p.* FROM read_parquet('{part}/*.parquet') p, range({times})) "
                 f"TO '{part}/c{ids[0]}-{ids[-1]}.parquet' (FORMAT parquet)")
+    snaps = next((rec / "snapshots").glob("host=*/date=*"))
+    con.execute(f"COPY (SELECT * FROM read_parquet('{snaps}/*.parquet') ORDER BY snapshot_id) "
+                f"TO '{snaps}/c{ids[0]}-{ids[-1]}.parquet' (FORMAT parquet)")
     con.close()
     return rec
 
