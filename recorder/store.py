@@ -121,6 +121,26 @@ def _check_real_path(fd: int, shown, allow_shared: bool) -> None:
             raise _refuse(p, why + f" (it holds {_shown(shown)})")
 
 
+def _enter(fd: int, name: str, create: bool) -> int:
+    """A descriptor of the folder NAME in the folder FD, never through a link (O_NOFOLLOW: a
+    link raises ELOOP or ENOTDIR); with CREATE a missing one is made 0700 whatever the umask,
+    else FileNotFoundError."""
+    try:
+        return os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    try:
+        os.mkdir(name, 0o700, dir_fd=fd)
+        made = True
+    except FileExistsError:  # made by someone else meanwhile: checked like any existing one
+        made = False
+    nfd = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+    if made:
+        os.fchmod(nfd, 0o700)  # mkdir's mode went through the umask
+    return nfd
+
+
 def open_folder(path, allow_shared: bool = False) -> int:
     """Open (creating what is missing, each 0700 whatever the umask) the folder PATH for
     writing a recording; returns its descriptor.
@@ -142,18 +162,9 @@ def open_folder(path, allow_shared: bool = False) -> int:
         for i, name in enumerate(parts):
             walked = os.path.join(walked, name)
             last = i == len(parts) - 1
-            followed = made = False
+            followed = False
             try:
-                nfd = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(name, 0o700, dir_fd=fd)
-                    made = True
-                except FileExistsError:
-                    pass
-                nfd = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
-                if made:
-                    os.fchmod(nfd, 0o700)  # mkdir's mode went through the umask
+                nfd = _enter(fd, name, create=True)
             except OSError as e:
                 if e.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
@@ -364,18 +375,8 @@ class Store:
         try:
             for name in self._parts(d):
                 walked = walked / name
-                made = False
                 try:
-                    nfd = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    try:
-                        os.mkdir(name, 0o700, dir_fd=fd)
-                        made = True
-                    except FileExistsError:
-                        pass
-                    nfd = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+                    nfd = _enter(fd, name, create)
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise StoreError(f"{_shown(walked)} is a link or not a folder: procsnap never follows "
@@ -383,8 +384,6 @@ class Store:
                     raise
                 os.close(fd)
                 fd = nfd
-                if made:
-                    os.fchmod(fd, 0o700)
                 why = None if self.allow_shared else _unsafe(os.fstat(fd), own=True)
                 if why:
                     raise _refuse(walked, why)
