@@ -33,8 +33,9 @@ except ImportError:  # pragma: no cover - a duckdb build without the separate ex
     import duckdb
 
 from recorder.schema import COUNTED, TABLES, Table
-from recorder.layout import (FORMAT, FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names,
-                             partition_problem)
+from recorder.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
+from recorder.layout import marker_problem as layout_marker_problem
+from recorder.layout import partition_problem
 
 from .damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
                      id_time, incompatible, literal, quick_check, unreadable_files, verify)
@@ -888,23 +889,17 @@ def say_losses(losses: list[Loss], err) -> None:
 
 def marker_problem(src: Path) -> str | None:
     """Why a recording's procsnap.json is not one procsnap writes (None when it is, or absent)."""
-    import json
-    p = src / MARKER
     try:
-        doc = json.loads(p.read_bytes())
+        data = (src / MARKER).read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
-        return f"not a procsnap marker ({getattr(e, 'strerror', None) or type(e).__name__}): read as format version {FORMAT_VERSION}"
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        return f"not a procsnap marker (format is not {FORMAT!r}): read as format version {FORMAT_VERSION}"
-    v = doc.get("version")
-    if not isinstance(v, int) or isinstance(v, bool):
-        return f"format version {v!r} is not a number: read as version {FORMAT_VERSION}"
-    if v > FORMAT_VERSION:
-        return (f"written by a newer procsnap (format version {v}; this one reads {FORMAT_VERSION}): "
-                "what it added is not read")
-    return None
+    except OSError as e:
+        return f"not a procsnap marker ({e.strerror}): read as format version {FORMAT_VERSION}"
+    problem = layout_marker_problem(data)
+    if problem is None:
+        return None
+    why, newer = problem
+    return f"{why}: what it added is not read" if newer else f"{why}: read as format version {FORMAT_VERSION}"
 
 
 def say_moments(moments: list[Moment], err) -> None:
