@@ -33,8 +33,9 @@ except ImportError:  # pragma: no cover - a duckdb build without the separate ex
     import duckdb
 
 from recorder.schema import COUNTED, TABLES, Table
-from recorder.layout import (FORMAT, FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names,
-                             partition_problem)
+from recorder.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
+from recorder.layout import marker_problem as layout_marker_problem
+from recorder.layout import partition_problem
 
 from .damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
                      id_time, incompatible, literal, quick_check, unreadable_files, verify)
@@ -336,6 +337,9 @@ class Recording:
         self.files: dict[str, list[str]] = {}  # per table, the files its view reads
         self.checker: Checker | None = None
         self.scope: set[int] | None = None  # the snapshots an answer is about (None: all)
+        # Per host, the snapshot a moment's answer used and the last snapshot id the time asked
+        # covers (None: the end): a lost snapshot between them is one the answer should have used.
+        self.after: dict[str, tuple[int, int | None]] = {}
         self.hosts: list[str] | None = None  # the hosts asked for (None: all)
         self.verified = False  # every page of every file read was checked (procsnap info)
 
@@ -494,7 +498,8 @@ class Recording:
             if d.table == "snapshots":
                 if (d.host, d.first) in when and (d.host, d.last) in when:
                     continue
-                if self.scope is not None and not any(d.first <= i <= d.last for i in self.scope):
+                if self.scope is not None and not any(d.first <= i <= d.last for i in self.scope) \
+                        and not self._between_moment_and_asked(d):
                     continue
                 out.append(Loss("snapshots", d.host, id_time(d.first), id_time(d.last), 1 if d.first == d.last else None))
                 continue
@@ -514,6 +519,12 @@ class Recording:
             if run:
                 out.append(Loss(d.table, d.host, when[(d.host, run[0])], when[(d.host, run[-1])], len(run)))
         return sorted(set(out), key=lambda x: (x.table, x.host, x.first))
+
+    def _between_moment_and_asked(self, d: Damage) -> bool:
+        """A lost snapshot of D's range lies after the snapshot a moment's answer used and at or
+        before the time asked: the answer would have been about it."""
+        a = self.after.get(d.host)
+        return a is not None and d.last > a[0] and (a[1] is None or d.first <= a[1])
 
     def _table_view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> str:
         """The view of one table over FILES, leaving out (into DAMAGED) each file whose
@@ -632,6 +643,7 @@ class Recording:
             rows = self.con.execute(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
                 "GROUP BY host ORDER BY host").fetchall()
+            self.after = {r[0]: (r[1], None) for r in rows}
             return [Moment(*r) for r in rows]
         start, end = self.time_range()
         asked, at = parse_span(text, start, end)
@@ -644,6 +656,9 @@ class Recording:
                 FROM g LEFT JOIN s ON s.host = g.host AND s.ts <= $at
                 GROUP BY g.host ORDER BY g.host""", {"at": at}).fetchall()
         found = [r for r in rows if r[1] is not None]
+        u = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+        upto = None if text.strip().lower() == "end" else int(u.timestamp() * 1_000_000)  # "end": as no --at
+        self.after = {r[0]: (r[1], upto) for r in found}
         if not found:
             with_ = f" with {need}" if need else ""
             raise ProcsnapError(f"no snapshot at or before {asked.isoformat()}{with_} (the recording starts at "
@@ -888,23 +903,17 @@ def say_losses(losses: list[Loss], err) -> None:
 
 def marker_problem(src: Path) -> str | None:
     """Why a recording's procsnap.json is not one procsnap writes (None when it is, or absent)."""
-    import json
-    p = src / MARKER
     try:
-        doc = json.loads(p.read_bytes())
+        data = (src / MARKER).read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
-        return f"not a procsnap marker ({getattr(e, 'strerror', None) or type(e).__name__}): read as format version {FORMAT_VERSION}"
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        return f"not a procsnap marker (format is not {FORMAT!r}): read as format version {FORMAT_VERSION}"
-    v = doc.get("version")
-    if not isinstance(v, int) or isinstance(v, bool):
-        return f"format version {v!r} is not a number: read as version {FORMAT_VERSION}"
-    if v > FORMAT_VERSION:
-        return (f"written by a newer procsnap (format version {v}; this one reads {FORMAT_VERSION}): "
-                "what it added is not read")
-    return None
+    except OSError as e:
+        return f"not a procsnap marker ({e.strerror}): read as format version {FORMAT_VERSION}"
+    problem = layout_marker_problem(data)
+    if problem is None:
+        return None
+    why, newer = problem
+    return f"{why}: what it added is not read" if newer else f"{why}: read as format version {FORMAT_VERSION}"
 
 
 def say_moments(moments: list[Moment], err) -> None:

@@ -16,6 +16,25 @@ DATA_NAME = re.compile(r"^(\d+)\.parquet$")
 COMPACT_NAME = re.compile(r"^c(\d+)-(\d+)\.parquet$")
 
 
+def marker_problem(data: bytes) -> tuple[str, bool] | None:
+    """Why the bytes of a procsnap.json are not a marker this procsnap writes: (reason, newer),
+    newer when a later procsnap wrote it; None when it is one. The analyzer reads such a recording
+    as the format it knows and says so; the recorder refuses to add to it."""
+    import json
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        return f"not a procsnap marker ({type(e).__name__})", False
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return f"not a procsnap marker (format is not {FORMAT!r})", False
+    v = doc.get("version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        return f"format version {v!r} is not a number", False
+    if v > FORMAT_VERSION:
+        return f"written by a newer procsnap (format version {v}; this one knows {FORMAT_VERSION})", True
+    return None
+
+
 def file_range(name: str) -> tuple[int, int] | None:
     """The snapshot ids a data file holds: (id, id) for ``<id>.parquet``, (first, last) for
     ``c<first>-<last>.parquet``; None for any other name (left alone by the recorder)."""

@@ -40,7 +40,7 @@ from .collect import Snapshot
 from .pqwrite import Columns
 from .schema import TABLES
 
-from .layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range,  # noqa: F401 - re-exported
+from .layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,  # noqa: F401 - re-exported
                      is_recording, list_names, partition_value, partitions, select_visible)
 
 # errno values meaning "the disk (or quota) is full": the recorder drops snapshots, not data.
@@ -282,6 +282,7 @@ class Store:
         if mode & 0o077:
             print(f"procsnap: warning: {_shown(self.root)} is readable by others (mode {mode:o}); "
                   "recordings hold command lines", file=sys.stderr)
+        self._check_marker()
         if not self._lexists(MARKER):
             import json
             data = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "writer": f"procsnap {__version__}"},
@@ -294,6 +295,27 @@ class Store:
                 raise StoreError(f"cannot write {_shown(self.root / MARKER)}: {e.strerror}; "
                                  "the folder is finished at the next start") from None
         self.remove_uncommitted()
+
+    def _check_marker(self) -> None:
+        """Refuse to add to a recording whose marker is garbage or a newer procsnap's: its files
+        may be of a format this recorder would mix its own into. A link there is never read."""
+        try:
+            fd = os.open(MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self._dfd)
+        except OSError:
+            return  # absent (written below), or a link or FIFO: left alone, never read through
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            data = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        problem = marker_problem(data)
+        if problem is None:
+            return
+        why, newer = problem
+        fix = ("record with that procsnap, or into another folder" if newer else
+               "record into another folder, or remove it if the folder is a recording of this procsnap")
+        raise StoreError(f"{_shown(self.root / MARKER)}: {why}; refusing to add to this recording: {fix}")
 
     def _lexists(self, name: str) -> bool:
         try:

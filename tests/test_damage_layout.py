@@ -129,6 +129,22 @@ def test_a_snapshot_whose_processes_file_is_damaged(cli, sample, tmp_path):
     assert "damaged file" in p.stderr and "made without" not in p.stderr
 
 
+def test_a_lost_snapshot_after_the_moment_used_makes_the_answer_partial(cli, sample, tmp_path):
+    """The last snapshot's commit unreadable: a command about the end (or a time at or after that
+    snapshot) answers with the one before, which is not the moment asked: exit 3, said. A time
+    before the lost snapshot is answered whole."""
+    rec = _copy(sample, tmp_path / "rec")
+    commits = _files(rec, "snapshots")
+    before, lost = commits[-2], commits[-1]
+    at_before, at_lost = _ts(cli, rec, int(before.stem)), _ts(cli, rec, int(lost.stem))
+    pq.write_table(pa.table({"a": [1]}), lost)
+    for cmd in (["ps", "-e"], ["top"], ["lsof", "-p", "1"]):
+        for at in ([], ["--at", "end"], ["--at", at_lost]):
+            p = cli(*cmd, "--rec", rec, *at, check=3)
+            assert "rows missing from every table (the snapshots themselves)" in p.stderr, (cmd, at, p.stderr)
+        cli(*cmd, "--rec", rec, "--at", at_before, check=0)
+
+
 def test_glob_characters_in_names_read_each_file_once(cli, sample, tmp_path):
     total = _count(cli, _copy(sample, tmp_path / "plain"), "processes")
     rec = _copy(sample, tmp_path / "rec[1]*?")

@@ -83,3 +83,24 @@ def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
         assert sum(n + " is a folder" in x for x in lines) == 1, p.stderr
     assert all(x.startswith("procsnap: left alone: ") for x in lines), p.stderr
     assert (d / "123.parquet").is_dir() and (d / "c5-6.parquet").is_dir()
+
+
+@pytest.mark.parametrize("marker,why", [
+    (b"\x00garbage{", "not a procsnap marker ("),
+    (b"", "not a procsnap marker (JSONDecodeError)"),
+    (b'{"format": "other", "version": 1}', "not a procsnap marker (format is not"),
+    (b'{"format": "procsnap-recording", "version": "1"}', "format version '1' is not a number"),
+    (b'{"format": "procsnap-recording", "version": 99}', "written by a newer procsnap (format version 99"),
+])
+@pytest.mark.parametrize("command", ["snapshot", "record"])
+def test_a_garbage_or_future_marker_is_never_appended_to(tmp_path, marker, why, command):
+    out = tmp_path / "rec"
+    assert cli("snapshot", "-o", out, "--host", "h").returncode == 0
+    (out / "procsnap.json").write_bytes(marker)
+    before = sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+    args = ("-i", "0.2", "-n", "2", "-q") if command == "record" else ()
+    p = cli(command, "-o", out, "--host", "h", *args)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith(f"procsnap: {out / 'procsnap.json'}: {why}") and "refusing to add" in p.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*.parquet")) == before
+    assert (out / "procsnap.json").read_bytes() == marker
