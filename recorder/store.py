@@ -171,8 +171,10 @@ def open_folder(path, allow_shared: bool = False) -> int:
                 st = os.lstat(name, dir_fd=fd)
                 if not stat.S_ISLNK(st.st_mode):
                     raise StoreError(f"{_shown(walked)} exists and is not a folder") from None
-                if st.st_uid not in (0, os.geteuid()) and not allow_shared:
-                    raise _refuse(walked, f"is a link owned by {_user(st.st_uid)}") from None
+                if st.st_uid not in (0, os.geteuid()):  # with the flag too: a link decides where root writes
+                    raise StoreError(f"{_shown(walked)} is a link owned by {_user(st.st_uid)}: procsnap follows "
+                                     "links on the way to its folder only when root or its own user made them; "
+                                     "name the real folder instead") from None
                 try:
                     nfd = os.open(name, _DIR, dir_fd=fd)
                 except NotADirectoryError:
