@@ -267,8 +267,9 @@ def query(
       procsnap query --rec ./incident --name top_cpu -p start=03:10 -p end=03:20
       procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
 
-    Tables: snapshots, system, disks, nics, processes, threads; views: process_rates,
-    thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
+    Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
+    sockets; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
+    netstat_rates (`procsnap schema` describes them).
     """
     from .damage import render
     from . import db  # noqa: F401 - imported here, where Python may still cache its bytecode
