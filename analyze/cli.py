@@ -52,11 +52,12 @@ def _format(fmt: Optional[str]) -> str:
     return fmt
 
 
-def _open(rec: Optional[List[str]], host: Optional[List[str]] = None):
+def _open(rec: Optional[List[str]], host: Optional[List[str]] = None, live=None):
+    """The recordings, or LIVE (a snapshot from db.collect_live) as one."""
     from .db import Recording
     if rec:
         return Recording.open(rec, hosts=host)
-    return Recording.live_snapshot()
+    return Recording.from_snapshot(live)
 
 
 # --------------------------------------------------------------------------
@@ -283,8 +284,13 @@ def query(
     q = get_query(name) if name is not None else None
     given = parse_params(param or [])
 
+    # The live snapshot is taken here, before confinement: a confined thread may not inspect
+    # other processes (their sockets would come out without an owner).
+    from .db import collect_live
+    live = None if rec else collect_live()
+
     def run():
-        r = _open(rec, host)
+        r = _open(rec, host, live)
         if q:
             return r.execute(q.sql, bind(q, given, r))
         return r.execute(sql)
