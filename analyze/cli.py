@@ -427,7 +427,10 @@ def report(
     with the time left until the soft fd limit or available memory runs out. Bottlenecks: CPU
     saturation, steal and iowait, the processes that used the CPU, D state, disk and process
     I/O, memory pressure, fd limits, listen queues, TIME_WAIT and ephemeral ports, context-switch
-    storms. The text or json goes to stdout; --html writes the page as well.
+    storms, listen-queue overflows and retransmission spikes (TCP stack counters), and file systems
+    filling up (space or inodes, with the time until full, the processes writing the most there and
+    those holding deleted files open). The text or json goes to stdout; --html writes the page as
+    well.
     """
     from . import report as R
     from .db import Recording
