@@ -52,11 +52,12 @@ def _format(fmt: Optional[str]) -> str:
     return fmt
 
 
-def _open(rec: Optional[List[str]], host: Optional[List[str]] = None):
+def _open(rec: Optional[List[str]], host: Optional[List[str]] = None, live=None):
+    """The recordings, or LIVE (a snapshot from db.collect_live) as one."""
     from .db import Recording
     if rec:
         return Recording.open(rec, hosts=host)
-    return Recording.live_snapshot()
+    return Recording.from_snapshot(live)
 
 
 # --------------------------------------------------------------------------
@@ -267,8 +268,9 @@ def query(
       procsnap query --rec ./incident --name top_cpu -p start=03:10 -p end=03:20
       procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
 
-    Tables: snapshots, system, disks, nics, processes, threads; views: process_rates,
-    thread_rates, system_rates, disk_rates, nic_rates (`procsnap schema` describes them).
+    Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
+    sockets; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
+    netstat_rates (`procsnap schema` describes them).
     """
     from .damage import render
     from . import db  # noqa: F401 - imported here, where Python may still cache its bytecode
@@ -282,8 +284,13 @@ def query(
     q = get_query(name) if name is not None else None
     given = parse_params(param or [])
 
+    # The live snapshot is taken here, before confinement: a confined thread may not inspect
+    # other processes (their sockets would come out without an owner).
+    from .db import collect_live
+    live = None if rec else collect_live()
+
     def run():
-        r = _open(rec, host)
+        r = _open(rec, host, live)
         if q:
             return r.execute(q.sql, bind(q, given, r))
         return r.execute(sql)
@@ -420,7 +427,10 @@ def report(
     with the time left until the soft fd limit or available memory runs out. Bottlenecks: CPU
     saturation, steal and iowait, the processes that used the CPU, D state, disk and process
     I/O, memory pressure, fd limits, listen queues, TIME_WAIT and ephemeral ports, context-switch
-    storms. The text or json goes to stdout; --html writes the page as well.
+    storms, listen-queue overflows and retransmission spikes (TCP stack counters), and file systems
+    filling up (space or inodes, with the time until full, the processes writing the most there and
+    those holding deleted files open). The text or json goes to stdout; --html writes the page as
+    well.
     """
     from . import report as R
     from .db import Recording

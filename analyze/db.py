@@ -324,6 +324,14 @@ class Moment:
     ts: dt.datetime
 
 
+
+def collect_live(tables: tuple[str, ...] | None = None):
+    """One snapshot of the live host, in memory. Take it outside analyze.sandbox.confined: a
+    confined thread may not inspect other processes, whose sockets would lose their owner."""
+    from recorder.collect import COLLECTED, Collector
+    return Collector(tables=tables or COLLECTED).snapshot()
+
+
 class Recording:
     """A DuckDB connection over one or more recordings, or over a live snapshot."""
 
@@ -593,8 +601,7 @@ class Recording:
 
     @classmethod
     def live_snapshot(cls, tables: tuple[str, ...] | None = None) -> "Recording":
-        from recorder.collect import COLLECTED, Collector
-        return cls.from_snapshot(Collector(tables=tables or COLLECTED).snapshot())
+        return cls.from_snapshot(collect_live(tables))
 
     def _derived(self) -> None:
         for sql, _ in DERIVED.values():

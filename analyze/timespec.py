@@ -4,7 +4,8 @@ Durations: ``90``, ``90s``, ``5m``, ``2h``, ``1d``, ``1h30m``, ``1.5s``.
 Times (always resolved to UTC):
 
 * ISO: ``2026-11-28T03:14``, ``2026-11-28 03:14:05``, with an optional offset
-  (``Z``, ``+02:00``); without one the time is UTC, like the recording;
+  (``Z``, ``+02:00``) or `` UTC`` as procsnap prints times; without one the
+  time is UTC, like the recording;
 * ``HH:MM[:SS]``: that time on the day of the reference (the recording's last
   snapshot);
 * relative: ``-10m`` is ten minutes before the reference, ``+30s`` after the
@@ -86,8 +87,17 @@ def _unit(has_minutes: bool, has_seconds: bool, fraction: str | None, day: bool 
     return dt.timedelta(days=1) if day else dt.timedelta(hours=1)
 
 
+_UTC_SUFFIX = re.compile(r"(?P<clock>(?:\d{4}-\d{2}-\d{2}[T ])?\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?|\d{4}-\d{2}-\d{2})"
+                         r"\s+UTC", re.IGNORECASE)
+
+
 def _parse(text: str, start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.datetime, dt.timedelta | None]:
     t = text.strip()
+    # "2026-11-28 03:14:05 UTC", as procsnap prints times, pasted back: the same clock time in UTC
+    # (only after a date or clock time that carries no offset of its own).
+    suffix = _UTC_SUFFIX.fullmatch(t)
+    if suffix:
+        t = suffix.group("clock")
     low = t.lower()
     ref = end or dt.datetime.now(UTC)
     if low == "now":

@@ -6,6 +6,7 @@ ps-hog (200 MiB), ps-threads (8 named worker threads), ps-short (exits after
 """
 
 import json
+import re
 
 import pytest
 
@@ -113,6 +114,16 @@ def test_named_query_through_the_cli(cli, sample):
     assert json.loads(p.stdout)[0]["name"] == "ps-hog"
     p = cli("queries", "-f", "csv", check=0)
     assert "top_cpu,Top CPU consumers" in p.stdout
+
+
+def test_query_help_names_every_table_and_view(cli):
+    """`procsnap query --help` lists what SQL can name: every recorded table and every derived view
+    (filesystems, open_files, sockets and netstat_rates were once missing)."""
+    from analyze.views import DERIVED
+    from recorder.schema import TABLES
+    text = " ".join(cli("query", "--help", check=0).stdout.split())
+    missing = [n for n in [*TABLES, *DERIVED] if not re.search(rf"\b{n}\b", text)]
+    assert not missing, missing
 
 
 def test_query_header_parsing(tmp_path):

@@ -221,6 +221,23 @@ def test_live_mode_has_no_file_access(cli):
     assert p.returncode == 1 and "disabled by configuration" in p.stderr
 
 
+def test_live_query_sees_other_processes_sockets(cli):
+    """The live snapshot of `procsnap query` is taken before the SQL is confined: a confined
+    thread may not inspect other processes, so sockets came out with no owner and their
+    descriptors without a socket TYPE (ss -p and lsof -i show them)."""
+    code = ("import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "print(s.getsockname()[1], flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(child.stdout.readline())
+        p = cli("query", f"SELECT s.pid, o.type FROM sockets s LEFT JOIN open_files o USING (pid, inode) "
+                         f"WHERE s.local_port = {port} AND s.state = 'LISTEN'", "-f", "csv", check=0)
+        assert p.stdout.splitlines()[1:] == [f"{child.pid},IPv4"], p.stdout
+    finally:
+        child.stdin.close()
+        child.wait(10)
+
+
 # ---------------------------------------------------------------------------- end to end
 
 

@@ -306,3 +306,12 @@ def test_html_renders_in_chromium(scenario, outputs, tmp_path, capsys):
     with capsys.disabled():  # shown even when pytest captures output
         print(f"\nHTML report screenshot: {shot} (the page: {shot_dir / 'report.html'})")
     assert os.path.getsize(shot_dir / "report.html") > 0
+
+
+def test_report_help_names_the_host_findings():
+    """report --help lists what it looks for: the file-system and TCP stack findings too."""
+    p = subprocess.run([sys.executable, "-m", "analyze.cli", "report", "--help"], capture_output=True, text=True,
+                       cwd=ROOT)
+    text = " ".join(p.stdout.split()).lower()
+    for words in ("file systems filling up", "time until full", "listen-queue overflows", "retransmission spikes"):
+        assert words in text, words

@@ -65,6 +65,28 @@ def test_a_time_covers_what_its_last_digit_names(text, first, last):
     assert parse_time(text, START, END) == first
 
 
+@pytest.mark.parametrize("text,first", [
+    ("2026-11-28 03:14:05 UTC", dt.datetime(2026, 11, 28, 3, 14, 5, tzinfo=UTC)),
+    ("03:14:05 utc", dt.datetime(2026, 11, 28, 3, 14, 5, tzinfo=UTC)),
+    ("2026-11-28 03:14 UTC", dt.datetime(2026, 11, 28, 3, 14, tzinfo=UTC)),
+    ("2026-11-27 UTC", dt.datetime(2026, 11, 27, tzinfo=UTC)),
+    ("2026-11-28T03:14:05.6 UTC", dt.datetime(2026, 11, 28, 3, 14, 5, 600000, tzinfo=UTC)),
+])
+def test_a_time_as_procsnap_prints_it_is_accepted(text, first):
+    """Headers and notes print "2026-11-28 03:14:05 UTC": pasted back, it names that whole second
+    (minute), as without the suffix."""
+    bare = text[:-4]
+    assert parse_span(text, START, END) == parse_span(bare, START, END)
+    assert parse_time(text, START, END) == first
+
+
+@pytest.mark.parametrize("text", ["UTC", " UTC", "2026-11-28 05:00+02:00 UTC", "2026-11-28T03:00Z UTC", "end UTC",
+                                  "-10m UTC", "2026-11-28 05:00-02:00 UTC", "2026-11-28 03:14 UTC UTC"])
+def test_utc_suffix_only_after_a_clock_time_without_offset(text):
+    with pytest.raises(UsageError):
+        parse_span(text, START, END)
+
+
 @pytest.mark.parametrize("text", ["+99999999999d", "-99999999999d", "+1e300s", "-9999999999w", "10000-01-01"])
 def test_out_of_range_times_are_usage_errors(text):
     with pytest.raises(UsageError):
