@@ -96,11 +96,11 @@ class _Who:
 def selection(pids: list[str] | None = None, users: list[str] | None = None, cmds: list[str] | None = None):
     """-p, -u and -c as lsof reads them (its own parser: lists, ^ to exclude, /REGEX/ for -c);
     None when nothing is selected."""
-    from .lsof import Options, _valued
+    from .lsof import Options, apply_option
     o = Options()
     for c, values in (("p", pids), ("u", users), ("c", cmds)):
         for v in values or []:
-            _valued(o, c, v)
+            apply_option(o, c, v)
     return o if (o.pids or o.xpids or o.users or o.xusers or o.cmds or o.xcmds) else None
 
 
@@ -110,18 +110,18 @@ def selected(o, pid: int | None, uid: int | None, user: str | None, name: str | 
         return True
     if pid is None:
         return False
-    from .lsof import _cmd_matches, _user_matches
+    from .lsof import cmd_matches, user_matches
     who = _Who(pid, uid, user or "", name or "")
-    if pid in o.xpids or any(_user_matches(who, u) for u in o.xusers) \
-            or any(_cmd_matches(who, m) for _, m in o.xcmds):
+    if pid in o.xpids or any(user_matches(who, u) for u in o.xusers) \
+            or any(cmd_matches(who, m) for _, m in o.xcmds):
         return False
     tests = []
     if o.pids:
         tests.append(pid in o.pids)
     if o.users:
-        tests.append(any(_user_matches(who, u) for u in o.users))
+        tests.append(any(user_matches(who, u) for u in o.users))
     if o.cmds:
-        tests.append(any(_cmd_matches(who, m) for _, m in o.cmds))
+        tests.append(any(cmd_matches(who, m) for _, m in o.cmds))
     return not tests or any(tests)
 
 

@@ -241,7 +241,7 @@ def parse_args(argv: list[str]) -> Options:
                 rest = a[j + 1:]
                 if c in _MANDATORY:
                     val = rest if rest else next_value(f"-{c}")
-                    _valued(o, c, val)
+                    apply_option(o, c, val)
                     break
                 if c in _OPTIONAL:
                     if rest:
@@ -327,7 +327,8 @@ def _split(v: str, opt: str) -> list[str]:
     return items
 
 
-def _valued(o: Options, c: str, v: str) -> None:
+def apply_option(o: Options, c: str, v: str) -> None:
+    """Option C with its value V into O, as lsof reads it (diff selects with the same rules)."""
     if c == "p":
         for x in _split(v, "-p"):
             ex = x.startswith("^")
@@ -885,13 +886,15 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                     warn(f"can't get UID for {escape(u)}")
 
 
-def _user_matches(r: Row, u: str) -> bool:
+def user_matches(r: Row, u: str) -> bool:
+    """Whether R's owner is U: a uid when U is all digits, else a login name."""
     if u.isdigit():
         return r.uid == int(u)
     return r.user == u
 
 
-def _cmd_matches(r: Row, m) -> bool:
+def cmd_matches(r: Row, m) -> bool:
+    """Whether R's command matches a -c item: a prefix (bytes) or a /regular expression/."""
     if isinstance(m, bytes):
         return r.command_bytes.startswith(m)
     return m.search(r.command) is not None
@@ -907,8 +910,8 @@ def select(rows: list[Row], o: Options) -> Result:
     """Apply lsof's exclusions, then its ORed (or, with -a, ANDed) selections."""
     kept = []
     for r in rows:
-        if r.pid in o.xpids or any(_user_matches(r, u) for u in o.xusers) \
-                or any(_cmd_matches(r, m) for _, m in o.xcmds):
+        if r.pid in o.xpids or any(user_matches(r, u) for u in o.xusers) \
+                or any(cmd_matches(r, m) for _, m in o.xcmds):
             continue
         if o.tcp_in or o.tcp_ex:
             st = r.tcp_state()
@@ -919,7 +922,7 @@ def select(rows: list[Row], o: Options) -> Result:
     pids_seen = {r.pid for r in kept}
     missing = [str(p) for p in dict.fromkeys(o.pids) if p not in pids_seen]
     for text, m in o.cmds:
-        if not any(_cmd_matches(r, m) for r in kept):
+        if not any(cmd_matches(r, m) for r in kept):
             missing.append(text)
 
     tests = []
@@ -927,9 +930,9 @@ def select(rows: list[Row], o: Options) -> Result:
         pids = set(o.pids)
         tests.append(lambda r: r.pid in pids)
     if o.users:
-        tests.append(lambda r: any(_user_matches(r, u) for u in o.users))
+        tests.append(lambda r: any(user_matches(r, u) for u in o.users))
     if o.cmds:
-        tests.append(lambda r: any(_cmd_matches(r, m) for _, m in o.cmds))
+        tests.append(lambda r: any(cmd_matches(r, m) for _, m in o.cmds))
     if o.inet or o.unix:
         # -i and -U are both network selections: one ORed set
         def net(r):
