@@ -1233,7 +1233,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
             else:
                 cols, vals = records(res.rows, o)
                 render(cols, vals, o.fmt, out=out)
-        elif LOSSES and o.fmt == "json":  # nothing found in what could be read: say what could not
+        elif o.fmt == "json":  # nothing found: still a JSON document ([], or what could not be read)
             render(list(records([], o)[0]), [], o.fmt, out=out)
         elif LOSSES:
             write_partial(out, o.fmt or "table")

@@ -163,7 +163,9 @@ PATTERNS: list[tuple[str, tuple[bytes, ...], re.Pattern]] = [
     ("Slack or Discord webhook URL", (b"hooks.slack", b"/webhooks/"), re.compile(
         rb"(?i)(?:hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/)"
         rb"(?P<v>[A-Za-z0-9_/-]+)")),
-    ("GitLab token", (b"gl",), re.compile(rb"\b(?P<v>gl(?:pat|dt|rt|ptt|cbt|ft|soat|agent|oas)-[A-Za-z0-9_-]{20,})")),
+    # Newer GitLab tokens carry a version and a checksum after dots: glpat-PAYLOAD.01.SUFFIX.
+    ("GitLab token", (b"gl",), re.compile(rb"\b(?P<v>gl(?:pat|dt|rt|ptt|cbt|ft|soat|agent|oas)-"
+                                          rb"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*?\.01\.[A-Za-z0-9_-]+|[A-Za-z0-9_-]{20,}))")),
     ("Stripe secret key", (b"k_live_", b"k_test_"), re.compile(rb"\b(?P<v>[sr]k_(?:live|test)_[A-Za-z0-9]{16,})")),
     ("Vault token", (b"hvs.", b"hvb.", b"hvr."), re.compile(rb"\b(?P<v>hv[sbr]\.[A-Za-z0-9_-]{20,})")),
     ("Google API key", (b"aiza",), re.compile(rb"\b(?P<v>AIza[A-Za-z0-9_-]{35})")),
@@ -227,6 +229,9 @@ _CANDIDATE = _trie(_CANDIDATES)
 _WORD = re.compile(rb"\S+")
 _QUOTES = b"'\""
 _FLAG = re.compile(rb"^--?(?P<k>[A-Za-z][A-Za-z0-9_.-]*)$")
+# --name:VALUE, the colon form some programs take for --name=VALUE (only after two dashes:
+# curl's -HAuthorization: is a header, left to the header patterns).
+_COLON_OPT = re.compile(rb"^--(?P<k>[A-Za-z][A-Za-z0-9_.-]*):")
 # openssl's passphrase sources: pass:X is caught as a pattern, the others name where it is.
 _PASS_SOURCES = (b"pass:", b"env:", b"file:", b"fd:", b"stdin")
 _SEPARATORS = {b";", b"|", b"||", b"&&", b"&"}
@@ -332,6 +337,12 @@ class _Words:
             return
         if self.option(core, spans, off):
             return
+        m = _COLON_OPT.match(core)
+        if m and secret_name(m.group("k")):
+            span = _secret_value(core[m.end():])
+            if span is not None:
+                spans.append((off + m.end() + span[0], off + m.end() + span[1]))
+            return
         if b"=" in core:
             _keyed(core, spans, off)
             return
@@ -348,6 +359,10 @@ class _Words:
                 if span is not None:
                     spans.append(span)
                 return
+        m = _COLON_OPT.match(arg)
+        if m and secret_name(m.group("k")) and arg[m.end():].strip().lower() not in _PLAIN_VALUES:
+            spans.append((m.end(), len(arg)))  # --name:VALUE, all the rest as with --name=VALUE
+            return
         m = _ARG_ASSIGN.match(arg)
         if m and arg.startswith(b"-"):
             # --name=VALUE or --opt=NAME=VALUE: the program gets all the rest as the value.

@@ -72,6 +72,8 @@ def test_formats(cli, sample):
     sql = "SELECT pid, name, ts FROM processes WHERE name = 'ps-hog' ORDER BY ts LIMIT 2"
     js = json.loads(cli("query", "--rec", sample, sql, "-f", "json", check=0).stdout)
     assert [r["name"] for r in js] == ["ps-hog", "ps-hog"] and js[0]["ts"].endswith("+00:00")
+    p = cli("query", "--rec", sample, "SELECT pid FROM processes WHERE pid < 0", "-f", "json", check=0)
+    assert (p.returncode, json.loads(p.stdout)) == (0, [])  # an answer with no rows is still JSON
     csv_out = cli("query", "--rec", sample, sql, "-f", "csv", check=0).stdout.splitlines()
     assert csv_out[0] == "pid,name,ts" and len(csv_out) == 3
     # piped without -f: csv

@@ -604,6 +604,15 @@ def test_cli_csv_and_json(cli, recdir, fmt):
     assert rows[0]["command"] == "curl" and rows[1]["name"] == name
 
 
+def test_nothing_found_is_still_json(cli, recdir):
+    """A script parsing the JSON gets [] when nothing is listed, with lsof's exit status 1;
+    CSV stays empty as before."""
+    p = cli("lsof", "--rec", recdir, "--at", "start", "-i", ":1", "-f", "json", check=1)
+    assert (p.returncode, json.loads(p.stdout)) == (1, [])
+    p = cli("lsof", "--rec", recdir, "--at", "start", "-i", ":1", "-f", "csv", check=1)
+    assert (p.returncode, p.stdout) == (1, "")
+
+
 def test_cli_lsof_options_as_typed(cli, recdir):
     p = cli("lsof", "--rec", recdir, "--at", "start", "--host", "h1", "-nP", "-Ki", "-iTCP", "-sTCP:LISTEN", "-a",
             "-u", "root", check=0)

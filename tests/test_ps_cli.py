@@ -443,6 +443,11 @@ def test_several_hosts_get_a_host_column(recdir):
     assert json.loads(out) == [{"host": "h2", "pid": 7}]
 
 
+def test_no_rows_is_still_json(h1):
+    code, out, _ = ps("-p", "99999", "-o", "pid,comm", "--format", "json", *h1)
+    assert (code, json.loads(out)) == (1, [])
+
+
 def test_threads_need_the_threads_table(tmp_path):
     d = tmp_path / "rec"
     with Store(d) as st:
