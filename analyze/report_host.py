@@ -21,7 +21,8 @@ full), critical from ``LISTEN_OVERFLOW_CRIT`` drops; the listeners that had conn
 in the overflowing intervals are named as suspects (the backlog itself is not recorded).
 
 RETRANSMISSION SPIKES (``net.retransmits``): an interval whose retransmitted segments are at
-least ``RETRANS_PCT_WARN`` % (critical ``RETRANS_PCT_CRIT`` %) of the segments sent, with at least
+least ``RETRANS_PCT_WARN`` % (critical ``RETRANS_PCT_CRIT`` %) of all the segments sent
+(RetransSegs / (OutSegs + RetransSegs): the kernel's OutSegs excludes retransmissions), with at least
 ``RETRANS_MIN_SEGS`` retransmissions (a few retransmits of a few segments are noise).
 """
 
@@ -32,7 +33,7 @@ from . import report as R
 FS_MIN_GROWTH = {"bytes": 8 << 20, "inodes": 100}
 FS_TOP = 5                                      # writers and deleted-file holders named per finding
 LISTEN_OVERFLOW_CRIT = 100                      # dropped connections in the window
-RETRANS_PCT_WARN, RETRANS_PCT_CRIT = 2.0, 10.0  # % of segments sent, in one interval
+RETRANS_PCT_WARN, RETRANS_PCT_CRIT = 2.0, 10.0  # % of all segments sent, in one interval
 RETRANS_MIN_SEGS = 100                          # retransmitted segments in that interval
 
 KINDS = ["fs.space", "fs.inodes", "net.listen_overflow", "net.retransmits"]
@@ -162,8 +163,8 @@ ORDER BY r.host"""
 
 
 def retrans_sql(w: R.Window, host: str | None = None) -> str:
-    return f"""/* procsnap report: TCP retransmissions per interval (Tcp RetransSegs against OutSegs); a spike is an interval
-   with >= {RETRANS_PCT_WARN:g} % of the segments sent retransmitted and >= {RETRANS_MIN_SEGS} retransmissions */
+    return f"""/* procsnap report: TCP retransmissions per interval (Tcp RetransSegs against OutSegs + RetransSegs); a spike is an
+   interval where >= {RETRANS_PCT_WARN:g} % of all the segments sent were retransmissions and >= {RETRANS_MIN_SEGS} retransmissions */
 WITH r AS (
     SELECT host, ts, interval_s, tcp_retrans_pct, round(tcp_retrans_segs_ps * interval_s) AS retrans,
            round(tcp_out_segs_ps * interval_s) AS out_segs, round(tcp_timeouts_ps * interval_s) AS timeouts
@@ -173,7 +174,7 @@ SELECT host, count(*) AS intervals,
        count(*) FILTER (WHERE tcp_retrans_pct >= {RETRANS_PCT_WARN} AND retrans >= {RETRANS_MIN_SEGS}) AS spikes,
        round(max(tcp_retrans_pct) FILTER (WHERE retrans >= {RETRANS_MIN_SEGS}), 2) AS retrans_pct_max,
        arg_max(ts, (tcp_retrans_pct, -epoch(ts))) FILTER (WHERE retrans >= {RETRANS_MIN_SEGS}) AS worst_at,
-       round(sum(retrans) * 100.0 / nullif(sum(out_segs), 0), 2) AS retrans_pct_window,
+       round(sum(retrans) * 100.0 / nullif(sum(out_segs) + sum(retrans), 0), 2) AS retrans_pct_window,
        sum(retrans)::BIGINT AS retrans, sum(out_segs)::BIGINT AS out_segs, sum(timeouts)::BIGINT AS timeouts
 FROM r GROUP BY host
 ORDER BY host"""
@@ -241,8 +242,8 @@ def _net_findings(rec, w: R.Window) -> list[R.Finding]:
             continue
         sev = "critical" if (r["retrans_pct_max"] or 0) >= RETRANS_PCT_CRIT else "warning"
         out.append(R.Finding("bottleneck", "net.retransmits", sev,
-                             f"TCP retransmission spike: up to {r['retrans_pct_max']}% of the segments sent were "
-                             f"retransmitted in one interval ({r['spikes']} of {r['intervals']} intervals over "
+                             f"TCP retransmission spike: up to {r['retrans_pct_max']}% of all the segments sent were "
+                             f"retransmissions in one interval ({r['spikes']} of {r['intervals']} intervals over "
                              f"{RETRANS_PCT_WARN:g}%; {r['retrans_pct_window']}% over the window"
                              + (f", {r['timeouts']} retransmission timeouts)" if r["timeouts"] is not None else ")"),
                              r["host"], None, r, retrans_sql(w, r["host"]), score=r["retrans_pct_max"] or 0))

@@ -168,8 +168,12 @@ NETSTAT_RATES = f"""
 CREATE OR REPLACE VIEW netstat_rates AS
 SELECT host, snapshot_id, ts, tcp_curr_estab,
        dt AS interval_s,
-       CASE WHEN ok AND tcp_retrans_segs >= prev_tcp_retrans_segs AND tcp_out_segs > prev_tcp_out_segs
-            THEN (tcp_retrans_segs - prev_tcp_retrans_segs) * 100.0 / (tcp_out_segs - prev_tcp_out_segs) END
+       -- OutSegs excludes retransmissions: the share of all segments sent is RetransSegs over
+       -- OutSegs + RetransSegs (never above 100 %).
+       CASE WHEN ok AND tcp_retrans_segs >= prev_tcp_retrans_segs AND tcp_out_segs >= prev_tcp_out_segs
+                 AND (tcp_out_segs - prev_tcp_out_segs) + (tcp_retrans_segs - prev_tcp_retrans_segs) > 0
+            THEN (tcp_retrans_segs - prev_tcp_retrans_segs) * 100.0
+                 / ((tcp_out_segs - prev_tcp_out_segs) + (tcp_retrans_segs - prev_tcp_retrans_segs)) END
            AS tcp_retrans_pct,
        {", ".join(f"CASE WHEN ok THEN {_rate(c)} END AS {c}_ps" for c in NETSTAT_COUNTERS)}
 FROM (
@@ -188,6 +192,6 @@ DERIVED = {
     "thread_rates": (THREAD_RATES, "Per thread and snapshot: CPU % (of one core) and context switches/s since the previous snapshot."),
     "system_rates": (SYSTEM_RATES, "Per host and snapshot: CPU % by mode (of all CPUs, as top's %Cpu(s)), busy %, context switches, interrupts, forks, faults and swapping per second, and PSI stall %."),
     "disk_rates": (DISK_RATES, "Per block device and snapshot: reads/writes per second, bytes/s, %util and average wait."),
-    "netstat_rates": (NETSTAT_RATES, "Per host and snapshot: the TCP/UDP stack counters of `system` (retransmits, listen-queue overflows and drops, SYN cookies, resets, UDP errors, ...) per second since the previous snapshot, as `<counter>_ps`, and retransmitted segments as a % of segments sent (`tcp_retrans_pct`)."),
+    "netstat_rates": (NETSTAT_RATES, "Per host and snapshot: the TCP/UDP stack counters of `system` (retransmits, listen-queue overflows and drops, SYN cookies, resets, UDP errors, ...) per second since the previous snapshot, as `<counter>_ps`, and retransmitted segments as a % of all segments sent, retransmissions included (`tcp_retrans_pct`: RetransSegs / (OutSegs + RetransSegs))."),
     "nic_rates": (NIC_RATES, "Per interface and snapshot: bytes, packets, errors and drops per second."),
 }

@@ -89,14 +89,14 @@ def test_a_retransmission_spike_is_flagged(tmp_path):
     n = 10
     retrans = [10] * n
     out = [10_000] * n
-    retrans[6] = 800  # 8 % of the segments of one interval
+    retrans[6], out[6] = 800, 9_200  # 8 % of the 10 000 segments sent in one interval
     result = R.run(_net_rec(tmp_path / "a", retrans, out))
     found = [f for f in result["findings"] if f.kind == "net.retransmits"]
     assert len(found) == 1
     f = found[0]
     assert f.severity == "warning" and f.evidence["spikes"] == 1 and f.evidence["retrans_pct_max"] == 8.0
     assert f.evidence["worst_at"] == T0 + dt.timedelta(seconds=6 * STEP)
-    retrans[6] = 2000  # 20 %: critical
+    retrans[6], out[6] = 2000, 8_000  # 20 %: critical
     f = [f for f in R.run(_net_rec(tmp_path / "b", retrans, out))["findings"] if f.kind == "net.retransmits"][0]
     assert f.severity == "critical"
 
@@ -121,9 +121,24 @@ def test_a_counter_that_went_backwards_gives_no_rate(tmp_path):
     _, rows = rec.execute("SELECT tcp_retrans_pct, tcp_retrans_segs_ps, tcp_listen_overflows_ps FROM netstat_rates "
                           "ORDER BY ts")
     assert rows[0] == (None, None, None)
-    assert rows[1] == (pytest.approx(0.1), pytest.approx(1.0), pytest.approx(1.0))
+    assert rows[1] == (pytest.approx(10 * 100 / 10_010), pytest.approx(1.0), pytest.approx(1.0))
     assert rows[2] == (None, None, None)
-    assert rows[3] == (pytest.approx(0.1), pytest.approx(1.0), pytest.approx(1.0))
+    assert rows[3] == (pytest.approx(10 * 100 / 10_010), pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_retransmits_above_new_segments_are_a_share_of_all_segments_sent(tmp_path):
+    """OutSegs excludes retransmissions: 4 000 retransmitted against 1 000 new segments is 80 %
+    of the 5 000 segments sent, not "400 %" of them."""
+    n = 10
+    retrans, out = [10] * n, [10_000] * n
+    retrans[6], out[6] = 4_000, 1_000
+    found = [f for f in R.run(_net_rec(tmp_path / "a", retrans, out))["findings"] if f.kind == "net.retransmits"]
+    assert len(found) == 1
+    f = found[0]
+    assert f.evidence["retrans_pct_max"] == 80.0 and f.severity == "critical"
+    assert "80.0% of all the segments sent were retransmissions" in f.title
+    total_r, total_o = sum(retrans[1:]), sum(out[1:])
+    assert f.evidence["retrans_pct_window"] == round(total_r * 100 / (total_r + total_o), 2)
 
 
 def test_listen_overflows_in_a_recording_without_sockets(tmp_path):
