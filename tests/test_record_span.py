@@ -13,19 +13,10 @@ from analyze.info import summarize
 from recorder import record as R
 from recorder.collect import Collector
 from recorder.compact import Maintenance
-from recorder.procfs import ProcFS
 from recorder.store import Store
 
 from .conftest import ROOT
-from .fakeproc import FakeProc
-
-
-@pytest.fixture(scope="module")
-def procfs(tmp_path_factory):
-    fake = FakeProc(tmp_path_factory.mktemp("proc") / "proc")
-    for pid in (10, 11, 12):
-        fake.add_process(pid, b"w%d" % pid, fds=4)
-    return ProcFS(str(fake.root))
+from .test_record_loop import procfs  # noqa: F401 - the same fake /proc of three processes
 
 
 def _skipped(root):

@@ -319,6 +319,21 @@ def _snapshot(out: Path, *extra: str, planted: str) -> subprocess.CompletedProce
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
+def _record_both(tmp_path: Path, procs, needles, own: str) -> None:
+    """Once PROCS show NEEDLES, one snapshot into tmp_path/red and one with --no-redact into
+    tmp_path/plain (the recorder's own argv carrying OWN); the processes are ended after."""
+    try:
+        _wait_for(procs, needles)
+        p = _snapshot(tmp_path / "red", planted=own)
+        assert p.returncode == 0, p.stderr
+        q = _snapshot(tmp_path / "plain", "--no-redact", planted=own)
+        assert q.returncode == 0, q.stderr
+    finally:
+        for pr in procs:
+            pr.kill()
+            pr.wait()
+
+
 def test_no_planted_secret_reaches_the_recording(tmp_path):
     alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
     s = {k: "Zq" + secrets.token_hex(8) for k in "abcdefghi"}
@@ -326,17 +341,7 @@ def test_no_planted_secret_reaches_the_recording(tmp_path):
     s["k"] = "Zq" + secrets.token_hex(6)
     s["l"] = "".join(secrets.choice(alnum) for _ in range(36))
     s["own"] = "Zq" + secrets.token_hex(8)
-    procs = _spawn(s)
-    try:
-        _wait_for(procs, [v for k, v in s.items() if k != "own"])
-        p = _snapshot(tmp_path / "red", planted=s["own"])
-        assert p.returncode == 0, p.stderr
-        q = _snapshot(tmp_path / "plain", "--no-redact", planted=s["own"])
-        assert q.returncode == 0, q.stderr
-    finally:
-        for pr in procs:
-            pr.kill()
-            pr.wait()
+    _record_both(tmp_path, _spawn(s), [v for k, v in s.items() if k != "own"], s["own"])
     raw, decoded = _every_value(tmp_path / "red")
     leaked = {k: v for k, v in s.items() if v.encode() in raw or v.encode() in decoded}
     assert not leaked, leaked
@@ -356,17 +361,7 @@ def test_no_secret_of_the_corpus_reaches_the_recording(tmp_path):
     needles = sorted({s for c in cases for s in _secrets(c)})
     procs = [subprocess.Popen(["sh", "-c", "sleep 120; :", *c["argv"]], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in cases]
-    try:
-        _wait_for(procs, needles)
-        own = "Zq" + secrets.token_hex(8)
-        p = _snapshot(tmp_path / "red", planted=own)
-        assert p.returncode == 0, p.stderr
-        q = _snapshot(tmp_path / "plain", "--no-redact", planted=own)
-        assert q.returncode == 0, q.stderr
-    finally:
-        for pr in procs:
-            pr.kill()
-            pr.wait()
+    _record_both(tmp_path, procs, needles, "Zq" + secrets.token_hex(8))
     raw, decoded = _every_value(tmp_path / "red")
     leaked = [n for n in needles if n.encode() in raw or n.encode() in decoded]
     assert not leaked
