@@ -2,7 +2,7 @@
 
 Every failure is one line on stderr: exit 2 for usage errors (bad options,
 unknown names, bad values), 1 for everything else; 3 for an answer that is
-partial (recorded rows unreadable: see analyze.damage). Never a traceback.
+partial (recorded rows unreadable: see analyze.data.damage). Never a traceback.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import typer
 
 from recorder import defaults as DEF
 
-from .damage import retrying
-from .errors import ProcsnapError, UsageError
-from .errors import report as report_error  # cli.py has a `report` command
-from .interrupt import INTERRUPTED, stoppable
+from analyze.data.damage import retrying
+from analyze.errors import ProcsnapError, UsageError
+from analyze.errors import report as report_error  # cli.py has a `report` command
+from analyze.data.interrupt import INTERRUPTED, stoppable
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as _cx
@@ -44,7 +44,7 @@ HostOpt = typer.Option(None, "--host", help="Only these hosts of a fleet recordi
 
 
 def _format(fmt: Optional[str]) -> str:
-    from .output import FORMATS, default_format
+    from analyze.output import FORMATS, default_format
     if fmt is None:
         return default_format()
     if fmt not in FORMATS:
@@ -54,7 +54,7 @@ def _format(fmt: Optional[str]) -> str:
 
 def _open(rec: Optional[List[str]], host: Optional[List[str]] = None, live=None):
     """The recordings, or LIVE (a snapshot from db.collect_live) as one."""
-    from .db import Recording
+    from analyze.data.db import Recording
     if rec:
         return Recording.open(rec, hosts=host)
     return Recording.from_snapshot(live)
@@ -66,7 +66,7 @@ def _open(rec: Optional[List[str]], host: Optional[List[str]] = None, live=None)
 
 def _collector(host: Optional[str], interval: Optional[float], redact: bool = True):
     """The recorder's collector: Arrow tables (descriptor rows in Arrow chunks as they come: a flat peak)."""
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
     return Collector(host=host, interval=interval, redact=redact)
 
 
@@ -75,7 +75,7 @@ NoRedactOpt = typer.Option(False, "--no-redact", help="Keep credentials in comma
 
 
 def _store(output: str, allow_shared: bool = False):
-    from recorder.store import Store, StoreError
+    from recorder.store.folder import Store, StoreError
     try:
         return Store(output, allow_shared=allow_shared)
     except StoreError as e:
@@ -146,11 +146,11 @@ def record(
     starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`.
     A full disk drops snapshots (counted) and recording resumes when space returns.
     """
-    from recorder.compact import Maintenance, recover
+    from recorder.store.compact import Maintenance, recover
     from recorder.record import progress_line
     from recorder.record import record as run
 
-    from .timespec import parse_duration
+    from analyze.data.timespec import parse_duration
 
     def positive(text: Optional[str], what: str) -> Optional[float]:
         if text is None:
@@ -177,7 +177,7 @@ def record(
                     max_size=parse_size(max_size) if max_size is not None else None)
     show = not quiet and sys.stderr.isatty()
     collector = _collector(host, iv, redact=not no_redact)
-    from recorder.store import StoreError
+    from recorder.store.folder import StoreError
     with _store(output, allow_shared_folder) as store:
         try:
             recover(store)
@@ -210,7 +210,7 @@ def snapshot(
 
     Without descriptors, as atop samples: procsnap snapshot -o ./rec --tables processes,threads,system
     """
-    from .snapshot import take  # (`procsnap snapshot` itself runs it without typer: analyze/entry.py)
+    from analyze.commands.snapshot import take  # (`procsnap snapshot` itself runs it without typer: analyze/entry.py)
     take(output, quiet, host, redact=not no_redact, tables=tables, allow_shared=allow_shared_folder)
 
 
@@ -232,11 +232,11 @@ def info(
 
     Example: procsnap info ./incident
     """
-    from . import info as I
+    from analyze.commands import info as I
     if fmt not in ("table", "json"):
         raise UsageError(f"bad format {fmt!r}: use table or json")
-    from .damage import EXCLUDED, DamageFound, verify as check_pages
-    from .db import Recording
+    from analyze.data.damage import EXCLUDED, DamageFound, verify as check_pages
+    from analyze.data.db import Recording
     rec = Recording.open(dirs, hosts=host, err=False, pages=verify)  # the damage is listed in the output
     if verify:  # every file read was checked as it was chosen; what is read now is what was checked
         bad = check_pages([f for files in rec.files.values() for f in files])
@@ -246,7 +246,7 @@ def info(
     rec.verified = verify
     s = I.summarize(rec)
     if fmt == "json":
-        from .output import _json_value
+        from analyze.output import _json_value
         print(json.dumps(_json_value(s), indent=1))
     else:
         print(I.text(s))
@@ -272,10 +272,10 @@ def query(
     sockets; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
     netstat_rates (`procsnap schema` describes them).
     """
-    from .damage import render
-    from . import db  # noqa: F401 - imported here, where Python may still cache its bytecode
-    from .queries import bind, get_query, parse_params
-    from .sandbox import confined
+    from analyze.data.damage import render
+    from analyze.data import db  # noqa: F401 - imported here, where Python may still cache its bytecode
+    from analyze.data.named import bind, get_query, parse_params
+    from analyze.data.sandbox import confined
     out_fmt = _format(fmt)
     if (sql is None) == (name is None):
         raise UsageError("give either SQL or --name NAME")
@@ -286,7 +286,7 @@ def query(
 
     # The live snapshot is taken here, before confinement: a confined thread may not inspect
     # other processes (their sockets would come out without an owner).
-    from .db import collect_live
+    from analyze.data.db import collect_live
     live = None if rec else collect_live()
 
     def run():
@@ -306,8 +306,8 @@ def list_queries(fmt: Optional[str] = FormatOpt):
 
     Example: procsnap queries
     """
-    from .output import render
-    from .queries import all_queries
+    from analyze.output import render
+    from analyze.data.named import all_queries
     rows = [(q.name, q.title, ", ".join(f"{p.name}={p.default}" if p.default else p.name for p in q.params))
             for q in all_queries()]
     render(["name", "title", "params"], rows, _format(fmt))
@@ -325,8 +325,8 @@ def schema(
     """
     from recorder.schema import TABLES
 
-    from .output import render
-    from .reference import markdown as md
+    from analyze.output import render
+    from analyze.data.reference import markdown as md
     if markdown:
         sys.stdout.write(md())
         return
@@ -373,9 +373,9 @@ def diff(
     one recording, the processes that came and went between the two moments and the listening
     sockets bound and released in between are listed too.
     """
-    from . import diff as D
-    from .db import Recording
-    from .output import _json_value
+    from analyze.commands import diff as D
+    from analyze.data.db import Recording
+    from analyze.output import _json_value
     if fmt not in ("text", "json"):
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if threshold < 0:
@@ -391,7 +391,7 @@ def diff(
                        at_from, at_to, host, threshold, select)
     else:
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
-    from .damage import LOSSES, losses_json, write_partial
+    from analyze.data.damage import LOSSES, losses_json, write_partial
     if fmt == "json":
         print(json.dumps(_json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
     else:
@@ -432,8 +432,8 @@ def report(
     those holding deleted files open). The text or json goes to stdout; --html writes the page as
     well.
     """
-    from . import report as R
-    from .db import Recording
+    from analyze.commands import report as R
+    from analyze.data.db import Recording
     if fmt not in ("text", "json"):
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if html and not os.path.isdir(os.path.dirname(os.path.abspath(html))):
@@ -441,13 +441,13 @@ def report(
     rec = Recording.open(dirs, hosts=host)
     result = R.run(rec, at_from, at_to)
     if html:
-        from . import report_html as H
+        from analyze.commands import report_html as H
         try:
             H.write(html, H.render(rec, result))
         except OSError as e:
             raise ProcsnapError(f"cannot write {html}: {e.strerror or e}") from None
         print(f"procsnap: wrote {html}", file=sys.stderr)
-    from .damage import LOSSES, losses_json, write_partial
+    from analyze.data.damage import LOSSES, losses_json, write_partial
     if fmt == "json":
         doc = R.as_json(result)
         print(json.dumps({**doc, "partial": losses_json()} if LOSSES else doc, indent=1))
@@ -502,7 +502,7 @@ def lsof(ctx: typer.Context):
 
     Exit status as lsof: 1 when nothing is listed or something asked for was not found.
     """
-    from . import lsof as L
+    from analyze.commands import lsof as L
     raise typer.Exit(L.run(list(ctx.args), help_text=ctx.get_help))
 
 
@@ -542,7 +542,7 @@ def top(
     before (the first snapshot has none: 0.0, as top shows an empty interval, and a note on
     stderr). With --rec the snapshot used is named on stderr.
     """
-    from . import top as T
+    from analyze.commands import top as T
     raise typer.Exit(T.run(rec, at, host, n, sort, fmt, width))
 
 
@@ -596,7 +596,7 @@ def ps(ctx: typer.Context):
     recorded; wchan, f and tpgid are not recorded either. Exit status as ps: 1 when no
     process is listed.
     """
-    from . import ps as P
+    from analyze.commands import ps as P
     raise typer.Exit(P.run(list(ctx.args), help_text=ctx.get_help))
 
 

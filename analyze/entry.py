@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["record"]:  # its progress line redraws itself with a carriage return
         return _run(args)
-    from .output import terminal_guard
+    from analyze.output import terminal_guard
     with terminal_guard():  # what a recording or the host supplies reaches the terminal escaped
         return _run(args)
 
@@ -29,9 +29,9 @@ def _run(args: list[str]) -> int:
     if args and args[0] in FAST and not any(a in HELP for a in args[1:]):
         return _fast(args[0], args[1:])
     try:
-        from .cli import main as full
+        from analyze.cli import main as full
     except KeyboardInterrupt:  # Ctrl-C while the framework loads: no traceback either
-        from .errors import report
+        from analyze.errors import report
         return report(KeyboardInterrupt())
     return full(args)
 
@@ -39,17 +39,17 @@ def _run(args: list[str]) -> int:
 def _fast(name: str, args: list[str]) -> int:
     try:
         if name == "lsof":
-            from . import lsof as mod
+            from analyze.commands import lsof as mod
         elif name == "snapshot":
-            from . import snapshot as mod
+            from analyze.commands import snapshot as mod
         else:
-            from . import ps as mod
-        from .damage import retrying
-        from .interrupt import stoppable
+            from analyze.commands import ps as mod
+        from analyze.data.damage import retrying
+        from analyze.data.interrupt import stoppable
         with stoppable():
             return retrying(lambda: mod.run(args, help_text=lambda: _help(name)))
     except (Exception, KeyboardInterrupt) as e:  # one line for what a user can meet, a traceback for bugs
-        from .errors import report
+        from analyze.errors import report
         code = report(e)
         if code is None:
             raise
@@ -60,7 +60,7 @@ def _help(name: str) -> str:
     import click
     import typer
 
-    from .cli import app
+    from analyze.cli import app
     group = typer.main.get_command(app)
     with click.Context(group, info_name="procsnap") as gctx:
         cmd = group.get_command(gctx, name)

@@ -15,7 +15,7 @@ class UsageError(ProcsnapError):
 
 class PartialError(ProcsnapError):
     """Nothing to answer with because the recorded rows it needs are unreadable (exit 3, as a
-    partial answer: see analyze.damage)."""
+    partial answer: see analyze.data.damage)."""
 
     exit_code = 3
 
@@ -43,7 +43,7 @@ def report(e: BaseException) -> int | None:
     None for an exception that is a bug (the caller re-raises it: a traceback is then wanted)."""
     import sys
 
-    from .interrupt import INTERRUPTED
+    from analyze.data.interrupt import INTERRUPTED
     if isinstance(e, KeyboardInterrupt) or INTERRUPTED.is_set():
         # After Ctrl-C, whatever the interrupted engine raised (DuckDB's InterruptException, the
         # RuntimeError its Python module makes of a KeyboardInterrupt, an error wrapping either).
@@ -56,6 +56,6 @@ def report(e: BaseException) -> int | None:
         line, code = duckdb_error_line(e), 1
         if line is None:
             return None
-    from .output import escape  # a message may name a file or host of a recording
+    from analyze.output import escape  # a message may name a file or host of a recording
     print(f"procsnap: {escape(line)}", file=sys.stderr)
     return code

@@ -37,7 +37,7 @@ PT_TABLES = ("processes", "threads", "system", "disks", "nics")
 CLOSERS = (
     ("full snapshot CPU",
      "the per-descriptor, per-thread, per-process, mapped-file and socket-table loops run in C "
-     "(recorder/_native.c, calls relative to an open /proc/PID folder); mapped files come through "
+     "(recorder/source/_native.c, calls relative to an open /proc/PID folder); mapped files come through "
      "PROCMAP_QUERY (Linux 6.11: one ioctl per mapping, a path only for each file's first), and a "
      "one-shot snapshot writes its Parquet files with a small C writer (recorder/_pqwrite.c: Python "
      "columns to zstd pages, no pyarrow imported; it took ~0.1 s of fixed cost with pyarrow). What is "
@@ -45,7 +45,7 @@ CLOSERS = (
      "devices, the fdinfo file (pos and flags), which lsof pays too, and the /proc/net tables read as "
      "text. Closing more: sockets through sock_diag netlink as ss does"),
     ("processes+threads+host",
-     "each process is read and parsed in one C call (recorder/_native.c: process_values reads stat, "
+     "each process is read and parsed in one C call (recorder/source/_native.c: process_values reads stat, "
      "status, cmdline, io and cgroup relative to /proc/PID, the exe link, the fd count from one stat of "
      "/proc/PID/fd and the fd limit by prlimit(2); a process with anything unusual is read again file "
      "by file in Python, where each error gets its meaning), and each thread's stat, plus its status for "

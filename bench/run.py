@@ -96,7 +96,7 @@ def find_procsnap(explicit: str | None) -> str:
 
 # What `procsnap snapshot` imports before it collects (analyze.entry's fast path): timed alone, the
 # fixed start inside every snapshot.
-STARTUP_IMPORTS = "import analyze.entry, analyze.snapshot, analyze.damage, recorder.collect, recorder.store"
+STARTUP_IMPORTS = "import analyze.entry, analyze.commands.snapshot, analyze.data.damage, recorder.collect.collector, recorder.store.folder"
 
 
 def make_tools(procsnap: str, pyenv: dict, only: list[str] | None) -> tuple[list[Tool], list[str]]:
@@ -344,7 +344,7 @@ def machine(procsnap: str, workroot: str) -> dict:
     mem_kib = int(re.search(r"^MemTotal:\s+(\d+)", read("/proc/meminfo"), re.M).group(1))
     osrel = re.search(r'^PRETTY_NAME="?([^"\n]+)', read("/etc/os-release"), re.M)
     pyv = subprocess.run([procsnap_python(procsnap), "-c",
-                          "import importlib.metadata as m, sys; from recorder.native import describe; "
+                          "import importlib.metadata as m, sys; from recorder.source.native import describe; "
                           "print(m.version('procsnap'), sys.version.split()[0], describe())"],
                          capture_output=True, text=True).stdout.split()
     try:
@@ -363,8 +363,8 @@ def machine(procsnap: str, workroot: str) -> dict:
         "kernel": platform.release(),
         "OS": osrel.group(1) if osrel else "?",
         "procsnap": f"{pyv[0] if pyv else '?'} (Python {pyv[1] if len(pyv) > 1 else '?'}), git {commit or '?'}",
-        "procsnap's /proc loops": ("C (recorder/_native.c)" if len(pyv) > 2 and pyv[2] == "C"
-                                   else "Python (recorder/_native.c not built)"),
+        "procsnap's /proc loops": ("C (recorder/source/_native.c)" if len(pyv) > 2 and pyv[2] == "C"
+                                   else "Python (recorder/source/_native.c not built)"),
         "lsof": tool_version(["lsof", "-v"], r"revision:\s*(\S+)"),
         "ps": tool_version(["ps", "--version"]),
         "ss": tool_version(["ss", "-V"]),

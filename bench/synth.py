@@ -9,7 +9,7 @@ run K times on the host to imitate). DIR receives a recording covering
 --duration, starting at SRC's first snapshot, with one snapshot every
 --interval seconds: each is a copy of one of SRC's snapshots (round robin)
 with its ``snapshot_id`` and ``ts`` shifted, written with pyarrow in the
-layout procsnap's recorder/store.py writes::
+layout procsnap's recorder/store/folder.py writes::
 
     DIR/procsnap.json                                      (copied from SRC)
     DIR/<table>/host=<h>/date=<YYYY-MM-DD>/<snapshot_id>.parquet
@@ -46,10 +46,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 try:  # written as the recorder writes its files (dictionaries, statistics, no Arrow schema)
-    from recorder.store import parquet_options
+    from recorder.store.folder import parquet_options
 except ImportError:  # run as bench/synth.py from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from recorder.store import parquet_options
+    from recorder.store.folder import parquet_options
 
 FD_TABLES = ("open_files", "sockets")
 DATA_NAME = re.compile(r"^(\d+)\.parquet$")

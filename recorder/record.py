@@ -35,13 +35,13 @@ from typing import Callable, TextIO
 
 import pyarrow as pa
 
-from .collect import Collector, Snapshot
-from .compact import Maintenance, maintain, retain
-from .memory import give_back
-from .pqwrite import Columns
-from .store import Store, StoreError, StoreFull
+from recorder.collect.collector import Collector, Snapshot
+from recorder.store.compact import Maintenance, maintain, retain
+from recorder.memory import give_back
+from recorder.store.write import Columns
+from recorder.store.folder import Store, StoreError, StoreFull
 
-from .defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
+from recorder.defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
                        DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
 
 FILE_TABLES = ("open_files", "sockets")

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
-from recorder.procfs import PF_KTHREAD, Denied, Gone, ProcFS
+from recorder.source.procfs import PF_KTHREAD, Denied, Gone, ProcFS
 
 # --------------------------------------------------------------------------
 # Host defaults (what FakeProc writes unless told otherwise)

@@ -8,13 +8,13 @@ the collection is cheap and independent of how busy the test host is.
 import sys
 from pathlib import Path
 
-from recorder.collect import Collector
-from recorder.compact import Maintenance, recover
-from recorder.procfs import ProcFS
+from recorder.collect.collector import Collector
+from recorder.store.compact import Maintenance, recover
+from recorder.source.procfs import ProcFS
 from recorder.record import record
-from recorder.store import Store
+from recorder.store.folder import Store
 
-from .fakeproc import FakeProc
+from tests.fakeproc import FakeProc
 
 
 def main(proc: str, out: str, interval: str, compact_min: str, grace: str) -> None:

@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import sys
 
-from analyze.db import Recording
-from recorder.collect import Collector
-from recorder.store import Store
+from analyze.data.db import Recording
+from recorder.collect.collector import Collector
+from recorder.store.folder import Store
 
-from .fakeproc import FakeProc, FaultyProcFS
+from tests.fakeproc import FakeProc, FaultyProcFS
 
 WORKER = r"""
 import os, socket, sys, threading, time

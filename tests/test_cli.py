@@ -50,7 +50,7 @@ def test_error_paths(cli, sample, tmp_path, args, code, needle):
 
 
 def test_record_refuses_a_folder_another_recorder_holds(cli, tmp_path):
-    from recorder.store import Store
+    from recorder.store.folder import Store
     with Store(tmp_path / "rec"):
         p = cli("snapshot", "-o", tmp_path / "rec")
     assert p.returncode == 1 and "another procsnap recorder" in one_line(p)
@@ -109,7 +109,7 @@ def test_live_query_without_rec(cli):
 
 def test_every_command_is_documented():
     from analyze.cli import app
-    from .conftest import ROOT
+    from tests.conftest import ROOT
     readme = (ROOT / "README.md").read_text()
     import typer
     cmd = typer.main.get_command(app)
@@ -123,7 +123,7 @@ def test_record_shows_progress_on_a_terminal_and_is_silent_otherwise(tmp_path):
     import pty
     import subprocess
     import sys
-    from .conftest import ROOT
+    from tests.conftest import ROOT
     cmd = [sys.executable, "-m", "analyze.cli", "record", "-i", "0.2", "-n", "2"]
     # piped: silent
     p = subprocess.run(cmd + ["-o", str(tmp_path / "a")], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -5,11 +5,11 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from analyze.db import Recording, recording_files
-from recorder import compact as C
-from recorder.store import Store, select_visible
+from analyze.data.db import Recording, recording_files
+from recorder.store import compact as C
+from recorder.store.folder import Store, select_visible
 
-from .test_store_views import fake_snapshot
+from tests.test_store_views import fake_snapshot
 
 
 def _write(root, n, start=0, procs=3):

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analyze.damage import culprit, incompatible, quick_check
+from analyze.data.damage import culprit, incompatible, quick_check
 
 
 def _copy(sample: Path, tmp_path: Path) -> Path:
@@ -184,7 +184,7 @@ def test_unit_helpers(tmp_path):
 
 def _with_page_checksums(rec: Path) -> None:
     """Rewrite every data file as the recorder writes them, with Parquet page checksums."""
-    from recorder.store import parquet_options
+    from recorder.store.folder import parquet_options
     for f in rec.rglob("*.parquet"):
         t = pq.ParquetFile(f).read()
         pq.write_table(t, f, **parquet_options(t.schema))  # write_page_checksum=True among them
@@ -193,7 +193,7 @@ def _with_page_checksums(rec: Path) -> None:
 def _fresh(run):
     """run() in this process as a new command would: nothing remembered of earlier runs, and
     nothing left for the tests after."""
-    from analyze import damage as D
+    from analyze.data import damage as D
     for s in (D.EXCLUDED, D.VERIFIED, D.SAID, D.OPENED):
         s.clear()
     D._vanished = 0
@@ -215,7 +215,7 @@ def test_flipped_bytes_anywhere_are_named_or_change_nothing(rec):
     page checksums): only the checksums catch them."""
     import duckdb
 
-    from analyze.db import Recording
+    from analyze.data.db import Recording
     _with_page_checksums(rec)
     victim = _files(rec, "processes")[3]
     orig = victim.read_bytes()
@@ -289,8 +289,8 @@ def test_compaction_never_merges_a_file_that_fails_its_checksums(rec):
     by its page checksums: left out of the compacted file, renamed *.damaged."""
     import duckdb
 
-    from recorder import compact as C
-    from recorder.store import Store
+    from recorder.store import compact as C
+    from recorder.store.folder import Store
     _with_page_checksums(rec)
     victim = _files(rec, "processes")[5]
     orig = victim.read_bytes()

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recorder import compact as C
-from recorder.store import Store
+from recorder.store import compact as C
+from recorder.store.folder import Store
 
 
 def _copy(sample: Path, dest: Path) -> Path:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 SERVICE = """
 import socket, sys, time

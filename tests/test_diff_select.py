@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 WORKER = """
 import ctypes, socket, sys, time

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from analyze import lsof as L
-from analyze import ps as P
+from analyze.commands import lsof as L
+from analyze.commands import ps as P
 from tests.conftest import ROOT
 
 PROBE = ("import sys; from analyze.entry import main; code = main(sys.argv[1:]); "

@@ -33,7 +33,7 @@ import pytest
 
 from analyze.output import csv_cell, escape, escape_lines
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 FORGED = "INJECTED"
 # Everything a terminal acts on, or that shows text other than it is, then a forged line.

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from recorder.collect import Collector
-from recorder.procfs import ProcFS, parse_limits_nofile
+from recorder.collect.collector import Collector
+from recorder.source.procfs import ProcFS, parse_limits_nofile
 
 
 @pytest.fixture

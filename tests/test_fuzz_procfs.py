@@ -1,6 +1,6 @@
 """Property tests: the /proc parsers on random and hostile content (issue 8, item 4).
 
-Every parser of recorder/procfs.py may only raise ValueError (its documented
+Every parser of recorder/source/procfs.py may only raise ValueError (its documented
 error) whatever bytes it is given: random bytes, NULs, invalid UTF-8, huge
 lines, missing and extra fields, and real kernel content with a field mangled.
 And the collector, over a fake /proc whose process files hold such content,
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder import procfs as P
-from recorder.collect import Collector
-from recorder.procfs import ProcFS
+from recorder.source import procfs as P
+from recorder.collect.collector import Collector
+from recorder.source.procfs import ProcFS
 
-from .fakeproc import FakeProc
+from tests.fakeproc import FakeProc
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from recorder import procfs as P
-from recorder.collect import Collector
-from recorder.compact import SORT_KEYS
-from recorder.filesystems import FilesystemReader
-from recorder.procfs import ProcFS
+from recorder.source import procfs as P
+from recorder.collect.collector import Collector
+from recorder.store.compact import SORT_KEYS
+from recorder.collect.filesystems import FilesystemReader
+from recorder.source.procfs import ProcFS
 from recorder.schema import NET_COUNTERS, TABLES
 from tests.fakeproc import FakeProc
 
@@ -222,9 +222,9 @@ def test_filesystems_compact_sorted_by_mount_and_read_back_whole(tmp_path):
     time, the same rows the small files held (the views read them alike)."""
     import pyarrow.parquet as pq
 
-    from analyze.db import Recording
-    from recorder import compact as C
-    from recorder.store import Store
+    from analyze.data.db import Recording
+    from recorder.store import compact as C
+    from recorder.store.folder import Store
     rec = tmp_path / "rec"
     c = Collector(tables=("system", "filesystems"))
     with Store(rec) as st:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from analyze import report as R
-from analyze.db import Recording
-from recorder.collect import Collector
-from recorder.store import Store
+from analyze.commands import report as R
+from analyze.data.db import Recording
+from recorder.collect.collector import Collector
+from recorder.store.folder import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -113,9 +113,9 @@ def test_a_tmpfs_filling_up_is_recorded_as_df_shows_it_and_reported(tmpfs, tmp_p
 
 NETNS_SCRIPT = textwrap.dedent("""
     import json, socket, subprocess, sys, time
-    from recorder import procfs as P
-    from recorder.collect import Collector
-    from recorder.store import Store
+    from recorder.source import procfs as P
+    from recorder.collect.collector import Collector
+    from recorder.store.folder import Store
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
     def overflows():
@@ -183,7 +183,7 @@ def test_listen_queue_overflow_is_recorded_and_reported(tmp_path):
 
 HUNG_FUSE_SCRIPT = textwrap.dedent("""
     import ctypes, json, os, sys, time
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
     d = sys.argv[1]
     # A FUSE mount whose daemon never answers (not even the kernel's INIT): every statfs there
     # blocks, as on a hung sshfs or a dead NFS server.

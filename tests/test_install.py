@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 def sh_block_after(heading: str) -> str:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 # A cross join the engine runs in long tasks: DuckDB's Python module, which looks for signals only
 # between tasks, ran it through Ctrl-C to the end (minutes).

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from analyze import lsof as L
-from analyze.db import Recording
+from analyze.commands import lsof as L
+from analyze.data.db import Recording
 from analyze.errors import UsageError
-from recorder.collect import Snapshot, _to_table
-from recorder.store import Store
+from recorder.collect.collector import Snapshot, _to_table
+from recorder.store.folder import Store
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)

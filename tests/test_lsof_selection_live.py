@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from analyze import lsof as L
+from analyze.commands import lsof as L
 from analyze.errors import UsageError
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.skipif(not shutil.which("lsof"), reason="needs lsof")
 
@@ -255,7 +255,7 @@ def test_mount_point_whole_listing_as_lsof():
 
 
 def test_mount_table_parse():
-    from recorder.files import Mounts
+    from recorder.collect.descriptors import Mounts
     m = Mounts(b"22 1 254:0 / / rw - ext4 /dev/vda rw\n"
                b"23 22 0:6 / /dev rw - devtmpfs devtmpfs rw\n"
                b"24 23 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
@@ -357,7 +357,7 @@ def test_listening_sockets_writes_endpoints_as_every_command(net, tmp_path):
     # lsof's NAME, from lsof itself, writes the same endpoint
     t = lsof_run("-a", "-p", str(net["pid"]), "-i", f"TCP:{port}", "-sTCP:LISTEN")
     assert f"[::1]:{port} (LISTEN)" in t.stdout
-    from analyze.diff import _listener
-    from recorder.procfs import endpoint
+    from analyze.commands.diff import _listener
+    from recorder.source.procfs import endpoint
     assert endpoint("::1", port) == f"[::1]:{port}" and endpoint("10.0.0.1", 80) == "10.0.0.1:80"
     assert _listener("IPv6", "TCP", "::1", port, None) == f"TCP [::1]:{port}"

@@ -9,7 +9,7 @@ import os
 
 import pyarrow.compute as pc
 
-from recorder.collect import Collector
+from recorder.collect.collector import Collector
 
 
 def _mem_rows(snap) -> list[tuple]:

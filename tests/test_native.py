@@ -1,4 +1,4 @@
-"""The C loops (recorder/_native.c) against the Python loops they replace.
+"""The C loops (recorder/source/_native.c) against the Python loops they replace.
 
 Both must give the same rows from the same /proc: on a fake tree built to hold every odd case
 (garbage stat lines, undecodable names, dangling links, every descriptor kind, denied and missing
@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder import native as N
-from recorder import files as F
-from recorder import procfs as P
-from recorder.collect import Collector
-from recorder.procfs import ProcFS
+from recorder.source import native as N
+from recorder.collect import descriptors as F
+from recorder.source import procfs as P
+from recorder.collect.collector import Collector
+from recorder.source.procfs import ProcFS
 from tests.conftest import skip_unless_c_builds
 from tests.fakeproc import FakeProc, stat_line, status_text
 
@@ -35,7 +35,7 @@ def test_native_module_is_built_where_it_can_be():
     """A host with a C compiler and Python's headers gets the C loops: a build that fails there
     must not pass unnoticed as the slower fallback."""
     skip_unless_c_builds("the Python loops")
-    assert N.native is not None, "recorder/_native.c was not built or does not import (pip install -e . shows why)"
+    assert N.native is not None, "recorder/source/_native.c was not built or does not import (pip install -e . shows why)"
     assert N.describe() == "C"
     assert Collector().native is N.native
 
@@ -415,7 +415,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
     """A snapshot moves descriptor rows into Arrow columns every FILE_CHUNK rows (socket rows wait
     for the socket tables, and come last): the table holds the same rows, the others in the order
     they were read, whatever the chunk size, with the C loops or the Python ones."""
-    import recorder.collect as C
+    import recorder.collect.collector as C
     tables = {}
     for chunk in (1, 5, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -436,7 +436,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
 
 
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
-    import recorder.collect as C
+    import recorder.collect.collector as C
     got = []
     for chunk in (3, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -449,7 +449,7 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""
-    from recorder import files as F
+    from recorder.collect import descriptors as F
     pids = sorted(live)
     for native in (N.native, None):
         c = Collector(redact=False)

@@ -11,13 +11,13 @@ import re
 
 import pytest
 
-from analyze import lsof as L
-from analyze import ps as P
+from analyze.commands import lsof as L
+from analyze.commands import ps as P
 from analyze.errors import ProcsnapError
-from analyze.db import AT_MOMENT, Recording, holding, moments_for
-from recorder.collect import Snapshot, _to_table
-from recorder.compact import compact
-from recorder.store import Store
+from analyze.data.db import AT_MOMENT, Recording, holding, moments_for
+from recorder.collect.collector import Snapshot, _to_table
+from recorder.store.compact import compact
+from recorder.store.folder import Store
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 23, 59, 20, tzinfo=UTC)  # snapshots on both sides of midnight

@@ -1,4 +1,4 @@
-"""The Parquet files procsnap writes (recorder/store.py's parquet_options, the one writer: pyarrow):
+"""The Parquet files procsnap writes (recorder/store/folder.py's parquet_options, the one writer: pyarrow):
 every file of a snapshot and of a compaction carries page checksums that catch a flipped byte,
 reads back equal to what was collected (pyarrow and DuckDB), keeps statistics where readers
 prune on them, and a snapshot of every table of this host reads back."""
@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recorder import compact as C
-from recorder.collect import Collector
+from recorder.store import compact as C
+from recorder.collect.collector import Collector
 from recorder.schema import TABLES
-from recorder.store import STATS_COLUMNS, Store, parquet_options
+from recorder.store.folder import STATS_COLUMNS, Store, parquet_options
 
 UTC = dt.timezone.utc
 

@@ -14,12 +14,12 @@ import pwd
 
 import pytest
 
-from recorder import procfs as P
-from recorder.collect import CLK_TCK, PAGE_SIZE, Collector
-from recorder.procfs import Gone, ProcFS
+from recorder.source import procfs as P
+from recorder.collect.collector import CLK_TCK, PAGE_SIZE, Collector
+from recorder.source.procfs import Gone, ProcFS
 from recorder.schema import COLLECTED, CPU_MODES, NET_COUNTERS, TABLES
 
-from .fakeproc import (
+from tests.fakeproc import (
     BOOT_ID, BTIME, CGROUP_HYBRID, CGROUP_V2, CPU_TOTAL, DISKSTATS, IO_DEFAULT, LOADAVG,
     MEMINFO_KB, NET_DEV, PRESSURE, VMSTAT, FakeProc, FaultyProcFS, io_text, limits_text,
     meminfo_text, proc_stat_text, stat_line, status_text, vmstat_text,

@@ -22,13 +22,13 @@ import time
 
 import pytest
 
-from analyze import ps as P
+from analyze.commands import ps as P
 from analyze.errors import ProcsnapError, UsageError
 from analyze.output import escape_lines
-from recorder.collect import Snapshot, _to_table
-from recorder.store import Store
+from recorder.collect.collector import Snapshot, _to_table
+from recorder.store.folder import Store
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
@@ -133,7 +133,7 @@ def recdir(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def open_once():
     """Each recording is opened once for the module (a Recording is read-only): keeps it fast."""
-    from analyze.db import Recording
+    from analyze.data.db import Recording
     opened, real, real_at = {}, Recording.open.__func__, Recording.open_at.__func__
 
     def cached(cls, paths, hosts=None, **kw):

@@ -1,4 +1,4 @@
-"""ps --rec's %CPU at a moment (analyze.ps.rates_at) equals the rate views' own, however the
+"""ps --rec's %CPU at a moment (analyze.commands.ps.rates_at) equals the rate views' own, however the
 instances come and go: ps reads only the snapshot before the moment, and reads again every row of
 the pids that have no previous row there.
 
@@ -14,11 +14,11 @@ import datetime as dt
 
 import pytest
 
-from analyze import ps as P
-from analyze.db import Moment, Recording
-from recorder.collect import Snapshot, _to_table
-from recorder.compact import compact
-from recorder.store import Store
+from analyze.commands import ps as P
+from analyze.data.db import Moment, Recording
+from recorder.collect.collector import Snapshot, _to_table
+from recorder.store.compact import compact
+from recorder.store.folder import Store
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from analyze.db import Recording
-from analyze.queries import all_queries, bind, get_query, parse_query
+from analyze.data.db import Recording
+from analyze.data.named import all_queries, bind, get_query, parse_query
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_named_query_through_the_cli(cli, sample):
 def test_query_help_names_every_table_and_view(cli):
     """`procsnap query --help` lists what SQL can name: every recorded table and every derived view
     (filesystems, open_files, sockets and netstat_rates were once missing)."""
-    from analyze.views import DERIVED
+    from analyze.data.views import DERIVED
     from recorder.schema import TABLES
     text = " ".join(cli("query", "--help", check=0).stdout.split())
     missing = [n for n in [*TABLES, *DERIVED] if not re.search(rf"\b{n}\b", text)]

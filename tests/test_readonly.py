@@ -2,13 +2,13 @@
 
 Three layers, each tested on its own:
 
-* the SQL gate (:func:`analyze.db.check_read_only`) lets through only queries and EXPLAIN
+* the SQL gate (:func:`analyze.data.db.check_read_only`) lets through only queries and EXPLAIN
   [ANALYZE] of one, calling only allow-listed table functions: every statement type the
   installed DuckDB has, EXPLAIN and EXPLAIN ANALYZE of each, and nested forms are refused;
-* the connection (:meth:`analyze.db.Recording._connect`) reads only inside the recordings and
+* the connection (:meth:`analyze.data.db.Recording._connect`) reads only inside the recordings and
   spills nowhere;
 * ``procsnap query`` runs its SQL in a thread the kernel forbids to write
-  (:mod:`analyze.sandbox`): a writing statement run there past the gate fails too.
+  (:mod:`analyze.data.sandbox`): a writing statement run there past the gate fails too.
 
 End to end, each hostile statement goes through `procsnap query --rec DIR` and must fail with one
 line (no traceback); afterwards every file of the recording, its marker included, has the same
@@ -26,12 +26,12 @@ import uuid
 
 import pytest
 
-from analyze import sandbox
+from analyze.data import sandbox
 from analyze.cli import main
-from analyze.db import READ_ONLY_TABLE_FUNCTIONS, Recording, check_read_only
+from analyze.data.db import READ_ONLY_TABLE_FUNCTIONS, Recording, check_read_only
 from analyze.errors import ProcsnapError, UsageError
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 try:
     import _duckdb as duckdb

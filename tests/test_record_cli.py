@@ -51,11 +51,11 @@ def test_help_states_the_defaults(cli):
 
 def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     from analyze import cli
-    from recorder.collect import Collector
-    from recorder.procfs import ProcFS
-    from recorder.store import Store, StoreFull
+    from recorder.collect.collector import Collector
+    from recorder.source.procfs import ProcFS
+    from recorder.store.folder import Store, StoreFull
 
-    from .fakeproc import FakeProc
+    from tests.fakeproc import FakeProc
     fake = FakeProc(tmp_path / "proc")
     fake.add_process(10, b"w")
     monkeypatch.setattr(cli, "_collector", lambda host, iv, **kw: Collector(procfs=ProcFS(str(fake.root)), host="h", **kw))
@@ -70,11 +70,11 @@ def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_a_file_removed_once_while_reading_is_read_around(tmp_path, monkeypatch, capsys):
     from analyze import cli
-    from analyze import damage
-    from analyze import info as I
-    from recorder.store import Store
+    from analyze.data import damage
+    from analyze.commands import info as I
+    from recorder.store.folder import Store
 
-    from .test_store_views import fake_snapshot
+    from tests.test_store_views import fake_snapshot
     with Store(tmp_path / "r") as st:
         for i in range(3):
             st.write(fake_snapshot(i, [{"pid": 1}]))
@@ -96,10 +96,10 @@ def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys)
     """Retention of a live recorder may delete a file a command listed a moment before: the command
     lists again and runs again, twice; a recorder that deletes every time gets one line."""
     from analyze import cli
-    from analyze import info as I
-    from recorder.store import Store
+    from analyze.commands import info as I
+    from recorder.store.folder import Store
 
-    from .test_store_views import fake_snapshot
+    from tests.test_store_views import fake_snapshot
     with Store(tmp_path / "r") as st:
         for i in range(3):
             st.write(fake_snapshot(i, [{"pid": 1}]))
@@ -109,7 +109,7 @@ def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys)
         next((tmp_path / "r").glob("snapshots/*/*/*.parquet")).unlink()
         return real(rec)
     monkeypatch.setattr(I, "summarize", retention_strikes)
-    from analyze import damage
+    from analyze.data import damage
     monkeypatch.setattr(damage, "_vanished", 0)
     assert cli.main(["info", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err

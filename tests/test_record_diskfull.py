@@ -11,9 +11,9 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from analyze.db import Recording
+from analyze.data.db import Recording
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import time
 
 import pyarrow.parquet as pq
 
-from analyze.db import Recording
-from recorder.compact import recover
-from recorder.store import Store
+from analyze.data.db import Recording
+from recorder.store.compact import recover
+from recorder.store.folder import Store
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 ROUNDS = 10
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import signal
 
 import pytest
 
-from analyze.db import Recording
+from analyze.data.db import Recording
 from recorder import record as R
-from recorder.collect import Collector
-from recorder.compact import Maintenance
-from recorder.procfs import ProcFS
-from recorder.store import Store
+from recorder.collect.collector import Collector
+from recorder.store.compact import Maintenance
+from recorder.source.procfs import ProcFS
+from recorder.store.folder import Store
 
-from .fakeproc import FakeProc
+from tests.fakeproc import FakeProc
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_maintenance_between_snapshots_compacts_and_retains(tmp_path, procfs):
 def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch, arrow):
     import datetime as dt
 
-    from recorder import collect
+    from recorder.collect import collector as collect
     real = collect.dt.datetime
     steps = iter([0, 1, -5, 2])
 

@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from analyze.db import Recording
-from analyze.info import summarize
+from analyze.data.db import Recording
+from analyze.commands.info import summarize
 from recorder import record as R
-from recorder.collect import Collector
-from recorder.compact import Maintenance
-from recorder.store import Store
+from recorder.collect.collector import Collector
+from recorder.store.compact import Maintenance
+from recorder.store.folder import Store
 
-from .conftest import ROOT
-from .test_record_loop import procfs  # noqa: F401 - the same fake /proc of three processes
+from tests.conftest import ROOT
+from tests.test_record_loop import procfs  # noqa: F401 - the same fake /proc of three processes
 
 
 def _skipped(root):

@@ -30,8 +30,8 @@ import pytest
 
 from recorder.redact import REDACTED, redact_argv, redact_cmdline, secret_name
 
-from .conftest import ROOT
-from .test_vs_ps import procsnap_cmd
+from tests.conftest import ROOT
+from tests.test_vs_ps import procsnap_cmd
 
 CORPUS_FILE = ROOT / "tests" / "data" / "redaction.jsonl"
 DOC = ROOT / "docs" / "redaction.md"
@@ -118,7 +118,7 @@ def test_corpus_is_well_formed():
 
 
 def test_the_recorder_redacts_with_this_function():
-    from recorder import collect
+    from recorder.collect import collector as collect
     assert collect.redact_cmdline is redact_cmdline
 
 
@@ -372,7 +372,7 @@ def test_no_secret_of_the_corpus_reaches_the_recording(tmp_path):
 
 def test_environment_variables_are_never_read(monkeypatch):
     """A snapshot of the live host opens no /proc/*/environ (every file the collector opens goes through these)."""
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
     opened: list[str] = []
     real_os_open, real_open = os.open, builtins.open
 

@@ -19,12 +19,12 @@ import time
 
 import pytest
 
-from analyze import report as R
+from analyze.commands import report as R
 from analyze.cli import main
-from analyze.db import Recording
+from analyze.data.db import Recording
 from analyze.output import _json_value
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 LOAD = ROOT / "tests" / "reportload.py"
 ROLES = ("leaker", "steady", "sawtooth", "step", "burner", "backlog")

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from analyze import report as R
-from analyze.db import Recording
+from analyze.commands import report as R
+from analyze.data.db import Recording
 
-from .conftest import ROOT
-from .test_report_rules import N, STEP, T0, proc, snapshot, system_row, write
+from tests.conftest import ROOT
+from tests.test_report_rules import N, STEP, T0, proc, snapshot, system_row, write
 
 TICK = os.sysconf("SC_CLK_TCK")
 

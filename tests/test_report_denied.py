@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from analyze import report as R
-from analyze.db import Recording
+from analyze.commands import report as R
+from analyze.data.db import Recording
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="records as root and as nobody")
 
@@ -59,7 +59,7 @@ def test_root_without_ptrace_is_not_told_to_run_as_root(tmp_path, sleeper):
 def record_as_nobody(rec):
     """One snapshot taken by a child that became nobody after its imports (the interpreter
     lives where nobody may not read)."""
-    from analyze import snapshot
+    from analyze.commands import snapshot
     # a first snapshot as root imports everything a snapshot needs, before changing user
     snapshot.take(str(rec.parent / "warm-up"), quiet=True)
     shutil.rmtree(rec.parent / "warm-up")
@@ -108,8 +108,8 @@ def test_nobody_is_told_to_run_as_root(nobody_dir, sleeper):
 
 def test_who_recorded_unknown_is_said(tmp_path):
     # an older recording, or one whose recorder row is missing: the recorder's pid has no process row
-    from recorder.collect import _to_table
-    from .test_report_rules import N, proc, snapshot, system_row, write
+    from recorder.collect.collector import _to_table
+    from tests.test_report_rules import N, proc, snapshot, system_row, write
     snaps = []
     for i in range(N):
         s = snapshot(i, {"processes": [proc(10, i, "secret", denied="exe,io"), proc(11, i, "open")],

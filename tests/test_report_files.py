@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 
-from .conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE
 
 
 def report_html(target, umask=0o022):

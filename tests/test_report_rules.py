@@ -11,10 +11,10 @@ import random
 
 import pytest
 
-from analyze import report as R
-from analyze.db import Recording
-from recorder.collect import Snapshot, _to_table
-from recorder.store import Store
+from analyze.commands import report as R
+from analyze.data.db import Recording
+from recorder.collect.collector import Snapshot, _to_table
+from recorder.store.folder import Store
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
@@ -339,7 +339,7 @@ def test_too_few_snapshots_is_said(tmp_path):
 
 
 def test_html_is_self_contained_without_a_browser(leaks):
-    from analyze import report_html as H
+    from analyze.commands import report_html as H
     rec, res = leaks
     page = H.render(rec, res)
     assert page.startswith("<!DOCTYPE html>") and "default-src 'none'" in page

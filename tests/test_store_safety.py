@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from recorder import compact as C
-from recorder.store import Store, StoreError, UnsafeFolder
+from recorder.store import compact as C
+from recorder.store.folder import Store, StoreError, UnsafeFolder
 
-from .conftest import ROOT
-from .test_store_views import fake_snapshot
+from tests.conftest import ROOT
+from tests.test_store_views import fake_snapshot
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the hostile cases need root and user nobody")
 

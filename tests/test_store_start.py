@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from analyze.db import Recording
-from recorder.store import Store, StoreError
+from analyze.data.db import Recording
+from recorder.store.folder import Store, StoreError
 
-from .conftest import ROOT
-from .test_record_diskfull import tiny_fs  # noqa: F401 - a fixture
-from .test_store_safety import TODAY, _nobody
+from tests.conftest import ROOT
+from tests.test_record_diskfull import tiny_fs  # noqa: F401 - a fixture
+from tests.test_store_safety import TODAY, _nobody
 
 
 def cli(*args):

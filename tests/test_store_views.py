@@ -6,13 +6,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analyze.db import Recording
-from analyze.reference import markdown
-from recorder.collect import Snapshot, _to_table
+from analyze.data.db import Recording
+from analyze.data.reference import markdown
+from recorder.collect.collector import Snapshot, _to_table
 from recorder.schema import TABLES
-from recorder.store import Store
+from recorder.store.folder import Store
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
@@ -83,7 +83,7 @@ def test_uncommitted_snapshots_are_invisible_and_cleaned(tmp_path):
 
 
 def test_foreign_folder_is_refused(tmp_path):
-    from recorder.store import StoreError
+    from recorder.store.folder import StoreError
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(StoreError):

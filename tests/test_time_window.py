@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 
 def one_line(p):
@@ -44,7 +44,7 @@ def test_a_named_query_end_covers_its_whole_last_digit(sample, tmp_path):
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from tests.conftest import ROOT
     p = subprocess.run([sys.executable, "-m", "analyze.cli", "query", "--rec", str(sample), "-f", "csv", "--name", "w",
                         "-p", "start=03:00:45", "-p", "end=03:00:46"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -138,7 +138,7 @@ def test_a_named_query_with_a_start_and_no_end_binds(sample, tmp_path):
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from tests.conftest import ROOT
     (tmp_path / "since.sql").write_text("-- title: since\n-- param: start time = start  from\n"
                                         "SELECT count(*) FROM snapshots WHERE ts >= $start\n")
     p = subprocess.run([sys.executable, "-m", "analyze.cli", "query", "--rec", str(sample), "-f", "csv", "--name", "since",

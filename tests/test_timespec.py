@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from analyze.errors import UsageError
-from analyze.timespec import parse_duration, parse_span, parse_time
+from analyze.data.timespec import parse_duration, parse_span, parse_time
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)

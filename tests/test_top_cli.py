@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from analyze import top as T
-from analyze.db import Recording
-from recorder.store import Store
+from analyze.commands import top as T
+from analyze.data.db import Recording
+from recorder.store.folder import Store
 
-from .test_store_views import T0, fake_snapshot
+from tests.test_store_views import T0, fake_snapshot
 
 KIB = 1024
 UPTIME0 = 2 * 86400 + 3 * 3600 + 4 * 60 + 30       # 2 days, 3:04:30 at 03:00:00

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.collect import Collector
+from recorder.collect.collector import Collector
 
 HERE = Path(__file__).resolve().parent
 
@@ -232,7 +232,7 @@ def lsof_pids(*args):
 
 
 def procsnap_pids(*args):
-    from .conftest import run_cli
+    from tests.conftest import run_cli
     p = run_cli("lsof", "-t", *args)
     assert "Traceback" not in p.stderr
     return {int(x) for x in p.stdout.split()}, p.returncode
@@ -302,7 +302,7 @@ def test_example_i_listen(workload, nobody):
 
 
 def test_example_p_1_full_listing():
-    from .conftest import run_cli
+    from tests.conftest import run_cli
     for _ in range(5):
         real = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-p", "1"], capture_output=True, text=True).stdout
         mine = run_cli("lsof", "-p", "1").stdout
@@ -312,7 +312,7 @@ def test_example_p_1_full_listing():
 
 
 def test_example_p_workload_full_listing(workload):
-    from .conftest import run_cli
+    from tests.conftest import run_cli
     pid = str(workload["pid"])
     real = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-p", pid], capture_output=True, text=True,
                           errors="surrogateescape").stdout

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from recorder.collect import CLK_TCK, Collector
+from recorder.collect.collector import CLK_TCK, Collector
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("ps") is None,
@@ -488,7 +488,7 @@ def test_record_stopped_by_signal(tmp_path, sig):
         assert s == ids["snapshots"], f"{table} has rows of uncommitted snapshots"
 
     # And the analyzer reads it the same way.
-    from analyze.db import Recording
+    from analyze.data.db import Recording
     r = Recording.open([str(rec)])
     (n,), = r.con.execute("SELECT count(*) FROM snapshots").fetchall()
     (d,), = r.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchall()
@@ -526,8 +526,8 @@ def test_cpu_pct_of_idle_process_is_exactly_zero(workload, tmp_path, view, table
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from analyze.db import Recording
-    from recorder.store import Store
+    from analyze.data.db import Recording
+    from recorder.store.folder import Store
 
     pid = workload.threads.pid
     u, s = _noisy_ticks()

@@ -1,4 +1,4 @@
-"""Which implementation of the hot /proc loops runs: the C module (recorder/_native.c) when it
+"""Which implementation of the hot /proc loops runs: the C module (recorder/source/_native.c) when it
 was built and imports, else the Python loops. ``PROCSNAP_NATIVE=0`` forces the Python loops (the
 tests compare the two); ``PROCSNAP_NATIVE=1`` makes a missing C module an error instead of a
 silent fallback."""
@@ -13,7 +13,7 @@ def load():
     if want == "0":
         return None
     try:
-        from . import _native
+        from recorder.source import _native
     except ImportError:
         if want == "1":
             raise

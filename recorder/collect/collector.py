@@ -17,15 +17,15 @@ import stat
 import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of a snapshot's start)
 
-from . import __version__
-from . import procfs as P
-from .files import SHARED_ANON, FileRows, Mounts, SocketIndex, to_arrow
-from .procfs import Denied, Gone, ProcFS
-from .pqwrite import Columns
-from .native import native as _native
-from .redact import redact_cmdline
-from .filesystems import FilesystemReader
-from .schema import COLLECTED, COUNTED, CPU_MODES, NET_COUNTERS, TABLES
+from recorder import __version__
+from recorder.source import procfs as P
+from recorder.collect.descriptors import SHARED_ANON, FileRows, Mounts, SocketIndex, to_arrow
+from recorder.source.procfs import Denied, Gone, ProcFS
+from recorder.store.write import Columns
+from recorder.source.native import native as _native
+from recorder.redact import redact_cmdline
+from recorder.collect.filesystems import FilesystemReader
+from recorder.schema import COLLECTED, COUNTED, CPU_MODES, NET_COUNTERS, TABLES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,7 +50,7 @@ _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 class Snapshot:
     """One snapshot: its identity and one table per schema table: an Arrow table, or the Python
-    columns of recorder.pqwrite (a collector made with arrow=False).
+    columns of recorder.store.write (a collector made with arrow=False).
 
     Tables hold the stored columns only; ``host`` and ``date`` are partition
     values carried here and in the folder names.
@@ -146,7 +146,7 @@ class Collector:
                          and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
         # What a snapshot's tables are: True, Arrow tables (what the recorder, `procsnap snapshot`
-        # and the analyzer's live views use); False, recorder.pqwrite.Columns, Python columns the
+        # and the analyzer's live views use); False, recorder.store.write.Columns, Python columns the
         # store turns into Arrow when it writes them; "open_files": a snapshot that reads
         # descriptors is Arrow, any other is Columns.
         if arrow not in (True, False, "open_files"):
@@ -599,7 +599,7 @@ class Collector:
             out.add_path(base, fd, None, None, target, self._stat(fs.path(pid, link)))
         self._maps(pid, row, base, out, denied)
         if fds is not None and self.native is not None:
-            # The same loop in C (recorder/_native.c): same calls, same rows.
+            # The same loop in C (recorder/source/_native.c): same calls, same rows.
             rows, sockets, gone, n_denied = self.native.fd_rows(
                 os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
                 sorted(fds, key=int), pid, base[1], out.native_shared, out.devs)
@@ -736,7 +736,7 @@ class Collector:
         out.rows.extend(cached[1])
 
     def _maps_rows(self, data: bytes, pid: int, base: tuple, exe) -> list[tuple]:
-        """The mem rows of a maps file (recorder/_native.c: maps_rows does the same in C)."""
+        """The mem rows of a maps file (recorder/source/_native.c: maps_rows does the same in C)."""
         rows = []
         seen = set()
         sizes = self._map_sizes
@@ -766,7 +766,7 @@ class Collector:
     def _process(self, pid: int) -> tuple[dict, list[str] | None]:
         want_names = "open_files" in self._pass_tables or "sockets" in self._pass_tables
         if self._fast and self.native is not None and pid != self._self_pid:
-            # Everything below in one C call (recorder/_native.c: process_values) when nothing about
+            # Everything below in one C call (recorder/source/_native.c: process_values) when nothing about
             # the process is unusual; anything else (a file gone, refused or odd) comes back None,
             # and the process is read here file by file, where each error gets its meaning.
             v = self.native.process_values(self.fs.path(pid), pid, self._fast_flags | (2 if want_names else 0))
@@ -787,7 +787,7 @@ class Collector:
                 return v
         else:
             read = fs.read_one
-        # C's parsers where it is built (recorder/_native.c gives what procfs's give, or None for
+        # C's parsers where it is built (recorder/source/_native.c gives what procfs's give, or None for
         # anything unusual, which procfs's parser then decides).
         nat = self.native
         raw = read(pid, "stat")
@@ -973,7 +973,7 @@ class Collector:
         return rows, gone, denied
 
     def _threads_native(self, pid: int, leader: tuple | None = None) -> tuple[list[dict], int, int]:
-        """_threads with the reading and parsing in C (recorder/_native.c: thread_rows), which lists
+        """_threads with the reading and parsing in C (recorder/source/_native.c: thread_rows), which lists
         the task folder itself (None when it cannot open it: listed here then, to meet the error)."""
         path = self.fs.path(pid, "task")
         extra = () if leader is None else (pid, *leader)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import stat
 
-from . import procfs as P
-from .procfs import Denied, Gone, ProcFS
-from .pqwrite import Columns, micros
+from recorder.source import procfs as P
+from recorder.source.procfs import Denied, Gone, ProcFS
+from recorder.store.write import Columns, micros
 
 
 _TYPES = (
@@ -53,7 +53,7 @@ class Mounts:
     mount point under which its path lies (the deepest; the last mounted of stacked ones)."""
 
     def __init__(self, data: bytes):
-        from .procfs import parse_mountinfo
+        from recorder.source.procfs import parse_mountinfo
         self.by_dev: dict[str, str] = {}
         self.points: dict[bytes, str] = {}   # mount point -> device, the visible (last) mount
         whole: dict[str, str] = {}
@@ -146,7 +146,7 @@ class FileRows:
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
-        self.native_shared: dict[str, tuple] = {}  # the same for recorder/_native.c: (dev, size, ino)
+        self.native_shared: dict[str, tuple] = {}  # the same for recorder/source/_native.c: (dev, size, ino)
         self.mounts: Mounts | None = None          # the mount table, for each row's mount_point
 
     @property
@@ -281,7 +281,7 @@ class FileRows:
         return pa.Table.from_arrays(cols, schema=schema)
 
     def to_columns(self, name: str, common: dict):
-        """All rows as :class:`recorder.pqwrite.Columns` of table name, in to_table()'s order (socket
+        """All rows as :class:`recorder.store.write.Columns` of table name, in to_table()'s order (socket
         rows last). For a FileRows without chunks (a one-shot snapshot holds its rows until it
         writes them); the rows are let go."""
         plain, socks = [], []
@@ -465,7 +465,7 @@ def _line_finder(inodes: set):
 
 def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
     """(resolution, socket row) of each socket of a /proc/net/{tcp,udp,udplite,raw}[6] table
-    in namespace ns (recorder/_native.c: inet_records makes the same tuples without the dicts)."""
+    in namespace ns (recorder/source/_native.c: inet_records makes the same tuples without the dicts)."""
     out = []
     for s in P.parse_inet(data, proto, v6):
         s["netns"] = ns
@@ -475,7 +475,7 @@ def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
 
 def unix_records(data: bytes, ns) -> list[tuple]:
     """(resolution, socket row) of each socket of /proc/net/unix in namespace ns
-    (recorder/_native.c: unix_records)."""
+    (recorder/source/_native.c: unix_records)."""
     out = []
     for s in P.parse_unix(data):
         s["netns"] = ns

@@ -19,11 +19,11 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from recorder.procfs import endpoint
+from recorder.source.procfs import endpoint
 
-from .db import Moment, Recording
-from .errors import ProcsnapError
-from .timespec import check_window
+from analyze.data.db import Moment, Recording
+from analyze.errors import ProcsnapError
+from analyze.data.timespec import check_window
 
 _DIGITS = re.compile(r"\d+")
 
@@ -41,7 +41,7 @@ def normalise(text: str | None) -> str:
 def identity(exe: str | None, name: str, cmdline: str | None, cgroup: str | None, user: str) -> tuple:
     """What stays the same when a process is restarted: its executable (its
     name when that is unreadable), command line and cgroup with digits
-    normalised, and its user. Shared with :mod:`analyze.report`."""
+    normalised, and its user. Shared with :mod:`analyze.commands.report`."""
     return (exe or name, normalise(cmdline), normalise(cgroup), user)
 
 
@@ -82,7 +82,7 @@ class Proc:
 
 @dataclass
 class _Who:
-    """What lsof's -p, -u and -c test of a process (analyze.lsof's matchers read these)."""
+    """What lsof's -p, -u and -c test of a process (analyze.commands.lsof's matchers read these)."""
     pid: int
     uid: int | None
     user: str
@@ -96,7 +96,7 @@ class _Who:
 def selection(pids: list[str] | None = None, users: list[str] | None = None, cmds: list[str] | None = None):
     """-p, -u and -c as lsof reads them (its own parser: lists, ^ to exclude, /REGEX/ for -c);
     None when nothing is selected."""
-    from .lsof import Options, apply_option
+    from analyze.commands.lsof import Options, apply_option
     o = Options()
     for c, values in (("p", pids), ("u", users), ("c", cmds)):
         for v in values or []:
@@ -110,7 +110,7 @@ def selected(o, pid: int | None, uid: int | None, user: str | None, name: str | 
         return True
     if pid is None:
         return False
-    from .lsof import cmd_matches, user_matches
+    from analyze.commands.lsof import cmd_matches, user_matches
     who = _Who(pid, uid, user or "", name or "")
     if pid in o.xpids or any(user_matches(who, u) for u in o.xusers) \
             or any(cmd_matches(who, m) for _, m in o.xcmds):
@@ -395,7 +395,7 @@ def _change_lines(ch: dict, indent: str = "      ") -> list[str]:
 
 
 def text(d: dict) -> str:
-    from .output import escape
+    from analyze.output import escape
     fr, to = d["from"], d["to"]
     lines = [f"procsnap diff: {escape(d['host'])}: {fr['ts']:%Y-%m-%d %H:%M:%S} ({fr['label']}) → "
              f"{to['ts']:%Y-%m-%d %H:%M:%S} ({to['label']}) UTC"]

@@ -1,11 +1,11 @@
-"""Report rules on the host's file systems and TCP/UDP stack (registered in analyze.report).
+"""Report rules on the host's file systems and TCP/UDP stack (registered in analyze.commands.report).
 
 FILE SYSTEMS FILLING UP (``fs.space``, ``fs.inodes``). Each file system (one per device: a
 device mounted at several points counts once, under its shortest mount point, as df shows it;
 size-0 pseudo file systems and unmeasured mounts are left out) has two series over the window:
-bytes used and inodes used. A series is filling when the leak rule of analyze.report holds (the
-same fit and step statistics, :func:`analyze.report.trend_fit_sql` and
-:func:`~analyze.report.trend_verdict_sql`): enough samples, a rising well-fitting line, growth
+bytes used and inodes used. A series is filling when the leak rule of analyze.commands.report holds (the
+same fit and step statistics, :func:`analyze.commands.report.trend_fit_sql` and
+:func:`~analyze.commands.report.trend_verdict_sql`): enough samples, a rising well-fitting line, growth
 spread over the window, and a net growth of at least ``FS_MIN_GROWTH`` and at least
 ``LEAK_MIN_RELATIVE`` (10 %) of what was free at the start of the window. Time to full: what is
 available now (``avail``, to unprivileged users as df shows it; ``inodes_free``) over the fitted
@@ -28,7 +28,7 @@ least ``RETRANS_PCT_WARN`` % (critical ``RETRANS_PCT_CRIT`` %) of all the segmen
 
 from __future__ import annotations
 
-from . import report as R
+from analyze.commands import report as R
 
 FS_MIN_GROWTH = {"bytes": 8 << 20, "inodes": 100}
 FS_TOP = 5                                      # writers and deleted-file holders named per finding

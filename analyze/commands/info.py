@@ -7,8 +7,8 @@ import os
 
 from recorder.schema import COUNTED, TABLES
 
-from .db import Recording
-from .output import escape
+from analyze.data.db import Recording
+from analyze.output import escape
 
 
 def _size(path: str) -> int:
@@ -104,8 +104,8 @@ def text(s: dict) -> str:
 
 
 def _damage_lines(s: dict) -> list[str]:
-    from .damage import Loss
-    from .output import escape
+    from analyze.data.damage import Loss
+    from analyze.output import escape
     out = [""]
     if s["verified"]:
         out.append("verified: every page of every file read, with its Parquet page checksum checked where it has one")

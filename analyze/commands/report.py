@@ -35,7 +35,7 @@ is all of the growth) are not leaks.
 
 The same rule runs per process instance (boot id, pid, start time) and per
 identity across restarts: the instances of one identity (executable, command
-line and cgroup with digits normalised, user: :func:`analyze.diff.identity`)
+line and cgroup with digits normalised, user: :func:`analyze.commands.diff.identity`)
 are pooled with the process's age (ts − start_time) as the x axis, so a
 service that leaks and is restarted every few minutes lines up as one rising
 line. An identity finding replaces its instances' findings of the same
@@ -87,13 +87,13 @@ import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from recorder.procfs import endpoint
+from recorder.source.procfs import endpoint
 from recorder.schema import TABLES
 
-from .db import Recording, _sql_str
-from .diff import SOCKET_TYPES, identity
-from .errors import ProcsnapError, UsageError
-from .timespec import check_window
+from analyze.data.db import Recording, _sql_str
+from analyze.commands.diff import SOCKET_TYPES, identity
+from analyze.errors import ProcsnapError, UsageError
+from analyze.data.timespec import check_window
 
 SEVERITIES = ("critical", "warning", "info")
 _SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -1065,7 +1065,7 @@ def _run(rec: Recording, w: Window) -> dict:
     pooled = _rows(rec, leak_sql(w, members=flat)) if flat else []
     findings = _leak_findings(rec, w, inst_rows, fits, pooled, members, ident_of)
     findings += _bottlenecks(rec, w, insts)
-    from . import report_host  # its rules build on this module's
+    from analyze.commands import report_host  # its rules build on this module's
     findings += report_host.findings(rec, w, insts)
     findings = rank(findings)
     notes = []
@@ -1174,7 +1174,7 @@ def rank(findings: list[Finding]) -> list[Finding]:
 
 
 def as_json(result: dict) -> dict:
-    from .output import _json_value
+    from analyze.output import _json_value
     d = dict(result)
     d["findings"] = [{"rank": i, **f.as_dict()} for i, f in enumerate(result["findings"], start=1)]
     return _json_value(d)
@@ -1262,7 +1262,7 @@ def _fmt_val(measure: str, v) -> str:
 
 
 def text(result: dict, sql: bool = True) -> str:
-    from .output import escape
+    from analyze.output import escape
     w = result["window"]
     hosts = ", ".join(escape(h["host"]) for h in result["recording"]["hosts"])
     s = result["summary"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import ProcsnapError, UsageError
+from analyze.errors import ProcsnapError, UsageError
 
 # option -> (destination, takes a value)
 OPTIONS = {"-o": ("output", True), "--output": ("output", True), "-q": ("quiet", False),
@@ -65,7 +65,7 @@ def parse_tables(text: str | None) -> tuple[str, ...] | None:
     and descriptors are read in the process pass, sockets are resolved against descriptors)."""
     if text is None:
         return None
-    from recorder.collect import needed_tables
+    from recorder.collect.collector import needed_tables
     names = tuple(t.strip() for t in text.split(",") if t.strip())
     if not names:
         raise UsageError("snapshot: --tables needs at least one table name")
@@ -78,8 +78,8 @@ def parse_tables(text: str | None) -> tuple[str, ...] | None:
 
 def take(output: str, quiet: bool = False, host: str | None = None, redact: bool = True,
          tables: str | None = None, allow_shared: bool = False) -> None:
-    from recorder.collect import COLLECTED, Collector
-    from recorder.store import Store, StoreError
+    from recorder.collect.collector import COLLECTED, Collector
+    from recorder.store.folder import Store, StoreError
     wanted = parse_tables(tables)
     collector = Collector(host=host, redact=redact, tables=wanted or COLLECTED)
     try:

@@ -11,7 +11,7 @@ included) of its partition; it *covers* every file whose id range lies inside
 its own. Readers use only the files no other file covers (see
 :func:`select_visible`), so a snapshot's rows are read exactly once whether
 its small file, its compacted file or both are on disk (see
-``recorder.compact`` for the order of writes and deletes).
+``recorder.store.compact`` for the order of writes and deletes).
 
 ATOMICITY RULE (the one place it is written down): every Parquet file is
 written under a temporary name starting with '.', fsync'ed, and renamed into
@@ -35,12 +35,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__
-from .collect import Snapshot
-from .pqwrite import Columns
-from .schema import TABLES
+from recorder import __version__
+from recorder.collect.collector import Snapshot
+from recorder.store.write import Columns
+from recorder.schema import TABLES
 
-from .layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,  # noqa: F401 - re-exported
+from recorder.store.layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,  # noqa: F401 - re-exported
                      is_recording, list_names, partition_value, partitions, select_visible)
 
 # errno values meaning "the disk (or quota) is full": the recorder drops snapshots, not data.
@@ -74,7 +74,7 @@ _DIR_NOFOLLOW = _DIR | os.O_NOFOLLOW
 def _shown(path) -> str:
     """A path as printed in a message: control characters escaped (names in a shared folder are
     anyone's)."""
-    from .textsafe import escape
+    from recorder.textsafe import escape
     return escape(os.fspath(path))
 
 
@@ -758,7 +758,7 @@ class Store:
 
         A snapshot is committed by its own ``snapshots`` file or by a compacted
         ``snapshots`` file whose range holds its id. Compacted data files are left to
-        :func:`recorder.compact.recover`, which finishes or undoes an interrupted
+        :func:`recorder.store.compact.recover`, which finishes or undoes an interrupted
         compaction or retention. Only regular files of this user's are removed.
         """
         committed: dict[str, set[int]] = {}

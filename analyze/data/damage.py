@@ -250,7 +250,7 @@ def find_damage(e: BaseException) -> bool:
     that names no file, every file read is probed page by page (only on this error path)."""
     if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":  # before importing it: not for other errors
         return False
-    from .db import duckdb
+    from analyze.data.db import duckdb
     left = sorted(OPENED - set(EXCLUDED))
     bad = culprit(str(e), left)
     # The SQL itself is wrong: never a file's fault. (Not ProgrammingError as a whole: DuckDB
@@ -292,7 +292,7 @@ def losses_text(prefix: str = "") -> str:
     """Lines for the end of a text or CSV answer (PREFIX "# " in CSV); empty when nothing is lost."""
     if not LOSSES:
         return ""
-    from .output import escape
+    from analyze.output import escape
     lines = [f"{prefix}PARTIAL answer: recorded rows were unreadable and are left out (procsnap info lists the files):"]
     lines += [f"{prefix}  missing: {escape(x.line())}" for x in LOSSES]
     return "\n".join(lines) + "\n"
@@ -317,7 +317,7 @@ def render(columns, rows, fmt: str, out=None, header: bool = True) -> None:
     exit status only."""
     import sys
 
-    from .output import render as plain
+    from analyze.output import render as plain
     out = out or sys.stdout
     if fmt == "json" and LOSSES:
         import io

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import procfs as P
+from recorder.source import procfs as P
 
 # Seconds a snapshot waits, in all, for the statvfs of network and FUSE file systems.
 REMOTE_DEADLINE_S = 0.5

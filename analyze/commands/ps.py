@@ -58,7 +58,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .errors import ProcsnapError, UsageError, live_only
+from analyze.errors import ProcsnapError, UsageError, live_only
 
 FORMATS = ("table", "csv", "json")
 
@@ -303,7 +303,7 @@ def args_text(p: Proc, ctx: Ctx, escape: bool = True) -> str:
     raw = None
     if p.cmdline_raw is not None:
         # the exact argv of /proc/PID/cmdline (NUL-separated): joined by spaces, as ps joins it
-        from recorder.procfs import parse_cmdline
+        from recorder.source.procfs import parse_cmdline
         raw = parse_cmdline(p.cmdline_raw)[1]
     return shown(p.cmdline, raw, ctx.utf8, args=True)
 
@@ -980,7 +980,7 @@ THREAD_COLUMNS = ("pid", "tid", "start_time", "name", "name_raw", "state", "nice
 
 def load(rec, moment, threads: bool, live: bool) -> list[Proc]:
     """The rows of one snapshot: its processes, or with threads their threads."""
-    from .views import process_rates_select, thread_rates_select
+    from analyze.data.views import process_rates_select, thread_rates_select
     key = {"h": moment.host, "s": moment.snapshot_id}
     _, sysrows = rec.execute("SELECT mem_total, uptime_s, boot_time FROM system "
                              "WHERE host = $h AND snapshot_id = $s", key)
@@ -1053,7 +1053,7 @@ def live_pids(o: Options) -> set | None:
 def load_live(o: Options, threads: bool) -> tuple[str, dt.datetime, list[Proc]]:
     """(host, now, rows) of the live host, read straight from /proc (no Arrow, no DuckDB: a one-shot
     ps must start fast) and only for the processes the options can select."""
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
     c = Collector(tables=("system", "processes"), redact=False)  # nothing reaches disk: print what ps prints
     now = dt.datetime.now(dt.timezone.utc)
     procs = c.live_processes(live_pids(o))
@@ -1139,7 +1139,7 @@ class Me:
 
 
 def me_now() -> Me:
-    from recorder import procfs as P
+    from recorder.source import procfs as P
     try:
         with open("/proc/self/stat", "rb") as f:
             tty = P.tty_name(P.parse_stat(f.read())["tty_nr"])
@@ -1257,7 +1257,7 @@ def order(rows: list[Proc], o: Options, ctx: Ctx) -> list[Proc]:
 
 
 def cell(col: Column, p: Proc, ctx: Ctx, last: bool) -> str:
-    from .output import escape  # every column: user, tty, stat, ... come from the recording
+    from analyze.output import escape  # every column: user, tty, stat, ... come from the recording
     if col.field is None:
         return escape(p.host)
     t = escape(col.field.text(p, ctx))
@@ -1354,7 +1354,7 @@ def field_list() -> str:
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     """`procsnap ps ARGS`: print the listing; returns the exit status."""
-    from .damage import LOSSES
+    from analyze.data.damage import LOSSES
     LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     out = out or sys.stdout
     err = err or sys.stderr
@@ -1366,13 +1366,13 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     if o.list_fields:
         out.write(field_list())
         return 0
-    from .output import write_guarded
+    from analyze.output import write_guarded
     live = not o.recs
     if live:
         live_only(o.at, o.hosts, "ps")
     else:
-        from .db import lost_at, moments_for, say_moments
-        from .errors import PartialError
+        from analyze.data.db import lost_at, moments_for, say_moments
+        from analyze.errors import PartialError
         rec, moments = moments_for(o.recs, o.at, o.hosts, "ps")
     columns(o, 5)  # option conflicts are usage errors, before any reading
     threads = bool(o.threads)
@@ -1401,17 +1401,17 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     cols = columns(o, digits)
     shown_rows = order(select(rows, o, me_now() if live else None), o, ctx)
     if len(moments) > 1:
-        from .output import escape
+        from analyze.output import escape
         hw = max([4] + [len(escape(m.host)) for m in moments])
         cols = [Column(None, "HOST", hw, "host")] + cols
 
     def write():
-        from .damage import write_partial
+        from analyze.data.damage import write_partial
         if o.fmt == "table":
             text_table(shown_rows, cols, o, ctx, out)
             write_partial(out, o.fmt)
         else:
-            from .damage import render
+            from analyze.data.damage import render
             keys, vals = records(shown_rows, cols, ctx)
             render(keys, vals, o.fmt, out=out, header=not (o.fmt == "csv" and o.no_headers))
 

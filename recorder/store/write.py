@@ -1,6 +1,6 @@
 """A snapshot's tables as Python columns (:class:`Columns`), the collector's second table type
 beside Arrow tables: what a collector made with arrow=False gives. Every file is written by
-pyarrow (recorder/store.py), so a Columns table becomes an Arrow table (:meth:`Columns.to_arrow`)
+pyarrow (recorder/store/folder.py), so a Columns table becomes an Arrow table (:meth:`Columns.to_arrow`)
 when it is written.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .schema import TABLES
+from recorder.schema import TABLES
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -70,6 +70,6 @@ class Columns:
 
     def to_arrow(self):
         """The same table in Arrow (what the store writes)."""
-        from .collect import _to_table  # here: collect imports this module
+        from recorder.collect.collector import _to_table  # here: collect imports this module
         cols = {k: v.values() if isinstance(v, Key) else v for k, v in self.columns.items()}
         return _to_table(self.name, cols, self.common, self.num_rows)

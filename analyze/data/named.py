@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ProcsnapError, UsageError
-from .timespec import check_window, parse_duration
+from analyze.errors import ProcsnapError, UsageError
+from analyze.data.timespec import check_window, parse_duration
 
 QUERY_TYPES = ("time", "int", "float", "duration", "text")
 _PARAM = re.compile(r"(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)")
@@ -32,7 +32,7 @@ def queries_dir() -> Path:
         return Path(env)
     # analyze/queries: in a checkout a link to the project's queries/ folder, installed (pip
     # install .) the package data copied from it
-    return Path(__file__).resolve().parent / "queries"
+    return Path(__file__).resolve().parent.parent / "queries"
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Opening recordings (or a live snapshot) as a DuckDB connection with one view
-per table, plus the derived views of :mod:`analyze.views`.
+per table, plus the derived views of :mod:`analyze.data.views`.
 
 The views are generated from the recorder's schema declaration: each selects
 exactly the declared columns, and a column that no file has yet (a recording
 written by an older procsnap) reads as a typed NULL. Rows of snapshots that
-were never committed (see the atomicity rule in ``recorder.store``) are
+were never committed (see the atomicity rule in ``recorder.store.folder``) are
 invisible.
 
 Files are listed here, in Python (:func:`recording_files`), and handed to
@@ -33,16 +33,16 @@ except ImportError:  # pragma: no cover - a duckdb build without the separate ex
     import duckdb
 
 from recorder.schema import COUNTED, TABLES, Table
-from recorder.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
-from recorder.layout import marker_problem as layout_marker_problem
-from recorder.layout import partition_problem
+from recorder.store.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
+from recorder.store.layout import marker_problem as layout_marker_problem
+from recorder.store.layout import partition_problem
 
-from .damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
+from analyze.data.damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
                      id_time, incompatible, literal, quick_check, unreadable_files, verify)
-from .errors import ProcsnapError, UsageError, live_only
-from .interrupt import watch
-from .timespec import parse_span
-from .views import DERIVED
+from analyze.errors import ProcsnapError, UsageError, live_only
+from analyze.data.interrupt import watch
+from analyze.data.timespec import parse_span
+from analyze.data.views import DERIVED
 
 
 class Candidate(NamedTuple):
@@ -326,9 +326,9 @@ class Moment:
 
 
 def collect_live(tables: tuple[str, ...] | None = None):
-    """One snapshot of the live host, in memory. Take it outside analyze.sandbox.confined: a
+    """One snapshot of the live host, in memory. Take it outside analyze.data.sandbox.confined: a
     confined thread may not inspect other processes, whose sockets would lose their owner."""
-    from recorder.collect import COLLECTED, Collector
+    from recorder.collect.collector import COLLECTED, Collector
     return Collector(tables=tables or COLLECTED).snapshot()
 
 
@@ -364,7 +364,7 @@ class Recording:
         on. DuckDB does not tell reading from writing inside an allowed directory (COPY,
         EXPORT, ATTACH could write there): user SQL is held to queries by
         :func:`check_read_only`, and ``procsnap query`` runs it in a thread the kernel
-        keeps from writing (:mod:`analyze.sandbox`).
+        keeps from writing (:mod:`analyze.data.sandbox`).
         """
         con = duckdb.connect(":memory:")
         watch(con)
@@ -374,7 +374,7 @@ class Recording:
         con.execute("SET parquet_metadata_cache = true")
         con.execute("SET temp_directory = ''")
         allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
-        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.damage.literal)
+        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.data.damage.literal)
         if allowed:
             con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
         for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
@@ -388,8 +388,8 @@ class Recording:
              pages: bool | None = None) -> "Recording":
         """The recordings as views. A file that cannot be read is named on ERR (stderr unless
         None is wanted: pass False), left out, and the rest answers; ``damaged`` keeps them, and
-        the rows they took with them go to analyze.damage.LOSSES (said on ERR too; the command
-        then exits 3). DERIVED=False leaves out the rate views (:mod:`analyze.views`), for a
+        the rows they took with them go to analyze.data.damage.LOSSES (said on ERR too; the command
+        then exits 3). DERIVED=False leaves out the rate views (:mod:`analyze.data.views`), for a
         caller that never queries them: each costs a bind over its table. PAGES: whether every
         page of the files read is checked against its checksum (default: unless the environment
         says PROCSNAP_VERIFY=0)."""
@@ -409,7 +409,7 @@ class Recording:
         """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
         AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
         those in WHOLE, only the files whose names say they can hold rows of the moment's
-        snapshots (``<id>.parquet``, ``c<first>-<last>.parquet``: see ``recorder.store``). The
+        snapshots (``<id>.parquet``, ``c<first>-<last>.parquet``: see ``recorder.store.folder``). The
         engine opens no other file: on a day-long recording most of the time of a one-moment
         command went into binding views over files it never reads. The files read are checked as
         :meth:`open` checks them, a damaged one named on ERR, and only rows of the moment's
@@ -547,7 +547,7 @@ class Recording:
                 self.files[t.name] = files
                 return sql
             except duckdb.InterruptException:
-                raise  # Ctrl-C (analyze.interrupt), not damage
+                raise  # Ctrl-C (analyze.data.interrupt), not damage
             except _Incompatible as e:
                 declared = {c.name: c.sql_type for c in t.columns}
                 bad = [(f, footer_problem(f, declared)) for f in files]
@@ -626,7 +626,7 @@ class Recording:
         return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
 
     def resolve_time(self, text: str, last: bool = False) -> dt.datetime:
-        """The time as typed (:mod:`analyze.timespec`) against this recording: its first instant, or
+        """The time as typed (:mod:`analyze.data.timespec`) against this recording: its first instant, or
         with LAST its last (``03:14:05`` covers the whole second, up to 03:14:05.999999)."""
         start, end = self.time_range()
         first, final = parse_span(text, start, end)
@@ -670,7 +670,7 @@ class Recording:
             with_ = f" with {need}" if need else ""
             raise ProcsnapError(f"no snapshot at or before {asked.isoformat()}{with_} (the recording starts at "
                                 f"{start.isoformat() if start else 'nothing: it is empty'})")
-        from .output import escape
+        from analyze.output import escape
         err = err or sys.stderr
         for host, _, ts, gap in rows:
             if ts is None:
@@ -880,7 +880,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
 
 def say_damage(damaged: list[Damage], err, limit: int = 5) -> None:
     """Name on stderr the files left out (``procsnap info`` lists them all)."""
-    from .output import escape  # a shared recording names its files
+    from analyze.output import escape  # a shared recording names its files
     new = [d for d in damaged if d.path not in SAID]
     SAID.update(d.path for d in new)
     for d in new[:limit]:
@@ -902,7 +902,7 @@ def lost_at(rec: "Recording", table: str, m: "Moment") -> str | None:
 
 def say_losses(losses: list[Loss], err) -> None:
     """Say on stderr which recorded rows the answer lacks (the command then exits 3)."""
-    from .output import escape
+    from analyze.output import escape
     for x in losses:
         err.write(f"procsnap: PARTIAL: rows missing from {escape(x.line())}\n")
     err.flush()
@@ -925,7 +925,7 @@ def marker_problem(src: Path) -> str | None:
 
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
-    from .output import escape
+    from analyze.output import escape
     for m in moments:
         err.write(f"procsnap: snapshot of {escape(m.host)} at {m.ts:%Y-%m-%d %H:%M:%S} UTC\n")
     err.flush()

@@ -11,7 +11,7 @@ ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 * compaction writes each table's compacted file (tmp, fsync, rename), the
   ``snapshots`` one last: that rename commits the compaction. A reader lists a
   partition and reads only files no other file covers
-  (:func:`recorder.store.select_visible`), so it reads either the small files or
+  (:func:`recorder.store.folder.select_visible`), so it reads either the small files or
   the compacted one, never both;
 * the covered small files are deleted only once the compaction is committed
   and ``grace`` seconds old, so a reader that listed them just before can still
@@ -34,9 +34,9 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .memory import give_back
-from .schema import TABLES
-from .store import COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, parquet_options, select_visible
+from recorder.memory import give_back
+from recorder.schema import TABLES
+from recorder.store.folder import COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, parquet_options, select_visible
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536

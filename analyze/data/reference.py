@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from recorder.schema import TABLES
 
-from .views import DERIVED
+from analyze.data.views import DERIVED
 
 
 def markdown() -> str:
     out = [
         "# procsnap schema reference",
         "",
-        "Generated from `recorder/schema.py` and `analyze/views.py` by `procsnap schema --markdown`; do not edit by hand.",
+        "Generated from `recorder/schema.py` and `analyze/data/views.py` by `procsnap schema --markdown`; do not edit by hand.",
         "",
         "Every table is a view in `procsnap query`, and a folder of hive-partitioned Parquet on disk",
         "(`<table>/host=<host>/date=<YYYY-MM-DD>/<snapshot_id>.parquet`). `host` and `date` live in the folder",

@@ -2,7 +2,7 @@
  * threads of a process, the two loops that run tens of thousands of times per snapshot.
  *
  * Each function makes the same system calls, in the same order, with the same outcome per
- * error, as its Python twin in recorder/collect.py (Collector._files' numbered-fd loop and
+ * error, as its Python twin in recorder/collect/collector.py (Collector._files' numbered-fd loop and
  * Collector._threads) and returns the same rows; tests/test_native.py holds the two to the
  * same answers on the live host and on fake /proc trees. The module is optional: when it
  * cannot be built or imported (or PROCSNAP_NATIVE=0), the Python loops run.
@@ -1530,7 +1530,7 @@ static PyObject *socket_lines(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ a process's own files parsed
    The process pass parsed stat, status, io and cgroup in Python: ~20 µs a process (~20 ms at 1000
-   processes, a tenth of a snapshot of processes and threads). These give what recorder/procfs.py's
+   processes, a tenth of a snapshot of processes and threads). These give what recorder/source/procfs.py's
    parsers give for the same bytes, or None whenever the content is anything but ordinary (the
    caller then runs the Python parser, which decides, raising ValueError where it does). */
 
@@ -1967,7 +1967,7 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect.py)."},
+    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/collector.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
     {"maps_query", maps_query, METH_VARARGS, "maps_distinct's entries through PROCMAP_QUERY."},

@@ -1,6 +1,6 @@
 """How a recording names its folders and files, without Arrow: readers (the analyzer, which
 reads through DuckDB) list and choose files with these, and importing pyarrow for them cost every
-command 60-90 ms. recorder.store re-exports them."""
+command 60-90 ms. recorder.store.folder re-exports them."""
 
 from __future__ import annotations
 

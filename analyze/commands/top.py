@@ -43,8 +43,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .errors import ProcsnapError, UsageError
-from .output import escape
+from analyze.errors import ProcsnapError, UsageError
+from analyze.output import escape
 
 SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid")
 FORMATS = ("text", "csv", "json")
@@ -133,7 +133,7 @@ class Frame:
 
 
 def load(rec, moment) -> Frame:
-    """The frame of one host's snapshot (an analyze.db.Moment) in a Recording."""
+    """The frame of one host's snapshot (an analyze.data.db.Moment) in a Recording."""
     key = {"h": moment.host, "s": moment.snapshot_id}
     _, prev = rec.execute("SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $ts",
                           {"h": moment.host, "ts": moment.ts})
@@ -346,7 +346,7 @@ def table_lines(tasks: list[Task], extra: tuple[str, ...] = (), width: int | Non
     heading's), cut with '+'. The columns procsnap adds (IO/s, FDS) widen the line
     rather than take COMMAND's room. WIDTH None: no limit.
     """
-    from .output import escape
+    from analyze.output import escape
     columns = _columns(tasks, extra)
     limit = width - 1 + sum(1 + abs(w) for name, w, _ in columns if name in ("IO/s", "FDS")) if width else None
     cols, used = [], -1
@@ -412,9 +412,9 @@ def summary(f: Frame) -> dict:
 
 def live_recording(interval: float = LIVE_INTERVAL_S):
     """The live host as a Recording of two snapshots INTERVAL seconds apart (rates need two)."""
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
 
-    from .db import Recording
+    from analyze.data.db import Recording
     c = Collector(tables=("system", "processes"), redact=False)  # nothing reaches disk
     first = c.snapshot()
     time.sleep(max(0.0, interval - (time.time() - first.ts.timestamp())))
@@ -428,12 +428,12 @@ def default_width() -> int:
 
 def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=None, out=None, err=None) -> int:
     """`procsnap top`: print the frame of each host; returns the exit status."""
-    from .damage import LOSSES
+    from analyze.data.damage import LOSSES
     LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
-    from .damage import LOSSES, json_list, losses_json, write_partial
-    from .db import lost_at, moments_for, say_moments
-    from .errors import PartialError
-    from .output import _json_value, render, write_guarded
+    from analyze.data.damage import LOSSES, json_list, losses_json, write_partial
+    from analyze.data.db import lost_at, moments_for, say_moments
+    from analyze.errors import PartialError
+    from analyze.output import _json_value, render, write_guarded
     out = out or sys.stdout
     err = err or sys.stderr
     if fmt not in FORMATS:

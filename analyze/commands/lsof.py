@@ -54,7 +54,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 
-from .errors import ProcsnapError, UsageError, live_only
+from analyze.errors import ProcsnapError, UsageError, live_only
 
 TCP_STATES = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
               "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "CLOSED")
@@ -563,7 +563,7 @@ class Row:
     name: str
     name_raw: bytes | None
     deleted: bool
-    mount_point: str | None = None   # of the file system holding the file (see recorder.files.Mounts)
+    mount_point: str | None = None   # of the file system holding the file (see recorder.collect.descriptors.Mounts)
     command: str = ""
     command_raw: bytes | None = None
     user: str = ""
@@ -821,7 +821,7 @@ def live_plan(o: Options) -> tuple[set | None, bool]:
 def live_rows(o: Options) -> list[Row]:
     """The live host's rows for these options, read without Arrow or DuckDB (a one-shot lsof must
     start fast) and only as far as the options need."""
-    from recorder.collect import Collector
+    from recorder.collect.collector import Collector
     pids, sockets_only = live_plan(o)
     c = Collector(tables=("processes", "open_files", "sockets"), redact=False)  # nothing reaches disk: print what lsof prints
     procs, files, socks = c.live_files(pids, sockets_only)
@@ -882,7 +882,7 @@ def resolve_names(o: Options, live: bool, warn) -> None:
                     pwd.getpwnam(u)
                     o.known_users.add(u)
                 except (KeyError, ValueError):
-                    from .output import escape
+                    from analyze.output import escape
                     warn(f"can't get UID for {escape(u)}")
 
 
@@ -1094,7 +1094,7 @@ def text_table(rows: list[Row], o: Options, out) -> None:
     """lsof's listing: COMMAND and NAME left-aligned, the other columns right-aligned."""
     hosts = len({r.host for r in rows}) > 1
     size_title = "SIZE" if o.size_only else "SIZE/OFF"
-    from .output import escape  # every column: user, mode, type, device, ... come from the recording
+    from analyze.output import escape  # every column: user, mode, type, device, ... come from the recording
     cells = []
     for r in rows:
         cells.append(tuple(map(escape, (
@@ -1173,7 +1173,7 @@ def records(rows: list[Row], o: Options) -> tuple[list[str], list[tuple]]:
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     """`procsnap lsof ARGS`: print the listing; returns the exit status."""
-    from .damage import LOSSES
+    from analyze.data.damage import LOSSES
     LOSSES.clear()  # what this answer leaves out, not an earlier one's (when run in a process that ran others)
     out = out or sys.stdout
     err = err or sys.stderr
@@ -1183,7 +1183,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         out.write("\n")
         return 0
     if o.recs:
-        from .db import lost_at, moments_for, say_moments
+        from analyze.data.db import lost_at, moments_for, say_moments
         rec, moments = moments_for(o.recs, o.at, o.hosts, "lsof")
     else:
         live_only(o.at, o.hosts, "lsof")
@@ -1199,7 +1199,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         rows = load(rec, moments, o)
         lost = [why for m in moments if (why := lost_at(rec, "open_files", m))]
         if not rows and lost and not has_files(rec, moments):
-            from .errors import PartialError
+            from analyze.errors import PartialError
             raise PartialError(lost[0])
         if not rows and not has_files(rec, moments):
             raise ProcsnapError("no open files in the snapshot" + ("s" if len(moments) > 1 else "")
@@ -1217,7 +1217,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                   "file arguments select by name only\n")
     res = select(rows, o)
 
-    from .damage import LOSSES, render, write_partial
+    from analyze.data.damage import LOSSES, render, write_partial
 
     def write():
         if o.terse:
@@ -1239,7 +1239,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
             write_partial(out, o.fmt or "table")
 
     # `procsnap lsof | head`: when the reader is gone there is nothing more to say.
-    from .output import write_guarded
+    from analyze.output import write_guarded
     write_guarded(out, write)
     if o.ignore_missing:
         return 0

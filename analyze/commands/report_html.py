@@ -18,9 +18,9 @@ import math
 import os
 import tempfile
 
-from .db import Recording
-from .report import FD_KINDS, SEVERITIES, Finding, Window, _fmt_bytes, _fmt_secs
-from .report import _instance_where as _iw
+from analyze.data.db import Recording
+from analyze.commands.report import FD_KINDS, SEVERITIES, Finding, Window, _fmt_bytes, _fmt_secs
+from analyze.commands.report import _instance_where as _iw
 
 MAX_POINTS = 600          # per series; longer series are thinned (keeping each bucket's highest value)
 MAX_PROCESSES = 12        # flagged processes that get charts
@@ -33,7 +33,7 @@ UTC = dt.timezone.utc
 def esc(v) -> str:
     """Text for the page: HTML-escaped, and escaped as on a terminal (analyze.output: no control
     or bidi character changes how the page shows a name)."""
-    from .output import escape_lines
+    from analyze.output import escape_lines
     return html.escape(escape_lines("" if v is None else str(v)), quote=True)
 
 
@@ -581,7 +581,7 @@ def render(rec: Recording, result: dict) -> str:
            '<div class="badges" style="margin-top:8px">'
            + "".join(f'<span style="background:{SEV_COLORS[sv]}">{s[sv]} {sv}</span>' for sv in SEVERITIES)
            + f' {s["leaks"]} leak(s), {s["bottlenecks"]} bottleneck(s)</div>']
-    from .damage import LOSSES
+    from analyze.data.damage import LOSSES
     if LOSSES:  # said before any finding: an answer without these rows may miss what they held
         out.append('<div class="partial" role="alert" style="border:2px solid #b71c1c;padding:6px 10px;margin:8px 0">'
                    "<strong>PARTIAL report:</strong> recorded rows were unreadable and are left out "

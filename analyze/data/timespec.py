@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from .errors import UsageError
+from analyze.errors import UsageError
 
 UTC = dt.timezone.utc
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
