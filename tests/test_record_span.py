@@ -97,11 +97,16 @@ def _du(path):
 def test_max_size_holds_on_disk(tmp_path, stop):
     """Real snapshots of this host on its real file system: the folder ends no bigger than
     --max-size by du's count (small files take whole blocks, folders take blocks too)."""
+    # The budget holds several snapshots of this host as it is now (a busy host's snapshot is
+    # bigger), never less than 300K.
+    one = tmp_path / "one"
+    subprocess.run([sys.executable, "-m", "analyze.cli", "record", "-o", str(one), "-n", "1", "-q",
+                    "--files-interval", "60"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    budget = max(300 * 1024, 4 * _du(one))
     out = tmp_path / "r"
-    budget = 300 * 1024
     p = subprocess.run([sys.executable, "-m", "analyze.cli", "record", "-o", str(out), "-i", "0.2", *stop, "-q",
-                        "--files-interval", "60", "--max-size", "300K"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+                        "--files-interval", "60", "--max-size", f"{budget // 1024}K"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     rec = Recording.open([str(out)])
     kept, first = rec.con.execute("SELECT count(*), min(ts) FROM snapshots").fetchone()
