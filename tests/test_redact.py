@@ -392,9 +392,9 @@ def test_environment_variables_are_never_read(monkeypatch):
     c.snapshot()
     assert any(p.endswith("/cmdline") for p in opened)  # the spy sees the collector's reads
     assert not [p for p in opened if "environ" in p]
-    src = "\n".join(p.read_text() for p in (ROOT / "recorder").glob("*.py"))
+    src = "\n".join(p.read_text() for p in (ROOT / "recorder").rglob("*.py"))
     assert "environ" not in src.replace("os.environ", "")
-    assert "environ" not in (ROOT / "recorder" / "_native.c").read_text()
+    assert "environ" not in (ROOT / "recorder" / "source" / "_native.c").read_text()
 
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
