@@ -723,7 +723,7 @@ def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
             ready = b""
             while len(ready) < 3:  # each has opened its pipes
                 ready += os.read(ready_r, 3 - len(ready))
-            c = Collector(host="h", tables=("processes",), arrow=False)
+            c = Collector(host="h", tables=("processes",))
             c._pass_tables, c.btime = ("processes",), 0
             kids_fast = [N.native.process_values(f"/proc/{k}", k, c._fast_flags) is not None for k in kids]
             pairs = []

@@ -19,9 +19,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of
 
 from recorder import __version__
 from recorder.source import procfs as P
-from recorder.collect.descriptors import SHARED_ANON, FileRows, Mounts, SocketIndex, to_arrow
+from recorder.collect.descriptors import SHARED_ANON, FileRows, Mounts, SocketIndex
+from recorder.collect.tables import to_table
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.store.write import Columns
 from recorder.source.native import native as _native
 from recorder.redact import redact_cmdline
 from recorder.collect.filesystems import FilesystemReader
@@ -49,8 +49,7 @@ _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 
 class Snapshot:
-    """One snapshot: its identity and one table per schema table: an Arrow table, or the Python
-    columns of recorder.store.write (a collector made with arrow=False).
+    """One snapshot: its identity and one Arrow table per schema table.
 
     Tables hold the stored columns only; ``host`` and ``date`` are partition
     values carried here and in the folder names.
@@ -62,38 +61,11 @@ class Snapshot:
         self.snapshot_id = snapshot_id
         self.ts = ts
         self.host = host
-        self.tables: dict[str, pa.Table | Columns] = {} if tables is None else tables
+        self.tables: dict[str, pa.Table] = {} if tables is None else tables
 
     @property
     def date(self) -> dt.date:
         return self.ts.date()
-
-
-def _to_table(name: str, rows, common: dict, n: int | None = None) -> pa.Table:
-    """An Arrow table of the schema's stored columns from rows (dicts) or columns (a dict of
-    lists, as FileRows gives them; N rows, by default the first column's length); a column in
-    common has one value for every row."""
-    import pyarrow as pa
-    schema = TABLES[name].arrow_schema()
-    if isinstance(rows, dict):
-        columns = rows
-        if n is None:
-            n = len(next(iter(columns.values()))) if columns else 0
-    else:
-        # Arrow reads the dicts itself (a missing key is a null): 2.5 x faster than a list per
-        # column built here, 25 ms of a 1000-process snapshot's processes and threads.
-        columns = pa.Table.from_pylist(rows, schema=pa.schema([f for f in schema if f.name not in common]))
-        n = len(rows)
-    cols = []
-    for f in schema:
-        if f.name in common:
-            cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
-        elif isinstance(columns, dict):
-            v = columns.get(f.name)
-            cols.append(to_arrow(v, f.type) if v is not None else pa.nulls(n, f.type))
-        else:
-            cols.append(columns.column(f.name))
-    return pa.Table.from_arrays(cols, schema=schema)
 
 
 _POOL_SET = False
@@ -136,8 +108,7 @@ class Collector:
     """Takes snapshots of one host, read through one :class:`ProcFS`."""
 
     def __init__(self, procfs: ProcFS | None = None, host: str | None = None,
-                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True,
-                 arrow: bool | str = True):
+                 tables: tuple[str, ...] = COLLECTED, interval: float | None = None, redact: bool = True):
         self.fs = procfs or ProcFS()
         # The C loops read files the way ProcFS does; a ProcFS subclass that reads otherwise (the
         # tests' fault injection) gets the Python loops, which go through its methods.
@@ -145,16 +116,9 @@ class Collector:
         self._prlimit = (type(self.fs) is ProcFS and self.fs.root == "/proc" and hasattr(resource, "prlimit")
                          and _RLIMIT_NOFILE is not None)
         self.redact = redact  # credentials in command lines (recorder/redact.py)
-        # What a snapshot's tables are: True, Arrow tables (what the recorder, `procsnap snapshot`
-        # and the analyzer's live views use); False, recorder.store.write.Columns, Python columns the
-        # store turns into Arrow when it writes them; "open_files": a snapshot that reads
-        # descriptors is Arrow, any other is Columns.
-        if arrow not in (True, False, "open_files"):
-            raise ValueError(f"arrow: True, False or 'open_files', not {arrow!r}")
-        self.arrow = arrow
         self.host = host or os.uname().nodename  # socket.gethostname(), without importing socket
         self.tables = needed_tables(tables)
-        self._pass_tables, self._pass_arrow = self.tables, bool(arrow)  # what _snapshot sets per pass
+        self._pass_tables = self.tables  # what _snapshot sets per pass
         # PROCMAP_QUERY on the live /proc (a copied tree's maps are plain files); off once the
         # kernel says it has none.
         self._procmap = (type(self.fs) is ProcFS and self.fs.root == "/proc" and self.native is not None
@@ -216,11 +180,8 @@ class Collector:
 
     def _snapshot(self, tables: tuple[str, ...] | None) -> Snapshot:
         tables = self.tables if tables is None else needed_tables(tables)
-        arrow = self.arrow is True or (self.arrow == "open_files" and bool({"open_files", "sockets"} & set(tables)))
-        if arrow:
-            use_one_allocator()
-        make = _to_table if arrow else Columns.of
-        self._pass_tables, self._pass_arrow = tables, arrow
+        use_one_allocator()
+        self._pass_tables = tables
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         ts = dt.datetime.now(UTC)
@@ -244,12 +205,11 @@ class Collector:
             rows = getattr(self, f"_collect_{name}")(meta, proc_stat)
             if isinstance(rows, FileRows):  # row tuples in FIELDS order, converted a column at a time
                 with_boot = {**common, "boot_id": self.boot_id}
-                snap.tables[name] = (rows.to_table(TABLES[name].arrow_schema(), with_boot) if arrow
-                                     else rows.to_columns(name, with_boot))
+                snap.tables[name] = rows.to_table(TABLES[name].arrow_schema(), with_boot)
             elif isinstance(rows, dict):  # columns (sockets)
-                snap.tables[name] = make(name, rows, {**common, "boot_id": self.boot_id})
+                snap.tables[name] = to_table(name, rows, {**common, "boot_id": self.boot_id})
             else:
-                snap.tables[name] = make(name, rows, common)
+                snap.tables[name] = to_table(name, rows, common)
             meta[f"ms_{name}"] = meta.get(f"ms_{name}", 0.0) + (time.perf_counter() - t) * 1000
         for name in COUNTED:
             if name in tables:
@@ -258,7 +218,7 @@ class Collector:
         meta["duration_ms"] = (time.perf_counter() - t0) * 1000
         meta["cpu_ms"] = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) * 1000
         meta["recorder_rss"] = self._self_rss()
-        snap.tables["snapshots"] = make("snapshots", [meta], common)
+        snap.tables["snapshots"] = to_table("snapshots", [meta], common)
         return snap
 
     def _self_rss(self) -> int | None:
@@ -456,7 +416,7 @@ class Collector:
         t_threads = t_files = 0.0
         want_threads = "threads" in self._pass_tables
         want_files = "open_files" in self._pass_tables
-        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema()) if self._pass_arrow else FileRows()
+        files = FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema())
         for pid in self.fs.pids():
             try:
                 row, fds = self._process(pid)
