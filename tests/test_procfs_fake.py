@@ -1,5 +1,9 @@
 """The /proc parsers and the Collector, on real-format bytes and a fake /proc tree.
 
+A process's stat, status, io and cgroup are parsed by the C module (recorder/source/_native.c),
+their one parser: those tests need it (they are skipped under PROCSNAP_NATIVE=0, whose psutil
+fallback tests/test_native.py covers).
+
 Nothing here reads the live /proc (except the recorder's own RSS, which the
 Collector always takes from /proc/self): every input is built by
 ``tests/fakeproc.py`` in the kernel's own format, so every expected value is
@@ -15,7 +19,9 @@ import pwd
 import pytest
 
 from recorder.source import procfs as P
-from recorder.collect.collector import CLK_TCK, PAGE_SIZE, Collector
+from recorder.collect.collector import Collector
+from recorder.collect.processes import CLK_TCK, PAGE_SIZE
+from recorder.source.native import native
 from recorder.source.procfs import Gone, ProcFS
 from recorder.schema import COLLECTED, CPU_MODES, NET_COUNTERS, TABLES
 
@@ -26,6 +32,17 @@ from tests.fakeproc import (
 )
 
 UTC = dt.timezone.utc
+
+pytestmark = pytest.mark.skipif(native is None, reason="PROCSNAP_NATIVE=0: the C parsers are not there")
+
+
+def fields(result) -> dict:
+    """A struct sequence of the C module as {field: value}."""
+    return {k: getattr(result, k) for k in type(result).__match_args__}
+
+
+def parse_stat(data: bytes) -> dict:
+    return fields(native.parse_stat(data))
 
 # The tables this file covers. Collectors are always given this list, so that
 # tables added to COLLECTED later (open_files, sockets, ...) do not change what
@@ -71,7 +88,7 @@ SSHD_STAT = (
 
 
 def test_parse_stat_every_field():
-    assert P.parse_stat(SSHD_STAT) == {
+    assert parse_stat(SSHD_STAT) == {
         "pid": 812, "comm": b"sshd", "state": "S", "ppid": 1, "pgid": 812, "sid": 812,
         "tty_nr": 34817, "flags": 4194560, "minflt": 1392, "majflt": 12, "utime": 7,
         "stime": 3, "priority": 15, "nice": -5, "num_threads": 2, "starttime": 1432,
@@ -94,7 +111,7 @@ def test_parse_stat_hostile_names(comm):
     line = stat_line(4242, comm, "R", ppid=77, utime=1234, stime=56, starttime=987654,
                      num_threads=9, rss=3333, processor=5, minflt=10, majflt=2, nice=3,
                      priority=23, tty_nr=34816)
-    st = P.parse_stat(line)
+    st = parse_stat(line)
     assert st["pid"] == 4242
     assert st["comm"] == comm
     assert st["state"] == "R"
@@ -108,7 +125,7 @@ def test_parse_stat_kernel_thread():
     # /proc/2/stat of a 6.x kernel (processor set to 1 so that it is visible).
     line = (b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 1 0 0 20 0 1 0 30 0 0 "
             b"18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
-    st = P.parse_stat(line)
+    st = parse_stat(line)
     assert st["comm"] == b"kthreadd"
     assert st["flags"] == 2129984 and st["flags"] & P.PF_KTHREAD
     assert (st["ppid"], st["utime"], st["stime"], st["starttime"]) == (0, 0, 1, 30)
@@ -116,17 +133,17 @@ def test_parse_stat_kernel_thread():
 
 
 def test_parse_stat_worker_kthread_with_slash_and_user_process_not_kthread():
-    st = P.parse_stat(stat_line(17, b"kworker/0:1-events", "I", ppid=2, flags=69238880, vsize=0, rss=0))
+    st = parse_stat(stat_line(17, b"kworker/0:1-events", "I", ppid=2, flags=69238880, vsize=0, rss=0))
     assert st["comm"] == b"kworker/0:1-events" and st["state"] == "I"
     assert st["flags"] & P.PF_KTHREAD
-    assert not P.parse_stat(SSHD_STAT)["flags"] & P.PF_KTHREAD
+    assert not parse_stat(SSHD_STAT)["flags"] & P.PF_KTHREAD
 
 
 def test_parse_stat_zombie():
     # A real zombie's stat: every mm field reads 0.
     line = (b"4112 (python3) Z 4071 4059 2913 0 -1 4227148 224 0 0 0 11 4 0 0 20 0 1 0 174986 "
             b"0 0 18446744073709551615 0 0 0 0 0 0 0 16781312 2 1 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
-    st = P.parse_stat(line)
+    st = parse_stat(line)
     assert st["state"] == "Z"
     assert (st["pid"], st["ppid"], st["pgid"], st["sid"]) == (4112, 4071, 4059, 2913)
     assert (st["utime"], st["stime"], st["starttime"]) == (11, 4, 174986)
@@ -134,7 +151,7 @@ def test_parse_stat_zombie():
 
 
 def test_parse_stat_old_kernel_without_processor():
-    st = P.parse_stat(stat_line(5, b"init", fields=38))
+    st = parse_stat(stat_line(5, b"init", fields=38))
     assert st["processor"] is None
     assert st["rss"] == 2245
 
@@ -150,7 +167,7 @@ def test_parse_stat_old_kernel_without_processor():
 ])
 def test_parse_stat_garbage_is_valueerror(data):
     with pytest.raises(ValueError):
-        P.parse_stat(data)
+        parse_stat(data)
 
 
 # ==========================================================================
@@ -158,36 +175,35 @@ def test_parse_stat_garbage_is_valueerror(data):
 
 
 def test_parse_status_ids_and_kb():
-    st = P.parse_status(status_text(4242, b"cat", "R", uid=(1000, 0, 0, 0), gid=(100, 5000, 5000, 5000),
-                                    vm_rss_kb=1564, vm_swap_kb=12, voluntary=7, nonvoluntary=8))
-    assert st[b"Name"] == b"cat"
-    assert st[b"State"] == b"R (running)"
-    assert st[b"Groups"] == b""
-    assert P.status_ids(st, b"Uid") == (1000, 0)
-    assert P.status_ids(st, b"Gid") == (100, 5000)
-    assert P.status_kb(st, b"VmRSS") == 1564 * 1024
-    assert P.status_kb(st, b"VmSwap") == 12 * 1024
-    assert P.status_kb(st, b"RssFile") == 7400 * 1024
-    assert P.status_kb(st, b"NoSuchKey") is None
-    assert P.status_int(st, b"voluntary_ctxt_switches") == 7
-    assert P.status_int(st, b"nonvoluntary_ctxt_switches") == 8
-    assert P.status_int(st, b"NoSuchKey") is None
+    data = status_text(4242, b"cat", "R", uid=(1000, 0, 0, 0), gid=(100, 5000, 5000, 5000),
+                       vm_rss_kb=1564, vm_swap_kb=12, voluntary=7, nonvoluntary=8)
+    st = native.parse_status(data)
+    assert (st.ruid, st.euid) == (1000, 0)
+    assert st.egid == 5000
+    assert st.vm_rss == 1564 * 1024
+    assert st.vm_swap == 12 * 1024
+    assert st.rss_file == 7400 * 1024
+    assert st.ctxsw_voluntary == 7
+    assert st.ctxsw_involuntary == 8
+    assert native.status_ctxsw(data) == (7, 8)
+    assert native.status_ctxsw(b"Name:\tcat\n") == (None, None)
 
 
 def test_parse_status_kernel_thread_has_no_vm_lines():
-    st = P.parse_status(status_text(2, b"kthreadd", kthread=True))
-    assert st[b"Kthread"] == b"1"
-    assert P.status_kb(st, b"VmRSS") is None
-    assert P.status_kb(st, b"VmSwap") is None
-    assert P.status_ids(st, b"Uid") == (0, 0)
+    st = native.parse_status(status_text(2, b"kthreadd", kthread=True))
+    assert st.vm_rss is None
+    assert st.vm_swap is None
+    assert (st.ruid, st.euid) == (0, 0)
 
 
 def test_parse_io():
-    assert P.parse_io(io_text()) == IO_DEFAULT
+    assert fields(native.parse_io(io_text())) == IO_DEFAULT
     real = (b"rchar: 8379\nwchar: 1403\nsyscr: 12\nsyscw: 1\nread_bytes: 0\n"
             b"write_bytes: 0\ncancelled_write_bytes: 0\n")
-    assert P.parse_io(real) == {"rchar": 8379, "wchar": 1403, "syscr": 12, "syscw": 1,
-                                "read_bytes": 0, "write_bytes": 0, "cancelled_write_bytes": 0}
+    assert fields(native.parse_io(real)) == {"rchar": 8379, "wchar": 1403, "syscr": 12, "syscw": 1,
+                                             "read_bytes": 0, "write_bytes": 0, "cancelled_write_bytes": 0}
+    assert fields(native.parse_io(b"rchar: 5\n")) == {"rchar": 5, **dict.fromkeys(
+        ("wchar", "syscr", "syscw", "read_bytes", "write_bytes", "cancelled_write_bytes"))}
 
 
 @pytest.mark.parametrize("data, argv, joined", [
@@ -223,7 +239,7 @@ def test_parse_limits_nofile():
      "12:pids:/user.slice,1:name=systemd:/user.slice/a:b.scope,0::/user.slice"),
 ])
 def test_parse_cgroup(data, expected):
-    assert P.parse_cgroup(data) == expected
+    assert native.parse_cgroup(data) == expected
 
 
 def _encode_dev(major: int, minor: int) -> int:
@@ -815,9 +831,6 @@ def test_every_table_matches_its_schema(world):
 
 
 def test_default_tables_match_schema(tmp_path):
-    missing = [t for t in COLLECTED if not hasattr(Collector, f"_collect_{t}")]
-    if missing:
-        pytest.skip(f"Collector has no collector yet for {missing}")
     fake = _one(tmp_path)
     snap = Collector(procfs=ProcFS(str(fake.root)), host="fakehost").snapshot()
     assert set(snap.tables) == set(COLLECTED) | {"snapshots"}
