@@ -780,3 +780,51 @@ def test_process_and_file_by_file_agree_for_an_unprivileged_collector():
     assert len(set(counts.values())) == 3, counts  # 3 + 2, 3 + 4, 3 + 6 descriptors (and the two pipes)
     for pid, a, b in pairs:
         assert a == b, pid
+
+
+# -- without the C module: psutil reads processes and threads
+
+def test_psutil_fallback_gives_the_c_rows_but_the_columns_it_lacks(live):
+    """psutil's rows of live processes are the C module's, column for column, except the columns
+    psutil does not give, which are NULL (never invented)."""
+    from recorder.collect import processes, threads
+    fs = ProcFS()
+    btime = P.parse_proc_stat(fs.read("stat"))["btime"]
+    users = processes.UserNames()
+    by_psutil = processes.ProcessReader(fs, None, users, "b")
+    t_psutil = threads.ThreadReader(fs, None, "b")
+    most = 0
+    for pid in sorted(live):
+        row, fds = by_psutil.read(pid, btime, True)
+        assert all(row.get(k) is None for k in processes.PSUTIL_NULL), pid
+        t_rows = sorted(t_psutil.read(pid, btime)[0], key=lambda r: r["tid"])
+        most = max(most, len(t_rows))
+        assert all(r.get(k) is None for r in t_rows for k in threads.PSUTIL_NULL)
+        if N.native is None:
+            continue
+        c_row, c_fds = processes.ProcessReader(fs, N.native, users, "b").read(pid, btime, True)
+        same = set(c_row) - VOLATILE - set(processes.PSUTIL_NULL)
+        assert {k: row.get(k) for k in same} == {k: c_row[k] for k in same}, pid
+        assert sorted(fds, key=int) == sorted(c_fds, key=int)
+        c_threads = sorted(threads.ThreadReader(fs, N.native, "b").read(pid, btime)[0], key=lambda r: r["tid"])
+        same = set(c_threads[0]) - VOLATILE - set(threads.PSUTIL_NULL)
+        assert [{k: r.get(k) for k in same} for r in t_rows] == [{k: r[k] for k in same} for r in c_threads]
+    assert most == 6  # the threaded workload: its main thread and 5 more
+
+
+def test_without_the_c_module_a_snapshot_says_psutil_and_leaves_its_nulls():
+    code = (
+        "from recorder.source.native import describe\n"
+        "from recorder.collect.collector import Collector\n"
+        "from recorder.collect import processes, threads\n"
+        "s = Collector(tables=('processes', 'threads')).snapshot()\n"
+        "p, t = s.tables['processes'], s.tables['threads']\n"
+        "assert p.num_rows > 1 and t.num_rows >= p.num_rows, (p.num_rows, t.num_rows)\n"
+        "assert all(p.column(c).null_count == p.num_rows for c in processes.PSUTIL_NULL)\n"
+        "assert all(t.column(c).null_count == t.num_rows for c in threads.PSUTIL_NULL)\n"
+        "assert p.column('cmdline').null_count < p.num_rows and t.column('name').null_count == 0\n"
+        "print(describe())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE.parent,
+                         env={**os.environ, "PROCSNAP_NATIVE": "0"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "psutil"
