@@ -796,10 +796,10 @@ def test_psutil_fallback_gives_the_c_rows_but_the_columns_it_lacks(live):
     most = 0
     for pid in sorted(live):
         row, fds = by_psutil.read(pid, btime, True)
-        assert all(row.get(k) is None for k in processes.PSUTIL_NULL), pid
+        assert all(k in row and row[k] is None for k in processes.PSUTIL_NULL), pid
         t_rows = sorted(t_psutil.read(pid, btime)[0], key=lambda r: r["tid"])
         most = max(most, len(t_rows))
-        assert all(r.get(k) is None for r in t_rows for k in threads.PSUTIL_NULL)
+        assert all(k in r and r[k] is None for r in t_rows for k in threads.PSUTIL_NULL)
         if N.native is None:
             continue
         c_row, c_fds = processes.ProcessReader(fs, N.native, users, "b").read(pid, btime, True)

@@ -23,8 +23,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _RLIMIT_NOFILE = getattr(resource, "RLIMIT_NOFILE", None)
 
-# The processes columns psutil does not give: NULL when psutil reads the processes.
-PSUTIL_NULL = ("pgid", "sid", "priority", "swap", "minflt", "majflt", "cancelled_write_bytes", "cgroup")
+# The processes columns psutil does not give: NULL when psutil reads the processes. (pgid and sid
+# come from getpgid(2) and getsid(2) then, on the live /proc.)
+PSUTIL_NULL = ("priority", "swap", "minflt", "majflt", "cancelled_write_bytes", "cgroup")
 
 
 def start_time(btime: int, ticks: int) -> dt.datetime:
@@ -289,6 +290,9 @@ class ProcessReader:
                 io = optional("io", p.io_counters)
                 nfds = optional("fd", p.num_fds)
                 lims = optional("limits", p.rlimit, psutil.RLIMIT_NOFILE)
+                pgid = sid = None
+                if self.fs.root == "/proc":
+                    pgid, sid = os.getpgid(pid), os.getsid(pid)
         except Exception as e:
             raise psutil_error(e) from None
         fds = None
@@ -308,9 +312,12 @@ class ProcessReader:
             cmdline, cmdline_raw = cmdline_columns(b"".join(os.fsencode(a) + b"\0" for a in argv), self.redact)
         unlimited = psutil.RLIM_INFINITY
         return {
+            **dict.fromkeys(PSUTIL_NULL),
             "boot_id": self.boot_id,
             "pid": pid,
             "ppid": ppid,
+            "pgid": pgid,
+            "sid": sid,
             "start_time": started,
             "name": name,
             "name_raw": name_raw,

@@ -110,6 +110,7 @@ class ThreadReader:
                 with q.oneshot():
                     name, name_raw = P.split_text(q.name().encode("utf-8", "surrogateescape"))
                     row = {
+                        **dict.fromkeys(PSUTIL_NULL),
                         "boot_id": self.boot_id,
                         "pid": pid,
                         "tid": t.id,
