@@ -20,7 +20,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms of a snapshot's start)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at a snapshot's start
 
 from recorder import __version__
 from recorder.source import procfs as P

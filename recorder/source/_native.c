@@ -1,11 +1,14 @@
-/* procsnap's hot loops over /proc in C: the numbered descriptors of a process and the
- * threads of a process, the two loops that run tens of thousands of times per snapshot.
+/* procsnap's hot loops over /proc in C.
  *
- * Each function makes the same system calls, in the same order, with the same outcome per
- * error, as its Python twin in recorder/collect/collector.py (Collector._files' numbered-fd loop and
- * Collector._threads) and returns the same rows; tests/test_native.py holds the two to the
- * same answers on the live host and on fake /proc trees. The module is optional: when it
- * cannot be built or imported (or PROCSNAP_NATIVE=0), the Python loops run.
+ * A process's and a thread's own files (stat, status, io, cgroup) are parsed here and nowhere else:
+ * process() and thread_rows() read and parse a process or its threads in one call, and
+ * parse_stat, parse_status, status_ctxsw, parse_io and parse_cgroup parse the bytes of one file
+ * (recorder/collect/processes.py and threads.py use them where a process is read file by file).
+ * The descriptor loops make the same system calls, in the same order, with the same outcome per
+ * error, as their Python twins in recorder/collect (Collector._files' numbered-fd loop, ...), and
+ * tests/test_native.py holds the two to the same answers on the live host and on fake /proc trees.
+ * The module is optional: when it cannot be built or imported (or PROCSNAP_NATIVE=0), psutil reads
+ * processes and threads and the descriptor loops run in Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -541,7 +544,7 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Threads. */
 
-/* One integer token as Python's int() reads a kernel field: [+-]digits, within int64. */
+/* One integer token of a kernel field: [+-]digits, within int64. */
 static int int_tok(const char *b, Py_ssize_t n, long long *out) {
     Py_ssize_t i = 0;
     int neg = 0;
@@ -563,7 +566,9 @@ static int int_tok(const char *b, Py_ssize_t n, long long *out) {
 
 #define I32_OK(v) ((v) >= -2147483648LL && (v) <= 2147483647LL)
 
-/* procfs.parse_stat's fields for a thread row; -1 when parse_stat would raise ValueError. */
+/* The fields of a stat file (/proc/PID/stat, /proc/PID/task/TID/stat); parse_stat() gives -1 for
+ * content the kernel does not write (too few fields, a number that is not one or does not fit its
+ * column, a start time past 2^40 ticks), which the callers raise as ValueError. */
 typedef struct {
     const char *comm;
     Py_ssize_t comm_len;
@@ -608,7 +613,7 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
         }
         k++;
     }
-    /* fields the Python parser does not look at are not checked by it either; count them all */
+    /* fields procsnap does not keep are not checked either; count them all */
     o->nf = k;
     if (k >= 38) { /* more fields than we keep: still only a count for len(f) > 36 */
         o->nf = 38;
@@ -623,7 +628,8 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
     return 0;
 }
 
-/* procfs.status_ctxsw for one key: 1 with *v, 0 when absent or not digits, -1 past int64. */
+/* A thread's context switches from its status, one key: 1 with *v, 0 when absent or not digits, -1
+ * past int64. */
 static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v) {
     Py_ssize_t kl = (Py_ssize_t)strlen(key);
     const char *p = NULL;
@@ -682,7 +688,7 @@ static PyTypeObject ThreadType; /* thread_rows' rows: see thread_desc */
 /* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
  *   rows: a Thread (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt,
  *          majflt, starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
- * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
+ * Per thread: stat then status; gone or unparsable counts as gone,
  * refused as denied. The thread LEADER_TID's status is not read: its context switches are
  * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
  * leader's own counts there, not the process's sum). NAMES None: the folder's entries, listed
