@@ -320,9 +320,6 @@ class Collector:
         return out
 
     # ------------------------------------------------------------------
-    def user_name(self, uid: int) -> str:
-        return self.users(uid)
-
     def _optional(self, *parts) -> bytes | None:
         try:
             return self.fs.read(*parts)
