@@ -166,6 +166,7 @@ def test_line_tables_keep_the_good_lines():
     assert len(P.parse_diskstats(SAMPLES["diskstats"] + b" 8 0 sda x 2 3 4 5 6 7 8 9 10 11 12 13 14\n")) == 1
 
 
+@pytest.mark.skipif(native is None, reason="PROCSNAP_NATIVE=0: psutil reads some fields of a fake tree's pids live")
 @pytest.mark.parametrize("which", ["stat", "status", "io", "limits", "cgroup", "cmdline"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())

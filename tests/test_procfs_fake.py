@@ -33,7 +33,9 @@ from tests.fakeproc import (
 
 UTC = dt.timezone.utc
 
-pytestmark = pytest.mark.skipif(native is None, reason="PROCSNAP_NATIVE=0: the C parsers are not there")
+# The C parsers, and the collector on a fake tree (psutil, the fallback, reads some fields through
+# system calls on the live pids, not from the tree).
+needs_c = pytest.mark.skipif(native is None, reason="PROCSNAP_NATIVE=0: the C parsers are not there")
 
 
 def fields(result) -> dict:
@@ -87,6 +89,7 @@ SSHD_STAT = (
 )
 
 
+@needs_c
 def test_parse_stat_every_field():
     assert parse_stat(SSHD_STAT) == {
         "pid": 812, "comm": b"sshd", "state": "S", "ppid": 1, "pgid": 812, "sid": 812,
@@ -96,6 +99,7 @@ def test_parse_stat_every_field():
     }
 
 
+@needs_c
 @pytest.mark.parametrize("comm", [
     b"a b",             # space
     b"a) (b",           # parentheses, the classic trap
@@ -121,6 +125,7 @@ def test_parse_stat_hostile_names(comm):
     assert (st["minflt"], st["majflt"], st["nice"], st["priority"]) == (10, 2, 3, 23)
 
 
+@needs_c
 def test_parse_stat_kernel_thread():
     # /proc/2/stat of a 6.x kernel (processor set to 1 so that it is visible).
     line = (b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 1 0 0 20 0 1 0 30 0 0 "
@@ -132,6 +137,7 @@ def test_parse_stat_kernel_thread():
     assert (st["vsize"], st["rss"], st["num_threads"], st["processor"]) == (0, 0, 1, 1)
 
 
+@needs_c
 def test_parse_stat_worker_kthread_with_slash_and_user_process_not_kthread():
     st = parse_stat(stat_line(17, b"kworker/0:1-events", "I", ppid=2, flags=69238880, vsize=0, rss=0))
     assert st["comm"] == b"kworker/0:1-events" and st["state"] == "I"
@@ -139,6 +145,7 @@ def test_parse_stat_worker_kthread_with_slash_and_user_process_not_kthread():
     assert not parse_stat(SSHD_STAT)["flags"] & P.PF_KTHREAD
 
 
+@needs_c
 def test_parse_stat_zombie():
     # A real zombie's stat: every mm field reads 0.
     line = (b"4112 (python3) Z 4071 4059 2913 0 -1 4227148 224 0 0 0 11 4 0 0 20 0 1 0 174986 "
@@ -150,12 +157,14 @@ def test_parse_stat_zombie():
     assert (st["vsize"], st["rss"], st["processor"]) == (0, 0, 1)
 
 
+@needs_c
 def test_parse_stat_old_kernel_without_processor():
     st = parse_stat(stat_line(5, b"init", fields=38))
     assert st["processor"] is None
     assert st["rss"] == 2245
 
 
+@needs_c
 @pytest.mark.parametrize("data", [
     b"",
     b"garbage\n",
@@ -174,6 +183,7 @@ def test_parse_stat_garbage_is_valueerror(data):
 # 2. Other per-process parsers
 
 
+@needs_c
 def test_parse_status_ids_and_kb():
     data = status_text(4242, b"cat", "R", uid=(1000, 0, 0, 0), gid=(100, 5000, 5000, 5000),
                        vm_rss_kb=1564, vm_swap_kb=12, voluntary=7, nonvoluntary=8)
@@ -189,6 +199,7 @@ def test_parse_status_ids_and_kb():
     assert native.status_ctxsw(b"Name:\tcat\n") == (None, None)
 
 
+@needs_c
 def test_parse_status_kernel_thread_has_no_vm_lines():
     st = native.parse_status(status_text(2, b"kthreadd", kthread=True))
     assert st.vm_rss is None
@@ -196,6 +207,7 @@ def test_parse_status_kernel_thread_has_no_vm_lines():
     assert (st.ruid, st.euid) == (0, 0)
 
 
+@needs_c
 def test_parse_io():
     assert fields(native.parse_io(io_text())) == IO_DEFAULT
     real = (b"rchar: 8379\nwchar: 1403\nsyscr: 12\nsyscw: 1\nread_bytes: 0\n"
@@ -230,6 +242,7 @@ def test_parse_limits_nofile():
     assert P.parse_limits_nofile(b"") == (None, None)
 
 
+@needs_c
 @pytest.mark.parametrize("data, expected", [
     (CGROUP_V2, "0::/system.slice/x.service"),
     (CGROUP_HYBRID, "4:memory:/process_api/b45658a8cfaf9b09ff6631288e51bd99"),
@@ -425,11 +438,13 @@ def world(tmp_path_factory):
     return fake, fs, snap
 
 
+@needs_c
 def test_collector_process_set(world):
     _, _, snap = world
     assert sorted(by_pid(snap)) == [1, 2, 100, 200, 300, 500]
 
 
+@needs_c
 def test_collector_plain_process_row(world):
     _, _, snap = world
     r = by_pid(snap)[1]
@@ -454,6 +469,7 @@ def test_collector_plain_process_row(world):
         assert (r["utime"], r["stime"]) == (2.5, 1.2)
 
 
+@needs_c
 def test_collector_lossy_names_users_and_tty(world):
     _, _, snap = world
     r = by_pid(snap)[100]
@@ -489,6 +505,7 @@ def test_collector_lossy_names_users_and_tty(world):
     assert r["denied"] is None
 
 
+@needs_c
 def test_collector_threads(world):
     _, _, snap = world
     th = {(r["pid"], r["tid"]): r for r in rows(snap, "threads")}
@@ -506,6 +523,7 @@ def test_collector_threads(world):
     assert (main["utime"], main["processor"], main["start_time"]) == (12345 / CLK_TCK, 1, start(163811))
 
 
+@needs_c
 def test_collector_kernel_thread(world):
     _, fs, snap = world
     r = by_pid(snap)[2]
@@ -519,6 +537,7 @@ def test_collector_kernel_thread(world):
     assert ("2", "exe") not in fs.calls  # never even tried
 
 
+@needs_c
 def test_collector_zombie(world):
     _, fs, snap = world
     r = by_pid(snap)[200]
@@ -530,6 +549,7 @@ def test_collector_zombie(world):
     assert ("200", "exe") not in fs.calls
 
 
+@needs_c
 def test_collector_missing_optional_file_is_null_not_skipped(world):
     _, _, snap = world
     r = by_pid(snap)[300]
@@ -539,6 +559,7 @@ def test_collector_missing_optional_file_is_null_not_skipped(world):
     assert r["exe"] == "/usr/bin/noio" and r["cmdline"] == "noio" and r["num_fds"] == 3
 
 
+@needs_c
 def test_collector_denied_fields(world):
     _, _, snap = world
     r = by_pid(snap)[500]
@@ -550,6 +571,7 @@ def test_collector_denied_fields(world):
     assert (r["cmdline"], r["num_fds"], r["fd_limit"], r["name"]) == ("secret", 3, 1024, "secret")
 
 
+@needs_c
 def test_collector_gone_and_garbage_are_skipped(world):
     _, _, snap = world
     pids = by_pid(snap)
@@ -557,6 +579,7 @@ def test_collector_gone_and_garbage_are_skipped(world):
     assert not [r for r in rows(snap, "threads") if r["pid"] in (400, 600)]
 
 
+@needs_c
 def test_collector_snapshot_counts(world):
     _, _, snap = world
     m = meta(snap)
@@ -600,6 +623,7 @@ def _many(tmp_path, cases: dict[int, dict]) -> FakeProc:
 VANISH_AT = {10: "stat", 20: "status", 30: "exe", 40: "cmdline", 50: "io", 60: "fd", 70: "limits", 80: "cgroup"}
 
 
+@needs_c
 @pytest.mark.parametrize("tables", [COVERED, ("system", "processes")], ids=["with-threads", "no-threads"])
 def test_process_vanishing_mid_read_is_skipped(tmp_path, tables):
     # Without the threads pass, only _process itself can notice the vanishing;
@@ -620,6 +644,7 @@ def test_process_vanishing_mid_read_is_skipped(tmp_path, tables):
         assert (m["threads_seen"], m["threads_gone"]) == (1, 0)
 
 
+@needs_c
 def test_process_gone_error_on_status_is_skipped(tmp_path):
     fake = _one(tmp_path)
     snap = collect(FaultyProcFS(fake.root, gone=[(7, "status")]))
@@ -636,6 +661,7 @@ GARBAGE_STAT = {
 }
 
 
+@needs_c
 def test_garbage_stat_is_skipped_and_counted(tmp_path):
     fake = _many(tmp_path, {pid: {"files": {"stat": data}} for pid, data in GARBAGE_STAT.items()})
     snap = collect(fake)
@@ -649,6 +675,7 @@ def test_garbage_stat_is_skipped_and_counted(tmp_path):
 GARBAGE_STATUS = {10: b"", 20: b"Name:\tvictim\nState:\tS (sleeping)\n", 30: b"Uid:\t0\nGid:\t0\n"}
 
 
+@needs_c
 def test_garbage_status_is_skipped_and_counted(tmp_path):
     fake = _many(tmp_path, {pid: {"files": {"status": data}} for pid, data in GARBAGE_STATUS.items()})
     snap = collect(fake)
@@ -656,6 +683,7 @@ def test_garbage_status_is_skipped_and_counted(tmp_path):
     assert meta(snap)["processes_gone"] == 3
 
 
+@needs_c
 def test_thread_vanishing_is_counted(tmp_path):
     fake = _one(tmp_path)
     snap = collect(FaultyProcFS(fake.root, gone=[(7, "task", 8, "stat")]))
@@ -666,6 +694,7 @@ def test_thread_vanishing_is_counted(tmp_path):
     assert m["processes_gone"] == 0
 
 
+@needs_c
 def test_thread_garbage_stat_is_counted_as_gone(tmp_path):
     fake = _one(tmp_path)
     fake.write("7/task/8/stat", b"8 (vict")
@@ -674,6 +703,7 @@ def test_thread_garbage_stat_is_counted_as_gone(tmp_path):
     assert meta(snap)["threads_gone"] == 1
 
 
+@needs_c
 def test_thread_denied_is_counted(tmp_path):
     fake = _one(tmp_path)
     snap = collect(FaultyProcFS(fake.root, deny=[(7, "task", 8, "status")]))
@@ -683,6 +713,7 @@ def test_thread_denied_is_counted(tmp_path):
     assert m["processes_denied"] == 0
 
 
+@needs_c
 def test_fully_denied_process_has_no_row_but_is_counted(tmp_path):
     fake = _one(tmp_path)
     snap = collect(FaultyProcFS(fake.root, deny=[(7, "stat")]))
@@ -702,6 +733,7 @@ DENIED_ONE = {
 }
 
 
+@needs_c
 def test_each_denied_source_is_named(tmp_path):
     fake = _many(tmp_path, {pid: {} for pid in DENIED_ONE})
     snap = collect(FaultyProcFS(fake.root, deny=[(pid, path) for pid, (_, path, _) in DENIED_ONE.items()]))
@@ -728,6 +760,7 @@ CMDLINES = {
 }
 
 
+@needs_c
 def test_cmdline_raw_only_when_text_is_lossy(tmp_path):
     got = by_pid(collect(_many(tmp_path, {pid: {"cmdline": c} for pid, (c, _, _) in CMDLINES.items()})))
     for pid, (_, text, raw) in CMDLINES.items():
@@ -738,6 +771,7 @@ TTYS = {10: (0, None), 20: (34816, "pts/0"), 30: (_encode_dev(136, 300), "pts/30
         40: (1025, "tty1"), 50: (1088, "ttyS0")}
 
 
+@needs_c
 def test_collector_tty(tmp_path):
     got = by_pid(collect(_many(tmp_path, {pid: {"tty_nr": n} for pid, (n, _) in TTYS.items()})))
     assert {pid: got[pid]["tty"] for pid in TTYS} == {pid: name for pid, (_, name) in TTYS.items()}
@@ -746,6 +780,7 @@ def test_collector_tty(tmp_path):
 # -- host tables ------------------------------------------------------------
 
 
+@needs_c
 def test_collector_system_row(world):
     _, _, snap = world
     (r,) = rows(snap, "system")
@@ -778,6 +813,7 @@ def test_collector_system_row(world):
         assert (r["cpu_user"], r["cpu_idle"], r["cpu_steal"]) == (48.75, 3190.71, 7.15)
 
 
+@needs_c
 def test_collector_disks_and_nics(world):
     _, _, snap = world
     disks = rows(snap, "disks")
@@ -790,6 +826,7 @@ def test_collector_disks_and_nics(world):
     assert nics == NIC_ROWS
 
 
+@needs_c
 def test_collector_without_optional_host_files(tmp_path):
     fake = FakeProc(tmp_path / "proc", host=False)
     fake.write_host(boot_id=None, pressure=False)
@@ -808,6 +845,23 @@ def test_collector_without_optional_host_files(tmp_path):
     assert by_pid(snap)[1]["boot_id"] is None
 
 
+@needs_c
+def test_snapshot_returns_each_tables_status(world):
+    """Collector.snapshot() says how each table went, as the snapshots row records it."""
+    _, _, snap = world
+    m = meta(snap)
+    assert set(snap.status) == set(COVERED)
+    for name, st in snap.status.items():
+        assert st.rows == snap.tables[name].num_rows
+        assert st.ms == m[f"ms_{name}"] and st.ms >= 0
+        if name in ("processes", "threads"):
+            assert (st.rows, st.gone, st.denied) == (m[f"{name}_seen"], m[f"{name}_gone"], m[f"{name}_denied"])
+        else:
+            assert st.gone is None and st.denied is None
+    assert snap.status["processes"].gone >= 1  # the tree's garbage and short-lived processes
+
+
+@needs_c
 def test_snapshot_identity(world):
     _, _, snap = world
     assert snap.host == "fakehost"
@@ -822,6 +876,7 @@ def test_snapshot_identity(world):
 # 4. Every table matches its declared schema
 
 
+@needs_c
 def test_every_table_matches_its_schema(world):
     _, _, snap = world
     assert set(snap.tables) == set(COVERED) | {"snapshots"}
@@ -830,6 +885,7 @@ def test_every_table_matches_its_schema(world):
         assert t.num_rows > 0, name
 
 
+@needs_c
 def test_default_tables_match_schema(tmp_path):
     fake = _one(tmp_path)
     snap = Collector(procfs=ProcFS(str(fake.root)), host="fakehost").snapshot()
@@ -838,6 +894,7 @@ def test_default_tables_match_schema(tmp_path):
         assert t.schema == TABLES[name].arrow_schema(), name
 
 
+@needs_c
 def test_never_null_columns_hold_no_nulls(world):
     _, _, snap = world
     for name, t in snap.tables.items():
@@ -846,6 +903,7 @@ def test_never_null_columns_hold_no_nulls(world):
                 assert t.column(col.name).null_count == 0, f"{name}.{col.name}"
 
 
+@needs_c
 def test_subset_of_tables_matches_schema(tmp_path):
     snap = collect(_one(tmp_path), tables=("system", "processes"))
     assert set(snap.tables) == {"system", "processes", "snapshots"}
@@ -856,6 +914,7 @@ def test_subset_of_tables_matches_schema(tmp_path):
 
 # Regression: _collect_processes used to set ms_threads, threads_gone,
 # threads_denied and ms_open_files to 0 even when those tables were not asked for.
+@needs_c
 def test_uncollected_tables_leave_their_snapshot_columns_null(tmp_path):
     m = meta(collect(_one(tmp_path), tables=("system", "processes")))
     assert m["threads_seen"] is None and m["open_files_seen"] is None
@@ -865,6 +924,7 @@ def test_uncollected_tables_leave_their_snapshot_columns_null(tmp_path):
     assert m["ms_open_files"] is None
 
 
+@needs_c
 def test_fd_count_lists_a_fake_tree_and_stats_the_real_one(tmp_path):
     """A snapshot without descriptors counts them with one stat where the kernel gives the count
     as the fd folder's size (Linux 6.2+); a tree that is not procfs is listed."""

@@ -56,12 +56,7 @@ def translate(e: BaseException) -> BaseException:
     return e
 
 
-def errno_error(code: int, path: str) -> BaseException:
-    """translate() of an errno the C module returned for PATH."""
-    return translate(OSError(code, os.strerror(code), path))
-
-
-_translate = translate  # the name recorder/collect's descriptor code still calls
+_translate = translate  # the name the descriptor code in recorder/collect still calls
 
 
 class ProcFS:
