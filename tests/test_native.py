@@ -26,7 +26,7 @@ from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
 from tests.conftest import skip_unless_c_builds
-from tests.fakeproc import FakeProc, stat_line, status_text
+from tests.fakeproc import FakeProc
 
 HERE = Path(__file__).resolve().parent
 
