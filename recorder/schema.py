@@ -160,6 +160,7 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("boot_id", "string", "uuid", "Kernel boot id (/proc/sys/kernel/random/boot_id); NULL if unreadable."),
         C("kernel", "string", "text", "Kernel release (uname -r); never NULL."),
         C("procsnap_version", "string", "text", "Version of the recorder that wrote the snapshot; never NULL."),
+        C("reader", "string", "text", "What read the processes and threads: 'C' (procsnap's C module) or 'psutil' (no C module: the columns psutil does not give are NULL, as their descriptions say); NULL in recordings made before procsnap recorded it."),
         C("interval_s", "float64", "s", "Requested interval between snapshots; NULL for a one-off `procsnap snapshot`."),
         C("duration_ms", "float64", "ms", "Wall time the whole snapshot took to collect; never NULL."),
         C("cpu_ms", "float64", "ms", "CPU time (user+system) the recorder spent collecting this snapshot; never NULL."),

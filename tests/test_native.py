@@ -826,6 +826,7 @@ def test_without_the_c_module_a_snapshot_says_psutil_and_leaves_its_nulls():
         "assert all(p.column(c).null_count == p.num_rows for c in processes.PSUTIL_NULL)\n"
         "assert all(t.column(c).null_count == t.num_rows for c in threads.PSUTIL_NULL)\n"
         "assert p.column('cmdline').null_count < p.num_rows and t.column('name').null_count == 0\n"
+        "assert s.tables['snapshots'].column('reader').to_pylist() == ['psutil']\n"
         "print(describe())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE.parent,
                          env={**os.environ, "PROCSNAP_NATIVE": "0"})

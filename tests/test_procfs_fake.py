@@ -859,6 +859,7 @@ def test_snapshot_returns_each_tables_status(world):
         else:
             assert st.gone is None and st.denied is None
     assert snap.status["processes"].gone >= 1  # the tree's garbage and short-lived processes
+    assert m["reader"] == "C"
 
 
 @needs_c

@@ -31,7 +31,7 @@ from recorder.collect.processes import ProcessReader, UserNames
 from recorder.collect.tables import to_table
 from recorder.collect.threads import ThreadReader
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.source.native import native as _native
+from recorder.source.native import describe, native as _native
 from recorder.schema import COLLECTED, COUNTED, TABLES
 
 if TYPE_CHECKING:
@@ -207,6 +207,7 @@ class Collector:
             "boot_id": self.boot_id,
             "kernel": self.kernel,
             "procsnap_version": __version__,
+            "reader": describe(),
             "interval_s": self.interval,
             "recorder_pid": os.getpid(),
             "skipped": self.skipped,
