@@ -38,7 +38,6 @@ import pyarrow as pa
 from recorder.collect.collector import Collector, Snapshot
 from recorder.store.compact import Maintenance, maintain, retain
 from recorder.memory import give_back
-from recorder.store.write import Columns
 from recorder.store.folder import Store, StoreError, StoreFull
 
 from recorder.defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
@@ -87,10 +86,6 @@ def _incident_file_duration(text: str) -> float | None:
 def _annotate(snap: Snapshot, **values) -> None:
     """Fill the recorder's own columns of the ``snapshots`` row (the collector leaves them NULL)."""
     t = snap.tables["snapshots"]
-    if isinstance(t, Columns):
-        for name, v in values.items():
-            t.set(name, v)
-        return
     for name, v in values.items():
         i = t.schema.get_field_index(name)
         if i < 0:
@@ -107,9 +102,6 @@ def _after(snap: Snapshot, last_id: int | None) -> None:
         return
     snap.snapshot_id = last_id + 1
     for name, t in snap.tables.items():
-        if isinstance(t, Columns):
-            t.set("snapshot_id", snap.snapshot_id)
-            continue
         i = t.schema.get_field_index("snapshot_id")
         if i >= 0:
             f = t.schema.field(i)

@@ -1,4 +1,4 @@
-"""recorder.collect.descriptors.to_arrow: the recorder's fast conversion of a column gives what pa.array gives."""
+"""recorder.collect.tables.to_arrow: the recorder's fast conversion of a column gives what pa.array gives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recorder.collect.descriptors import to_arrow
+from recorder.collect.tables import to_arrow
 
 TS = pa.timestamp("us", tz="UTC")
 zones = st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)),

@@ -33,20 +33,22 @@ def _row(collector: Collector, pid: int) -> dict:
 
 def test_prlimit_and_the_limits_file_agree(limited):
     live = Collector(tables=("processes",))
-    assert live._prlimit
+    assert live.processes.prlimit
     row = _row(live, limited)
     assert (row["fd_limit"], row["fd_limit_hard"]) == (123, 456)
     with open(f"/proc/{limited}/limits", "rb") as f:
         assert parse_limits_nofile(f.read()) == (123, 456)
     # the same /proc through another root spelling: read from the limits file
-    assert not Collector(procfs=ProcFS("/proc/."), tables=("processes",))._prlimit
+    assert not Collector(procfs=ProcFS("/proc/."), tables=("processes",)).processes.prlimit
     row2 = _row(Collector(procfs=ProcFS("/proc/."), tables=("processes",)), limited)
     assert (row2["fd_limit"], row2["fd_limit_hard"]) == (123, 456)
 
 
 def test_a_refused_prlimit_falls_back_to_the_limits_file(limited, monkeypatch):
+    from recorder.collect import processes
     live = Collector(tables=("processes",))
-    monkeypatch.setattr(Collector, "_fd_limits", staticmethod(lambda pid: None))
+    live.processes.one_call = False  # the file-by-file path, where a refused prlimit is met
+    monkeypatch.setattr(processes, "fd_limits", lambda pid: None)
     row = _row(live, limited)
     assert (row["fd_limit"], row["fd_limit_hard"]) == (123, 456)
     assert row["denied"] is None

@@ -14,7 +14,8 @@ import pytest
 from analyze.commands import lsof as L
 from analyze.data.db import Recording
 from analyze.errors import UsageError
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.store.folder import Store
 
 UTC = dt.timezone.utc

@@ -26,7 +26,7 @@ from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
 from tests.conftest import skip_unless_c_builds
-from tests.fakeproc import FakeProc, stat_line, status_text
+from tests.fakeproc import FakeProc
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,16 +44,18 @@ needs_c = pytest.mark.skipif(N.native is None, reason="the C module is not built
 
 
 def both(fs_root: str, tables, pids=None, fast: bool = True):
-    """The same snapshot taken with the C loops and with the Python loops, as lists of rows. FAST
-    False: the C loops without process_values (each process's files read and parsed one by one)."""
+    """The same snapshot taken with the C loops and with the Python loops, as lists of rows: the
+    descriptors' Python loops, and each process read file by file (each file parsed by the C
+    parsers). FAST False: the first without the C process() either."""
     out = []
     for use_c in (True, False):
         c = Collector(procfs=ProcFS(fs_root), host="h", tables=tables)
         if not use_c:
             c.native = None
+            c.processes.one_call = c.threads.one_call = False
         else:
-            assert c.native is not None and c._fast
-            c._fast = fast
+            assert c.native is not None and c.processes.one_call
+            c.processes.one_call = fast
         snap = c.snapshot()
         got = {}
         for name, t in snap.tables.items():
@@ -96,8 +98,8 @@ def fake(tmp_path_factory):
     fake.remove("8/task/9/status")
     fake.add_process(10, b"huge", ppid=1, threads=[10], num_threads=2**31)  # out of int32: garbage
     fake.add_process(11, b"noio", ppid=1, omit=("io", "limits", "cgroup", "cmdline"))
-    # process_values gives None for each of these (the files are read one by one then), and rows
-    # for the ordinary ones; test_process_values_reads_ordinary_processes_only checks which
+    # process() gives None for each of these (the files are read one by one then), and rows
+    # for the ordinary ones; test_process_reads_ordinary_processes_only checks which
     fake.add_process(12, b"longcmd", ppid=1, cmdline=b"x" * 70000 + b"\0a b\0\0")  # past the 64 KiB buffer
     fake.add_process(13, b"oddio", ppid=1, files={"io": b"rchar: 12\nwchar: many\n"})
     fake.add_process(14, b"oddcg", ppid=1, cgroup=b"0::/caf\xc3\xa9.slice\n")
@@ -139,7 +141,7 @@ def fake(tmp_path_factory):
 
 
 @needs_c
-@pytest.mark.parametrize("fast", [True, False], ids=["process_values", "file-by-file"])
+@pytest.mark.parametrize("fast", [True, False], ids=["process", "file-by-file"])
 def test_fake_tree_same_rows(fake, fast):
     tree = fake
     c_rows, py_rows = both(str(tree.root), ("processes", "threads", "open_files", "sockets", "system"), fast=fast)
@@ -162,52 +164,57 @@ def test_fake_tree_same_rows(fake, fast):
 
 
 @needs_c
-def test_process_values_reads_ordinary_processes_only(fake):
-    """process_values reads a whole process in one call, or gives None for anything unusual (the
+def test_process_reads_ordinary_processes_only(fake):
+    """process() reads a whole process in one call, or gives None for anything unusual (the
     collector then reads that process file by file): ordinary processes must take the one call, or
     the rows above would be the file-by-file path's twice."""
     root = str(fake.root)
-    got = {pid: N.native.process_values(f"{root}/{pid}", pid, 0) for pid in (1, 2, 3, 4, 11, 12, 13, 14, 15, 16)}
-    assert {pid for pid, v in got.items() if v is None} == {4, 11, 13, 14, 16}
+    got = {pid: N.native.process(f"{root}/{pid}", pid, False, False, False)
+           for pid in (1, 2, 3, 4, 11, 12, 13, 14, 15, 16)}
+    assert {pid for pid, v in got.items() if v is None} == {4, 11, 13, 16}
     for v in got.values():
-        assert v is None or len(v) == 40
-    init, kthread, zombie, long_cmd, unlimited = got[1], got[2], got[3], got[12], got[15]
-    assert init[:6] == (0, 1, 1, init[3], b"init", "S") and init[27] == b"/usr/bin/init"
-    assert init[28] == b"init\0" and init[37] == 4  # 4 descriptors, counted by listing (flags 0)
-    assert b"Max open files" in init[38] and init[39] is None  # flags 0: the limits file's bytes
-    assert P.parse_limits_nofile(init[38]) == (1024, 524288)
-    assert kthread[27] is None and zombie[27] is None  # no exe link read for either
-    assert kthread[17] & P.PF_KTHREAD and zombie[5] == "Z"
-    assert long_cmd[28] == b"x" * 70000 + b"\0a b\0\0"
-    assert unlimited[29:36] == (5, 6, 7, 8, 9, 10, 11) and unlimited[16] == 34817
-    assert P.parse_limits_nofile(unlimited[38]) == (None, None)
-    names = N.native.process_values(f"{root}/20", 20, 2)[37]  # flags 2: the names, as listdir gives them
+        assert v is None or type(v) is N.native.Process
+    init, kthread, zombie, long_cmd, oddcg, unlimited = got[1], got[2], got[3], got[12], got[14], got[15]
+    st = init.stat
+    assert (st.ppid, st.pgid, st.sid, st.comm, st.state) == (0, 1, 1, b"init", "S") and init.exe == b"/usr/bin/init"
+    assert init.cmdline == b"init\0" and init.num_fds == 4 and init.fd_names is None  # counted by listing
+    assert b"Max open files" in init.limits and init.fd_limit is None  # no prlimit: the limits file's bytes
+    assert P.parse_limits_nofile(init.limits) == (1024, 524288)
+    assert kthread.exe is None and zombie.exe is None  # no exe link read for either
+    assert kthread.stat.flags & P.PF_KTHREAD and zombie.stat.state == "Z"
+    assert long_cmd.cmdline == b"x" * 70000 + b"\0a b\0\0"
+    assert oddcg.cgroup == "0::/caf\u00e9.slice"
+    assert tuple(unlimited.io) == (5, 6, 7, 8, 9, 10, 11) and unlimited.stat.tty_nr == 34817
+    assert P.parse_limits_nofile(unlimited.limits) == (None, None)
+    names = N.native.process(f"{root}/20", 20, True, False, False).fd_names  # as listdir gives them
     assert sorted(names, key=int) == sorted(os.listdir(f"{root}/20/fd"), key=int)
-    assert N.native.process_values(f"{root}/999", 999, 0) is None  # no such process
+    assert N.native.process(f"{root}/999", 999, False, False, False) is None  # no such process
 
 
 @needs_c
-def test_process_values_on_a_live_process(live):
-    """flags 1 and 4 on the live /proc: the descriptor limit by prlimit(2) and the count from the fd
-    folder's size, against what resource and a listing say."""
+def test_process_on_a_live_process(live):
+    """prlimit and count_by_size on the live /proc: the descriptor limit by prlimit(2) and the count
+    from the fd folder's size, against what resource and a listing say."""
     import resource
     pid = min(live)
     fs = ProcFS()
-    v = N.native.process_values(f"/proc/{pid}", pid, 1 | (4 if fs.stat_counts_fds() else 0))
+    v = N.native.process(f"/proc/{pid}", pid, False, True, fs.stat_counts_fds())
     assert v is not None
-    assert (v[38], v[39]) == tuple(None if x == resource.RLIM_INFINITY else x
-                                   for x in resource.prlimit(pid, resource.RLIMIT_NOFILE))
-    assert v[37] == len(os.listdir(f"/proc/{pid}/fd"))
-    assert v[27] == os.readlink(f"/proc/{pid}/exe").encode()
-    assert v[28] == Path(f"/proc/{pid}/cmdline").read_bytes()
-    assert v[36] == P.parse_cgroup(Path(f"/proc/{pid}/cgroup").read_bytes())
-    # the calling process is left to Python: the descriptors the call holds would be among its own
-    assert N.native.process_values(f"/proc/{os.getpid()}", os.getpid(), 1) is None
-    # no reference is lost or kept: the tuple's slots start as None and are replaced (on a Python
+    assert (v.fd_limit, v.fd_limit_hard) == tuple(None if x == resource.RLIM_INFINITY else x
+                                                  for x in resource.prlimit(pid, resource.RLIMIT_NOFILE))
+    assert v.limits is None
+    assert v.num_fds == len(os.listdir(f"/proc/{pid}/fd"))
+    assert v.exe == os.readlink(f"/proc/{pid}/exe").encode()
+    assert v.cmdline == Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert v.cgroup == N.native.parse_cgroup(Path(f"/proc/{pid}/cgroup").read_bytes())
+    assert v.stat.pid == pid and v.status.euid == os.stat(f"/proc/{pid}").st_uid
+    # the calling process is read file by file: the descriptors the call holds would be among its own
+    assert N.native.process(f"/proc/{os.getpid()}", os.getpid(), False, True, False) is None
+    # no reference is lost or kept: the result's slots start as None and are replaced (on a Python
     # whose None is immortal the count does not move whatever happens)
     before = sys.getrefcount(None)
     for _ in range(1000):
-        v = N.native.process_values(f"/proc/{pid}", pid, 1)
+        v = N.native.process(f"/proc/{pid}", pid, False, True, False)
     del v
     assert abs(sys.getrefcount(None) - before) < 50
 
@@ -243,7 +250,7 @@ VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor
 
 
 @needs_c
-@pytest.mark.parametrize("fast", [True, False], ids=["process_values", "file-by-file"])
+@pytest.mark.parametrize("fast", [True, False], ids=["process", "file-by-file"])
 def test_live_processes_same_rows(live, fast):
     c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live, fast=fast)
     for name in ("processes", "threads", "open_files"):
@@ -310,8 +317,8 @@ _stat_tail = st.lists(st.integers(-(2**63), 2**63 - 1), min_size=15, max_size=50
     ),
 )
 def test_thread_rows_match_python(tmp_path_factory, comm, state, tail, starttime, status):
-    """Thread stat and status content of any shape: the C parser keeps or drops a thread, and
-    reads its fields, as the Python parsers do."""
+    """Thread stat and status content of any shape: thread_rows keeps or drops a thread, and
+    reads its fields, as the file-by-file path (the C parsers of the bytes ProcFS reads) does."""
     root = tmp_path_factory.mktemp("t")
     tree = FakeProc(root / "proc")
     tree.add_process(50, b"p", ppid=1, threads=[50])
@@ -324,10 +331,8 @@ def test_thread_rows_match_python(tmp_path_factory, comm, state, tail, starttime
     got = []
     for use_c in (True, False):
         c = Collector(procfs=ProcFS(str(tree.root)), host="h", tables=("processes", "threads"))
-        if not use_c:
-            c.native = None
-        c.btime = P.parse_proc_stat(c.fs.read("stat"))["btime"]
-        got.append(c._threads(50))
+        c.threads.one_call = use_c
+        got.append(c.threads.read(50, P.parse_proc_stat(c.fs.read("stat"))["btime"]))
     assert got[0] == got[1]
 
 
@@ -336,8 +341,9 @@ def test_python_loops_forced(monkeypatch):
     monkeypatch.setenv("PROCSNAP_NATIVE", "0")
     assert N.load() is None
     monkeypatch.setenv("PROCSNAP_NATIVE", "1")
-    if N.native is not None:
-        assert N.load() is N.native
+    import importlib.util
+    if importlib.util.find_spec("recorder.source._native") is not None:  # built (whatever this run asked)
+        assert N.load() is not None
     else:
         with pytest.raises(ImportError):
             N.load()
@@ -411,6 +417,7 @@ def _utf8(b: bytes) -> bool:
         return False
 
 
+@needs_c
 def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
     """A snapshot moves descriptor rows into Arrow columns every FILE_CHUNK rows (socket rows wait
     for the socket tables, and come last): the table holds the same rows, the others in the order
@@ -470,7 +477,8 @@ def test_named_processes_read_only_their_sockets(live):
             assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, F._INODE_COLUMN[name], inodes))) == want
 
 
-@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+@needs_c
+@pytest.mark.parametrize("use_c", [True, False], ids=["thread_rows", "file-by-file"])
 def test_the_leader_thread_takes_its_context_switches_from_the_process_status(tmp_path, use_c):
     """/proc/PID/status prints the leader thread's own context switches (checked on this kernel:
     they equal /proc/PID/task/PID/status, not the sum over threads), so a snapshot does not read
@@ -481,14 +489,13 @@ def test_the_leader_thread_takes_its_context_switches_from_the_process_status(tm
                      voluntary=900, nonvoluntary=90)
     os.unlink(tree.path(60, "task", 60, "status"))
     c = Collector(procfs=ProcFS(str(tree.root)), host="h", tables=("processes", "threads"))
-    if not use_c:
-        c.native = None
+    c.threads.one_call = use_c
     snap = c.snapshot()
     threads = snap.tables["threads"].to_pylist()
     got = {r["tid"]: (r["ctxsw_voluntary"], r["ctxsw_involuntary"]) for r in threads}
     assert got == {60: (900, 90), 61: (7, 8)}
     assert snap.tables["snapshots"].to_pylist()[0]["threads_gone"] == 0
-    rows, gone, _ = c._threads(60)  # without the process's counts: the leader's file is read
+    rows, gone, _ = c.threads.read(60, 0)  # without the process's counts: the leader's file is read
     assert [r["tid"] for r in rows] == [61] and gone == 1
 
 
@@ -582,46 +589,30 @@ def test_maps_query_says_which_processes_it_cannot_open(tmp_path):
     assert N.native.maps_query(str(plain)) is None  # not procfs: no PROCMAP_QUERY there
 
 
-# -- a process's own files: C's parsers give procfs's result, or None where procfs's must decide
-
-def _status_python(data: bytes):
-    """What the process row takes from a status file through procfs's parsers (or ValueError)."""
-    try:
-        s = P.parse_status(data)
-        (ruid, euid), (_, egid) = P.status_ids(s, b"Uid"), P.status_ids(s, b"Gid")
-        return (ruid, euid, egid, *(P.status_kb(s, k) for k in (b"VmRSS", b"RssFile", b"RssShmem", b"VmSwap")),
-                P.status_int(s, b"voluntary_ctxt_switches"), P.status_int(s, b"nonvoluntary_ctxt_switches"))
-    except ValueError:
-        return ValueError
-
-
-def _python_or_error(fn, data):
-    try:
-        return fn(data)
-    except ValueError:
-        return ValueError
-
-
-def _same_or_defer(c_result, py_result):
-    """C's answer is procfs's, or None (procfs then decides, raising where it raises)."""
-    assert c_result is None or c_result == py_result, (c_result, py_result)
-    return c_result is not None
-
+# -- a process's own files: the C parsers, their one parser, against psutil and generated input
 
 @needs_c
-def test_process_file_parsers_match_python_on_every_live_process():
+def test_process_file_parsers_on_every_live_process():
+    """Every live process's stat, status, io and cgroup parse, and agree with psutil (an
+    independent reader) on what does not move."""
+    import psutil
     nat = N.native
-    fast = 0
+    checked = 0
     for pid in ProcFS().pids():
         try:
             files = {f: Path(f"/proc/{pid}/{f}").read_bytes() for f in ("stat", "status", "io", "cgroup")}
-        except OSError:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                ppid, uids, gids, nthreads = p.ppid(), p.uids(), p.gids(), p.num_threads()
+        except (OSError, psutil.Error):
             continue
-        fast += _same_or_defer(nat.stat_dict(files["stat"]), P.parse_stat(files["stat"]))
-        fast += _same_or_defer(nat.status_values(files["status"]), _status_python(files["status"]))
-        fast += _same_or_defer(nat.io_dict(files["io"]), P.parse_io(files["io"]))
-        fast += _same_or_defer(nat.cgroup_str(files["cgroup"]), P.parse_cgroup(files["cgroup"]))
-    assert fast > 0  # and on this host's ordinary files C answers itself
+        st, status, io = nat.parse_stat(files["stat"]), nat.parse_status(files["status"]), nat.parse_io(files["io"])
+        assert isinstance(nat.parse_cgroup(files["cgroup"]), str)
+        assert st.pid == pid and st.ppid == ppid and st.num_threads == nthreads, pid
+        assert (status.ruid, status.euid, status.egid) == (uids.real, uids.effective, gids.effective), pid
+        assert all(type(v) is int for v in io), pid
+        checked += 1
+    assert checked > 0
 
 
 _line = st.one_of(
@@ -636,15 +627,34 @@ _line = st.one_of(
 )
 
 
+def _result_or_error(fn, data):
+    try:
+        return fn(data)
+    except ValueError:
+        return ValueError
+
+
 @needs_c
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_line, max_size=10), st.booleans())
-def test_status_io_and_cgroup_parsers_match_python(lines, trailing):
+def test_status_io_and_cgroup_parsers_on_generated_lines(lines, trailing):
+    """Any content: a named result or ValueError; an io line of ours holds its value, and cgroup
+    keeps exactly the lines with a path other than '/'."""
     data = b"\n".join(lines) + (b"\n" if trailing else b"")
     nat = N.native
-    _same_or_defer(nat.status_values(data), _status_python(data))
-    _same_or_defer(nat.io_dict(data), _python_or_error(P.parse_io, data))
-    _same_or_defer(nat.cgroup_str(data), _python_or_error(P.parse_cgroup, data))
+    status = _result_or_error(nat.parse_status, data)
+    assert status is ValueError or type(status) is nat.Status
+    io = _result_or_error(nat.parse_io, data)
+    assert io is ValueError or type(io) is nat.IO
+    if io is not ValueError:
+        for line in data.split(b"\n"):
+            k, sep, v = line.partition(b":")
+            if sep and k.strip() in (b"rchar", b"wchar", b"syscr"):
+                last = [ln for ln in data.split(b"\n") if ln.partition(b":")[0].strip() == k.strip()][-1]
+                assert getattr(io, k.strip().decode()) == int(last.partition(b":")[2])
+    want = [ln.decode("utf-8", "backslashreplace") for ln in data.split(b"\n")
+            if ln and ln.partition(b":")[2].partition(b":")[2] not in (b"", b"/")]
+    assert nat.parse_cgroup(data) == (",".join(want) if want else "/")
 
 
 @needs_c
@@ -652,12 +662,26 @@ def test_status_io_and_cgroup_parsers_match_python(lines, trailing):
 @given(pid=st.one_of(st.integers(-5, 2**31 + 5).map(lambda i: str(i).encode()), st.just(b" 7\t"), st.binary(max_size=4)),
        comm=st.binary(max_size=20), state=st.sampled_from([b"S", b"R", b"\xff", b""]), tail=_stat_tail,
        starttime=st.one_of(st.integers(0, 2**40 + 5), st.integers(-5, 5)))
-def test_stat_parser_matches_python(pid, comm, state, tail, starttime):
+def test_stat_parser_on_generated_lines(pid, comm, state, tail, starttime):
+    """A stat line of any shape: its fields where it is one the kernel could write, else ValueError."""
     fields = [str(v).encode() for v in tail]
     if len(fields) > 16:
         fields[16] = str(starttime).encode()
     data = pid + b" (" + comm + b") " + state + b" " + b" ".join(fields) + b"\n"
-    _same_or_defer(N.native.stat_dict(data), _python_or_error(P.parse_stat, data))
+    got = _result_or_error(N.native.parse_stat, data)
+    if state and pid.strip().lstrip(b"-").isdigit() and b")" not in comm:
+        f = [state] + fields  # proc(5)'s field N is f[N - 3]
+        i32 = lambda v: -(2**31) <= v < 2**31  # noqa: E731
+        ok = (len(f) >= 20 and i32(int(pid)) and 0 <= int(f[19]) < 2**40
+              and all(i32(int(f[k])) for k in (1, 2, 3, 15, 16, 17)) and (len(f) <= 36 or i32(int(f[36]))))
+        if not ok:
+            assert got is ValueError
+        else:
+            assert (got.pid, got.comm, got.state, got.ppid, got.starttime) == (int(pid), comm, state.decode("ascii", "replace"),
+                                                                               int(f[1]), int(f[19]))
+            assert (got.utime, got.stime, got.processor) == (int(f[11]), int(f[12]), int(f[36]) if len(f) > 36 else None)
+    else:
+        assert got is ValueError or type(got) is N.native.Stat
 
 
 @pytest.fixture(scope="module")
@@ -670,25 +694,23 @@ def io_tree(tmp_path_factory):
 @needs_c
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_line, max_size=10), st.booleans())
-def test_process_values_io_matches_python(io_tree, lines, trailing):
-    """process_values' own io parser: the values io_dict (and so procfs.parse_io) gives, or the whole
-    process left to Python where io_dict would."""
+def test_process_io_is_parse_io(io_tree, lines, trailing):
+    """process() parses io as parse_io does, and leaves to the file-by-file path what parse_io refuses."""
     data = b"\n".join(lines) + (b"\n" if trailing else b"")
     io_tree.write("7/io", data)
-    got = N.native.process_values(f"{io_tree.root}/7", 7, 0)
-    if N.native.io_dict(data) is None:  # C leaves these to Python: so does process_values
+    got = N.native.process(f"{io_tree.root}/7", 7, False, False, False)
+    want = _result_or_error(N.native.parse_io, data)
+    if want is ValueError:
         assert got is None
     else:
-        want = P.parse_io(data)
-        assert got is not None and got[29:36] == tuple(map(want.get, ("rchar", "wchar", "syscr", "syscw", "read_bytes",
-                                                                      "write_bytes", "cancelled_write_bytes")))
+        assert got is not None and got.io == want
 
 
 @needs_c
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs root to do so")
-def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
+def test_process_and_file_by_file_agree_for_an_unprivileged_collector():
     """As a user who may not read other users' exe, io or fd folders, other users' processes are
-    unusual to process_values (None) and are read file by file, while that user's own processes
+    unusual to process() (None) and are read file by file, while that user's own processes
     take the one call: both ways must give the same rows, denied sources and descriptor counts
     included."""
     import ctypes
@@ -723,16 +745,17 @@ def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
             ready = b""
             while len(ready) < 3:  # each has opened its pipes
                 ready += os.read(ready_r, 3 - len(ready))
-            c = Collector(host="h", tables=("processes",), arrow=False)
-            c._pass_tables, c.btime = ("processes",), 0
-            kids_fast = [N.native.process_values(f"/proc/{k}", k, c._fast_flags) is not None for k in kids]
+            c = Collector(host="h", tables=("processes",))
+            r = c.processes
+            kids_fast = [N.native.process(f"/proc/{k}", k, False, r.prlimit, r.count_by_size) is not None
+                         for k in kids]
             pairs = []
             for pid in c.fs.pids():
                 try:
                     got = []
                     for fast in (True, False):
-                        c._fast = fast
-                        row, _ = c._process(pid)
+                        r.one_call = fast
+                        row, _ = r.read(pid, 0, False)
                         got.append({k: v for k, v in row.items() if k not in VOLATILE - {"denied", "num_fds"}})
                 except (P.Gone, P.Denied, ValueError):
                     continue
@@ -753,10 +776,59 @@ def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     kids, kids_fast, pairs = pickle.loads(data)
-    assert all(kids_fast), "that user's own processes take process_values"
+    assert all(kids_fast), "that user's own processes take process()"
     assert len(pairs) > 10
     assert any(a["denied"] for _, a, _ in pairs), "as nobody, root's processes have denied sources"
     counts = {pid: a["num_fds"] for pid, a, _ in pairs if pid in kids}
     assert len(set(counts.values())) == 3, counts  # 3 + 2, 3 + 4, 3 + 6 descriptors (and the two pipes)
     for pid, a, b in pairs:
         assert a == b, pid
+
+
+# -- without the C module: psutil reads processes and threads
+
+def test_psutil_fallback_gives_the_c_rows_but_the_columns_it_lacks(live):
+    """psutil's rows of live processes are the C module's, column for column, except the columns
+    psutil does not give, which are NULL (never invented)."""
+    from recorder.collect import processes, threads
+    fs = ProcFS()
+    btime = P.parse_proc_stat(fs.read("stat"))["btime"]
+    users = processes.UserNames()
+    by_psutil = processes.ProcessReader(fs, None, users, "b")
+    t_psutil = threads.ThreadReader(fs, None, "b")
+    most = 0
+    for pid in sorted(live):
+        row, fds = by_psutil.read(pid, btime, True)
+        assert all(k in row and row[k] is None for k in processes.PSUTIL_NULL), pid
+        t_rows = sorted(t_psutil.read(pid, btime)[0], key=lambda r: r["tid"])
+        most = max(most, len(t_rows))
+        assert all(k in r and r[k] is None for r in t_rows for k in threads.PSUTIL_NULL)
+        if N.native is None:
+            continue
+        c_row, c_fds = processes.ProcessReader(fs, N.native, users, "b").read(pid, btime, True)
+        same = set(c_row) - VOLATILE - set(processes.PSUTIL_NULL)
+        assert {k: row.get(k) for k in same} == {k: c_row[k] for k in same}, pid
+        assert sorted(fds, key=int) == sorted(c_fds, key=int)
+        c_threads = sorted(threads.ThreadReader(fs, N.native, "b").read(pid, btime)[0], key=lambda r: r["tid"])
+        same = set(c_threads[0]) - VOLATILE - set(threads.PSUTIL_NULL)
+        assert [{k: r.get(k) for k in same} for r in t_rows] == [{k: r[k] for k in same} for r in c_threads]
+    assert most == 6  # the threaded workload: its main thread and 5 more
+
+
+def test_without_the_c_module_a_snapshot_says_psutil_and_leaves_its_nulls():
+    code = (
+        "from recorder.source.native import describe\n"
+        "from recorder.collect.collector import Collector\n"
+        "from recorder.collect import processes, threads\n"
+        "s = Collector(tables=('processes', 'threads')).snapshot()\n"
+        "p, t = s.tables['processes'], s.tables['threads']\n"
+        "assert p.num_rows > 1 and t.num_rows >= p.num_rows, (p.num_rows, t.num_rows)\n"
+        "assert all(p.column(c).null_count == p.num_rows for c in processes.PSUTIL_NULL)\n"
+        "assert all(t.column(c).null_count == t.num_rows for c in threads.PSUTIL_NULL)\n"
+        "assert p.column('cmdline').null_count < p.num_rows and t.column('name').null_count == 0\n"
+        "assert s.tables['snapshots'].column('reader').to_pylist() == ['psutil']\n"
+        "print(describe())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE.parent,
+                         env={**os.environ, "PROCSNAP_NATIVE": "0"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "psutil"

@@ -15,7 +15,8 @@ from analyze.commands import lsof as L
 from analyze.commands import ps as P
 from analyze.errors import ProcsnapError
 from analyze.data.db import AT_MOMENT, Recording, holding, moments_for
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.store.compact import compact
 from recorder.store.folder import Store
 

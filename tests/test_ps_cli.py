@@ -25,7 +25,8 @@ import pytest
 from analyze.commands import ps as P
 from analyze.errors import ProcsnapError, UsageError
 from analyze.output import escape_lines
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.store.folder import Store
 
 from tests.conftest import run_cli

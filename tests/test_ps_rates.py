@@ -16,7 +16,8 @@ import pytest
 
 from analyze.commands import ps as P
 from analyze.data.db import Moment, Recording
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.store.compact import compact
 from recorder.store.folder import Store
 

@@ -132,9 +132,7 @@ def test_maintenance_between_snapshots_compacts_and_retains(tmp_path, procfs):
     assert rec.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchone()[0] == 12
 
 
-# Arrow tables, and the recorder's Python columns (its snapshots after the first read no descriptors)
-@pytest.mark.parametrize("arrow", [True, "open_files"])
-def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch, arrow):
+def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch):
     import datetime as dt
 
     from recorder.collect import collector as collect
@@ -148,7 +146,7 @@ def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs
 
     monkeypatch.setattr(collect.dt, "datetime", SteppedClock)
     with Store(tmp_path / "r") as st:
-        R.record(st, Collector(procfs=procfs, host="h", arrow=arrow), 0.01, count=4, files_interval=3600)
+        R.record(st, Collector(procfs=procfs, host="h"), 0.01, count=4, files_interval=3600)
     monkeypatch.undo()
     rec = Recording.open([str(tmp_path / "r")])
     order = [r[0] for r in rec.con.execute("SELECT snapshot_id FROM snapshots ORDER BY snapshot_id").fetchall()]

@@ -13,7 +13,8 @@ import pytest
 
 from analyze.commands import report as R
 from analyze.data.db import Recording
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.store.folder import Store
 
 UTC = dt.timezone.utc

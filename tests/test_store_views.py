@@ -8,7 +8,8 @@ import pytest
 
 from analyze.data.db import Recording
 from analyze.data.reference import markdown
-from recorder.collect.collector import Snapshot, _to_table
+from recorder.collect.collector import Snapshot
+from recorder.collect.tables import to_table as _to_table
 from recorder.schema import TABLES
 from recorder.store.folder import Store
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from recorder.collect.collector import CLK_TCK, Collector
+from recorder.collect.collector import Collector
+from recorder.collect.processes import CLK_TCK
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("ps") is None,

@@ -1139,12 +1139,8 @@ class Me:
 
 
 def me_now() -> Me:
-    from recorder.source import procfs as P
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            tty = P.tty_name(P.parse_stat(f.read())["tty_nr"])
-    except (OSError, ValueError):
-        tty = None
+    from recorder.collect.processes import tty_of
+    tty = tty_of(os.getpid())
     return Me(os.geteuid(), tty)
 
 

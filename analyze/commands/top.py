@@ -277,7 +277,9 @@ def _str(v: str, width: int) -> str:
     return (v[:width - 1] + "+") if len(v) > width else v.ljust(width)
 
 
-def pr_text(priority: int) -> str:
+def pr_text(priority: int | None) -> str:
+    if priority is None:  # not recorded (psutil read the processes)
+        return "-"
     return "rt" if priority < -99 else str(priority)
 
 

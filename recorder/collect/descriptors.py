@@ -14,7 +14,7 @@ import stat
 
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.store.write import Columns, micros
+from recorder.collect.tables import to_arrow
 
 
 _TYPES = (
@@ -112,16 +112,6 @@ class Mounts:
                                        else special, pa.array([self.of_path(x) if x else None for x in names],
                                                               pa.string()))
         return out
-
-
-def to_arrow(values, typ):
-    """An Arrow array of typ from a sequence of Python values. Timestamps (a process's start
-    time, repeated on each of its rows) are converted once per distinct value and viewed as
-    typ: Arrow's conversion of each datetime was 60 ms of 83,000 descriptor rows."""
-    import pyarrow as pa
-    if pa.types.is_timestamp(typ) and typ.unit == "us":
-        return pa.array(micros(values), pa.int64()).view(typ)
-    return pa.array(values, typ)
 
 
 class FileRows:
@@ -279,21 +269,6 @@ class FileRows:
             else:
                 cols.append(pa.nulls(n, f.type))
         return pa.Table.from_arrays(cols, schema=schema)
-
-    def to_columns(self, name: str, common: dict):
-        """All rows as :class:`recorder.store.write.Columns` of table name, in to_table()'s order (socket
-        rows last). For a FileRows without chunks (a one-shot snapshot holds its rows until it
-        writes them); the rows are let go."""
-        plain, socks = [], []
-        for r in self.rows:
-            (socks if type(r) is list else plain).append(r)
-        rows = plain + socks
-        self.rows, self.sockets, plain, socks = [], [], None, None
-        cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
-        columns = dict(zip(FIELDS, cols))
-        if self.mounts is not None:
-            columns["mount_point"] = self.mounts.column(columns["type"], columns["device"], columns["name"])
-        return Columns(name, columns, len(rows), common)
 
     def resolve(self, sockets: "SocketIndex") -> "FileRows":
         """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""

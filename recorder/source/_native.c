@@ -1,11 +1,14 @@
-/* procsnap's hot loops over /proc in C: the numbered descriptors of a process and the
- * threads of a process, the two loops that run tens of thousands of times per snapshot.
+/* procsnap's hot loops over /proc in C.
  *
- * Each function makes the same system calls, in the same order, with the same outcome per
- * error, as its Python twin in recorder/collect/collector.py (Collector._files' numbered-fd loop and
- * Collector._threads) and returns the same rows; tests/test_native.py holds the two to the
- * same answers on the live host and on fake /proc trees. The module is optional: when it
- * cannot be built or imported (or PROCSNAP_NATIVE=0), the Python loops run.
+ * A process's and a thread's own files (stat, status, io, cgroup) are parsed here and nowhere else:
+ * process() and thread_rows() read and parse a process or its threads in one call, and
+ * parse_stat, parse_status, status_ctxsw, parse_io and parse_cgroup parse the bytes of one file
+ * (recorder/collect/processes.py and threads.py use them where a process is read file by file).
+ * The descriptor loops make the same system calls, in the same order, with the same outcome per
+ * error, as their Python twins in recorder/collect (Collector._files' numbered-fd loop, ...), and
+ * tests/test_native.py holds the two to the same answers on the live host and on fake /proc trees.
+ * The module is optional: when it cannot be built or imported (or PROCSNAP_NATIVE=0), psutil reads
+ * processes and threads and the descriptor loops run in Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -541,7 +544,7 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* Threads. */
 
-/* One integer token as Python's int() reads a kernel field: [+-]digits, within int64. */
+/* One integer token of a kernel field: [+-]digits, within int64. */
 static int int_tok(const char *b, Py_ssize_t n, long long *out) {
     Py_ssize_t i = 0;
     int neg = 0;
@@ -563,7 +566,9 @@ static int int_tok(const char *b, Py_ssize_t n, long long *out) {
 
 #define I32_OK(v) ((v) >= -2147483648LL && (v) <= 2147483647LL)
 
-/* procfs.parse_stat's fields for a thread row; -1 when parse_stat would raise ValueError. */
+/* The fields of a stat file (/proc/PID/stat, /proc/PID/task/TID/stat); parse_stat() gives -1 for
+ * content the kernel does not write (too few fields, a number that is not one or does not fit its
+ * column, a start time past 2^40 ticks), which the callers raise as ValueError. */
 typedef struct {
     const char *comm;
     Py_ssize_t comm_len;
@@ -608,7 +613,7 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
         }
         k++;
     }
-    /* fields the Python parser does not look at are not checked by it either; count them all */
+    /* fields procsnap does not keep are not checked either; count them all */
     o->nf = k;
     if (k >= 38) { /* more fields than we keep: still only a count for len(f) > 36 */
         o->nf = 38;
@@ -623,7 +628,8 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
     return 0;
 }
 
-/* procfs.status_ctxsw for one key: 1 with *v, 0 when absent or not digits, -1 past int64. */
+/* A thread's context switches from its status, one key: 1 with *v, 0 when absent or not digits, -1
+ * past int64. */
 static int status_num(const char *b, Py_ssize_t n, const char *key, long long *v) {
     Py_ssize_t kl = (Py_ssize_t)strlen(key);
     const char *p = NULL;
@@ -677,10 +683,12 @@ static PyObject *dir_names(int dfd) {
     return names;
 }
 
+static PyTypeObject ThreadType; /* thread_rows' rows: see thread_desc */
+
 /* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
- *   rows: (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt, majflt,
- *          starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
- * Per thread, as Collector._threads: stat then status; gone or unparsable counts as gone,
+ *   rows: a Thread (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt,
+ *          majflt, starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
+ * Per thread: stat then status; gone or unparsable counts as gone,
  * refused as denied. The thread LEADER_TID's status is not read: its context switches are
  * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
  * leader's own counts there, not the process's sum). NAMES None: the folder's entries, listed
@@ -777,9 +785,22 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
                     io = hi ? PyLong_FromLongLong(invol) : (Py_INCREF(Py_None), Py_None);
                 }
                 PyObject *r = NULL;
-                if (tidn && state && proc && vo && io)
-                    r = Py_BuildValue("(Oy#OLLOLLLLLOO)", tidn, f.comm, f.comm_len, state, f.v[15], f.v[16], proc,
-                                      f.v[11], f.v[12], f.v[7], f.v[9], f.v[19], vo, io);
+                if (tidn && state && proc && vo && io && (r = PyStructSequence_New(&ThreadType))) {
+                    PyObject *items[13] = {tidn, PyBytes_FromStringAndSize(f.comm, f.comm_len), state,
+                                           PyLong_FromLongLong(f.v[15]), PyLong_FromLongLong(f.v[16]), proc,
+                                           PyLong_FromLongLong(f.v[11]), PyLong_FromLongLong(f.v[12]),
+                                           PyLong_FromLongLong(f.v[7]), PyLong_FromLongLong(f.v[9]),
+                                           PyLong_FromLongLong(f.v[19]), vo, io};
+                    tidn = state = proc = vo = io = NULL; /* the items own them now */
+                    for (int j = 0; j < 13; j++) {
+                        if (!items[j]) {
+                            for (int k = j; k < 13; k++) Py_XDECREF(items[k]);
+                            Py_CLEAR(r);
+                            break;
+                        }
+                        PyStructSequence_SetItem(r, j, items[j]);
+                    }
+                }
                 Py_XDECREF(tidn);
                 Py_XDECREF(state);
                 Py_XDECREF(proc);
@@ -1529,10 +1550,11 @@ static PyObject *socket_lines(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------ a process's own files parsed
-   The process pass parsed stat, status, io and cgroup in Python: ~20 µs a process (~20 ms at 1000
-   processes, a tenth of a snapshot of processes and threads). These give what recorder/source/procfs.py's
-   parsers give for the same bytes, or None whenever the content is anything but ordinary (the
-   caller then runs the Python parser, which decides, raising ValueError where it does). */
+   The one parser of each per-process /proc format procsnap reads (stat, status, io, cgroup; a
+   thread's stat and status): parse_stat, parse_status, parse_io and parse_cgroup take the bytes of
+   a file; process() and thread_rows() read a process's files themselves and parse them with the
+   same functions. Results are named (struct sequences); content that is not what the kernel
+   writes raises ValueError. */
 
 /* One piece of bytes.split(b"\n") after another, the last (maybe empty) one included: [*ls, *le)
    of the next line of [*p, end), 0 when there is none left. */
@@ -1550,57 +1572,100 @@ static void strip(const char **a, const char **z) {
     while (*z > *a && is_ws((*z)[-1])) (*z)--;
 }
 
-static int set_ll(PyObject *d, const char *k, long long v) {
-    PyObject *o = PyLong_FromLongLong(v);
-    int r = o ? PyDict_SetItemString(d, k, o) : -1;
-    Py_XDECREF(o);
-    return r;
+static PyObject *malformed(const char *what) {
+    PyErr_Format(PyExc_ValueError, "malformed %s", what);
+    return NULL;
 }
 
-/* procfs.parse_stat */
-static PyObject *stat_dict(PyObject *self, PyObject *arg) {
+/* The named results. */
+static PyTypeObject StatType, StatusType, IOType, ProcessType; /* ThreadType: above thread_rows */
+
+static PyStructSequence_Field stat_fields[] = {
+    {"pid", NULL}, {"comm", "the command name's bytes"}, {"state", NULL}, {"ppid", NULL}, {"pgid", NULL},
+    {"sid", NULL}, {"tty_nr", NULL}, {"flags", NULL}, {"minflt", NULL}, {"majflt", NULL},
+    {"utime", "clock ticks"}, {"stime", "clock ticks"}, {"priority", NULL}, {"nice", NULL},
+    {"num_threads", NULL}, {"starttime", "clock ticks after boot"}, {"vsize", "bytes"},
+    {"rss", "pages"}, {"processor", "None on kernels that do not give it"}, {NULL, NULL}};
+static PyStructSequence_Desc stat_desc = {"recorder.source._native.Stat", "/proc/PID/stat", stat_fields, 19};
+
+static PyStructSequence_Field status_fields[] = {
+    {"ruid", NULL}, {"euid", NULL}, {"egid", NULL}, {"vm_rss", "bytes"}, {"rss_file", "bytes"},
+    {"rss_shmem", "bytes"}, {"vm_swap", "bytes"}, {"ctxsw_voluntary", NULL}, {"ctxsw_involuntary", NULL},
+    {NULL, NULL}};
+static PyStructSequence_Desc status_desc = {"recorder.source._native.Status",
+                                            "/proc/PID/status (None for a line it lacks)", status_fields, 9};
+
+static PyStructSequence_Field io_fields[] = {
+    {"rchar", NULL}, {"wchar", NULL}, {"syscr", NULL}, {"syscw", NULL}, {"read_bytes", NULL},
+    {"write_bytes", NULL}, {"cancelled_write_bytes", NULL}, {NULL, NULL}};
+static PyStructSequence_Desc io_desc = {"recorder.source._native.IO", "/proc/PID/io (None for a line it lacks)",
+                                        io_fields, 7};
+
+static PyStructSequence_Field process_fields[] = {
+    {"stat", "Stat"}, {"status", "Status"}, {"exe", "the link's bytes; None for a kernel thread or a zombie"},
+    {"cmdline", "bytes"}, {"io", "IO"}, {"cgroup", "what ps -o cgroup shows"},
+    {"fd_names", "the fd folder's names when asked for, else None"}, {"num_fds", NULL},
+    {"fd_limit", "RLIMIT_NOFILE soft through prlimit(2) (None: unlimited, or not asked)"},
+    {"fd_limit_hard", "RLIMIT_NOFILE hard, likewise"},
+    {"limits", "the limits file's bytes where prlimit was not asked for, else None"}, {NULL, NULL}};
+static PyStructSequence_Desc process_desc = {"recorder.source._native.Process", "What process() reads of one process",
+                                             process_fields, 11};
+
+static PyStructSequence_Field thread_fields[] = {
+    {"tid", NULL}, {"comm", "bytes"}, {"state", NULL}, {"priority", NULL}, {"nice", NULL},
+    {"processor", NULL}, {"utime", "clock ticks"}, {"stime", "clock ticks"}, {"minflt", NULL},
+    {"majflt", NULL}, {"starttime", "clock ticks after boot"}, {"ctxsw_voluntary", NULL},
+    {"ctxsw_involuntary", NULL}, {NULL, NULL}};
+static PyStructSequence_Desc thread_desc = {"recorder.source._native.Thread", "One thread of thread_rows()",
+                                            thread_fields, 13};
+
+/* Set field i of struct sequence s to o (a new reference; NULL: fail). */
+#define SETF(s, i, expr)                   \
+    do {                                   \
+        PyObject *o_ = (expr);             \
+        if (!o_) goto fail;                \
+        PyStructSequence_SetItem(s, i, o_); \
+    } while (0)
+
+static PyObject *none(void) {
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+static PyObject *ll_or_none(int has, long long v) { return has ? PyLong_FromLongLong(v) : none(); }
+
+/* A Stat from a parsed stat file. */
+static PyObject *stat_obj(const char *b, Py_ssize_t n, const statf *f) {
+    long long pid = 0;
+    const char *a = b, *z = memchr(b, '(', n);
+    strip(&a, &z);
+    int_tok(a, z - a, &pid); /* parse_stat checked it */
+    PyObject *s = PyStructSequence_New(&StatType);
+    if (!s) return NULL;
+    SETF(s, 0, PyLong_FromLongLong(pid));
+    SETF(s, 1, PyBytes_FromStringAndSize(f->comm, f->comm_len));
+    SETF(s, 2, PyUnicode_DecodeASCII(f->state, f->state_len, "replace"));
+    static const int idx[] = {1, 2, 3, 4, 6, 7, 9, 11, 12, 15, 16, 17, 19};
+    for (int i = 0; i < 13; i++) SETF(s, 3 + i, PyLong_FromLongLong(f->v[idx[i]]));
+    SETF(s, 16, PyLong_FromLongLong(f->nf > 20 ? f->v[20] : 0));
+    SETF(s, 17, PyLong_FromLongLong(f->nf > 21 ? f->v[21] : 0));
+    SETF(s, 18, ll_or_none(f->nf > 36, f->v[36]));
+    return s;
+fail:
+    Py_DECREF(s);
+    return NULL;
+}
+
+static PyObject *py_parse_stat(PyObject *self, PyObject *arg) {
     char *b;
     Py_ssize_t n;
     if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
     statf f;
-    if (parse_stat(b, n, &f) < 0 || !f.state) Py_RETURN_NONE;
-    long long pid;
-    const char *a = b, *z = memchr(b, '(', n);
-    strip(&a, &z);
-    if (int_tok(a, z - a, &pid) < 0) Py_RETURN_NONE;
-    PyObject *d = PyDict_New(), *o;
-    if (!d) return NULL;
-    if (set_ll(d, "pid", pid) < 0) goto fail;
-    if (!(o = PyBytes_FromStringAndSize(f.comm, f.comm_len)) || PyDict_SetItemString(d, "comm", o) < 0) {
-        Py_XDECREF(o);
-        goto fail;
-    }
-    Py_DECREF(o);
-    if (!(o = PyUnicode_DecodeASCII(f.state, f.state_len, "replace")) || PyDict_SetItemString(d, "state", o) < 0) {
-        Py_XDECREF(o);
-        goto fail;
-    }
-    Py_DECREF(o);
-    static const char *keys[] = {"ppid", "pgid", "sid", "tty_nr", "flags", "minflt", "majflt", "utime", "stime",
-                                 "priority", "nice", "num_threads", "starttime"};
-    static const int idx[] = {1, 2, 3, 4, 6, 7, 9, 11, 12, 15, 16, 17, 19};
-    for (int i = 0; i < 13; i++)
-        if (set_ll(d, keys[i], f.v[idx[i]]) < 0) goto fail;
-    if (set_ll(d, "vsize", f.nf > 20 ? f.v[20] : 0) < 0 || set_ll(d, "rss", f.nf > 21 ? f.v[21] : 0) < 0) goto fail;
-    if (f.nf > 36) {
-        if (set_ll(d, "processor", f.v[36]) < 0) goto fail;
-    } else if (PyDict_SetItemString(d, "processor", Py_None) < 0)
-        goto fail;
-    return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
+    if (parse_stat(b, n, &f) < 0 || !f.state) return malformed("stat");
+    return stat_obj(b, n, &f);
 }
 
-/* The values the process row takes from /proc/PID/status, as procfs's status_ids, status_kb and
-   status_int give them from parse_status: (ruid, euid, egid, VmRSS, RssFile, RssShmem, VmSwap in
-   bytes, voluntary and nonvoluntary context switches), None for an absent line; None in place of
-   the tuple when a line is anything but ordinary (procfs's parsers then decide). */
+/* The values of /proc/PID/status procsnap keeps. */
 static const char *STATUS_KEYS[] = {"Uid", "Gid", "VmRSS", "RssFile", "RssShmem", "VmSwap",
                                     "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"};
 #define N_STATUS_KEYS 8
@@ -1620,7 +1685,9 @@ static int ids_of(const char *a, const char *z, long long *real, long long *eff)
     return (*real < 0 || *real > 2147483647LL || *eff < 0 || *eff > 2147483647LL) ? -1 : 0;
 }
 
-/* The nine values into v (has[i] 0 for an absent line); -1 when a line is anything but ordinary. */
+/* The nine values (ruid, euid, egid, VmRSS, RssFile, RssShmem, VmSwap in bytes, voluntary and
+ * nonvoluntary context switches) into v (has[i] 0 for an absent line); -1 when the Uid: or Gid:
+ * line is missing or a line is not what the kernel writes. */
 static int status_parse(const char *b, Py_ssize_t n, long long v[9], int has[9]) {
     const char *va[N_STATUS_KEYS] = {0}, *vz[N_STATUS_KEYS] = {0};
     const char *p = b, *ls, *le;
@@ -1629,7 +1696,7 @@ static int status_parse(const char *b, Py_ssize_t n, long long v[9], int has[9])
         if (colon)
             for (int k = 0; k < N_STATUS_KEYS; k++)
                 if ((size_t)(colon - ls) == strlen(STATUS_KEYS[k]) && memcmp(ls, STATUS_KEYS[k], colon - ls) == 0) {
-                    va[k] = colon + 1; /* the last line of a key wins, as in parse_status */
+                    va[k] = colon + 1; /* the last line of a key wins */
                     vz[k] = le;
                     strip(&va[k], &vz[k]);
                     break;
@@ -1656,36 +1723,47 @@ static int status_parse(const char *b, Py_ssize_t n, long long v[9], int has[9])
     return 0;
 }
 
-/* Set items [at, at + n) of tuple t to v[i], or None where has[i] is 0, releasing what was there
- * (a new tuple's NULL, or process_values' None); -1 with an error. */
-static int set_lls(PyObject *t, Py_ssize_t at, const long long *v, const int *has, int n) {
-    for (int i = 0; i < n; i++) {
-        PyObject *o = has[i] ? PyLong_FromLongLong(v[i]) : (Py_INCREF(Py_None), Py_None);
-        if (!o) return -1;
-        Py_XSETREF(PyTuple_GET_ITEM(t, at + i), o);
-    }
-    return 0;
+static PyObject *status_obj(const long long v[9], const int has[9]) {
+    PyObject *s = PyStructSequence_New(&StatusType);
+    if (!s) return NULL;
+    for (int i = 0; i < 9; i++) SETF(s, i, ll_or_none(has[i], v[i]));
+    return s;
+fail:
+    Py_DECREF(s);
+    return NULL;
 }
 
-static PyObject *status_values(PyObject *self, PyObject *arg) {
+static PyObject *py_parse_status(PyObject *self, PyObject *arg) {
     char *b;
     Py_ssize_t n;
     if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
     long long v[9];
     int has[9];
-    if (status_parse(b, n, v, has) < 0) Py_RETURN_NONE;
-    PyObject *t = PyTuple_New(9);
-    if (!t) return NULL;
-    if (set_lls(t, 0, v, has, 9) < 0) {
-        Py_DECREF(t);
-        return NULL;
-    }
-    return t;
+    if (status_parse(b, n, v, has) < 0) return malformed("status");
+    return status_obj(v, has);
 }
 
-/* One line [ls, le) of /proc/PID/io as procfs.parse_io reads it: 1 with its key [*ka, *kz) and its
- * value, 0 for a line without a colon (skipped), -1 where Python would decide (a key that is not
- * ASCII, which it decodes or refuses itself; a value that is not an int64). */
+/* A thread's status as thread_rows reads it: (voluntary, involuntary) context switches, None for
+ * a line that is absent or not digits. */
+static PyObject *py_status_ctxsw(PyObject *self, PyObject *arg) {
+    char *b;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    long long vol = 0, invol = 0;
+    int hv = status_num(b, n, "\nvoluntary_ctxt_switches:", &vol);
+    int hi = status_num(b, n, "\nnonvoluntary_ctxt_switches:", &invol);
+    if (hv < 0 || hi < 0) return malformed("status");
+    PyObject *a = ll_or_none(hv, vol), *c = ll_or_none(hi, invol);
+    if (!a || !c) {
+        Py_XDECREF(a);
+        Py_XDECREF(c);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", a, c);
+}
+
+/* One "name: value" line [ls, le) of /proc/PID/io: 1 with its key [*ka, *kz) and value, 0 for a
+ * line without a colon (skipped), -1 for a value that is not an int64. */
 static int io_line(const char *ls, const char *le, const char **ka, const char **kz, long long *v) {
     const char *colon = memchr(ls, ':', le - ls);
     if (!colon) return 0;
@@ -1694,83 +1772,9 @@ static int io_line(const char *ls, const char *le, const char **ka, const char *
     *kz = colon;
     strip(ka, kz);
     strip(&va, &vz);
-    for (const char *q = *ka; q < *kz; q++)
-        if ((unsigned char)*q >= 0x80) return -1;
     return int_tok(va, vz - va, v) < 0 ? -1 : 1;
 }
 
-/* procfs.parse_io: {name: int} of the "name: value" lines */
-static PyObject *io_dict(PyObject *self, PyObject *arg) {
-    char *b;
-    Py_ssize_t n;
-    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
-    PyObject *d = PyDict_New();
-    if (!d) return NULL;
-    const char *p = b, *ls, *le;
-    while (next_line(&p, b + n, &ls, &le)) {
-        const char *ka, *kz;
-        long long v;
-        int r = io_line(ls, le, &ka, &kz, &v);
-        if (r < 0) goto odd;
-        if (r) {
-            PyObject *k = PyUnicode_FromStringAndSize(ka, kz - ka), *o = PyLong_FromLongLong(v);
-            if (!k || !o || PyDict_SetItem(d, k, o) < 0) {
-                Py_XDECREF(k);
-                Py_XDECREF(o);
-                Py_DECREF(d);
-                return NULL;
-            }
-            Py_DECREF(k);
-            Py_DECREF(o);
-        }
-    }
-    return d;
-odd:
-    Py_DECREF(d);
-    Py_RETURN_NONE;
-}
-
-/* procfs.parse_cgroup: the lines with a path other than '/', joined by ','; '/' if none; None
- * (a new reference) when a line is not ASCII (Python's decoding decides); NULL with an error. */
-static PyObject *cgroup_of(const char *b, Py_ssize_t n) {
-    char small[512];
-    char *out = n + 1 <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(n + 1);
-    if (!out) return PyErr_NoMemory();
-    Py_ssize_t on = 0;
-    const char *p = b, *ls, *le;
-    PyObject *r = NULL;
-    while (next_line(&p, b + n, &ls, &le)) {
-        if (le > ls) {
-            const char *c1 = memchr(ls, ':', le - ls), *c2 = c1 ? memchr(c1 + 1, ':', le - c1 - 1) : NULL;
-            const char *path = c2 ? c2 + 1 : le;
-            if (path < le && !(le - path == 1 && *path == '/')) {
-                for (const char *q = ls; q < le; q++)
-                    if ((unsigned char)*q >= 0x80) { /* not ASCII: Python's decoding decides */
-                        r = Py_None;
-                        Py_INCREF(r);
-                        goto done;
-                    }
-                if (on) out[on++] = ',';
-                memcpy(out + on, ls, le - ls);
-                on += le - ls;
-            }
-        }
-    }
-    r = on ? PyUnicode_DecodeASCII(out, on, "strict") : PyUnicode_FromString("/");
-done:
-    if (out != small) PyMem_Free(out);
-    return r;
-}
-
-static PyObject *cgroup_str(PyObject *self, PyObject *arg) {
-    char *b;
-    Py_ssize_t n;
-    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
-    return cgroup_of(b, n);
-}
-
-/* The io values the process row takes (IO_KEYS), has[i] 0 for an absent line; -1 where io_dict
- * gives None (a key that is not ASCII, a value that is not an int64). */
 static const char *IO_KEYS[] = {"rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes",
                                 "cancelled_write_bytes"};
 #define N_IO_KEYS 7
@@ -1786,7 +1790,7 @@ static int io_parse(const char *b, Py_ssize_t n, long long v[N_IO_KEYS], int has
         if (!r) continue;
         for (int k = 0; k < N_IO_KEYS; k++)
             if ((size_t)(kz - ka) == strlen(IO_KEYS[k]) && memcmp(ka, IO_KEYS[k], kz - ka) == 0) {
-                v[k] = x; /* the last line of a key wins, as in a dict */
+                v[k] = x; /* the last line of a key wins */
                 has[k] = 1;
                 break;
             }
@@ -1794,30 +1798,72 @@ static int io_parse(const char *b, Py_ssize_t n, long long v[N_IO_KEYS], int has
     return 0;
 }
 
-/* process_values(folder, pid, flags) -> tuple or None: what Collector._process reads of one
- * process, read and parsed in one call relative to /proc/PID (FOLDER):
- *   0-17  stat: ppid, pgid, sid, starttime, comm bytes, state, nice, priority, processor|None,
- *         num_threads, utime, stime (ticks), rss (pages), vsize, minflt, majflt, tty_nr, flags
- *   18-26 status_values
- *   27    the exe link's bytes (None, not read, for a kernel thread or a zombie)
- *   28    cmdline bytes
- *   29-35 io: IO_KEYS' values (None for an absent line)
- *   36    cgroup_str
- *   37    FLAGS & 2: the fd folder's names; else their count (FLAGS & 4: the size stat gives it,
- *         where it is not 0, as ProcFS.fd_count)
- *   38-39 FLAGS & 1: RLIMIT_NOFILE soft and hard through prlimit(PID) (None for unlimited);
- *         else the bytes of the limits file and None.
- * None as soon as anything is not ordinary: a file gone, refused or unparsable (the parsers above
- * give None), a link that does not resolve: Collector._process then reads the process itself and
- * decides what each error means. None for the calling process too (see below). */
-#define PV_N 40
-static PyObject *process_values(PyObject *self, PyObject *args) {
+static PyObject *io_obj(const long long v[N_IO_KEYS], const int has[N_IO_KEYS]) {
+    PyObject *s = PyStructSequence_New(&IOType);
+    if (!s) return NULL;
+    for (int i = 0; i < N_IO_KEYS; i++) SETF(s, i, ll_or_none(has[i], v[i]));
+    return s;
+fail:
+    Py_DECREF(s);
+    return NULL;
+}
+
+static PyObject *py_parse_io(PyObject *self, PyObject *arg) {
+    char *b;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    long long v[N_IO_KEYS];
+    int has[N_IO_KEYS];
+    if (io_parse(b, n, v, has) < 0) return malformed("io");
+    return io_obj(v, has);
+}
+
+/* What ps -o cgroup shows: the lines with a path other than '/', joined by ','; '/' if none.
+ * Bytes that are not UTF-8 become \xNN. */
+static PyObject *cgroup_of(const char *b, Py_ssize_t n) {
+    char small[512];
+    char *out = n + 1 <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(n + 1);
+    if (!out) return PyErr_NoMemory();
+    Py_ssize_t on = 0;
+    const char *p = b, *ls, *le;
+    while (next_line(&p, b + n, &ls, &le)) {
+        if (le > ls) {
+            const char *c1 = memchr(ls, ':', le - ls), *c2 = c1 ? memchr(c1 + 1, ':', le - c1 - 1) : NULL;
+            const char *path = c2 ? c2 + 1 : le;
+            if (path < le && !(le - path == 1 && *path == '/')) {
+                if (on) out[on++] = ',';
+                memcpy(out + on, ls, le - ls);
+                on += le - ls;
+            }
+        }
+    }
+    PyObject *r = on ? PyUnicode_DecodeUTF8(out, on, "backslashreplace") : PyUnicode_FromString("/");
+    if (out != small) PyMem_Free(out);
+    return r;
+}
+
+static PyObject *py_parse_cgroup(PyObject *self, PyObject *arg) {
+    char *b;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(arg, &b, &n) < 0) return NULL;
+    return cgroup_of(b, n);
+}
+
+/* process(folder, pid, names, prlimit, count_by_size) -> Process or None: what the processes
+ * table takes of one process, read relative to /proc/PID (FOLDER) and parsed in one call.
+ * NAMES: the fd folder's names go into fd_names (else only num_fds; COUNT_BY_SIZE: the size stat
+ * gives the fd folder, where it is not 0, as ProcFS.fd_count). PRLIMIT: the descriptor limits
+ * through prlimit(2); else the limits file's bytes. None as soon as anything is not ordinary (a
+ * file gone, refused or malformed, a link that does not resolve): the caller then reads the
+ * process file by file and decides what each error means. None for the calling process too, whose
+ * descriptors this call would count among its own. */
+static PyObject *process(PyObject *self, PyObject *args) {
     PyObject *dir;
     long long pid;
-    int flags;
-    if (!PyArg_ParseTuple(args, "O&Li", PyUnicode_FSConverter, &dir, &pid, &flags)) return NULL;
-    /* The collector's own process: the descriptors this call holds (the folder, the fd listing)
-     * would be counted and listed among its own; Python reads it file by file. */
+    int want_names, want_prlimit, count_by_size;
+    if (!PyArg_ParseTuple(args, "O&Lppp", PyUnicode_FSConverter, &dir, &pid, &want_names, &want_prlimit,
+                          &count_by_size))
+        return NULL;
     if (pid == (long long)getpid()) {
         Py_DECREF(dir);
         Py_RETURN_NONE;
@@ -1836,39 +1882,22 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
         close(dfd);
         return PyErr_NoMemory();
     }
-    PyObject *t = PyTuple_New(PV_N), *o;
+    PyObject *t = PyStructSequence_New(&ProcessType);
     if (!t) goto fail;
-    for (Py_ssize_t i = 0; i < PV_N; i++) { /* every slot set: an early return decrefs a full tuple */
-        Py_INCREF(Py_None);
-        PyTuple_SET_ITEM(t, i, Py_None);
-    }
-#define PUT(i, expr)                        \
-    do {                                    \
-        if (!(o = (expr))) goto fail;       \
-        Py_SETREF(PyTuple_GET_ITEM(t, i), o); \
+    for (Py_ssize_t i = 0; i < 11; i++) PyStructSequence_SetItem(t, i, none());
+#define PUT(i, expr)                                \
+    do {                                            \
+        PyObject *o_ = (expr);                      \
+        if (!o_) goto fail;                         \
+        Py_SETREF(PyStructSequence_GET_ITEM(t, i), o_); \
     } while (0)
 #define READ(name) \
     if ((n = read_at(dfd, name, &buf, &cap, 0)) < 0) goto odd_n
     Py_ssize_t n;
-    /* stat */
     READ("stat");
     statf f;
-    if (parse_stat(buf, n, &f) < 0 || !f.state) goto odd; /* parse_stat checks the pid field too */
-    static const int sidx[] = {1, 2, 3, 19};
-    for (int i = 0; i < 4; i++) PUT(i, PyLong_FromLongLong(f.v[sidx[i]]));
-    PUT(4, PyBytes_FromStringAndSize(f.comm, f.comm_len));
-    PUT(5, PyUnicode_DecodeASCII(f.state, f.state_len, "replace"));
-    PUT(6, PyLong_FromLongLong(f.v[16]));
-    PUT(7, PyLong_FromLongLong(f.v[15]));
-    if (f.nf > 36) PUT(8, PyLong_FromLongLong(f.v[36]));
-    static const int sidx2[] = {17, 11, 12};
-    for (int i = 0; i < 3; i++) PUT(9 + i, PyLong_FromLongLong(f.v[sidx2[i]]));
-    PUT(12, PyLong_FromLongLong(f.nf > 21 ? f.v[21] : 0));
-    PUT(13, PyLong_FromLongLong(f.nf > 20 ? f.v[20] : 0));
-    PUT(14, PyLong_FromLongLong(f.v[7]));
-    PUT(15, PyLong_FromLongLong(f.v[9]));
-    PUT(16, PyLong_FromLongLong(f.v[4]));
-    PUT(17, PyLong_FromLongLong(f.v[6]));
+    if (parse_stat(buf, n, &f) < 0 || !f.state) goto odd;
+    PUT(0, stat_obj(buf, n, &f));
     int no_exe = (f.v[6] & 0x00200000) /* PF_KTHREAD */ || (f.state_len == 1 && (f.state[0] == 'Z' || f.state[0] == 'X'));
     /* io next: of another user's process, what a collector that is not root is refused first
      * (io, exe and fd need ptrace access), before anything else is read in vain */
@@ -1877,36 +1906,28 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
         long long v[N_IO_KEYS];
         int has[N_IO_KEYS];
         if (io_parse(buf, n, v, has) < 0) goto odd;
-        if (set_lls(t, 29, v, has, N_IO_KEYS) < 0) goto fail;
+        PUT(4, io_obj(v, has));
     }
-    /* status */
     READ("status");
     {
         long long v[9];
         int has[9];
         if (status_parse(buf, n, v, has) < 0) goto odd;
-        if (set_lls(t, 18, v, has, 9) < 0) goto fail;
+        PUT(1, status_obj(v, has));
     }
-    /* exe */
     if (!no_exe) {
         ssize_t k = readlinkat(dfd, "exe", buf, cap);
         if (k < 0 || k >= cap) goto odd;
-        PUT(27, PyBytes_FromStringAndSize(buf, k));
+        PUT(2, PyBytes_FromStringAndSize(buf, k));
     }
     READ("cmdline");
-    PUT(28, PyBytes_FromStringAndSize(buf, n));
+    PUT(3, PyBytes_FromStringAndSize(buf, n));
     READ("cgroup");
-    if (!(o = cgroup_of(buf, n))) goto fail;
-    if (o == Py_None) {
-        Py_DECREF(o);
-        goto odd;
-    }
-    Py_SETREF(PyTuple_GET_ITEM(t, 36), o);
-    /* descriptors: their names, or their count */
+    PUT(5, cgroup_of(buf, n));
     {
         struct stat st;
-        if (!(flags & 2) && (flags & 4) && fstatat(dfd, "fd", &st, 0) == 0 && st.st_size > 0) {
-            PUT(37, PyLong_FromLongLong(st.st_size));
+        if (!want_names && count_by_size && fstatat(dfd, "fd", &st, 0) == 0 && st.st_size > 0) {
+            PUT(7, PyLong_FromLongLong(st.st_size));
         } else {
             int ffd = openat(dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (ffd < 0) goto odd;
@@ -1919,25 +1940,28 @@ static PyObject *process_values(PyObject *self, PyObject *args) {
                 }
                 goto fail;
             }
-            if (flags & 2)
-                o = names;
-            else {
-                o = PyLong_FromSsize_t(PyList_GET_SIZE(names));
+            PyObject *count = PyLong_FromSsize_t(PyList_GET_SIZE(names));
+            if (!count) {
                 Py_DECREF(names);
+                goto fail;
             }
-            PUT(37, o);
+            PUT(7, count);
+            if (want_names)
+                PUT(6, names);
+            else
+                Py_DECREF(names);
         }
     }
-    if (flags & 1) {
+    if (want_prlimit) {
         struct rlimit r;
         if (prlimit((pid_t)pid, RLIMIT_NOFILE, NULL, &r) < 0) goto odd;
         rlim_t lv[2] = {r.rlim_cur, r.rlim_max};
         for (int i = 0; i < 2; i++)
             if (lv[i] != RLIM_INFINITY && lv[i] <= (rlim_t)9223372036854775807LL)
-                PUT(38 + i, PyLong_FromLongLong((long long)lv[i]));
+                PUT(8 + i, PyLong_FromLongLong((long long)lv[i]));
     } else {
         READ("limits");
-        PUT(38, PyBytes_FromStringAndSize(buf, n));
+        PUT(10, PyBytes_FromStringAndSize(buf, n));
     }
 #undef PUT
 #undef READ
@@ -1958,6 +1982,7 @@ odd_n:
 odd:
     DONE
     Py_DECREF(t);
+    PyErr_Clear();
     Py_RETURN_NONE;
 fail:
     DONE
@@ -1976,11 +2001,12 @@ static PyMethodDef methods[] = {
     {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
-    {"stat_dict", stat_dict, METH_O, "procfs.parse_stat, or None where the Python parser must decide."},
-    {"status_values", status_values, METH_O, "The process row's values from a status file, or None."},
-    {"io_dict", io_dict, METH_O, "procfs.parse_io, or None where the Python parser must decide."},
-    {"cgroup_str", cgroup_str, METH_O, "procfs.parse_cgroup, or None where the Python parser must decide."},
-    {"process_values", process_values, METH_VARARGS, "What Collector._process reads of one process, or None."},
+    {"parse_stat", py_parse_stat, METH_O, "A Stat of /proc/PID/stat's bytes; ValueError if malformed."},
+    {"parse_status", py_parse_status, METH_O, "A Status of /proc/PID/status's bytes; ValueError if malformed."},
+    {"status_ctxsw", py_status_ctxsw, METH_O, "(voluntary, involuntary) context switches of a thread's status."},
+    {"parse_io", py_parse_io, METH_O, "An IO of /proc/PID/io's bytes; ValueError if malformed."},
+    {"parse_cgroup", py_parse_cgroup, METH_O, "What ps -o cgroup shows of /proc/PID/cgroup's bytes."},
+    {"process", process, METH_VARARGS, "A Process: what the processes table takes of one process, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2033,5 +2059,20 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(S_DISCONNECTING, "DISCONNECTING");
     INTERN(S_RAW4, "raw");
     INTERN(S_RAW6, "raw6");
-    return PyModule_Create(&module);
+    if (PyStructSequence_InitType2(&StatType, &stat_desc) < 0 ||
+        PyStructSequence_InitType2(&StatusType, &status_desc) < 0 ||
+        PyStructSequence_InitType2(&IOType, &io_desc) < 0 ||
+        PyStructSequence_InitType2(&ProcessType, &process_desc) < 0 ||
+        PyStructSequence_InitType2(&ThreadType, &thread_desc) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    PyTypeObject *types[] = {&StatType, &StatusType, &IOType, &ProcessType, &ThreadType};
+    const char *names[] = {"Stat", "Status", "IO", "Process", "Thread"};
+    for (int i = 0; i < 5; i++)
+        if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    return m;
 }

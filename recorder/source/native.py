@@ -1,7 +1,7 @@
-"""Which implementation of the hot /proc loops runs: the C module (recorder/source/_native.c) when it
-was built and imports, else the Python loops. ``PROCSNAP_NATIVE=0`` forces the Python loops (the
-tests compare the two); ``PROCSNAP_NATIVE=1`` makes a missing C module an error instead of a
-silent fallback."""
+"""Which implementation reads processes and threads: the C module (recorder/source/_native.c) when
+it was built and imports, else psutil (and Python for descriptors and sockets).
+``PROCSNAP_NATIVE=0`` forces the fallback; ``PROCSNAP_NATIVE=1`` makes a missing C module an error
+instead of a silent fallback."""
 
 from __future__ import annotations
 
@@ -25,5 +25,5 @@ native = load()
 
 
 def describe() -> str:
-    """'C' or 'Python': what a snapshot's hot loops run in (recorded in the snapshots table)."""
-    return "C" if native is not None else "Python"
+    """'C' or 'psutil': what reads a snapshot's processes and threads."""
+    return "C" if native is not None else "psutil"

@@ -2,12 +2,16 @@
 
 Every read goes through the tiny helpers of :class:`ProcFS`, rooted at one
 procfs path, so that tests can point the whole recorder at a fake tree. The
-parsers are pure functions of bytes, so they are tested on their own.
+parsers are pure functions of bytes, so they are tested on their own. A
+process's own hot files (stat, status, io, cgroup) are parsed by the C module
+(recorder/source/_native.c), their one parser; this module parses the rest
+(host-wide files, limits, cmdline, maps, fdinfo, socket tables).
 
-Errors are mapped in exactly one place (:func:`_translate`):
+Errors are mapped in exactly one place (:func:`translate`):
 ``FileNotFoundError`` / ``ProcessLookupError`` / ``ESRCH`` mean the process or
 thread is gone (:class:`Gone`), ``PermissionError`` means access denied
-(:class:`Denied`). Anything else is a real error and propagates.
+(:class:`Denied`), and psutil's NoSuchProcess and AccessDenied alike. Anything
+else is a real error and propagates.
 
 The parsers' one error is ``ValueError``: whatever bytes they are given
 (truncated, NULs, invalid UTF-8, huge lines, fields missing or added) they
@@ -23,6 +27,7 @@ import errno
 import functools
 import os
 import re
+import sys
 
 
 class Gone(Exception):
@@ -33,13 +38,25 @@ class Denied(Exception):
     """The kernel refused the read (EACCES / EPERM)."""
 
 
-def _translate(e: OSError) -> Exception:
-    """The one place errors are mapped: Gone, Denied, or the error itself."""
-    if isinstance(e, (FileNotFoundError, ProcessLookupError)) or e.errno in (errno.ESRCH, errno.ENOENT):
-        return Gone(str(e))
-    if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM):
-        return Denied(str(e))
+def translate(e: BaseException) -> BaseException:
+    """The one place kernel errors get their meaning, whoever met them (a read here, the C
+    module's errno, psutil): Gone, Denied, or the error itself."""
+    if isinstance(e, OSError):
+        if isinstance(e, (FileNotFoundError, ProcessLookupError)) or e.errno in (errno.ESRCH, errno.ENOENT):
+            return Gone(str(e))
+        if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM):
+            return Denied(str(e))
+        return e
+    psutil = sys.modules.get("psutil")  # only psutil raises its own errors: loaded if it did
+    if psutil is not None:
+        if isinstance(e, psutil.NoSuchProcess):  # ZombieProcess too: it is one
+            return Gone(str(e))
+        if isinstance(e, psutil.AccessDenied):
+            return Denied(str(e))
     return e
+
+
+_translate = translate  # the name the descriptor code in recorder/collect still calls
 
 
 class ProcFS:
@@ -67,7 +84,7 @@ class ProcFS:
             finally:
                 os.close(fd)
         except OSError as e:
-            raise _translate(e) from None
+            raise translate(e) from None
 
     def read_one(self, *parts: object) -> bytes:
         """read() for a file the kernel shows as one record (stat, status, io, limits, cgroup,
@@ -88,13 +105,13 @@ class ProcFS:
             finally:
                 os.close(fd)
         except OSError as e:
-            raise _translate(e) from None
+            raise translate(e) from None
 
     def readlink(self, *parts: object) -> bytes:
         try:
             return os.readlink(os.fsencode(self.path(*parts)))
         except OSError as e:
-            raise _translate(e) from None
+            raise translate(e) from None
 
     def fd_count(self, pid: int) -> int:
         """How many descriptors a process has open. Since Linux 6.2 procfs gives it as the size of
@@ -104,7 +121,7 @@ class ProcFS:
             try:
                 n = os.stat(self.path(pid, "fd")).st_size
             except OSError as e:
-                raise _translate(e) from None
+                raise translate(e) from None
             if n > 0:
                 return n
         return len(self.listdir(pid, "fd"))
@@ -128,7 +145,7 @@ class ProcFS:
         try:
             return os.listdir(self.path(*parts))
         except OSError as e:
-            raise _translate(e) from None
+            raise translate(e) from None
 
     def pids(self) -> list[int]:
         """Numeric entries of the root: the thread groups."""
@@ -194,116 +211,7 @@ def split_text(raw: bytes) -> tuple[str, bytes | None]:
 # Per-process files
 
 
-STAT_FIELDS = 52
-
-
-@_parser
-def parse_stat(data: bytes) -> dict:
-    """Parse /proc/PID/stat (or /proc/PID/task/TID/stat).
-
-    The command name sits between the first '(' and the *last* ')': names may
-    hold spaces, parentheses and even newlines.
-    """
-    lp = data.find(b"(")
-    rp = data.rfind(b")")
-    if lp < 0 or rp < lp:
-        raise ValueError("malformed stat: no (comm)")
-    pid = int(data[:lp])
-    comm = data[lp + 1 : rp]
-    f = data[rp + 2 :].split()
-    if len(f) < 20:
-        raise ValueError("malformed stat: too few fields")
-    # f[0] is field 3 (state) of proc(5); field N is f[N - 3].
-    out = {
-        "pid": pid,
-        "comm": comm,
-        "state": f[0].decode("ascii", "replace"),
-        "ppid": int(f[1]),
-        "pgid": int(f[2]),
-        "sid": int(f[3]),
-        "tty_nr": int(f[4]),
-        "flags": int(f[6]),
-        "minflt": int(f[7]),
-        "majflt": int(f[9]),
-        "utime": int(f[11]),
-        "stime": int(f[12]),
-        "priority": int(f[15]),
-        "nice": int(f[16]),
-        "num_threads": int(f[17]),
-        "starttime": int(f[19]),
-        "vsize": int(f[20]) if len(f) > 20 else 0,
-        "rss": int(f[21]) if len(f) > 21 else 0,
-        "processor": int(f[36]) if len(f) > 36 else None,
-    }
-    # Start times become datetimes: a tick count past ~2^40 (centuries) is no kernel's.
-    if not 0 <= out["starttime"] < 2**40:
-        raise ValueError(f"starttime out of range: {out['starttime']}")
-    return _fits(out, ("pid", "ppid", "pgid", "sid", "priority", "nice", "num_threads", "processor"))
-
-
-PF_KTHREAD = 0x00200000
-
-
-def parse_status(data: bytes) -> dict:
-    """Parse /proc/PID/status into {key: value bytes} for the keys we use."""
-    out = {}
-    for line in data.split(b"\n"):
-        k, sep, v = line.partition(b":")
-        if sep:
-            out[k] = v.strip()
-    return out
-
-
-@_parser
-def status_ctxsw(data: bytes) -> tuple[int | None, int | None]:
-    """(voluntary, nonvoluntary) context switches of a status file, found directly: a thread's
-    status is read only for them, and splitting all its lines cost more than reading it."""
-    out = []
-    for key in (b"\nvoluntary_ctxt_switches:", b"\nnonvoluntary_ctxt_switches:"):
-        i = data.find(key)
-        if i < 0:
-            out.append(None)
-            continue
-        j = data.find(b"\n", i + len(key))
-        v = data[i + len(key):j if j >= 0 else len(data)].strip()
-        out.append(_i64(int(v)) if v.isdigit() else None)
-    return out[0], out[1]
-
-
-@_parser
-def status_ids(st: dict, key: bytes) -> tuple[int, int]:
-    """(real, effective) of the Uid: or Gid: line; ValueError when absent or short."""
-    parts = st.get(key, b"").split()
-    if len(parts) < 2:
-        raise ValueError(f"status has no usable {key.decode()}: line")
-    real, eff = int(parts[0]), int(parts[1])
-    if not (0 <= real <= _I32[1] and 0 <= eff <= _I32[1]):  # stored as int32
-        raise ValueError(f"{key.decode()} out of range: {real} {eff}")
-    return real, eff
-
-
-@_parser
-def status_kb(st: dict, key: bytes) -> int | None:
-    v = st.get(key)
-    if v is None:
-        return None
-    return _i64(int(v.split()[0]) * 1024)
-
-
-@_parser
-def status_int(st: dict, key: bytes) -> int | None:
-    v = st.get(key)
-    return _i64(int(v)) if v is not None else None
-
-
-@_parser
-def parse_io(data: bytes) -> dict:
-    out = {}
-    for line in data.split(b"\n"):
-        k, sep, v = line.partition(b":")
-        if sep:
-            out[k.strip().decode()] = int(v)
-    return _fits(out)
+PF_KTHREAD = 0x00200000  # stat's flags of a kernel thread
 
 
 def parse_cmdline(data: bytes) -> tuple[list[bytes], bytes]:
@@ -333,20 +241,6 @@ def parse_limits_nofile(data: bytes) -> tuple[int | None, int | None]:
                 vals.append(None if p == b"unlimited" else _i64(int(p)))
             return vals[0], vals[1]
     return None, None
-
-
-@_parser
-def parse_cgroup(data: bytes) -> str:
-    """What ps -o cgroup shows: the non-root entries joined by ','; '/' if none."""
-    entries = []
-    for line in data.split(b"\n"):
-        if not line:
-            continue
-        hid, _, rest = line.partition(b":")
-        _, _, path = rest.partition(b":")
-        if path and path != b"/":
-            entries.append(line.decode("utf-8", "backslashreplace"))
-    return ",".join(entries) if entries else "/"
 
 
 def tty_name(tty_nr: int) -> str | None:

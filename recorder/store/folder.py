@@ -37,7 +37,6 @@ from pathlib import Path
 
 from recorder import __version__
 from recorder.collect.collector import Snapshot
-from recorder.store.write import Columns
 from recorder.schema import TABLES
 
 from recorder.store.layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,  # noqa: F401 - re-exported
@@ -642,8 +641,6 @@ class Store:
     # ------------------------------------------------------------------
     def _write_table(self, final: Path, table) -> int:
         import pyarrow.parquet as pq
-        if isinstance(table, Columns):
-            table = table.to_arrow()
         with self.atomic(final) as fd:
             with os.fdopen(fd, "wb", closefd=False) as f:
                 pq.write_table(table, f, **parquet_options(table.schema, self.compression, table.num_rows))

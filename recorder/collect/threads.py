@@ -1,0 +1,135 @@
+"""The threads table: one row per thread of a process.
+
+Read and parsed by the C module's thread_rows where it is built (a tree read otherwise, the tests'
+fault injection, file by file with the C parsers); without it, by psutil, and the columns psutil
+does not give are NULL (:data:`PSUTIL_NULL`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from recorder.collect.processes import CLK_TCK, STATE_LETTER, UTC, psutil_error
+from recorder.source import procfs as P
+from recorder.source.procfs import Denied, Gone, ProcFS
+
+# The threads columns psutil does not give: NULL when psutil reads the threads.
+PSUTIL_NULL = ("priority", "minflt", "majflt")
+
+
+class ThreadReader:
+    """Reads the thread rows of one process at a time."""
+
+    def __init__(self, fs: ProcFS, native, boot_id: str | None):
+        self.fs = fs
+        self.native = native
+        self.boot_id = boot_id
+        self.one_call = native is not None and type(fs) is ProcFS
+        self._psutil = None
+        if native is None:
+            import psutil
+            psutil.PROCFS_PATH = fs.root
+            self._psutil = psutil
+
+    def read(self, pid: int, btime: int, leader: tuple | None = None) -> tuple[list[dict], int, int]:
+        """(rows, threads gone, threads denied) of process PID; raises Gone or Denied when its task
+        folder cannot be listed. LEADER: the (voluntary, involuntary) context switches of the
+        process row, read from /proc/PID/status, which prints the leader thread's own counts (not
+        the sum over threads): its thread's status is then not read again."""
+        if self._psutil is not None:
+            return self._read_psutil(pid)
+        if self.one_call:
+            path = self.fs.path(pid, "task")
+            extra = () if leader is None else (pid, *leader)
+            got = self.native.thread_rows(path, None, *extra)
+            if got is None:  # the folder did not open: listed here, to meet the error
+                got = self.native.thread_rows(path, self.fs.listdir(pid, "task"), *extra)
+            threads, gone, denied = got
+        else:
+            threads, gone, denied = self._read_files(pid, leader)
+        boot_id, split = self.boot_id, P.split_text
+        fromts = dt.datetime.fromtimestamp
+        rows = []
+        for t in threads:
+            name, name_raw = split(t.comm)
+            rows.append({
+                "boot_id": boot_id,
+                "pid": pid,
+                "tid": t.tid,
+                "start_time": fromts(btime + t.starttime / CLK_TCK, UTC),
+                "name": name,
+                "name_raw": name_raw,
+                "state": t.state,
+                "nice": t.nice,
+                "priority": t.priority,
+                "processor": t.processor,
+                "utime": t.utime / CLK_TCK,
+                "stime": t.stime / CLK_TCK,
+                "minflt": t.minflt,
+                "majflt": t.majflt,
+                "ctxsw_voluntary": t.ctxsw_voluntary,
+                "ctxsw_involuntary": t.ctxsw_involuntary,
+            })
+        return rows, gone, denied
+
+    def _read_files(self, pid: int, leader: tuple | None) -> tuple[list, int, int]:
+        """thread_rows' answer, a file at a time through the ProcFS's methods and the C parsers."""
+        fs, nat = self.fs, self.native
+        threads = []
+        gone = denied = 0
+        for tid_s in fs.listdir(pid, "task"):
+            tid = int(tid_s)
+            try:
+                st = nat.parse_stat(fs.read_one(pid, "task", tid, "stat"))
+                if leader is not None and tid == pid:
+                    vol, invol = leader
+                else:
+                    vol, invol = nat.status_ctxsw(fs.read_one(pid, "task", tid, "status"))
+            except (Gone, ValueError):
+                gone += 1
+                continue
+            except Denied:
+                denied += 1
+                continue
+            threads.append(nat.Thread((tid, st.comm, st.state, st.priority, st.nice, st.processor, st.utime,
+                                       st.stime, st.minflt, st.majflt, st.starttime, vol, invol)))
+        return threads, gone, denied
+
+    def _read_psutil(self, pid: int) -> tuple[list[dict], int, int]:
+        """read() through psutil: each thread read as psutil reads a process (/proc/TID)."""
+        psutil = self._psutil
+        try:
+            threads = psutil.Process(pid).threads()
+        except Exception as e:
+            raise psutil_error(e) from None
+        rows = []
+        gone = denied = 0
+        for t in threads:
+            try:
+                q = psutil.Process(t.id)
+                with q.oneshot():
+                    name, name_raw = P.split_text(q.name().encode("utf-8", "surrogateescape"))
+                    row = {
+                        **dict.fromkeys(PSUTIL_NULL),
+                        "boot_id": self.boot_id,
+                        "pid": pid,
+                        "tid": t.id,
+                        "start_time": dt.datetime.fromtimestamp(q.create_time(), UTC),
+                        "name": name,
+                        "name_raw": name_raw,
+                        "state": STATE_LETTER.get(q.status(), "?"),
+                        "nice": q.nice(),
+                        "processor": q.cpu_num(),
+                        "utime": t.user_time,
+                        "stime": t.system_time,
+                    }
+                    row["ctxsw_voluntary"], row["ctxsw_involuntary"] = q.num_ctx_switches()
+            except Exception as e:
+                if isinstance(psutil_error(e), Denied):
+                    denied += 1
+                else:
+                    gone += 1
+                continue
+            rows.append(row)
+        return rows, gone, denied
+
