@@ -151,6 +151,7 @@ def test_runner_quick(tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "## Scale 20x10x2" in text and "## Machine" in text
+    assert "## Scale 20x10x2 " not in text  # --quick: the default mix only
     assert "procsnap CPU / (lsof -n -P -K i + ps -eLo + ss) CPU" in text
     for tool in ("procsnap snapshot", "lsof -n -P -K i", "ps -eLo", "ss -tunapx"):
         assert f"| {tool} |" in text
