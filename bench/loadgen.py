@@ -127,8 +127,9 @@ PROFILES.update({
     # the rest stdio, pipes, eventfds, a directory and a few sockets
     "files": {"file_read": 40, "file_rdwr": 10, "file_write": 25, "deleted": 5, "dir": 1, "pipe": 1,
               "eventfd": 1, "tcp4_conn": 1, "udp4": 1},
-    # about 80 % sockets (stdio included in the count): TCP listeners and established connections over IPv4 and IPv6, UDP (some
-    # connected), unix listeners (path and abstract), connections and socketpairs
+    # about 80 % sockets (stdio included in the count): TCP listeners and established connections
+    # over IPv4 and IPv6, UDP (some connected), unix listeners (path and abstract), connections and
+    # socketpairs
     "sockets": {"tcp4_conn": 5, "tcp6_conn": 3, "tcp4_listen": 1, "tcp6_listen": 1, "udp4": 2, "udp6": 1,
                 "unix_conn": 3, "unix_listen": 1, "unix_abstract": 1, "socketpair": 2, "pipe": 1,
                 "file_read": 1, "eventfd": 1},
