@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 import synth  # noqa: E402
 
 CONT_CPU_BUDGET = 1.0  # % of one core
-CONT_RSS_BUDGET = 150  # MB
+CONT_RSS_BUDGET = 100  # MB: the always-on recorder's peak, compaction included
 AT_BUDGET_S = 1.0
 AT_RATIO_BUDGET = 2.0
 LIVE_BUDGET = 1.5
@@ -36,14 +36,20 @@ PT_TABLES = ("processes", "threads", "system", "disks", "nics")
 # run are printed beside it, so a change that closes one shows here.
 CLOSERS = (
     ("full snapshot CPU",
-     "the per-descriptor, per-thread, per-process, mapped-file and socket-table loops run in C "
-     "(recorder/source/_native.c, calls relative to an open /proc/PID folder); mapped files come through "
-     "PROCMAP_QUERY (Linux 6.11: one ioctl per mapping, a path only for each file's first), and a "
-     "one-shot snapshot writes its Parquet files with a small C writer (recorder/_pqwrite.c: Python "
-     "columns to zstd pages, no pyarrow imported; it took ~0.1 s of fixed cost with pyarrow). What is "
-     "left is mostly the kernel's work per descriptor: a readlink, a stat and, for regular files and "
-     "devices, the fdinfo file (pos and flags), which lsof pays too, and the /proc/net tables read as "
-     "text. Closing more: sockets through sock_diag netlink as ss does"),
+     "the descriptor pass is most of it (`procsnap snapshot --tables open_files` alone is ~85 % of a full "
+     "snapshot's CPU). Per process, cProfile and timers around the C calls at 1000x50x4 (files mix): the "
+     "descriptors in C (recorder/source/_native.c fd_rows) ~0.21 ms, per fd a readlink and a stat plus, for "
+     "regular files and devices, the fdinfo file (fewer calls than lsof, which stats twice and reads every "
+     "fdinfo); the mapped files through PROCMAP_QUERY ~0.09 ms (one ioctl per file-backed mapping, ~160 in "
+     "a Python process, where lsof reads the maps text once); cwd, rtd and txt in Python and the row "
+     "plumbing ~0.05 ms; the processes pass that descriptors need ~0.10 ms; then Arrow columns built from a "
+     "Python tuple per row and the Parquet writing. Closing it: descriptor columns built in C without a "
+     "Python object per row, cwd/rtd/txt in the same C call, mapped files measured again against one "
+     "read of the maps text"),
+    ("one-shot",
+     "a one-shot snapshot's wall is the interpreter's start and imports (`procsnap startup`), the "
+     "collection (duration_ms, descriptors most of it: see the full snapshot CPU rows) and the Parquet "
+     "writing"),
     ("processes+threads+host",
      "each process is read and parsed in one C call (recorder/source/_native.c: process_values reads stat, "
      "status, cmdline, io and cgroup relative to /proc/PID, the exe link, the fd count from one stat of "
@@ -652,6 +658,12 @@ def snapshot_budgets(rt, res: dict) -> list[tuple]:
         out.append((f"full snapshot CPU / (lsof -K i + ps -eLo + ss) CPU, {res['label']}", f"≤ {rt.BUDGET}",
                     f"{r:.2f}", r <= rt.BUDGET, "whole-process rusage, medians",
                     f"per-table collection times (ms_*): {top}" if top else None))
+    walls = [r.wall for r in runs if r.tool == P and r.status == 0]
+    if walls:
+        out.append((f"one-shot `procsnap snapshot` wall, {res['label']}", f"< {rt.SNAPSHOT_WALL_BUDGET:g} s",
+                    f"{rt.med(walls):.2f} s (max {max(walls):.2f} s)", max(walls) < rt.SNAPSHOT_WALL_BUDGET,
+                    "wall of every timed run, whole process",
+                    f"per-table collection times (ms_*): {top}" if top else None))
     atop = cpu.get("atop 1 sample")
     if atop and ms:
         pt_cpu = cpu.get("procsnap snapshot (processes,threads,host)")
@@ -661,17 +673,20 @@ def snapshot_budgets(rt, res: dict) -> list[tuple]:
             v = sum(ms.get(t, 0) for t in PT_TABLES) / 1000
             how = ("sum of the recorder's per-table times ms_" + " + ms_".join(PT_TABLES) +
                    " (collection wall only, no startup or writing: the CLI has no option to restrict a snapshot)")
+        # The ≤ 0.7 × atop budget is the running recorder's (see the in-recorder row); a one-shot
+        # command is judged by its wall time instead: reported here, not budgeted.
         r = v / atop
-        out.append((f"processes+threads+host snapshot / atop 1 sample CPU, {res['label']}", f"≤ {PT_BUDGET}",
-                    f"{r:.2f} ({v:.3f} s / {atop:.3f} s)", r <= PT_BUDGET, how,
+        out.append((f"processes+threads+host snapshot / atop 1 sample CPU, {res['label']}", "–",
+                    f"{r:.2f} ({v:.3f} s / {atop:.3f} s)", None, how,
                     ", ".join(f"ms_{t} {ms.get(t, 0):.0f}" for t in PT_TABLES)))
     du = res.get("snap_du")
     two = res.get("atop_two_bytes")
     if du and two and res.get("atop_du"):
         further = two - rt.med([a for a, _ in res["atop_du"]])
         b = rt.med([a for a, _ in du])
-        out.append((f"bytes of one snapshot (fresh folder) / atop bytes per further sample, {res['label']}", "≤ 1",
-                    f"{b / further:.2f} ({rt.fsz(b)} / {rt.fsz(further)})", b <= further,
+        # The bytes budget is a compacted recording's (summary); a fresh snapshot is reported only.
+        out.append((f"bytes of one snapshot (fresh folder) / atop bytes per further sample, {res['label']}", "–",
+                    f"{b / further:.2f} ({rt.fsz(b)} / {rt.fsz(further)})", None,
                     "du -sb of a one-snapshot recording vs atop -w FILE 1 2 minus 1 1",
                     "bytes by table: " + ", ".join(f"{t} {rt.fsz(x)}" for t, x in
                                                    sorted((res.get('snap_tables') or {}).items(),
@@ -684,13 +699,17 @@ def summary(rt, budgets: list[tuple], cont_bytes: float | None, atop_further: fl
     L = ["## Issue 6 budgets\n",
          "Every budget of issue 6 with the figure measured in this run. Each missed budget is listed below the "
          "table with what this run's figures show about where the cost is, and what profiling says would "
-         "close it.\n",
+         "close it. As decided in issue 19: the processes+threads+host budget (≤ 0.7 × atop's sample) is the "
+         "running recorder's per-snapshot cost, a one-shot `procsnap snapshot` is judged by its wall time "
+         f"(< {rt.SNAPSHOT_WALL_BUDGET:g} s at 1000x50x4); the bytes budget is a recording the recorder "
+         "compacted at steady state, a fresh snapshot and the uncompacted tail are reported, not budgeted; "
+         f"the always-on recorder's peak RSS, compaction included, is ≤ {CONT_RSS_BUDGET} MB.\n",
          "| budget | limit | measured | verdict | how measured |",
          "|---|---|---:|---|---|"]
     if cont_bytes and atop_further:
         r = cont_bytes / atop_further
         budgets = budgets + [("bytes per snapshot while recording continuously / atop bytes per further sample",
-                              "≤ 1", f"{r:.2f} ({rt.fsz(cont_bytes)} / {rt.fsz(atop_further)})", r <= 1,
+                              "–", f"{r:.2f} ({rt.fsz(cont_bytes)} / {rt.fsz(atop_further)})", None,
                               "du -sb of the continuous recording / its snapshots (too short to be compacted)", None)]
     if steady_bytes and atop_further:
         r = steady_bytes / atop_further
@@ -699,9 +718,10 @@ def summary(rt, budgets: list[tuple], cont_bytes: float | None, atop_further: fl
                               "du -sb / snapshots of a recording the recorder compacted itself (see Bytes once "
                               "compacted)", None)]
     for what, lim, val, met, how, _ in budgets:
-        L.append(f"| {what} | {lim} | {val} | **{'MET' if met else 'MISSES'}** | {how} |")
+        verdict = "reported, not budgeted" if met is None else f"**{'MET' if met else 'MISSES'}**"
+        L.append(f"| {what} | {lim} | {val} | {verdict} | {how} |")
     L.append("")
-    missed = [b for b in budgets if not b[3]]
+    missed = [b for b in budgets if b[3] is False]
     if missed:
         L.append("Missed budgets, what the profile shows / what would close it:\n")
         for what, lim, val, met, how, gap in missed:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load generator for procsnap benchmarks: many processes, descriptors and threads.
 
-    python3 bench/loadgen.py -N PROCS -M FDS -K THREADS [--burners B] [--leakers L] [--hold SECONDS]
+    python3 bench/loadgen.py -N PROCS -M FDS -K THREADS [--mix default|files|sockets]
+                             [--burners B] [--leakers L] [--hold SECONDS]
 
 Starts N processes, each holding about M open descriptors (counting its stdin,
 stdout and stderr) and K threads (the main thread included), then prints a line
@@ -16,6 +17,11 @@ UDP sockets (some connected), unix sockets (path and abstract listeners,
 connected pairs, socketpairs), epoll, eventfd, timerfd and inotify
 descriptors (a_inode), directories, files deleted while open, and
 files mapped with mmap (held as mappings, not as descriptors).
+
+--mix files gives every process the "files" profile instead (about 70 % of
+its descriptors regular files, a few sockets); --mix sockets the "sockets"
+profile (about 80 % sockets: TCP listeners and established connections, UDP,
+unix listeners, connections and socketpairs).
 
 --burners B adds B processes that spin on the CPU (--burn-duty sets the busy
 fraction of every 100 ms); --leakers L adds L processes that open one more
@@ -116,8 +122,22 @@ PROFILES = {
               "unix_conn": 1, "socketpair": 2, "epoll": 1, "eventfd": 1, "timerfd": 1, "inotify": 1,
               "deleted": 2, "dir": 1},
 }
+PROFILES.update({
+    # about 70 % of the descriptors regular files (read, read-write, appended logs, deleted while open),
+    # the rest stdio, pipes, eventfds, a directory and a few sockets
+    "files": {"file_read": 40, "file_rdwr": 10, "file_write": 25, "deleted": 5, "dir": 1, "pipe": 1,
+              "eventfd": 1, "tcp4_conn": 1, "udp4": 1},
+    # about 80 % sockets (stdio included in the count): TCP listeners and established connections
+    # over IPv4 and IPv6, UDP (some connected), unix listeners (path and abstract), connections and
+    # socketpairs
+    "sockets": {"tcp4_conn": 5, "tcp6_conn": 3, "tcp4_listen": 1, "tcp6_listen": 1, "udp4": 2, "udp6": 1,
+                "unix_conn": 3, "unix_listen": 1, "unix_abstract": 1, "socketpair": 2, "pipe": 1,
+                "file_read": 1, "eventfd": 1},
+})
 PROFILE_ORDER = ("web", "db", "worker", "mixed")
-MMAPS = {"web": 1, "db": 3, "worker": 1, "mixed": 2}
+# --mix: the profiles the processes take in turn (by index)
+MIXES = {"default": PROFILE_ORDER, "files": ("files",), "sockets": ("sockets",)}
+MMAPS = {"web": 1, "db": 3, "worker": 1, "mixed": 2, "files": 3, "sockets": 1}
 
 
 class Holder:
@@ -332,7 +352,8 @@ def child(kind: str, index: int, args, run_dir: str, data: list[str], ready_w: i
         os.dup2(devnull, 1)
         os.close(devnull)
         rng = random.Random(args.seed * 1_000_003 + index)
-        profile = PROFILE_ORDER[index % len(PROFILE_ORDER)] if kind == "proc" else kind
+        profiles = MIXES[args.mix]
+        profile = profiles[index % len(profiles)] if kind == "proc" else kind
         set_name(f"lg-{profile}-{index}")
         h = Holder(index, run_dir, data, rng)
         info: dict = {"pid": os.getpid(), "kind": kind, "profile": profile}
@@ -504,7 +525,8 @@ class Parent:
             "proc_fds_min": min(fds) if fds else 0,
             "proc_fds_max": max(fds) if fds else 0,
             "mix": dict(sorted(mix.items())),
-            "profiles": {p: sum(1 for d in procs if d["profile"] == p) for p in PROFILE_ORDER},
+            "mix_name": a.mix,
+            "profiles": {p: sum(1 for d in procs if d["profile"] == p) for p in MIXES[a.mix]},
             "tmpdir": self.run_dir,
             "setup_s": round(setup, 3),
         }
@@ -536,6 +558,9 @@ def parse_args(argv=None):
     p.add_argument("--burn-duty", type=float, default=1.0, help="busy fraction of each burner (0..1)")
     p.add_argument("--leakers", type=int, default=0, help="extra processes opening one more fd every 100 ms")
     p.add_argument("--hold", type=float, default=0, help="exit after this many seconds once ready (0: until signalled)")
+    p.add_argument("--mix", choices=sorted(MIXES), default="default",
+                   help="descriptor mix: default (profiles web, db, worker, mixed in turn), files (~70 %% regular "
+                        "files), sockets (~80 %% TCP, UDP and unix sockets)")
     p.add_argument("--seed", type=int, default=1, help="seed of the per-process mix")
     p.add_argument("--tmp-root", default=DEFAULT_TMP_ROOT, help="where the run's temporary dir is made")
     p.add_argument("--ready-timeout", type=float, default=300, help="give up if not ready after this many seconds")

@@ -5,8 +5,10 @@ Run with: pytest bench/test_bench.py   (as root, like the rest of the suite)
 
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -79,6 +81,68 @@ def test_loadgen_sigkill_kills_children_and_next_run_removes_the_dir(tmp_path):
     assert not os.path.exists(info["tmpdir"]) and not os.path.exists(info2["tmpdir"])
 
 
+def _fd_kinds(pid: int) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            mode = os.stat(f"/proc/{pid}/fd/{fd}").st_mode
+        except OSError:
+            continue
+        kind = ("socket" if target.startswith("socket:") else
+                "regular" if stat.S_ISREG(mode) else "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+@pytest.mark.parametrize("mix, kind, share", [("files", "regular", 0.6), ("sockets", "socket", 0.7)])
+def test_loadgen_mix(tmp_path, mix, kind, share):
+    p, info = _start(tmp_path, "-N", "4", "-M", "50", "-K", "2", "--mix", mix)
+    try:
+        assert info["mix_name"] == mix and info["profiles"] == {mix: 4}
+        counts: dict[str, int] = {}
+        for pid in info["pids"]:
+            for k, v in _fd_kinds(pid).items():
+                counts[k] = counts.get(k, 0) + v
+        assert counts.get(kind, 0) >= share * sum(counts.values()), counts
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(30)
+    assert _wait_gone(info["pids"])
+
+
+def test_runner_mixes(tmp_path):
+    """--mix runs each scale once per mix: a summary row and a section each, the threads mix reshaped."""
+    out = tmp_path / "BENCH.md"
+    raw = tmp_path / "runs.json"
+    r = subprocess.run([sys.executable, RUN, "--quick", "--no-issue6", "--no-warmup", "--scales", "6x20x2",
+                        "--repeat", "1", "--mix", "files,sockets,threads",
+                        "--tools", "procsnap snapshot,lsof -n -P -K i,ps -eLo,ss -tunapx",
+                        "--out", str(out), "--json", str(raw)], capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    for mix, shape in (("files", "6x20x2"), ("sockets", "6x20x2"), ("threads", "6x10x10")):
+        assert f"## Scale {shape} {mix}: " in text
+        assert re.search(rf"^\| {mix} \| {shape} \| [\d.]+ \| [\d.]+ \| \*\*[\d.]+\*\* \|", text, re.M), mix
+        assert f"full snapshot CPU / (lsof -K i + ps -eLo + ss) CPU, {shape} {mix}" in text
+        assert f"one-shot `procsnap snapshot` wall, {shape} {mix}" in text
+    assert "## Scale 6x20x2:" not in text  # no default mix unless asked
+    results = json.loads(raw.read_text())
+    assert [(x["mix"], x["label"]) for x in results] == [
+        ("files", "6x20x2 files"), ("sockets", "6x20x2 sockets"), ("threads", "6x10x10 threads")]
+    assert results[0]["loadgen_argv"].endswith("--mix files")
+    assert results[2]["load"]["threads_total"] == 60 and "--mix" not in results[2]["loadgen_argv"]
+    assert all(x["cleanup"]["alive"] == 0 and not x["cleanup"]["tmpdir_left"] for x in results)
+
+
+def test_runner_unknown_mix(tmp_path):
+    r = subprocess.run([sys.executable, RUN, "--quick", "--mix", "files,bogus", "--out", str(tmp_path / "x.md")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "unknown mix bogus" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.md").exists()
+
+
 def test_runner_quick(tmp_path):
     out = tmp_path / "BENCH.md"
     raw = tmp_path / "runs.json"
@@ -87,6 +151,7 @@ def test_runner_quick(tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "## Scale 20x10x2" in text and "## Machine" in text
+    assert "## Scale 20x10x2 " not in text  # --quick: the default mix only
     assert "procsnap CPU / (lsof -n -P -K i + ps -eLo + ss) CPU" in text
     for tool in ("procsnap snapshot", "lsof -n -P -K i", "ps -eLo", "ss -tunapx"):
         assert f"| {tool} |" in text
@@ -118,6 +183,20 @@ def test_runner_quick(tmp_path):
         budgets.append("bytes of one snapshot")
     for budget in budgets:
         assert budget in text
+    # issue 19's decisions: the one-shot command is judged by wall time, a fresh snapshot's bytes and the
+    # uncompacted tail are reported only, the always-on recorder's peak RSS is budgeted at 100 MB
+    assert re.search(r"^\| one-shot `procsnap snapshot` wall, 20x10x2 \| < 1 s \| ", text, re.M)
+    assert re.search(r"^\| processes\+threads\+host snapshot / atop 1 sample CPU, 20x10x2 \| – \| .* \| "
+                     r"reported, not budgeted \|", text, re.M)
+    assert re.search(r"^\| processes\+threads\+host snapshot inside a running recorder .* \| ≤ 0.7 \| ", text, re.M)
+    assert re.search(r"^\| continuous recording peak RSS, 20x10x2 \| ≤ 100 MB \| ", text, re.M)
+    assert re.search(r"^\| recorder peak RSS once it compacts, 20x10x2 \| ≤ 100 MB \| ", text, re.M)
+    if shutil.which("atop"):
+        assert re.search(r"^\| bytes of one snapshot \(fresh folder\) .* \| – \| .* \| reported, not budgeted \|",
+                         text, re.M)
+        assert re.search(r"^\| bytes per snapshot while recording continuously .* \| reported, not budgeted \|",
+                         text, re.M)
+        assert re.search(r"^\| bytes per snapshot of a compacted real recording .* \| ≤ 1 \| ", text, re.M)
     assert " exit 1, stderr" not in text  # every analyzer command ran
 
 
