@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.source import native as N
-from recorder.collect import descriptors as F
+from recorder.collect import sockets as S
 from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
@@ -375,7 +375,7 @@ def test_inet_records_match_python(v6, proto, data):
     text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
     text += b"\n".join(lines) + b"\n"
     ns = data.draw(st.one_of(st.none(), st.integers(1, 2**32)))
-    assert N.native.inet_records(text, proto, v6, ns) == F.inet_records(text, proto, v6, ns)
+    assert N.native.inet_records(text, proto, v6, ns) == S.inet_records(text, proto, v6, ns)
 
 
 _unix_line = st.builds(
@@ -394,12 +394,12 @@ _unix_line = st.builds(
 def test_unix_records_match_python(lines, ns):
     text = b"Num       RefCount Protocol Flags    Type St Inode Path\n" + b"\n".join(lines) + b"\n"
     got = N.native.unix_records(text, ns)
-    idx = F.SocketIndex()
-    idx._add_records(got, ns)  # a line left as a dict (its path is not UTF-8) is made in Python
-    want = F.SocketIndex()
-    want._add_records(F.unix_records(text, ns), ns)
+    idx = S.SocketIndex()
+    idx.add_records(got, ns)  # a line left as a dict (its path is not UTF-8) is made in Python
+    want = S.SocketIndex()
+    want.add_records(S.unix_records(text, ns), ns)
     assert (idx.by_inode, idx.unowned) == (want.by_inode, want.unowned)
-    assert [r for r in got if type(r) is not dict] == [r for r, d in zip(F.unix_records(text, ns), P.parse_unix(text))
+    assert [r for r in got if type(r) is not dict] == [r for r, d in zip(S.unix_records(text, ns), P.parse_unix(text))
                                                       if d["path"] is None or _utf8(d["path"])]
 
 
@@ -415,7 +415,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
     """A snapshot moves descriptor rows into Arrow columns every FILE_CHUNK rows (socket rows wait
     for the socket tables, and come last): the table holds the same rows, the others in the order
     they were read, whatever the chunk size, with the C loops or the Python ones."""
-    import recorder.collect.collector as C
+    import recorder.collect.descriptors as C
     tables = {}
     for chunk in (1, 5, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -436,7 +436,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
 
 
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
-    import recorder.collect.collector as C
+    import recorder.collect.descriptors as C
     got = []
     for chunk in (3, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -449,7 +449,6 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""
-    from recorder.collect import descriptors as F
     pids = sorted(live)
     for native in (N.native, None):
         c = Collector(redact=False)
@@ -465,9 +464,9 @@ def test_named_processes_read_only_their_sockets(live):
                         ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
         data = ProcFS().read("self", "net", name)
         want = sorted(s["inode"] for s in parse(data) if s["inode"] in inodes)
-        assert sorted(s["inode"] for s in parse(F._line_finder(inodes)(data)) if s["inode"] in inodes) == want
+        assert sorted(s["inode"] for s in parse(S.line_finder(inodes)(data)) if s["inode"] in inodes) == want
         if N.native is not None:
-            assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, F._INODE_COLUMN[name], inodes))) == want
+            assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, S.INODE_COLUMN[name], inodes))) == want
 
 
 @pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
