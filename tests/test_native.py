@@ -453,13 +453,13 @@ def test_named_processes_read_only_their_sockets(live):
     for native in (N.native, None):
         c = Collector(redact=False)
         c.native = native
-        _, named, _ = c.live_files(pids)
+        _, named, socks = c.live_files(pids)
         _, every, _ = c.live_files(None)
         mine = sorted(tuple(r) for r in every.rows if r[0] in live)
         assert sorted(tuple(r) for r in named.rows) == mine
         assert any(r[5] in ("IPv4", "IPv6") for r in named.rows) and any(r[5] == "unix" for r in named.rows)
     # the filters themselves, on this host's tables, against parsing everything
-    inodes = {r[9] for r, _ in named.sockets}
+    inodes = {i for i, p in zip(socks["inode"], socks["pid"]) if p is not None}  # the named ones' sockets
     for name, parse in (("tcp", lambda d: P.parse_inet(d, "TCP", False)), ("tcp6", lambda d: P.parse_inet(d, "TCP", True)),
                         ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
         data = ProcFS().read("self", "net", name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from array import array
 import time
 
 from recorder.collect.sockets import SocketIndex, SocketsTable, proto_name, read_tables
@@ -36,7 +37,7 @@ def file_type(mode: int) -> str:
 # and ts are the same for every row of a snapshot and are added when the table is built).
 FIELDS = ("pid", "start_time", "fd", "fd_num", "mode", "type", "device", "size", "pos", "inode", "proto",
           "name", "name_raw", "deleted")
-_PID, _START, _FD, _FDNUM, _MODE, _TYPE, _DEVICE, _SIZE, _POS, _INODE, _PROTO, _NAME, _RAW, _DELETED = range(14)
+_PID = FIELDS.index("pid")
 
 # Anonymous inodes that the kernel backs with its one shared inode (fs/anon_inodes.c,
 # anon_inode_getfile): every descriptor of these kinds stats the same, so one stat per snapshot
@@ -127,24 +128,32 @@ def to_arrow(values, typ):
 
 
 class FileRows:
-    """One snapshot's open_files rows, as tuples in FIELDS order (a socket's row is a list until
-    :meth:`resolve` fills in what the socket tables say). Columns, not dicts: at tens of thousands
-    of descriptors per snapshot the per-row dict and the per-column lookups were a third of the
-    cost of collecting them."""
+    """One snapshot's open_files rows: tuples in FIELDS order for all but sockets, which are kept
+    as columns (pid, start, fd, inode, mode: no object per descriptor) until :meth:`resolve` gives
+    them what the socket tables say. Tuples, not dicts: at tens of thousands of descriptors per
+    snapshot the per-row dict and the per-column lookups were a third of the cost of collecting
+    them."""
 
     def __init__(self, chunk: int | None = None, schema=None):
         self.rows: list = []
         self.gone = 0
         self.denied = 0
         self.socket_pids: list[int] = []
-        self.sockets: list[tuple[list, str]] = []  # (the row, /proc/PID/fd/N) of each socket row
+        # The socket descriptors, a column each; the start_time and the fd folder are the
+        # process's one object, referenced from each of its sockets.
+        self._sk_pid = array("q")
+        self._sk_inode = array("Q")
+        self._sk_start: list = []
+        self._sk_fd: list[str] = []
+        self._sk_mode: list = []
+        self._sk_dir: list[str] = []
+        self._sk_resolved: list[list] | None = None  # type, device, proto, name, name_raw: resolve()
         # With chunk (and the table's Arrow schema), rows become Arrow columns every chunk rows
         # (flush(), between processes), so a snapshot never holds all its rows as Python tuples;
-        # socket rows wait as lists until resolve(), and to_table() puts them last.
+        # to_table() puts the socket rows last.
         self.chunk = chunk
         self._types = {f.name: f.type for f in schema} if schema is not None else None
         self._batches: list = []
-        self._sock_rows: list[list] = []
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
@@ -212,12 +221,25 @@ class FileRows:
         self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
                           "pipe", None, False))
 
-    def add_socket(self, base: tuple, fd: str, mode, inode: int, fdpath: str) -> None:
-        r = [base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False]
-        self.sockets.append((r, fdpath))
-        self.rows.append(r)
-        if not self.socket_pids or self.socket_pids[-1] != base[0]:
-            self.socket_pids.append(base[0])
+    def add_sockets(self, base: tuple, fd_dir: str, sockets) -> None:
+        """Socket descriptors of one process: (fd name, inode) pairs, each /proc/PID/fd/N opened
+        read-write (mode u), FD_DIR the process's /proc/PID/fd/."""
+        if not sockets:
+            return
+        pid, start = base
+        for fd, inode in sockets:
+            self._sk_pid.append(pid)
+            self._sk_inode.append(inode)
+            self._sk_start.append(start)
+            self._sk_fd.append(fd)
+            self._sk_mode.append("u")
+            self._sk_dir.append(fd_dir)
+        if not self.socket_pids or self.socket_pids[-1] != pid:
+            self.socket_pids.append(pid)
+
+    def add_socket(self, base: tuple, fd: str, mode, inode: int, fd_dir: str) -> None:
+        self.add_sockets(base, fd_dir, ((fd, inode),))
+        self._sk_mode[-1] = mode
 
     def exe_key(self, pid: int):
         return self._exe.get(pid)
@@ -226,8 +248,10 @@ class FileRows:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
         rows = self.rows
         while rows and rows[-1][_PID] == pid:
-            if type(rows.pop()) is list:  # a socket row: the last one in self.sockets
-                self.sockets.pop()
+            rows.pop()
+        while self._sk_pid and self._sk_pid[-1] == pid:
+            for col in (self._sk_pid, self._sk_inode, self._sk_start, self._sk_fd, self._sk_mode, self._sk_dir):
+                col.pop()
         if self.socket_pids and self.socket_pids[-1] == pid:
             self.socket_pids.pop()
 
@@ -237,21 +261,26 @@ class FileRows:
         rows = self.rows
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
             return
-        plain = []
-        for r in rows:
-            if type(r) is list:
-                self._sock_rows.append(r)
-            else:
-                plain.append(r)
         self.rows = []
-        self._batches.append(self._batch(plain))
+        self._batches.append(self._batch(list(zip(*rows))))
 
-    def _batch(self, rows: list):
+    def _batch(self, cols: list):
         import pyarrow as pa
         types = self._types
-        cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
+        cols = cols or [()] * len(FIELDS)
         return pa.RecordBatch.from_arrays([to_arrow(cols[i], types[f]) for i, f in enumerate(FIELDS)],
                                           names=list(FIELDS))
+
+    def _socket_columns(self) -> list:
+        """The socket rows as columns in FIELDS order (after resolve()); the socket columns are let go."""
+        n = len(self._sk_pid)
+        typ, device, proto, name, raw = self._sk_resolved or ([None] * n, [None] * n, [None] * n, [""] * n,
+                                                              [None] * n)
+        cols = [self._sk_pid.tolist(), self._sk_start, self._sk_fd, [int(f) for f in self._sk_fd], self._sk_mode,
+                typ, device, [None] * n, [0] * n, self._sk_inode.tolist(), proto, name, raw, [False] * n]
+        self._sk_pid, self._sk_inode = array("q"), array("Q")
+        self._sk_start, self._sk_fd, self._sk_mode, self._sk_dir, self._sk_resolved = [], [], [], [], None
+        return cols
 
     def to_table(self, schema, common: dict):
         """All rows as an Arrow table of schema: the rows in the order they were added, socket rows
@@ -261,14 +290,15 @@ class FileRows:
         if self._types is None:
             self._types = {f.name: f.type for f in schema}
         self.flush(force=True)
-        socks = self._sock_rows
-        batches = self._batches + ([self._batch(socks)] if socks else [])
+        batches = self._batches
+        if self._sk_pid:
+            batches.append(self._batch(self._socket_columns()))
         # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
         # start, fd), and putting them back took a take() over the whole table, whose import of
         # pyarrow.compute alone cost a one-shot snapshot 70 ms.
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
-        self._batches, self._sock_rows, self.rows, self.sockets = [], [], [], []
+        self._batches, self.rows = [], []
         mounts = self.mounts.arrow_column(t) if self.mounts is not None and n else None
         cols = []
         for f in schema:
@@ -286,52 +316,61 @@ class FileRows:
         """All rows as :class:`recorder.store.write.Columns` of table name, in to_table()'s order (socket
         rows last). For a FileRows without chunks (a one-shot snapshot holds its rows until it
         writes them); the rows are let go."""
-        plain, socks = [], []
-        for r in self.rows:
-            (socks if type(r) is list else plain).append(r)
-        rows = plain + socks
-        self.rows, self.sockets, plain, socks = [], [], None, None
+        rows, self.rows = self.rows, []
+        n = len(rows) + len(self._sk_pid)
         cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
+        rows = None
+        if self._sk_pid:
+            cols = [list(c) + s for c, s in zip(cols, self._socket_columns())]
         columns = dict(zip(FIELDS, cols))
         if self.mounts is not None:
             columns["mount_point"] = self.mounts.column(columns["type"], columns["device"], columns["name"])
-        return Columns(name, columns, len(rows), common)
+        return Columns(name, columns, n, common)
+
+    def merge_sockets(self) -> None:
+        """Put the socket rows (resolved) after the others in rows, as tuples (what a live
+        command reads)."""
+        if self._sk_pid:
+            self.rows.extend(zip(*self._socket_columns()))
 
     def resolve(self, sockets: SocketIndex) -> "FileRows":
-        """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""
-        for r, path in self.sockets:
-            s = sockets.resolution(r[_INODE])
+        """Give each socket descriptor lsof's TYPE, DEVICE and NAME from the socket tables."""
+        n = len(self._sk_pid)
+        typ, device, proto, name, raw = ([None] * n for _ in range(5))
+        resolution = sockets.resolution
+        for i, inode in enumerate(self._sk_inode):
+            s = resolution(inode)
             if s is None:
                 # A socket of a family with no /proc/net table (or not bound
                 # yet): lsof's 'sock' row, named by its protocol.
-                r[_TYPE] = "sock"
+                path = self._sk_dir[i] + self._sk_fd[i]
+                typ[i] = "sock"
                 try:
-                    r[_DEVICE] = self.devstr(os.stat(path).st_dev)
+                    device[i] = self.devstr(os.stat(path).st_dev)
                 except OSError:
                     pass
-                proto = proto_name(path)
-                r[_NAME] = "socket" if proto is None else "protocol: " + proto
+                p = proto_name(path)
+                name[i] = "socket" if p is None else "protocol: " + p
                 continue
-            r[_TYPE], r[_DEVICE], r[_PROTO], r[_NAME], raw = s
-            if raw is not None:
-                r[_RAW] = raw
+            typ[i], device[i], proto[i], name[i], raw[i] = s
+        self._sk_resolved = [typ, device, proto, name, raw]
         return self
 
     def socket_owners(self):
         """(inode, pid, fd number, start_time) of each socket descriptor."""
-        return ((r[_INODE], r[_PID], r[_FDNUM], r[_START]) for r, _ in self.sockets)
+        return zip(self._sk_inode, self._sk_pid, map(int, self._sk_fd), self._sk_start)
 
     def socket_inodes(self) -> set[int]:
-        return {r[_INODE] for r, _ in self.sockets}
+        return set(self._sk_inode)
 
     def socket_paths(self) -> list[str]:
         """/proc/PID/fd/N of each socket descriptor."""
-        return [p for _, p in self.sockets]
+        return [d + f for d, f in zip(self._sk_dir, self._sk_fd)]
 
 
 # Descriptor rows held as Python tuples before they become Arrow columns (FileRows.flush): a
 # snapshot's peak memory grows with this, not with the host's count of descriptors.
-FILE_CHUNK = 16384
+FILE_CHUNK = 4096
 # lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
@@ -452,7 +491,9 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
     index = read_tables(fs, native, files.socket_pids, only, protos)
     files.resolve(index)
     files.mounts = mounts(fs)
-    return procs, files, index.columns(files.socket_owners())
+    sockets = index.columns(files.socket_owners())
+    files.merge_sockets()
+    return procs, files, sockets
 
 
 def sockets_of(fs: ProcFS, pid: int, start_time, fds: list[str] | None, out: FileRows) -> None:
@@ -462,12 +503,13 @@ def sockets_of(fs: ProcFS, pid: int, start_time, fds: list[str] | None, out: Fil
         out.add_path(base, "cwd", None, None, fs.readlink(pid, "cwd"), _stat(fs.path(pid, "cwd")))
     except Denied:
         out.add_denied(base, "cwd", None, fs.path(pid, "cwd"))
+    fd_dir = fs.path(pid, "fd") + "/"
     for n in fds or ():
-        p = fs.path(pid, "fd", n)
+        p = fd_dir + n
         try:
             target = os.readlink(p)
             if target.startswith("socket:["):
-                out.add_socket(base, n, _MODES[os.lstat(p).st_mode & 0o600], int(target[8:-1]), p)
+                out.add_socket(base, n, _MODES[os.lstat(p).st_mode & 0o600], int(target[8:-1]), fd_dir)
         except OSError:
             continue
 
@@ -500,10 +542,7 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
         rows, sockets, gone, n_denied = native.fd_rows(
             os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
             sorted(fds, key=int), pid, start_time, out.native_shared, out.devs)
-        if sockets:
-            out.sockets.extend((rows[i], p) for i, p in sockets)
-            if not out.socket_pids or out.socket_pids[-1] != pid:
-                out.socket_pids.append(pid)
+        out.add_sockets(base, fs.path(pid, "fd") + "/", sockets)
         out.rows.extend(rows)
         out.gone += gone
         out.denied += n_denied
@@ -543,7 +582,7 @@ def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -
             if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
                 # Every socket's file is opened O_RDWR (sock_alloc_file): its mode is
                 # always u, no lstat needed.
-                out.add_socket(base, n, "u", int(target[8:-1]), p)
+                out.add_socket(base, n, "u", int(target[8:-1]), fd_dir)
                 continue
             mode = modes[lstat(p).st_mode & 0o600]
         except PermissionError:

@@ -123,18 +123,19 @@ class SocketIndex:
         held: dict[int, list] = {}
         for inode, pid, fd, start in owners:
             held.setdefault(inode, []).append((pid, fd, start))
-        out = []
-        nobody = (None, None, None)
-        for _, base in list(self.by_inode.values()) + self.unowned:
-            holders = held.get(base[0]) if base[0] else None
-            if holders:
+        # Appended a column at a time: no tuple per row (tens of thousands at a busy host).
+        cols: list[list] = [[] for _ in SOCKET_FIELDS]
+        owner_cols, socket_cols = cols[:3], cols[3:]
+        nobody = ((None, None, None),)
+        for records in (self.by_inode.values(), self.unowned):
+            for _, base in records:
+                holders = (held.get(base[0]) if base[0] else None) or nobody
                 for h in holders:
-                    out.append(h + base)
-            else:
-                out.append(nobody + base)
-        if not out:
-            return {f: [] for f in SOCKET_FIELDS}
-        return dict(zip(SOCKET_FIELDS, (list(c) for c in zip(*out))))
+                    for col, v in zip(owner_cols, h):
+                        col.append(v)
+                    for col, v in zip(socket_cols, base):
+                        col.append(v)
+        return dict(zip(SOCKET_FIELDS, cols))
 
 
 def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos: set | None = None) -> SocketIndex:

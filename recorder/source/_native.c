@@ -247,8 +247,8 @@ static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_po
 
 /* fd_rows(fd_dir, info_dir, names, pid, start_time, shared, devs)
  *   fd_dir, info_dir: bytes ending in '/'; names: the fd names (str), in the order rows are wanted.
- * -> (rows, sockets, gone, denied): rows as FileRows keeps them (socket rows as lists, resolved
- *    later), sockets as (index into rows, "/proc/PID/fd/N") of each socket row. */
+ * -> (rows, sockets, gone, denied): rows as FileRows keeps them, but for sockets: (fd name, inode)
+ *    of each socket descriptor (its mode is u), resolved later against the socket tables. */
 static PyObject *fd_rows(PyObject *self, PyObject *args) {
     const char *fd_dir, *info_dir;
     Py_ssize_t fd_len, info_len;
@@ -355,31 +355,16 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
         unsigned long long ino;
         if (startswith(target, n, "socket:[") && bracket_ino(target, n, 8, &ino) == 0) {
             /* Every socket's file is opened O_RDWR (sock_alloc_file), so its link's mode is
-               always u: no lstat (half of a busy host's descriptors are sockets). */
-            PyObject *mode = S_U;
-            PyObject *inode = PyLong_FromUnsignedLongLong(ino), *zero = PyLong_FromLong(0);
-            PyObject *empty = PyUnicode_FromStringAndSize("", 0);
-            if (inode && zero && empty)
-                r = Py_BuildValue("[OOOOOOOOOOOOOO]", pid, start, fd, fdnum, mode, Py_None, Py_None, Py_None,
-                                  zero, inode, Py_None, empty, Py_None, Py_False);
-            Py_XDECREF(inode);
-            Py_XDECREF(zero);
-            Py_XDECREF(empty);
-            if (!r) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
-            PyObject *p = PyUnicode_DecodeFSDefault(path);
-            PyObject *pair = p ? Py_BuildValue("(nO)", PyList_GET_SIZE(rows), p) : NULL;
-            Py_XDECREF(p);
+               always u: no lstat (half of a busy host's descriptors are sockets). No row: the
+               caller keeps sockets as columns until the socket tables resolve them. */
+            PyObject *pair = Py_BuildValue("(OK)", fd, ino);
+            Py_DECREF(fdnum);
             if (!pair || PyList_Append(sockets, pair) < 0) {
                 Py_XDECREF(pair);
-                Py_DECREF(r);
-                Py_DECREF(fdnum);
                 goto fail;
             }
             Py_DECREF(pair);
-            goto append;
+            continue;
         }
         if (fstatat(dfd, rel, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
             err = errno;
