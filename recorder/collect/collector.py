@@ -157,7 +157,7 @@ class Collector:
         self.boot_id = self._boot_id()
         self.skipped = 0  # set by the record loop before each snapshot
         self.next_files_in: float | None = None  # seconds to the next descriptor snapshot, when known
-        self.maps = MapsCache(procmap=type(self.fs) is ProcFS and self.fs.root == "/proc")
+        self.maps = MapsCache()
         # The process pass in one C call a process (see _process), on the live /proc or a copy of
         # it; flags: 1 the descriptor limit by prlimit, 4 the fd folder's size is its count.
         self._fast = self.native is not None and hasattr(self.native, "process_values")

@@ -389,14 +389,11 @@ class MapsCache:
     they are re-read only for a process instance not seen before or after REFRESH seconds, and
     kept only when the next descriptor snapshot is that close."""
 
-    def __init__(self, procmap: bool, refresh: float = 60.0):
+    def __init__(self, refresh: float = 60.0):
         self.refresh = refresh
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
         self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
-        # PROCMAP_QUERY on the live /proc (a copied tree's maps are plain files); off once the
-        # kernel says it has none.
-        self.procmap = procmap
 
     def keeps(self, next_files_in: float | None) -> bool:
         return next_files_in is not None and next_files_in <= self.refresh
@@ -631,17 +628,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
     cached = maps.rows.get(key)
     if cached is None or now - cached[0] > maps.refresh:
         try:
-            data = None
-            if maps.procmap and native is not None:
-                # The distinct mapped files through PROCMAP_QUERY (Linux 6.11), without the kernel
-                # formatting every line of the text; the same entries (tests/test_native.py).
-                data = native.maps_query(fs.path(pid, "maps"))
-                if data is None:  # this kernel has no PROCMAP_QUERY: the text from now on
-                    maps.procmap = False
-                elif data is False or type(data) is int:  # the text this time (it says why it failed)
-                    data = None
-            if data is None:
-                data = fs.read(pid, "maps")
+            data = fs.read(pid, "maps")
         except Denied:
             denied.append("maps")
             return

@@ -24,10 +24,6 @@ PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UD
                "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
                "PACKET": "packet"}
 
-# Where the inode stands in each table's lines (the parsers' field numbers).
-INODE_COLUMN = {**{name: 9 for name, _, _ in P.NET_TABLES}, "unix": 6, "netlink": 9, "packet": 8}
-
-
 class SocketsTable:
     """The sockets table of a snapshot: its columns (SOCKET_FIELDS) and how many socket tables
     were refused."""
@@ -75,17 +71,13 @@ class SocketIndex:
         """Every socket table of a network namespace; with ONLY (inodes), just those sockets, from
         the tables of their PROTOS (sockprotoname values; None: every table): `lsof -p PID`
         needs a few lines of tables that can hold tens of thousands."""
-        find = line_finder(only) if only is not None and native is None else None
+        find = line_finder(only) if only is not None else None
         tables = _tables_of(protos) if only is not None else None
 
         def read(name):
             try:
                 data = fs.read(*parts, name)
-                if only is None or not data:
-                    return data
-                if native is not None:
-                    return native.socket_lines(data, INODE_COLUMN[name], only)
-                return find(data)
+                return find(data) if find is not None and data else data
             except Denied:
                 self.denied += 1
             except Gone:
@@ -103,7 +95,7 @@ class SocketIndex:
             data = read("unix")
             if data:
                 try:
-                    self.add_records((unix_records if native is None else native.unix_records)(data, ns), ns, only)
+                    self.add_records(unix_records(data, ns), ns, only)
                 except ValueError:
                     pass
         for name, parser in (("netlink", P.parse_netlink), ("packet", P.parse_packet)):
@@ -209,8 +201,7 @@ def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
 
 
 def unix_records(data: bytes, ns) -> list[tuple]:
-    """(resolution, socket row) of each socket of /proc/net/unix in namespace ns
-    (recorder/source/_native.c: unix_records)."""
+    """(resolution, socket row) of each socket of /proc/net/unix in namespace ns."""
     out = []
     for s in P.parse_unix(data):
         s["netns"] = ns

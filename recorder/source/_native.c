@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -917,109 +916,13 @@ fail:
     return NULL;
 }
 
-/* PROCMAP_QUERY (Linux 6.11, include/uapi/linux/fs.h): one mapping per ioctl on an open
- * /proc/PID/maps, without the kernel formatting every line of the text (anonymous ones too). */
-struct pm_query {
-    unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
-        inode;
-    unsigned int dev_major, dev_minor, vma_name_size, build_id_size;
-    unsigned long long vma_name_addr, build_id_addr;
-};
-#define PM_QUERY _IOWR('f', 17, struct pm_query)
-#define PM_COVERING_OR_NEXT 0x10
-#define PM_FILE_BACKED 0x20
-
-/* maps_query(maps_path) -> what maps_distinct makes of the text of that maps file, from
- * PROCMAP_QUERY; an int (the errno) when the file does not open; None when this kernel has no
- * PROCMAP_QUERY; False when a query failed otherwise (the caller reads the text instead). Names
- * come as the text has them: '\n' escaped \012 (seq_file_path), " (deleted)" kept; the range as
- * "%08lx-%08lx", as the text prints it. */
-static PyObject *maps_query(PyObject *self, PyObject *args) {
-    PyObject *path;
-    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path)) return NULL;
-    int fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
-    int oerr = errno;
-    Py_DECREF(path);
-    if (fd < 0) return PyLong_FromLong(oerr);
-    fileset seen = {NULL, 0, 0};
-    char name[4096 + 16], esc[4 * (4096 + 16)];
-    PyObject *out = PyList_New(0);
-    if (!out || fileset_init(&seen) < 0) goto fail;
-    unsigned long long addr = 0;
-    PyObject *fallback = Py_False; /* what give_up returns */
-    for (;;) {
-        struct pm_query q;
-        memset(&q, 0, sizeof q);
-        q.size = sizeof q;
-        q.query_flags = PM_COVERING_OR_NEXT | PM_FILE_BACKED;
-        q.query_addr = addr;
-        if (ioctl(fd, PM_QUERY, &q) < 0) {
-            int e = errno;
-            if (e == ENOENT) break; /* no mapping at or after addr */
-            if (e == ESRCH && addr == 0) break; /* no memory at all (a kernel thread): the text is empty */
-            fallback = e == ENOTTY || e == EINVAL || e == EOPNOTSUPP ? Py_None : Py_False;
-            goto give_up;
-        }
-        if (q.vma_end <= addr) goto give_up; /* no progress: not the interface we know */
-        addr = q.vma_end;
-        unsigned long long maj = q.dev_major, min = q.dev_minor, ino = q.inode;
-        if (ino == 0 || fileset_has(&seen, maj, min, ino)) continue;
-        /* A file not seen yet: its name, by the same query again (a path is made only for the
-         * first mapping of each file, not for every one as the text does) */
-        unsigned long long start = q.vma_start;
-        memset(&q, 0, sizeof q);
-        q.size = sizeof q;
-        q.query_flags = PM_FILE_BACKED;
-        q.query_addr = start;
-        q.vma_name_size = sizeof name;
-        q.vma_name_addr = (unsigned long long)(uintptr_t)name;
-        if (ioctl(fd, PM_QUERY, &q) < 0 || q.vma_start != start || q.inode != ino || q.dev_major != maj ||
-            q.dev_minor != min) /* changed under us: the text is read instead */
-            goto give_up;
-        Py_ssize_t nl = q.vma_name_size ? (Py_ssize_t)strnlen(name, q.vma_name_size) : 0;
-        if (nl == 0 || name[0] != '/') continue; /* as the text parser: a path (not anon_inode:…) */
-        if (fileset_add(&seen, maj, min, ino) < 0) goto fail;
-        Py_ssize_t m = 0;
-        for (Py_ssize_t i = 0; i < nl; i++) {
-            if (name[i] == '\n') {
-                memcpy(esc + m, "\\012", 4);
-                m += 4;
-            } else esc[m++] = name[i];
-        }
-        char rng[48];
-        snprintf(rng, sizeof rng, "%08llx-%08llx", q.vma_start, q.vma_end);
-        PyObject *r = Py_BuildValue("(sNKy#)", rng, PyUnicode_FromFormat("%llu,%llu", maj, min), ino, esc, m);
-        if (!r || PyList_Append(out, r) < 0) {
-            Py_XDECREF(r);
-            goto fail;
-        }
-        Py_DECREF(r);
-    }
-    close(fd);
-    PyMem_Free(seen.v);
-    return out;
-give_up:
-    close(fd);
-    PyMem_Free(seen.v);
-    Py_DECREF(out);
-    Py_INCREF(fallback);
-    return fallback;
-fail:
-    close(fd);
-    PyMem_Free(seen.v);
-    Py_XDECREF(out);
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------------------------ */
-/* Socket tables: what files.inet_records and files.unix_records make of procfs.parse_inet and
-   procfs.parse_unix rows, from the same lines. */
+/* Socket tables: what sockets.inet_records makes of procfs.parse_inet rows, from the same lines. */
 
 
 static PyObject *TCP_STATE[13];
-static PyObject *K_FAMILY, *K_STATE, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
-    *S_DGRAM, *S_RAWT, *S_SEQPACKET, *S_ESTAB, *S_UNCONN, *S_LISTEN, *S_UNCONNECTED, *S_CONNECTING,
-    *S_CONNECTED, *S_DISCONNECTING, *S_RAW4, *S_RAW6;
+static PyObject *S_IPV4, *S_IPV6, *S_STREAM, *S_DGRAM, *S_RAWT, *S_ESTAB, *S_UNCONN, *S_RAW4, *S_RAW6;
 
 typedef struct {
     const char *b;
@@ -1084,12 +987,6 @@ static int net_addr(const char *b, Py_ssize_t n, int v6, char *out, unsigned lon
     return hexany(colon + 1, pl, port);
 }
 
-static int set_item(PyObject *d, PyObject *k, PyObject *v) { /* steals v */
-    if (!v) return -1;
-    int r = PyDict_SetItem(d, k, v);
-    Py_DECREF(v);
-    return r;
-}
 
 /* The address strings of one table: a few distinct values (127.0.0.1, ::, the host's addresses)
    over tens of thousands of lines, so each distinct one is made once and shared (a str per line
@@ -1226,151 +1123,12 @@ fail:
     return NULL;
 }
 
-/* One line of /proc/net/unix, as procfs.parse_unix reads it. */
-typedef struct {
-    tok f[7];
-    unsigned long long flags, typ, st;
-    long long inode;
-    const char *path; /* NULL: none */
-    Py_ssize_t path_n;
-    Py_ssize_t kaddr_n; /* f[0] without its trailing colons */
-} unix_line;
-
-/* 1: parsed; 0: a line the Python parser skips. */
-static int unix_parse_line(const char *p, const char *eol, unix_line *U) {
-    tok *f = U->f;
-    int k = split_line(p, eol, f, 7);
-    if (k < 7) return 0;
-    const char *rest = f[6].b + f[6].n;
-    while (rest < eol && is_ws(*rest)) rest++;
-    if (hexany(f[3].b, f[3].n, &U->flags) < 0 || hexany(f[4].b, f[4].n, &U->typ) < 0 ||
-        hexany(f[5].b, f[5].n, &U->st) < 0 || decnum(f[6].b, f[6].n, &U->inode) < 0)
-        return 0;
-    U->path = rest < eol ? rest : NULL;
-    U->path_n = eol - rest;
-    Py_ssize_t kl = f[0].n;
-    while (kl > 0 && f[0].b[kl - 1] == ':') kl--;
-    U->kaddr_n = kl;
-    return 1;
-}
-
-static PyObject *unix_type(unsigned long long typ) { /* new reference */
-    PyObject *t = typ == 1 ? S_STREAM : typ == 2 ? S_DGRAM : typ == 5 ? S_SEQPACKET : NULL;
-    return t ? (Py_INCREF(t), t) : PyUnicode_FromFormat("%llu", typ);
-}
-
-static PyObject *unix_state(unsigned long long flags, unsigned long long st) { /* new reference */
-    PyObject *s;
-    if (flags & 0x00010000) s = S_LISTEN;
-    else if (st == 1) s = S_UNCONNECTED;
-    else if (st == 2) s = S_CONNECTING;
-    else if (st == 3) s = S_CONNECTED;
-    else if (st == 4) s = S_DISCONNECTING;
-    else return PyUnicode_FromFormat("%llu", st);
-    Py_INCREF(s);
-    return s;
-}
-
-/* The dict procfs.parse_unix makes of a line; NULL with UnicodeDecodeError set for a kaddr that is
-   not UTF-8 (the line is skipped). */
-static PyObject *unix_dict(const unix_line *U) {
-    PyObject *kaddr = PyUnicode_DecodeUTF8(U->f[0].b, U->kaddr_n, NULL);
-    if (!kaddr) return NULL;
-    PyObject *stype = unix_type(U->typ), *state = unix_state(U->flags, U->st);
-    PyObject *path = U->path ? PyBytes_FromStringAndSize(U->path, U->path_n) : (Py_INCREF(Py_None), Py_None);
-    PyObject *d = PyDict_New();
-    Py_INCREF(S_UNIX);
-    if (!d || set_item(d, K_FAMILY, S_UNIX) < 0 || set_item(d, K_KADDR, kaddr) < 0 ||
-        set_item(d, K_SOCKTYPE, stype) < 0 || set_item(d, K_STATE, state) < 0 ||
-        set_item(d, K_INODE, PyLong_FromLongLong(U->inode)) < 0 || set_item(d, K_PATH, path) < 0) {
-        Py_XDECREF(d);
-        return NULL;
-    }
-    return d;
-}
-
-
-/* unix_records(data, netns) -> [(resolution, socket_row) or dict]: files.unix_records in C. A line
-   whose path is not UTF-8 comes back as parse_unix's dict, for Python to make its lossy text. */
-static PyObject *unix_records(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    PyObject *ns;
-    if (!PyArg_ParseTuple(args, "y#O", &b, &n, &ns)) return NULL;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    const char *p = memchr(b, '\n', n), *end = b + n;
-    p = p ? p + 1 : end;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        if (!eol) eol = end;
-        unix_line U;
-        int ok = unix_parse_line(p, eol, &U);
-        p = eol + 1;
-        if (!ok) continue;
-        PyObject *rec = NULL, *text = NULL;
-        if (U.path) {
-            text = PyUnicode_DecodeUTF8(U.path, U.path_n, NULL);
-            if (!text) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
-                PyErr_Clear();
-                rec = unix_dict(&U);
-                if (!rec) {
-                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                        PyErr_Clear();
-                        continue;
-                    }
-                    goto fail;
-                }
-            }
-        }
-        if (!rec) {
-            /* kaddr must decode, as parse_unix requires */
-            PyObject *kaddr = PyUnicode_DecodeUTF8(U.f[0].b, U.kaddr_n, NULL);
-            if (!kaddr) {
-                Py_XDECREF(text);
-                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    PyErr_Clear();
-                    continue;
-                }
-                goto fail;
-            }
-            PyObject *stype = unix_type(U.typ), *state = unix_state(U.flags, U.st);
-            PyObject *device = PyUnicode_FromFormat("0x%U", kaddr);
-            PyObject *name = NULL;
-            if (stype && state)
-                name = text ? PyUnicode_FromFormat("%U type=%U (%U)", text, stype, state)
-                            : PyUnicode_FromFormat("type=%U (%U)", stype, state);
-            PyObject *inode = PyLong_FromLongLong(U.inode);
-            if (device && name && inode)
-                rec = Py_BuildValue("((OOOOO)(OOOOOOOOOOOOOOO))", S_UNIX, device, Py_None, name, Py_None,
-                                    inode, ns, S_UNIX, Py_None, stype, Py_None, Py_None, Py_None, Py_None, state,
-                                    Py_None, Py_None, Py_None, text ? text : Py_None, Py_None);
-            Py_DECREF(kaddr);
-            Py_XDECREF(stype);
-            Py_XDECREF(state);
-            Py_XDECREF(device);
-            Py_XDECREF(name);
-            Py_XDECREF(inode);
-            Py_XDECREF(text);
-            if (!rec) goto fail;
-        }
-        int e = PyList_Append(out, rec);
-        Py_DECREF(rec);
-        if (e < 0) goto fail;
-    }
-    return out;
-fail:
-    Py_DECREF(out);
-    return NULL;
-}
 
 
 static PyObject *S_MEM, *S_DEL;
 
 /* maps_rows(data, pid, start_time, exe_key, sizes, map_files_dir) -> [row]: Collector._maps' mem
- * rows for one process (data: the maps text, or the list maps_distinct or maps_query made of
- * it): the first mapping of each file but the executable (exe_key, a
+ * rows for one process (data: the maps text): the first mapping of each file but the executable (exe_key, a
  * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
  * map_files/<range>, once per (device, inode) and snapshot (cached in sizes; None when the stat
  * fails). */
@@ -1380,24 +1138,12 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
                           &dir))
         return NULL;
     PyObject *entries = NULL;
-    if (PyList_Check(data)) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(data); i++) {
-            PyObject *e = PyList_GET_ITEM(data, i);
-            if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4 || !PyUnicode_Check(PyTuple_GET_ITEM(e, 0)) ||
-                !PyBytes_Check(PyTuple_GET_ITEM(e, 3))) {
-                PyErr_SetString(PyExc_TypeError, "maps_rows: entries are (range str, dev, inode, path bytes)");
-                Py_DECREF(dir);
-                return NULL;
-            }
-        }
-        Py_INCREF(data);
-        entries = data;
-    } else if (PyBytes_Check(data)) {
+    if (PyBytes_Check(data)) {
         PyObject *dargs = PyTuple_Pack(1, data);
         entries = dargs ? maps_distinct(self, dargs) : NULL;
         Py_XDECREF(dargs);
     } else {
-        PyErr_SetString(PyExc_TypeError, "maps_rows: data must be bytes or a list of entries");
+        PyErr_SetString(PyExc_TypeError, "maps_rows: data must be bytes");
     }
     PyObject *rows = entries ? PyList_New(0) : NULL;
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
@@ -1467,51 +1213,6 @@ fail:
 }
 
 
-/* socket_lines(data, col, inodes) -> bytes: a /proc/net table's header line and the lines whose
- * token number col (0-based, blank-separated) is one of inodes (a set of ints). */
-static PyObject *socket_lines(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    int col;
-    PyObject *inodes;
-    if (!PyArg_ParseTuple(args, "y#iO", &b, &n, &col, &inodes)) return NULL;
-    if (!PyAnySet_Check(inodes)) {
-        PyErr_SetString(PyExc_TypeError, "socket_lines: inodes must be a set");
-        return NULL;
-    }
-    const char *end = b + n, *p = memchr(b, '\n', n);
-    p = p ? p + 1 : end;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
-    if (!out) return NULL;
-    char *o = PyBytes_AS_STRING(out);
-    memcpy(o, b, p - b);
-    Py_ssize_t used = p - b;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        const char *next = eol ? eol + 1 : end;
-        if (!eol) eol = end;
-        tok f[16];
-        int k = split_line(p, eol, f, col + 1 < 16 ? col + 1 : 16);
-        long long ino;
-        if (k > col && decnum(f[col].b, f[col].n, &ino) == 0) {
-            PyObject *v = PyLong_FromLongLong(ino);
-            int has = v ? PySet_Contains(inodes, v) : -1;
-            Py_XDECREF(v);
-            if (has < 0) {
-                Py_DECREF(out);
-                return NULL;
-            }
-            if (has) {
-                memcpy(o + used, p, eol - p);
-                used += eol - p;
-                o[used++] = '\n';
-            }
-        }
-        p = next;
-    }
-    if (_PyBytes_Resize(&out, used) < 0) return NULL;
-    return out;
-}
 
 /* ------------------------------------------------------------------ a process's own files parsed
    The process pass parsed stat, status, io and cgroup in Python: ~20 µs a process (~20 ms at 1000
@@ -1955,10 +1656,7 @@ static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/collector.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
-    {"maps_query", maps_query, METH_VARARGS, "maps_distinct's entries through PROCMAP_QUERY."},
-    {"unix_records", unix_records, METH_VARARGS, "files.unix_records in C: (resolution, socket row) per socket."},
     {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
-    {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {"stat_dict", stat_dict, METH_O, "procfs.parse_stat, or None where the Python parser must decide."},
@@ -1996,26 +1694,13 @@ PyMODINIT_FUNC PyInit__native(void) {
                                          "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
                                          "NEW_SYN_RECV"};
     for (int i = 1; i < 13; i++) INTERN(TCP_STATE[i], tcp_states[i]);
-    INTERN(K_FAMILY, "family");
-    INTERN(K_STATE, "state");
-    INTERN(K_INODE, "inode");
-    INTERN(K_KADDR, "kaddr");
-    INTERN(K_SOCKTYPE, "sock_type");
-    INTERN(K_PATH, "path");
     INTERN(S_IPV4, "IPv4");
     INTERN(S_IPV6, "IPv6");
-    INTERN(S_UNIX, "unix");
     INTERN(S_STREAM, "STREAM");
     INTERN(S_DGRAM, "DGRAM");
     INTERN(S_RAWT, "RAW");
-    INTERN(S_SEQPACKET, "SEQPACKET");
     INTERN(S_ESTAB, "ESTABLISHED");
     INTERN(S_UNCONN, "UNCONN");
-    INTERN(S_LISTEN, "LISTEN");
-    INTERN(S_UNCONNECTED, "UNCONNECTED");
-    INTERN(S_CONNECTING, "CONNECTING");
-    INTERN(S_CONNECTED, "CONNECTED");
-    INTERN(S_DISCONNECTING, "DISCONNECTING");
     INTERN(S_RAW4, "raw");
     INTERN(S_RAW6, "raw6");
     return PyModule_Create(&module);
