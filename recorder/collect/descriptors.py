@@ -394,6 +394,7 @@ class MapsCache:
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
         self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
+        self.files: dict = {}               # the same for the C module, with the objects rows share
 
     def keeps(self, next_files_in: float | None) -> bool:
         return next_files_in is not None and next_files_in <= self.refresh
@@ -408,6 +409,7 @@ class MapsCache:
             self.rows = {}
         self.seen = set()
         self.sizes = {}
+        self.files = {}
 
 
 class OpenFiles:
@@ -639,7 +641,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         # The rows themselves are kept: they depend on nothing but the process instance.
         exe = out.exe_key(pid)
         if native is not None:
-            rows = native.maps_rows(data, base[0], base[1], exe, maps.sizes, fs.path(pid, "map_files"))
+            rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
         else:
             rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
         cached = (now, rows)

@@ -1127,24 +1127,21 @@ fail:
 
 static PyObject *S_MEM, *S_DEL;
 
-/* maps_rows(data, pid, start_time, exe_key, sizes, map_files_dir) -> [row]: Collector._maps' mem
- * rows for one process (data: the maps text): the first mapping of each file but the executable (exe_key, a
+/* maps_rows(data, pid, start_time, exe_key, files, map_files_dir) -> [row]: the mem rows of one
+ * process (data: its maps text): the first mapping of each file but the executable (exe_key, a
  * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
- * map_files/<range>, once per (device, inode) and snapshot (cached in sizes; None when the stat
- * fails). */
+ * map_files/<range> (None when the stat fails). files: a dict of this snapshot, (device, inode) ->
+ * (size, name, name_raw, path bytes, device, inode), so that each file is stat'ed once and every
+ * process mapping it under the same path shares its objects (a library's row in 1000 processes
+ * holds one name, not 1000). */
 static PyObject *maps_rows(PyObject *self, PyObject *args) {
-    PyObject *data, *pid, *start, *exe, *sizes, *dir;
-    if (!PyArg_ParseTuple(args, "OOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &sizes, PyUnicode_FSConverter,
+    PyObject *data, *pid, *start, *exe, *files, *dir;
+    if (!PyArg_ParseTuple(args, "SOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &files, PyUnicode_FSConverter,
                           &dir))
         return NULL;
-    PyObject *entries = NULL;
-    if (PyBytes_Check(data)) {
-        PyObject *dargs = PyTuple_Pack(1, data);
-        entries = dargs ? maps_distinct(self, dargs) : NULL;
-        Py_XDECREF(dargs);
-    } else {
-        PyErr_SetString(PyExc_TypeError, "maps_rows: data must be bytes");
-    }
+    PyObject *dargs = PyTuple_Pack(1, data);
+    PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
+    Py_XDECREF(dargs);
     PyObject *rows = entries ? PyList_New(0) : NULL;
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
     if (!rows) goto fail;
@@ -1163,37 +1160,80 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
         const char *b = PyBytes_AS_STRING(path);
         Py_ssize_t n = PyBytes_GET_SIZE(path);
         int deleted = n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0;
-        PyObject *size = Py_None;
+        PyObject *row_;
         if (deleted) {
-            n -= 10;
+            Py_DECREF(key);
+            PyObject *text, *raw;
+            if (name_of(b, n - 10, &text, &raw) < 0) goto fail;
+            row_ = PyTuple_Pack(14, pid, start, S_DEL, Py_None, Py_None, S_REG, dev, Py_None, Py_None, inode, Py_None,
+                                text, raw ? raw : Py_None, Py_True);
+            Py_DECREF(text);
+            Py_XDECREF(raw);
         } else {
-            size = PyDict_GetItemWithError(sizes, key);
-            if (!size) {
-                if (PyErr_Occurred()) {
-                    Py_DECREF(key);
-                    goto fail;
+            PyObject *f = PyDict_GetItemWithError(files, key); /* borrowed */
+            if (!f && PyErr_Occurred()) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            PyObject *size, *text, *raw;
+            if (f) { /* stat'ed already: the same size; its name too when the path is the same */
+                Py_INCREF(f);
+                size = PyTuple_GET_ITEM(f, 0);
+                PyObject *fpath = PyTuple_GET_ITEM(f, 3);
+                if (PyBytes_GET_SIZE(fpath) == n && memcmp(PyBytes_AS_STRING(fpath), b, n) == 0) {
+                    text = PyTuple_GET_ITEM(f, 1);
+                    raw = PyTuple_GET_ITEM(f, 2);
+                    dev = PyTuple_GET_ITEM(f, 4);
+                    inode = PyTuple_GET_ITEM(f, 5);
+                    Py_INCREF(text);
+                    Py_INCREF(raw);
+                } else {
+                    if (name_of(b, n, &text, &raw) < 0) {
+                        Py_DECREF(f);
+                        Py_DECREF(key);
+                        goto fail;
+                    }
+                    if (!raw) {
+                        raw = Py_None;
+                        Py_INCREF(raw);
+                    }
                 }
+            } else {
                 if (mfd == -2) mfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 struct stat st;
                 const char *r = PyUnicode_AsUTF8(rng);
-                PyObject *v = (r && mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
-                                                                          : (PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None));
-                if (!v || PyDict_SetItem(sizes, key, v) < 0) {
-                    Py_XDECREF(v);
+                if (!r) {
                     Py_DECREF(key);
                     goto fail;
                 }
-                Py_DECREF(v);
-                size = PyDict_GetItemWithError(sizes, key);
+                size = (mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
+                                                                  : (Py_INCREF(Py_None), Py_None);
+                if (!size || name_of(b, n, &text, &raw) < 0) {
+                    Py_XDECREF(size);
+                    Py_DECREF(key);
+                    goto fail;
+                }
+                if (!raw) {
+                    raw = Py_None;
+                    Py_INCREF(raw);
+                }
+                f = PyTuple_Pack(6, size, text, raw, path, dev, inode);
+                Py_DECREF(size);
+                if (!f || PyDict_SetItem(files, key, f) < 0) {
+                    Py_XDECREF(f);
+                    Py_DECREF(text);
+                    Py_DECREF(raw);
+                    Py_DECREF(key);
+                    goto fail;
+                }
             }
+            Py_DECREF(key);
+            row_ = PyTuple_Pack(14, pid, start, S_MEM, Py_None, Py_None, S_REG, dev, size, Py_None, inode, Py_None,
+                                text, raw, Py_False);
+            Py_DECREF(text);
+            Py_DECREF(raw);
+            Py_DECREF(f); /* after the row holds what it lent */
         }
-        Py_DECREF(key);
-        PyObject *text, *raw;
-        if (name_of(b, n, &text, &raw) < 0) goto fail;
-        PyObject *row_ = PyTuple_Pack(14, pid, start, deleted ? S_DEL : S_MEM, Py_None, Py_None, S_REG, dev, size,
-                                      Py_None, inode, Py_None, text, raw ? raw : Py_None, deleted ? Py_True : Py_False);
-        Py_DECREF(text);
-        Py_XDECREF(raw);
         if (!row_ || PyList_Append(rows, row_) < 0) {
             Py_XDECREF(row_);
             goto fail;
