@@ -445,19 +445,16 @@ def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_soc
     """The open_files rows of a process pass (FILES) resolved against the socket tables of their
     network namespaces, read once per namespace here, and the sockets table when WANT_SOCKETS."""
     files = files if files is not None else FileRows()
-    index = read_tables(fs, native, files.socket_pids)
+    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None)
     files.resolve(index)
     files.mounts = mounts(fs)
     maps.end_snapshot(next_files_in)
-    # The sockets rows now, while the descriptor rows are Python tuples: the socket tables
-    # (a tuple pair per socket) are let go before the descriptor rows become Arrow columns.
-    sockets = SocketsTable(index.columns(files.socket_owners()), index.denied) if want_sockets else None
-    return OpenFiles(files, sockets)
+    return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
 
 
 def no_sockets() -> SocketsTable:
     """An empty sockets table."""
-    return SocketsTable(SocketIndex().columns(()), 0)
+    return SocketsTable(SocketIndex(()).columns(), 0)
 
 
 def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_only: bool = False
@@ -487,12 +484,11 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         only = files.socket_inodes()
         names = [proto_name(p) for p in files.socket_paths()]
         protos = None if None in names else set(names)  # closed meanwhile, or no name: every table
-    index = read_tables(fs, native, files.socket_pids, only, protos)
+    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners())
     files.resolve(index)
     files.mounts = mounts(fs)
-    sockets = index.columns(files.socket_owners())
     files.merge_sockets()
-    return procs, files, sockets
+    return procs, files, index.columns()
 
 
 def sockets_of(fs: ProcFS, pid: int, start_time, fds: list[str] | None, out: FileRows) -> None:

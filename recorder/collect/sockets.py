@@ -35,36 +35,69 @@ class SocketsTable:
 
 
 class SocketIndex:
-    """The sockets of the tables read, by inode: each as two tuples, what its descriptors' rows
-    get (resolution) and its sockets row (not the parsed dict, five times their size at tens of
-    thousands)."""
+    """The sockets of the tables read: by inode, what its descriptors' rows get (resolution); and,
+    when made with OWNERS, the sockets table, appended a column at a time as the tables are read
+    (no tuple per socket kept: tens of thousands at a busy host)."""
 
-    def __init__(self):
+    def __init__(self, owners=None):
         self.by_inode: dict[int, tuple] = {}
-        self.unowned: list[tuple] = []  # inode-0 sockets (TIME_WAIT, …)
         self.denied = 0
+        # OWNERS: (inode, pid, fd number, start_time) of each socket descriptor.
+        self._held: dict[int, tuple | list] | None = None
+        self._owned: list[list] = [[] for _ in SOCKET_FIELDS]
+        self._unowned: list[list] = [[] for _ in SOCKET_FIELDS]  # inode-0 sockets (TIME_WAIT, …), last
+        if owners is not None:
+            held = self._held = {}
+            for inode, pid, fd, start in owners:  # a tuple for one holder, a list of them for more
+                h = held.get(inode)
+                if h is None:
+                    held[inode] = (pid, fd, start)
+                elif type(h) is tuple:
+                    held[inode] = [h, (pid, fd, start)]
+                else:
+                    h.append((pid, fd, start))
 
     def resolution(self, inode: int) -> tuple | None:
         """What a descriptor of this socket shows in lsof: (TYPE, DEVICE, proto, NAME, NAME's raw
         bytes or None); None for a socket in no table read."""
-        rec = self.by_inode.get(inode)
-        return rec[0] if rec is not None else None
+        return self.by_inode.get(inode)
 
     def add_records(self, records: list, ns, only: set | None = None) -> None:
-        """(resolution, socket row) pairs, as inet_records and unix_records give them (or a parsed
-        dict, for a line whose lossy text only Python makes)."""
-        unowned, by_inode = self.unowned, self.by_inode
+        """(resolution, socket row) pairs, as inet_records and unix_records give them, or parsed
+        dicts (netlink, packet)."""
+        by_inode, held = self.by_inode, self._held
+        nobody = ((None, None, None),)
         for rec in records:
             if type(rec) is dict:
                 rec["netns"] = ns
                 rec = (_resolution(rec), _socket_row(rec))
-            inode = rec[1][0]
+            base = rec[1]
+            inode = base[0]
             if only is not None and inode not in only:
                 continue  # a line line_finder let through on another column's digits
             if inode == 0:
-                unowned.append(rec)
-            elif inode not in by_inode:
-                by_inode[inode] = rec
+                cols, holders = self._unowned, nobody
+            elif inode in by_inode:
+                continue
+            else:
+                by_inode[inode] = rec[0]
+                h = held.get(inode) if held is not None else None
+                cols, holders = self._owned, (h,) if type(h) is tuple else (h or nobody)
+            if held is None:
+                continue
+            for h in holders:
+                for col, v in zip(cols, h):
+                    col.append(v)
+                for col, v in zip(cols[3:], base):
+                    col.append(v)
+
+    def columns(self) -> dict[str, list]:
+        """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
+        (socket, owning descriptor), and one with no owner for a socket nobody holds; empty for
+        an index made without owners. The columns are let go."""
+        cols = {f: a + b for f, a, b in zip(SOCKET_FIELDS, self._owned, self._unowned)}
+        self._owned = self._unowned = [[] for _ in SOCKET_FIELDS]
+        return cols
 
     def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None, only: set | None = None,
                        protos: set | None = None) -> None:
@@ -108,33 +141,14 @@ class SocketIndex:
                 except ValueError:
                     pass
 
-    def columns(self, owners) -> dict[str, list]:
-        """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
-        (socket, owning descriptor), and one with no owner for a socket nobody holds. OWNERS:
-        (inode, pid, fd number, start_time) of each socket descriptor."""
-        held: dict[int, list] = {}
-        for inode, pid, fd, start in owners:
-            held.setdefault(inode, []).append((pid, fd, start))
-        # Appended a column at a time: no tuple per row (tens of thousands at a busy host).
-        cols: list[list] = [[] for _ in SOCKET_FIELDS]
-        owner_cols, socket_cols = cols[:3], cols[3:]
-        nobody = ((None, None, None),)
-        for records in (self.by_inode.values(), self.unowned):
-            for _, base in records:
-                holders = (held.get(base[0]) if base[0] else None) or nobody
-                for h in holders:
-                    for col, v in zip(owner_cols, h):
-                        col.append(v)
-                    for col, v in zip(socket_cols, base):
-                        col.append(v)
-        return dict(zip(SOCKET_FIELDS, cols))
 
-
-def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos: set | None = None) -> SocketIndex:
+def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos: set | None = None,
+                owners=None) -> SocketIndex:
     """The socket tables of every network namespace among these processes' (SOCKET_PIDS: the
     pids that hold sockets), each read once through one process in it; the recorder's own
-    namespace is always read (unowned sockets too). ONLY and PROTOS: see read_namespace."""
-    idx = SocketIndex()
+    namespace is always read (unowned sockets too). ONLY and PROTOS: see read_namespace; OWNERS:
+    see SocketIndex (the sockets table is made only with them)."""
+    idx = SocketIndex(owners)
     if only is not None and not only:
         return idx  # the named processes hold no socket
     seen_ns: set = set()
