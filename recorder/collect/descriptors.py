@@ -120,7 +120,7 @@ class Mounts:
 def to_arrow(values, typ):
     """An Arrow array of typ from a sequence of Python values. Timestamps (a process's start
     time, repeated on each of its rows) are converted once per distinct value and viewed as
-    typ: Arrow's conversion of each datetime was 60 ms of 83,000 descriptor rows."""
+    typ, not converted datetime by datetime."""
     import pyarrow as pa
     if pa.types.is_timestamp(typ) and typ.unit == "us":
         return pa.array(micros(values), pa.int64()).view(typ)
@@ -130,9 +130,8 @@ def to_arrow(values, typ):
 class FileRows:
     """One snapshot's open_files rows: tuples in FIELDS order for all but sockets, which are kept
     as columns (pid, start, fd, inode, mode: no object per descriptor) until :meth:`resolve` gives
-    them what the socket tables say. Tuples, not dicts: at tens of thousands of descriptors per
-    snapshot the per-row dict and the per-column lookups were a third of the cost of collecting
-    them."""
+    them what the socket tables say. Tuples, not dicts: a snapshot has tens of thousands of
+    descriptors."""
 
     def __init__(self, chunk: int | None = None, schema=None):
         self.rows: list = []
@@ -294,8 +293,7 @@ class FileRows:
         if self._sk_pid:
             batches.append(self._batch(self._socket_columns()))
         # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
-        # start, fd), and putting them back took a take() over the whole table, whose import of
-        # pyarrow.compute alone cost a one-shot snapshot 70 ms.
+        # start, fd), and a take() over the whole table would need pyarrow.compute at import.
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
         self._batches, self.rows = [], []

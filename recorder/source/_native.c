@@ -2,7 +2,7 @@
  * threads of a process, the two loops that run tens of thousands of times per snapshot.
  *
  * Each function makes the same system calls, in the same order, with the same outcome per
- * error, as its Python twin in recorder/collect/collector.py (Collector._files' numbered-fd loop and
+ * error, as its Python twin (the numbered-fd loop of recorder/collect/descriptors.py and
  * Collector._threads) and returns the same rows; tests/test_native.py holds the two to the
  * same answers on the live host and on fake /proc trees. The module is optional: when it
  * cannot be built or imported (or PROCSNAP_NATIVE=0), the Python loops run.
@@ -49,7 +49,7 @@ static PyObject *mode_of(mode_t m) { /* procfs.mode_letter of a /proc/PID/fd/N l
     return Py_None;
 }
 
-static PyObject *type_of(mode_t m) { /* files.file_type */
+static PyObject *type_of(mode_t m) { /* descriptors.file_type */
     if (S_ISREG(m)) return S_REG;
     if (S_ISDIR(m)) return S_DIR;
     if (S_ISCHR(m)) return S_CHR;
@@ -115,7 +115,7 @@ static int bracket_ino(const char *b, Py_ssize_t n, Py_ssize_t skip, unsigned lo
     return 0;
 }
 
-/* Build one row tuple in files.FIELDS order. Steals nothing; borrows everything. */
+/* Build one row tuple in descriptors.FIELDS order. Steals nothing; borrows everything. */
 static PyObject *row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
                      PyObject *typ, PyObject *device, PyObject *size, PyObject *pos, PyObject *inode,
                      PyObject *name, PyObject *raw, int deleted) {
@@ -855,7 +855,7 @@ static int fileset_add(fileset *s, unsigned long long maj, unsigned long long mi
 }
 
 /* maps_distinct(data) -> [(start-end, "major,minor", inode, path bytes)]: procfs.parse_maps, keeping
- * only the first mapping of each (device, inode), as Collector._maps does with them. */
+ * only the first mapping of each (device, inode), as descriptors._maps_rows does with them. */
 static PyObject *maps_distinct(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
@@ -989,8 +989,8 @@ static int net_addr(const char *b, Py_ssize_t n, int v6, char *out, unsigned lon
 
 
 /* The address strings of one table: a few distinct values (127.0.0.1, ::, the host's addresses)
-   over tens of thousands of lines, so each distinct one is made once and shared (a str per line
-   was ~3 MB of a 1000-process host's sockets). Up to ADDR_CACHE of them; others are made each time. */
+   over tens of thousands of lines, so each distinct one is made once and shared, not a str per
+   line. Up to ADDR_CACHE of them; others are made each time. */
 #define ADDR_CACHE 16
 typedef struct { char s[INET6_ADDRSTRLEN]; PyObject *o; } addr_entry;
 
@@ -1050,7 +1050,7 @@ static int lsof_addr(char *buf, size_t size, const char *a, unsigned long long p
 }
 
 /* inet_records(data, proto, v6, netns) -> [(resolution, socket_row)]: for each row parse_inet gives,
-   what files._resolution and files._socket_row make of it (netns set), without the dict. */
+   what sockets._resolution and sockets._socket_row make of it (netns set), without the dict. */
 static PyObject *inet_records(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
@@ -1693,10 +1693,10 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/collector.py)."},
+    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/descriptors.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
-    {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
+    {"inet_records", inet_records, METH_VARARGS, "sockets.inet_records in C: (resolution, socket row) per socket."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {"stat_dict", stat_dict, METH_O, "procfs.parse_stat, or None where the Python parser must decide."},
