@@ -396,7 +396,7 @@ class Collector:
         t_threads = t_files = 0.0
         want_threads = "threads" in self._pass_tables
         want_files = "open_files" in self._pass_tables
-        files = descriptors.new_rows(self._pass_arrow)
+        files = descriptors.new_rows(self.fs, self._pass_arrow)
         for pid in self.fs.pids():
             try:
                 row, fds = self._process(pid)

@@ -37,7 +37,7 @@ def file_type(mode: int) -> str:
 # and ts are the same for every row of a snapshot and are added when the table is built).
 FIELDS = ("pid", "start_time", "fd", "fd_num", "mode", "type", "device", "size", "pos", "inode", "proto",
           "name", "name_raw", "deleted")
-_PID = FIELDS.index("pid")
+_PID, _TYPE, _DEVICE, _NAME = (FIELDS.index(f) for f in ("pid", "type", "device", "name"))
 
 # Anonymous inodes that the kernel backs with its one shared inode (fs/anon_inodes.c,
 # anon_inode_getfile): every descriptor of these kinds stats the same, so one stat per snapshot
@@ -99,23 +99,6 @@ class Mounts:
         return [self.of_path(n) if t == "CHR" or t == "BLK" else (by_dev(d) if d is not None else None)
                 for t, d, n in zip(types, devices, names)]
 
-    def arrow_column(self, t):
-        """column() over an Arrow table's rows, a value per distinct DEVICE rather than per row
-        (tens of thousands of rows share a few devices)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        dev = pc.dictionary_encode(t.column("device").combine_chunks())
-        by_dev = self.by_dev.get
-        values = pa.array([by_dev(d) for d in dev.dictionary.to_pylist()], pa.string())
-        out = values.take(dev.indices)
-        special = pc.fill_null(pc.is_in(t.column("type"), value_set=pa.array(["CHR", "BLK"])), False)
-        if pc.any(special).as_py():
-            names = t.column("name").filter(special).to_pylist()
-            out = pc.replace_with_mask(out, special.combine_chunks() if hasattr(special, "combine_chunks")
-                                       else special, pa.array([self.of_path(x) if x else None for x in names],
-                                                              pa.string()))
-        return out
-
 
 def to_arrow(values, typ):
     """An Arrow array of typ from a sequence of Python values. Timestamps (a process's start
@@ -133,7 +116,7 @@ class FileRows:
     them what the socket tables say. Tuples, not dicts: a snapshot has tens of thousands of
     descriptors."""
 
-    def __init__(self, chunk: int | None = None, schema=None):
+    def __init__(self, chunk: int | None = None, schema=None, mounts: Mounts | None = None):
         self.rows: list = []
         self.gone = 0
         self.denied = 0
@@ -157,7 +140,7 @@ class FileRows:
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
         self.native_shared: dict[str, tuple] = {}  # the same for recorder/source/_native.c: (dev, size, ino)
-        self.mounts: Mounts | None = None          # the mount table, for each row's mount_point
+        self.mounts = mounts                       # the mount table, for each row's mount_point
 
     @property
     def devs(self) -> dict[int, str]:
@@ -264,11 +247,18 @@ class FileRows:
         self._batches.append(self._batch(list(zip(*rows))))
 
     def _batch(self, cols: list):
+        """An Arrow batch of these columns (FIELDS order), with their mount_point when the mount
+        table is known (made here, a lookup per distinct device, not with pyarrow.compute: its
+        import alone would stay resident in the recorder)."""
         import pyarrow as pa
         types = self._types
         cols = cols or [()] * len(FIELDS)
-        return pa.RecordBatch.from_arrays([to_arrow(cols[i], types[f]) for i, f in enumerate(FIELDS)],
-                                          names=list(FIELDS))
+        arrays = [to_arrow(cols[i], types[f]) for i, f in enumerate(FIELDS)]
+        names = list(FIELDS)
+        if self.mounts is not None:
+            arrays.append(pa.array(self.mounts.column(cols[_TYPE], cols[_DEVICE], cols[_NAME]), types["mount_point"]))
+            names.append("mount_point")
+        return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _socket_columns(self) -> list:
         """The socket rows as columns in FIELDS order (after resolve()); the socket columns are let go."""
@@ -297,13 +287,10 @@ class FileRows:
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
         self._batches, self.rows = [], []
-        mounts = self.mounts.arrow_column(t) if self.mounts is not None and n else None
         cols = []
         for f in schema:
             if f.name in common:
                 cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
-            elif f.name == "mount_point" and mounts is not None:
-                cols.append(mounts.cast(f.type))
             elif f.name in t.column_names:
                 cols.append(t.column(f.name))
             else:
@@ -373,13 +360,14 @@ FILE_CHUNK = 4096
 _MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 
-def new_rows(arrow: bool) -> FileRows:
-    """An empty FileRows for one snapshot: moved into Arrow columns every FILE_CHUNK rows when the
-    snapshot's tables are Arrow, else held whole until written."""
+def new_rows(fs: ProcFS, arrow: bool) -> FileRows:
+    """An empty FileRows for one snapshot, with the recorder's mount table now: moved into Arrow
+    columns every FILE_CHUNK rows when the snapshot's tables are Arrow, else held whole until
+    written."""
     if not arrow:
-        return FileRows()
+        return FileRows(mounts=mounts(fs))
     from recorder.schema import TABLES
-    return FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema())
+    return FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema(), mounts(fs))
 
 
 class MapsCache:
@@ -442,10 +430,9 @@ def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_soc
            next_files_in: float | None) -> OpenFiles:
     """The open_files rows of a process pass (FILES) resolved against the socket tables of their
     network namespaces, read once per namespace here, and the sockets table when WANT_SOCKETS."""
-    files = files if files is not None else FileRows()
+    files = files if files is not None else FileRows(mounts=mounts(fs))
     index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None)
     files.resolve(index)
-    files.mounts = mounts(fs)
     maps.end_snapshot(next_files_in)
     return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
 
@@ -462,7 +449,7 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
     ValueError for a process it cannot read (left out). sockets_only keeps, besides socket
     descriptors, only each process's cwd (lsof -i needs no more, and it spares a stat of every
     other descriptor on the host)."""
-    files = FileRows()
+    files = FileRows(mounts=mounts(fs))
     procs = []
     for pid in sorted(set(pids)) if pids is not None else fs.pids():
         try:
@@ -484,7 +471,6 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         protos = None if None in names else set(names)  # closed meanwhile, or no name: every table
     index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners())
     files.resolve(index)
-    files.mounts = mounts(fs)
     files.merge_sockets()
     return procs, files, index.columns()
 
