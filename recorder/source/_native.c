@@ -479,14 +479,12 @@ static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *c
     return n;
 }
 
-/* read_files(folder, names, to_eof=False) -> [bytes or int]: each file of folder/ (int: the errno
- * that refused or missed it; all ENOENT when the folder itself is gone). Single-record files
- * (stat, status, io, …) come whole in one read shorter than the buffer (procfs.read_one);
- * to_eof reads on to the end, as files listed a page at a time need (maps). */
+/* read_files(folder, names) -> [bytes or int]: each file of folder/ (int: the errno that refused or
+ * missed it; all ENOENT when the folder itself is gone). Single-record files (stat, status, io, …)
+ * come whole in one read shorter than the buffer (procfs.read_one). */
 static PyObject *read_files(PyObject *self, PyObject *args) {
     PyObject *dir, *names;
-    int to_eof = 0;
-    if (!PyArg_ParseTuple(args, "O&O!|p", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names, &to_eof)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names)) return NULL;
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int derr = dfd < 0 ? errno : 0;
     Py_DECREF(dir);
@@ -502,7 +500,7 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
         } else {
             const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
             if (!name) goto fail;
-            Py_ssize_t n = read_at(dfd, name, &buf, &cap, to_eof);
+            Py_ssize_t n = read_at(dfd, name, &buf, &cap, 0);
             if (n == -ENOMEM) {
                 PyErr_NoMemory();
                 goto fail;
