@@ -1,10 +1,11 @@
-"""lsof's rows for descriptors, and the socket tables they are resolved against.
+"""The open_files table: lsof's rows for each process's descriptors.
 
-:class:`FileRows` accumulates one snapshot's ``open_files`` rows during the
-process pass; socket descriptors stay pending until :class:`SocketIndex` has
-read the socket tables of each network namespace, then get lsof's TYPE,
-DEVICE and NAME. :meth:`SocketIndex.rows` gives the ``sockets`` rows, one per
-(socket, owner), and one with a NULL owner for sockets nobody holds.
+:func:`process_files` adds one process's rows (cwd, rtd, txt, mem, the numbered
+fds) to a :class:`FileRows` during the collector's process pass; :func:`finish`
+then resolves the socket descriptors against the socket tables
+(recorder/collect/sockets.py) and gives the sockets table too. Mapped files' rows
+are kept across snapshots in a :class:`MapsCache`. :func:`live_files` is the same
+for a live one-shot command, without Arrow.
 """
 
 from __future__ import annotations
