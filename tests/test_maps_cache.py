@@ -1,7 +1,7 @@
 """The recorder keeps a process's mem rows only for a descriptor snapshot close enough to use them.
 
 Kept across a long quiet time they pinned ~10 MB of tuples at a 1000-process host's peak for
-nothing (they are re-read once older than maps_refresh)."""
+nothing (they are re-read once older than MapsCache.refresh)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 
 import pyarrow.compute as pc
 
+from recorder.collect import descriptors as D
 from recorder.collect.collector import Collector
 
 
@@ -18,21 +19,21 @@ def _mem_rows(snap) -> list[tuple]:
     return sorted(zip(t.column("name").to_pylist(), t.column("inode").to_pylist()))
 
 
-def test_mem_rows_cached_only_for_a_near_descriptor_snapshot():
+def test_mem_rows_cached_only_for_a_near_descriptor_snapshot(monkeypatch):
     c = Collector(tables=("processes", "open_files"))
     during = []  # the cache's size after the process pass, while the snapshot is still built
-    tables = c._socket_tables
-    c._socket_tables = lambda *a, **k: (during.append(len(c._maps_cache)), tables(*a, **k))[1]
+    tables = D.read_tables
+    monkeypatch.setattr(D, "read_tables", lambda *a, **k: (during.append(len(c.maps.rows)), tables(*a, **k))[1])
     for far in (None, 1800.0):  # one-shot snapshot; the recorder's default files interval
         c.next_files_in = far
         snap = c.snapshot()
-        assert during.pop() == 0 and c._maps_cache == {}
+        assert during.pop() == 0 and c.maps.rows == {}
         first = _mem_rows(snap)
         assert first, "this test process maps shared libraries"
     c.next_files_in = 30.0  # the incident preset, or a short --files-interval
     snap = c.snapshot()
-    assert during.pop() > 0 and any(k[0] == os.getpid() for k in c._maps_cache)
+    assert during.pop() > 0 and any(k[0] == os.getpid() for k in c.maps.rows)
     c.next_files_in = 1800.0
     again = c.snapshot()  # served from the cache, then the cache is let go
-    assert c._maps_cache == {}
+    assert c.maps.rows == {}
     assert _mem_rows(snap) == _mem_rows(again) == first

@@ -9,7 +9,6 @@ default collector, which is the C one wherever it was built.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.source import native as N
-from recorder.collect import descriptors as F
+from recorder.collect import sockets as S
 from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
@@ -381,40 +380,7 @@ def test_inet_records_match_python(v6, proto, data):
     text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
     text += b"\n".join(lines) + b"\n"
     ns = data.draw(st.one_of(st.none(), st.integers(1, 2**32)))
-    assert N.native.inet_records(text, proto, v6, ns) == F.inet_records(text, proto, v6, ns)
-
-
-_unix_line = st.builds(
-    lambda kaddr, refs, flags, typ, stt, ino, path: (
-        f"{kaddr}: {refs:08X} 00000000 {flags:08X} {typ:04X} {stt:02X} {ino}").encode() + path,
-    st.text("0123456789abcdef", min_size=16, max_size=16), st.integers(0, 9), st.sampled_from([0, 0x10000]),
-    st.sampled_from([1, 2, 5, 7]), st.integers(0, 5), st.integers(0, 2**40),
-    st.one_of(st.just(b""), st.just(b" /run/x.sock"), st.just(b" @abstract"),
-              st.binary(max_size=20).map(lambda b: b" " + b.replace(b"\n", b""))),
-)
-
-
-@needs_c
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(_unix_line, _garbage), max_size=8), st.one_of(st.none(), st.integers(1, 2**32)))
-def test_unix_records_match_python(lines, ns):
-    text = b"Num       RefCount Protocol Flags    Type St Inode Path\n" + b"\n".join(lines) + b"\n"
-    got = N.native.unix_records(text, ns)
-    idx = F.SocketIndex()
-    idx._add_records(got, ns)  # a line left as a dict (its path is not UTF-8) is made in Python
-    want = F.SocketIndex()
-    want._add_records(F.unix_records(text, ns), ns)
-    assert (idx.by_inode, idx.unowned) == (want.by_inode, want.unowned)
-    assert [r for r in got if type(r) is not dict] == [r for r, d in zip(F.unix_records(text, ns), P.parse_unix(text))
-                                                      if d["path"] is None or _utf8(d["path"])]
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
+    assert N.native.inet_records(text, proto, v6, ns) == S.inet_records(text, proto, v6, ns)
 
 
 @needs_c
@@ -422,7 +388,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
     """A snapshot moves descriptor rows into Arrow columns every FILE_CHUNK rows (socket rows wait
     for the socket tables, and come last): the table holds the same rows, the others in the order
     they were read, whatever the chunk size, with the C loops or the Python ones."""
-    import recorder.collect.collector as C
+    import recorder.collect.descriptors as C
     tables = {}
     for chunk in (1, 5, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -443,7 +409,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
 
 
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
-    import recorder.collect.collector as C
+    import recorder.collect.descriptors as C
     got = []
     for chunk in (3, 10**9):
         monkeypatch.setattr(C, "FILE_CHUNK", chunk)
@@ -456,25 +422,22 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""
-    from recorder.collect import descriptors as F
     pids = sorted(live)
     for native in (N.native, None):
         c = Collector(redact=False)
         c.native = native
-        _, named, _ = c.live_files(pids)
+        _, named, socks = c.live_files(pids)
         _, every, _ = c.live_files(None)
         mine = sorted(tuple(r) for r in every.rows if r[0] in live)
         assert sorted(tuple(r) for r in named.rows) == mine
         assert any(r[5] in ("IPv4", "IPv6") for r in named.rows) and any(r[5] == "unix" for r in named.rows)
     # the filters themselves, on this host's tables, against parsing everything
-    inodes = {r[9] for r, _ in named.sockets}
+    inodes = {i for i, p in zip(socks["inode"], socks["pid"]) if p is not None}  # the named ones' sockets
     for name, parse in (("tcp", lambda d: P.parse_inet(d, "TCP", False)), ("tcp6", lambda d: P.parse_inet(d, "TCP", True)),
                         ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
         data = ProcFS().read("self", "net", name)
         want = sorted(s["inode"] for s in parse(data) if s["inode"] in inodes)
-        assert sorted(s["inode"] for s in parse(F._line_finder(inodes)(data)) if s["inode"] in inodes) == want
-        if N.native is not None:
-            assert sorted(s["inode"] for s in parse(N.native.socket_lines(data, F._INODE_COLUMN[name], inodes))) == want
+        assert sorted(s["inode"] for s in parse(S.line_finder(inodes)(data)) if s["inode"] in inodes) == want
 
 
 @needs_c
@@ -539,54 +502,23 @@ sys.stdin.read()
 
 
 @needs_c
-def test_maps_query_gives_what_the_maps_text_gives(tmp_path):
-    """PROCMAP_QUERY (one ioctl per mapping, Linux 6.11) in place of the maps text: the same
-    distinct files, names escaped and marked deleted as the text has them, for a process mapping
-    awkward names and for every process of this host."""
+def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
+    """The mem rows of a process mapping awkward names: '\n' escaped as the kernel escapes it,
+    a deleted file marked DEL without its " (deleted)", a name with a space whole."""
     child = subprocess.Popen([sys.executable, "-c", MAPPER, str(tmp_path)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
-        path = f"/proc/{child.pid}/maps"
-        got = N.native.maps_query(path)
-        if got is None:
-            pytest.skip("this kernel has no PROCMAP_QUERY")
-        with open(path, "rb") as f:
-            want = N.native.maps_distinct(f.read())
-        assert got == want
-        names = [e[3] for e in got]
-        assert str(tmp_path / "new\\012line.bin").encode() in names
-        assert str(tmp_path / "gone.bin").encode() + b" (deleted)" in names
-        assert str(tmp_path / "with space.bin").encode() in names
-        # maps_rows makes the same rows of either
-        args = (child.pid, None, None, {}, f"/proc/{child.pid}/map_files")
-        with open(path, "rb") as f:
-            assert N.native.maps_rows(got, *args) == N.native.maps_rows(f.read(), *args)
+        with open(f"/proc/{child.pid}/maps", "rb") as f:
+            text = f.read()
+        got = N.native.maps_rows(text, child.pid, None, None, {}, f"/proc/{child.pid}/map_files")
+        names = {r[11]: r[2] for r in got}
+        assert names[str(tmp_path / "new\\012line.bin")] == "mem"
+        assert names[str(tmp_path / "gone.bin")] == "DEL"
+        assert names[str(tmp_path / "with space.bin")] == "mem"
     finally:
         child.kill()
         child.wait()
-    differ = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        for _ in range(3):  # a process that maps or exits between the two reads: read both again
-            try:
-                with open(f"/proc/{pid}/maps", "rb") as f:
-                    text = N.native.maps_distinct(f.read())
-            except OSError:
-                break
-            q = N.native.maps_query(f"/proc/{pid}/maps")
-            if q == text or isinstance(q, int):
-                break
-        else:
-            differ.append(pid)
-    assert not differ
-
-
-@needs_c
-def test_maps_query_says_which_processes_it_cannot_open(tmp_path):
-    assert N.native.maps_query(str(tmp_path / "nope" / "maps")) == errno.ENOENT
-    plain = tmp_path / "maps"
-    plain.write_text("00400000-00452000 r-xp 00000000 08:01 1 /bin/x\n")
-    assert N.native.maps_query(str(plain)) is None  # not procfs: no PROCMAP_QUERY there
 
 
 # -- a process's own files: the C parsers, their one parser, against psutil and generated input

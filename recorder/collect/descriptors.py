@@ -1,17 +1,21 @@
-"""lsof's rows for descriptors, and the socket tables they are resolved against.
+"""The open_files table: lsof's rows for each process's descriptors.
 
-:class:`FileRows` accumulates one snapshot's ``open_files`` rows during the
-process pass; socket descriptors stay pending until :class:`SocketIndex` has
-read the socket tables of each network namespace, then get lsof's TYPE,
-DEVICE and NAME. :meth:`SocketIndex.rows` gives the ``sockets`` rows, one per
-(socket, owner), and one with a NULL owner for sockets nobody holds.
+:func:`process_files` adds one process's rows (cwd, rtd, txt, mem, the numbered
+fds) to a :class:`FileRows` during the collector's process pass; :func:`finish`
+then resolves the socket descriptors against the socket tables
+(recorder/collect/sockets.py) and gives the sockets table too. Mapped files' rows
+are kept across snapshots in a :class:`MapsCache`. :func:`live_files` is the same
+for a live one-shot command, without Arrow.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from array import array
+import time
 
+from recorder.collect.sockets import SocketIndex, SocketsTable, proto_name, read_tables
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
 from recorder.collect.tables import to_arrow
@@ -34,7 +38,7 @@ def file_type(mode: int) -> str:
 # and ts are the same for every row of a snapshot and are added when the table is built).
 FIELDS = ("pid", "start_time", "fd", "fd_num", "mode", "type", "device", "size", "pos", "inode", "proto",
           "name", "name_raw", "deleted")
-_PID, _START, _FD, _FDNUM, _MODE, _TYPE, _DEVICE, _SIZE, _POS, _INODE, _PROTO, _NAME, _RAW, _DELETED = range(14)
+_PID, _TYPE, _DEVICE, _NAME = (FIELDS.index(f) for f in ("pid", "type", "device", "name"))
 
 # Anonymous inodes that the kernel backs with its one shared inode (fs/anon_inodes.c,
 # anon_inode_getfile): every descriptor of these kinds stats the same, so one stat per snapshot
@@ -96,48 +100,38 @@ class Mounts:
         return [self.of_path(n) if t == "CHR" or t == "BLK" else (by_dev(d) if d is not None else None)
                 for t, d, n in zip(types, devices, names)]
 
-    def arrow_column(self, t):
-        """column() over an Arrow table's rows, a value per distinct DEVICE rather than per row
-        (tens of thousands of rows share a few devices)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        dev = pc.dictionary_encode(t.column("device").combine_chunks())
-        by_dev = self.by_dev.get
-        values = pa.array([by_dev(d) for d in dev.dictionary.to_pylist()], pa.string())
-        out = values.take(dev.indices)
-        special = pc.fill_null(pc.is_in(t.column("type"), value_set=pa.array(["CHR", "BLK"])), False)
-        if pc.any(special).as_py():
-            names = t.column("name").filter(special).to_pylist()
-            out = pc.replace_with_mask(out, special.combine_chunks() if hasattr(special, "combine_chunks")
-                                       else special, pa.array([self.of_path(x) if x else None for x in names],
-                                                              pa.string()))
-        return out
-
 
 class FileRows:
-    """One snapshot's open_files rows, as tuples in FIELDS order (a socket's row is a list until
-    :meth:`resolve` fills in what the socket tables say). Columns, not dicts: at tens of thousands
-    of descriptors per snapshot the per-row dict and the per-column lookups were a third of the
-    cost of collecting them."""
+    """One snapshot's open_files rows: tuples in FIELDS order for all but sockets, which are kept
+    as columns (pid, start, fd, inode, mode: no object per descriptor) until :meth:`resolve` gives
+    them what the socket tables say. Tuples, not dicts: a snapshot has tens of thousands of
+    descriptors."""
 
-    def __init__(self, chunk: int | None = None, schema=None):
+    def __init__(self, chunk: int | None = None, schema=None, mounts: Mounts | None = None):
         self.rows: list = []
         self.gone = 0
         self.denied = 0
         self.socket_pids: list[int] = []
-        self.sockets: list[tuple[list, str]] = []  # (the row, /proc/PID/fd/N) of each socket row
+        # The socket descriptors, a column each; the start_time and the fd folder are the
+        # process's one object, referenced from each of its sockets.
+        self._sk_pid = array("q")
+        self._sk_inode = array("Q")
+        self._sk_start: list = []
+        self._sk_fd: list[str] = []
+        self._sk_mode: list = []
+        self._sk_dir: list[str] = []
+        self._sk_resolved: list[list] | None = None  # type, device, proto, name, name_raw: resolve()
         # With chunk (and the table's Arrow schema), rows become Arrow columns every chunk rows
         # (flush(), between processes), so a snapshot never holds all its rows as Python tuples;
-        # socket rows wait as lists until resolve(), and to_table() puts them last.
+        # to_table() puts the socket rows last.
         self.chunk = chunk
         self._types = {f.name: f.type for f in schema} if schema is not None else None
         self._batches: list = []
-        self._sock_rows: list[list] = []
         self._exe: dict[int, tuple[str, int]] = {}
         self._devs: dict[int, str] = {}
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
         self.native_shared: dict[str, tuple] = {}  # the same for recorder/source/_native.c: (dev, size, ino)
-        self.mounts: Mounts | None = None          # the mount table, for each row's mount_point
+        self.mounts = mounts                       # the mount table, for each row's mount_point
 
     @property
     def devs(self) -> dict[int, str]:
@@ -200,12 +194,25 @@ class FileRows:
         self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
                           "pipe", None, False))
 
-    def add_socket(self, base: tuple, fd: str, mode, inode: int, fdpath: str) -> None:
-        r = [base[0], base[1], fd, int(fd), mode, None, None, None, 0, inode, None, "", None, False]
-        self.sockets.append((r, fdpath))
-        self.rows.append(r)
-        if not self.socket_pids or self.socket_pids[-1] != base[0]:
-            self.socket_pids.append(base[0])
+    def add_sockets(self, base: tuple, fd_dir: str, sockets) -> None:
+        """Socket descriptors of one process: (fd name, inode) pairs, each /proc/PID/fd/N opened
+        read-write (mode u), FD_DIR the process's /proc/PID/fd/."""
+        if not sockets:
+            return
+        pid, start = base
+        for fd, inode in sockets:
+            self._sk_pid.append(pid)
+            self._sk_inode.append(inode)
+            self._sk_start.append(start)
+            self._sk_fd.append(fd)
+            self._sk_mode.append("u")
+            self._sk_dir.append(fd_dir)
+        if not self.socket_pids or self.socket_pids[-1] != pid:
+            self.socket_pids.append(pid)
+
+    def add_socket(self, base: tuple, fd: str, mode, inode: int, fd_dir: str) -> None:
+        self.add_sockets(base, fd_dir, ((fd, inode),))
+        self._sk_mode[-1] = mode
 
     def exe_key(self, pid: int):
         return self._exe.get(pid)
@@ -214,8 +221,10 @@ class FileRows:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
         rows = self.rows
         while rows and rows[-1][_PID] == pid:
-            if type(rows.pop()) is list:  # a socket row: the last one in self.sockets
-                self.sockets.pop()
+            rows.pop()
+        while self._sk_pid and self._sk_pid[-1] == pid:
+            for col in (self._sk_pid, self._sk_inode, self._sk_start, self._sk_fd, self._sk_mode, self._sk_dir):
+                col.pop()
         if self.socket_pids and self.socket_pids[-1] == pid:
             self.socket_pids.pop()
 
@@ -225,21 +234,33 @@ class FileRows:
         rows = self.rows
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
             return
-        plain = []
-        for r in rows:
-            if type(r) is list:
-                self._sock_rows.append(r)
-            else:
-                plain.append(r)
         self.rows = []
-        self._batches.append(self._batch(plain))
+        self._batches.append(self._batch(list(zip(*rows))))
 
-    def _batch(self, rows: list):
+    def _batch(self, cols: list):
+        """An Arrow batch of these columns (FIELDS order), with their mount_point when the mount
+        table is known (made here, a lookup per distinct device, not with pyarrow.compute: its
+        import alone would stay resident in the recorder)."""
         import pyarrow as pa
         types = self._types
-        cols = list(zip(*rows)) if rows else [()] * len(FIELDS)
-        return pa.RecordBatch.from_arrays([to_arrow(cols[i], types[f]) for i, f in enumerate(FIELDS)],
-                                          names=list(FIELDS))
+        cols = cols or [()] * len(FIELDS)
+        arrays = [to_arrow(cols[i], types[f]) for i, f in enumerate(FIELDS)]
+        names = list(FIELDS)
+        if self.mounts is not None:
+            arrays.append(pa.array(self.mounts.column(cols[_TYPE], cols[_DEVICE], cols[_NAME]), types["mount_point"]))
+            names.append("mount_point")
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _socket_columns(self) -> list:
+        """The socket rows as columns in FIELDS order (after resolve()); the socket columns are let go."""
+        n = len(self._sk_pid)
+        typ, device, proto, name, raw = self._sk_resolved or ([None] * n, [None] * n, [None] * n, [""] * n,
+                                                              [None] * n)
+        cols = [self._sk_pid.tolist(), self._sk_start, self._sk_fd, [int(f) for f in self._sk_fd], self._sk_mode,
+                typ, device, [None] * n, [0] * n, self._sk_inode.tolist(), proto, name, raw, [False] * n]
+        self._sk_pid, self._sk_inode = array("q"), array("Q")
+        self._sk_start, self._sk_fd, self._sk_mode, self._sk_dir, self._sk_resolved = [], [], [], [], None
+        return cols
 
     def to_table(self, schema, common: dict):
         """All rows as an Arrow table of schema: the rows in the order they were added, socket rows
@@ -249,250 +270,363 @@ class FileRows:
         if self._types is None:
             self._types = {f.name: f.type for f in schema}
         self.flush(force=True)
-        socks = self._sock_rows
-        batches = self._batches + ([self._batch(socks)] if socks else [])
+        batches = self._batches
+        if self._sk_pid:
+            batches.append(self._batch(self._socket_columns()))
         # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
-        # start, fd), and putting them back took a take() over the whole table, whose import of
-        # pyarrow.compute alone cost a one-shot snapshot 70 ms.
+        # start, fd), and a take() over the whole table would need pyarrow.compute at import.
         t = pa.Table.from_batches(batches or [self._batch([])])
         n = t.num_rows
-        self._batches, self._sock_rows, self.rows, self.sockets = [], [], [], []
-        mounts = self.mounts.arrow_column(t) if self.mounts is not None and n else None
+        self._batches, self.rows = [], []
         cols = []
         for f in schema:
             if f.name in common:
                 cols.append(pa.repeat(pa.scalar(common[f.name], f.type), n))
-            elif f.name == "mount_point" and mounts is not None:
-                cols.append(mounts.cast(f.type))
             elif f.name in t.column_names:
                 cols.append(t.column(f.name))
             else:
                 cols.append(pa.nulls(n, f.type))
         return pa.Table.from_arrays(cols, schema=schema)
 
-    def resolve(self, sockets: "SocketIndex") -> "FileRows":
-        """Give each socket row lsof's TYPE, DEVICE and NAME from the socket tables."""
-        for r, path in self.sockets:
-            s = sockets.by_inode.get(r[_INODE])
+    def merge_sockets(self) -> None:
+        """Put the socket rows (resolved) after the others in rows, as tuples (what a live
+        command reads)."""
+        if self._sk_pid:
+            self.rows.extend(zip(*self._socket_columns()))
+
+    def resolve(self, sockets: SocketIndex) -> "FileRows":
+        """Give each socket descriptor lsof's TYPE, DEVICE and NAME from the socket tables."""
+        n = len(self._sk_pid)
+        typ, device, proto, name, raw = ([None] * n for _ in range(5))
+        resolution = sockets.resolution
+        for i, inode in enumerate(self._sk_inode):
+            s = resolution(inode)
             if s is None:
                 # A socket of a family with no /proc/net table (or not bound
                 # yet): lsof's 'sock' row, named by its protocol.
-                r[_TYPE] = "sock"
+                path = self._sk_dir[i] + self._sk_fd[i]
+                typ[i] = "sock"
                 try:
-                    r[_DEVICE] = self.devstr(os.stat(path).st_dev)
+                    device[i] = self.devstr(os.stat(path).st_dev)
                 except OSError:
                     pass
-                try:
-                    r[_NAME] = "protocol: " + os.getxattr(path, "system.sockprotoname").decode("ascii", "replace").rstrip("\0")
-                except OSError:
-                    r[_NAME] = "socket"
+                p = proto_name(path)
+                name[i] = "socket" if p is None else "protocol: " + p
                 continue
-            r[_TYPE], r[_DEVICE], r[_PROTO], r[_NAME], raw = s[0]
-            if raw is not None:
-                r[_RAW] = raw
+            typ[i], device[i], proto[i], name[i], raw[i] = s
+        self._sk_resolved = [typ, device, proto, name, raw]
         return self
 
+    def socket_owners(self):
+        """(inode, pid, fd number, start_time) of each socket descriptor."""
+        return zip(self._sk_inode, self._sk_pid, map(int, self._sk_fd), self._sk_start)
 
-class SocketIndex:
-    def __init__(self):
-        self.by_inode: dict[int, dict] = {}
-        self.unowned: list[dict] = []  # inode-0 sockets (TIME_WAIT, …)
-        self.denied = 0
+    def socket_inodes(self) -> set[int]:
+        return set(self._sk_inode)
 
-    def _add_records(self, records: list, ns, only: set | None = None) -> None:
-        """(resolution, socket row) pairs, as inet_records and unix_records give them (or a parsed
-        dict, for a line whose lossy text only Python makes)."""
-        unowned, by_inode = self.unowned, self.by_inode
-        for rec in records:
-            if type(rec) is dict:
-                rec["netns"] = ns
-                rec = (_resolution(rec), _socket_row(rec))
-            inode = rec[1][0]
-            if only is not None and inode not in only:
-                continue  # a line _line_finder let through on another column's digits
-            if inode == 0:
-                unowned.append(rec)
-            elif inode not in by_inode:
-                by_inode[inode] = rec
-
-    def _add(self, rows: list[dict], ns, only: set | None = None) -> None:
-        # Each socket is kept as two tuples, what its descriptors' rows get (resolve) and its
-        # sockets row (rows): not as the parsed dict, five times their size at tens of thousands.
-        for s in rows:
-            if only is not None and s["inode"] not in only:
-                continue  # a line _line_finder let through on another column's digits
-            s["netns"] = ns
-            rec = (_resolution(s), _socket_row(s))
-            if s["inode"] == 0:
-                self.unowned.append(rec)
-            else:
-                self.by_inode.setdefault(s["inode"], rec)
-
-    def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None, only: set | None = None,
-                       protos: set | None = None) -> None:
-        """Every socket table of a network namespace; with ONLY (inodes), just those sockets, from
-        the tables of their PROTOS (sockprotoname values; None: every table): `lsof -p PID`
-        needs a few lines of tables that can hold tens of thousands."""
-        find = _line_finder(only) if only is not None and native is None else None
-        tables = _tables_of(only, protos) if only is not None else None
-
-        def read(name):
-            try:
-                data = fs.read(*parts, name)
-                if only is None or not data:
-                    return data
-                if native is not None:
-                    return native.socket_lines(data, _INODE_COLUMN[name], only)
-                return find(data)
-            except Denied:
-                self.denied += 1
-            except Gone:
-                pass
-            return None
-
-        records = inet_records if native is None else native.inet_records
-        for name, proto, v6 in P.NET_TABLES:
-            if tables is not None and name not in tables:
-                continue
-            data = read(name)
-            if data:
-                self._add_records(records(data, proto, v6, ns), ns, only)
-        if tables is None or "unix" in tables:
-            data = read("unix")
-            if data:
-                try:
-                    self._add_records((unix_records if native is None else native.unix_records)(data, ns), ns, only)
-                except ValueError:
-                    pass
-        for name, parser in (("netlink", P.parse_netlink), ("packet", P.parse_packet)):
-            if tables is not None and name not in tables:
-                continue
-            data = read(name)
-            if data:
-                try:
-                    self._add(parser(data), ns, only)
-                except ValueError:
-                    pass
-
-    def rows(self, files: FileRows) -> dict[str, list]:
-        """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
-        (socket, owning descriptor), and one with no owner for a socket nobody holds."""
-        owners: dict[int, list] = {}
-        for r, _ in files.sockets:
-            owners.setdefault(r[_INODE], []).append((r[_PID], r[_FDNUM], r[_START]))
-        out = []
-        nobody = (None, None, None)
-        for _, base in list(self.by_inode.values()) + self.unowned:
-            holders = owners.get(base[0]) if base[0] else None
-            if holders:
-                for h in holders:
-                    out.append(h + base)
-            else:
-                out.append(nobody + base)
-        if not out:
-            return {f: [] for f in SOCKET_FIELDS}
-        return dict(zip(SOCKET_FIELDS, (list(c) for c in zip(*out))))
+    def socket_paths(self) -> list[str]:
+        """/proc/PID/fd/N of each socket descriptor."""
+        return [d + f for d, f in zip(self._sk_dir, self._sk_fd)]
 
 
-SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto", "sock_type", "local_addr",
-                 "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
-                 "unix_path_raw")
+# Descriptor rows held as Python tuples before they become Arrow columns (FileRows.flush): a
+# snapshot's peak memory grows with this, not with the host's count of descriptors.
+FILE_CHUNK = 4096
+# lsof's access mode by the permission bits of a /proc/PID/fd/N link (see procfs.mode_letter)
+_MODES = {m: P.mode_letter(m) for m in (0, 0o200, 0o400, 0o600)}
 
 
-# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname).
-_PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UDPLITE": "udplite",
-                "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
-                "PACKET": "packet"}
+def new_rows(fs: ProcFS) -> FileRows:
+    """An empty FileRows for one snapshot, with the recorder's mount table now, moved into Arrow
+    columns every FILE_CHUNK rows."""
+    from recorder.schema import TABLES
+    return FileRows(FILE_CHUNK, TABLES["open_files"].arrow_schema(), mounts(fs))
 
 
-# Where the inode stands in each table's lines (the parsers' field numbers).
-_INODE_COLUMN = {**{name: 9 for name, _, _ in P.NET_TABLES}, "unix": 6, "netlink": 9, "packet": 8}
+class MapsCache:
+    """The mem rows of each process instance, kept across snapshots: mappings change rarely, so
+    they are re-read only for a process instance not seen before or after REFRESH seconds, and
+    kept only when the next descriptor snapshot is that close."""
+
+    def __init__(self, refresh: float = 60.0):
+        self.refresh = refresh
+        self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
+        self.seen: set = set()              # the process instances of this snapshot
+        self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
+        self.files: dict = {}               # the same for the C module, with the objects rows share
+
+    def keeps(self, next_files_in: float | None) -> bool:
+        return next_files_in is not None and next_files_in <= self.refresh
+
+    def end_snapshot(self, next_files_in: float | None) -> None:
+        """Forget the mappings of process instances that are gone; and all of them when the next
+        descriptor snapshot is further away than refresh (they would be re-read anyway, and kept
+        rows pin memory across the recorder's quiet time)."""
+        if self.keeps(next_files_in):
+            self.rows = {k: v for k, v in self.rows.items() if k in self.seen}
+        else:
+            self.rows = {}
+        self.seen = set()
+        self.sizes = {}
+        self.files = {}
 
 
-def _tables_of(only: set, protos: set | None) -> set | None:
-    """The tables that can hold these sockets: None (all) when a protocol is unknown."""
-    if protos is None or not protos <= _PROTO_TABLE.keys():
+class OpenFiles:
+    """A snapshot's open_files rows with their sockets resolved, and its sockets table (None when
+    not asked for)."""
+    __slots__ = ("files", "gone", "denied", "sockets")
+
+    def __init__(self, files: FileRows, sockets: SocketsTable | None):
+        self.files = files
+        self.gone = files.gone
+        self.denied = files.denied
+        self.sockets = sockets
+
+
+def _stat(path: str):
+    try:
+        return os.stat(path)
+    except OSError:
         return None
-    return {_PROTO_TABLE[p] for p in protos}
 
 
-def _line_finder(inodes: set):
-    """A function keeping, of a /proc/net table, its header line and the lines where one of
-    these inode numbers stands as a word followed by a blank or the line's end (bytes.find per
-    inode: a few scans of C speed, not a parse per line)."""
-    needles = [(b" %d " % i, b" %d\n" % i) for i in sorted(inodes)]
-
-    def find(data: bytes) -> bytes:
-        head = data.find(b"\n") + 1
-        starts = set()
-        for needle in (n for pair in needles for n in pair):
-            at = data.find(needle, head)
-            while at >= 0:
-                starts.add(data.rfind(b"\n", 0, at + 1) + 1)
-                at = data.find(needle, at + 1)
-        lines = [data[:head]]
-        for start in sorted(starts):
-            end = data.find(b"\n", start)
-            lines.append(data[start:end + 1] if end >= 0 else data[start:] + b"\n")
-        return b"".join(lines)
-    return find
+def mounts(fs: ProcFS) -> Mounts | None:
+    """The recorder's mount table now (None where /proc/self/mountinfo cannot be read)."""
+    try:
+        data = fs.read("self", "mountinfo")
+    except (Gone, Denied):
+        return None
+    return Mounts(data) if data else None
 
 
-def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
-    """(resolution, socket row) of each socket of a /proc/net/{tcp,udp,udplite,raw}[6] table
-    in namespace ns (recorder/source/_native.c: inet_records makes the same tuples without the dicts)."""
-    out = []
-    for s in P.parse_inet(data, proto, v6):
-        s["netns"] = ns
-        out.append((_resolution(s), _socket_row(s)))
-    return out
+def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_sockets: bool,
+           next_files_in: float | None) -> OpenFiles:
+    """The open_files rows of a process pass (FILES) resolved against the socket tables of their
+    network namespaces, read once per namespace here, and the sockets table when WANT_SOCKETS."""
+    files = files if files is not None else FileRows(mounts=mounts(fs))
+    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None)
+    files.resolve(index)
+    maps.end_snapshot(next_files_in)
+    return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
 
 
-def unix_records(data: bytes, ns) -> list[tuple]:
-    """(resolution, socket row) of each socket of /proc/net/unix in namespace ns
-    (recorder/source/_native.c: unix_records)."""
-    out = []
-    for s in P.parse_unix(data):
-        s["netns"] = ns
-        out.append((_resolution(s), _socket_row(s)))
-    return out
+def no_sockets() -> SocketsTable:
+    """An empty sockets table."""
+    return SocketsTable(SocketIndex(()).columns(), 0)
 
 
-def _resolution(s: dict) -> tuple:
-    """What a descriptor of this socket shows in lsof: (TYPE, DEVICE, proto, NAME, NAME's raw
-    bytes or None)."""
-    fam = s["family"]
-    device = proto = raw = None
-    if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
-        typ = "raw" if fam == "IPv4" else "raw6"
-    else:
-        typ = fam
-        if fam in ("IPv4", "IPv6", "pack"):
-            device = str(s["inode"])
-        elif fam == "unix":
-            device = "0x" + s["kaddr"]
-    if fam in ("IPv4", "IPv6", "pack"):
-        proto = s["proto"]
-    name = P.lsof_socket_name(s)
-    if fam == "unix" and s.get("path") is not None:
-        text, lossy = P.split_text(s["path"])
-        if lossy is not None:
-            raw = lossy + name[len(text):].encode()
-    return typ, device, proto, name, raw
+def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_only: bool = False
+               ) -> tuple[list[dict], FileRows, dict[str, list]]:
+    """(process rows, descriptor rows, socket columns) of these pids (None: every process), each
+    process read by READ_PROCESS(pid) -> (row, fd names or None), which raises Gone, Denied or
+    ValueError for a process it cannot read (left out). sockets_only keeps, besides socket
+    descriptors, only each process's cwd (lsof -i needs no more, and it spares a stat of every
+    other descriptor on the host)."""
+    files = FileRows(mounts=mounts(fs))
+    procs = []
+    for pid in sorted(set(pids)) if pids is not None else fs.pids():
+        try:
+            row, fds = read_process(pid)
+            if sockets_only:
+                sockets_of(fs, pid, row["start_time"], fds, files)
+            else:
+                row["denied"] = process_files(fs, native, maps, pid, row["start_time"], fds, row["denied"], files,
+                                              None)
+        except (Gone, Denied, ValueError):
+            files.drop(pid)
+            continue
+        procs.append(row)
+    # Named processes: only their sockets' lines of their protocols' tables are parsed.
+    only = protos = None
+    if pids is not None:
+        only = files.socket_inodes()
+        names = [proto_name(p) for p in files.socket_paths()]
+        protos = None if None in names else set(names)  # closed meanwhile, or no name: every table
+    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners())
+    files.resolve(index)
+    files.merge_sockets()
+    return procs, files, index.columns()
 
 
-def _socket_row(s: dict) -> tuple:
-    """A socket's columns after (pid, fd, start_time), in SOCKET_FIELDS order."""
-    fam = s["family"]
-    inet = fam in ("IPv4", "IPv6")
-    proto = None if fam in ("unix", "pack") else s.get("proto")
-    state = s.get("state") if fam in ("IPv4", "IPv6", "unix") else None
-    if inet:
-        addrs = (s["local_addr"], s["local_port"], s["remote_addr"], s["remote_port"], s["rx_queue"], s["tx_queue"])
-    else:
-        addrs = (None, None, None, None, None, None)
-    path = raw = None
-    if fam == "unix" and s.get("path") is not None:
-        path, raw = P.split_text(s["path"])
-    return (s["inode"], s.get("netns"), fam, proto, s.get("sock_type"), addrs[0], addrs[1], addrs[2], addrs[3], state,
-            addrs[4], addrs[5], s.get("uid"), path, raw)
+def sockets_of(fs: ProcFS, pid: int, start_time, fds: list[str] | None, out: FileRows) -> None:
+    """A process's cwd row and its socket descriptors' rows (what lsof -i shows of it)."""
+    base = (pid, start_time)
+    try:
+        out.add_path(base, "cwd", None, None, fs.readlink(pid, "cwd"), _stat(fs.path(pid, "cwd")))
+    except Denied:
+        out.add_denied(base, "cwd", None, fs.path(pid, "cwd"))
+    fd_dir = fs.path(pid, "fd") + "/"
+    for n in fds or ():
+        p = fd_dir + n
+        try:
+            target = os.readlink(p)
+            if target.startswith("socket:["):
+                out.add_socket(base, n, _MODES[os.lstat(p).st_mode & 0o600], int(target[8:-1]), fd_dir)
+        except OSError:
+            continue
+
+
+def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds: list[str] | None,
+                  denied: str | None, out: FileRows, next_files_in: float | None) -> str | None:
+    """lsof's rows for one process, added to OUT: cwd, rtd, txt, mem, then the numbered fds (FDS,
+    the names in /proc/PID/fd; None when they could not be listed). DENIED: the process row's
+    refused sources; returns them with those refused here added. Raises Gone when the process
+    vanished (its rows so far are then dropped by the caller: out.drop(pid))."""
+    base = (pid, start_time)
+    refused = denied.split(",") if denied else []
+    for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
+        try:
+            target = fs.readlink(pid, link)
+        except Denied:
+            out.add_denied(base, fd, None, fs.path(pid, link))
+            if link != "exe":
+                refused.append(link)
+            continue
+        except Gone:
+            if not fs.exists(pid, "stat"):
+                raise
+            if link == "exe":  # kernel threads and zombies have none
+                out.add_unknown(base, fd, fs.path(pid, link))
+            continue
+        out.add_path(base, fd, None, None, target, _stat(fs.path(pid, link)))
+    _maps(fs, native, maps, pid, base, out, refused, next_files_in)
+    if fds is not None and native is not None:
+        rows, sockets, gone, n_denied = native.fd_rows(
+            os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
+            sorted(fds, key=int), pid, start_time, out.native_shared, out.devs)
+        out.add_sockets(base, fs.path(pid, "fd") + "/", sockets)
+        out.rows.extend(rows)
+        out.gone += gone
+        out.denied += n_denied
+    elif fds is not None:
+        _fd_rows(fs, pid, base, fds, out)
+    return ",".join(dict.fromkeys(refused)) if refused else None
+
+
+def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -> None:
+    """The rows of a process's numbered descriptors. The hot loop (tens of thousands of
+    descriptors): plain os calls on paths built once, errors mapped here as ProcFS would map them."""
+    fd_dir = fs.path(pid, "fd") + "/"
+    info_dir = fs.path(pid, "fdinfo") + "/"
+    readlink, lstat, stat_ = os.readlink, os.lstat, os.stat
+    S_ISREG, S_ISCHR, S_ISBLK = stat.S_ISREG, stat.S_ISCHR, stat.S_ISBLK
+    modes = _MODES
+    shared = out.shared_stat
+    # Per descriptor: readlink; then a path gets stat, and fdinfo (offset and access mode)
+    # when it is a file, device or block device; anything else, the lstat of the link for
+    # its access mode; sockets, pipes and shared anonymous inodes get no stat of their own.
+    for n in sorted(fds, key=int):
+        p = fd_dir + n
+        try:
+            target = readlink(p.encode("utf-8", "surrogateescape"))
+            if target[:1] == b"/":
+                st = stat_(p)
+                if S_ISREG(st.st_mode) or S_ISCHR(st.st_mode) or S_ISBLK(st.st_mode):
+                    try:
+                        with open(info_dir + n, "rb", buffering=0) as f:
+                            pos, mode = P.parse_fdinfo(f.read(4096))
+                    except ValueError:
+                        pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                else:
+                    pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                out.add_path(base, n, mode, pos, target, st)
+                continue
+            if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
+                # Every socket's file is opened O_RDWR (sock_alloc_file): its mode is
+                # always u, no lstat needed.
+                out.add_socket(base, n, "u", int(target[8:-1]), fd_dir)
+                continue
+            mode = modes[lstat(p).st_mode & 0o600]
+        except PermissionError:
+            out.add_denied(base, n, int(n), p)
+            continue
+        except OSError:
+            out.gone += 1  # closed while we looked
+            continue
+        head = target[:6]
+        if head == b"pipe:[" and target[-1:] == b"]" and target[6:-1].isdigit():
+            # Every pipe lives on pipefs: its inode is in the link, its device is the
+            # same for all, so one stat per snapshot serves every pipe.
+            st = shared.get(b"pipe")
+            if st is None:
+                try:
+                    st = shared[b"pipe"] = stat_(p)
+                except OSError:
+                    out.gone += 1
+                    continue
+            out.add_pipe(base, n, int(n), mode, st.st_dev, int(target[6:-1]))
+            continue
+        elif head == b"anon_i" and target in SHARED_ANON:
+            st = shared.get(target)
+            if st is None:
+                try:
+                    st = shared[target] = stat_(p)
+                except OSError:
+                    out.gone += 1
+                    continue
+            out.add_path(base, n, mode, None, target, st)
+            continue
+        try:
+            st = stat_(p)
+        except OSError:
+            out.gone += 1
+            continue
+        out.add_path(base, n, mode, None, target, st)
+
+
+def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileRows, denied: list[str],
+          next_files_in: float | None) -> None:
+    """mem rows: one per distinct mapped file other than the executable (from MAPS, the cache, for
+    a process instance read less than maps.refresh seconds ago)."""
+    key = base
+    now = time.monotonic()
+    cached = maps.rows.get(key)
+    if cached is None or now - cached[0] > maps.refresh:
+        try:
+            data = fs.read(pid, "maps")
+        except Denied:
+            denied.append("maps")
+            return
+        except Gone:
+            if not fs.exists(pid, "stat"):
+                raise
+            return
+        # The rows themselves are kept: they depend on nothing but the process instance.
+        exe = out.exe_key(pid)
+        if native is not None:
+            rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
+        else:
+            rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
+        cached = (now, rows)
+        if maps.keeps(next_files_in):
+            maps.rows[key] = cached
+    maps.seen.add(key)
+    out.rows.extend(cached[1])
+
+
+def _maps_rows(fs: ProcFS, data: bytes, pid: int, base: tuple, exe, sizes: dict) -> list[tuple]:
+    """The mem rows of a maps file (recorder/source/_native.c: maps_rows does the same in C)."""
+    rows = []
+    seen = set()
+    pid_, start = base
+    for rng, dev, inode, path in P.parse_maps(data):
+        k = (dev, inode)
+        if k in seen or k == exe:
+            continue
+        seen.add(k)
+        if path.endswith(b" (deleted)"):
+            deleted, size, path = True, None, path[:-10]
+        else:
+            # Libraries are mapped by most processes: stat each file
+            # once per snapshot, not once per process.
+            deleted, size = False, sizes.get(k, -1)
+            if size == -1:
+                st = _stat(fs.path(pid, "map_files", rng))
+                size = sizes[k] = st.st_size if st is not None else None
+        try:
+            text, raw = path.decode("utf-8"), None
+        except UnicodeDecodeError:
+            text, raw = P.split_text(path)
+        rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
+                     text, raw, deleted))
+    return rows

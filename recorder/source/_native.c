@@ -5,7 +5,7 @@
  * parse_stat, parse_status, status_ctxsw, parse_io and parse_cgroup parse the bytes of one file
  * (recorder/collect/processes.py and threads.py use them where a process is read file by file).
  * The descriptor loops make the same system calls, in the same order, with the same outcome per
- * error, as their Python twins in recorder/collect (Collector._files' numbered-fd loop, ...), and
+ * error, as their Python twins in recorder/collect/descriptors.py (the numbered-fd loop, the maps rows, the inet tables), and
  * tests/test_native.py holds the two to the same answers on the live host and on fake /proc trees.
  * The module is optional: when it cannot be built or imported (or PROCSNAP_NATIVE=0), psutil reads
  * processes and threads and the descriptor loops run in Python.
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -53,7 +52,7 @@ static PyObject *mode_of(mode_t m) { /* procfs.mode_letter of a /proc/PID/fd/N l
     return Py_None;
 }
 
-static PyObject *type_of(mode_t m) { /* files.file_type */
+static PyObject *type_of(mode_t m) { /* descriptors.file_type */
     if (S_ISREG(m)) return S_REG;
     if (S_ISDIR(m)) return S_DIR;
     if (S_ISCHR(m)) return S_CHR;
@@ -119,7 +118,7 @@ static int bracket_ino(const char *b, Py_ssize_t n, Py_ssize_t skip, unsigned lo
     return 0;
 }
 
-/* Build one row tuple in files.FIELDS order. Steals nothing; borrows everything. */
+/* Build one row tuple in descriptors.FIELDS order. Steals nothing; borrows everything. */
 static PyObject *row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
                      PyObject *typ, PyObject *device, PyObject *size, PyObject *pos, PyObject *inode,
                      PyObject *name, PyObject *raw, int deleted) {
@@ -250,8 +249,8 @@ static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_po
 
 /* fd_rows(fd_dir, info_dir, names, pid, start_time, shared, devs)
  *   fd_dir, info_dir: bytes ending in '/'; names: the fd names (str), in the order rows are wanted.
- * -> (rows, sockets, gone, denied): rows as FileRows keeps them (socket rows as lists, resolved
- *    later), sockets as (index into rows, "/proc/PID/fd/N") of each socket row. */
+ * -> (rows, sockets, gone, denied): rows as FileRows keeps them, but for sockets: (fd name, inode)
+ *    of each socket descriptor (its mode is u), resolved later against the socket tables. */
 static PyObject *fd_rows(PyObject *self, PyObject *args) {
     const char *fd_dir, *info_dir;
     Py_ssize_t fd_len, info_len;
@@ -358,31 +357,16 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
         unsigned long long ino;
         if (startswith(target, n, "socket:[") && bracket_ino(target, n, 8, &ino) == 0) {
             /* Every socket's file is opened O_RDWR (sock_alloc_file), so its link's mode is
-               always u: no lstat (half of a busy host's descriptors are sockets). */
-            PyObject *mode = S_U;
-            PyObject *inode = PyLong_FromUnsignedLongLong(ino), *zero = PyLong_FromLong(0);
-            PyObject *empty = PyUnicode_FromStringAndSize("", 0);
-            if (inode && zero && empty)
-                r = Py_BuildValue("[OOOOOOOOOOOOOO]", pid, start, fd, fdnum, mode, Py_None, Py_None, Py_None,
-                                  zero, inode, Py_None, empty, Py_None, Py_False);
-            Py_XDECREF(inode);
-            Py_XDECREF(zero);
-            Py_XDECREF(empty);
-            if (!r) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
-            PyObject *p = PyUnicode_DecodeFSDefault(path);
-            PyObject *pair = p ? Py_BuildValue("(nO)", PyList_GET_SIZE(rows), p) : NULL;
-            Py_XDECREF(p);
+               always u: no lstat (half of a busy host's descriptors are sockets). No row: the
+               caller keeps sockets as columns until the socket tables resolve them. */
+            PyObject *pair = Py_BuildValue("(OK)", fd, ino);
+            Py_DECREF(fdnum);
             if (!pair || PyList_Append(sockets, pair) < 0) {
                 Py_XDECREF(pair);
-                Py_DECREF(r);
-                Py_DECREF(fdnum);
                 goto fail;
             }
             Py_DECREF(pair);
-            goto append;
+            continue;
         }
         if (fstatat(dfd, rel, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
             err = errno;
@@ -498,14 +482,12 @@ static Py_ssize_t read_at(int dirfd, const char *name, char **buf, Py_ssize_t *c
     return n;
 }
 
-/* read_files(folder, names, to_eof=False) -> [bytes or int]: each file of folder/ (int: the errno
- * that refused or missed it; all ENOENT when the folder itself is gone). Single-record files
- * (stat, status, io, …) come whole in one read shorter than the buffer (procfs.read_one);
- * to_eof reads on to the end, as files listed a page at a time need (maps). */
+/* read_files(folder, names) -> [bytes or int]: each file of folder/ (int: the errno that refused or
+ * missed it; all ENOENT when the folder itself is gone). Single-record files (stat, status, io, …)
+ * come whole in one read shorter than the buffer (procfs.read_one). */
 static PyObject *read_files(PyObject *self, PyObject *args) {
     PyObject *dir, *names;
-    int to_eof = 0;
-    if (!PyArg_ParseTuple(args, "O&O!|p", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names, &to_eof)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &dir, &PyTuple_Type, &names)) return NULL;
     int dfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int derr = dfd < 0 ? errno : 0;
     Py_DECREF(dir);
@@ -521,7 +503,7 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
         } else {
             const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
             if (!name) goto fail;
-            Py_ssize_t n = read_at(dfd, name, &buf, &cap, to_eof);
+            Py_ssize_t n = read_at(dfd, name, &buf, &cap, 0);
             if (n == -ENOMEM) {
                 PyErr_NoMemory();
                 goto fail;
@@ -892,7 +874,7 @@ static int fileset_add(fileset *s, unsigned long long maj, unsigned long long mi
 }
 
 /* maps_distinct(data) -> [(start-end, "major,minor", inode, path bytes)]: procfs.parse_maps, keeping
- * only the first mapping of each (device, inode), as Collector._maps does with them. */
+ * only the first mapping of each (device, inode), as descriptors._maps_rows does with them. */
 static PyObject *maps_distinct(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
@@ -953,109 +935,13 @@ fail:
     return NULL;
 }
 
-/* PROCMAP_QUERY (Linux 6.11, include/uapi/linux/fs.h): one mapping per ioctl on an open
- * /proc/PID/maps, without the kernel formatting every line of the text (anonymous ones too). */
-struct pm_query {
-    unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
-        inode;
-    unsigned int dev_major, dev_minor, vma_name_size, build_id_size;
-    unsigned long long vma_name_addr, build_id_addr;
-};
-#define PM_QUERY _IOWR('f', 17, struct pm_query)
-#define PM_COVERING_OR_NEXT 0x10
-#define PM_FILE_BACKED 0x20
-
-/* maps_query(maps_path) -> what maps_distinct makes of the text of that maps file, from
- * PROCMAP_QUERY; an int (the errno) when the file does not open; None when this kernel has no
- * PROCMAP_QUERY; False when a query failed otherwise (the caller reads the text instead). Names
- * come as the text has them: '\n' escaped \012 (seq_file_path), " (deleted)" kept; the range as
- * "%08lx-%08lx", as the text prints it. */
-static PyObject *maps_query(PyObject *self, PyObject *args) {
-    PyObject *path;
-    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path)) return NULL;
-    int fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
-    int oerr = errno;
-    Py_DECREF(path);
-    if (fd < 0) return PyLong_FromLong(oerr);
-    fileset seen = {NULL, 0, 0};
-    char name[4096 + 16], esc[4 * (4096 + 16)];
-    PyObject *out = PyList_New(0);
-    if (!out || fileset_init(&seen) < 0) goto fail;
-    unsigned long long addr = 0;
-    PyObject *fallback = Py_False; /* what give_up returns */
-    for (;;) {
-        struct pm_query q;
-        memset(&q, 0, sizeof q);
-        q.size = sizeof q;
-        q.query_flags = PM_COVERING_OR_NEXT | PM_FILE_BACKED;
-        q.query_addr = addr;
-        if (ioctl(fd, PM_QUERY, &q) < 0) {
-            int e = errno;
-            if (e == ENOENT) break; /* no mapping at or after addr */
-            if (e == ESRCH && addr == 0) break; /* no memory at all (a kernel thread): the text is empty */
-            fallback = e == ENOTTY || e == EINVAL || e == EOPNOTSUPP ? Py_None : Py_False;
-            goto give_up;
-        }
-        if (q.vma_end <= addr) goto give_up; /* no progress: not the interface we know */
-        addr = q.vma_end;
-        unsigned long long maj = q.dev_major, min = q.dev_minor, ino = q.inode;
-        if (ino == 0 || fileset_has(&seen, maj, min, ino)) continue;
-        /* A file not seen yet: its name, by the same query again (a path is made only for the
-         * first mapping of each file, not for every one as the text does) */
-        unsigned long long start = q.vma_start;
-        memset(&q, 0, sizeof q);
-        q.size = sizeof q;
-        q.query_flags = PM_FILE_BACKED;
-        q.query_addr = start;
-        q.vma_name_size = sizeof name;
-        q.vma_name_addr = (unsigned long long)(uintptr_t)name;
-        if (ioctl(fd, PM_QUERY, &q) < 0 || q.vma_start != start || q.inode != ino || q.dev_major != maj ||
-            q.dev_minor != min) /* changed under us: the text is read instead */
-            goto give_up;
-        Py_ssize_t nl = q.vma_name_size ? (Py_ssize_t)strnlen(name, q.vma_name_size) : 0;
-        if (nl == 0 || name[0] != '/') continue; /* as the text parser: a path (not anon_inode:…) */
-        if (fileset_add(&seen, maj, min, ino) < 0) goto fail;
-        Py_ssize_t m = 0;
-        for (Py_ssize_t i = 0; i < nl; i++) {
-            if (name[i] == '\n') {
-                memcpy(esc + m, "\\012", 4);
-                m += 4;
-            } else esc[m++] = name[i];
-        }
-        char rng[48];
-        snprintf(rng, sizeof rng, "%08llx-%08llx", q.vma_start, q.vma_end);
-        PyObject *r = Py_BuildValue("(sNKy#)", rng, PyUnicode_FromFormat("%llu,%llu", maj, min), ino, esc, m);
-        if (!r || PyList_Append(out, r) < 0) {
-            Py_XDECREF(r);
-            goto fail;
-        }
-        Py_DECREF(r);
-    }
-    close(fd);
-    PyMem_Free(seen.v);
-    return out;
-give_up:
-    close(fd);
-    PyMem_Free(seen.v);
-    Py_DECREF(out);
-    Py_INCREF(fallback);
-    return fallback;
-fail:
-    close(fd);
-    PyMem_Free(seen.v);
-    Py_XDECREF(out);
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------------------------ */
-/* Socket tables: what files.inet_records and files.unix_records make of procfs.parse_inet and
-   procfs.parse_unix rows, from the same lines. */
+/* Socket tables: what sockets.inet_records makes of procfs.parse_inet rows, from the same lines. */
 
 
 static PyObject *TCP_STATE[13];
-static PyObject *K_FAMILY, *K_STATE, *K_INODE, *K_KADDR, *K_SOCKTYPE, *K_PATH, *S_IPV4, *S_IPV6, *S_UNIX, *S_STREAM,
-    *S_DGRAM, *S_RAWT, *S_SEQPACKET, *S_ESTAB, *S_UNCONN, *S_LISTEN, *S_UNCONNECTED, *S_CONNECTING,
-    *S_CONNECTED, *S_DISCONNECTING, *S_RAW4, *S_RAW6;
+static PyObject *S_IPV4, *S_IPV6, *S_STREAM, *S_DGRAM, *S_RAWT, *S_ESTAB, *S_UNCONN, *S_RAW4, *S_RAW6;
 
 typedef struct {
     const char *b;
@@ -1120,16 +1006,10 @@ static int net_addr(const char *b, Py_ssize_t n, int v6, char *out, unsigned lon
     return hexany(colon + 1, pl, port);
 }
 
-static int set_item(PyObject *d, PyObject *k, PyObject *v) { /* steals v */
-    if (!v) return -1;
-    int r = PyDict_SetItem(d, k, v);
-    Py_DECREF(v);
-    return r;
-}
 
 /* The address strings of one table: a few distinct values (127.0.0.1, ::, the host's addresses)
-   over tens of thousands of lines, so each distinct one is made once and shared (a str per line
-   was ~3 MB of a 1000-process host's sockets). Up to ADDR_CACHE of them; others are made each time. */
+   over tens of thousands of lines, so each distinct one is made once and shared, not a str per
+   line. Up to ADDR_CACHE of them; others are made each time. */
 #define ADDR_CACHE 16
 typedef struct { char s[INET6_ADDRSTRLEN]; PyObject *o; } addr_entry;
 
@@ -1189,7 +1069,7 @@ static int lsof_addr(char *buf, size_t size, const char *a, unsigned long long p
 }
 
 /* inet_records(data, proto, v6, netns) -> [(resolution, socket_row)]: for each row parse_inet gives,
-   what files._resolution and files._socket_row make of it (netns set), without the dict. */
+   what sockets._resolution and sockets._socket_row make of it (netns set), without the dict. */
 static PyObject *inet_records(PyObject *self, PyObject *args) {
     const char *b;
     Py_ssize_t n;
@@ -1262,179 +1142,25 @@ fail:
     return NULL;
 }
 
-/* One line of /proc/net/unix, as procfs.parse_unix reads it. */
-typedef struct {
-    tok f[7];
-    unsigned long long flags, typ, st;
-    long long inode;
-    const char *path; /* NULL: none */
-    Py_ssize_t path_n;
-    Py_ssize_t kaddr_n; /* f[0] without its trailing colons */
-} unix_line;
-
-/* 1: parsed; 0: a line the Python parser skips. */
-static int unix_parse_line(const char *p, const char *eol, unix_line *U) {
-    tok *f = U->f;
-    int k = split_line(p, eol, f, 7);
-    if (k < 7) return 0;
-    const char *rest = f[6].b + f[6].n;
-    while (rest < eol && is_ws(*rest)) rest++;
-    if (hexany(f[3].b, f[3].n, &U->flags) < 0 || hexany(f[4].b, f[4].n, &U->typ) < 0 ||
-        hexany(f[5].b, f[5].n, &U->st) < 0 || decnum(f[6].b, f[6].n, &U->inode) < 0)
-        return 0;
-    U->path = rest < eol ? rest : NULL;
-    U->path_n = eol - rest;
-    Py_ssize_t kl = f[0].n;
-    while (kl > 0 && f[0].b[kl - 1] == ':') kl--;
-    U->kaddr_n = kl;
-    return 1;
-}
-
-static PyObject *unix_type(unsigned long long typ) { /* new reference */
-    PyObject *t = typ == 1 ? S_STREAM : typ == 2 ? S_DGRAM : typ == 5 ? S_SEQPACKET : NULL;
-    return t ? (Py_INCREF(t), t) : PyUnicode_FromFormat("%llu", typ);
-}
-
-static PyObject *unix_state(unsigned long long flags, unsigned long long st) { /* new reference */
-    PyObject *s;
-    if (flags & 0x00010000) s = S_LISTEN;
-    else if (st == 1) s = S_UNCONNECTED;
-    else if (st == 2) s = S_CONNECTING;
-    else if (st == 3) s = S_CONNECTED;
-    else if (st == 4) s = S_DISCONNECTING;
-    else return PyUnicode_FromFormat("%llu", st);
-    Py_INCREF(s);
-    return s;
-}
-
-/* The dict procfs.parse_unix makes of a line; NULL with UnicodeDecodeError set for a kaddr that is
-   not UTF-8 (the line is skipped). */
-static PyObject *unix_dict(const unix_line *U) {
-    PyObject *kaddr = PyUnicode_DecodeUTF8(U->f[0].b, U->kaddr_n, NULL);
-    if (!kaddr) return NULL;
-    PyObject *stype = unix_type(U->typ), *state = unix_state(U->flags, U->st);
-    PyObject *path = U->path ? PyBytes_FromStringAndSize(U->path, U->path_n) : (Py_INCREF(Py_None), Py_None);
-    PyObject *d = PyDict_New();
-    Py_INCREF(S_UNIX);
-    if (!d || set_item(d, K_FAMILY, S_UNIX) < 0 || set_item(d, K_KADDR, kaddr) < 0 ||
-        set_item(d, K_SOCKTYPE, stype) < 0 || set_item(d, K_STATE, state) < 0 ||
-        set_item(d, K_INODE, PyLong_FromLongLong(U->inode)) < 0 || set_item(d, K_PATH, path) < 0) {
-        Py_XDECREF(d);
-        return NULL;
-    }
-    return d;
-}
-
-
-/* unix_records(data, netns) -> [(resolution, socket_row) or dict]: files.unix_records in C. A line
-   whose path is not UTF-8 comes back as parse_unix's dict, for Python to make its lossy text. */
-static PyObject *unix_records(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    PyObject *ns;
-    if (!PyArg_ParseTuple(args, "y#O", &b, &n, &ns)) return NULL;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    const char *p = memchr(b, '\n', n), *end = b + n;
-    p = p ? p + 1 : end;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        if (!eol) eol = end;
-        unix_line U;
-        int ok = unix_parse_line(p, eol, &U);
-        p = eol + 1;
-        if (!ok) continue;
-        PyObject *rec = NULL, *text = NULL;
-        if (U.path) {
-            text = PyUnicode_DecodeUTF8(U.path, U.path_n, NULL);
-            if (!text) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto fail;
-                PyErr_Clear();
-                rec = unix_dict(&U);
-                if (!rec) {
-                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                        PyErr_Clear();
-                        continue;
-                    }
-                    goto fail;
-                }
-            }
-        }
-        if (!rec) {
-            /* kaddr must decode, as parse_unix requires */
-            PyObject *kaddr = PyUnicode_DecodeUTF8(U.f[0].b, U.kaddr_n, NULL);
-            if (!kaddr) {
-                Py_XDECREF(text);
-                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    PyErr_Clear();
-                    continue;
-                }
-                goto fail;
-            }
-            PyObject *stype = unix_type(U.typ), *state = unix_state(U.flags, U.st);
-            PyObject *device = PyUnicode_FromFormat("0x%U", kaddr);
-            PyObject *name = NULL;
-            if (stype && state)
-                name = text ? PyUnicode_FromFormat("%U type=%U (%U)", text, stype, state)
-                            : PyUnicode_FromFormat("type=%U (%U)", stype, state);
-            PyObject *inode = PyLong_FromLongLong(U.inode);
-            if (device && name && inode)
-                rec = Py_BuildValue("((OOOOO)(OOOOOOOOOOOOOOO))", S_UNIX, device, Py_None, name, Py_None,
-                                    inode, ns, S_UNIX, Py_None, stype, Py_None, Py_None, Py_None, Py_None, state,
-                                    Py_None, Py_None, Py_None, text ? text : Py_None, Py_None);
-            Py_DECREF(kaddr);
-            Py_XDECREF(stype);
-            Py_XDECREF(state);
-            Py_XDECREF(device);
-            Py_XDECREF(name);
-            Py_XDECREF(inode);
-            Py_XDECREF(text);
-            if (!rec) goto fail;
-        }
-        int e = PyList_Append(out, rec);
-        Py_DECREF(rec);
-        if (e < 0) goto fail;
-    }
-    return out;
-fail:
-    Py_DECREF(out);
-    return NULL;
-}
 
 
 static PyObject *S_MEM, *S_DEL;
 
-/* maps_rows(data, pid, start_time, exe_key, sizes, map_files_dir) -> [row]: Collector._maps' mem
- * rows for one process (data: the maps text, or the list maps_distinct or maps_query made of
- * it): the first mapping of each file but the executable (exe_key, a
+/* maps_rows(data, pid, start_time, exe_key, files, map_files_dir) -> [row]: the mem rows of one
+ * process (data: its maps text): the first mapping of each file but the executable (exe_key, a
  * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
- * map_files/<range>, once per (device, inode) and snapshot (cached in sizes; None when the stat
- * fails). */
+ * map_files/<range> (None when the stat fails). files: a dict of this snapshot, (device, inode) ->
+ * (size, name, name_raw, path bytes, device, inode), so that each file is stat'ed once and every
+ * process mapping it under the same path shares its objects (a library's row in 1000 processes
+ * holds one name, not 1000). */
 static PyObject *maps_rows(PyObject *self, PyObject *args) {
-    PyObject *data, *pid, *start, *exe, *sizes, *dir;
-    if (!PyArg_ParseTuple(args, "OOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &sizes, PyUnicode_FSConverter,
+    PyObject *data, *pid, *start, *exe, *files, *dir;
+    if (!PyArg_ParseTuple(args, "SOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &files, PyUnicode_FSConverter,
                           &dir))
         return NULL;
-    PyObject *entries = NULL;
-    if (PyList_Check(data)) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(data); i++) {
-            PyObject *e = PyList_GET_ITEM(data, i);
-            if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4 || !PyUnicode_Check(PyTuple_GET_ITEM(e, 0)) ||
-                !PyBytes_Check(PyTuple_GET_ITEM(e, 3))) {
-                PyErr_SetString(PyExc_TypeError, "maps_rows: entries are (range str, dev, inode, path bytes)");
-                Py_DECREF(dir);
-                return NULL;
-            }
-        }
-        Py_INCREF(data);
-        entries = data;
-    } else if (PyBytes_Check(data)) {
-        PyObject *dargs = PyTuple_Pack(1, data);
-        entries = dargs ? maps_distinct(self, dargs) : NULL;
-        Py_XDECREF(dargs);
-    } else {
-        PyErr_SetString(PyExc_TypeError, "maps_rows: data must be bytes or a list of entries");
-    }
+    PyObject *dargs = PyTuple_Pack(1, data);
+    PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
+    Py_XDECREF(dargs);
     PyObject *rows = entries ? PyList_New(0) : NULL;
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
     if (!rows) goto fail;
@@ -1453,37 +1179,80 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
         const char *b = PyBytes_AS_STRING(path);
         Py_ssize_t n = PyBytes_GET_SIZE(path);
         int deleted = n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0;
-        PyObject *size = Py_None;
+        PyObject *row_;
         if (deleted) {
-            n -= 10;
+            Py_DECREF(key);
+            PyObject *text, *raw;
+            if (name_of(b, n - 10, &text, &raw) < 0) goto fail;
+            row_ = PyTuple_Pack(14, pid, start, S_DEL, Py_None, Py_None, S_REG, dev, Py_None, Py_None, inode, Py_None,
+                                text, raw ? raw : Py_None, Py_True);
+            Py_DECREF(text);
+            Py_XDECREF(raw);
         } else {
-            size = PyDict_GetItemWithError(sizes, key);
-            if (!size) {
-                if (PyErr_Occurred()) {
-                    Py_DECREF(key);
-                    goto fail;
+            PyObject *f = PyDict_GetItemWithError(files, key); /* borrowed */
+            if (!f && PyErr_Occurred()) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            PyObject *size, *text, *raw;
+            if (f) { /* stat'ed already: the same size; its name too when the path is the same */
+                Py_INCREF(f);
+                size = PyTuple_GET_ITEM(f, 0);
+                PyObject *fpath = PyTuple_GET_ITEM(f, 3);
+                if (PyBytes_GET_SIZE(fpath) == n && memcmp(PyBytes_AS_STRING(fpath), b, n) == 0) {
+                    text = PyTuple_GET_ITEM(f, 1);
+                    raw = PyTuple_GET_ITEM(f, 2);
+                    dev = PyTuple_GET_ITEM(f, 4);
+                    inode = PyTuple_GET_ITEM(f, 5);
+                    Py_INCREF(text);
+                    Py_INCREF(raw);
+                } else {
+                    if (name_of(b, n, &text, &raw) < 0) {
+                        Py_DECREF(f);
+                        Py_DECREF(key);
+                        goto fail;
+                    }
+                    if (!raw) {
+                        raw = Py_None;
+                        Py_INCREF(raw);
+                    }
                 }
+            } else {
                 if (mfd == -2) mfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 struct stat st;
                 const char *r = PyUnicode_AsUTF8(rng);
-                PyObject *v = (r && mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
-                                                                          : (PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None));
-                if (!v || PyDict_SetItem(sizes, key, v) < 0) {
-                    Py_XDECREF(v);
+                if (!r) {
                     Py_DECREF(key);
                     goto fail;
                 }
-                Py_DECREF(v);
-                size = PyDict_GetItemWithError(sizes, key);
+                size = (mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
+                                                                  : (Py_INCREF(Py_None), Py_None);
+                if (!size || name_of(b, n, &text, &raw) < 0) {
+                    Py_XDECREF(size);
+                    Py_DECREF(key);
+                    goto fail;
+                }
+                if (!raw) {
+                    raw = Py_None;
+                    Py_INCREF(raw);
+                }
+                f = PyTuple_Pack(6, size, text, raw, path, dev, inode);
+                Py_DECREF(size);
+                if (!f || PyDict_SetItem(files, key, f) < 0) {
+                    Py_XDECREF(f);
+                    Py_DECREF(text);
+                    Py_DECREF(raw);
+                    Py_DECREF(key);
+                    goto fail;
+                }
             }
+            Py_DECREF(key);
+            row_ = PyTuple_Pack(14, pid, start, S_MEM, Py_None, Py_None, S_REG, dev, size, Py_None, inode, Py_None,
+                                text, raw, Py_False);
+            Py_DECREF(text);
+            Py_DECREF(raw);
+            Py_DECREF(f); /* after the row holds what it lent */
         }
-        Py_DECREF(key);
-        PyObject *text, *raw;
-        if (name_of(b, n, &text, &raw) < 0) goto fail;
-        PyObject *row_ = PyTuple_Pack(14, pid, start, deleted ? S_DEL : S_MEM, Py_None, Py_None, S_REG, dev, size,
-                                      Py_None, inode, Py_None, text, raw ? raw : Py_None, deleted ? Py_True : Py_False);
-        Py_DECREF(text);
-        Py_XDECREF(raw);
         if (!row_ || PyList_Append(rows, row_) < 0) {
             Py_XDECREF(row_);
             goto fail;
@@ -1503,51 +1272,6 @@ fail:
 }
 
 
-/* socket_lines(data, col, inodes) -> bytes: a /proc/net table's header line and the lines whose
- * token number col (0-based, blank-separated) is one of inodes (a set of ints). */
-static PyObject *socket_lines(PyObject *self, PyObject *args) {
-    const char *b;
-    Py_ssize_t n;
-    int col;
-    PyObject *inodes;
-    if (!PyArg_ParseTuple(args, "y#iO", &b, &n, &col, &inodes)) return NULL;
-    if (!PyAnySet_Check(inodes)) {
-        PyErr_SetString(PyExc_TypeError, "socket_lines: inodes must be a set");
-        return NULL;
-    }
-    const char *end = b + n, *p = memchr(b, '\n', n);
-    p = p ? p + 1 : end;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
-    if (!out) return NULL;
-    char *o = PyBytes_AS_STRING(out);
-    memcpy(o, b, p - b);
-    Py_ssize_t used = p - b;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', end - p);
-        const char *next = eol ? eol + 1 : end;
-        if (!eol) eol = end;
-        tok f[16];
-        int k = split_line(p, eol, f, col + 1 < 16 ? col + 1 : 16);
-        long long ino;
-        if (k > col && decnum(f[col].b, f[col].n, &ino) == 0) {
-            PyObject *v = PyLong_FromLongLong(ino);
-            int has = v ? PySet_Contains(inodes, v) : -1;
-            Py_XDECREF(v);
-            if (has < 0) {
-                Py_DECREF(out);
-                return NULL;
-            }
-            if (has) {
-                memcpy(o + used, p, eol - p);
-                used += eol - p;
-                o[used++] = '\n';
-            }
-        }
-        p = next;
-    }
-    if (_PyBytes_Resize(&out, used) < 0) return NULL;
-    return out;
-}
 
 /* ------------------------------------------------------------------ a process's own files parsed
    The one parser of each per-process /proc format procsnap reads (stat, status, io, cgroup; a
@@ -1992,13 +1716,10 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/collector.py)."},
+    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/descriptors.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
-    {"maps_query", maps_query, METH_VARARGS, "maps_distinct's entries through PROCMAP_QUERY."},
-    {"unix_records", unix_records, METH_VARARGS, "files.unix_records in C: (resolution, socket row) per socket."},
-    {"inet_records", inet_records, METH_VARARGS, "files.inet_records in C: (resolution, socket row) per socket."},
-    {"socket_lines", socket_lines, METH_VARARGS, "The lines of a socket table for these inodes."},
+    {"inet_records", inet_records, METH_VARARGS, "sockets.inet_records in C: (resolution, socket row) per socket."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {"parse_stat", py_parse_stat, METH_O, "A Stat of /proc/PID/stat's bytes; ValueError if malformed."},
@@ -2037,26 +1758,13 @@ PyMODINIT_FUNC PyInit__native(void) {
                                          "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
                                          "NEW_SYN_RECV"};
     for (int i = 1; i < 13; i++) INTERN(TCP_STATE[i], tcp_states[i]);
-    INTERN(K_FAMILY, "family");
-    INTERN(K_STATE, "state");
-    INTERN(K_INODE, "inode");
-    INTERN(K_KADDR, "kaddr");
-    INTERN(K_SOCKTYPE, "sock_type");
-    INTERN(K_PATH, "path");
     INTERN(S_IPV4, "IPv4");
     INTERN(S_IPV6, "IPv6");
-    INTERN(S_UNIX, "unix");
     INTERN(S_STREAM, "STREAM");
     INTERN(S_DGRAM, "DGRAM");
     INTERN(S_RAWT, "RAW");
-    INTERN(S_SEQPACKET, "SEQPACKET");
     INTERN(S_ESTAB, "ESTABLISHED");
     INTERN(S_UNCONN, "UNCONN");
-    INTERN(S_LISTEN, "LISTEN");
-    INTERN(S_UNCONNECTED, "UNCONNECTED");
-    INTERN(S_CONNECTING, "CONNECTING");
-    INTERN(S_CONNECTED, "CONNECTED");
-    INTERN(S_DISCONNECTING, "DISCONNECTING");
     INTERN(S_RAW4, "raw");
     INTERN(S_RAW6, "raw6");
     if (PyStructSequence_InitType2(&StatType, &stat_desc) < 0 ||

@@ -56,7 +56,6 @@ def translate(e: BaseException) -> BaseException:
     return e
 
 
-_translate = translate  # the name the descriptor code in recorder/collect still calls
 
 
 class ProcFS:

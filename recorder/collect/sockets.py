@@ -1,0 +1,263 @@
+"""The sockets table, and what lsof shows of a socket descriptor.
+
+:func:`read_tables` reads the socket tables (/proc/PID/net/{tcp,udp,unix,…}) of
+each network namespace that holds sockets into a :class:`SocketIndex`: for each
+socket, what its descriptors show in lsof (:meth:`SocketIndex.resolution`) and
+its ``sockets`` row. :meth:`SocketIndex.columns` gives the ``sockets`` table,
+one row per (socket, owner), and one with a NULL owner for sockets nobody holds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from recorder.source import procfs as P
+from recorder.source.procfs import Denied, Gone, ProcFS
+
+
+SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto", "sock_type", "local_addr",
+                 "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
+                 "unix_path_raw")
+
+# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname).
+PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UDPLITE": "udplite",
+               "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
+               "PACKET": "packet"}
+
+class SocketsTable:
+    """The sockets table of a snapshot: its columns (SOCKET_FIELDS) and how many socket tables
+    were refused."""
+    __slots__ = ("columns", "denied")
+
+    def __init__(self, columns: dict[str, list], denied: int):
+        self.columns = columns
+        self.denied = denied
+
+
+class SocketIndex:
+    """The sockets of the tables read: by inode, what its descriptors' rows get (resolution); and,
+    when made with OWNERS, the sockets table, appended a column at a time as the tables are read
+    (no tuple per socket kept: tens of thousands at a busy host)."""
+
+    def __init__(self, owners=None):
+        self.by_inode: dict[int, tuple] = {}
+        self.denied = 0
+        # OWNERS: (inode, pid, fd number, start_time) of each socket descriptor.
+        self._held: dict[int, tuple | list] | None = None
+        self._owned: list[list] = [[] for _ in SOCKET_FIELDS]
+        self._unowned: list[list] = [[] for _ in SOCKET_FIELDS]  # inode-0 sockets (TIME_WAIT, …), last
+        if owners is not None:
+            held = self._held = {}
+            for inode, pid, fd, start in owners:  # a tuple for one holder, a list of them for more
+                h = held.get(inode)
+                if h is None:
+                    held[inode] = (pid, fd, start)
+                elif type(h) is tuple:
+                    held[inode] = [h, (pid, fd, start)]
+                else:
+                    h.append((pid, fd, start))
+
+    def resolution(self, inode: int) -> tuple | None:
+        """What a descriptor of this socket shows in lsof: (TYPE, DEVICE, proto, NAME, NAME's raw
+        bytes or None); None for a socket in no table read."""
+        return self.by_inode.get(inode)
+
+    def add_records(self, records: list, ns, only: set | None = None) -> None:
+        """(resolution, socket row) pairs, as inet_records and unix_records give them, or parsed
+        dicts (netlink, packet)."""
+        by_inode, held = self.by_inode, self._held
+        nobody = ((None, None, None),)
+        for rec in records:
+            if type(rec) is dict:
+                rec["netns"] = ns
+                rec = (_resolution(rec), _socket_row(rec))
+            base = rec[1]
+            inode = base[0]
+            if only is not None and inode not in only:
+                continue  # a line line_finder let through on another column's digits
+            if inode == 0:
+                cols, holders = self._unowned, nobody
+            elif inode in by_inode:
+                continue
+            else:
+                by_inode[inode] = rec[0]
+                h = held.get(inode) if held is not None else None
+                cols, holders = self._owned, (h,) if type(h) is tuple else (h or nobody)
+            if held is None:
+                continue
+            for h in holders:
+                for col, v in zip(cols, h):
+                    col.append(v)
+                for col, v in zip(cols[3:], base):
+                    col.append(v)
+
+    def columns(self) -> dict[str, list]:
+        """The sockets table as columns (SOCKET_FIELDS; boot_id is added by the caller): one row per
+        (socket, owning descriptor), and one with no owner for a socket nobody holds; empty for
+        an index made without owners. The columns are let go."""
+        cols = {f: a + b for f, a, b in zip(SOCKET_FIELDS, self._owned, self._unowned)}
+        self._owned = self._unowned = [[] for _ in SOCKET_FIELDS]
+        return cols
+
+    def read_namespace(self, fs: ProcFS, parts: tuple, ns, native=None, only: set | None = None,
+                       protos: set | None = None) -> None:
+        """Every socket table of a network namespace; with ONLY (inodes), just those sockets, from
+        the tables of their PROTOS (sockprotoname values; None: every table): `lsof -p PID`
+        needs a few lines of tables that can hold tens of thousands."""
+        find = line_finder(only) if only is not None else None
+        tables = _tables_of(protos) if only is not None else None
+
+        def read(name):
+            try:
+                data = fs.read(*parts, name)
+                return find(data) if find is not None and data else data
+            except Denied:
+                self.denied += 1
+            except Gone:
+                pass
+            return None
+
+        records = inet_records if native is None else native.inet_records
+        for name, proto, v6 in P.NET_TABLES:
+            if tables is not None and name not in tables:
+                continue
+            data = read(name)
+            if data:
+                self.add_records(records(data, proto, v6, ns), ns, only)
+        if tables is None or "unix" in tables:
+            data = read("unix")
+            if data:
+                try:
+                    self.add_records(unix_records(data, ns), ns, only)
+                except ValueError:
+                    pass
+        for name, parser in (("netlink", P.parse_netlink), ("packet", P.parse_packet)):
+            if tables is not None and name not in tables:
+                continue
+            data = read(name)
+            if data:
+                try:
+                    self.add_records(parser(data), ns, only)
+                except ValueError:
+                    pass
+
+
+def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos: set | None = None,
+                owners=None) -> SocketIndex:
+    """The socket tables of every network namespace among these processes' (SOCKET_PIDS: the
+    pids that hold sockets), each read once through one process in it; the recorder's own
+    namespace is always read (unowned sockets too). ONLY and PROTOS: see read_namespace; OWNERS:
+    see SocketIndex (the sockets table is made only with them)."""
+    idx = SocketIndex(owners)
+    if only is not None and not only:
+        return idx  # the named processes hold no socket
+    seen_ns: set = set()
+    for who in ("self", *socket_pids):
+        try:
+            ns = os.stat(fs.path(who, "ns", "net")).st_ino
+        except OSError:
+            ns = None
+        if ns is not None and ns in seen_ns:
+            continue
+        if ns is None and who != "self":
+            continue
+        if ns is not None:
+            seen_ns.add(ns)
+        idx.read_namespace(fs, (who, "net"), ns, native, only, protos)
+    return idx
+
+
+def proto_name(fd_path: str) -> str | None:
+    """The protocol the kernel names a socket descriptor by (system.sockprotoname), or None."""
+    try:
+        return os.getxattr(fd_path, "system.sockprotoname").decode("ascii", "replace").rstrip("\0")
+    except OSError:
+        return None
+
+
+def _tables_of(protos: set | None) -> set | None:
+    """The tables that can hold sockets of these protocols: None (all) when a protocol is unknown."""
+    if protos is None or not protos <= PROTO_TABLE.keys():
+        return None
+    return {PROTO_TABLE[p] for p in protos}
+
+
+def line_finder(inodes: set):
+    """A function keeping, of a /proc/net table, its header line and the lines where one of
+    these inode numbers stands as a word followed by a blank or the line's end (bytes.find per
+    inode: a few scans of C speed, not a parse per line)."""
+    needles = [(b" %d " % i, b" %d\n" % i) for i in sorted(inodes)]
+
+    def find(data: bytes) -> bytes:
+        head = data.find(b"\n") + 1
+        starts = set()
+        for needle in (n for pair in needles for n in pair):
+            at = data.find(needle, head)
+            while at >= 0:
+                starts.add(data.rfind(b"\n", 0, at + 1) + 1)
+                at = data.find(needle, at + 1)
+        lines = [data[:head]]
+        for start in sorted(starts):
+            end = data.find(b"\n", start)
+            lines.append(data[start:end + 1] if end >= 0 else data[start:] + b"\n")
+        return b"".join(lines)
+    return find
+
+
+def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
+    """(resolution, socket row) of each socket of a /proc/net/{tcp,udp,udplite,raw}[6] table
+    in namespace ns (recorder/source/_native.c: inet_records makes the same tuples without the dicts)."""
+    out = []
+    for s in P.parse_inet(data, proto, v6):
+        s["netns"] = ns
+        out.append((_resolution(s), _socket_row(s)))
+    return out
+
+
+def unix_records(data: bytes, ns) -> list[tuple]:
+    """(resolution, socket row) of each socket of /proc/net/unix in namespace ns."""
+    out = []
+    for s in P.parse_unix(data):
+        s["netns"] = ns
+        out.append((_resolution(s), _socket_row(s)))
+    return out
+
+
+def _resolution(s: dict) -> tuple:
+    """What a descriptor of this socket shows in lsof: (TYPE, DEVICE, proto, NAME, NAME's raw
+    bytes or None)."""
+    fam = s["family"]
+    device = proto = raw = None
+    if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
+        typ = "raw" if fam == "IPv4" else "raw6"
+    else:
+        typ = fam
+        if fam in ("IPv4", "IPv6", "pack"):
+            device = str(s["inode"])
+        elif fam == "unix":
+            device = "0x" + s["kaddr"]
+    if fam in ("IPv4", "IPv6", "pack"):
+        proto = s["proto"]
+    name = P.lsof_socket_name(s)
+    if fam == "unix" and s.get("path") is not None:
+        text, lossy = P.split_text(s["path"])
+        if lossy is not None:
+            raw = lossy + name[len(text):].encode()
+    return typ, device, proto, name, raw
+
+
+def _socket_row(s: dict) -> tuple:
+    """A socket's columns after (pid, fd, start_time), in SOCKET_FIELDS order."""
+    fam = s["family"]
+    inet = fam in ("IPv4", "IPv6")
+    proto = None if fam in ("unix", "pack") else s.get("proto")
+    state = s.get("state") if fam in ("IPv4", "IPv6", "unix") else None
+    if inet:
+        addrs = (s["local_addr"], s["local_port"], s["remote_addr"], s["remote_port"], s["rx_queue"], s["tx_queue"])
+    else:
+        addrs = (None, None, None, None, None, None)
+    path = raw = None
+    if fam == "unix" and s.get("path") is not None:
+        path, raw = P.split_text(s["path"])
+    return (s["inode"], s.get("netns"), fam, proto, s.get("sock_type"), addrs[0], addrs[1], addrs[2], addrs[3], state,
+            addrs[4], addrs[5], s.get("uid"), path, raw)
