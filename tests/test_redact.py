@@ -118,8 +118,8 @@ def test_corpus_is_well_formed():
 
 
 def test_the_recorder_redacts_with_this_function():
-    from recorder.collect import collector as collect
-    assert collect.redact_cmdline is redact_cmdline
+    from recorder.collect import processes
+    assert processes.redact_cmdline is redact_cmdline
 
 
 def _code(s: str) -> str:
