@@ -23,6 +23,30 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="module")
+def procfs(tmp_path_factory):
+    """A fake /proc of three processes (pids 10, 11, 12) with four descriptors each."""
+    from recorder.source.procfs import ProcFS
+    from tests.support.fakeproc import FakeProc
+    fake = FakeProc(tmp_path_factory.mktemp("proc") / "proc")
+    for pid in (10, 11, 12):
+        fake.add_process(pid, b"w%d" % pid, fds=4)
+    return ProcFS(str(fake.root))
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 1 MiB tmpfs of our own (root only: skips where it cannot be mounted)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 @pytest.fixture(scope="session")
 def sample():
     assert SAMPLE.is_dir(), "samples/recording is missing: run samples/make_sample.sh"

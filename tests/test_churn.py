@@ -17,7 +17,7 @@ from analyze.data.db import Recording
 from recorder.collect.collector import Collector
 from recorder.store.folder import Store
 
-from tests.fakeproc import FakeProc, FaultyProcFS
+from tests.support.fakeproc import FakeProc, FaultyProcFS
 
 WORKER = r"""
 import os, socket, sys, threading, time

@@ -26,7 +26,7 @@ from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
 from tests.conftest import skip_unless_c_builds
-from tests.fakeproc import FakeProc, stat_line, status_text
+from tests.support.fakeproc import FakeProc, stat_line, status_text
 
 HERE = Path(__file__).resolve().parent
 
@@ -219,7 +219,7 @@ def test_process_values_on_a_live_process(live):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nativelive")
-    wl = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    wl = subprocess.Popen([sys.executable, str(HERE / "support" / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
     th = subprocess.Popen([sys.executable, "-c", (
         "import threading, time, sys\n"
         "ev = threading.Event()\n"

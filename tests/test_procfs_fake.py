@@ -2,7 +2,7 @@
 
 Nothing here reads the live /proc (except the recorder's own RSS, which the
 Collector always takes from /proc/self): every input is built by
-``tests/fakeproc.py`` in the kernel's own format, so every expected value is
+``tests/support/fakeproc.py`` in the kernel's own format, so every expected value is
 known exactly.
 """
 
@@ -19,7 +19,7 @@ from recorder.collect.collector import CLK_TCK, PAGE_SIZE, Collector
 from recorder.source.procfs import Gone, ProcFS
 from recorder.schema import COLLECTED, CPU_MODES, NET_COUNTERS, TABLES
 
-from tests.fakeproc import (
+from tests.support.fakeproc import (
     BOOT_ID, BTIME, CGROUP_HYBRID, CGROUP_V2, CPU_TOTAL, DISKSTATS, IO_DEFAULT, LOADAVG,
     MEMINFO_KB, NET_DEV, PRESSURE, VMSTAT, FakeProc, FaultyProcFS, io_text, limits_text,
     meminfo_text, proc_stat_text, stat_line, status_text, vmstat_text,

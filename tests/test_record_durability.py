@@ -20,7 +20,7 @@ ROUNDS = 10
 
 
 def _start(proc, out):
-    p = subprocess.Popen([sys.executable, "-m", "tests.recorder_child", str(proc), str(out), "0.05", "3", "2"],
+    p = subprocess.Popen([sys.executable, "-m", "tests.support.recorder_child", str(proc), str(out), "0.05", "3", "2"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready", p.stderr.read()
     return p

@@ -16,7 +16,6 @@ from recorder.store.compact import Maintenance
 from recorder.store.folder import Store
 
 from tests.conftest import ROOT
-from tests.test_record_loop import procfs  # noqa: F401 - the same fake /proc of three processes
 
 
 def _skipped(root):

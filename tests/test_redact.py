@@ -31,7 +31,7 @@ import pytest
 from recorder.redact import REDACTED, redact_argv, redact_cmdline, secret_name
 
 from tests.conftest import ROOT
-from tests.test_vs_ps import procsnap_cmd
+from tests.support.host import procsnap_cmd
 
 CORPUS_FILE = ROOT / "tests" / "data" / "redaction.jsonl"
 DOC = ROOT / "docs" / "redaction.md"

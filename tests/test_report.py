@@ -1,7 +1,7 @@
 """procsnap report on a real recorded scenario: an fd-and-memory leaker, a
 steady process, a sawtooth (allocates and frees), a one-off step, a CPU
 burner, a leaking service restarted every 6 s and a listener that never
-accepts (tests/reportload.py). The leaker must rank first among the leaks,
+accepts (tests/support/reportload.py). The leaker must rank first among the leaks,
 the burner first among the CPU findings, the restarted service must show as
 one identity leaking across its instances, and the steady, sawtooth and step
 processes must not be flagged. Every finding's SQL must run unchanged under
@@ -26,7 +26,7 @@ from analyze.output import _json_value
 
 from tests.conftest import ROOT, run_cli
 
-LOAD = ROOT / "tests" / "reportload.py"
+LOAD = ROOT / "tests" / "support" / "reportload.py"
 ROLES = ("leaker", "steady", "sawtooth", "step", "burner", "backlog")
 
 

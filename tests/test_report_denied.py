@@ -109,7 +109,7 @@ def test_nobody_is_told_to_run_as_root(nobody_dir, sleeper):
 def test_who_recorded_unknown_is_said(tmp_path):
     # an older recording, or one whose recorder row is missing: the recorder's pid has no process row
     from recorder.collect.collector import _to_table
-    from tests.test_report_rules import N, proc, snapshot, system_row, write
+    from tests.support.synthetic import N, proc, snapshot, system_row, write
     snaps = []
     for i in range(N):
         s = snapshot(i, {"processes": [proc(10, i, "secret", denied="exe,io"), proc(11, i, "open")],

@@ -11,8 +11,7 @@ from analyze.data.db import Recording
 from recorder.store.folder import Store, StoreError
 
 from tests.conftest import ROOT
-from tests.test_record_diskfull import tiny_fs  # noqa: F401 - a fixture
-from tests.test_store_safety import TODAY, _nobody
+from tests.support.host import TODAY, nobody
 
 
 def cli(*args):
@@ -29,7 +28,7 @@ def _fill(folder):
             pass
 
 
-def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):  # noqa: F811
+def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):
     out = tiny_fs / "rec"
     _fill(tiny_fs)
     p = cli("snapshot", "-o", out)
@@ -59,7 +58,7 @@ def test_a_half_made_folder_is_only_ours(tmp_path, kind):
     tmp = out / ".procsnap.json.tmp"
     if kind == "foreign":
         tmp.touch()
-        os.chown(tmp, *_nobody())
+        os.chown(tmp, *nobody())
     elif kind == "link":
         tmp.symlink_to(tmp_path / "elsewhere")
     else:

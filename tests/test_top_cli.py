@@ -20,7 +20,7 @@ from analyze.commands import top as T
 from analyze.data.db import Recording
 from recorder.store.folder import Store
 
-from tests.test_store_views import T0, fake_snapshot
+from tests.support.synthetic import T0, fake_snapshot
 
 KIB = 1024
 UPTIME0 = 2 * 86400 + 3 * 3600 + 4 * 60 + 30       # 2 days, 3:04:30 at 03:00:00

@@ -1,6 +1,6 @@
 """procsnap's descriptors and sockets against the real lsof and ss, same host, same moment.
 
-A workload process (tests/fdworkload.py) holds a TCP listener, an established
+A workload process (tests/support/fdworkload.py) holds a TCP listener, an established
 pair, a UDP socket, an IPv6 listener, a unix listener, a pipe, a file read at a
 known offset, a file open for writing, a deleted file and a file with an odd
 name. We snapshot it and compare with `lsof -n -P -K i` and `ss -tunapx`.
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("lsof") or not shutil.which("ss
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fdwork")
-    p = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(HERE / "support" / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(p.stdout.readline())
         info["tmp"] = str(tmp)

@@ -26,6 +26,8 @@ import pytest
 
 from recorder.collect.collector import CLK_TCK, Collector
 
+from tests.support.host import procsnap_cmd
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("ps") is None,
     reason="needs Linux /proc and procps ps",
@@ -138,16 +140,6 @@ def _euid(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-def procsnap_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("procsnap")
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return [str(exe)]
-    found = shutil.which("procsnap")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "analyze.cli"]
 
 
 def procsnap(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
