@@ -18,6 +18,27 @@ def run_cli(*args, check=None, input=None, timeout=60):
     return p
 
 
+NEEDS = ("live", "root", "tools", "browser", "timing")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip a test whose need this host lacks (root, a tool, the browser); mark `hermetic` every
+    test that needs nothing beyond the checkout."""
+    import shutil
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in NEEDS):
+            item.add_marker(pytest.mark.hermetic)
+            continue
+        if item.get_closest_marker("root") and os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+        for mark in item.iter_markers("tools"):
+            missing = [t for t in mark.args if shutil.which(t) is None]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
+        if item.get_closest_marker("browser") and not shutil.which("chromium"):
+            item.add_marker(pytest.mark.skip(reason="needs chromium"))
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -22,6 +22,8 @@ from tests.support.fakeproc import FakeProc, FaultyProcFS
 WORKER = r"""
 import os, socket, sys, threading, time
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 def descriptors():
     while True:
         fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(1000)]

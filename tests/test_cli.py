@@ -98,6 +98,7 @@ def test_info(cli, sample):
     assert all(t["bytes"] > 0 and t["files"] == 12 for t in js["tables"] if t["table"] != "filesystems")
 
 
+@pytest.mark.live
 def test_live_query_without_rec(cli):
     import os
     comm = open("/proc/self/comm").read().strip()
@@ -118,6 +119,8 @@ def test_every_command_is_documented():
         assert "Example" in (sub.help or ""), name
 
 
+@pytest.mark.live
+@pytest.mark.timing
 def test_record_shows_progress_on_a_terminal_and_is_silent_otherwise(tmp_path):
     import os
     import pty

@@ -21,6 +21,8 @@ s.bind(('127.0.0.1', int(sys.argv[2]))); s.listen(); print('up', flush=True); ti
 """
 GROWER = """
 import os, signal, sys, time
+
+pytestmark = [pytest.mark.live, pytest.mark.timing]
 held = []
 def grow(*_):
     for i in range(50):

@@ -26,6 +26,8 @@ time.sleep(float(sys.argv[2]))
 """
 HOLDER = """
 import ctypes, socket, sys
+
+pytestmark = [pytest.mark.live, pytest.mark.timing]
 ctypes.CDLL(None).prctl(15, b'sel-holder', 0, 0, 0)
 print('up', flush=True)
 s = None

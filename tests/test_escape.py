@@ -50,6 +50,8 @@ FILE_NAME = "f\udc9b" + HOSTILE + ".txt"  # and a byte that is not UTF-8
 
 CHILD = r"""
 import os, sys, time
+
+pytestmark = pytest.mark.live
 fd = os.open("/proc/self/comm", os.O_WRONLY)
 os.write(fd, os.fsencode(sys.argv[1]))
 os.close(fd)

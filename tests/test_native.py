@@ -187,6 +187,7 @@ def test_process_values_reads_ordinary_processes_only(fake):
 
 
 @needs_c
+@pytest.mark.live
 def test_process_values_on_a_live_process(live):
     """flags 1 and 4 on the live /proc: the descriptor limit by prlimit(2) and the count from the fd
     folder's size, against what resource and a listing say."""
@@ -244,6 +245,7 @@ VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor
 
 @needs_c
 @pytest.mark.parametrize("fast", [True, False], ids=["process_values", "file-by-file"])
+@pytest.mark.live
 def test_live_processes_same_rows(live, fast):
     c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live, fast=fast)
     for name in ("processes", "threads", "open_files"):
@@ -435,6 +437,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
         assert v == first, k
 
 
+@pytest.mark.live
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     import recorder.collect.collector as C
     got = []
@@ -446,6 +449,7 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     assert got[0] and got[0] == got[1]
 
 
+@pytest.mark.live
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""
@@ -492,6 +496,7 @@ def test_the_leader_thread_takes_its_context_switches_from_the_process_status(tm
     assert [r["tid"] for r in rows] == [61] and gone == 1
 
 
+@pytest.mark.live
 def test_leader_status_matches_its_task_status_on_this_kernel():
     """The fact the snapshot relies on, on the live kernel: a multi-threaded process's
     /proc/PID/status context switches are its leader thread's, not the threads' sum."""
@@ -532,6 +537,7 @@ sys.stdin.read()
 
 
 @needs_c
+@pytest.mark.live
 def test_maps_query_gives_what_the_maps_text_gives(tmp_path):
     """PROCMAP_QUERY (one ioctl per mapping, Linux 6.11) in place of the maps text: the same
     distinct files, names escaped and marked deleted as the text has them, for a process mapping
@@ -609,6 +615,7 @@ def _same_or_defer(c_result, py_result):
 
 
 @needs_c
+@pytest.mark.live
 def test_process_file_parsers_match_python_on_every_live_process():
     nat = N.native
     fast = 0
@@ -685,7 +692,8 @@ def test_process_values_io_matches_python(io_tree, lines, trailing):
 
 
 @needs_c
-@pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs root to do so")
+@pytest.mark.root
+@pytest.mark.live
 def test_process_values_and_file_by_file_agree_for_an_unprivileged_collector():
     """As a user who may not read other users' exe, io or fd folders, other users' processes are
     unusual to process_values (None) and are read file by file, while that user's own processes

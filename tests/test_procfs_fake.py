@@ -852,6 +852,7 @@ def test_uncollected_tables_leave_their_snapshot_columns_null(tmp_path):
     assert m["ms_open_files"] is None
 
 
+@pytest.mark.live
 def test_fd_count_lists_a_fake_tree_and_stats_the_real_one(tmp_path):
     """A snapshot without descriptors counts them with one stat where the kernel gives the count
     as the fd folder's size (Linux 6.2+); a tree that is not procfs is listed."""

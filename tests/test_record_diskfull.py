@@ -9,10 +9,13 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from analyze.data.db import Recording
 
 from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.root, pytest.mark.timing]
 
 
 def _wait(cond, what, timeout=20.0):

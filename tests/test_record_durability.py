@@ -9,12 +9,15 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from analyze.data.db import Recording
 from recorder.store.compact import recover
 from recorder.store.folder import Store
 
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.timing
 
 ROUNDS = 10
 

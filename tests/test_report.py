@@ -26,6 +26,8 @@ from analyze.output import _json_value
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 LOAD = ROOT / "tests" / "support" / "reportload.py"
 ROLES = ("leaker", "steady", "sawtooth", "step", "burner", "backlog")
 
@@ -268,7 +270,7 @@ def console_lines(stderr):
     return [ln for ln in stderr.splitlines() if ":CONSOLE" in ln]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.browser
 def test_html_renders_in_chromium(scenario, outputs, tmp_path, capsys):
     page = outputs["page"]
     assert f"wrote {page}" in outputs["stderr"]

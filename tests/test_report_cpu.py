@@ -83,6 +83,8 @@ def realtime():
         os.nice(-10)
 
 
+@pytest.mark.live
+@pytest.mark.timing
 def test_a_real_burner_of_a_few_seconds_in_a_longer_window(tmp_path):
     rec = tmp_path / "rec"
     recorder = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(rec), "-i", "0.5",

@@ -17,7 +17,7 @@ from analyze.data.db import Recording
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="records as root and as nobody")
+pytestmark = [pytest.mark.live, pytest.mark.root]
 
 
 def notes_of(rec_dir):

@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 from tests.support.host import TODAY, nobody
 from tests.support.synthetic import fake_snapshot
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the hostile cases need root and user nobody")
+pytestmark = pytest.mark.root
 
 
 def as_nobody(fn, *args):
@@ -75,6 +75,7 @@ def _one_line(p):
 # --------------------------------------------------------------------------
 # Refused folders
 
+@pytest.mark.live
 def test_a_folder_another_user_created_is_refused(shared):
     for target in (shared, shared / "rec", shared / "a" / "rec"):
         p = snapshot_cli(target)
@@ -87,6 +88,7 @@ def test_a_folder_another_user_created_is_refused(shared):
     assert p.returncode == 1 and "owned by nobody" in _one_line(p)
 
 
+@pytest.mark.live
 def test_a_folder_others_may_write_is_refused(tmp_path):
     ww = tmp_path / "ww"
     ww.mkdir()
@@ -107,6 +109,7 @@ def test_a_folder_others_may_write_is_refused(tmp_path):
     assert snapshot_cli(st / "rec").returncode == 0
 
 
+@pytest.mark.live
 def test_the_flag_records_into_a_shared_folder(shared):
     p = snapshot_cli(shared / "rec", "--allow-shared-folder")
     assert p.returncode == 0, p.stderr
@@ -120,6 +123,7 @@ def test_the_flag_records_into_a_shared_folder(shared):
     assert len(list((shared / "rec2").glob("snapshots/*/date=*/*.parquet"))) == 1
 
 
+@pytest.mark.live
 def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_path):
     target = tmp_path / "roots"
     target.mkdir(mode=0o700)
@@ -146,6 +150,7 @@ def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_pat
 # --------------------------------------------------------------------------
 # Links planted in the recording are never followed, even with the flag
 
+@pytest.mark.live
 def test_a_planted_marker_temporary_link_leaves_its_target_intact(shared, victim):
     def plant():
         os.mkdir(shared / "rec")
@@ -165,6 +170,7 @@ def test_a_planted_marker_temporary_link_leaves_its_target_intact(shared, victim
     assert p.stderr.count("left alone") == 1 and ".procsnap.json.tmp is a link" in p.stderr
 
 
+@pytest.mark.live
 def test_a_planted_marker_link_is_never_written_through(shared, victim):
     def plant():
         os.makedirs(shared / "rec" / "snapshots")
@@ -176,6 +182,7 @@ def test_a_planted_marker_link_is_never_written_through(shared, victim):
 
 
 @pytest.mark.parametrize("where", ["processes", f"processes/host=h/date={TODAY}", "processes/host=h"])
+@pytest.mark.live
 def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where):
     evil = shared / "evil"
 
@@ -206,6 +213,7 @@ def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where)
     assert os.listdir(evil) == []
 
 
+@pytest.mark.live
 def test_a_partition_of_another_user_is_refused(tmp_path):
     rec = tmp_path / "rec"
     assert snapshot_cli(rec).returncode == 0
@@ -343,6 +351,7 @@ def test_a_partition_swapped_while_recording_stops_the_writer(tmp_path):
     assert len(list(root.glob("snapshots/*/*/*.parquet"))) == 1
 
 
+@pytest.mark.live
 def test_a_running_recorder_stops_when_its_folder_is_swapped(tmp_path):
     root, elsewhere = tmp_path / "rec", tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
@@ -368,6 +377,7 @@ def test_a_running_recorder_stops_when_its_folder_is_swapped(tmp_path):
 # --------------------------------------------------------------------------
 # Created 0700 whatever the umask
 
+@pytest.mark.live
 def test_missing_parent_folders_are_created_0700(tmp_path):
     out = tmp_path / "a" / "b" / "rec"
     p = subprocess.run([sys.executable, "-m", "analyze.cli", "snapshot", "-o", str(out)], cwd=ROOT,

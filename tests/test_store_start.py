@@ -28,6 +28,8 @@ def _fill(folder):
             pass
 
 
+@pytest.mark.live
+@pytest.mark.root
 def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):
     out = tiny_fs / "rec"
     _fill(tiny_fs)
@@ -68,6 +70,7 @@ def test_a_half_made_folder_is_only_ours(tmp_path, kind):
         Store(out)
 
 
+@pytest.mark.live
 def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
     out = tmp_path / "rec"
     assert cli("snapshot", "-o", out, "--host", "h").returncode == 0
@@ -92,6 +95,7 @@ def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
     (b'{"format": "procsnap-recording", "version": 99}', "written by a newer procsnap (format version 99"),
 ])
 @pytest.mark.parametrize("command", ["snapshot", "record"])
+@pytest.mark.live
 def test_a_garbage_or_future_marker_is_never_appended_to(tmp_path, marker, why, command):
     out = tmp_path / "rec"
     assert cli("snapshot", "-o", out, "--host", "h").returncode == 0

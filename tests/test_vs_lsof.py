@@ -20,7 +20,7 @@ from recorder.collect.collector import Collector
 
 HERE = Path(__file__).resolve().parent
 
-pytestmark = pytest.mark.skipif(not shutil.which("lsof") or not shutil.which("ss"), reason="needs lsof and ss")
+pytestmark = [pytest.mark.live, pytest.mark.tools("lsof", "ss")]
 
 
 @pytest.fixture(scope="module")

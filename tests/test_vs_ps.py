@@ -28,10 +28,7 @@ from recorder.collect.collector import CLK_TCK, Collector
 
 from tests.support.host import procsnap_cmd
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or shutil.which("ps") is None,
-    reason="needs Linux /proc and procps ps",
-)
+pytestmark = [pytest.mark.live, pytest.mark.tools("ps")]
 
 MARKER = "procsnap-test-threads"
 SPACED_ARG = "two words"
