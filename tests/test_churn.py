@@ -13,16 +13,18 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from analyze.data.db import Recording
 from recorder.collect.collector import Collector
 from recorder.store.folder import Store
 
 from tests.support.fakeproc import FakeProc, FaultyProcFS
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 WORKER = r"""
 import os, socket, sys, threading, time
-
-pytestmark = [pytest.mark.live, pytest.mark.timing]
 
 def descriptors():
     while True:

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 SERVICE = """
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -21,8 +23,6 @@ s.bind(('127.0.0.1', int(sys.argv[2]))); s.listen(); print('up', flush=True); ti
 """
 GROWER = """
 import os, signal, sys, time
-
-pytestmark = [pytest.mark.live, pytest.mark.timing]
 held = []
 def grow(*_):
     for i in range(50):

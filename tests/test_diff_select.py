@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 WORKER = """
 import ctypes, socket, sys, time
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
@@ -26,8 +28,6 @@ time.sleep(float(sys.argv[2]))
 """
 HOLDER = """
 import ctypes, socket, sys
-
-pytestmark = [pytest.mark.live, pytest.mark.timing]
 ctypes.CDLL(None).prctl(15, b'sel-holder', 0, 0, 0)
 print('up', flush=True)
 s = None

@@ -35,6 +35,8 @@ from analyze.output import csv_cell, escape, escape_lines
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.live
+
 FORGED = "INJECTED"
 # Everything a terminal acts on, or that shows text other than it is, then a forged line.
 HOSTILE = "\x1b[2J\x07\r\u009b31m\u202eevil\n" + FORGED
@@ -50,8 +52,6 @@ FILE_NAME = "f\udc9b" + HOSTILE + ".txt"  # and a byte that is not UTF-8
 
 CHILD = r"""
 import os, sys, time
-
-pytestmark = pytest.mark.live
 fd = os.open("/proc/self/comm", os.O_WRONLY)
 os.write(fd, os.fsencode(sys.argv[1]))
 os.close(fd)

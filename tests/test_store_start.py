@@ -52,7 +52,7 @@ def test_what_an_older_version_left_on_a_full_disk_is_finished(tmp_path):
     assert sorted(os.listdir(out)) == [".lock", "procsnap.json"]
 
 
-@pytest.mark.parametrize("kind", ["foreign", "link", "other"])
+@pytest.mark.parametrize("kind", [pytest.param("foreign", marks=pytest.mark.root), "link", "other"])  # root: chown
 def test_a_half_made_folder_is_only_ours(tmp_path, kind):
     out = tmp_path / "rec"
     out.mkdir(mode=0o700)
