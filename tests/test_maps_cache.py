@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pyarrow.compute as pc
+import pytest
 
 from recorder.collect.collector import Collector
 
@@ -18,6 +19,7 @@ def _mem_rows(snap) -> list[tuple]:
     return sorted(zip(t.column("name").to_pylist(), t.column("inode").to_pylist()))
 
 
+@pytest.mark.live  # the descriptors of this host's processes
 def test_mem_rows_cached_only_for_a_near_descriptor_snapshot():
     c = Collector(tables=("processes", "open_files"))
     during = []  # the cache's size after the process pass, while the snapshot is still built
