@@ -31,8 +31,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _interrupt_when_busy(args, busy: float = 2.0, env=None):
+    # SIGINT at its default, as a foreground command has it, even when pytest itself runs as a
+    # background job that ignores it (and procsnap rightly keeps ignoring it then)
     p = subprocess.Popen([sys.executable, "-m", "analyze.cli", *map(str, args)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         end = time.monotonic() + 60
         while _cpu_seconds(p.pid) < busy:
