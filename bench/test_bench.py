@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOADGEN = os.path.join(HERE, "loadgen.py")
 RUN = os.path.join(HERE, "run.py")

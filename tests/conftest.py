@@ -18,9 +18,54 @@ def run_cli(*args, check=None, input=None, timeout=60):
     return p
 
 
+NEEDS = ("live", "root", "tools", "browser", "timing")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip a test whose need this host lacks (root, a tool, the browser); mark `hermetic` every
+    test that needs nothing beyond the checkout."""
+    import shutil
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in NEEDS):
+            item.add_marker(pytest.mark.hermetic)
+            continue
+        if item.get_closest_marker("root") and os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+        for mark in item.iter_markers("tools"):
+            missing = [t for t in mark.args if shutil.which(t) is None]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
+        if item.get_closest_marker("browser") and not shutil.which("chromium"):
+            item.add_marker(pytest.mark.skip(reason="needs chromium"))
+
+
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def procfs(tmp_path_factory):
+    """A fake /proc of three processes (pids 10, 11, 12) with four descriptors each."""
+    from recorder.source.procfs import ProcFS
+    from tests.support.fakeproc import FakeProc
+    fake = FakeProc(tmp_path_factory.mktemp("proc") / "proc")
+    for pid in (10, 11, 12):
+        fake.add_process(pid, b"w%d" % pid, fds=4)
+    return ProcFS(str(fake.root))
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 1 MiB tmpfs of our own (root only: skips where it cannot be mounted)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,15 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from analyze.data.db import Recording
 from recorder.collect.collector import Collector
 from recorder.store.folder import Store
 
-from tests.fakeproc import FakeProc, FaultyProcFS
+from tests.support.fakeproc import FakeProc, FaultyProcFS
+
+pytestmark = [pytest.mark.live, pytest.mark.timing]
 
 WORKER = r"""
 import os, socket, sys, threading, time

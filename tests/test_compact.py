@@ -9,7 +9,7 @@ from analyze.data.db import Recording, recording_files
 from recorder.store import compact as C
 from recorder.store.folder import Store, select_visible
 
-from tests.test_store_views import fake_snapshot
+from tests.support.synthetic import fake_snapshot
 
 
 def _write(root, n, start=0, procs=3):

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 WORKER = """
 import ctypes, socket, sys, time
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)

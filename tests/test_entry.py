@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from analyze.commands import lsof as L
 from analyze.commands import ps as P
 from tests.conftest import ROOT
@@ -19,6 +21,7 @@ def probe(*args):
     return p.stdout, p.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.live
 def test_live_lsof_and_ps_import_no_framework_nor_engine():
     me = os.getpid()
     out, loaded = probe("lsof", "-p", me)
@@ -39,6 +42,7 @@ def test_help_and_errors_read_as_the_full_command():
     assert p.stderr.splitlines()[-1].endswith(" 2") and "Traceback" not in p.stderr
 
 
+@pytest.mark.live
 def test_what_a_live_listing_reads():
     assert L.live_plan(L.parse_args(["-p", "12,13"])) == ({12, 13}, False)
     assert L.live_plan(L.parse_args(["-p", "12", "-u", "root"])) == (None, False)   # ORed: everything
@@ -53,6 +57,7 @@ def test_what_a_live_listing_reads():
     assert P.live_pids(P.parse_args(["aux"])) is None
 
 
+@pytest.mark.live
 def test_sockets_only_listing_is_the_full_listing_of_sockets():
     """lsof -i read through the sockets-only path lists what the full read lists."""
     import socket
@@ -70,6 +75,7 @@ def test_sockets_only_listing_is_the_full_listing_of_sockets():
         s.close()
 
 
+@pytest.mark.live
 def test_snapshot_starts_without_the_framework(tmp_path):
     """`procsnap snapshot` (cron, scripts) parses its few options itself: no typer, click or rich;
     what it writes is a recording every command reads; bad options get one line and exit 2."""
@@ -96,6 +102,7 @@ def test_snapshot_starts_without_the_framework(tmp_path):
     assert out.strip() == full.stdout.strip() and "--no-redact" in out and "--tables" in out
 
 
+@pytest.mark.live
 def test_snapshot_of_some_tables(tmp_path):
     """--tables writes those tables (and what they need: threads and descriptors come from the
     process pass, sockets from descriptors), through the fast path and the full CLI alike."""
@@ -129,6 +136,7 @@ def test_recorded_lsof_and_ps_load_the_engine_without_its_python_package(sample)
             assert "duckdb" not in mods
 
 
+@pytest.mark.live
 def test_framework_commands_do_not_import_pydantic(tmp_path):
     """typer 0.29 coerces every option through pydantic (+11 MB in a recorder that runs for days,
     +0.07 s a command); pyproject keeps typer below it. A command that goes through typer must

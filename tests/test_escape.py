@@ -35,6 +35,8 @@ from analyze.output import csv_cell, escape, escape_lines
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.live
+
 FORGED = "INJECTED"
 # Everything a terminal acts on, or that shows text other than it is, then a forged line.
 HOSTILE = "\x1b[2J\x07\r\u009b31m\u202eevil\n" + FORGED

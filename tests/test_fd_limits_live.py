@@ -13,6 +13,8 @@ import pytest
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS, parse_limits_nofile
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def limited():

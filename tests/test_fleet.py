@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.live
+
 HOSTS = ("db-1", "web-1")
 
 

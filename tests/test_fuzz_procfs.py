@@ -19,7 +19,7 @@ from recorder.collect.collector import Collector
 from recorder.source.native import native
 from recorder.source.procfs import ProcFS
 
-from tests.fakeproc import FakeProc
+from tests.support.fakeproc import FakeProc
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

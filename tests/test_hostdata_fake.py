@@ -15,7 +15,7 @@ from recorder.store.compact import SORT_KEYS
 from recorder.collect.filesystems import FilesystemReader
 from recorder.source.procfs import ProcFS
 from recorder.schema import NET_COUNTERS, TABLES
-from tests.fakeproc import FakeProc
+from tests.support.fakeproc import FakeProc
 
 # The real two-line format (a 6.x kernel), header then values, each led by the section name.
 SNMP = (b"Ip: Forwarding DefaultTTL InReceives InHdrErrors\n"

@@ -21,7 +21,7 @@ from recorder.store.folder import Store
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="needs root to mount")
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.tools("mount")]
 
 WRITER = textwrap.dedent("""
     import os, sys

@@ -9,7 +9,7 @@ import pytest
 
 from analyze.commands import report as R
 from analyze.commands import report_host as H
-from tests.test_report_rules import N, STEP, T0, snapshot, system_row, write
+from tests.support.synthetic import N, STEP, T0, snapshot, system_row, write
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -13,7 +13,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.timing
 
 # A cross join the engine runs in long tasks: DuckDB's Python module, which looks for signals only
 # between tasks, ran it through Ctrl-C to the end (minutes).
@@ -27,8 +31,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _interrupt_when_busy(args, busy: float = 2.0, env=None):
+    # SIGINT at its default, as a foreground command has it, even when pytest itself runs as a
+    # background job that ignores it (and procsnap rightly keeps ignoring it then)
     p = subprocess.Popen([sys.executable, "-m", "analyze.cli", *map(str, args)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         end = time.monotonic() + 60
         while _cpu_seconds(p.pid) < busy:
@@ -101,6 +108,7 @@ def test_ctrl_c_stops_ps_over_a_big_recording(sample, tmp_path):
     assert err.endswith("procsnap: interrupted\n") and "Traceback" not in err, err
 
 
+@pytest.mark.live
 def test_ctrl_c_still_ends_a_recording_cleanly(tmp_path):
     """record has its own Ctrl-C: finish the snapshot in hand, exit 0 (not 130)."""
     p = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(tmp_path / "rec"), "-i", "0.5", "-q"],

@@ -19,7 +19,7 @@ from analyze.errors import UsageError
 
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.skipif(not shutil.which("lsof"), reason="needs lsof")
+pytestmark = [pytest.mark.live, pytest.mark.tools("lsof")]
 
 
 def lsof_run(*args):

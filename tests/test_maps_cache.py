@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pyarrow.compute as pc
+import pytest
 
 from recorder.collect import descriptors as D
 from recorder.collect.collector import Collector
@@ -19,6 +20,7 @@ def _mem_rows(snap) -> list[tuple]:
     return sorted(zip(t.column("name").to_pylist(), t.column("inode").to_pylist()))
 
 
+@pytest.mark.live
 def test_mem_rows_cached_only_for_a_near_descriptor_snapshot(monkeypatch):
     c = Collector(tables=("processes", "open_files"))
     during = []  # the cache's size after the process pass, while the snapshot is still built

@@ -25,7 +25,7 @@ from recorder.source import procfs as P
 from recorder.collect.collector import Collector
 from recorder.source.procfs import ProcFS
 from tests.conftest import skip_unless_c_builds
-from tests.fakeproc import FakeProc
+from tests.support.fakeproc import FakeProc
 
 HERE = Path(__file__).resolve().parent
 
@@ -191,6 +191,7 @@ def test_process_reads_ordinary_processes_only(fake):
 
 
 @needs_c
+@pytest.mark.live
 def test_process_on_a_live_process(live):
     """prlimit and count_by_size on the live /proc: the descriptor limit by prlimit(2) and the count
     from the fd folder's size, against what resource and a listing say."""
@@ -225,7 +226,7 @@ def test_process_on_a_live_process(live):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nativelive")
-    wl = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    wl = subprocess.Popen([sys.executable, str(HERE / "support" / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
     th = subprocess.Popen([sys.executable, "-c", (
         "import threading, time, sys\n"
         "ev = threading.Event()\n"
@@ -250,6 +251,7 @@ VOLATILE = {"utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "processor
 
 @needs_c
 @pytest.mark.parametrize("fast", [True, False], ids=["process", "file-by-file"])
+@pytest.mark.live
 def test_live_processes_same_rows(live, fast):
     c_rows, py_rows = both("/proc", ("processes", "threads", "open_files", "sockets"), pids=live, fast=fast)
     for name in ("processes", "threads", "open_files"):
@@ -408,6 +410,7 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
         assert v == first, k
 
 
+@pytest.mark.live
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     import recorder.collect.descriptors as C
     got = []
@@ -419,6 +422,7 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     assert got[0] and got[0] == got[1]
 
 
+@pytest.mark.live
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""
@@ -462,6 +466,7 @@ def test_the_leader_thread_takes_its_context_switches_from_the_process_status(tm
     assert [r["tid"] for r in rows] == [61] and gone == 1
 
 
+@pytest.mark.live
 def test_leader_status_matches_its_task_status_on_this_kernel():
     """The fact the snapshot relies on, on the live kernel: a multi-threaded process's
     /proc/PID/status context switches are its leader thread's, not the threads' sum."""
@@ -502,6 +507,7 @@ sys.stdin.read()
 
 
 @needs_c
+@pytest.mark.live
 def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
     """The mem rows of a process mapping awkward names: '\n' escaped as the kernel escapes it,
     a deleted file marked DEL without its " (deleted)", a name with a space whole."""
@@ -524,6 +530,7 @@ def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
 # -- a process's own files: the C parsers, their one parser, against psutil and generated input
 
 @needs_c
+@pytest.mark.live
 def test_process_file_parsers_on_every_live_process():
     """Every live process's stat, status, io and cgroup parse, and agree with psutil (an
     independent reader) on what does not move."""
@@ -640,6 +647,7 @@ def test_process_io_is_parse_io(io_tree, lines, trailing):
 
 @needs_c
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs root to do so")
+@pytest.mark.live
 def test_process_and_file_by_file_agree_for_an_unprivileged_collector():
     """As a user who may not read other users' exe, io or fd folders, other users' processes are
     unusual to process() (None) and are read file by file, while that user's own processes
@@ -719,6 +727,7 @@ def test_process_and_file_by_file_agree_for_an_unprivileged_collector():
 
 # -- without the C module: psutil reads processes and threads
 
+@pytest.mark.live
 def test_psutil_fallback_gives_the_c_rows_but_the_columns_it_lacks(live):
     """psutil's rows of live processes are the C module's, column for column, except the columns
     psutil does not give, which are NULL (never invented)."""
@@ -747,6 +756,7 @@ def test_psutil_fallback_gives_the_c_rows_but_the_columns_it_lacks(live):
     assert most == 6  # the threaded workload: its main thread and 5 more
 
 
+@pytest.mark.live
 def test_without_the_c_module_a_snapshot_says_psutil_and_leaves_its_nulls():
     code = (
         "from recorder.source.native import describe\n"

@@ -18,6 +18,8 @@ from recorder.collect.collector import Collector
 from recorder.schema import TABLES
 from recorder.store.folder import STATS_COLUMNS, Store, parquet_options
 
+pytestmark = pytest.mark.live
+
 UTC = dt.timezone.utc
 
 

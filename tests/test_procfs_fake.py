@@ -6,7 +6,7 @@ fallback tests/test_native.py covers).
 
 Nothing here reads the live /proc (except the recorder's own RSS, which the
 Collector always takes from /proc/self): every input is built by
-``tests/fakeproc.py`` in the kernel's own format, so every expected value is
+``tests/support/fakeproc.py`` in the kernel's own format, so every expected value is
 known exactly.
 """
 
@@ -25,7 +25,7 @@ from recorder.source.native import native
 from recorder.source.procfs import Gone, ProcFS
 from recorder.schema import COLLECTED, CPU_MODES, NET_COUNTERS, TABLES
 
-from tests.fakeproc import (
+from tests.support.fakeproc import (
     BOOT_ID, BTIME, CGROUP_HYBRID, CGROUP_V2, CPU_TOTAL, DISKSTATS, IO_DEFAULT, LOADAVG,
     MEMINFO_KB, NET_DEV, PRESSURE, VMSTAT, FakeProc, FaultyProcFS, io_text, limits_text,
     meminfo_text, proc_stat_text, stat_line, status_text, vmstat_text,
@@ -926,6 +926,7 @@ def test_uncollected_tables_leave_their_snapshot_columns_null(tmp_path):
 
 
 @needs_c
+@pytest.mark.live
 def test_fd_count_lists_a_fake_tree_and_stats_the_real_one(tmp_path):
     """A snapshot without descriptors counts them with one stat where the kernel gives the count
     as the fd folder's size (Linux 6.2+); a tree that is not procfs is listed."""

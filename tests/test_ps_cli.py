@@ -490,8 +490,11 @@ def test_cli_listing_and_exit_status(recdir):
 # --------------------------------------------------------------------------
 # Live, against the real ps at the same moment
 
-pytestmark_live = pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("ps") is None,
-                                     reason="needs Linux /proc and procps ps")
+def pytestmark_live(test):
+    """A live test: this host's processes against procps ps."""
+    return pytest.mark.live(pytest.mark.tools("ps")(test))
+
+
 PS_ENV = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
 THREADS = ("import ctypes,threading,time;L=ctypes.CDLL(None);b=threading.Barrier(4);"
            "f=lambda i:(L.prctl(15,b'psnap-w%d'%i,0,0,0),b.wait(),time.sleep(120));"

@@ -216,11 +216,13 @@ def test_the_connection_spills_nowhere_and_is_locked(con):
         con.execute("COPY (SELECT 1) TO '.tmp/x.csv'")
 
 
+@pytest.mark.live
 def test_live_mode_has_no_file_access(cli):
     p = cli("query", "SELECT * FROM read_text('/etc/hostname')")
     assert p.returncode == 1 and "disabled by configuration" in p.stderr
 
 
+@pytest.mark.live
 def test_live_query_sees_other_processes_sockets(cli):
     """The live snapshot of `procsnap query` is taken before the SQL is confined: a confined
     thread may not inspect other processes, so sockets came out with no owner and their
@@ -352,10 +354,9 @@ def test_the_confined_thread_opens_no_tcp_connection():
     assert connect() != errno.EACCES
 
 
+@pytest.mark.tools("strace")
 def test_analyzer_opens_no_recording_file_for_writing(rec, tmp_path):
     """Every command over the recording, traced: no open of a recording path with a write flag."""
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
     log = tmp_path / "trace"
     code = ("import sys; from analyze.cli import main\n"
             "R = sys.argv[1]\n"

@@ -55,7 +55,7 @@ def test_snapshot_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     from recorder.source.procfs import ProcFS
     from recorder.store.folder import Store, StoreFull
 
-    from tests.fakeproc import FakeProc
+    from tests.support.fakeproc import FakeProc
     fake = FakeProc(tmp_path / "proc")
     fake.add_process(10, b"w")
     monkeypatch.setattr(cli, "_collector", lambda host, iv, **kw: Collector(procfs=ProcFS(str(fake.root)), host="h", **kw))
@@ -74,7 +74,7 @@ def test_a_file_removed_once_while_reading_is_read_around(tmp_path, monkeypatch,
     from analyze.commands import info as I
     from recorder.store.folder import Store
 
-    from tests.test_store_views import fake_snapshot
+    from tests.support.synthetic import fake_snapshot
     with Store(tmp_path / "r") as st:
         for i in range(3):
             st.write(fake_snapshot(i, [{"pid": 1}]))
@@ -99,7 +99,7 @@ def test_a_file_removed_while_reading_is_one_line(tmp_path, monkeypatch, capsys)
     from analyze.commands import info as I
     from recorder.store.folder import Store
 
-    from tests.test_store_views import fake_snapshot
+    from tests.support.synthetic import fake_snapshot
     with Store(tmp_path / "r") as st:
         for i in range(3):
             st.write(fake_snapshot(i, [{"pid": 1}]))

@@ -15,17 +15,7 @@ from analyze.data.db import Recording
 
 from tests.conftest import ROOT
 
-
-@pytest.fixture
-def tiny_fs(tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+pytestmark = [pytest.mark.root, pytest.mark.timing]
 
 
 def _wait(cond, what, timeout=20.0):
@@ -42,7 +32,7 @@ def _committed(out):
 
 def test_full_disk(tmp_path, tiny_fs):
     out = tiny_fs / "rec"
-    p = subprocess.Popen([sys.executable, "-m", "tests.recorder_child", str(tmp_path / "proc"), str(out),
+    p = subprocess.Popen([sys.executable, "-m", "tests.support.recorder_child", str(tmp_path / "proc"), str(out),
                           "0.05", "0", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"

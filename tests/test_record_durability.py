@@ -9,6 +9,7 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from analyze.data.db import Recording
 from recorder.store.compact import recover
@@ -16,11 +17,13 @@ from recorder.store.folder import Store
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.timing
+
 ROUNDS = 10
 
 
 def _start(proc, out):
-    p = subprocess.Popen([sys.executable, "-m", "tests.recorder_child", str(proc), str(out), "0.05", "3", "2"],
+    p = subprocess.Popen([sys.executable, "-m", "tests.support.recorder_child", str(proc), str(out), "0.05", "3", "2"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready", p.stderr.read()
     return p

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
 
 @pytest.fixture
 def live_recording(tmp_path):

@@ -12,18 +12,7 @@ from analyze.data.db import Recording
 from recorder import record as R
 from recorder.collect.collector import Collector
 from recorder.store.compact import Maintenance
-from recorder.source.procfs import ProcFS
 from recorder.store.folder import Store
-
-from tests.fakeproc import FakeProc
-
-
-@pytest.fixture(scope="module")
-def procfs(tmp_path_factory):
-    fake = FakeProc(tmp_path_factory.mktemp("proc") / "proc")
-    for pid in (10, 11, 12):
-        fake.add_process(pid, b"w%d" % pid, fds=4)
-    return ProcFS(str(fake.root))
 
 
 def _snaps(root):

@@ -16,7 +16,6 @@ from recorder.store.compact import Maintenance
 from recorder.store.folder import Store
 
 from tests.conftest import ROOT
-from tests.test_record_loop import procfs  # noqa: F401 - the same fake /proc of three processes
 
 
 def _skipped(root):
@@ -37,6 +36,8 @@ def test_a_duration_covers_its_whole_span(tmp_path, procfs):
     assert (n, skipped) == (res.snapshots, res.skipped)
 
 
+@pytest.mark.live
+@pytest.mark.timing
 def test_record_cli_duration(tmp_path):
     out = tmp_path / "r"
     t0 = time.monotonic()
@@ -73,6 +74,7 @@ class _Slow:
 
 @pytest.mark.parametrize("compact", [None, 2])
 @pytest.mark.parametrize("late", [0.8, 2.0])
+@pytest.mark.timing
 def test_a_slot_skipped_at_the_end_of_a_duration_is_counted(tmp_path, procfs, compact, late):
     """Slots at 0, 0.5, 1 s; the snapshot at 0.5 overruns past 1: the slot at 1 is skipped,
     and with no snapshot after it, the last one counts it (its own file, or the compacted file
@@ -94,6 +96,7 @@ def _du(path):
 
 
 @pytest.mark.parametrize("stop", [["-n", "10"], ["-d", "2"]])
+@pytest.mark.live
 def test_max_size_holds_on_disk(tmp_path, stop):
     """Real snapshots of this host on its real file system: the folder ends no bigger than
     --max-size by du's count (small files take whole blocks, folders take blocks too)."""

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 from recorder.redact import REDACTED, redact_argv, redact_cmdline, secret_name
 
 from tests.conftest import ROOT
-from tests.test_vs_ps import procsnap_cmd
+from tests.support.host import procsnap_cmd
 
 CORPUS_FILE = ROOT / "tests" / "data" / "redaction.jsonl"
 DOC = ROOT / "docs" / "redaction.md"
@@ -334,6 +333,7 @@ def _record_both(tmp_path: Path, procs, needles, own: str) -> None:
             pr.wait()
 
 
+@pytest.mark.live
 def test_no_planted_secret_reaches_the_recording(tmp_path):
     alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
     s = {k: "Zq" + secrets.token_hex(8) for k in "abcdefghi"}
@@ -353,6 +353,7 @@ def test_no_planted_secret_reaches_the_recording(tmp_path):
     assert not missing, missing
 
 
+@pytest.mark.live
 def test_no_secret_of_the_corpus_reaches_the_recording(tmp_path):
     """Every "redact" case of the corpus as the argv of a real process (a shell that waits, the
     case's words as its positional parameters), one `procsnap snapshot`: none of the text the
@@ -370,6 +371,7 @@ def test_no_secret_of_the_corpus_reaches_the_recording(tmp_path):
     assert [n for n in needles if n.encode() not in plain] == []
 
 
+@pytest.mark.live
 def test_environment_variables_are_never_read(monkeypatch):
     """A snapshot of the live host opens no /proc/*/environ (every file the collector opens goes through these)."""
     from recorder.collect.collector import Collector
@@ -397,7 +399,8 @@ def test_environment_variables_are_never_read(monkeypatch):
     assert "environ" not in (ROOT / "recorder" / "source" / "_native.c").read_text()
 
 
-@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+@pytest.mark.live
+@pytest.mark.tools("strace")
 def test_environment_variables_are_never_read_by_the_process(tmp_path):
     """The same, seen from the kernel's side: every open(at) of a whole `procsnap snapshot`
     (C loops included, relative paths included), none of them an environ."""
@@ -414,6 +417,7 @@ def test_environment_variables_are_never_read_by_the_process(tmp_path):
 # Permissions (issue 8, item 2): what is redacted is also kept from other users.
 
 
+@pytest.mark.live
 def test_recordings_are_private(cli, tmp_path):
     rec = tmp_path / "new" / "rec"
     p = cli("snapshot", "-o", rec)
@@ -426,6 +430,7 @@ def test_recordings_are_private(cli, tmp_path):
 
 
 @pytest.mark.parametrize("mode,flags", [(0o755, ()), (0o701, ()), (0o770, ("--allow-shared-folder",))])
+@pytest.mark.live
 def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode, flags):
     """Readable by others: recorded into, with a warning. Writable by the group: refused (issue 18:
     others could plant links), unless --allow-shared-folder says it is meant; then warned too."""
@@ -442,6 +447,8 @@ def test_an_existing_folder_with_looser_modes_gets_a_warning(cli, tmp_path, mode
     assert rec.stat().st_mode & 0o777 == mode  # told, not changed behind the user's back
 
 
+@pytest.mark.live
+@pytest.mark.tools("ps")
 def test_live_views_print_what_the_real_tools_print(capsys):
     """Nothing of a live ps/lsof/top reaches disk: they show the command line as ps does."""
     from analyze import cli

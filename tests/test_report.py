@@ -1,7 +1,7 @@
 """procsnap report on a real recorded scenario: an fd-and-memory leaker, a
 steady process, a sawtooth (allocates and frees), a one-off step, a CPU
 burner, a leaking service restarted every 6 s and a listener that never
-accepts (tests/reportload.py). The leaker must rank first among the leaks,
+accepts (tests/support/reportload.py). The leaker must rank first among the leaks,
 the burner first among the CPU findings, the restarted service must show as
 one identity leaking across its instances, and the steady, sawtooth and step
 processes must not be flagged. Every finding's SQL must run unchanged under
@@ -26,7 +26,9 @@ from analyze.output import _json_value
 
 from tests.conftest import ROOT, run_cli
 
-LOAD = ROOT / "tests" / "reportload.py"
+pytestmark = [pytest.mark.live, pytest.mark.timing]
+
+LOAD = ROOT / "tests" / "support" / "reportload.py"
 ROLES = ("leaker", "steady", "sawtooth", "step", "burner", "backlog")
 
 
@@ -268,7 +270,7 @@ def console_lines(stderr):
     return [ln for ln in stderr.splitlines() if ":CONSOLE" in ln]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.browser
 def test_html_renders_in_chromium(scenario, outputs, tmp_path, capsys):
     page = outputs["page"]
     assert f"wrote {page}" in outputs["stderr"]

@@ -16,7 +16,7 @@ from analyze.commands import report as R
 from analyze.data.db import Recording
 
 from tests.conftest import ROOT
-from tests.test_report_rules import N, STEP, T0, proc, snapshot, system_row, write
+from tests.support.synthetic import N, STEP, T0, proc, snapshot, system_row, write
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -83,6 +83,8 @@ def realtime():
         os.nice(-10)
 
 
+@pytest.mark.live
+@pytest.mark.timing
 def test_a_real_burner_of_a_few_seconds_in_a_longer_window(tmp_path):
     rec = tmp_path / "rec"
     recorder = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(rec), "-i", "0.5",
@@ -95,7 +97,7 @@ def test_a_real_burner_of_a_few_seconds_in_a_longer_window(tmp_path):
             time.sleep(0.1)
         # real-time (the kernel's RT throttling still leaves 5 % of the core to others), so that the
         # other work of a small shared host leaves it its core for these few seconds
-        burner = subprocess.Popen([sys.executable, str(ROOT / "tests" / "reportload.py"), "burner", str(tmp_path)],
+        burner = subprocess.Popen([sys.executable, str(ROOT / "tests" / "support" / "reportload.py"), "burner", str(tmp_path)],
                                   stdout=subprocess.PIPE, text=True, preexec_fn=realtime)
         assert burner.stdout.readline().strip() == "up"
         time.sleep(8)

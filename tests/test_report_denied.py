@@ -17,7 +17,7 @@ from analyze.data.db import Recording
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="records as root and as nobody")
+pytestmark = [pytest.mark.live, pytest.mark.root]
 
 
 def notes_of(rec_dir):
@@ -109,7 +109,7 @@ def test_nobody_is_told_to_run_as_root(nobody_dir, sleeper):
 def test_who_recorded_unknown_is_said(tmp_path):
     # an older recording, or one whose recorder row is missing: the recorder's pid has no process row
     from recorder.collect.tables import to_table as _to_table
-    from tests.test_report_rules import N, proc, snapshot, system_row, write
+    from tests.support.synthetic import N, proc, snapshot, system_row, write
     snaps = []
     for i in range(N):
         s = snapshot(i, {"processes": [proc(10, i, "secret", denied="exe,io"), proc(11, i, "open")],

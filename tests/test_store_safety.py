@@ -3,9 +3,7 @@ may write, never follows a link planted in its recording, never removes what it 
 and stops when its folder is swapped under it. The hostile steps run as user nobody (a forked
 child that drops to it) or are links made by root and handed to nobody with lchown."""
 
-import datetime as dt
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -19,24 +17,15 @@ from recorder.store import compact as C
 from recorder.store.folder import Store, StoreError, UnsafeFolder
 
 from tests.conftest import ROOT
-from tests.test_store_views import fake_snapshot
+from tests.support.host import TODAY, nobody
+from tests.support.synthetic import fake_snapshot
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the hostile cases need root and user nobody")
-
-TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
-
-
-def _nobody():
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    return pw.pw_uid, pw.pw_gid
+pytestmark = pytest.mark.root
 
 
 def as_nobody(fn, *args):
     """Run fn(*args) in a child that is user nobody; fails the test if it raised."""
-    uid, gid = _nobody()
+    uid, gid = nobody()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -86,6 +75,7 @@ def _one_line(p):
 # --------------------------------------------------------------------------
 # Refused folders
 
+@pytest.mark.live
 def test_a_folder_another_user_created_is_refused(shared):
     for target in (shared, shared / "rec", shared / "a" / "rec"):
         p = snapshot_cli(target)
@@ -98,6 +88,7 @@ def test_a_folder_another_user_created_is_refused(shared):
     assert p.returncode == 1 and "owned by nobody" in _one_line(p)
 
 
+@pytest.mark.live
 def test_a_folder_others_may_write_is_refused(tmp_path):
     ww = tmp_path / "ww"
     ww.mkdir()
@@ -118,6 +109,7 @@ def test_a_folder_others_may_write_is_refused(tmp_path):
     assert snapshot_cli(st / "rec").returncode == 0
 
 
+@pytest.mark.live
 def test_the_flag_records_into_a_shared_folder(shared):
     p = snapshot_cli(shared / "rec", "--allow-shared-folder")
     assert p.returncode == 0, p.stderr
@@ -131,6 +123,7 @@ def test_the_flag_records_into_a_shared_folder(shared):
     assert len(list((shared / "rec2").glob("snapshots/*/date=*/*.parquet"))) == 1
 
 
+@pytest.mark.live
 def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_path):
     target = tmp_path / "roots"
     target.mkdir(mode=0o700)
@@ -140,7 +133,7 @@ def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_pat
     sticky.chmod(0o1777)
     link = sticky / "rec"
     os.symlink(target, link)
-    os.lchown(link, *_nobody())
+    os.lchown(link, *nobody())
     p = snapshot_cli(link)
     assert p.returncode == 1 and "is a link owned by nobody" in _one_line(p)
     assert os.listdir(target) == []
@@ -157,6 +150,7 @@ def test_a_link_to_the_folder_planted_by_another_user_is_refused(shared, tmp_pat
 # --------------------------------------------------------------------------
 # Links planted in the recording are never followed, even with the flag
 
+@pytest.mark.live
 def test_a_planted_marker_temporary_link_leaves_its_target_intact(shared, victim):
     def plant():
         os.mkdir(shared / "rec")
@@ -176,6 +170,7 @@ def test_a_planted_marker_temporary_link_leaves_its_target_intact(shared, victim
     assert p.stderr.count("left alone") == 1 and ".procsnap.json.tmp is a link" in p.stderr
 
 
+@pytest.mark.live
 def test_a_planted_marker_link_is_never_written_through(shared, victim):
     def plant():
         os.makedirs(shared / "rec" / "snapshots")
@@ -187,6 +182,7 @@ def test_a_planted_marker_link_is_never_written_through(shared, victim):
 
 
 @pytest.mark.parametrize("where", ["processes", f"processes/host=h/date={TODAY}", "processes/host=h"])
+@pytest.mark.live
 def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where):
     evil = shared / "evil"
 
@@ -211,17 +207,18 @@ def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where)
     shutil.rmtree(mine)
     mine.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.symlink(evil, mine)
-    os.lchown(mine, *_nobody())
+    os.lchown(mine, *nobody())
     p = snapshot_cli(rec)
     assert p.returncode == 1 and "is a link or not a folder" in _one_line(p)
     assert os.listdir(evil) == []
 
 
+@pytest.mark.live
 def test_a_partition_of_another_user_is_refused(tmp_path):
     rec = tmp_path / "rec"
     assert snapshot_cli(rec).returncode == 0
     d = rec / "processes" / "host=h" / f"date={TODAY}"
-    os.chown(d, *_nobody())
+    os.chown(d, *nobody())
     p = snapshot_cli(rec)
     assert p.returncode == 1 and f"date={TODAY} is owned by nobody" in _one_line(p)
 
@@ -243,7 +240,7 @@ def test_clean_up_leaves_links_foreign_files_and_folders_of_its_naming(tmp_path,
     root = tmp_path / "rec"
     _write(root, 2)
     d = _pdir(root)
-    uid, gid = _nobody()
+    uid, gid = nobody()
     (d / "100.parquet").symlink_to(victim)          # uncommitted ids: the clean-up's to remove,
     os.lchown(d / "100.parquet", uid, gid)
     (d / "101.parquet").write_bytes(b"someone's")    # were they the recorder's own files
@@ -268,7 +265,7 @@ def test_retention_and_compaction_leave_files_they_did_not_write(tmp_path, victi
     _write(root, 6)
     d = _pdir(root)
     names = sorted(n for n in os.listdir(d) if n.endswith(".parquet"))
-    uid, gid = _nobody()
+    uid, gid = nobody()
     os.chown(d / names[0], uid, gid)  # retention's oldest: someone else's file now
     with Store(root) as st:
         assert C.compact(st, 6) == 6
@@ -346,7 +343,7 @@ def test_a_partition_swapped_while_recording_stops_the_writer(tmp_path):
             st.write(fake_snapshot(1, [{"pid": 1}]))
         d.unlink()
         d.mkdir()
-        os.chown(d, *_nobody())
+        os.chown(d, *nobody())
         with pytest.raises(UnsafeFolder, match="owned by nobody"):
             st.write(fake_snapshot(1, [{"pid": 1}]))
     assert os.listdir(elsewhere) == [] and os.listdir(d) == []
@@ -354,6 +351,7 @@ def test_a_partition_swapped_while_recording_stops_the_writer(tmp_path):
     assert len(list(root.glob("snapshots/*/*/*.parquet"))) == 1
 
 
+@pytest.mark.live
 def test_a_running_recorder_stops_when_its_folder_is_swapped(tmp_path):
     root, elsewhere = tmp_path / "rec", tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
@@ -379,6 +377,7 @@ def test_a_running_recorder_stops_when_its_folder_is_swapped(tmp_path):
 # --------------------------------------------------------------------------
 # Created 0700 whatever the umask
 
+@pytest.mark.live
 def test_missing_parent_folders_are_created_0700(tmp_path):
     out = tmp_path / "a" / "b" / "rec"
     p = subprocess.run([sys.executable, "-m", "analyze.cli", "snapshot", "-o", str(out)], cwd=ROOT,

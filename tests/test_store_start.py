@@ -11,8 +11,7 @@ from analyze.data.db import Recording
 from recorder.store.folder import Store, StoreError
 
 from tests.conftest import ROOT
-from tests.test_record_diskfull import tiny_fs  # noqa: F401 - a fixture
-from tests.test_store_safety import TODAY, _nobody
+from tests.support.host import TODAY, nobody
 
 
 def cli(*args):
@@ -29,7 +28,9 @@ def _fill(folder):
             pass
 
 
-def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):  # noqa: F811
+@pytest.mark.live
+@pytest.mark.root
+def test_a_first_start_on_a_full_disk_is_finished_at_the_next(tiny_fs):
     out = tiny_fs / "rec"
     _fill(tiny_fs)
     p = cli("snapshot", "-o", out)
@@ -51,7 +52,7 @@ def test_what_an_older_version_left_on_a_full_disk_is_finished(tmp_path):
     assert sorted(os.listdir(out)) == [".lock", "procsnap.json"]
 
 
-@pytest.mark.parametrize("kind", ["foreign", "link", "other"])
+@pytest.mark.parametrize("kind", [pytest.param("foreign", marks=pytest.mark.root), "link", "other"])  # root: chown
 def test_a_half_made_folder_is_only_ours(tmp_path, kind):
     out = tmp_path / "rec"
     out.mkdir(mode=0o700)
@@ -59,7 +60,7 @@ def test_a_half_made_folder_is_only_ours(tmp_path, kind):
     tmp = out / ".procsnap.json.tmp"
     if kind == "foreign":
         tmp.touch()
-        os.chown(tmp, *_nobody())
+        os.chown(tmp, *nobody())
     elif kind == "link":
         tmp.symlink_to(tmp_path / "elsewhere")
     else:
@@ -69,6 +70,7 @@ def test_a_half_made_folder_is_only_ours(tmp_path, kind):
         Store(out)
 
 
+@pytest.mark.live
 def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
     out = tmp_path / "rec"
     assert cli("snapshot", "-o", out, "--host", "h").returncode == 0
@@ -93,6 +95,7 @@ def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
     (b'{"format": "procsnap-recording", "version": 99}', "written by a newer procsnap (format version 99"),
 ])
 @pytest.mark.parametrize("command", ["snapshot", "record"])
+@pytest.mark.live
 def test_a_garbage_or_future_marker_is_never_appended_to(tmp_path, marker, why, command):
     out = tmp_path / "rec"
     assert cli("snapshot", "-o", out, "--host", "h").returncode == 0

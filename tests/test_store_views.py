@@ -8,32 +8,11 @@ import pytest
 
 from analyze.data.db import Recording
 from analyze.data.reference import markdown
-from recorder.collect.collector import Snapshot
-from recorder.collect.tables import to_table as _to_table
 from recorder.schema import TABLES
 from recorder.store.folder import Store
 
 from tests.conftest import ROOT
-
-UTC = dt.timezone.utc
-T0 = dt.datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
-
-
-def fake_snapshot(i, procs, host="h1", system=None, step=10):
-    """A snapshot at T0 + i*step seconds with the given process rows."""
-    ts = T0 + dt.timedelta(seconds=i * step)
-    sid = int(ts.timestamp() * 1_000_000)
-    common = {"snapshot_id": sid, "ts": ts}
-    s = Snapshot(sid, ts, host)
-    base = {"boot_id": "b1", "ppid": 1, "pgid": 1, "sid": 1, "state": "S", "uid": 0, "user": "root", "ruid": 0,
-            "gid": 0, "nice": 0, "priority": 20, "processor": 0, "num_threads": 1, "rss": 0, "vms": 0,
-            "minflt": 0, "majflt": 0, "name": "x", "cmdline": "x", "start_time": T0 - dt.timedelta(hours=1)}
-    s.tables["processes"] = _to_table("processes", [{**base, **p} for p in procs], common)
-    if system is not None:
-        s.tables["system"] = _to_table("system", [system], common)
-    s.tables["snapshots"] = _to_table("snapshots", [{"kernel": "k", "procsnap_version": "t", "duration_ms": 1.0,
-                                                     "cpu_ms": 1.0, "recorder_pid": 1, "skipped": 0}], common)
-    return s
+from tests.support.synthetic import T0, fake_snapshot
 
 
 def test_schema_doc_is_current():

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 
@@ -20,7 +19,7 @@ from analyze.commands import top as T
 from analyze.data.db import Recording
 from recorder.store.folder import Store
 
-from tests.test_store_views import T0, fake_snapshot
+from tests.support.synthetic import T0, fake_snapshot
 
 KIB = 1024
 UPTIME0 = 2 * 86400 + 3 * 3600 + 4 * 60 + 30       # 2 days, 3:04:30 at 03:00:00
@@ -319,7 +318,7 @@ def test_cli_prints_the_frame(cli, recdir):
 # --------------------------------------------------------------------------
 # Live, against the real top (procps-ng) at nearly the same moment
 
-needs_top = pytest.mark.skipif(shutil.which("top") is None, reason="top (procps) is not installed")
+needs_top = pytest.mark.tools("top")
 
 
 def real_top():
@@ -364,6 +363,7 @@ def live_top(n=None):
     return parse_frame(out.getvalue())
 
 
+@pytest.mark.live
 @needs_top
 def test_live_matches_top():
     before = real_top()
@@ -412,6 +412,8 @@ def burner():
         proc.wait()
 
 
+@pytest.mark.live
+@pytest.mark.timing
 def test_live_cpu_burner_comes_first(burner):
     mine = live_top(n=5)
     assert burner in mine["rows"], mine["order"]

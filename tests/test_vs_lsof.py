@@ -1,6 +1,6 @@
 """procsnap's descriptors and sockets against the real lsof and ss, same host, same moment.
 
-A workload process (tests/fdworkload.py) holds a TCP listener, an established
+A workload process (tests/support/fdworkload.py) holds a TCP listener, an established
 pair, a UDP socket, an IPv6 listener, a unix listener, a pipe, a file read at a
 known offset, a file open for writing, a deleted file and a file with an odd
 name. We snapshot it and compare with `lsof -n -P -K i` and `ss -tunapx`.
@@ -18,15 +18,17 @@ import pytest
 
 from recorder.collect.collector import Collector
 
+from tests.support.host import dedicated_user
+
 HERE = Path(__file__).resolve().parent
 
-pytestmark = pytest.mark.skipif(not shutil.which("lsof") or not shutil.which("ss"), reason="needs lsof and ss")
+pytestmark = [pytest.mark.live, pytest.mark.tools("lsof", "ss")]
 
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fdwork")
-    p = subprocess.Popen([sys.executable, str(HERE / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, str(HERE / "support" / "fdworkload.py"), str(tmp)], stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(p.stdout.readline())
         info["tmp"] = str(tmp)
@@ -253,28 +255,26 @@ def same_pids(*args, stable=None):
 
 
 @pytest.fixture(scope="module")
-def nobody(workload):
+def other_user(workload):
+    """A listener of ours running as a user made for this module alone: selecting by that user
+    finds exactly it, whatever else runs on the host (as nobody or anyone)."""
     if not shutil.which("setpriv"):
         pytest.skip("needs setpriv")
-    import pwd
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                          sys.executable, "-c",
-                          "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
-                          "print(s.getsockname()[1], flush=True); time.sleep(120)"],
-                         stdout=subprocess.PIPE, text=True, cwd="/run")
-    port = int(p.stdout.readline())
-    yield {"pid": p.pid, "port": port}
-    p.kill()
-    p.wait()
+    with dedicated_user() as pw:
+        p = subprocess.Popen(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                              sys.executable, "-c",
+                              "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+                              "print(s.getsockname()[1], flush=True); time.sleep(120)"],
+                             stdout=subprocess.PIPE, text=True, cwd="/run")
+        port = int(p.stdout.readline())
+        yield {"pid": p.pid, "port": port, "user": pw.pw_name}
+        p.kill()
+        p.wait()
 
 
-def test_example_i(workload, nobody):
+def test_example_i(workload, other_user):
     pids = same_pids("-i")
-    assert {workload["pid"], nobody["pid"]} <= pids
+    assert {workload["pid"], other_user["pid"]} <= pids
 
 
 def test_example_i_port(workload):
@@ -294,10 +294,10 @@ def test_example_i_4_and_6(workload):
     assert same_pids("-i", f"6TCP:{workload['tcp_port']}") == set()
 
 
-def test_example_i_listen(workload, nobody):
-    both = f"{workload['pid']},{nobody['pid']}"
-    assert same_pids("-i", "-sTCP:LISTEN", "-a", "-p", both) == {workload["pid"], nobody["pid"]}
-    assert same_pids("-i", "-s", "TCP:LISTEN", "-a", "-p", both) == {workload["pid"], nobody["pid"]}
+def test_example_i_listen(workload, other_user):
+    both = f"{workload['pid']},{other_user['pid']}"
+    assert same_pids("-i", "-sTCP:LISTEN", "-a", "-p", both) == {workload["pid"], other_user["pid"]}
+    assert same_pids("-i", "-s", "TCP:LISTEN", "-a", "-p", both) == {workload["pid"], other_user["pid"]}
     assert same_pids("-i", "-sTCP:ESTABLISHED", "-a", "-p", both) == {workload["pid"]}
 
 
@@ -320,15 +320,15 @@ def test_example_p_workload_full_listing(workload):
     assert mine == real
 
 
-def test_example_u(nobody):
-    assert same_pids("-u", "nobody") == {nobody["pid"]}
+def test_example_u(other_user):
+    assert same_pids("-u", other_user["user"]) == {other_user["pid"]}
 
 
-def test_example_i_u_is_an_or(workload, nobody):
-    pids = same_pids("-i", "-u", "nobody")
-    assert {workload["pid"], nobody["pid"]} <= pids
-    assert same_pids("-a", "-i", "-u", "nobody") == {nobody["pid"]}
+def test_example_i_u_is_an_or(workload, other_user):
+    pids = same_pids("-i", "-u", other_user["user"])
+    assert {workload["pid"], other_user["pid"]} <= pids
+    assert same_pids("-a", "-i", "-u", other_user["user"]) == {other_user["pid"]}
 
 
-def test_example_dir_argument(nobody):
-    assert nobody["pid"] in same_pids("/run")
+def test_example_dir_argument(other_user):
+    assert other_user["pid"] in same_pids("/run")

@@ -27,10 +27,9 @@ import pytest
 from recorder.collect.collector import Collector
 from recorder.collect.processes import CLK_TCK
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or shutil.which("ps") is None,
-    reason="needs Linux /proc and procps ps",
-)
+from tests.support.host import procsnap_cmd
+
+pytestmark = [pytest.mark.live, pytest.mark.tools("ps")]
 
 MARKER = "procsnap-test-threads"
 SPACED_ARG = "two words"
@@ -139,16 +138,6 @@ def _euid(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-def procsnap_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("procsnap")
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return [str(exe)]
-    found = shutil.which("procsnap")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "analyze.cli"]
 
 
 def procsnap(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
 """A recorder over a fake /proc, run as a child process by the durability and
-disk-full tests: `python -m tests.recorder_child PROC OUT INTERVAL COMPACT_MIN GRACE`.
+disk-full tests: `python -m tests.support.recorder_child PROC OUT INTERVAL COMPACT_MIN GRACE`.
 
 Same path as `procsnap record` (Store, recover, record with maintenance), but
 the collection is cheap and independent of how busy the test host is.
@@ -14,7 +14,7 @@ from recorder.source.procfs import ProcFS
 from recorder.record import record
 from recorder.store.folder import Store
 
-from tests.fakeproc import FakeProc
+from tests.support.fakeproc import FakeProc
 
 
 def main(proc: str, out: str, interval: str, compact_min: str, grace: str) -> None:

@@ -1,6 +1,6 @@
 """Workloads for tests/test_report.py: one role per process.
 
-    python tests/reportload.py ROLE TMPDIR [N]
+    python tests/support/reportload.py ROLE TMPDIR [N]
 
 Each role names itself rp-ROLE (prctl), prints "up" once set up, and runs
 until killed:
