@@ -90,7 +90,8 @@ from dataclasses import asdict, dataclass
 from recorder.source.procfs import endpoint
 from recorder.schema import TABLES
 
-from analyze.data.db import Recording, _sql_str
+from analyze.data.db import Recording
+from analyze.data.sqltext import sql_str
 from analyze.commands.diff import SOCKET_TYPES, identity
 from analyze.errors import ProcsnapError, UsageError
 from analyze.data.timespec import check_window
@@ -121,7 +122,7 @@ MEASURES = {
 }
 LEAK_MIN_GROWTH = {m: v[2] for m, v in MEASURES.items()}
 FD_KINDS = {
-    "fds_socket": "type IN (" + ", ".join(_sql_str(t) for t in SOCKET_TYPES) + ")",
+    "fds_socket": "type IN (" + ", ".join(sql_str(t) for t in SOCKET_TYPES) + ")",
     "fds_pipe": "type = 'FIFO'",
     "fds_regular": "type = 'REG' AND NOT deleted",
     "fds_deleted": "deleted",
@@ -210,7 +211,7 @@ def _lit(v) -> str:
         return ts_sql(v)
     if isinstance(v, (int, float)):
         return repr(v)
-    return _sql_str(str(v))
+    return sql_str(str(v))
 
 
 def _instance_where(inst: dict, alias: str = "") -> str:
@@ -1019,20 +1020,20 @@ def _window_cache(rec: Recording, w: Window):
     report's queries does not scan every Parquet file again. The SQL is the
     same and gives the same answers over the views: what a finding's SQL
     prints under `procsnap query` is what the report computed."""
-    db = rec.con.execute("SELECT current_database()").fetchone()[0]
+    db = rec.query("SELECT current_database()")[1][0][0]
     made = []
     lo = (f"WITH lo AS (SELECT host, coalesce(max(ts) FILTER (WHERE ts < {ts_sql(w.start)}), min(ts)) AS lo "
           f"FROM {db}.main.snapshots GROUP BY host)")
     try:
         # snapshots last: the other views read it
         for name in [t for t in TABLES if t != "snapshots"] + ["snapshots"]:
-            rec.con.execute(f"CREATE TEMP TABLE {name} AS {lo} SELECT t.* FROM {db}.main.{name} t JOIN lo USING (host) "
-                            f"WHERE t.ts >= lo.lo AND t.ts <= {ts_sql(w.end)}")
+            rec.query(f"CREATE TEMP TABLE {name} AS {lo} SELECT t.* FROM {db}.main.{name} t JOIN lo USING (host) "
+                      f"WHERE t.ts >= lo.lo AND t.ts <= {ts_sql(w.end)}")
             made.append(name)
         yield
     finally:
         for name in made:
-            rec.con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+            rec.query(f"DROP TABLE IF EXISTS temp.main.{name}")
 
 
 def run(rec: Recording, at_from: str | None = None, at_to: str | None = None) -> dict:

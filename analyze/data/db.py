@@ -24,23 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-try:
-    # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
-    # version lookup goes through importlib.metadata, its relation API is Python) and adds nothing
-    # used here; a one-shot `procsnap lsof --rec` pays that on every run.
-    import _duckdb as duckdb
-except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
-    import duckdb
-
 from recorder.schema import COUNTED, TABLES, Table
 from recorder.store.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
 from recorder.store.layout import marker_problem as layout_marker_problem
 from recorder.store.layout import partition_problem
 
-from analyze.data.damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
-                     id_time, incompatible, literal, quick_check, unreadable_files, verify)
+from analyze.data.damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage,
+                                 footer_problem, id_time, incompatible, quick_check, unreadable_files, verify)
+from analyze.data.engine import connect, duckdb
+from analyze.data.sqltext import literal, sql_str
+from analyze.data.gate import check_read_only
 from analyze.errors import ProcsnapError, UsageError, live_only
-from analyze.data.interrupt import watch
 from analyze.data.timespec import parse_span
 from analyze.data.views import DERIVED
 
@@ -186,7 +180,7 @@ class Checker:
         """path -> (min, max) snapshot_id from the footers' statistics, for files that have them."""
         out: dict[str, tuple] = {}
         while paths:
-            listed = ", ".join(_sql_str(literal(p)) for p in paths)
+            listed = ", ".join(sql_str(literal(p)) for p in paths)
             try:
                 rows = self.con.execute(
                     "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)), max(TRY_CAST(stats_max_value AS BIGINT)), "
@@ -213,11 +207,11 @@ class Checker:
         """(min, max) snapshot_id read from the rows (no statistics, or no row group); None without the column."""
         try:
             names = {r[0] for r in self.con.execute(
-                f"SELECT name FROM parquet_schema({_sql_str(literal(path))})").fetchall()}
+                f"SELECT name FROM parquet_schema({sql_str(literal(path))})").fetchall()}
             if "snapshot_id" not in names:
                 return None
             return tuple(self.con.execute(
-                f"SELECT min(snapshot_id), max(snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone())
+                f"SELECT min(snapshot_id), max(snapshot_id) FROM read_parquet({sql_str(literal(path))})").fetchone())
         except duckdb.Error as e:
             self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
             return None
@@ -228,7 +222,7 @@ class Checker:
         if path not in self._ids:
             try:
                 (ids,) = self.con.execute(
-                    f"SELECT list(DISTINCT snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone()
+                    f"SELECT list(DISTINCT snapshot_id) FROM read_parquet({sql_str(literal(path))})").fetchone()
             except duckdb.Error as e:
                 self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
                 ids = []
@@ -311,10 +305,6 @@ NEEDS = {"lsof": "open_files"}
 AT_MOMENT = {"lsof": (), "ps": ("processes", "threads")}
 
 
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 @dataclass
 class Moment:
     """A snapshot chosen for a time: per host, the latest at or before it."""
@@ -352,37 +342,6 @@ class Recording:
         self.verified = False  # every page of every file read was checked (procsnap info)
 
     # ------------------------------------------------------------------
-    @staticmethod
-    def _connect(folders: list[Path] = ()) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB that can read these folders and nothing else, and can be talked out of none of it.
-
-        External access is switched off except for reading inside the recordings
-        (``allowed_directories``: also the views' own scans go through it), nothing
-        spills to a temporary directory (DuckDB's default, ``.tmp`` in the current
-        folder, would be writable too), no extension is installed or loaded behind our
-        back, and the configuration is locked so that no SQL can switch any of it back
-        on. DuckDB does not tell reading from writing inside an allowed directory (COPY,
-        EXPORT, ATTACH could write there): user SQL is held to queries by
-        :func:`check_read_only`, and ``procsnap query`` runs it in a thread the kernel
-        keeps from writing (:mod:`analyze.data.sandbox`).
-        """
-        con = duckdb.connect(":memory:")
-        watch(con)
-        con.execute("SET TimeZone = 'UTC'")
-        # Each view is bound when it is created and each query binds it again: without the cache
-        # every bind reads and parses the footer of every file of the table once more.
-        con.execute("SET parquet_metadata_cache = true")
-        con.execute("SET temp_directory = ''")
-        allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
-        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.data.damage.literal)
-        if allowed:
-            con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
-        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
-                        "allow_community_extensions", "allow_persistent_secrets"):
-            con.execute(f"SET {setting} = false")
-        con.execute("SET lock_configuration = true")
-        return con
-
     @classmethod
     def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True,
              pages: bool | None = None) -> "Recording":
@@ -439,7 +398,7 @@ class Recording:
         """A Recording with its ``snapshots`` view only, and per table the files its naming
         says are the recording's and the damaged or foreign ones left out."""
         sources = recording_folders(paths)
-        rec = cls(cls._connect(sources), sources, live=False)
+        rec = cls(connect(sources), sources, live=False)
         rec.hosts = hosts
         if pages is None:
             pages = os.environ.get("PROCSNAP_VERIFY", "1") != "0"
@@ -486,7 +445,7 @@ class Recording:
         if not hit:
             return []
         seen = ", ".join(f"{t}_seen" for t in COUNTED)
-        rows = self.con.execute(f"SELECT host, snapshot_id, ts, {seen} FROM snapshots ORDER BY host, snapshot_id").fetchall()
+        _, rows = self.query(f"SELECT host, snapshot_id, ts, {seen} FROM snapshots ORDER BY host, snapshot_id")
         order: dict[str, list[int]] = {}
         when: dict[tuple[str, int], object] = {}
         took: dict[tuple[str, int], tuple] = {}
@@ -574,7 +533,7 @@ class Recording:
     def from_snapshots(cls, snaps) -> "Recording":
         """A recording of in-memory snapshots (live mode over an interval: rates need two)."""
         import duckdb as package  # noqa: F401 - the package sets up the scans of Arrow tables that register needs
-        con = cls._connect()
+        con = connect()
         for t in TABLES.values():
             parts = []
             for i, snap in enumerate(snaps):
@@ -585,9 +544,9 @@ class Recording:
                 cols = []
                 for c in t.columns:
                     if c.name == "host":
-                        cols.append(f"{_sql_str(snap.host)} AS host")
+                        cols.append(f"{sql_str(snap.host)} AS host")
                     elif c.name == "date":
-                        cols.append(f"DATE {_sql_str(snap.date.isoformat())} AS date")
+                        cols.append(f"DATE {sql_str(snap.date.isoformat())} AS date")
                     else:
                         cols.append(f'"{c.name}"')
                 parts.append(f"SELECT {', '.join(cols)} FROM _live_{t.name}_{i}")
@@ -609,7 +568,15 @@ class Recording:
 
     # ------------------------------------------------------------------
     def execute(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        """User SQL (``procsnap query``, named queries): held to read-only queries by the gate
+        (:mod:`analyze.data.gate`), then run as :meth:`query` runs procsnap's own."""
         check_read_only(self.con, sql)
+        return self.query(sql, params)
+
+    def query(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        """The one path every query of an answer takes: (column names, rows). An error that came
+        from damaged files raises DamageFound (the command runs again without them: see
+        :func:`analyze.data.damage.retrying`); any other is a ProcsnapError of one line."""
         try:
             cur = self.con.execute(sql, params) if params else self.con.execute(sql)
             if cur.description is None:
@@ -623,7 +590,7 @@ class Recording:
             raise ProcsnapError(f"SQL error: {msg}") from None
 
     def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
+        return self.query("SELECT min(ts), max(ts) FROM snapshots")[1][0]
 
     def resolve_time(self, text: str, last: bool = False) -> dt.datetime:
         """The time as typed (:mod:`analyze.data.timespec`) against this recording: its first instant, or
@@ -647,21 +614,21 @@ class Recording:
         has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
                f"WHERE s2.host = snapshots.host AND s2.{need}_seen IS NOT NULL))") if need else ""
         if text is None:
-            rows = self.con.execute(
+            _, rows = self.query(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
-                "GROUP BY host ORDER BY host").fetchall()
+                "GROUP BY host ORDER BY host")
             self.after = {r[0]: (r[1], None) for r in rows}
             return [Moment(*r) for r in rows]
         start, end = self.time_range()
         asked, at = parse_span(text, start, end)
-        rows = self.con.execute(
+        _, rows = self.query(
             f"""WITH s AS (SELECT host, snapshot_id, ts FROM snapshots WHERE true{has}),
                      g AS (SELECT host, median(gap) AS gap FROM (
                              SELECT host, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host ORDER BY ts)) AS gap
                              FROM s) GROUP BY host)
                 SELECT g.host, arg_max(s.snapshot_id, s.ts), max(s.ts), any_value(g.gap)
                 FROM g LEFT JOIN s ON s.host = g.host AND s.ts <= $at
-                GROUP BY g.host ORDER BY g.host""", {"at": at}).fetchall()
+                GROUP BY g.host ORDER BY g.host""", {"at": at})
         found = [r for r in rows if r[1] is not None]
         u = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
         upto = None if text.strip().lower() == "end" else int(u.timestamp() * 1_000_000)  # "end": as no --at
@@ -695,138 +662,6 @@ def _span(d: dt.timedelta) -> str:
             parts.append(f"{left // n}{unit}")
             left %= n
     return " ".join(parts[:2])
-
-
-# What user SQL may run, allow-listed: queries (SELECT and its forms: WITH, FROM-first, VALUES,
-# DESCRIBE, SHOW, SUMMARIZE), and EXPLAIN or EXPLAIN ANALYZE of one. Every other statement type
-# (COPY, EXPORT, IMPORT, ATTACH, INSTALL/LOAD, SET, PRAGMA, CALL, CREATE, ...) and every type a
-# later DuckDB adds is refused before DuckDB runs anything.
-READ_ONLY_STATEMENTS = {"SELECT"}
-
-# The table functions a query may call: those that read (within the recordings: the connection's
-# allowed_directories) or describe. Any other (checkpoint, enable_logging, query, the external
-# resource and grammar functions, the Python scans, and every one a later DuckDB adds) is refused.
-READ_ONLY_TABLE_FUNCTIONS = frozenset({
-    "range", "generate_series", "unnest", "repeat", "repeat_row", "glob", "summary",
-    "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
-    "parquet_kv_metadata", "parquet_full_metadata", "parquet_page_index", "parquet_bloom_probe",
-    "read_csv", "read_csv_auto", "sniff_csv", "read_json", "read_json_auto", "read_json_objects",
-    "read_json_objects_auto", "read_ndjson", "read_ndjson_auto", "read_ndjson_objects", "read_text",
-    "read_blob", "json_each", "json_tree", "histogram", "histogram_values", "icu_calendar_names",
-    "pg_timezone_names", "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies",
-    "duckdb_extensions", "duckdb_functions", "duckdb_indexes", "duckdb_keywords", "duckdb_memory",
-    "duckdb_optimizers", "duckdb_schemas", "duckdb_sequences", "duckdb_settings", "duckdb_tables",
-    "duckdb_temporary_files", "duckdb_types", "duckdb_variables", "duckdb_views", "pragma_table_info",
-    "pragma_show", "pragma_version", "pragma_platform", "pragma_database_size", "pragma_storage_info",
-    "pragma_metadata_info", "pragma_collations", "pragma_user_agent",
-})
-
-
-def _refuse(what: str) -> ProcsnapError:
-    return ProcsnapError(f"{what} not allowed: procsnap query runs read-only queries (SELECT, WITH, FROM, "
-                         "VALUES, DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN [ANALYZE] of one")
-
-
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """ProcsnapError unless every statement of the SQL is a query, or EXPLAIN [ANALYZE] of one, that
-    calls only the table functions of READ_ONLY_TABLE_FUNCTIONS; UsageError when there is no
-    statement at all. DuckDB's own parser decides: the statement types come from it, and a query's
-    whole tree (subqueries, CTEs, joins) from its serializer, which serializes SELECT statements
-    only; an EXPLAIN's inner statement is parsed again on its own."""
-    stmts = _statements(con, sql)
-    if not stmts:
-        raise UsageError("no SQL statement given")
-    for st in stmts:
-        _check_statement(con, st, explained=False)
-
-
-def _statements(con, sql: str) -> list:
-    try:
-        return con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise ProcsnapError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
-
-
-def _check_statement(con, st, explained: bool) -> None:
-    try:
-        kind = st.type.name
-    except ValueError:  # a type the engine has and its Python module does not name (UPDATE EXTENSIONS)
-        raise _refuse("statements of a type procsnap does not know are") from None
-    if kind == "EXPLAIN" and not explained:
-        inner = [c for c in _explained(con, st.query) if c is not None]
-        if not inner:
-            raise _refuse("this EXPLAIN is")
-        for stmts in inner:
-            _check_statement(con, stmts[0], explained=True)
-        return
-    if kind not in READ_ONLY_STATEMENTS:
-        raise _refuse(f"{'EXPLAIN of ' if explained else ''}{kind} statements are")
-    import json
-    try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql($q)", {"q": st.query}).fetchone()[0])
-    except duckdb.InterruptException:
-        raise
-    except duckdb.Error:  # no json extension in this DuckDB: nothing is let through unseen
-        tree = {"error": True}
-    if tree.get("error") or len(tree.get("statements", ())) != 1:
-        raise _refuse(f"{'EXPLAIN of ' if explained else ''}this statement is")
-    for name in _table_functions(tree["statements"][0]):
-        if name not in READ_ONLY_TABLE_FUNCTIONS:
-            raise _refuse(f"the table function {name}() is")
-
-
-def _explained(con, text: str) -> list:
-    """The statement an EXPLAIN [ANALYZE] [(options)] explains, as each reading of its first tokens
-    would have it: after EXPLAIN, after EXPLAIN ANALYZE, and after a parenthesised group following
-    either. Each reading that parses as one statement (a list of one), None for those that do
-    not: the caller requires every reading that parses to be allowed, so no reading of an
-    ambiguous text can slip a statement through."""
-    every = duckdb.tokenize(text)
-    ends = [p for p, _ in every[1:]] + [len(text)]
-    toks = [(p, typ, text[p:e].strip()) for (p, typ), e in zip(every, ends) if typ.name != "comment"]
-    starts = []
-
-    def word(i):
-        return toks[i][2].upper()
-
-    if not toks or word(0) != "EXPLAIN":
-        return []
-    for i in (1, 2) if len(toks) > 2 and word(1) in ("ANALYZE", "ANALYSE", "VERBOSE") else (1,):
-        if i < len(toks):
-            starts.append(toks[i][0])
-            if word(i).startswith("("):
-                depth = 0
-                for j in range(i, len(toks)):
-                    if toks[j][1].name == "operator":
-                        depth += word(j).count("(") - word(j).count(")")
-                    if depth == 0:
-                        if j + 1 < len(toks):
-                            starts.append(toks[j + 1][0])
-                        break
-    out = []
-    for s in starts:
-        try:
-            stmts = con.extract_statements(text[s:])
-        except duckdb.Error:
-            out.append(None)
-            continue
-        out.append(stmts if len(stmts) == 1 else None)
-    return out
-
-
-def _table_functions(node) -> set[str]:
-    """The names of every table function the serialized statement calls, at any depth."""
-    found, todo = set(), [node]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, dict):
-            if n.get("type") == "TABLE_FUNCTION":
-                f = n.get("function") or {}
-                found.add(str(f.get("function_name", "")).lower())
-            todo.extend(n.values())
-        elif isinstance(n, list):
-            todo.extend(n)
-    return found
 
 
 def recording_folders(paths: list[str]) -> list[Path]:
@@ -953,7 +788,7 @@ class _Incompatible(Exception):
 def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
     if not files:
         return _empty_view(t)
-    listed = ", ".join(_sql_str(literal(f)) for f in files)
+    listed = ", ".join(sql_str(literal(f)) for f in files)
     scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
     present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
@@ -970,7 +805,7 @@ def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
             cols.append(f'NULL::{c.sql_type} AS "{c.name}"')
     where = []
     if hosts:
-        where.append(f"host IN ({', '.join(_sql_str(h) for h in hosts)})")
+        where.append(f"host IN ({', '.join(sql_str(h) for h in hosts)})")
     if t.name != "snapshots":
         where.append("(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM snapshots)")
     sql = f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM {scan}"
