@@ -644,7 +644,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def help_of(name: str) -> str:
+    """The command's help as `procsnap NAME --help` prints it (for a help flag spelled another way)."""
+    import click
+
+    group = typer.main.get_command(app)
+    with click.Context(group, info_name="procsnap") as gctx:
+        cmd = group.get_command(gctx, name)
+        with click.Context(cmd, info_name=name, parent=gctx) as ctx:
+            return cmd.get_help(ctx)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    # as the installed command does: lsof and ps without the framework (analyze.entry)
-    from analyze.entry import main as entry_main
-    sys.exit(entry_main())
+    # as the installed command (analyze.entry) does: lsof, ps and snapshot without the framework
+    from analyze import fast
+    _args = sys.argv[1:]
+    with fast.guarded(_args):
+        sys.exit(fast.run(_args, help_text=help_of) if fast.wanted(_args) else main(_args))
