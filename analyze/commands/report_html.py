@@ -247,11 +247,11 @@ def _epoch(t: dt.datetime) -> float:
 
 
 def host_series(rec: Recording, host: str, w: Window) -> list[dict]:
-    rows = rec.con.execute(
+    rows = rec.query(
         f"""SELECT ts, cpu_user_pct + cpu_nice_pct, cpu_system_pct + cpu_irq_pct + cpu_softirq_pct, cpu_iowait_pct,
                    cpu_steal_pct, mem_total, mem_available, swap_total - swap_free, load1, greatest(procs_running - 1, 0),
                    ncpus, psi_cpu_some_pct, psi_memory_some_pct
-            FROM system_rates WHERE host = $h AND {w.sql()} ORDER BY ts""", {"h": host}).fetchall()
+            FROM system_rates WHERE host = $h AND {w.sql()} ORDER BY ts""", {"h": host})[1]
     return [dict(zip(("ts", "user", "system", "iowait", "steal", "total", "available", "swap", "load1", "runq",
                       "ncpus", "psi_cpu", "psi_mem"), r)) for r in rows]
 
@@ -262,7 +262,7 @@ def process_series(rec: Recording, w: Window, instances: list[dict]) -> dict:
         return {}
     cond = " OR ".join(f"({_iw(i, 'p')})" for i in instances)
     kinds = ", ".join(f"count(*) FILTER (WHERE {c}) AS {m}" for m, c in FD_KINDS.items())
-    rows = rec.con.execute(f"""
+    rows = rec.query(f"""
         WITH f AS (
             SELECT host, snapshot_id, pid, start_time, {kinds}
             FROM open_files WHERE fd_num IS NOT NULL AND {w.sql()} GROUP BY ALL
@@ -272,7 +272,7 @@ def process_series(rec: Recording, w: Window, instances: list[dict]) -> dict:
         LEFT JOIN process_rates r ON r.host = p.host AND r.snapshot_id = p.snapshot_id AND r.pid = p.pid
         LEFT JOIN f ON f.host = p.host AND f.snapshot_id = p.snapshot_id AND f.pid = p.pid AND f.start_time = p.start_time
         WHERE {w.sql('p.ts')} AND ({cond})
-        ORDER BY p.ts""").fetchall()
+        ORDER BY p.ts""")[1]
     out: dict = {}
     for r in rows:
         key = (r[0], r[1], r[2])
