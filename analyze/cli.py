@@ -246,8 +246,8 @@ def info(
     rec.verified = verify
     s = I.summarize(rec)
     if fmt == "json":
-        from analyze.output import _json_value
-        print(json.dumps(_json_value(s), indent=1))
+        from analyze.output import json_value
+        print(json.dumps(json_value(s), indent=1))
     else:
         print(I.text(s))
 
@@ -375,7 +375,7 @@ def diff(
     """
     from analyze.commands import diff as D
     from analyze.data.db import Recording
-    from analyze.output import _json_value
+    from analyze.output import json_value
     if fmt not in ("text", "json"):
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if threshold < 0:
@@ -393,7 +393,7 @@ def diff(
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
     from analyze.data.damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(_json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
+        print(json.dumps(json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
     else:
         print("\n\n".join(D.text(c) for c in result["comparisons"]))
         write_partial(sys.stdout, "text")
@@ -441,7 +441,7 @@ def report(
     rec = Recording.open(dirs, hosts=host)
     result = R.run(rec, at_from, at_to)
     if html:
-        from analyze.commands import report_html as H
+        from analyze.commands.report import html as H
         try:
             H.write(html, H.render(rec, result))
         except OSError as e:
