@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 try:
-    # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
-    # version lookup goes through importlib.metadata, its relation API is Python) and adds nothing
-    # used here; a one-shot `procsnap lsof --rec` pays that on every run.
+    # The engine itself: the `duckdb` package around it is slower to import (its version lookup
+    # goes through importlib.metadata, its relation API is Python) and adds nothing used here,
+    # while a one-shot `procsnap lsof --rec` pays the import on every run.
     import _duckdb as duckdb
 except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
     import duckdb
