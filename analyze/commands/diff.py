@@ -186,7 +186,7 @@ def _load(side: Side) -> dict[int, Proc]:
                WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND {_listening()}""", key)[1]:
         p = procs.get(pid)
         if p is not None:
-            p.listening.add(_listener(family, proto, addr, port, path))
+            p.listening.add(listener(family, proto, addr, port, path))
     return procs
 
 
@@ -198,7 +198,7 @@ def _listening(a: str = "") -> str:
             f"AND {a}local_port > 0 AND {a}local_port < 32768))")
 
 
-def _listener(family, proto, addr, port, path) -> str:
+def listener(family, proto, addr, port, path) -> str:
     if family == "unix":
         return f"unix {path or '(unnamed)'}"
     return f"{proto} {endpoint(addr or '', port)}"
@@ -347,7 +347,7 @@ def _bound_and_released(before: Side, after: Side, at_ends: set) -> list[dict]:
         {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts})[1]
     out = []
     for pid, family, proto, addr, port, path, first, last, n, name, user, uid in rows:
-        sock = _listener(family, proto, addr, port, path)
+        sock = listener(family, proto, addr, port, path)
         if sock not in at_ends:
             out.append({"socket": sock, "pid": pid, "name": name, "user": user, "uid": uid,
                         "first_seen": first, "last_seen": last, "snapshots": n})

@@ -2,7 +2,11 @@
 D state (``proc.d_state``): host CPU busy, run queue above the cores, PSI cpu, steal and iowait
 (:func:`host_cpu_sql`); the processes that used the most CPU over the window, and those that
 kept a whole core busy while seen (:func:`proc_cpu_sql`); runs of snapshots in which a process
-had threads in uninterruptible sleep (:func:`d_state_sql`)."""
+had threads in uninterruptible sleep (:func:`d_state_sql`).
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from collections import defaultdict
 
 from analyze.data.db import Recording
 from analyze.commands.report.fmt import fmt_secs
-from analyze.commands.report.model import Finding, SEV_RANK, Window, instance_of, instance_where, lit, procs_filter, query_rows, severity_of, worst
+from analyze.commands.report.model import (Finding, SEV_RANK, Window, instance_of, instance_where, lit, procs_filter,
+                                           query_rows, severity_of, worst)
 
 CPU_BUSY_WARN, CPU_BUSY_CRIT = 80.0, 90.0            # % of all CPUs, average over the window
 RUNQ_OVER_WARN, RUNQ_OVER_CRIT = 0.25, 0.50          # share of samples with run queue > cores

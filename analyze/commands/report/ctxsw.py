@@ -1,12 +1,17 @@
 """Context switches (``ctxsw.host``, ``ctxsw.process``): a storm per CPU on the host
-(:func:`ctxsw_host_sql`) and the processes switching the most (:func:`ctxsw_proc_sql`)."""
+(:func:`ctxsw_host_sql`) and the processes switching the most (:func:`ctxsw_proc_sql`).
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 from analyze.data.db import Recording
-from analyze.commands.report.model import Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows, severity_of
+from analyze.commands.report.model import (Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows,
+                                           severity_of)
 
 CTXSW_HOST_WARN, CTXSW_HOST_CRIT = 50_000.0, 150_000.0   # per CPU per second, average
 CTXSW_PROC_WARN = 20_000.0                               # per second, average over the window

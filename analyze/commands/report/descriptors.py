@@ -1,11 +1,16 @@
 """Descriptor limits (``fd.limit``, ``fd.host``): processes near their soft RLIMIT_NOFILE
 (:func:`fd_limit_sql`) and the host near fs.file-max (:func:`file_max_sql`). Descriptor leaks are
-:mod:`analyze.commands.report.leaks`'."""
+:mod:`analyze.commands.report.leaks`'.
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 
 from analyze.data.db import Recording
-from analyze.commands.report.model import Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows, severity_of
+from analyze.commands.report.model import (Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows,
+                                           severity_of)
 
 FD_LIMIT_WARN, FD_LIMIT_CRIT = 80.0, 95.0            # % of the soft limit, at its highest
 FILE_MAX_WARN, FILE_MAX_CRIT = 80.0, 95.0

@@ -31,7 +31,9 @@ from __future__ import annotations
 import datetime as dt
 
 from analyze.commands.report.fmt import fmt_bytes, fmt_hours, fmt_secs
-from analyze.commands.report.leaks import LEAK_CRITICAL_HOURS, LEAK_MAX_GIVE_BACK, LEAK_MAX_STEP, LEAK_MIN_R2, LEAK_MIN_RELATIVE, LEAK_MIN_SAMPLES, LEAK_MIN_SPAN_S, trend_fit_sql, trend_verdict_sql
+from analyze.commands.report.leaks import (LEAK_CRITICAL_HOURS, LEAK_MAX_GIVE_BACK, LEAK_MAX_STEP, LEAK_MIN_R2,
+                                           LEAK_MIN_RELATIVE, LEAK_MIN_SAMPLES, LEAK_MIN_SPAN_S, trend_fit_sql,
+                                           trend_verdict_sql)
 from analyze.commands.report.model import Finding, Window, finite, lit, query_rows, rounded
 
 

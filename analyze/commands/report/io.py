@@ -1,6 +1,10 @@
 """Storage I/O (``io.disk``, ``io.pressure``, ``io.process``): disks busy (%util, await:
 :func:`disk_sql`), I/O pressure (PSI io: :func:`host_io_sql`), and the processes that moved the
-most bytes to and from storage (:func:`proc_io_sql`)."""
+most bytes to and from storage (:func:`proc_io_sql`).
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from collections import defaultdict
 
 from analyze.data.db import Recording
 from analyze.commands.report.fmt import fmt_bytes
-from analyze.commands.report.model import Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows, severity_of, worst
+from analyze.commands.report.model import (Finding, Window, instance_of, instance_where, lit, procs_filter, query_rows,
+                                           severity_of, worst)
 
 DISK_UTIL_WARN, DISK_UTIL_CRIT = 80.0, 95.0          # %util, average
 PSI_IO_WARN, PSI_IO_FULL_CRIT = 20.0, 10.0

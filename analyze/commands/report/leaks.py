@@ -2,7 +2,11 @@
 kinds): a measure of a process that grows like a leak over the window (the rule is in
 :mod:`analyze.commands.report`'s overview). The SQL: :func:`leak_sql` (one statement for every
 process, or narrowed to one instance or one identity's instances), built on
-:func:`trend_fit_sql` and :func:`trend_verdict_sql`, which the host rules reuse."""
+:func:`trend_fit_sql` and :func:`trend_verdict_sql`, which the host rules reuse.
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 

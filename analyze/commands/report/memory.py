@@ -1,5 +1,9 @@
 """Memory pressure (``memory.pressure``): the lowest MemAvailable, swapping, PSI memory and OOM
-kills over the window (:func:`memory_sql`)."""
+kills over the window (:func:`memory_sql`).
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """Sockets (``net.listen_queue``, ``net.ports``): listeners whose accept queue holds
 connections snapshot after snapshot (:func:`listen_queue_sql`), and ephemeral port pressure
 towards one destination, TIME_WAIT included (:func:`ports_sql`). The kernel counters of the TCP
-stack (overflows, retransmissions) are :mod:`analyze.commands.report.host`'s."""
+stack (overflows, retransmissions) are :mod:`analyze.commands.report.host`'s.
+
+The SQL is the text of those functions, written into each finding (``sql``): it runs unchanged
+under ``procsnap query --rec DIR`` and gives the rows the finding was made of.
+"""
 
 from __future__ import annotations
 
