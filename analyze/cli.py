@@ -246,8 +246,8 @@ def info(
     rec.verified = verify
     s = I.summarize(rec)
     if fmt == "json":
-        from analyze.output import _json_value
-        print(json.dumps(_json_value(s), indent=1))
+        from analyze.output import json_value
+        print(json.dumps(json_value(s), indent=1))
     else:
         print(I.text(s))
 
@@ -375,7 +375,7 @@ def diff(
     """
     from analyze.commands import diff as D
     from analyze.data.db import Recording
-    from analyze.output import _json_value
+    from analyze.output import json_value
     if fmt not in ("text", "json"):
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if threshold < 0:
@@ -393,7 +393,7 @@ def diff(
         raise UsageError("give --rec DIR (two moments of one recording) or two recordings BEFORE AFTER")
     from analyze.data.damage import LOSSES, losses_json, write_partial
     if fmt == "json":
-        print(json.dumps(_json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
+        print(json.dumps(json_value({**result, "partial": losses_json()} if LOSSES else result), indent=1))
     else:
         print("\n\n".join(D.text(c) for c in result["comparisons"]))
         write_partial(sys.stdout, "text")
@@ -441,7 +441,7 @@ def report(
     rec = Recording.open(dirs, hosts=host)
     result = R.run(rec, at_from, at_to)
     if html:
-        from analyze.commands import report_html as H
+        from analyze.commands.report import html as H
         try:
             H.write(html, H.render(rec, result))
         except OSError as e:
@@ -644,7 +644,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def help_of(name: str) -> str:
+    """The command's help as `procsnap NAME --help` prints it (for a help flag spelled another way)."""
+    import click
+
+    group = typer.main.get_command(app)
+    with click.Context(group, info_name="procsnap") as gctx:
+        cmd = group.get_command(gctx, name)
+        with click.Context(cmd, info_name=name, parent=gctx) as ctx:
+            return cmd.get_help(ctx)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    # as the installed command does: lsof and ps without the framework (analyze.entry)
-    from analyze.entry import main as entry_main
-    sys.exit(entry_main())
+    # as the installed command (analyze.entry) does: lsof, ps and snapshot without the framework
+    from analyze import fast
+    _args = sys.argv[1:]
+    with fast.guarded(_args):
+        sys.exit(fast.run(_args, help_text=help_of) if fast.wanted(_args) else main(_args))

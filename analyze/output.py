@@ -105,7 +105,7 @@ def cell(v, *, table: bool) -> str:
     return str(v)
 
 
-def _json_value(v):
+def json_value(v):
     if v is None or isinstance(v, (bool, int, str)):
         return v
     if isinstance(v, float):
@@ -117,10 +117,13 @@ def _json_value(v):
     if isinstance(v, (bytes, bytearray, memoryview)):
         return _bytes_text(bytes(v))
     if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
+        return [json_value(x) for x in v]
     if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
+        return {k: json_value(x) for k, x in v.items()}
     return str(v)
+
+
+_json_value = json_value  # analyze.commands.top's name for it until that module moves to json_value
 
 
 # A cell a spreadsheet reads as a number (-1, +2.5, -1e3), or a lone sign (ps's "-" for none):
@@ -147,7 +150,7 @@ def render(columns: list[str], rows: list[tuple], fmt: str, out=None, header: bo
     """Rows in FMT; header=False leaves out CSV's header line."""
     out = out or sys.stdout
     if fmt == "json":
-        json.dump([{c: _json_value(v) for c, v in zip(columns, r)} for r in rows], out, indent=1)
+        json.dump([{c: json_value(v) for c, v in zip(columns, r)} for r in rows], out, indent=1)
         out.write("\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")

@@ -5,7 +5,8 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from analyze.data.db import Recording, recording_files
+from analyze.data.db import Recording
+from analyze.data.files import recording_files
 from recorder.store import compact as C
 from recorder.store.folder import Store, select_visible
 

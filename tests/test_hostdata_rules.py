@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from analyze.commands import report as R
-from analyze.commands import report_host as H
+from analyze.commands.report import host as H
 from tests.support.synthetic import N, STEP, T0, snapshot, system_row, write
 
 MiB = 1 << 20

@@ -357,7 +357,7 @@ def test_listening_sockets_writes_endpoints_as_every_command(net, tmp_path):
     # lsof's NAME, from lsof itself, writes the same endpoint
     t = lsof_run("-a", "-p", str(net["pid"]), "-i", f"TCP:{port}", "-sTCP:LISTEN")
     assert f"[::1]:{port} (LISTEN)" in t.stdout
-    from analyze.commands.diff import _listener
+    from analyze.commands.diff import listener as diff_listener
     from recorder.source.procfs import endpoint
     assert endpoint("::1", port) == f"[::1]:{port}" and endpoint("10.0.0.1", 80) == "10.0.0.1:80"
-    assert _listener("IPv6", "TCP", "::1", port, None) == f"TCP [::1]:{port}"
+    assert diff_listener("IPv6", "TCP", "::1", port, None) == f"TCP [::1]:{port}"

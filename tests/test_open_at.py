@@ -14,7 +14,8 @@ import pytest
 from analyze.commands import lsof as L
 from analyze.commands import ps as P
 from analyze.errors import ProcsnapError
-from analyze.data.db import AT_MOMENT, Recording, holding, moments_for
+from analyze.data.db import AT_MOMENT, Recording, moments_for
+from analyze.data.files import holding
 from recorder.collect.collector import Snapshot
 from recorder.collect.tables import to_table as _to_table
 from recorder.store.compact import compact

@@ -2,10 +2,10 @@
 
 Three layers, each tested on its own:
 
-* the SQL gate (:func:`analyze.data.db.check_read_only`) lets through only queries and EXPLAIN
+* the SQL gate (:func:`analyze.data.gate.check_read_only`) lets through only queries and EXPLAIN
   [ANALYZE] of one, calling only allow-listed table functions: every statement type the
   installed DuckDB has, EXPLAIN and EXPLAIN ANALYZE of each, and nested forms are refused;
-* the connection (:meth:`analyze.data.db.Recording._connect`) reads only inside the recordings and
+* the connection (:func:`analyze.data.engine.connect`) reads only inside the recordings and
   spills nowhere;
 * ``procsnap query`` runs its SQL in a thread the kernel forbids to write
   (:mod:`analyze.data.sandbox`): a writing statement run there past the gate fails too.
@@ -28,7 +28,9 @@ import pytest
 
 from analyze.data import sandbox
 from analyze.cli import main
-from analyze.data.db import READ_ONLY_TABLE_FUNCTIONS, Recording, check_read_only
+from analyze.data.db import Recording
+from analyze.data.engine import connect
+from analyze.data.gate import READ_ONLY_TABLE_FUNCTIONS, check_read_only
 from analyze.errors import ProcsnapError, UsageError
 
 from tests.conftest import ROOT
@@ -155,7 +157,7 @@ def rec(tmp_path_factory, sample):
 
 @pytest.fixture(scope="module")
 def con():
-    return Recording._connect([])
+    return connect([])
 
 
 # ---------------------------------------------------------------------------- the gate

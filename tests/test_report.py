@@ -22,7 +22,7 @@ import pytest
 from analyze.commands import report as R
 from analyze.cli import main
 from analyze.data.db import Recording
-from analyze.output import _json_value
+from analyze.output import json_value
 
 from tests.conftest import ROOT, run_cli
 
@@ -183,7 +183,7 @@ def test_every_finding_sql_runs_under_procsnap_query(scenario, capsys):
             assert round(row[0]["per_hour"], 1) == f.evidence["per_hour"]
         else:
             # what the statement prints is the finding's evidence, value for value
-            ev = _json_value(f.evidence)
+            ev = json_value(f.evidence)
             same = [r for r in rows if all(r[k] == v for k, v in ev.items() if k in r)]
             assert same and (not f.process or same[0]["pid"] == f.process["pid"]), (f.title, rows[:3], ev)
 

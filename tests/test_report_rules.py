@@ -97,7 +97,7 @@ def test_sawtooth_steady_step_recorder_and_kernel_threads_are_not_leaks(leaks, p
 def test_why_sawtooth_and_step_fail_the_rule(leaks):
     rec, _ = leaks
     w = R.window(rec, None, None)
-    rows = {(r["pid"], r["measure"]): r for r in R._rows(rec, R.leak_sql(w))}
+    rows = {(r["pid"], r["measure"]): r for r in R.query_rows(rec, R.leak_sql(w))}
     saw = rows[(102, "fds")]
     assert saw["r2"] < 0.2 and saw["decrease"] > 0.3 * saw["increase"] and not saw["leak"]
     step = rows[(104, "fds")]
@@ -284,7 +284,7 @@ def test_too_few_snapshots_is_said(tmp_path):
 
 
 def test_html_is_self_contained_without_a_browser(leaks):
-    from analyze.commands import report_html as H
+    from analyze.commands.report import html as H
     rec, res = leaks
     page = H.render(rec, res)
     assert page.startswith("<!DOCTYPE html>") and "default-src 'none'" in page

@@ -152,29 +152,28 @@ def _moment(rec: Recording, at: str | None, host: str | None) -> Moment:
 def _load(side: Side) -> dict[int, Proc]:
     rec, m = side.rec, side.moment
     key = {"h": m.host, "s": m.snapshot_id}
-    recorder = rec.con.execute("SELECT recorder_pid FROM snapshots WHERE host = $h AND snapshot_id = $s",
-                               key).fetchone()
-    recorder_pid = recorder[0] if recorder else None
-    rows = rec.con.execute(
+    _, recorder = rec.query("SELECT recorder_pid FROM snapshots WHERE host = $h AND snapshot_id = $s", key)
+    recorder_pid = recorder[0][0] if recorder else None
+    rows = rec.query(
         """SELECT p.host, p.pid, p.ppid, p.boot_id, p.start_time, p.name, p.exe, p.cmdline, p."user", p.cgroup,
                   p.num_threads, p.rss, p.fd_limit, p.uid, r.cpu_pct
            FROM processes p
            LEFT JOIN process_rates r ON r.host = p.host AND r.snapshot_id = p.snapshot_id AND r.pid = p.pid
-           WHERE p.host = $h AND p.snapshot_id = $s AND p.pid <> 2 AND p.ppid <> 2""", key).fetchall()
+           WHERE p.host = $h AND p.snapshot_id = $s AND p.pid <> 2 AND p.ppid <> 2""", key)[1]
     procs = {r[1]: Proc(*r) for r in rows if r[1] != recorder_pid}
-    for pid, typ, n in rec.con.execute(
+    for pid, typ, n in rec.query(
             """SELECT pid, CASE WHEN type = 'REG' THEN 'files'
                                 WHEN type IN ('IPv4','IPv6','unix','netlink','raw','raw6','pack','sock') THEN 'sockets'
                                 WHEN type = 'FIFO' THEN 'pipes' WHEN type = 'a_inode' THEN 'anon_inodes'
                                 ELSE 'other' END AS kind, count(*)
                FROM open_files WHERE host = $h AND snapshot_id = $s AND fd_num IS NOT NULL GROUP BY ALL""",
-            key).fetchall():
+            key)[1]:
         if pid in procs:
             procs[pid].fds[typ] = n
-    for pid, fd, name in rec.con.execute(
+    for pid, fd, name in rec.query(
             """SELECT pid, fd, name FROM open_files
                WHERE host = $h AND snapshot_id = $s AND (fd = 'cwd' OR (fd_num IS NOT NULL AND type = 'REG'))""",
-            key).fetchall():
+            key)[1]:
         p = procs.get(pid)
         if p is None:
             continue
@@ -182,12 +181,12 @@ def _load(side: Side) -> dict[int, Proc]:
             p.cwd = name
         else:
             p.files.add(name)
-    for pid, family, proto, addr, port, path in rec.con.execute(
+    for pid, family, proto, addr, port, path in rec.query(
             f"""SELECT pid, family, coalesce(proto, sock_type), local_addr, local_port, unix_path FROM sockets
-               WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND {_listening()}""", key).fetchall():
+               WHERE host = $h AND snapshot_id = $s AND pid IS NOT NULL AND {_listening()}""", key)[1]:
         p = procs.get(pid)
         if p is not None:
-            p.listening.add(_listener(family, proto, addr, port, path))
+            p.listening.add(listener(family, proto, addr, port, path))
     return procs
 
 
@@ -199,7 +198,7 @@ def _listening(a: str = "") -> str:
             f"AND {a}local_port > 0 AND {a}local_port < 32768))")
 
 
-def _listener(family, proto, addr, port, path) -> str:
+def listener(family, proto, addr, port, path) -> str:
     if family == "unix":
         return f"unix {path or '(unnamed)'}"
     return f"{proto} {endpoint(addr or '', port)}"
@@ -317,7 +316,7 @@ def _came_and_went(before: Side, after: Side) -> list[dict]:
     """Within one recording: processes seen only strictly between the two moments."""
     if before.rec is not after.rec or before.moment.host != after.moment.host:
         return []
-    rows = before.rec.con.execute(
+    rows = before.rec.query(
         """SELECT pid, arg_max(ppid, ts), arg_max(name, ts), arg_max("user", ts), start_time,
                   arg_max(exe, ts), arg_max(cmdline, ts), min(ts), max(ts), arg_max(uid, ts)
            FROM processes WHERE host = $h AND ts > $a AND ts < $b AND pid <> 2 AND ppid <> 2
@@ -326,7 +325,7 @@ def _came_and_went(before: Side, after: Side) -> list[dict]:
            HAVING min(ts) > $a AND (boot_id, pid, start_time) NOT IN (
                SELECT (boot_id, pid, start_time) FROM processes WHERE host = $h AND ts IN ($a, $b))
            ORDER BY min(ts), pid""",
-        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts}).fetchall()
+        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts})[1]
     return [{"pid": r[0], "ppid": r[1], "name": r[2], "user": r[3], "start_time": r[4], "exe": r[5],
              "cmdline": r[6], "first_seen": r[7], "last_seen": r[8], "uid": r[9]} for r in rows]
 
@@ -337,7 +336,7 @@ def _bound_and_released(before: Side, after: Side, at_ends: set) -> list[dict]:
     recorded at the files cadence: a port held between two of its snapshots is not seen."""
     if before.rec is not after.rec or before.moment.host != after.moment.host:
         return []
-    rows = before.rec.con.execute(
+    rows = before.rec.query(
         f"""SELECT s.pid, s.family, coalesce(s.proto, s.sock_type), s.local_addr, s.local_port, s.unix_path,
                    min(s.ts), max(s.ts), count(DISTINCT s.snapshot_id), arg_max(p.name, p.ts),
                    arg_max(p."user", p.ts), arg_max(p.uid, p.ts)
@@ -345,10 +344,10 @@ def _bound_and_released(before: Side, after: Side, at_ends: set) -> list[dict]:
                  ON p.host = s.host AND p.snapshot_id = s.snapshot_id AND p.pid = s.pid
             WHERE s.host = $h AND s.ts > $a AND s.ts < $b AND s.pid IS NOT NULL AND {_listening("s")}
             GROUP BY ALL ORDER BY min(s.ts), s.pid""",
-        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts}).fetchall()
+        {"h": before.moment.host, "a": before.moment.ts, "b": after.moment.ts})[1]
     out = []
     for pid, family, proto, addr, port, path, first, last, n, name, user, uid in rows:
-        sock = _listener(family, proto, addr, port, path)
+        sock = listener(family, proto, addr, port, path)
         if sock not in at_ends:
             out.append({"socket": sock, "pid": pid, "name": name, "user": user, "uid": uid,
                         "first_seen": first, "last_seen": last, "snapshots": n})

@@ -20,22 +20,23 @@ def _size(path: str) -> int:
 
 
 def summarize(rec: Recording) -> dict:
-    con = rec.con
-    n, start, end = con.execute("SELECT count(*), min(ts), max(ts) FROM snapshots").fetchone()
+    def one(sql: str) -> tuple:
+        return rec.query(sql)[1][0]
+
+    n, start, end = one("SELECT count(*), min(ts), max(ts) FROM snapshots")
     hosts = [
         {"host": h, "snapshots": c, "start": s, "end": e, "boot_ids": b}
-        for h, c, s, e, b in con.execute(
+        for h, c, s, e, b in rec.query(
             "SELECT host, count(*), min(ts), max(ts), count(DISTINCT boot_id) FROM snapshots GROUP BY host ORDER BY host"
-        ).fetchall()
+        )[1]
     ]
     tables = []
     for t in TABLES:
-        rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        rows = one(f"SELECT count(*) FROM {t}")[0]
         files = rec.files.get(t, [])  # the files read; the damaged are listed apart
         tables.append({"table": t, "rows": rows, "files": len(files), "bytes": sum(_size(f) for f in files)})
     sums = ", ".join(f"sum({t}_{k})" for t in COUNTED for k in ("seen", "gone", "denied"))
-    vals = con.execute(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) "
-                       "FROM snapshots").fetchone()
+    vals = one(f"SELECT {sums}, sum(skipped), avg(duration_ms), avg(cpu_ms), max(duration_ms) FROM snapshots")
     completeness = {}
     i = 0
     for t in COUNTED:

@@ -99,7 +99,7 @@ def take(output: str, quiet: bool = False, host: str | None = None, redact: bool
 
 def run(args: list[str], help_text=None) -> int:
     # One snapshot, then exit: no cycle collection at all (the collector turns it off for its
-    # pass; this spares the imports and the writing too, 3% of a 1000-process snapshot's CPU).
+    # pass; this spares the imports and the writing too).
     import gc
     gc.disable()
     o = parse_args(args)

@@ -18,6 +18,8 @@ import os
 import re
 from collections import namedtuple
 
+from analyze.data.sqltext import literal, sql_str
+
 MAGIC = b"PAR1"
 
 
@@ -93,19 +95,6 @@ def culprit(message: str, files: list[str]) -> str | None:
         if f in message or literal(f) in message:
             return f
     return None
-
-
-_GLOB = re.compile(r"([*?\[])")
-
-
-def literal(path: str) -> str:
-    """PATH as a pattern that matches only itself: DuckDB reads every path it is given as a glob
-    (``*``, ``?``, ``[...]``, and ``~`` at the start), so a recording folder or a planted file
-    named with them would read other files, or one file twice. Each such character becomes a
-    one-character class (``[*]``); a leading ``~`` is made relative (``./~``)."""
-    if path.startswith("~"):
-        path = "./" + path
-    return _GLOB.sub(r"[\1]", path)
 
 
 def _kind(type_name: str) -> str:
@@ -208,16 +197,16 @@ def verify(files, declared: dict | None = None) -> list[tuple[str, str]]:
     return [(f, why) for f, why in zip(todo, whys) if why is not None]
 
 
-def engine_unreadable(files, duckdb) -> list[tuple[str, str]]:
+def engine_unreadable(files) -> list[tuple[str, str]]:
     """(file, why) for each file DuckDB itself cannot decode, every column of every row read (an
     error that names no file, e.g. a page header it cannot parse that pyarrow reads past). Only on
     the error path: it reads them all."""
-    con = duckdb.connect(":memory:")
+    from analyze.data.engine import connect, duckdb
+    con = connect(sorted({os.path.dirname(f) for f in files}))
     bad = []
     for f in files:
         try:
-            q = "'" + literal(f).replace("'", "''") + "'"
-            con.execute(f"SELECT max(hash(COLUMNS(*))) FROM read_parquet({q})").fetchall()
+            con.execute(f"SELECT max(hash(COLUMNS(*))) FROM read_parquet({sql_str(literal(f))})").fetchall()
         except FileNotFoundError:
             continue
         except duckdb.Error as e:
@@ -250,7 +239,7 @@ def find_damage(e: BaseException) -> bool:
     that names no file, every file read is probed page by page (only on this error path)."""
     if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":  # before importing it: not for other errors
         return False
-    from analyze.data.db import duckdb
+    from analyze.data.engine import duckdb
     left = sorted(OPENED - set(EXCLUDED))
     bad = culprit(str(e), left)
     # The SQL itself is wrong: never a file's fault. (Not ProgrammingError as a whole: DuckDB
@@ -263,7 +252,7 @@ def find_damage(e: BaseException) -> bool:
         global _vanished
         _vanished += 1
         return _vanished <= VANISHED_RETRIES
-    found = [(bad, f"unreadable ({_first_line(e)})")] if bad else (engine_unreadable(left, duckdb)
+    found = [(bad, f"unreadable ({_first_line(e)})")] if bad else (engine_unreadable(left)
                                                                      or unreadable_files(left, whole=True))
     for f, why in found:
         EXCLUDED[f] = why  # the next Recording.open leaves it out and names it

@@ -7,10 +7,7 @@ written by an older procsnap) reads as a typed NULL. Rows of snapshots that
 were never committed (see the atomicity rule in ``recorder.store.folder``) are
 invisible.
 
-Files are listed here, in Python (:func:`recording_files`), and handed to
-``read_parquet`` as an explicit list: a recording being compacted holds small
-files and the compacted file that covers them for a while, and only the
-listing knows to read one of them.
+Which files each view reads is :mod:`analyze.data.files`' choice.
 """
 
 from __future__ import annotations
@@ -19,289 +16,22 @@ import bisect
 import datetime as dt
 import os
 import sys
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
-
-try:
-    # The engine itself. The `duckdb` package around it costs 5 times as long to import (its
-    # version lookup goes through importlib.metadata, its relation API is Python) and adds nothing
-    # used here; a one-shot `procsnap lsof --rec` pays that on every run.
-    import _duckdb as duckdb
-except ImportError:  # pragma: no cover - a duckdb build without the separate extension module
-    import duckdb
 
 from recorder.schema import COUNTED, TABLES, Table
-from recorder.store.layout import FORMAT_VERSION, MARKER, file_range, id_date, is_recording, list_names
-from recorder.store.layout import marker_problem as layout_marker_problem
-from recorder.store.layout import partition_problem
+from recorder.store.layout import MARKER, file_range
 
-from analyze.data.damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage, footer_problem,
-                     id_time, incompatible, literal, quick_check, unreadable_files, verify)
-from analyze.errors import ProcsnapError, UsageError, live_only
-from analyze.data.interrupt import watch
+from analyze.data.damage import (EXCLUDED, LOSSES, OPENED, SAID, Damage, DamageFound, Loss, culprit, find_damage,
+                                 footer_problem, id_time, incompatible, quick_check, unreadable_files)
+from analyze.data.engine import connect, duckdb
+from analyze.data.files import (Candidate, Checker, candidates, choose, damage_of, holds, host_of, marker_problem,
+                                recording_folders)
+from analyze.data.gate import check_read_only
+from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
+from analyze.errors import ProcsnapError, live_only
 from analyze.data.views import DERIVED
-
-
-class Candidate(NamedTuple):
-    """A data file whose name and folders are ones the recorder writes."""
-
-    path: str
-    first: int
-    last: int
-    host: str  # the host= folder's name
-    date: str  # the date= folder's name
-
-    @property
-    def compacted(self) -> bool:
-        return os.path.basename(self.path).startswith("c")
-
-
-def _host(folder: str) -> str:
-    return urllib.parse.unquote(folder[len("host="):])
-
-
-def _damage(path: str, why: str, table: str | None = None) -> Damage:
-    """A Damage for PATH; for a name the recorder writes, with the table, host and snapshot ids
-    it stands for (what it may have taken with it: see :meth:`Recording._losses`)."""
-    r = file_range(os.path.basename(path))
-    host = os.path.basename(os.path.dirname(os.path.dirname(path)))
-    if r is None or table is None or not host.startswith("host="):
-        return Damage(path, why)
-    return Damage(path, why, table, _host(host), r[0], r[1])
-
-
-def candidates(source: Path, table: str, damaged: list | None = None) -> list[Candidate]:
-    """The files of one table of a recording that its naming says are its own: ``<id>.parquet``
-    and ``c<first>-<last>.parquet`` in ``host=<name>/date=<YYYY-MM-DD>`` folders the recorder
-    writes, whose ids fall on that date. Everything else is added to DAMAGED (when a list) and
-    never read: a foreign file, a folder of another name (``date=garbage``, a copy of a
-    partition), a file whose ids are not of its folder's date."""
-    out: list[Candidate] = []
-    tdir = Path(source) / table
-    for hostdir in sorted(list_names(tdir)):
-        hpath = tdir / hostdir
-        if hostdir.startswith((".", "_")) or not hpath.is_dir():
-            continue
-        datedirs = sorted(list_names(hpath)) if hostdir.startswith("host=") else [None]
-        for datedir in datedirs:
-            d = hpath / datedir if datedir is not None else hpath
-            if datedir is not None and (datedir.startswith((".", "_")) or not d.is_dir()):
-                continue
-            why = partition_problem(hostdir, datedir or "")
-            if why is not None:
-                if damaged is not None:
-                    damaged.append(Damage(str(d), f"{why} (its files are ignored)"))
-                continue
-            for n in sorted(list_names(d)):
-                if n.startswith((".", "_")):
-                    continue
-                path = str(d / n)
-                r = file_range(n)
-                if r is None:
-                    if damaged is not None:
-                        damaged.append(Damage(path, _foreign(path, n, table)))
-                    continue
-                day = datedir[len("date="):]
-                if id_date(r[0]) != day or id_date(r[1]) != day or r[0] > r[1]:
-                    if damaged is not None:
-                        damaged.append(Damage(path, f"snapshot ids of another date than its folder's ({day}): ignored"))
-                    continue
-                out.append(Candidate(path, r[0], r[1], hostdir, datedir))
-    return out
-
-
-def _foreign(path: str, name: str, table: str) -> str:
-    """Why a file of a name the recorder never writes is not read (the most telling reason)."""
-    if os.path.isdir(path):
-        return "a folder where procsnap writes files (ignored)"
-    if not name.endswith(".parquet"):
-        return "not a file procsnap writes (ignored)"
-    why = quick_check(path) or footer_problem(path, {c.name: c.sql_type for c in TABLES[table].columns})
-    return why or "not a name procsnap writes (ignored)"
-
-
-def recording_files(source: Path, table: str, damaged: list | None = None) -> list[str]:
-    """The Parquet files of one table of a recording that a reader must read, by their names
-    alone: in every partition, those no compacted file covers. Without a check of their
-    contents: :meth:`Recording.open` checks them (see :class:`Checker`) before choosing."""
-    return choose(candidates(source, table, damaged), None, table, damaged)
-
-
-class Checker:
-    """Whether each file holds what its name says, checked once per file and process.
-
-    Cheap checks for every file a command reads: its size and Parquet's magic bytes, then,
-    from its footer (one DuckDB query for all files, whose footers the scans then find
-    cached), that it has a ``snapshot_id`` column whose statistics lie inside the ids its name
-    says. A compacted file covers small files only once a compacted ``snapshots`` file holding
-    its range (the compaction's commit) is checked and holds their ids (:meth:`committed_ids`)."""
-
-    def __init__(self, con, pages: bool = False):
-        self.con = con
-        self.pages = pages
-        self.why: dict[str, str | None] = {}
-        self._ids: dict[str, set[int]] = {}
-        # (host folder, date folder) -> (first, last, path) of each checked compacted snapshots file
-        self.commits: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
-
-    def commit_of(self, c: Candidate) -> str | None:
-        """The checked ``snapshots`` compacted file whose range holds C's (a compaction's commit:
-        the recorder renames it after the table's files), or None."""
-        return next((p for a, b, p in self.commits.get((c.host, c.date), ()) if a <= c.first and c.last <= b), None)
-
-    def check(self, cands: list[Candidate]) -> None:
-        todo = [c for c in cands if c.path not in self.why]
-        rest = []
-        for c in todo:
-            why = EXCLUDED.get(c.path) or quick_check(c.path)
-            if why is None:
-                rest.append(c)
-            else:
-                self.why[c.path] = why
-        stats = self._stats([c.path for c in rest])
-        for c in rest:
-            if c.path in self.why:
-                continue
-            st = stats.get(c.path)
-            if st is None:
-                st = self._read_range(c.path)
-            if st is None:
-                self.why[c.path] = "not a procsnap file (no snapshot_id column)"
-            elif st == (None, None):
-                self.why[c.path] = None  # no rows: holds nothing it should not
-            elif st[0] is None or st[0] < c.first or st[1] > c.last:
-                self.why[c.path] = (f"holds snapshot ids {st[0]}..{st[1]}, not the {c.first}..{c.last} its name says "
-                                    "(not the recording's file: ignored)")
-            else:
-                self.why[c.path] = None
-        if self.pages and rest:
-            table = Path(rest[0].path).parent.parent.parent.name
-            declared = TABLES[table].names if table in TABLES else None
-            self.why.update(verify([c.path for c in rest if self.why.get(c.path) is None], declared))
-
-    def _stats(self, paths: list[str]) -> dict[str, tuple]:
-        """path -> (min, max) snapshot_id from the footers' statistics, for files that have them."""
-        out: dict[str, tuple] = {}
-        while paths:
-            listed = ", ".join(_sql_str(literal(p)) for p in paths)
-            try:
-                rows = self.con.execute(
-                    "SELECT file_name, min(TRY_CAST(stats_min_value AS BIGINT)), max(TRY_CAST(stats_max_value AS BIGINT)), "
-                    "bool_and(stats_min_value IS NOT NULL AND stats_max_value IS NOT NULL) "
-                    f"FROM parquet_metadata([{listed}]) WHERE path_in_schema = 'snapshot_id' GROUP BY file_name").fetchall()
-            except duckdb.Error as e:
-                bad = culprit(str(e), paths)
-                if bad is None:
-                    for p in paths:  # one at a time, to find which
-                        out.update(self._stats([p]) if len(paths) > 1 else {})
-                    if len(paths) == 1:
-                        self.why[paths[0]] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
-                    return out
-                self.why[bad] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
-                paths = [p for p in paths if p != bad]
-                continue
-            for f, lo, hi, whole in rows:
-                if whole:
-                    out[f] = (lo, hi)
-            return out
-        return out
-
-    def _read_range(self, path: str) -> tuple | None:
-        """(min, max) snapshot_id read from the rows (no statistics, or no row group); None without the column."""
-        try:
-            names = {r[0] for r in self.con.execute(
-                f"SELECT name FROM parquet_schema({_sql_str(literal(path))})").fetchall()}
-            if "snapshot_id" not in names:
-                return None
-            return tuple(self.con.execute(
-                f"SELECT min(snapshot_id), max(snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone())
-        except duckdb.Error as e:
-            self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
-            return None
-
-    def committed_ids(self, path: str) -> set[int]:
-        """The snapshot ids a ``snapshots`` file holds (read only for a compaction whose small
-        files are still there)."""
-        if path not in self._ids:
-            try:
-                (ids,) = self.con.execute(
-                    f"SELECT list(DISTINCT snapshot_id) FROM read_parquet({_sql_str(literal(path))})").fetchone()
-            except duckdb.Error as e:
-                self.why[path] = f"unreadable ({str(e).strip().splitlines()[0][:160]})"
-                ids = []
-            self._ids[path] = set(ids or ())
-        return self._ids[path]
-
-
-def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged: list | None,
-           ignored: list | None = None) -> list[str]:
-    """The files to read among CANDS: those that check (with a CHECKER) and that no checked,
-    committed compacted file covers. A damaged compacted file covers nothing, so the small files
-    it replaced, when still there, are read instead. A compacted data file is committed by a
-    checked compacted ``snapshots`` file whose range holds its own (compaction renames that
-    last); without one (a compaction in progress, or a stray file) it is not read and goes to
-    IGNORED."""
-    if checker is not None:
-        checker.check(cands)
-    good = []
-    for c in cands:
-        why = checker.why.get(c.path) if checker is not None else None
-        if why is not None:
-            if damaged is not None:
-                damaged.append(_damage(c.path, why, table))
-        else:
-            good.append(c)
-    if checker is not None and table == "snapshots":
-        for c in good:
-            if c.compacted:
-                checker.commits.setdefault((c.host, c.date), []).append((c.first, c.last, c.path))
-    by_dir: dict[str, list[Candidate]] = {}
-    for c in good:
-        by_dir.setdefault(os.path.dirname(c.path), []).append(c)
-    files = []
-    for d, group in by_dir.items():
-        group.sort(key=lambda c: (c.first, -c.last))
-        kept: list[Candidate] = []
-        for c in group:
-            if c.compacted and checker is not None and table != "snapshots":
-                if checker.commit_of(c) is None:
-                    if ignored is not None:
-                        ignored.append(Damage(c.path, "a compaction no snapshots file commits (not read; "
-                                                      "its snapshots are read from their own files)"))
-                    continue
-            cover = next((k for k in reversed(kept) if k.first <= c.first and c.last <= k.last), None)
-            if cover is not None and checker is not None:
-                ids = checker.committed_ids(checker.commit_of(cover))
-                if not (c.first in ids and c.last in ids):
-                    cover = None  # the compacted file does not hold these snapshots: read them
-            if cover is None:
-                kept.append(c)
-        files.extend(k.path for k in kept)
-    return sorted(files)
-
-
-def _holds(c: Candidate, ids: list[int]) -> bool:
-    i = bisect.bisect_left(ids, c.first)
-    return i < len(ids) and ids[i] <= c.last
-
-
-def holding(files: list[str], ids: list[int]) -> list[str]:
-    """The files that can hold rows of the snapshots IDS (sorted): those whose names' snapshot-id
-    ranges hold one of them, and every file of a name the recorder never writes (its ids are
-    unknown)."""
-    out = []
-    for f in files:
-        r = file_range(os.path.basename(f))
-        if r is None:
-            out.append(f)
-            continue
-        i = bisect.bisect_left(ids, r[0])
-        if i < len(ids) and ids[i] <= r[1]:
-            out.append(f)
-    return out
 
 
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
@@ -311,10 +41,6 @@ NEEDS = {"lsof": "open_files"}
 AT_MOMENT = {"lsof": (), "ps": ("processes", "threads")}
 
 
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 @dataclass
 class Moment:
     """A snapshot chosen for a time: per host, the latest at or before it."""
@@ -322,7 +48,6 @@ class Moment:
     host: str
     snapshot_id: int
     ts: dt.datetime
-
 
 
 def collect_live(tables: tuple[str, ...] | None = None):
@@ -352,37 +77,6 @@ class Recording:
         self.verified = False  # every page of every file read was checked (procsnap info)
 
     # ------------------------------------------------------------------
-    @staticmethod
-    def _connect(folders: list[Path] = ()) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB that can read these folders and nothing else, and can be talked out of none of it.
-
-        External access is switched off except for reading inside the recordings
-        (``allowed_directories``: also the views' own scans go through it), nothing
-        spills to a temporary directory (DuckDB's default, ``.tmp`` in the current
-        folder, would be writable too), no extension is installed or loaded behind our
-        back, and the configuration is locked so that no SQL can switch any of it back
-        on. DuckDB does not tell reading from writing inside an allowed directory (COPY,
-        EXPORT, ATTACH could write there): user SQL is held to queries by
-        :func:`check_read_only`, and ``procsnap query`` runs it in a thread the kernel
-        keeps from writing (:mod:`analyze.data.sandbox`).
-        """
-        con = duckdb.connect(":memory:")
-        watch(con)
-        con.execute("SET TimeZone = 'UTC'")
-        # Each view is bound when it is created and each query binds it again: without the cache
-        # every bind reads and parses the footer of every file of the table once more.
-        con.execute("SET parquet_metadata_cache = true")
-        con.execute("SET temp_directory = ''")
-        allowed = sorted({d for f in folders for d in (str(f), os.path.realpath(f), os.path.abspath(f))})
-        allowed = sorted({*allowed, *map(literal, allowed)})  # also as the scans name them (analyze.data.damage.literal)
-        if allowed:
-            con.execute("SET allowed_directories = " + "[" + ", ".join(_sql_str(d.rstrip("/") + "/") for d in allowed) + "]")
-        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
-                        "allow_community_extensions", "allow_persistent_secrets"):
-            con.execute(f"SET {setting} = false")
-        con.execute("SET lock_configuration = true")
-        return con
-
     @classmethod
     def open(cls, paths: list[str], hosts: list[str] | None = None, err=None, derived: bool = True,
              pages: bool | None = None) -> "Recording":
@@ -424,11 +118,11 @@ class Recording:
         rec.scope = set(ids)
         for t in TABLES.values():
             if t.name != "snapshots":
-                mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if _holds(c, ids)]
+                mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if holds(c, ids)]
                 for c in cands[t.name]:  # not read: named when it is damaged at a glance, as open() would
                     why = None if c in mine else quick_check(c.path)
                     if why is not None:
-                        damage[t.name].append(_damage(c.path, why, t.name))
+                        damage[t.name].append(damage_of(c.path, why, t.name))
                 rec._view(t, choose(mine, rec.checker, t.name, damage[t.name], rec.ignored), hosts, damage[t.name])
         rec._say(damage, err)
         return rec, moments
@@ -439,7 +133,7 @@ class Recording:
         """A Recording with its ``snapshots`` view only, and per table the files its naming
         says are the recording's and the damaged or foreign ones left out."""
         sources = recording_folders(paths)
-        rec = cls(cls._connect(sources), sources, live=False)
+        rec = cls(connect(sources), sources, live=False)
         rec.hosts = hosts
         if pages is None:
             pages = os.environ.get("PROCSNAP_VERIFY", "1") != "0"
@@ -486,7 +180,7 @@ class Recording:
         if not hit:
             return []
         seen = ", ".join(f"{t}_seen" for t in COUNTED)
-        rows = self.con.execute(f"SELECT host, snapshot_id, ts, {seen} FROM snapshots ORDER BY host, snapshot_id").fetchall()
+        _, rows = self.query(f"SELECT host, snapshot_id, ts, {seen} FROM snapshots ORDER BY host, snapshot_id")
         order: dict[str, list[int]] = {}
         when: dict[tuple[str, int], object] = {}
         took: dict[tuple[str, int], tuple] = {}
@@ -500,7 +194,7 @@ class Recording:
                 r = file_range(os.path.basename(f))
                 h = os.path.basename(os.path.dirname(os.path.dirname(f)))
                 if r is not None:
-                    held.setdefault((t, _host(h)), []).append(r)
+                    held.setdefault((t, host_of(h)), []).append(r)
         out: list[Loss] = []
         for d in hit:
             if d.table == "snapshots":
@@ -562,7 +256,7 @@ class Recording:
                 if os.path.basename(f).startswith("c"):  # it may have replaced small files still there
                     EXCLUDED[f] = why
                     raise DamageFound()
-                damaged.append(_damage(f, why, t.name))
+                damaged.append(damage_of(f, why, t.name))
                 files.remove(f)
 
     @classmethod
@@ -574,7 +268,7 @@ class Recording:
     def from_snapshots(cls, snaps) -> "Recording":
         """A recording of in-memory snapshots (live mode over an interval: rates need two)."""
         import duckdb as package  # noqa: F401 - the package sets up the scans of Arrow tables that register needs
-        con = cls._connect()
+        con = connect()
         for t in TABLES.values():
             parts = []
             for i, snap in enumerate(snaps):
@@ -585,9 +279,9 @@ class Recording:
                 cols = []
                 for c in t.columns:
                     if c.name == "host":
-                        cols.append(f"{_sql_str(snap.host)} AS host")
+                        cols.append(f"{sql_str(snap.host)} AS host")
                     elif c.name == "date":
-                        cols.append(f"DATE {_sql_str(snap.date.isoformat())} AS date")
+                        cols.append(f"DATE {sql_str(snap.date.isoformat())} AS date")
                     else:
                         cols.append(f'"{c.name}"')
                 parts.append(f"SELECT {', '.join(cols)} FROM _live_{t.name}_{i}")
@@ -609,7 +303,15 @@ class Recording:
 
     # ------------------------------------------------------------------
     def execute(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        """User SQL (``procsnap query``, named queries): held to read-only queries by the gate
+        (:mod:`analyze.data.gate`), then run as :meth:`query` runs procsnap's own."""
         check_read_only(self.con, sql)
+        return self.query(sql, params)
+
+    def query(self, sql: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        """The one path every query of an answer takes: (column names, rows). An error that came
+        from damaged files raises DamageFound (the command runs again without them: see
+        :func:`analyze.data.damage.retrying`); any other is a ProcsnapError of one line."""
         try:
             cur = self.con.execute(sql, params) if params else self.con.execute(sql)
             if cur.description is None:
@@ -623,7 +325,7 @@ class Recording:
             raise ProcsnapError(f"SQL error: {msg}") from None
 
     def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        return self.con.execute("SELECT min(ts), max(ts) FROM snapshots").fetchone()
+        return self.query("SELECT min(ts), max(ts) FROM snapshots")[1][0]
 
     def resolve_time(self, text: str, last: bool = False) -> dt.datetime:
         """The time as typed (:mod:`analyze.data.timespec`) against this recording: its first instant, or
@@ -647,21 +349,21 @@ class Recording:
         has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
                f"WHERE s2.host = snapshots.host AND s2.{need}_seen IS NOT NULL))") if need else ""
         if text is None:
-            rows = self.con.execute(
+            _, rows = self.query(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
-                "GROUP BY host ORDER BY host").fetchall()
+                "GROUP BY host ORDER BY host")
             self.after = {r[0]: (r[1], None) for r in rows}
             return [Moment(*r) for r in rows]
         start, end = self.time_range()
         asked, at = parse_span(text, start, end)
-        rows = self.con.execute(
+        _, rows = self.query(
             f"""WITH s AS (SELECT host, snapshot_id, ts FROM snapshots WHERE true{has}),
                      g AS (SELECT host, median(gap) AS gap FROM (
                              SELECT host, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host ORDER BY ts)) AS gap
                              FROM s) GROUP BY host)
                 SELECT g.host, arg_max(s.snapshot_id, s.ts), max(s.ts), any_value(g.gap)
                 FROM g LEFT JOIN s ON s.host = g.host AND s.ts <= $at
-                GROUP BY g.host ORDER BY g.host""", {"at": at}).fetchall()
+                GROUP BY g.host ORDER BY g.host""", {"at": at})
         found = [r for r in rows if r[1] is not None]
         u = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
         upto = None if text.strip().lower() == "end" else int(u.timestamp() * 1_000_000)  # "end": as no --at
@@ -695,159 +397,6 @@ def _span(d: dt.timedelta) -> str:
             parts.append(f"{left // n}{unit}")
             left %= n
     return " ".join(parts[:2])
-
-
-# What user SQL may run, allow-listed: queries (SELECT and its forms: WITH, FROM-first, VALUES,
-# DESCRIBE, SHOW, SUMMARIZE), and EXPLAIN or EXPLAIN ANALYZE of one. Every other statement type
-# (COPY, EXPORT, IMPORT, ATTACH, INSTALL/LOAD, SET, PRAGMA, CALL, CREATE, ...) and every type a
-# later DuckDB adds is refused before DuckDB runs anything.
-READ_ONLY_STATEMENTS = {"SELECT"}
-
-# The table functions a query may call: those that read (within the recordings: the connection's
-# allowed_directories) or describe. Any other (checkpoint, enable_logging, query, the external
-# resource and grammar functions, the Python scans, and every one a later DuckDB adds) is refused.
-READ_ONLY_TABLE_FUNCTIONS = frozenset({
-    "range", "generate_series", "unnest", "repeat", "repeat_row", "glob", "summary",
-    "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
-    "parquet_kv_metadata", "parquet_full_metadata", "parquet_page_index", "parquet_bloom_probe",
-    "read_csv", "read_csv_auto", "sniff_csv", "read_json", "read_json_auto", "read_json_objects",
-    "read_json_objects_auto", "read_ndjson", "read_ndjson_auto", "read_ndjson_objects", "read_text",
-    "read_blob", "json_each", "json_tree", "histogram", "histogram_values", "icu_calendar_names",
-    "pg_timezone_names", "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies",
-    "duckdb_extensions", "duckdb_functions", "duckdb_indexes", "duckdb_keywords", "duckdb_memory",
-    "duckdb_optimizers", "duckdb_schemas", "duckdb_sequences", "duckdb_settings", "duckdb_tables",
-    "duckdb_temporary_files", "duckdb_types", "duckdb_variables", "duckdb_views", "pragma_table_info",
-    "pragma_show", "pragma_version", "pragma_platform", "pragma_database_size", "pragma_storage_info",
-    "pragma_metadata_info", "pragma_collations", "pragma_user_agent",
-})
-
-
-def _refuse(what: str) -> ProcsnapError:
-    return ProcsnapError(f"{what} not allowed: procsnap query runs read-only queries (SELECT, WITH, FROM, "
-                         "VALUES, DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN [ANALYZE] of one")
-
-
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """ProcsnapError unless every statement of the SQL is a query, or EXPLAIN [ANALYZE] of one, that
-    calls only the table functions of READ_ONLY_TABLE_FUNCTIONS; UsageError when there is no
-    statement at all. DuckDB's own parser decides: the statement types come from it, and a query's
-    whole tree (subqueries, CTEs, joins) from its serializer, which serializes SELECT statements
-    only; an EXPLAIN's inner statement is parsed again on its own."""
-    stmts = _statements(con, sql)
-    if not stmts:
-        raise UsageError("no SQL statement given")
-    for st in stmts:
-        _check_statement(con, st, explained=False)
-
-
-def _statements(con, sql: str) -> list:
-    try:
-        return con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise ProcsnapError(f"SQL error: {str(e).strip().splitlines()[0]}") from None
-
-
-def _check_statement(con, st, explained: bool) -> None:
-    try:
-        kind = st.type.name
-    except ValueError:  # a type the engine has and its Python module does not name (UPDATE EXTENSIONS)
-        raise _refuse("statements of a type procsnap does not know are") from None
-    if kind == "EXPLAIN" and not explained:
-        inner = [c for c in _explained(con, st.query) if c is not None]
-        if not inner:
-            raise _refuse("this EXPLAIN is")
-        for stmts in inner:
-            _check_statement(con, stmts[0], explained=True)
-        return
-    if kind not in READ_ONLY_STATEMENTS:
-        raise _refuse(f"{'EXPLAIN of ' if explained else ''}{kind} statements are")
-    import json
-    try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql($q)", {"q": st.query}).fetchone()[0])
-    except duckdb.InterruptException:
-        raise
-    except duckdb.Error:  # no json extension in this DuckDB: nothing is let through unseen
-        tree = {"error": True}
-    if tree.get("error") or len(tree.get("statements", ())) != 1:
-        raise _refuse(f"{'EXPLAIN of ' if explained else ''}this statement is")
-    for name in _table_functions(tree["statements"][0]):
-        if name not in READ_ONLY_TABLE_FUNCTIONS:
-            raise _refuse(f"the table function {name}() is")
-
-
-def _explained(con, text: str) -> list:
-    """The statement an EXPLAIN [ANALYZE] [(options)] explains, as each reading of its first tokens
-    would have it: after EXPLAIN, after EXPLAIN ANALYZE, and after a parenthesised group following
-    either. Each reading that parses as one statement (a list of one), None for those that do
-    not: the caller requires every reading that parses to be allowed, so no reading of an
-    ambiguous text can slip a statement through."""
-    every = duckdb.tokenize(text)
-    ends = [p for p, _ in every[1:]] + [len(text)]
-    toks = [(p, typ, text[p:e].strip()) for (p, typ), e in zip(every, ends) if typ.name != "comment"]
-    starts = []
-
-    def word(i):
-        return toks[i][2].upper()
-
-    if not toks or word(0) != "EXPLAIN":
-        return []
-    for i in (1, 2) if len(toks) > 2 and word(1) in ("ANALYZE", "ANALYSE", "VERBOSE") else (1,):
-        if i < len(toks):
-            starts.append(toks[i][0])
-            if word(i).startswith("("):
-                depth = 0
-                for j in range(i, len(toks)):
-                    if toks[j][1].name == "operator":
-                        depth += word(j).count("(") - word(j).count(")")
-                    if depth == 0:
-                        if j + 1 < len(toks):
-                            starts.append(toks[j + 1][0])
-                        break
-    out = []
-    for s in starts:
-        try:
-            stmts = con.extract_statements(text[s:])
-        except duckdb.Error:
-            out.append(None)
-            continue
-        out.append(stmts if len(stmts) == 1 else None)
-    return out
-
-
-def _table_functions(node) -> set[str]:
-    """The names of every table function the serialized statement calls, at any depth."""
-    found, todo = set(), [node]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, dict):
-            if n.get("type") == "TABLE_FUNCTION":
-                f = n.get("function") or {}
-                found.add(str(f.get("function_name", "")).lower())
-            todo.extend(n.values())
-        elif isinstance(n, list):
-            todo.extend(n)
-    return found
-
-
-def recording_folders(paths: list[str]) -> list[Path]:
-    """The recordings named on a command line. A folder that is not a recording itself but holds
-    recordings (a fleet: one folder per host, side by side) stands for each of them."""
-    sources: list[Path] = []
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise UsageError(f"{p}: no such recording folder")
-        if not path.is_dir():
-            raise UsageError(f"{p}: not a folder (a recording is a folder written by procsnap record)")
-        if is_recording(path):
-            sources.append(path)
-            continue
-        inner = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith(".") and is_recording(c))
-        if not inner:
-            raise UsageError(f"{p}: not a procsnap recording (no procsnap.json or snapshots/ inside), "
-                             "nor a folder of recordings")
-        sources.extend(inner)
-    return sources
 
 
 def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None,
@@ -908,21 +457,6 @@ def say_losses(losses: list[Loss], err) -> None:
     err.flush()
 
 
-def marker_problem(src: Path) -> str | None:
-    """Why a recording's procsnap.json is not one procsnap writes (None when it is, or absent)."""
-    try:
-        data = (src / MARKER).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"not a procsnap marker ({e.strerror}): read as format version {FORMAT_VERSION}"
-    problem = layout_marker_problem(data)
-    if problem is None:
-        return None
-    why, newer = problem
-    return f"{why}: what it added is not read" if newer else f"{why}: read as format version {FORMAT_VERSION}"
-
-
 def say_moments(moments: list[Moment], err) -> None:
     """Name on stderr the snapshot used for each host."""
     from analyze.output import escape
@@ -953,7 +487,7 @@ class _Incompatible(Exception):
 def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
     if not files:
         return _empty_view(t)
-    listed = ", ".join(_sql_str(literal(f)) for f in files)
+    listed = ", ".join(sql_str(literal(f)) for f in files)
     scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
     present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
@@ -970,7 +504,7 @@ def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
             cols.append(f'NULL::{c.sql_type} AS "{c.name}"')
     where = []
     if hosts:
-        where.append(f"host IN ({', '.join(_sql_str(h) for h in hosts)})")
+        where.append(f"host IN ({', '.join(sql_str(h) for h in hosts)})")
     if t.name != "snapshots":
         where.append("(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM snapshots)")
     sql = f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM {scan}"

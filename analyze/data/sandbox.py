@@ -2,7 +2,7 @@
 
 DuckDB's ``allowed_directories`` gates reading and writing alike: a connection
 that may read a recording may also write into it, should a statement get past
-:func:`analyze.data.db.check_read_only`. So ``procsnap query`` opens its connection and
+:func:`analyze.data.gate.check_read_only`. So ``procsnap query`` opens its connection and
 runs the SQL in a thread that first asks Linux's Landlock security module to
 forbid itself, and every thread it starts (DuckDB's workers are started by the
 thread that opens the connection), any creation, change, truncation, removal or

@@ -19,8 +19,9 @@ import os
 import tempfile
 
 from analyze.data.db import Recording
-from analyze.commands.report import FD_KINDS, SEVERITIES, Finding, Window, _fmt_bytes, _fmt_secs
-from analyze.commands.report import _instance_where as _iw
+from analyze.commands.report.fmt import fmt_bytes, fmt_secs
+from analyze.commands.report.leaks import FD_KINDS
+from analyze.commands.report.model import SEVERITIES, Finding, Window, instance_where
 
 MAX_POINTS = 600          # per series; longer series are thinned (keeping each bucket's highest value)
 MAX_PROCESSES = 12        # flagged processes that get charts
@@ -77,7 +78,7 @@ def fmt_value(v: float | None, unit: str) -> str:
     if v is None or not math.isfinite(v):
         return "–"
     if unit == "bytes":
-        return _fmt_bytes(v)
+        return fmt_bytes(v)
     if unit == "%":
         return f"{v:.1f}%"
     if abs(v) >= 10000:
@@ -247,11 +248,11 @@ def _epoch(t: dt.datetime) -> float:
 
 
 def host_series(rec: Recording, host: str, w: Window) -> list[dict]:
-    rows = rec.con.execute(
+    rows = rec.query(
         f"""SELECT ts, cpu_user_pct + cpu_nice_pct, cpu_system_pct + cpu_irq_pct + cpu_softirq_pct, cpu_iowait_pct,
                    cpu_steal_pct, mem_total, mem_available, swap_total - swap_free, load1, greatest(procs_running - 1, 0),
                    ncpus, psi_cpu_some_pct, psi_memory_some_pct
-            FROM system_rates WHERE host = $h AND {w.sql()} ORDER BY ts""", {"h": host}).fetchall()
+            FROM system_rates WHERE host = $h AND {w.sql()} ORDER BY ts""", {"h": host})[1]
     return [dict(zip(("ts", "user", "system", "iowait", "steal", "total", "available", "swap", "load1", "runq",
                       "ncpus", "psi_cpu", "psi_mem"), r)) for r in rows]
 
@@ -260,9 +261,9 @@ def process_series(rec: Recording, w: Window, instances: list[dict]) -> dict:
     """Per instance: ts, fds (and by kind), rss, cpu %."""
     if not instances:
         return {}
-    cond = " OR ".join(f"({_iw(i, 'p')})" for i in instances)
+    cond = " OR ".join(f"({instance_where(i, 'p')})" for i in instances)
     kinds = ", ".join(f"count(*) FILTER (WHERE {c}) AS {m}" for m, c in FD_KINDS.items())
-    rows = rec.con.execute(f"""
+    rows = rec.query(f"""
         WITH f AS (
             SELECT host, snapshot_id, pid, start_time, {kinds}
             FROM open_files WHERE fd_num IS NOT NULL AND {w.sql()} GROUP BY ALL
@@ -272,7 +273,7 @@ def process_series(rec: Recording, w: Window, instances: list[dict]) -> dict:
         LEFT JOIN process_rates r ON r.host = p.host AND r.snapshot_id = p.snapshot_id AND r.pid = p.pid
         LEFT JOIN f ON f.host = p.host AND f.snapshot_id = p.snapshot_id AND f.pid = p.pid AND f.start_time = p.start_time
         WHERE {w.sql('p.ts')} AND ({cond})
-        ORDER BY p.ts""").fetchall()
+        ORDER BY p.ts""")[1]
     out: dict = {}
     for r in rows:
         key = (r[0], r[1], r[2])
@@ -476,14 +477,14 @@ def _ev_value(f: Finding, k: str, v) -> str:
                          for kk, vv in v.items()) or "–"
     if k == "limit":
         val = v.get("value")
-        val = "–" if val is None else (_fmt_bytes(val) if rss else f"{val:,.0f}")
+        val = "–" if val is None else (fmt_bytes(val) if rss else f"{val:,.0f}")
         return f"{v.get('what')}: {val}"
     if k == "hours_left":
-        return f"{_fmt_secs(v * 3600)}"
+        return f"{fmt_secs(v * 3600)}"
     if k.endswith(("port", "pid")):
         return str(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool) and (k in _BYTES_KEYS and (rss or f.category != "leak")):
-        return _fmt_bytes(v) + ("/h" if k == "per_hour" else "/s" if k.endswith("bps") or k.endswith("_bps_avg") else "")
+        return fmt_bytes(v) + ("/h" if k == "per_hour" else "/s" if k.endswith("bps") or k.endswith("_bps_avg") else "")
     if k == "per_hour":
         return f"{v:,.1f}/h"
     if isinstance(v, list):
@@ -511,7 +512,7 @@ def _evidence_table(f: Finding) -> str:
 
 
 def _fmtm(measure, v):
-    return _fmt_bytes(v) if measure == "rss" else f"{v:,.0f}"
+    return fmt_bytes(v) if measure == "rss" else f"{v:,.0f}"
 
 
 def _cell(v) -> str:
@@ -575,7 +576,7 @@ def render(rec: Recording, result: dict) -> str:
            f"<style>{CSS}</style>", "</head>", "<body>", "<header>",
            f"<h1>procsnap report: {esc(', '.join(hosts))}</h1>",
            f'<div class="meta">{w.start:%Y-%m-%d %H:%M:%S} → {w.end:%Y-%m-%d %H:%M:%S} UTC · '
-           f'{esc(_fmt_secs(result["window"]["seconds"]))} · {result["window"]["snapshots"]} snapshots · '
+           f'{esc(fmt_secs(result["window"]["seconds"]))} · {result["window"]["snapshots"]} snapshots · '
            f'{esc(", ".join(result["recording"]["sources"]))}</div>',
            "</header>", "<main>",
            '<div class="badges" style="margin-top:8px">'

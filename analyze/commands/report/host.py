@@ -1,11 +1,11 @@
-"""Report rules on the host's file systems and TCP/UDP stack (registered in analyze.commands.report).
+"""Report rules on the host's file systems and TCP/UDP stack (one of analyze.commands.report's rule modules).
 
 FILE SYSTEMS FILLING UP (``fs.space``, ``fs.inodes``). Each file system (one per device: a
 device mounted at several points counts once, under its shortest mount point, as df shows it;
 size-0 pseudo file systems and unmeasured mounts are left out) has two series over the window:
-bytes used and inodes used. A series is filling when the leak rule of analyze.commands.report holds (the
-same fit and step statistics, :func:`analyze.commands.report.trend_fit_sql` and
-:func:`~analyze.commands.report.trend_verdict_sql`): enough samples, a rising well-fitting line, growth
+bytes used and inodes used. A series is filling when the leak rule of analyze.commands.report.leaks holds (the
+same fit and step statistics, :func:`analyze.commands.report.leaks.trend_fit_sql` and
+:func:`~analyze.commands.report.leaks.trend_verdict_sql`): enough samples, a rising well-fitting line, growth
 spread over the window, and a net growth of at least ``FS_MIN_GROWTH`` and at least
 ``LEAK_MIN_RELATIVE`` (10 %) of what was free at the start of the window. Time to full: what is
 available now (``avail``, to unprivileged users as df shows it; ``inodes_free``) over the fitted
@@ -28,7 +28,14 @@ least ``RETRANS_PCT_WARN`` % (critical ``RETRANS_PCT_CRIT`` %) of all the segmen
 
 from __future__ import annotations
 
-from analyze.commands import report as R
+import datetime as dt
+
+from analyze.commands.report.fmt import fmt_bytes, fmt_hours, fmt_secs
+from analyze.commands.report.leaks import (LEAK_CRITICAL_HOURS, LEAK_MAX_GIVE_BACK, LEAK_MAX_STEP, LEAK_MIN_R2,
+                                           LEAK_MIN_RELATIVE, LEAK_MIN_SAMPLES, LEAK_MIN_SPAN_S, trend_fit_sql,
+                                           trend_verdict_sql)
+from analyze.commands.report.model import Finding, Window, finite, lit, query_rows, rounded
+
 
 FS_MIN_GROWTH = {"bytes": 8 << 20, "inodes": 100}
 FS_TOP = 5                                      # writers and deleted-file holders named per finding
@@ -40,7 +47,7 @@ KINDS = ["fs.space", "fs.inodes", "net.listen_overflow", "net.retransmits"]
 
 
 def _host(host: str | None, alias: str = "") -> str:
-    return f" AND {alias}host = {R._lit(host)}" if host else ""
+    return f" AND {alias}host = {lit(host)}" if host else ""
 
 
 def _device(fs: dict | None, alias: str = "") -> str:
@@ -48,12 +55,12 @@ def _device(fs: dict | None, alias: str = "") -> str:
     return f" AND {a}major = {int(fs['major'])} AND {a}minor = {int(fs['minor'])}" if fs else ""
 
 
-def filling_sql(w: R.Window, host: str | None = None, fs: dict | None = None) -> str:
+def filling_sql(w: Window, host: str | None = None, fs: dict | None = None) -> str:
     floor = "CASE measure " + " ".join(f"WHEN '{m}' THEN {v}" for m, v in FS_MIN_GROWTH.items()) + " END"
     return f"""/* procsnap report: file systems filling up (bytes and inodes used, one row per device as df shows it).
-   Filling when the leak rule holds: n >= {R.LEAK_MIN_SAMPLES} samples over >= {R.LEAK_MIN_SPAN_S:g} s, slope > 0, r2 >= {R.LEAK_MIN_R2},
-   growth >= floor and >= {R.LEAK_MIN_RELATIVE:g} x what was free at the start, most steps not decreases,
-   decreases <= {R.LEAK_MAX_GIVE_BACK:g} x increases, largest step <= {R.LEAK_MAX_STEP:g} x growth.
+   Filling when the leak rule holds: n >= {LEAK_MIN_SAMPLES} samples over >= {LEAK_MIN_SPAN_S:g} s, slope > 0, r2 >= {LEAK_MIN_R2},
+   growth >= floor and >= {LEAK_MIN_RELATIVE:g} x what was free at the start, most steps not decreases,
+   decreases <= {LEAK_MAX_GIVE_BACK:g} x increases, largest step <= {LEAK_MAX_STEP:g} x growth.
    hours_left: avail (bytes) or inodes_free now, over the fitted rate. */
 WITH fs AS (
     SELECT host, snapshot_id, ts, major, minor, mount_point, source, fs_type, size, used, avail,
@@ -72,7 +79,7 @@ steps AS (
            value - lag(value) OVER (PARTITION BY host, major, minor, measure ORDER BY ts) AS step
     FROM samples
 ),
-fit AS ({R.trend_fit_sql("host, major, minor")}),
+fit AS ({trend_fit_sql("host, major, minor")}),
 dev AS (
     SELECT host, major, minor, arg_max(mount_point, ts) AS mount_point, arg_max(source, ts) AS source,
            arg_max(fs_type, ts) AS fs_type, arg_max(size, ts) AS size, arg_max(used, ts) AS used,
@@ -89,13 +96,13 @@ judged AS (
            CASE measure WHEN 'bytes' THEN avail ELSE inodes_free END AS free_now
     FROM fit JOIN dev USING (host, major, minor)
 )
-SELECT *, {R.trend_verdict_sql("growth", floor, "free_at_start")} AS filling,
+SELECT *, {trend_verdict_sql("growth", floor, "free_at_start")} AS filling,
        CASE WHEN per_hour > 0 THEN free_now / per_hour END AS hours_left
 FROM judged
 ORDER BY filling DESC, hours_left NULLS LAST, host, major, minor, measure"""
 
 
-def fs_writers_sql(w: R.Window, fs: dict) -> str:
+def fs_writers_sql(w: Window, fs: dict) -> str:
     tmp = fs.get("fs_type") in ("tmpfs", "ramfs")
     order = "wchar DESC, write_bytes DESC" if tmp else "write_bytes DESC, wchar DESC"
     # The mount point is not written into the SQL: a user who can mount names it.
@@ -119,7 +126,7 @@ ORDER BY {order}, pid
 LIMIT {FS_TOP}"""
 
 
-def fs_deleted_sql(w: R.Window, fs: dict) -> str:
+def fs_deleted_sql(w: Window, fs: dict) -> str:
     return f"""/* procsnap report: deleted-but-open files on the file system of device {fs['major']},{fs['minor']} at the last
    snapshot of the window with open files: space rm did not give back while they stay open */
 WITH last AS (
@@ -136,7 +143,7 @@ ORDER BY bytes DESC NULLS LAST, o.pid
 LIMIT {FS_TOP}"""
 
 
-def listen_overflow_sql(w: R.Window, host: str | None = None) -> str:
+def listen_overflow_sql(w: Window, host: str | None = None) -> str:
     return f"""/* procsnap report: TCP listen-queue overflows and drops (TcpExt ListenOverflows, ListenDrops) in the window,
    and the listeners with connections waiting to be accepted in the intervals that overflowed */
 WITH r AS (
@@ -162,7 +169,7 @@ HAVING sum(overflows) > 0 OR sum(drops) > 0
 ORDER BY r.host"""
 
 
-def retrans_sql(w: R.Window, host: str | None = None) -> str:
+def retrans_sql(w: Window, host: str | None = None) -> str:
     return f"""/* procsnap report: TCP retransmissions per interval (Tcp RetransSegs against OutSegs + RetransSegs); a spike is an
    interval where >= {RETRANS_PCT_WARN:g} % of all the segments sent were retransmissions and >= {RETRANS_MIN_SEGS} retransmissions */
 WITH r AS (
@@ -180,68 +187,68 @@ FROM r GROUP BY host
 ORDER BY host"""
 
 
-def _has_open_files(rec, w: R.Window, host: str) -> bool:
-    return bool(R._rows(rec, f"SELECT 1 FROM open_files WHERE {w.sql()}{_host(host)} LIMIT 1"))
+def _has_open_files(rec, w: Window, host: str) -> bool:
+    return bool(query_rows(rec, f"SELECT 1 FROM open_files WHERE {w.sql()}{_host(host)} LIMIT 1"))
 
 
-def _fs_findings(rec, w: R.Window, insts: dict) -> list[R.Finding]:
+def _fs_findings(rec, w: Window, insts: dict) -> list[Finding]:
     out = []
-    for r in R._rows(rec, filling_sql(w)):
+    for r in query_rows(rec, filling_sql(w)):
         if not r["filling"]:
             continue
         fs = {k: r[k] for k in ("host", "major", "minor", "mount_point", "fs_type")}
-        hours = R._finite(r["hours_left"])
-        sev = "critical" if hours is not None and hours <= R.LEAK_CRITICAL_HOURS else "warning"
+        hours = finite(r["hours_left"])
+        sev = "critical" if hours is not None and hours <= LEAK_CRITICAL_HOURS else "warning"
         inodes = r["measure"] == "inodes"
-        fmt = (lambda v: f"{v:,.0f}") if inodes else R._fmt_bytes
+        fmt = (lambda v: f"{v:,.0f}") if inodes else fmt_bytes
         what = "inodes" if inodes else "space"
-        writers = R._rows(rec, fs_writers_sql(w, fs))
-        deleted = R._rows(rec, fs_deleted_sql(w, fs))
+        writers = query_rows(rec, fs_writers_sql(w, fs))
+        deleted = query_rows(rec, fs_deleted_sql(w, fs))
         title = (f"file system {r['mount_point']} ({r['fs_type']}, {r['source']}) filling up: {what} used "
-                 f"+{fmt(r['growth'])} in {R._fmt_secs(r['last_ts'] - r['first_ts'])} ({fmt(r['per_hour'])}/h, "
+                 f"+{fmt(r['growth'])} in {fmt_secs(r['last_ts'] - r['first_ts'])} ({fmt(r['per_hour'])}/h, "
                  f"R² {r['r2']:.2f}), {fmt(r['free_now'])} left")
         if hours is not None:
-            title += f"; full in ~{R._fmt_hours(hours)}"
+            title += f"; full in ~{fmt_hours(hours)}"
         if writers:
             title += "; writing most: " + ", ".join(f"{x['name'] or '?'} (pid {x['pid']})" for x in writers[:3])
         if deleted:
             title += "; deleted files held open by " + ", ".join(
-                f"{x['name'] or '?'} (pid {x['pid']}, {R._fmt_bytes(x['bytes'])})" for x in deleted[:3])
+                f"{x['name'] or '?'} (pid {x['pid']}, {fmt_bytes(x['bytes'])})" for x in deleted[:3])
         ev = {"mount_point": r["mount_point"], "device": f"{r['major']},{r['minor']}", "fs_type": r["fs_type"],
               "measure": r["measure"], "samples": r["n"], "from": r["first_ts"], "to": r["last_ts"],
               "size" if not inodes else "inodes_total": r["size"] if not inodes else r["inodes_total"],
               "used_first" if not inodes else "inodes_used_first": r["first_used"] if not inodes else r["first_inodes_used"],
               "used_last" if not inodes else "inodes_used_last": r["used"] if not inodes else r["inodes_used"],
-              "free_now": r["free_now"], "per_hour": R._round(r["per_hour"], 1), "r2": R._round(r["r2"], 3),
-              "hours_left": R._round(hours, 3),
-              "full_at": (r["last_ts"] + R.dt.timedelta(hours=hours)) if hours is not None and hours < 1e6 else None,
+              "free_now": r["free_now"], "per_hour": rounded(r["per_hour"], 1), "r2": rounded(r["r2"], 3),
+              "hours_left": rounded(hours, 3),
+              "full_at": (r["last_ts"] + dt.timedelta(hours=hours)) if hours is not None and hours < 1e6 else None,
               "writers": [{k: x[k] for k in ("pid", "name", "user", "write_bytes", "wchar")} for x in writers],
               "deleted_open": [{k: x[k] for k in ("pid", "name", "files", "bytes", "examples")} for x in deleted]}
         if not writers and not deleted and not _has_open_files(rec, w, r["host"]):
             ev["writers_note"] = ("no descriptor snapshot in the window: writers and deleted-but-open files "
                                   "cannot be tied to this file system (record with --files-interval, or -i alone)")
         sql = ";\n\n".join((filling_sql(w, r["host"], fs), fs_writers_sql(w, fs), fs_deleted_sql(w, fs)))
-        out.append(R.Finding("bottleneck", f"fs.{'inodes' if inodes else 'space'}", sev, title, r["host"], None,
+        out.append(Finding("bottleneck", f"fs.{'inodes' if inodes else 'space'}", sev, title, r["host"], None,
                              ev, sql, score=1e9 - (hours if hours is not None else 1e9), hours_left=hours))
     return out
 
 
-def _net_findings(rec, w: R.Window) -> list[R.Finding]:
+def _net_findings(rec, w: Window) -> list[Finding]:
     out = []
-    for r in R._rows(rec, listen_overflow_sql(w)):
+    for r in query_rows(rec, listen_overflow_sql(w)):
         n = max(r["overflows"] or 0, r["drops"] or 0)
         sev = "critical" if n >= LISTEN_OVERFLOW_CRIT else "warning"
         who = f"; listeners with connections waiting then: {', '.join(r['listeners'])}" if r["listeners"] else ""
-        out.append(R.Finding("bottleneck", "net.listen_overflow", sev,
+        out.append(Finding("bottleneck", "net.listen_overflow", sev,
                              f"TCP listen queues overflowed: {r['overflows']} connections dropped because an accept "
                              f"queue was full (ListenOverflows), {r['drops']} SYNs or connections dropped at listeners "
                              f"(ListenDrops), in {r['intervals_dropping']} of {r['intervals']} intervals{who}",
                              r["host"], None, r, listen_overflow_sql(w, r["host"]), score=n))
-    for r in R._rows(rec, retrans_sql(w)):
+    for r in query_rows(rec, retrans_sql(w)):
         if not r["spikes"]:
             continue
         sev = "critical" if (r["retrans_pct_max"] or 0) >= RETRANS_PCT_CRIT else "warning"
-        out.append(R.Finding("bottleneck", "net.retransmits", sev,
+        out.append(Finding("bottleneck", "net.retransmits", sev,
                              f"TCP retransmission spike: up to {r['retrans_pct_max']}% of all the segments sent were "
                              f"retransmissions in one interval ({r['spikes']} of {r['intervals']} intervals over "
                              f"{RETRANS_PCT_WARN:g}%; {r['retrans_pct_window']}% over the window"
@@ -250,6 +257,6 @@ def _net_findings(rec, w: R.Window) -> list[R.Finding]:
     return out
 
 
-def findings(rec, w: R.Window, insts: dict) -> list[R.Finding]:
+def findings(rec, w: Window, insts: dict) -> list[Finding]:
     """The findings of this module's rules over the window."""
     return _fs_findings(rec, w, insts) + _net_findings(rec, w)
