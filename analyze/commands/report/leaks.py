@@ -187,7 +187,8 @@ def instances_sql(w: Window) -> str:
        arg_max(p."user", p.ts) AS "user", min(p.ts) AS first_seen, max(p.ts) AS last_seen, count(*) AS samples
 FROM processes p JOIN snapshots s USING (host, snapshot_id)
 WHERE {w.sql('p.ts')} AND p.pid <> s.recorder_pid
-GROUP BY p.host, p.boot_id, p.pid, p.start_time"""
+GROUP BY p.host, p.boot_id, p.pid, p.start_time
+ORDER BY p.host, p.boot_id, p.pid, p.start_time"""
 
 def _fit_evidence(r: dict) -> dict:
     return {
