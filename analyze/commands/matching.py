@@ -1,7 +1,6 @@
-"""Which processes a user or command selection names, as lsof's ``-u`` and ``-c`` read them.
-
-Shared by ``lsof`` and ``diff``: a row here is anything with ``uid``, ``user``, ``command`` and
-``command_bytes``."""
+"""Which processes a user or command selection names: lsof's ``-u`` and ``-c`` (shared by ``lsof``
+and ``diff``; a row here is anything with ``uid``, ``user``, ``command`` and ``command_bytes``) and
+ps's ``-C``."""
 
 from __future__ import annotations
 
@@ -35,3 +34,11 @@ def cmd_matches(r, m) -> bool:
     if isinstance(m, bytes):
         return r.command_bytes.startswith(m)
     return m.search(r.command) is not None
+
+
+def comm_matches(comm: str, want: str) -> bool:
+    """Whether a process named COMM is what ps's -C WANT asks for: the whole name, except that a
+    15-character name (the kernel's limit) matches a longer request."""
+    if len(comm) == 15 and len(want) >= 15:
+        return comm == want[:15]
+    return comm == want[:63]
