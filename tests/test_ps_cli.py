@@ -23,6 +23,7 @@ import time
 import pytest
 
 from analyze.commands import ps as P
+from analyze.commands.matching import comm_matches
 from analyze.errors import ProcsnapError, UsageError
 from analyze.output import escape_lines
 from recorder.collect.collector import Snapshot
@@ -397,8 +398,8 @@ def test_selection_in_a_recording(h1):
     assert pids("-C", "kworker/0:0H-events_highpri") == [3]
     assert pids("-C", "chrony") == pids("-C", "kworker") == []      # the whole name, not a prefix
     # ...except that a name the kernel cut at 15 bytes matches a longer one
-    assert P._comm_matches("ps-long-named-w", "ps-long-named-worker")
-    assert not P._comm_matches("chronyd", "chronyd-extra") and not P._comm_matches("web", "we")
+    assert comm_matches("ps-long-named-w", "ps-long-named-worker")
+    assert not comm_matches("chronyd", "chronyd-extra") and not comm_matches("web", "we")
     assert pids("-t", "pts/0") == [100, 300, 600]
     assert pids("--ppid", "100") == [200]
     assert pids("-s", "1") == [1, 100, 200, 400, 500]

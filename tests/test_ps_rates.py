@@ -1,4 +1,4 @@
-"""ps --rec's %CPU at a moment (analyze.commands.ps.rates_at) equals the rate views' own, however the
+"""ps --rec's %CPU at a moment (analyze.commands.ps.loading.rates_at) equals the rate views' own, however the
 instances come and go: ps reads only the snapshot before the moment, and reads again every row of
 the pids that have no previous row there.
 

@@ -96,7 +96,7 @@ class _Who:
 def selection(pids: list[str] | None = None, users: list[str] | None = None, cmds: list[str] | None = None):
     """-p, -u and -c as lsof reads them (its own parser: lists, ^ to exclude, /REGEX/ for -c);
     None when nothing is selected."""
-    from analyze.commands.lsof import Options, apply_option
+    from analyze.commands.lsof.arguments import Options, apply_option
     o = Options()
     for c, values in (("p", pids), ("u", users), ("c", cmds)):
         for v in values or []:
@@ -110,7 +110,7 @@ def selected(o, pid: int | None, uid: int | None, user: str | None, name: str | 
         return True
     if pid is None:
         return False
-    from analyze.commands.lsof import cmd_matches, user_matches
+    from analyze.commands.matching import cmd_matches, user_matches
     who = _Who(pid, uid, user or "", name or "")
     if pid in o.xpids or any(user_matches(who, u) for u in o.xusers) \
             or any(cmd_matches(who, m) for _, m in o.xcmds):
