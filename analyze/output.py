@@ -123,7 +123,6 @@ def json_value(v):
     return str(v)
 
 
-_json_value = json_value  # analyze.commands.top's name for it until that module moves to json_value
 
 
 # A cell a spreadsheet reads as a number (-1, +2.5, -1e3), or a lone sign (ps's "-" for none):

@@ -82,7 +82,7 @@ class Proc:
 
 @dataclass
 class _Who:
-    """What lsof's -p, -u and -c test of a process (analyze.commands.lsof's matchers read these)."""
+    """What lsof's -p, -u and -c test of a process (analyze.commands.matching reads these)."""
     pid: int
     uid: int | None
     user: str

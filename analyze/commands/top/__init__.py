@@ -79,7 +79,7 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
     from analyze.data.damage import LOSSES, json_list, losses_json, write_partial
     from analyze.data.db import lost_at, moments_for, say_moments
     from analyze.errors import PartialError
-    from analyze.output import _json_value, render, write_guarded
+    from analyze.output import json_value, render, write_guarded
     out = out or sys.stdout
     err = err or sys.stderr
     if fmt not in FORMATS:
@@ -131,7 +131,7 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
             doc = docs[0] if len(docs) == 1 else docs
             if LOSSES:
                 doc = {**doc, "partial": losses_json()} if isinstance(doc, dict) else json_list(doc)
-            json.dump(_json_value(doc), out, indent=1)
+            json.dump(json_value(doc), out, indent=1)
             out.write("\n")
         else:
             several = len(frames) > 1
