@@ -138,9 +138,9 @@ def record(
 
     Always-on: procsnap record -o /var/lib/procsnap --keep 7d --max-size 2G
 
-    Without -i, the always-on cadences of --interval and --files-interval (about 1% of one core
-    on a host with 1000 processes of 50 descriptors; see README "Always-on"). With -i alone,
-    everything every interval.
+    Without -i, the always-on cadences of --interval and --files-interval (within the budget of
+    1% of one core on a host with 1000 processes of 50 descriptors: BENCHMARKS.md; see
+    docs/operations.md). With -i alone, everything every interval.
 
     Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording. SIGHUP
     starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`.
