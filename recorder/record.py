@@ -250,6 +250,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     mr = maintain(store, maintenance)
                     res.compacted += mr.compacted
                     res.retired += mr.dropped
+                    if mr.killed:
+                        note = f"procsnap: {mr.killed}; the recording is whole, the next pass resumes it"
+                        err.write(note + "\n")
+                        err.flush()
+                        res.notes.append(note)
                     for path, why in mr.damaged:
                         note = f"procsnap: compaction left out {path} ({why}); kept as {path}.damaged"
                         err.write(note + "\n")

@@ -26,6 +26,8 @@ ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,7 @@ class Maintenance:
     grace: float = 120.0
     keep: float | None = None
     max_size: int | None = None
+    resume: bool = False  # a compaction child was killed: the next pass finishes its work
 
 
 @dataclass
@@ -88,6 +91,7 @@ class MaintenanceResult:
     deleted: int = 0  # covered files deleted after their grace period
     dropped: int = 0  # snapshots removed by retention
     damaged: list = None  # (path, why) of small files compaction could not read (renamed *.damaged)
+    killed: str | None = None  # why the compaction child died, when it was killed
 
     def __post_init__(self):
         if self.damaged is None:
@@ -408,16 +412,94 @@ def _drop_range(store: Store, host: str, date: str, first: int, last: int, name:
     return freed, count
 
 
+# How the recorder starts its compaction child: a fresh interpreter (not a fork: a fork shares
+# the recorder's pages and copies those either side touches), which exits when it is done, so
+# what compaction reads, sorts and encodes is never resident in the long-lived recorder.
+CHILD = [sys.executable, "-m", "recorder.store.compact"]
+
+
+class CompactionKilled(Exception):
+    """The compaction child was killed (the OOM killer, an operator): the recording is whole,
+    and the next pass finishes what it left."""
+
+
+def compact_due(store: Store, compact_min: int) -> bool:
+    """Some partition holds at least COMPACT_MIN small committed snapshots after its last
+    compacted range (what :func:`compact` would merge)."""
+    for _, _, d in store.partitions("snapshots"):
+        visible, _ = select_visible(store.listdir(d))
+        end = max((file_range(n)[1] for n in visible if COMPACT_NAME.match(n)), default=-1)
+        if sum(1 for n in visible if DATA_NAME.match(n) and file_range(n)[0] > end) >= compact_min:
+            return True
+    return False
+
+
+def compact_in_child(store: Store, compact_min: int, damaged: list | None = None) -> int:
+    """Run :func:`compact` in a short-lived child process over the folder this recorder opened
+    and locked (its descriptor is handed down; the recorder waits, so nothing else writes
+    meanwhile). The child first finishes or undoes what an earlier, killed one left (temporary
+    files, a half-written range: the same rules as a recorder's start). Returns the snapshots
+    merged; raises CompactionKilled when the child is killed, RuntimeError when it fails."""
+    import json
+    import subprocess
+    fd = store.fileno()
+    argv = CHILD + ["--fd", str(fd), "--root", os.fspath(store.root), "--min", str(compact_min),
+                    "--compression", store.compression] + (["--allow-shared"] if store.allow_shared else [])
+    p = subprocess.run(argv, pass_fds=(fd,), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if p.returncode < 0:
+        raise CompactionKilled(f"compaction child killed by {signal.Signals(-p.returncode).name}")
+    if p.returncode != 0:
+        raise RuntimeError(f"compaction child exited with status {p.returncode}")
+    out = json.loads(p.stdout)
+    if damaged is not None:
+        damaged.extend(tuple(x) for x in out["damaged"])
+    return out["compacted"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The compaction child: ``python -m recorder.store.compact --fd N --root DIR --min K``.
+    Prints {"compacted": n, "damaged": [[path, why], ...]} on stdout."""
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(prog="python -m recorder.store.compact")
+    ap.add_argument("--fd", type=int, required=True, help="descriptor of the locked recording folder")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--min", type=int, required=True)
+    ap.add_argument("--compression", default="zstd")
+    ap.add_argument("--allow-shared", action="store_true")
+    a = ap.parse_args(argv)
+    store = Store.adopt(a.fd, a.root, a.compression, a.allow_shared)
+    store.remove_uncommitted()
+    recover(store)
+    damaged: list = []
+    merged = 0
+    try:
+        merged = compact(store, a.min, damaged)
+    except OSError as e:
+        if e.errno not in FULL_ERRNOS:
+            raise
+    json.dump({"compacted": merged, "damaged": damaged}, sys.stdout)
+    return 0
+
+
 def maintain(store: Store, m: Maintenance, now: Callable[[], float] = time.time) -> MaintenanceResult:
-    """One maintenance pass: compaction, deletion of covered files past their grace, retention.
-    A full disk stops the compaction (its temporary file is removed) but not the retention."""
+    """One maintenance pass: compaction (in a child process, when a partition is due), deletion
+    of covered files past their grace, retention. A full disk stops the compaction (its temporary
+    file is removed) but not the retention; a killed compaction child is said in the result and
+    its work finished by the next pass."""
     res = MaintenanceResult()
     if m.compact_min:
-        try:
-            res.compacted = compact(store, m.compact_min, res.damaged)
-        except OSError as e:
-            if e.errno not in FULL_ERRNOS:
-                raise
+        if compact_due(store, m.compact_min) or m.resume:
+            try:
+                res.compacted = compact_in_child(store, m.compact_min, res.damaged)
+                m.resume = False
+            except CompactionKilled as e:
+                res.killed = str(e)
+                m.resume = True
         res.deleted = delete_covered(store, m.grace, now)
     res.dropped = retain(store, m.keep, m.max_size, now)
     return res
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -254,6 +254,24 @@ class Store:
             self.close()
             raise
 
+    @classmethod
+    def adopt(cls, dfd: int, root: str | os.PathLike, compression: str = "zstd",
+              allow_shared: bool = False) -> "Store":
+        """A Store over the recording folder descriptor DFD that a recorder opened and locked (its
+        compaction child inherits it): no lock taken, nothing checked or cleaned at the start."""
+        self = cls.__new__(cls)
+        self.root = Path(root)
+        self.compression = compression
+        self.allow_shared = allow_shared
+        self._said = set()
+        self._lock_fd = None
+        self._dfd = dfd
+        return self
+
+    def fileno(self) -> int:
+        """The descriptor of the recording folder."""
+        return self._dfd
+
     def _open(self) -> None:
         names = os.listdir(self._dfd)
         if names and not self._is_recording(names) and not self._half_made(names):
