@@ -66,7 +66,7 @@ def test_incident_file_and_sighup(tmp_path, procfs, monkeypatch):
             (root / "incident").write_text("1h\n")  # starts another one
 
     with Store(root) as st:
-        (root / "incident").write_text("junk")  # not a duration: the default length
+        (root / "incident").write_text("")  # no duration: the default length
         res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=5, files_interval=3600,
                        progress=progress, err=err)
     rows = _snaps(root)
@@ -79,6 +79,33 @@ def test_incident_file_and_sighup(tmp_path, procfs, monkeypatch):
     assert "SIGHUP: incident preset ended" in err.getvalue()
     assert "incident preset for 3600s" in err.getvalue()
     assert "incident preset for 600s" in err.getvalue()
+
+
+@pytest.mark.parametrize("text,length", [("1h30m\n", "5400s"), ("90s", "90s"), ("1.5h", "5400s"), ("45", "45s")])
+def test_the_incident_file_takes_the_options_duration_grammar(tmp_path, procfs, text, length):
+    """`echo 1h30m > DIR/incident` means what `--incident 1h30m` means (it meant 10 minutes)."""
+    root = tmp_path / "r"
+    err = io.StringIO()
+    with Store(root) as st:
+        (root / "incident").write_text(text)
+        res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, err=err)
+    assert res.incidents == 1
+    assert f"incident preset for {length}" in err.getvalue()
+
+
+@pytest.mark.parametrize("text", ["junk", "10x", "-5m", "0", "1h 30m"])
+def test_a_bad_incident_file_is_said_and_ignored(tmp_path, procfs, text):
+    """Not a silent default: one line naming the file and the value, and no incident."""
+    root = tmp_path / "r"
+    err = io.StringIO()
+    with Store(root) as st:
+        (root / "incident").write_text(text + "\n")
+        res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, err=err)
+    assert res.incidents == 0
+    assert not (root / "incident").exists()
+    (line,) = [ln for ln in err.getvalue().splitlines() if "incident" in ln]
+    assert "bad incident duration" in line and repr(text) in line and line.endswith("file ignored")
+    assert [r[4] for r in _snaps(root)] == [False]
 
 
 def test_a_full_disk_drops_snapshots_says_so_once_and_resumes(tmp_path, procfs, monkeypatch):
