@@ -1,10 +1,10 @@
-"""Compaction and retention of a recording, run by the recorder between snapshots.
+"""Compaction of a recording, run by the recorder between snapshots in a child process.
 
 An always-on recorder writes one small file per table per snapshot; thousands
 of them make every reader slow. Compaction merges the committed small files of
 a partition into one file per table, ``c<first>-<last>.parquet``, sorted by
-entity then snapshot (SORT_KEYS). Retention drops the oldest snapshots when the
-recording is older than ``keep`` or bigger than ``max_size``.
+entity then snapshot (SORT_KEYS). Retention (``recorder.store.retention``) drops the
+oldest snapshots; :func:`maintain` runs both.
 
 ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 
@@ -16,8 +16,7 @@ ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 * the covered small files are deleted only once the compaction is committed
   and ``grace`` seconds old, so a reader that listed them just before can still
   open them;
-* retention uncommits first: the ``snapshots`` files of the oldest range go
-  first, then that range's data files;
+* retention uncommits first (see ``recorder.store.retention``);
 * :func:`recover`, run when a recorder opens the folder, finishes a compaction
   that was interrupted (its small files are all still there) or removes the
   data files of a range whose retention was interrupted.
@@ -38,7 +37,10 @@ import pyarrow.parquet as pq
 
 from recorder.memory import give_back
 from recorder.schema import TABLES
-from recorder.store.folder import COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, parquet_options, select_visible
+from recorder.store.folder import FULL_ERRNOS, Store
+from recorder.store.layout import COMPACT_NAME, DATA_NAME, file_range, select_visible
+from recorder.store.write import parquet_options
+from recorder.store.retention import DATA_TABLES, drop_data, retain
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
@@ -50,7 +52,6 @@ ROW_GROUP_ROWS = 65_536
 # The recorder's peak once it compacts is its resident size between snapshots plus this.
 READ_BATCH_ROWS = 8_192
 ROW_GROUP_BYTES = 4 << 20
-DATA_TABLES = [t for t in TABLES if t != "snapshots"]
 # A compacted file is sorted by entity, then time: the rows of one process (thread, descriptor,
 # socket, disk) across the range's snapshots sit next to each other, so Parquet's dictionary and
 # run-length encodings store what did not change once. On a real 1000-process recording this
@@ -336,80 +337,7 @@ def recover(store: Store) -> None:
         if ids and min(ids) == a and max(ids) == b:
             compact_range(store, host, date, ids)
         else:
-            _drop_data(store, host, date, a, b)
-
-
-def _drop_data(store: Store, host: str, date: str, a: int, b: int) -> None:
-    for table in DATA_TABLES:
-        d = store.root / table / host / date
-        for n in store.listdir(d):
-            r = file_range(n)
-            if r and a <= r[0] and r[1] <= b:
-                store.remove(d / n)
-        store.rmdir_empty(d)
-
-
-def retain(store: Store, keep: float | None, max_size: int | None,
-           now: Callable[[], float] = time.time) -> int:
-    """Drop the oldest snapshots (a whole file's range at a time) until the recording is no
-    older than KEEP seconds and no bigger than MAX_SIZE bytes; the newest file of snapshots is
-    always kept. Returns the snapshots dropped."""
-    if keep is None and max_size is None:
-        return 0
-    units = []  # (last id, first id, host, date, visible name)
-    for host, date, d in store.partitions("snapshots"):
-        visible, _ = select_visible(store.listdir(d))
-        for n in visible:
-            r = file_range(n)
-            if r:
-                units.append((r[1], r[0], host, date, n))
-    units.sort()
-    units = units[:-1]  # never the newest
-    total = store.size() if max_size is not None else 0
-    cutoff = (now() - keep) * 1_000_000 if keep is not None else None
-    dropped = 0
-    for last, first, host, date, name in units:
-        too_old = cutoff is not None and last < cutoff
-        too_big = max_size is not None and total > max_size
-        if not (too_old or too_big):
-            break
-        freed, n = _drop_range(store, host, date, first, last, name)
-        total -= freed
-        dropped += n
-    return dropped
-
-
-def _drop_range(store: Store, host: str, date: str, first: int, last: int, name: str) -> tuple[int, int]:
-    """Uncommit the range (its ``snapshots`` files, the visible one last but before any data),
-    then delete its data files; returns the bytes freed and the snapshots dropped."""
-    freed = 0
-    sd = store.root / "snapshots" / host / date
-    try:
-        with store.open_read(sd / name) as f:
-            count = pq.ParquetFile(f).metadata.num_rows  # one row per snapshot
-    except (OSError, pa.ArrowException):
-        count = 1
-
-    def rm(p: Path) -> None:
-        nonlocal freed
-        freed += store.remove(p) or 0
-
-    # Covered small snapshots files first (invisible), so none reappears when the cover goes.
-    for n in store.listdir(sd):
-        r = file_range(n)
-        if r and n != name and first <= r[0] and r[1] <= last:
-            rm(sd / n)
-    rm(sd / name)
-    store.fsync_dir(sd)
-    for table in DATA_TABLES:
-        d = store.root / table / host / date
-        for n in store.listdir(d):
-            r = file_range(n)
-            if r and first <= r[0] and r[1] <= last:
-                rm(d / n)
-        freed += store.rmdir_empty(d)
-    freed += store.rmdir_empty(sd)
-    return freed, count
+            drop_data(store, host, date, a, b)
 
 
 # How the recorder starts its compaction child: a fresh interpreter (not a fork: a fork shares
@@ -434,23 +362,25 @@ def compact_due(store: Store, compact_min: int) -> bool:
     return False
 
 
-def compact_in_child(store: Store, compact_min: int, damaged: list | None = None) -> int:
+def compact_in_child(store: Store, compact_min: int, damaged: list | None = None, resume: bool = False) -> int:
     """Run :func:`compact` in a short-lived child process over the folder this recorder opened
     and locked (its descriptor is handed down; the recorder waits, so nothing else writes
-    meanwhile). The child first finishes or undoes what an earlier, killed one left (temporary
-    files, a half-written range: the same rules as a recorder's start). Returns the snapshots
+    meanwhile). With RESUME (an earlier child was killed) the child first finishes or undoes what
+    that one left: temporary files, a half-written range (the rules of a recorder's start). Returns the snapshots
     merged; raises CompactionKilled when the child is killed, RuntimeError when it fails."""
     import json
     import subprocess
     fd = store.fileno()
     argv = CHILD + ["--fd", str(fd), "--root", os.fspath(store.root), "--min", str(compact_min),
-                    "--compression", store.compression] + (["--allow-shared"] if store.allow_shared else [])
-    p = subprocess.run(argv, pass_fds=(fd,), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                    "--compression", store.compression] + (["--allow-shared"] if store.allow_shared else []) + \
+        (["--resume"] if resume else [])
+    p = subprocess.run(argv, pass_fds=(fd,), stdout=subprocess.PIPE, input=json.dumps(store.notices()).encode())
     if p.returncode < 0:
         raise CompactionKilled(f"compaction child killed by {signal.Signals(-p.returncode).name}")
     if p.returncode != 0:
         raise RuntimeError(f"compaction child exited with status {p.returncode}")
     out = json.loads(p.stdout)
+    store.mark_said(out["said"])
     if damaged is not None:
         damaged.extend(tuple(x) for x in out["damaged"])
     return out["compacted"]
@@ -458,7 +388,8 @@ def compact_in_child(store: Store, compact_min: int, damaged: list | None = None
 
 def main(argv: list[str] | None = None) -> int:
     """The compaction child: ``python -m recorder.store.compact --fd N --root DIR --min K``.
-    Prints {"compacted": n, "damaged": [[path, why], ...]} on stdout."""
+    Reads the notices the recorder said already (a JSON list) on stdin; prints
+    {"compacted": n, "damaged": [[path, why], ...], "said": [notice, ...]} on stdout."""
     import argparse
     import json
     ap = argparse.ArgumentParser(prog="python -m recorder.store.compact")
@@ -467,10 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min", type=int, required=True)
     ap.add_argument("--compression", default="zstd")
     ap.add_argument("--allow-shared", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="an earlier child was killed: finish what it left")
     a = ap.parse_args(argv)
     store = Store.adopt(a.fd, a.root, a.compression, a.allow_shared)
-    store.remove_uncommitted()
-    recover(store)
+    store.mark_said(json.load(sys.stdin))
+    if a.resume:
+        store.remove_uncommitted()
+        recover(store)
     damaged: list = []
     merged = 0
     try:
@@ -478,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in FULL_ERRNOS:
             raise
-    json.dump({"compacted": merged, "damaged": damaged}, sys.stdout)
+    json.dump({"compacted": merged, "damaged": damaged, "said": store.notices()}, sys.stdout)
     return 0
 
 
@@ -491,7 +425,7 @@ def maintain(store: Store, m: Maintenance, now: Callable[[], float] = time.time)
     if m.compact_min:
         if compact_due(store, m.compact_min) or m.resume:
             try:
-                res.compacted = compact_in_child(store, m.compact_min, res.damaged)
+                res.compacted = compact_in_child(store, m.compact_min, res.damaged, m.resume)
                 m.resume = False
             except CompactionKilled as e:
                 res.killed = str(e)
