@@ -1,6 +1,7 @@
 """The record loop: snapshots on a fixed schedule until a count, a duration
 or a signal ends it, with two cadences, an incident preset, and the recording's
-maintenance (compaction, retention) between snapshots.
+maintenance (compaction, in a short-lived child process, and retention) between
+snapshots.
 
 Snapshot k is due at start + k × interval (no drift); a duration covers its
 whole span, both ends included (``-i 2 -d 6s``: snapshots at 0, 2, 4 and 6 s).
@@ -209,7 +210,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                       incident=in_incident)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
-            # writer takes its own (4 MB less at the peak of a 1000-process descriptor snapshot).
+            # writer takes its own (a lower peak on a descriptor snapshot).
             _give_back_memory()
             t0 = time.perf_counter()
             try:

@@ -45,19 +45,15 @@ from recorder.store.retention import DATA_TABLES, drop_data, retain
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
 # Rows read from a small file at a time while a pid range is gathered, and the uncompressed size
-# of a compacted row group (one pid range, held twice while it is sorted). Measured compacting 64
-# snapshots (6 with descriptors) of a 1000-process host in a fresh process: 16384 rows and 8 MB
-# peaked at 106 MB resident, 8192 and 4 MB at 93 MB, for 3.4 -> 6.0 s of CPU (each small file
-# is read once per range; every 2.7 hours at the default cadence) and 5% more compacted bytes.
-# The recorder's peak once it compacts is its resident size between snapshots plus this.
+# of a compacted row group (one pid range, held twice while it is sorted): smaller values lower
+# the compaction child's peak memory, at the price of more CPU (each small file is read once per
+# range) and slightly larger compacted files.
 READ_BATCH_ROWS = 8_192
 ROW_GROUP_BYTES = 4 << 20
 # A compacted file is sorted by entity, then time: the rows of one process (thread, descriptor,
 # socket, disk) across the range's snapshots sit next to each other, so Parquet's dictionary and
-# run-length encodings store what did not change once. On a real 1000-process recording this
-# made the compacted files 3.2 times smaller than sorting by snapshot (open_files 3.9 -> 1.2 MB,
-# threads 1.1 -> 0.13 MB per 64 snapshots); row groups then hold pid ranges, which readers of
-# one pid can skip to.
+# run-length encodings store what did not change once (several times smaller than sorting by
+# snapshot); row groups then hold pid ranges, which readers of one pid can skip to.
 SORT_KEYS = {
     "processes": ("pid", "start_time", "snapshot_id"),
     "threads": ("pid", "tid", "start_time", "snapshot_id"),
@@ -117,8 +113,7 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _read(store: Store, p: Path, columns: list[str] | None = None) -> pa.Table:
     """One small file, read on this thread. Not pq.read_table: that goes through pyarrow.dataset,
-    whose I/O threads each grow a malloc arena of their own (measured: +40 MB of peak RSS for
-    one compaction of a 1000-process host's 64 snapshots)."""
+    whose I/O threads each grow a malloc arena of their own."""
     with store.open_read(p) as f:
         return pq.ParquetFile(f).read(columns=columns, use_threads=False)
 
@@ -139,14 +134,11 @@ def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Sch
 
     Tables with a pid go a pid range at a time: the pid column of every file is read first to
     cut the range into row groups of about ROW_GROUP_ROWS rows, then each row group reads every
-    file again and keeps its rows in the range. Memory stays at one file plus one row group
-    (holding the whole range at once took 300 MB for six descriptor snapshots of a
-    1000-process host); the price is reading each file once per row group, a few seconds of CPU
-    per compaction."""
+    file again and keeps its rows in the range. Memory stays at one batch of a file plus one row
+    group, not the whole range; the price is reading each file once per row group."""
     if not files:
         return
-    # Here, not at the top: its import holds 10 MB for the rest of the recorder's life, and a
-    # recorder that has not compacted yet (its first 64 snapshots) has no use for it.
+    # Here, not at the top: only the compaction child needs pyarrow.compute.
     import pyarrow.compute as pc
     keys = SORT_KEYS.get(table, ("snapshot_id",))
     sort = [(k, "ascending") for k in keys if k in schema.names]
@@ -183,9 +175,8 @@ def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Sch
     for hi in bounds + [None]:
         pieces = []
         for p in files:
-            # A batch at a time, not the whole file: a descriptor snapshot's open_files of a
-            # 1000-process host is 14 MB of Arrow, twice that while it decodes (compaction's
-            # peak was 70 MB above the recorder's for that table).
+            # A batch at a time, not the whole file: a descriptor snapshot's open_files decodes
+            # to the largest tables of all.
             for batch in _batches(store, p):
                 t = _conform(pa.Table.from_batches([batch]), schema)
                 del batch
@@ -218,7 +209,7 @@ def _readable(store: Store, files: list[Path], damaged: list) -> list[Path]:
     good = []
     for p in files:
         try:
-            # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
+            # A batch at a time: a whole descriptor file would decode at once.
             for _ in _batches(store, p, verify=True):
                 pass
         except OSError as e:
