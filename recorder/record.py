@@ -37,13 +37,13 @@ from typing import Callable, TextIO
 import pyarrow as pa
 
 from recorder.collect.collector import Collector, Snapshot
-from recorder.store.compact import Maintenance, maintain, retain
+from recorder.store.compact import Maintenance, maintain
+from recorder.store.retention import retain
 from recorder.memory import give_back
 from recorder.store.folder import Store, StoreError, StoreFull
 from recorder.units import UnitError, parse_duration
 
-from recorder.defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
-                       DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
+from recorder.defaults import DEFAULT_INCIDENT, INCIDENT_INTERVAL
 
 FILE_TABLES = ("open_files", "sockets")
 INCIDENT_FILE = "incident"
