@@ -365,11 +365,22 @@ def compact_in_child(store: Store, compact_min: int, damaged: list | None = None
     argv = CHILD + ["--fd", str(fd), "--root", os.fspath(store.root), "--min", str(compact_min),
                     "--compression", store.compression] + (["--allow-shared"] if store.allow_shared else []) + \
         (["--resume"] if resume else [])
-    p = subprocess.run(argv, pass_fds=(fd,), stdout=subprocess.PIPE, input=json.dumps(store.notices()).encode())
+    # The child imports this very package, wherever the recorder found it.
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+    p = subprocess.run(argv, pass_fds=(fd,), capture_output=True, input=json.dumps(store.notices()).encode(),
+                       env=env)
+    lines = p.stderr.decode(errors="replace").splitlines()
+    # The child's notices ("procsnap: ...") reach the recorder's log; a traceback never does.
+    for line in lines:
+        if line.startswith("procsnap: "):
+            sys.stderr.write(line + "\n")
+    sys.stderr.flush()
     if p.returncode < 0:
         raise CompactionKilled(f"compaction child killed by {signal.Signals(-p.returncode).name}")
     if p.returncode != 0:
-        raise RuntimeError(f"compaction child exited with status {p.returncode}")
+        last = next((x.strip() for x in reversed(lines) if x.strip()), "")
+        raise RuntimeError(f"compaction child exited with status {p.returncode}" + (f": {last}" if last else ""))
     out = json.loads(p.stdout)
     store.mark_said(out["said"])
     if damaged is not None:
