@@ -265,3 +265,27 @@ def test_compaction_runs_outside_the_recorder(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "compact_range", not_here)
     with Store(root) as st:
         assert C.maintain(st, C.Maintenance(compact_min=6, grace=0)).compacted == 6
+
+
+
+def test_the_compaction_child_holds_the_writer_lock(tmp_path, monkeypatch):
+    """A recorder killed while its compaction child runs: no new recorder starts on the folder
+    until the child is done (two writers would race). The child holds the lock's descriptor."""
+    import sys
+    root = tmp_path / "rec"
+    _write(root, 6)
+    held = tmp_path / "held"
+    script = ("import fcntl, os, sys\n"
+              "from recorder.store import compact as C\n"
+              "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+              "    try:\n"
+              "        if os.readlink(f'/proc/self/fd/{fd}').endswith('/.lock'):\n"
+              "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"  # ours already: granted
+              f"            open({str(held)!r}, 'w').close()\n"
+              "    except OSError:\n"
+              "        pass\n"
+              "sys.exit(C.main(sys.argv[1:]))\n")
+    monkeypatch.setattr(C, "CHILD", [sys.executable, "-c", script])
+    with Store(root) as st:
+        assert C.maintain(st, C.Maintenance(compact_min=6, grace=0)).compacted == 6
+    assert held.exists()

@@ -368,7 +368,10 @@ def compact_in_child(store: Store, compact_min: int, damaged: list | None = None
     # The child imports this very package, wherever the recorder found it.
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
-    p = subprocess.run(argv, pass_fds=(fd,), capture_output=True, input=json.dumps(store.notices()).encode(),
+    # The child inherits the writer lock too: if the recorder dies meanwhile, no new recorder
+    # starts on the folder until the child is done.
+    lock = store.lock_fileno()
+    p = subprocess.run(argv, pass_fds=(fd,) if lock is None else (fd, lock), capture_output=True, input=json.dumps(store.notices()).encode(),
                        env=env)
     lines = p.stderr.decode(errors="replace").splitlines()
     # The child's notices ("procsnap: ...") reach the recorder's log; a traceback never does.

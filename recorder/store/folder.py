@@ -242,6 +242,11 @@ class Store:
         """The descriptor of the recording folder."""
         return self._dfd
 
+    def lock_fileno(self) -> int | None:
+        """The descriptor holding the folder's writer lock (None for an adopted Store): a child
+        that inherits it holds the lock too, until it exits."""
+        return self._lock_fd
+
     def _open(self) -> None:
         names = os.listdir(self._dfd)
         if names and not self._is_recording(names) and not self._half_made(names):
