@@ -159,6 +159,31 @@ def test_maintenance_between_snapshots_compacts_and_retains(tmp_path, procfs):
     assert rec.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchone()[0] == 12
 
 
+def test_a_failing_or_killed_compaction_child_is_one_line_and_recording_goes_on(tmp_path, procfs, monkeypatch,
+                                                                               capfd):
+    """The compaction child's failure is one line in the recorder's log (never its traceback);
+    the recorder keeps recording. A killed child is said per pass and retried."""
+    import sys
+
+    from recorder.store import compact as C
+    for child, says, stops in ((["-c", "raise ValueError('boom')"],
+                                "compaction child exited with status 1: ValueError: boom", True),
+                               (["-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                                "compaction child killed by SIGKILL", False)):
+        monkeypatch.setattr(C, "CHILD", [sys.executable] + child)
+        root = tmp_path / ("r" + str(stops))
+        err = io.StringIO()
+        with Store(root) as st:
+            res = R.record(st, Collector(procfs=procfs, host="h"), 0.01, count=6,
+                           maintenance=Maintenance(compact_min=2, grace=0), err=err)
+        assert res.snapshots == 6 and res.compacted == 0
+        lines = err.getvalue().splitlines()
+        assert lines and all(says in x for x in lines), lines
+        assert len(lines) == (1 if stops else 4)  # passes after snapshots 2..5 are due
+        assert "Traceback" not in err.getvalue() + capfd.readouterr().err
+        assert len({r[0] for r in _snaps(root)}) == 6
+
+
 def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch):
     import datetime as dt
 
