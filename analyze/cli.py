@@ -88,16 +88,14 @@ AllowSharedOpt = typer.Option(
          "that user could swap it or plant links in it (docs/security.md). Links are never followed either way.")
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def parse_size(text: str) -> int:
-    """``500M``, ``2G``, ``1.5g``, ``800000`` (bytes; K/M/G/T are powers of 1024)."""
-    import re
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
-    if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"bad size {text!r}: use bytes or a size like 500M, 2G")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    """``500M``, ``2G``, ``1.5g``, ``800000`` (bytes; K/M/G/T are powers of 1024): recorder.units' grammar."""
+    from recorder.units import UnitError
+    from recorder.units import parse_size as parse
+    try:
+        return parse(text)
+    except UnitError as e:
+        raise UsageError(str(e)) from None
 
 
 @app.command()
@@ -150,15 +148,16 @@ def record(
     from recorder.record import progress_line
     from recorder.record import record as run
 
-    from analyze.data.timespec import parse_duration
+    from recorder.units import UnitError, parse_duration
+
+    def seconds(text: str, what: str, positive: bool = True) -> float:
+        try:
+            return parse_duration(text, what, positive=positive)
+        except UnitError as e:
+            raise UsageError(str(e)) from None
 
     def positive(text: Optional[str], what: str) -> Optional[float]:
-        if text is None:
-            return None
-        v = parse_duration(text, what)
-        if v <= 0:
-            raise UsageError(f"bad {what} {text!r}: must be more than 0 seconds")
-        return v
+        return None if text is None else seconds(text, what)
 
     iv = positive(interval, "interval")
     fiv = positive(files_interval, "files interval")
@@ -172,7 +171,7 @@ def record(
     inc = positive(incident, "incident duration")
     if compact_min < 0:
         raise UsageError(f"bad --compact-min {compact_min}: must be 0 or more")
-    gr = parse_duration(grace, "grace")
+    gr = seconds(grace, "grace", positive=False)
     m = Maintenance(compact_min=compact_min or None, grace=gr, keep=positive(keep, "keep"),
                     max_size=parse_size(max_size) if max_size is not None else None)
     show = not quiet and sys.stderr.isatty()

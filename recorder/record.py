@@ -1,6 +1,7 @@
 """The record loop: snapshots on a fixed schedule until a count, a duration
 or a signal ends it, with two cadences, an incident preset, and the recording's
-maintenance (compaction, retention) between snapshots.
+maintenance (compaction, in a short-lived child process, and retention) between
+snapshots.
 
 Snapshot k is due at start + k × interval (no drift); a duration covers its
 whole span, both ends included (``-i 2 -d 6s``: snapshots at 0, 2, 4 and 6 s).
@@ -17,7 +18,8 @@ part and are taken only on the first snapshot at or after each
 INCIDENT_INTERVAL seconds for a bounded time, then the normal cadences resume.
 It starts with ``--incident``, on SIGHUP (which also ends a running one), or
 when a file named ``incident`` appears in the recording folder (the recorder
-removes it; a duration written in it, like ``30m``, sets the length).
+removes it; a duration written in it, like ``30m`` or ``1h30m`` in the grammar of
+``recorder.units``, sets the length; a bad one is said and the file ignored).
 
 A full disk never stops the recorder and never grows its memory: the snapshot
 is dropped (counted in the next written snapshot's ``dropped``), said once on
@@ -26,7 +28,6 @@ stderr, and recording resumes by itself when space returns.
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 import time
@@ -36,16 +37,16 @@ from typing import Callable, TextIO
 import pyarrow as pa
 
 from recorder.collect.collector import Collector, Snapshot
-from recorder.store.compact import Maintenance, maintain, retain
+from recorder.store.compact import Maintenance, maintain
+from recorder.store.retention import retain
 from recorder.memory import give_back
 from recorder.store.folder import Store, StoreError, StoreFull
+from recorder.units import UnitError, parse_duration
 
-from recorder.defaults import (DEFAULT_COMPACT_MIN, DEFAULT_FILES_INTERVAL, DEFAULT_GRACE,  # noqa: F401 - re-exported
-                       DEFAULT_INCIDENT, DEFAULT_INTERVAL, INCIDENT_INTERVAL)
+from recorder.defaults import DEFAULT_INCIDENT, INCIDENT_INTERVAL
 
 FILE_TABLES = ("open_files", "sockets")
 INCIDENT_FILE = "incident"
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
 
 @dataclass
@@ -74,13 +75,6 @@ class _Signals:
 
     def toggle(self, signum, frame):
         self.hup = True
-
-
-def _incident_file_duration(text: str) -> float | None:
-    m = _DUR.match(text)
-    if not m:
-        return None
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def _annotate(snap: Snapshot, **values) -> None:
@@ -182,7 +176,12 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             text = store.take_file(INCIDENT_FILE)
             if text is None:
                 return
-            length = _incident_file_duration(text) or DEFAULT_INCIDENT
+            try:
+                length = parse_duration(text.strip(), "incident duration", positive=True) if text.strip() else DEFAULT_INCIDENT
+            except UnitError as e:
+                err.write(f"procsnap: {incident_file}: {e}; file ignored\n")
+                err.flush()
+                return
             incident_until = now + length
             res.incidents += 1
             err.write(f"procsnap: {incident_file} found: incident preset for {length:.0f}s\n")
@@ -211,7 +210,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                       incident=in_incident)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
-            # writer takes its own (4 MB less at the peak of a 1000-process descriptor snapshot).
+            # writer takes its own (a lower peak on a descriptor snapshot).
             _give_back_memory()
             t0 = time.perf_counter()
             try:
@@ -250,6 +249,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     mr = maintain(store, maintenance)
                     res.compacted += mr.compacted
                     res.retired += mr.dropped
+                    if mr.killed:
+                        note = f"procsnap: {mr.killed}; the recording is whole, the next pass resumes it"
+                        err.write(note + "\n")
+                        err.flush()
+                        res.notes.append(note)
                     for path, why in mr.damaged:
                         note = f"procsnap: compaction left out {path} ({why}); kept as {path}.damaged"
                         err.write(note + "\n")

@@ -208,3 +208,85 @@ def test_a_damaged_small_file_is_left_out_not_a_stop(tmp_path):
     assert victim + C.DAMAGED_SUFFIX in names and victim not in names
     snaps, procs = _rows(root)
     assert len(snaps) == 6 and len(procs) == 5 * 3  # the other snapshots' rows, once each
+
+
+# The compaction child, killed after its first table is written (a compacted data file and
+# a temporary file on disk, the range not committed): what the OOM killer or an operator does.
+_KILLED_CHILD = """
+import os, signal, sys
+from recorder.store import compact as C
+real, done = C._merge, []
+def merge(store, table, files, final, damaged=None):
+    if done:
+        fd = os.open(str(final.parent / ("." + final.name + ".dead.tmp")), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(fd, b"half a file")
+        os.kill(os.getpid(), signal.SIGKILL)
+    done.append(table)
+    real(store, table, files, final, damaged)
+C._merge = merge
+sys.exit(C.main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_compaction_child_leaves_the_recording_whole_and_is_resumed(tmp_path, monkeypatch):
+    """The recorder compacts in a short-lived child: killed midway, the recorder goes on, the
+    recording reads as before (each row once), and the next pass finishes the range and removes
+    the child's temporary file."""
+    import sys
+    root = tmp_path / "rec"
+    _write(root, 6)
+    before = _rows(root)
+    m = C.Maintenance(compact_min=6, grace=0)
+    monkeypatch.setattr(C, "CHILD", [sys.executable, "-c", _KILLED_CHILD])
+    with Store(root) as st:
+        res = C.maintain(st, m)
+        assert res.killed and "SIGKILL" in res.killed and res.compacted == 0
+        assert m.resume
+        assert any(n.startswith("c") for d in root.glob("*/host=*/date=*") for n in os.listdir(d))
+        assert list(root.rglob(".*.tmp"))
+        assert _rows(root) == before
+        monkeypatch.setattr(C, "CHILD", [sys.executable, "-m", "recorder.store.compact"])
+        res = C.maintain(st, m)
+        assert res.killed is None and not m.resume
+    assert not list(root.rglob(".*.tmp"))
+    assert [n[0] for n in os.listdir(_pdir(root, "snapshots"))] == ["c"]
+    assert [n[0] for n in os.listdir(_pdir(root))] == ["c"]
+    assert _rows(root) == before
+
+
+def test_compaction_runs_outside_the_recorder(tmp_path, monkeypatch):
+    """maintain() never compacts in the recorder's own process (its memory would stay resident)."""
+    root = tmp_path / "rec"
+    _write(root, 6)
+
+    def not_here(*a, **k):
+        raise AssertionError("compacted in the recorder's process")
+
+    monkeypatch.setattr(C, "compact", not_here)
+    monkeypatch.setattr(C, "compact_range", not_here)
+    with Store(root) as st:
+        assert C.maintain(st, C.Maintenance(compact_min=6, grace=0)).compacted == 6
+
+
+
+def test_the_compaction_child_holds_the_writer_lock(tmp_path, monkeypatch):
+    """A recorder killed while its compaction child runs: no new recorder starts on the folder
+    until the child is done (two writers would race). The child holds the lock's descriptor."""
+    import sys
+    root = tmp_path / "rec"
+    _write(root, 6)
+    held = tmp_path / "held"
+    script = ("import fcntl, os, sys\n"
+              "from recorder.store import compact as C\n"
+              "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+              "    try:\n"
+              "        if os.readlink(f'/proc/self/fd/{fd}').endswith('/.lock'):\n"
+              "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"  # ours already: granted
+              f"            open({str(held)!r}, 'w').close()\n"
+              "    except OSError:\n"
+              "        pass\n"
+              "sys.exit(C.main(sys.argv[1:]))\n")
+    monkeypatch.setattr(C, "CHILD", [sys.executable, "-c", script])
+    with Store(root) as st:
+        assert C.maintain(st, C.Maintenance(compact_min=6, grace=0)).compacted == 6
+    assert held.exists()

@@ -16,7 +16,8 @@ import pytest
 from recorder.store import compact as C
 from recorder.collect.collector import Collector
 from recorder.schema import TABLES
-from recorder.store.folder import STATS_COLUMNS, Store, parquet_options
+from recorder.store.folder import Store
+from recorder.store.write import STATS_COLUMNS, parquet_options
 
 pytestmark = pytest.mark.live
 

@@ -55,7 +55,7 @@ def test_incident_file_and_sighup(tmp_path, procfs, monkeypatch):
             (root / "incident").write_text("1h\n")  # starts another one
 
     with Store(root) as st:
-        (root / "incident").write_text("junk")  # not a duration: the default length
+        (root / "incident").write_text("")  # no duration: the default length
         res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=5, files_interval=3600,
                        progress=progress, err=err)
     rows = _snaps(root)
@@ -68,6 +68,33 @@ def test_incident_file_and_sighup(tmp_path, procfs, monkeypatch):
     assert "SIGHUP: incident preset ended" in err.getvalue()
     assert "incident preset for 3600s" in err.getvalue()
     assert "incident preset for 600s" in err.getvalue()
+
+
+@pytest.mark.parametrize("text,length", [("1h30m\n", "5400s"), ("90s", "90s"), ("1.5h", "5400s"), ("45", "45s")])
+def test_the_incident_file_takes_the_options_duration_grammar(tmp_path, procfs, text, length):
+    """`echo 1h30m > DIR/incident` means what `--incident 1h30m` means (it meant 10 minutes)."""
+    root = tmp_path / "r"
+    err = io.StringIO()
+    with Store(root) as st:
+        (root / "incident").write_text(text)
+        res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, err=err)
+    assert res.incidents == 1
+    assert f"incident preset for {length}" in err.getvalue()
+
+
+@pytest.mark.parametrize("text", ["junk", "10x", "-5m", "0", "1h 30m"])
+def test_a_bad_incident_file_is_said_and_ignored(tmp_path, procfs, text):
+    """Not a silent default: one line naming the file and the value, and no incident."""
+    root = tmp_path / "r"
+    err = io.StringIO()
+    with Store(root) as st:
+        (root / "incident").write_text(text + "\n")
+        res = R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, err=err)
+    assert res.incidents == 0
+    assert not (root / "incident").exists()
+    (line,) = [ln for ln in err.getvalue().splitlines() if "incident" in ln]
+    assert "bad incident duration" in line and repr(text) in line and line.endswith("file ignored")
+    assert [r[4] for r in _snaps(root)] == [False]
 
 
 def test_a_full_disk_drops_snapshots_says_so_once_and_resumes(tmp_path, procfs, monkeypatch):
@@ -119,6 +146,31 @@ def test_maintenance_between_snapshots_compacts_and_retains(tmp_path, procfs):
                           "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
     assert dup == 0
     assert rec.con.execute("SELECT count(DISTINCT snapshot_id) FROM processes").fetchone()[0] == 12
+
+
+def test_a_failing_or_killed_compaction_child_is_one_line_and_recording_goes_on(tmp_path, procfs, monkeypatch,
+                                                                               capfd):
+    """The compaction child's failure is one line in the recorder's log (never its traceback);
+    the recorder keeps recording. A killed child is said per pass and retried."""
+    import sys
+
+    from recorder.store import compact as C
+    for child, says, stops in ((["-c", "raise ValueError('boom')"],
+                                "compaction child exited with status 1: ValueError: boom", True),
+                               (["-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                                "compaction child killed by SIGKILL", False)):
+        monkeypatch.setattr(C, "CHILD", [sys.executable] + child)
+        root = tmp_path / ("r" + str(stops))
+        err = io.StringIO()
+        with Store(root) as st:
+            res = R.record(st, Collector(procfs=procfs, host="h"), 0.01, count=6,
+                           maintenance=Maintenance(compact_min=2, grace=0), err=err)
+        assert res.snapshots == 6 and res.compacted == 0
+        lines = err.getvalue().splitlines()
+        assert lines and all(says in x for x in lines), lines
+        assert len(lines) == (1 if stops else 4)  # passes after snapshots 2..5 are due
+        assert "Traceback" not in err.getvalue() + capfd.readouterr().err
+        assert len({r[0] for r in _snaps(root)}) == 6
 
 
 def test_snapshot_ids_keep_increasing_when_the_clock_steps_back(tmp_path, procfs, monkeypatch):

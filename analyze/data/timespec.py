@@ -24,29 +24,17 @@ import datetime as dt
 import re
 
 from analyze.errors import UsageError
+from recorder import units
 
 UTC = dt.timezone.utc
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DUR = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    t = text.strip().lower()
+    """Seconds in TEXT, in the grammar of :mod:`recorder.units`; a UsageError when it does not parse."""
     try:
-        v = float(t)
-    except ValueError:
-        pos = 0
-        v = 0.0
-        for m in _DUR.finditer(t):
-            if m.start() != pos:
-                break
-            v += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(t) or not t:
-            raise UsageError(f"bad {what} {text!r}: use seconds or a duration like 30s, 5m, 2h, 1h30m") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise UsageError(f"bad {what} {text!r}")
-    return v
+        return units.parse_duration(text, what)
+    except units.UnitError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_time(text: str, start: dt.datetime | None = None, end: dt.datetime | None = None) -> dt.datetime:

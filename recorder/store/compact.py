@@ -1,10 +1,10 @@
-"""Compaction and retention of a recording, run by the recorder between snapshots.
+"""Compaction of a recording, run by the recorder between snapshots in a child process.
 
 An always-on recorder writes one small file per table per snapshot; thousands
 of them make every reader slow. Compaction merges the committed small files of
 a partition into one file per table, ``c<first>-<last>.parquet``, sorted by
-entity then snapshot (SORT_KEYS). Retention drops the oldest snapshots when the
-recording is older than ``keep`` or bigger than ``max_size``.
+entity then snapshot (SORT_KEYS). Retention (``recorder.store.retention``) drops the
+oldest snapshots; :func:`maintain` runs both.
 
 ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 
@@ -16,8 +16,7 @@ ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 * the covered small files are deleted only once the compaction is committed
   and ``grace`` seconds old, so a reader that listed them just before can still
   open them;
-* retention uncommits first: the ``snapshots`` files of the oldest range go
-  first, then that range's data files;
+* retention uncommits first (see ``recorder.store.retention``);
 * :func:`recover`, run when a recorder opens the folder, finishes a compaction
   that was interrupted (its small files are all still there) or removes the
   data files of a range whose retention was interrupted.
@@ -26,6 +25,8 @@ ORDER OF WRITES AND DELETES (readers never see a row twice nor miss one):
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,25 +37,23 @@ import pyarrow.parquet as pq
 
 from recorder.memory import give_back
 from recorder.schema import TABLES
-from recorder.store.folder import COMPACT_NAME, DATA_NAME, FULL_ERRNOS, Store, file_range, parquet_options, select_visible
+from recorder.store.folder import FULL_ERRNOS, Store
+from recorder.store.layout import COMPACT_NAME, DATA_NAME, file_range, select_visible
+from recorder.store.write import parquet_options
+from recorder.store.retention import DATA_TABLES, drop_data, retain
 
 # Rows buffered before a row group is written: bounds the compactor's memory whatever the batch.
 ROW_GROUP_ROWS = 65_536
 # Rows read from a small file at a time while a pid range is gathered, and the uncompressed size
-# of a compacted row group (one pid range, held twice while it is sorted). Measured compacting 64
-# snapshots (6 with descriptors) of a 1000-process host in a fresh process: 16384 rows and 8 MB
-# peaked at 106 MB resident, 8192 and 4 MB at 93 MB, for 3.4 -> 6.0 s of CPU (each small file
-# is read once per range; every 2.7 hours at the default cadence) and 5% more compacted bytes.
-# The recorder's peak once it compacts is its resident size between snapshots plus this.
+# of a compacted row group (one pid range, held twice while it is sorted): smaller values lower
+# the compaction child's peak memory, at the price of more CPU (each small file is read once per
+# range) and slightly larger compacted files.
 READ_BATCH_ROWS = 8_192
 ROW_GROUP_BYTES = 4 << 20
-DATA_TABLES = [t for t in TABLES if t != "snapshots"]
 # A compacted file is sorted by entity, then time: the rows of one process (thread, descriptor,
 # socket, disk) across the range's snapshots sit next to each other, so Parquet's dictionary and
-# run-length encodings store what did not change once. On a real 1000-process recording this
-# made the compacted files 3.2 times smaller than sorting by snapshot (open_files 3.9 -> 1.2 MB,
-# threads 1.1 -> 0.13 MB per 64 snapshots); row groups then hold pid ranges, which readers of
-# one pid can skip to.
+# run-length encodings store what did not change once (several times smaller than sorting by
+# snapshot); row groups then hold pid ranges, which readers of one pid can skip to.
 SORT_KEYS = {
     "processes": ("pid", "start_time", "snapshot_id"),
     "threads": ("pid", "tid", "start_time", "snapshot_id"),
@@ -80,6 +79,7 @@ class Maintenance:
     grace: float = 120.0
     keep: float | None = None
     max_size: int | None = None
+    resume: bool = False  # a compaction child was killed: the next pass finishes its work
 
 
 @dataclass
@@ -88,6 +88,7 @@ class MaintenanceResult:
     deleted: int = 0  # covered files deleted after their grace period
     dropped: int = 0  # snapshots removed by retention
     damaged: list = None  # (path, why) of small files compaction could not read (renamed *.damaged)
+    killed: str | None = None  # why the compaction child died, when it was killed
 
     def __post_init__(self):
         if self.damaged is None:
@@ -112,8 +113,7 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _read(store: Store, p: Path, columns: list[str] | None = None) -> pa.Table:
     """One small file, read on this thread. Not pq.read_table: that goes through pyarrow.dataset,
-    whose I/O threads each grow a malloc arena of their own (measured: +40 MB of peak RSS for
-    one compaction of a 1000-process host's 64 snapshots)."""
+    whose I/O threads each grow a malloc arena of their own."""
     with store.open_read(p) as f:
         return pq.ParquetFile(f).read(columns=columns, use_threads=False)
 
@@ -134,14 +134,11 @@ def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Sch
 
     Tables with a pid go a pid range at a time: the pid column of every file is read first to
     cut the range into row groups of about ROW_GROUP_ROWS rows, then each row group reads every
-    file again and keeps its rows in the range. Memory stays at one file plus one row group
-    (holding the whole range at once took 300 MB for six descriptor snapshots of a
-    1000-process host); the price is reading each file once per row group, a few seconds of CPU
-    per compaction."""
+    file again and keeps its rows in the range. Memory stays at one batch of a file plus one row
+    group, not the whole range; the price is reading each file once per row group."""
     if not files:
         return
-    # Here, not at the top: its import holds 10 MB for the rest of the recorder's life, and a
-    # recorder that has not compacted yet (its first 64 snapshots) has no use for it.
+    # Here, not at the top: only the compaction child needs pyarrow.compute.
     import pyarrow.compute as pc
     keys = SORT_KEYS.get(table, ("snapshot_id",))
     sort = [(k, "ascending") for k in keys if k in schema.names]
@@ -178,9 +175,8 @@ def _write_sorted(store: Store, w, table: str, files: list[Path], schema: pa.Sch
     for hi in bounds + [None]:
         pieces = []
         for p in files:
-            # A batch at a time, not the whole file: a descriptor snapshot's open_files of a
-            # 1000-process host is 14 MB of Arrow, twice that while it decodes (compaction's
-            # peak was 70 MB above the recorder's for that table).
+            # A batch at a time, not the whole file: a descriptor snapshot's open_files decodes
+            # to the largest tables of all.
             for batch in _batches(store, p):
                 t = _conform(pa.Table.from_batches([batch]), schema)
                 del batch
@@ -213,7 +209,7 @@ def _readable(store: Store, files: list[Path], damaged: list) -> list[Path]:
     good = []
     for p in files:
         try:
-            # A batch at a time: a whole descriptor file decodes to ~28 MB at once.
+            # A batch at a time: a whole descriptor file would decode at once.
             for _ in _batches(store, p, verify=True):
                 pass
         except OSError as e:
@@ -332,92 +328,117 @@ def recover(store: Store) -> None:
         if ids and min(ids) == a and max(ids) == b:
             compact_range(store, host, date, ids)
         else:
-            _drop_data(store, host, date, a, b)
+            drop_data(store, host, date, a, b)
 
 
-def _drop_data(store: Store, host: str, date: str, a: int, b: int) -> None:
-    for table in DATA_TABLES:
-        d = store.root / table / host / date
-        for n in store.listdir(d):
-            r = file_range(n)
-            if r and a <= r[0] and r[1] <= b:
-                store.remove(d / n)
-        store.rmdir_empty(d)
+# How the recorder starts its compaction child: a fresh interpreter (not a fork: a fork shares
+# the recorder's pages and copies those either side touches), which exits when it is done, so
+# what compaction reads, sorts and encodes is never resident in the long-lived recorder.
+CHILD = [sys.executable, "-m", "recorder.store.compact"]
 
 
-def retain(store: Store, keep: float | None, max_size: int | None,
-           now: Callable[[], float] = time.time) -> int:
-    """Drop the oldest snapshots (a whole file's range at a time) until the recording is no
-    older than KEEP seconds and no bigger than MAX_SIZE bytes; the newest file of snapshots is
-    always kept. Returns the snapshots dropped."""
-    if keep is None and max_size is None:
-        return 0
-    units = []  # (last id, first id, host, date, visible name)
-    for host, date, d in store.partitions("snapshots"):
+class CompactionKilled(Exception):
+    """The compaction child was killed (the OOM killer, an operator): the recording is whole,
+    and the next pass finishes what it left."""
+
+
+def compact_due(store: Store, compact_min: int) -> bool:
+    """Some partition holds at least COMPACT_MIN small committed snapshots after its last
+    compacted range (what :func:`compact` would merge)."""
+    for _, _, d in store.partitions("snapshots"):
         visible, _ = select_visible(store.listdir(d))
-        for n in visible:
-            r = file_range(n)
-            if r:
-                units.append((r[1], r[0], host, date, n))
-    units.sort()
-    units = units[:-1]  # never the newest
-    total = store.size() if max_size is not None else 0
-    cutoff = (now() - keep) * 1_000_000 if keep is not None else None
-    dropped = 0
-    for last, first, host, date, name in units:
-        too_old = cutoff is not None and last < cutoff
-        too_big = max_size is not None and total > max_size
-        if not (too_old or too_big):
-            break
-        freed, n = _drop_range(store, host, date, first, last, name)
-        total -= freed
-        dropped += n
-    return dropped
+        end = max((file_range(n)[1] for n in visible if COMPACT_NAME.match(n)), default=-1)
+        if sum(1 for n in visible if DATA_NAME.match(n) and file_range(n)[0] > end) >= compact_min:
+            return True
+    return False
 
 
-def _drop_range(store: Store, host: str, date: str, first: int, last: int, name: str) -> tuple[int, int]:
-    """Uncommit the range (its ``snapshots`` files, the visible one last but before any data),
-    then delete its data files; returns the bytes freed and the snapshots dropped."""
-    freed = 0
-    sd = store.root / "snapshots" / host / date
+def compact_in_child(store: Store, compact_min: int, damaged: list | None = None, resume: bool = False) -> int:
+    """Run :func:`compact` in a short-lived child process over the folder this recorder opened
+    and locked (its descriptor is handed down; the recorder waits, so nothing else writes
+    meanwhile). With RESUME (an earlier child was killed) the child first finishes or undoes what
+    that one left: temporary files, a half-written range (the rules of a recorder's start). Returns the snapshots
+    merged; raises CompactionKilled when the child is killed, RuntimeError when it fails."""
+    import json
+    import subprocess
+    fd = store.fileno()
+    argv = CHILD + ["--fd", str(fd), "--root", os.fspath(store.root), "--min", str(compact_min),
+                    "--compression", store.compression] + (["--allow-shared"] if store.allow_shared else []) + \
+        (["--resume"] if resume else [])
+    # The child imports this very package, wherever the recorder found it.
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+    # The child inherits the writer lock too: if the recorder dies meanwhile, no new recorder
+    # starts on the folder until the child is done.
+    lock = store.lock_fileno()
+    p = subprocess.run(argv, pass_fds=(fd,) if lock is None else (fd, lock), capture_output=True, input=json.dumps(store.notices()).encode(),
+                       env=env)
+    lines = p.stderr.decode(errors="replace").splitlines()
+    # The child's notices ("procsnap: ...") reach the recorder's log; a traceback never does.
+    for line in lines:
+        if line.startswith("procsnap: "):
+            sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    if p.returncode < 0:
+        raise CompactionKilled(f"compaction child killed by {signal.Signals(-p.returncode).name}")
+    if p.returncode != 0:
+        last = next((x.strip() for x in reversed(lines) if x.strip()), "")
+        raise RuntimeError(f"compaction child exited with status {p.returncode}" + (f": {last}" if last else ""))
+    out = json.loads(p.stdout)
+    store.mark_said(out["said"])
+    if damaged is not None:
+        damaged.extend(tuple(x) for x in out["damaged"])
+    return out["compacted"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The compaction child: ``python -m recorder.store.compact --fd N --root DIR --min K``.
+    Reads the notices the recorder said already (a JSON list) on stdin; prints
+    {"compacted": n, "damaged": [[path, why], ...], "said": [notice, ...]} on stdout."""
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(prog="python -m recorder.store.compact")
+    ap.add_argument("--fd", type=int, required=True, help="descriptor of the locked recording folder")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--min", type=int, required=True)
+    ap.add_argument("--compression", default="zstd")
+    ap.add_argument("--allow-shared", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="an earlier child was killed: finish what it left")
+    a = ap.parse_args(argv)
+    store = Store.adopt(a.fd, a.root, a.compression, a.allow_shared)
+    store.mark_said(json.load(sys.stdin))
+    if a.resume:
+        store.remove_uncommitted()
+        recover(store)
+    damaged: list = []
+    merged = 0
     try:
-        with store.open_read(sd / name) as f:
-            count = pq.ParquetFile(f).metadata.num_rows  # one row per snapshot
-    except (OSError, pa.ArrowException):
-        count = 1
-
-    def rm(p: Path) -> None:
-        nonlocal freed
-        freed += store.remove(p) or 0
-
-    # Covered small snapshots files first (invisible), so none reappears when the cover goes.
-    for n in store.listdir(sd):
-        r = file_range(n)
-        if r and n != name and first <= r[0] and r[1] <= last:
-            rm(sd / n)
-    rm(sd / name)
-    store.fsync_dir(sd)
-    for table in DATA_TABLES:
-        d = store.root / table / host / date
-        for n in store.listdir(d):
-            r = file_range(n)
-            if r and first <= r[0] and r[1] <= last:
-                rm(d / n)
-        freed += store.rmdir_empty(d)
-    freed += store.rmdir_empty(sd)
-    return freed, count
+        merged = compact(store, a.min, damaged)
+    except OSError as e:
+        if e.errno not in FULL_ERRNOS:
+            raise
+    json.dump({"compacted": merged, "damaged": damaged, "said": store.notices()}, sys.stdout)
+    return 0
 
 
 def maintain(store: Store, m: Maintenance, now: Callable[[], float] = time.time) -> MaintenanceResult:
-    """One maintenance pass: compaction, deletion of covered files past their grace, retention.
-    A full disk stops the compaction (its temporary file is removed) but not the retention."""
+    """One maintenance pass: compaction (in a child process, when a partition is due), deletion
+    of covered files past their grace, retention. A full disk stops the compaction (its temporary
+    file is removed) but not the retention; a killed compaction child is said in the result and
+    its work finished by the next pass."""
     res = MaintenanceResult()
     if m.compact_min:
-        try:
-            res.compacted = compact(store, m.compact_min, res.damaged)
-        except OSError as e:
-            if e.errno not in FULL_ERRNOS:
-                raise
+        if compact_due(store, m.compact_min) or m.resume:
+            try:
+                res.compacted = compact_in_child(store, m.compact_min, res.damaged, m.resume)
+                m.resume = False
+            except CompactionKilled as e:
+                res.killed = str(e)
+                m.resume = True
         res.deleted = delete_covered(store, m.grace, now)
     res.dropped = retain(store, m.keep, m.max_size, now)
     return res
+
+
+if __name__ == "__main__":
+    sys.exit(main())

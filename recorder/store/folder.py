@@ -36,11 +36,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from recorder import __version__
-from recorder.collect.collector import Snapshot
 from recorder.schema import TABLES
 
-from recorder.store.layout import (COMPACT_NAME, DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,  # noqa: F401 - re-exported
-                     is_recording, list_names, partition_value, partitions, select_visible)
+from recorder.store.layout import (DATA_NAME, FORMAT, FORMAT_VERSION, MARKER, file_range, marker_problem,
+                                   partition_value, select_visible)
+from recorder.store.write import STATS_COLUMNS, SnapshotTables, parquet_options, write_parquet  # noqa: F401 - re-exported
 
 # errno values meaning "the disk (or quota) is full": the recorder drops snapshots, not data.
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -197,36 +197,6 @@ def open_folder(path, allow_shared: bool = False) -> int:
         raise
 
 
-# Columns whose min/max go into the files' footers: what readers select on (a moment, a process,
-# a descriptor) and compaction's pid-range row groups are pruned by. The others' statistics
-# were a third of a small file (a snapshot's one-row system file: 18.6 -> 11.5 KB without).
-STATS_COLUMNS = frozenset(("snapshot_id", "ts", "boot_id", "pid", "start_time", "tid", "fd_num", "inode"))
-
-
-def parquet_options(schema, compression: str = "zstd", rows: int | None = None) -> dict:
-    """How every procsnap Parquet file is written (a snapshot's, and compaction's).
-
-    Measured on a snapshot of a 1000-process host (1045 KB with pyarrow's defaults, 927 KB
-    with these; the six tables of a snapshot without descriptors 135 -> 84 KB): dictionaries
-    for text columns only (counters, sizes and addresses are mostly distinct, and a dictionary
-    that overflows to plain pages costs more than plain pages alone); statistics for
-    STATS_COLUMNS only; and no serialized Arrow schema, which every reader rebuilds from the
-    Parquet types (the same Arrow types: timestamps with tz=UTC included). Dictionary pages of
-    64 KB would take another 12% off the descriptor tables, but the writer then holds 5 MB
-    more while it writes them, at the recorder's peak. Every page carries a CRC of its bytes
-    (write_page_checksum), so a reader that verifies them rejects a flipped byte that would
-    still decode (issue 18). A table of one row (a snapshot's system and snapshots files) is
-    not compressed: each compressed column chunk costs a compression context, and for one
-    value the result is larger (system: 7.3 -> 6.8 KB, written in 0.65 ms instead of 2.0)."""
-    import pyarrow as pa
-    if rows == 1:
-        compression = "none"
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-    return dict(compression=compression, use_dictionary=text,
-                write_statistics=[f.name for f in schema if f.name in STATS_COLUMNS], store_schema=False,
-                write_page_checksum=True)
-
-
 class Store:
     """Appends snapshots to a recording folder, creating it if needed.
 
@@ -253,6 +223,29 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def adopt(cls, dfd: int, root: str | os.PathLike, compression: str = "zstd",
+              allow_shared: bool = False) -> "Store":
+        """A Store over the recording folder descriptor DFD that a recorder opened and locked (its
+        compaction child inherits it): no lock taken, nothing checked or cleaned at the start."""
+        self = cls.__new__(cls)
+        self.root = Path(root)
+        self.compression = compression
+        self.allow_shared = allow_shared
+        self._said = set()
+        self._lock_fd = None
+        self._dfd = dfd
+        return self
+
+    def fileno(self) -> int:
+        """The descriptor of the recording folder."""
+        return self._dfd
+
+    def lock_fileno(self) -> int | None:
+        """The descriptor holding the folder's writer lock (None for an adopted Store): a child
+        that inherits it holds the lock too, until it exits."""
+        return self._lock_fd
 
     def _open(self) -> None:
         names = os.listdir(self._dfd)
@@ -356,6 +349,15 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+    def notices(self) -> list[str]:
+        """The notices said so far (a compaction child is handed them, and hands its own back,
+        so that each is said once per recorder)."""
+        return sorted(self._said)
+
+    def mark_said(self, notices) -> None:
+        """Count NOTICES as said (by a compaction child): not said again."""
+        self._said.update(notices)
 
     def say(self, msg: str) -> None:
         """A notice on stderr, once per recorder."""
@@ -640,17 +642,13 @@ class Store:
 
     # ------------------------------------------------------------------
     def _write_table(self, final: Path, table) -> int:
-        import pyarrow.parquet as pq
         with self.atomic(final) as fd:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                pq.write_table(table, f, **parquet_options(table.schema, self.compression, table.num_rows))
-                f.flush()
-            return os.fstat(fd).st_size
+            return write_parquet(fd, table, self.compression)
 
     def partition_dir(self, table: str, host: str, date) -> Path:
         return self.root / table / f"host={partition_value(host)}" / f"date={date.isoformat()}"
 
-    def write(self, snap: Snapshot) -> int:
+    def write(self, snap: SnapshotTables) -> int:
         """Write one snapshot; returns the bytes written. Commits last.
 
         If any file cannot be written, the files already written for this snapshot are
