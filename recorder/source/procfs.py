@@ -70,11 +70,20 @@ class ProcFS:
 
     def read(self, *parts: object) -> bytes:
         """The whole content of a file, as bytes."""
+        return self._read(parts, False)
+
+    def _read(self, parts: tuple, one_record: bool) -> bytes:
+        """Read a file to EOF (/proc files come a page at a time: a short read is not EOF);
+        ONE_RECORD: a first read that comes back short is the whole file."""
         try:
             fd = os.open(self.path(*parts), os.O_RDONLY | os.O_CLOEXEC)
             try:
-                # /proc files come a page at a time: a short read is not EOF.
                 chunks = []
+                if one_record:
+                    b = os.read(fd, 65536)
+                    if len(b) < 65536:
+                        return b
+                    chunks.append(b)
                 while True:
                     b = os.read(fd, 65536)
                     if not b:
@@ -89,22 +98,7 @@ class ProcFS:
         """read() for a file the kernel shows as one record (stat, status, io, limits, cgroup,
         cmdline): one read of 64 KiB gets it whole when it is shorter, which saves the second
         read that finds EOF, twice per process and per thread."""
-        try:
-            fd = os.open(self.path(*parts), os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                b = os.read(fd, 65536)
-                if len(b) < 65536:
-                    return b
-                chunks = [b]
-                while True:
-                    b = os.read(fd, 65536)
-                    if not b:
-                        return b"".join(chunks)
-                    chunks.append(b)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise translate(e) from None
+        return self._read(parts, True)
 
     def readlink(self, *parts: object) -> bytes:
         try:
