@@ -423,6 +423,23 @@ def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
 
 
 @pytest.mark.live
+def test_each_socket_protocol_of_this_kernel_names_its_table():
+    """`lsof -p` reads only the tables of its sockets' protocols: every protocol name this kernel
+    gives a socket (system.sockprotoname) maps to its table, or every table would be read."""
+    import socket
+    kinds = [(socket.AF_UNIX, t) for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET)]
+    kinds += [(f, t) for f in (socket.AF_INET, socket.AF_INET6) for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM)]
+    socks = [socket.socket(f, t) for f, t in kinds]
+    try:
+        names = {S.proto_name(f"/proc/self/fd/{s.fileno()}") for s in socks}
+    finally:
+        for s in socks:
+            s.close()
+    assert None not in names
+    assert S._tables_of(names) == {"unix", "tcp", "udp", "tcp6", "udp6"}, names
+
+
+@pytest.mark.live
 def test_named_processes_read_only_their_sockets(live):
     """`lsof -p PID` parses only its sockets' lines of their protocols' tables (a C scan, or a
     bytes.find per inode without the C module): the rows are those of a full read."""

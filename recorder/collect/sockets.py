@@ -19,10 +19,11 @@ SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto",
                  "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
                  "unix_path_raw")
 
-# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname).
+# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname;
+# current kernels name unix stream sockets UNIX-STREAM, datagram and seqpacket ones UNIX).
 PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UDPLITE": "udplite",
-               "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
-               "PACKET": "packet"}
+               "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "UNIX-STREAM": "unix",
+               "NETLINK": "netlink", "PACKET": "packet"}
 
 class SocketsTable:
     """The sockets table of a snapshot: its columns (SOCKET_FIELDS) and how many socket tables
