@@ -458,7 +458,7 @@ def test_named_processes_read_only_their_sockets(live):
                         ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
         data = ProcFS().read("self", "net", name)
         want = sorted(s["inode"] for s in parse(data) if s["inode"] in inodes)
-        assert sorted(s["inode"] for s in parse(S.line_finder(inodes)(data)) if s["inode"] in inodes) == want
+        assert sorted(s["inode"] for s in parse(S.line_finder(inodes)(data, name))) == want
 
 
 @needs_c
