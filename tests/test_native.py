@@ -739,6 +739,8 @@ def test_process_and_file_by_file_agree_for_an_unprivileged_collector():
     counts = {pid: a["num_fds"] for pid, a, _ in pairs if pid in kids}
     assert len(set(counts.values())) == 3, counts  # 3 + 2, 3 + 4, 3 + 6 descriptors (and the two pipes)
     for pid, a, b in pairs:
+        if pid not in kids:  # another process of the host may open or close a descriptor between the reads
+            a, b = ({k: v for k, v in x.items() if k != "num_fds"} for x in (a, b))
         assert a == b, pid
 
 
