@@ -30,7 +30,7 @@ from analyze.data.files import (Candidate, Checker, candidates, choose, damage_o
 from analyze.data.gate import check_read_only
 from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
-from analyze.errors import ProcsnapError, live_only
+from analyze.errors import ProcsnapError, duckdb_error_line, live_only
 from analyze.data.views import DERIVED
 
 
@@ -321,8 +321,10 @@ class Recording:
         except duckdb.Error as e:
             if not self.live and find_damage(e):
                 raise DamageFound() from None
-            msg = str(e).strip().splitlines()[0]
-            raise ProcsnapError(f"SQL error: {msg}") from None
+            line = duckdb_error_line(e)
+            if "No files found" in line or "No such file" in line:  # removed since listed: says so
+                raise ProcsnapError(line) from None
+            raise ProcsnapError(f"SQL error: {line}") from None
 
     def time_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         return self.query("SELECT min(ts), max(ts) FROM snapshots")[1][0]

@@ -19,10 +19,11 @@ SOCKET_FIELDS = ("pid", "fd", "start_time", "inode", "netns", "family", "proto",
                  "local_port", "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid", "unix_path",
                  "unix_path_raw")
 
-# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname).
+# The socket table of each protocol name the kernel gives a socket (its system.sockprotoname;
+# current kernels name unix stream sockets UNIX-STREAM, datagram and seqpacket ones UNIX).
 PROTO_TABLE = {"TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6", "UDPLITE": "udplite",
-               "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "NETLINK": "netlink",
-               "PACKET": "packet"}
+               "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6", "UNIX": "unix", "UNIX-STREAM": "unix",
+               "NETLINK": "netlink", "PACKET": "packet"}
 
 class SocketsTable:
     """The sockets table of a snapshot: its columns (SOCKET_FIELDS) and how many socket tables
@@ -74,7 +75,7 @@ class SocketIndex:
             base = rec[1]
             inode = base[0]
             if only is not None and inode not in only:
-                continue  # a line line_finder let through on another column's digits
+                continue
             if inode == 0:
                 cols, holders = self._unowned, nobody
             elif inode in by_inode:
@@ -110,7 +111,7 @@ class SocketIndex:
         def read(name):
             try:
                 data = fs.read(*parts, name)
-                return find(data) if find is not None and data else data
+                return find(data, name) if find is not None and data else data
             except Denied:
                 self.denied += 1
             except Gone:
@@ -182,25 +183,25 @@ def _tables_of(protos: set | None) -> set | None:
     return {PROTO_TABLE[p] for p in protos}
 
 
-def line_finder(inodes: set):
-    """A function keeping, of a /proc/net table, its header line and the lines where one of
-    these inode numbers stands as a word followed by a blank or the line's end (bytes.find per
-    inode: a few scans of C speed, not a parse per line)."""
-    needles = [(b" %d " % i, b" %d\n" % i) for i in sorted(inodes)]
+# The column (0-based, blank-separated) holding the socket's inode in each /proc/net table.
+INODE_COLUMN = {**{name: 9 for name, _, _ in P.NET_TABLES}, "unix": 6, "netlink": 9, "packet": 8}
 
-    def find(data: bytes) -> bytes:
-        head = data.find(b"\n") + 1
-        starts = set()
-        for needle in (n for pair in needles for n in pair):
-            at = data.find(needle, head)
-            while at >= 0:
-                starts.add(data.rfind(b"\n", 0, at + 1) + 1)
-                at = data.find(needle, at + 1)
-        lines = [data[:head]]
-        for start in sorted(starts):
-            end = data.find(b"\n", start)
-            lines.append(data[start:end + 1] if end >= 0 else data[start:] + b"\n")
-        return b"".join(lines)
+
+def line_finder(inodes: set):
+    """A function keeping, of a /proc/net table (by name), its header line and the lines whose
+    inode column holds one of these inode numbers: one split per line, whatever the number of
+    inodes (a bytes.find per inode rescans the whole table for each)."""
+    wanted = {b"%d" % i for i in inodes}
+
+    def find(data: bytes, name: str) -> bytes:
+        column = INODE_COLUMN[name]
+        lines = data.split(b"\n")
+        keep = [lines[0]]
+        for line in lines[1:]:
+            f = line.split(None, column + 1)
+            if len(f) > column and f[column] in wanted:
+                keep.append(line)
+        return b"\n".join(keep) + b"\n"
     return find
 
 

@@ -52,17 +52,18 @@ from __future__ import annotations
 
 import sys
 
-from analyze.commands.lsof.arguments import Options, parse_args, parse_inet
+from analyze.commands.lsof.arguments import Options, apply_option, parse_args, parse_inet
 from analyze.commands.lsof.fields import COLUMNS, JSON_COLUMNS, SOCKET_TYPES, Row, lsof_command, lsof_escape
 from analyze.commands.lsof.loading import has_files, inet_ports, known_users, live_plan, live_rows, load, recorded_plan
 from analyze.commands.lsof.rendering import records, text_table
 from analyze.commands.lsof.selection import resolve_names, select
+from analyze.commands.matching import cmd_matches, user_matches
 from analyze.errors import ProcsnapError, live_only
 
 # The parts, as the command's callers and tests reach them.
-__all__ = ["COLUMNS", "JSON_COLUMNS", "Options", "Row", "has_files", "inet_ports", "live_plan", "live_rows", "load",
-           "lsof_command", "lsof_escape", "parse_args", "parse_inet", "records", "recorded_plan", "resolve_names", "run",
-           "select", "text_table"]
+__all__ = ["COLUMNS", "JSON_COLUMNS", "Options", "Row", "apply_option", "cmd_matches", "has_files", "inet_ports",
+           "live_plan", "live_rows", "load", "lsof_command", "lsof_escape", "parse_args", "parse_inet", "records",
+           "recorded_plan", "resolve_names", "run", "select", "text_table", "user_matches"]
 
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
