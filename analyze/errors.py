@@ -33,9 +33,15 @@ def duckdb_error_line(e: BaseException) -> str | None:
     if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":
         return None
     msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    if "No files found" in msg or "No such file" in msg:
+    if files_removed(msg):
         msg += " (a live recorder removed old files meanwhile: run the command again)"
     return msg
+
+
+def files_removed(msg: str) -> bool:
+    """Whether a DuckDB error says files it had listed are gone (a live recorder's retention or
+    compaction removed them)."""
+    return "No files found" in msg or "No such file" in msg
 
 
 def report(e: BaseException) -> int | None:

@@ -30,7 +30,7 @@ from analyze.data.files import (Candidate, Checker, candidates, choose, damage_o
 from analyze.data.gate import check_read_only
 from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
-from analyze.errors import ProcsnapError, duckdb_error_line, live_only
+from analyze.errors import ProcsnapError, duckdb_error_line, files_removed, live_only
 from analyze.data.views import DERIVED
 
 
@@ -322,7 +322,7 @@ class Recording:
             if not self.live and find_damage(e):
                 raise DamageFound() from None
             line = duckdb_error_line(e)
-            if "No files found" in line or "No such file" in line:  # removed since listed: says so
+            if files_removed(line):  # removed since listed: the line says so
                 raise ProcsnapError(line) from None
             raise ProcsnapError(f"SQL error: {line}") from None
 
