@@ -63,7 +63,7 @@ class SocketIndex:
         bytes or None); None for a socket in no table read."""
         return self.by_inode.get(inode)
 
-    def add_records(self, records: list, ns, only: set | None = None) -> None:
+    def add_records(self, records: list, ns) -> None:
         """(resolution, socket row) pairs, as inet_records and unix_records give them, or parsed
         dicts (netlink, packet)."""
         by_inode, held = self.by_inode, self._held
@@ -74,8 +74,6 @@ class SocketIndex:
                 rec = (_resolution(rec), _socket_row(rec))
             base = rec[1]
             inode = base[0]
-            if only is not None and inode not in only:
-                continue
             if inode == 0:
                 cols, holders = self._unowned, nobody
             elif inode in by_inode:
@@ -124,12 +122,12 @@ class SocketIndex:
                 continue
             data = read(name)
             if data:
-                self.add_records(records(data, proto, v6, ns), ns, only)
+                self.add_records(records(data, proto, v6, ns), ns)
         if tables is None or "unix" in tables:
             data = read("unix")
             if data:
                 try:
-                    self.add_records(unix_records(data, ns), ns, only)
+                    self.add_records(unix_records(data, ns), ns)
                 except ValueError:
                     pass
         for name, parser in (("netlink", P.parse_netlink), ("packet", P.parse_packet)):
@@ -138,7 +136,7 @@ class SocketIndex:
             data = read(name)
             if data:
                 try:
-                    self.add_records(parser(data), ns, only)
+                    self.add_records(parser(data), ns)
                 except ValueError:
                     pass
 
