@@ -79,7 +79,7 @@ class ProcessPass:
     descriptors read in the same pass (so that each of their rows has its process row)."""
 
     processes: list = field(default_factory=list)
-    threads: list = field(default_factory=list)
+    threads: list = field(default_factory=list)  # (pid, ThreadReader.read_batch's rows) per process
     files: FileRows | None = None
     gone: int = 0
     denied: int = 0
@@ -228,7 +228,7 @@ class Collector:
                 if "open_files" in tables:
                     meta["ms_open_files"] = passed.ms_open_files
             elif name == "threads":
-                table = to_table(name, passed.threads, common)
+                table = to_table(name, self.threads.columns(passed.threads, btime), common)
                 passed.threads = None
                 meta.update(threads_gone=passed.threads_gone, threads_denied=passed.threads_denied)
             elif name == "open_files":
@@ -286,8 +286,8 @@ class Collector:
             if want_threads:
                 t = time.perf_counter()
                 try:
-                    t_rows, t_gone, t_denied = self.threads.read(
-                        pid, btime, (row["ctxsw_voluntary"], row["ctxsw_involuntary"]))
+                    t_rows, t_gone, t_denied = self.threads.read_batch(
+                        pid, (row["ctxsw_voluntary"], row["ctxsw_involuntary"]))
                 except Gone:
                     out.gone += 1
                     continue
@@ -309,7 +309,7 @@ class Collector:
                     t_files += time.perf_counter() - t
             out.processes.append(row)
             if want_threads:  # only now: a process gone during its descriptors takes its threads along
-                out.threads.extend(t_rows)
+                out.threads.append((pid, t_rows))
                 out.threads_gone += t_gone
                 out.threads_denied += t_denied
             if row["denied"]:
