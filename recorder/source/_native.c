@@ -665,14 +665,16 @@ static int ts_get(__u32 tid, struct taskstats *out) {
 
 /* The context switches of thread TID of process TGID from taskstats: 1 with *vol and *invol, 0 when
  * taskstats cannot tell (refused, absent, the task gone, or the answer is of another task: a tid
- * reused, or a /proc of another pid namespace). */
+ * reused, or a /proc of another pid namespace; a kernel whose answer has no ac_tgid cannot say). */
 static int ts_ctxsw(long long tid, long long tgid, long long *vol, long long *invol) {
     struct taskstats t;
     if (tid <= 0 || tid > 0xffffffffLL) return 0;
     int n = ts_get((__u32)tid, &t);
     if (n < 0 || !TS_HAS(n, nivcsw) || t.ac_pid != (__u32)tid) return 0;
 #if TASKSTATS_VERSION >= 11
-    if (TS_HAS(n, ac_tgid) && t.ac_tgid && t.ac_tgid != (__u32)tgid) return 0;
+    if (!TS_HAS(n, ac_tgid) || t.ac_tgid != (__u32)tgid) return 0;
+#else
+    return 0;
 #endif
     if (t.nvcsw > 9223372036854775807ULL || t.nivcsw > 9223372036854775807ULL) return 0;
     *vol = (long long)t.nvcsw;
