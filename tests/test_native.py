@@ -881,3 +881,40 @@ def test_live_thread_reader_asks_taskstats_only_of_the_live_proc(quiet_threads, 
     from recorder.collect.threads import ThreadReader
     assert ThreadReader(ProcFS(), N.native, "b").taskstats
     assert not ThreadReader(ProcFS(str(tmp_path)), N.native, "b").taskstats
+
+
+REFUSED = r"""
+import errno, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from recorder.source import _native as n
+os.setgid(65534); os.setgroups([]); os.setuid(65534)  # no CAP_NET_ADMIN: taskstats refuses
+stop = threading.Event()
+ts = [threading.Thread(target=stop.wait, daemon=True) for _ in range(3)]
+[t.start() for t in ts]
+time.sleep(0.2)
+try:
+    n.taskstats(os.getpid())
+    print("answered")
+except OSError as e:
+    print("refused" if e.errno in (errno.EPERM, errno.EACCES) else f"errno {e.errno}")
+pid = os.getpid()
+task = f"/proc/{pid}/task"
+for _ in range(3):
+    a = sorted(n.thread_rows(task, None, -1, None, None)[0])
+    b = sorted(n.thread_rows(task, None, -1, None, None, pid)[0])
+    if a == b:
+        break
+print(len(a), a == b)
+"""
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_thread_rows_read_status_where_taskstats_is_refused():
+    """Without CAP_NET_ADMIN taskstats refuses: thread_rows asked to use it reads every thread's
+    status file instead, with the same rows."""
+    root = str(Path(N.native.__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", REFUSED, root], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "4", "True"]
