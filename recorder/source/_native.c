@@ -794,10 +794,12 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
         }
     if (!lp || !rp || rp < lp) return -1;
     long long pid;
-    /* int(data[:lp]): the pid, blanks around it allowed */
+    /* int(data[:lp]): the pid, blanks around it allowed (those bytes.strip() takes) */
+#define STAT_BLANK(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || (c) == '\v' || (c) == '\f')
     const char *a = b, *z = lp;
-    while (a < z && (*a == ' ' || *a == '\t' || *a == '\n')) a++;
-    while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\n')) z--;
+    while (a < z && STAT_BLANK(*a)) a++;
+    while (z > a && STAT_BLANK(z[-1])) z--;
+#undef STAT_BLANK
     if (int_tok(a, z - a, &pid) < 0 || !I32_OK(pid)) return -1;
     o->comm = lp + 1;
     o->comm_len = rp - lp - 1;
