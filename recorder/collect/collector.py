@@ -314,6 +314,7 @@ class Collector:
                 out.threads_denied += t_denied
             if row["denied"]:
                 out.denied += 1
+        self.processes.forget()
         out.ms_threads = t_threads * 1000
         out.ms_open_files = t_files * 1000
         return out
@@ -339,14 +340,18 @@ class Collector:
                 rows.append(self.processes.read(pid, self.btime, False)[0])
             except (Gone, Denied, ValueError):
                 continue
+        self.processes.forget()
         return rows
 
     def live_files(self, pids=None, sockets_only: bool = False) -> tuple[list[dict], FileRows, dict[str, list]]:
         """(process rows, descriptor rows, socket columns) of these pids or of every process
         (recorder/collect/descriptors.py: live_files)."""
         self.btime = system.read_proc_stat(self.fs)["btime"]
-        return descriptors.live_files(self.fs, self.native, self.maps, pids,
-                                      self._process_light if sockets_only else self._process, sockets_only)
+        try:
+            return descriptors.live_files(self.fs, self.native, self.maps, pids,
+                                          self._process_light if sockets_only else self._process, sockets_only)
+        finally:
+            self.processes.forget()
 
     def live_system(self) -> dict:
         """The system row (host memory, uptime, boot time, …) now."""
