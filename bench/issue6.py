@@ -51,21 +51,20 @@ CLOSERS = (
      "collection (duration_ms, descriptors most of it: see the full snapshot CPU rows) and the Parquet "
      "writing"),
     ("processes+threads+host",
-     "each process is read and parsed in one C call (recorder/source/_native.c: process_values reads stat, "
+     "each process is read and parsed in one C call (recorder/source/_native.c: process() reads stat, "
      "status, cmdline, io and cgroup relative to /proc/PID, the exe link, the fd count from one stat of "
      "/proc/PID/fd and the fd limit by prlimit(2); a process with anything unusual is read again file "
-     "by file in Python, where each error gets its meaning), and each thread's stat, plus its status for "
-     "all but the leader (whose context switches /proc/PID/status already gave). That is fewer files "
-     "than atop reads (it reads each thread's io too). The kernel alone charges ~50 µs a process and "
-     "~21 µs a thread for these files (a C loop of the same reads at 1000x50x4: ~55 ms and ~86 ms, about "
-     "0.58 x atop's whole sample), so a one-shot command, which adds the interpreter's start and imports "
-     "(`procsnap startup`, ~0.03 s), cannot get under 0.7 x reading these files: at 200 processes the "
-     "start alone is 3/4 of the budget. A recorder that has started pays the collection and the writing "
-     "only (the in-recorder row); Python's share there is the row dicts (one per process and thread), "
-     "command lines (worked out once per distinct command line) and the Parquet writing (~13 ms with "
-     "its fsyncs). Closing the one-shot rows: each thread's context switches from a source cheaper "
-     "than its status file (procfs has none; taskstats netlink needs CAP_NET_ADMIN), and a start "
-     "cheaper than the interpreter's"),
+     "by file in Python, where each error gets its meaning), and each thread's stat, plus its context "
+     "switches from taskstats netlink (as root; ~1.8 µs a thread against ~6.2 µs for its status file, "
+     "which is read where taskstats does not answer) for all but the leader (whose context switches "
+     "/proc/PID/status already gave). That is fewer files than atop reads (it reads each thread's io "
+     "too). Per process at 1000x50x4 the kernel charges ~32 µs for the process's own files (stat, "
+     "status, cmdline ~5 µs each, io, cgroup ~3 µs, exe, the fd count, prlimit) and ~30 µs for its 4 "
+     "threads (the task folder's listing, each thread's stat ~4.3 µs, taskstats); Python's share is "
+     "the row dict (~3.5 µs, command lines worked out once per distinct one), the Arrow columns (~4 µs "
+     "a process row, the threads' built from column lists) and the Parquet writing (~9 ms a snapshot "
+     "with its fsyncs). Closing it further: process rows kept as the C module's results and made into "
+     "columns at the end of the pass, as threads are; smaller fixed costs per Parquet file"),
     ("bytes",
      "every snapshot file stores every row whole, descriptors included (atop records none), and atop "
      "stores per-sample deltas, compressed. Files are written with dictionaries for text columns only, "

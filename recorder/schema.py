@@ -445,8 +445,8 @@ _add(Table(
         C("stime", "float64", "s", "System CPU time of this thread, cumulative; never NULL."),
         C("minflt", "int64", "count", "Minor page faults of this thread, cumulative; NULL only where psutil read the threads (no C module)."),
         C("majflt", "int64", "count", "Major page faults of this thread, cumulative; NULL only where psutil read the threads (no C module)."),
-        C("ctxsw_voluntary", "int64", "count", "Voluntary context switches, cumulative; NULL when not reported."),
-        C("ctxsw_involuntary", "int64", "count", "Involuntary context switches, cumulative; NULL when not reported."),
+        C("ctxsw_voluntary", "int64", "count", "Voluntary context switches of the thread, cumulative: the leader's from /proc/PID/status, the others' from taskstats (netlink; as root) or, where it does not answer, their task's status file (the same counter); NULL when not reported."),
+        C("ctxsw_involuntary", "int64", "count", "Involuntary context switches of the thread, cumulative, read as ctxsw_voluntary is; NULL when not reported."),
     ),
 ))
 

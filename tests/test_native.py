@@ -9,6 +9,7 @@ default collector, which is the C one wherever it was built.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -793,3 +794,127 @@ def test_without_the_c_module_a_snapshot_says_psutil_and_leaves_its_nulls():
                          env={**os.environ, "PROCSNAP_NATIVE": "0"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "psutil"
+
+
+# -- taskstats: the threads' context switches where the kernel tells them over netlink
+
+QUIET_THREADS = (
+    "import threading, time\n"
+    "go, stop = threading.Event(), threading.Event()\n"
+    "def work(n):\n"
+    "    for _ in range(n):\n"
+    "        time.sleep(0.0005)\n"  # voluntary switches, a different count per thread
+    "    stop.wait()\n"
+    "ts = [threading.Thread(target=work, args=(10 * i,), daemon=True) for i in range(1, 6)]\n"
+    "[t.start() for t in ts]\n"
+    "time.sleep(0.5)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(3600)\n")
+
+
+@pytest.fixture
+def quiet_threads():
+    """A process of 6 threads that switched a different number of times each and now all wait."""
+    p = subprocess.Popen([sys.executable, "-c", QUIET_THREADS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def status_ctxsw(pid: int, tid: int) -> tuple[int, int]:
+    lines = Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines()
+    get = {k: int(v) for k, _, v in (x.partition(":") for x in lines) if k.endswith("voluntary_ctxt_switches")}
+    return get["voluntary_ctxt_switches"], get["nonvoluntary_ctxt_switches"]
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_taskstats_gives_each_threads_status_context_switches(quiet_threads):
+    """taskstats(tid) answers for a thread (not its process) with the counts its status file shows."""
+    pid = quiet_threads
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    assert len(tids) == 6
+    for _ in range(3):  # the threads wait, but an interpreter thread may still wake: equal on one of a few tries
+        got = {}
+        for tid in tids:
+            t = N.native.taskstats(tid)
+            assert (t.pid, t.tgid) == (tid, pid)
+            got[tid] = (t.ctxsw_voluntary, t.ctxsw_involuntary)
+        want = {tid: status_ctxsw(pid, tid) for tid in tids}
+        if got == want:
+            break
+    assert got == want
+    assert len({v for v, _ in got.values()}) > 1  # the threads' own counts, not one process figure
+    with pytest.raises(OSError) as e:
+        N.native.taskstats(2 ** 32 - 1)
+    assert e.value.errno == errno.ESRCH
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_thread_rows_from_taskstats_equal_those_from_status(quiet_threads):
+    """thread_rows asked to use taskstats (the live /proc's task folder of process TGID) gives the
+    rows it gives from the status files; asked with another process's id, the answers are not of
+    that process and it reads the status files instead, with the same result."""
+    pid = quiet_threads
+    task = f"/proc/{pid}/task"
+    leader = status_ctxsw(pid, pid)
+    for _ in range(3):
+        by_status = sorted(N.native.thread_rows(task, None, pid, *leader)[0])
+        by_taskstats = sorted(N.native.thread_rows(task, None, pid, *leader, pid)[0])
+        wrong_tgid = sorted(N.native.thread_rows(task, None, pid, *leader, os.getpid())[0])
+        if by_status == by_taskstats == wrong_tgid:
+            break
+    assert len(by_status) == 6
+    assert by_taskstats == by_status and wrong_tgid == by_status
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_live_thread_reader_asks_taskstats_only_of_the_live_proc(quiet_threads, tmp_path):
+    from recorder.collect.threads import ThreadReader
+    assert ThreadReader(ProcFS(), N.native, "b").taskstats
+    assert not ThreadReader(ProcFS(str(tmp_path)), N.native, "b").taskstats
+
+
+REFUSED = r"""
+import errno, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from recorder.source import _native as n
+os.setgid(65534); os.setgroups([]); os.setuid(65534)  # no CAP_NET_ADMIN: taskstats refuses
+stop = threading.Event()
+ts = [threading.Thread(target=stop.wait, daemon=True) for _ in range(3)]
+[t.start() for t in ts]
+time.sleep(0.2)
+try:
+    n.taskstats(os.getpid())
+    print("answered")
+except OSError as e:
+    print("refused" if e.errno in (errno.EPERM, errno.EACCES) else f"errno {e.errno}")
+pid = os.getpid()
+task = f"/proc/{pid}/task"
+for _ in range(3):
+    a = sorted(n.thread_rows(task, None, -1, None, None)[0])
+    b = sorted(n.thread_rows(task, None, -1, None, None, pid)[0])
+    if a == b:
+        break
+print(len(a), a == b)
+"""
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_thread_rows_read_status_where_taskstats_is_refused():
+    """Without CAP_NET_ADMIN taskstats refuses: thread_rows asked to use it reads every thread's
+    status file instead, with the same rows."""
+    root = str(Path(N.native.__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", REFUSED, root], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "4", "True"]

@@ -79,7 +79,7 @@ class ProcessPass:
     descriptors read in the same pass (so that each of their rows has its process row)."""
 
     processes: list = field(default_factory=list)
-    threads: list = field(default_factory=list)
+    threads: list = field(default_factory=list)  # (pid, ThreadReader.read_batch's rows) per process
     files: FileRows | None = None
     gone: int = 0
     denied: int = 0
@@ -228,7 +228,7 @@ class Collector:
                 if "open_files" in tables:
                     meta["ms_open_files"] = passed.ms_open_files
             elif name == "threads":
-                table = to_table(name, passed.threads, common)
+                table = to_table(name, self.threads.columns(passed.threads, btime), common)
                 passed.threads = None
                 meta.update(threads_gone=passed.threads_gone, threads_denied=passed.threads_denied)
             elif name == "open_files":
@@ -286,8 +286,8 @@ class Collector:
             if want_threads:
                 t = time.perf_counter()
                 try:
-                    t_rows, t_gone, t_denied = self.threads.read(
-                        pid, btime, (row["ctxsw_voluntary"], row["ctxsw_involuntary"]))
+                    t_rows, t_gone, t_denied = self.threads.read_batch(
+                        pid, (row["ctxsw_voluntary"], row["ctxsw_involuntary"]))
                 except Gone:
                     out.gone += 1
                     continue
@@ -309,11 +309,12 @@ class Collector:
                     t_files += time.perf_counter() - t
             out.processes.append(row)
             if want_threads:  # only now: a process gone during its descriptors takes its threads along
-                out.threads.extend(t_rows)
+                out.threads.append((pid, t_rows))
                 out.threads_gone += t_gone
                 out.threads_denied += t_denied
             if row["denied"]:
                 out.denied += 1
+        self.processes.forget()
         out.ms_threads = t_threads * 1000
         out.ms_open_files = t_files * 1000
         return out
@@ -339,14 +340,18 @@ class Collector:
                 rows.append(self.processes.read(pid, self.btime, False)[0])
             except (Gone, Denied, ValueError):
                 continue
+        self.processes.forget()
         return rows
 
     def live_files(self, pids=None, sockets_only: bool = False) -> tuple[list[dict], FileRows, dict[str, list]]:
         """(process rows, descriptor rows, socket columns) of these pids or of every process
         (recorder/collect/descriptors.py: live_files)."""
         self.btime = system.read_proc_stat(self.fs)["btime"]
-        return descriptors.live_files(self.fs, self.native, self.maps, pids,
-                                      self._process_light if sockets_only else self._process, sockets_only)
+        try:
+            return descriptors.live_files(self.fs, self.native, self.maps, pids,
+                                          self._process_light if sockets_only else self._process, sockets_only)
+        finally:
+            self.processes.forget()
 
     def live_system(self) -> dict:
         """The system row (host memory, uptime, boot time, …) now."""

@@ -124,6 +124,14 @@ class ProcessReader:
             import psutil
             psutil.PROCFS_PATH = fs.root
             self._psutil = psutil
+        # (cmdline, cmdline_raw) by the command line's bytes, worked out once per distinct command
+        # line of a pass (processes share theirs: workers, threads of a pool); forget() empties
+        # it after each pass, so that it never holds more than the pass's rows do.
+        self._cmdlines: dict[bytes, tuple[str, bytes | None]] = {}
+
+    def forget(self) -> None:
+        """Drop what was kept while reading one pass over the processes."""
+        self._cmdlines.clear()
 
     def read(self, pid: int, btime: int, want_names: bool) -> tuple[dict, list[str] | None]:
         """(row, the names of its descriptors when WANT_NAMES and they could be listed). Raises
@@ -205,7 +213,12 @@ class ProcessReader:
         exe = exe_raw = None
         if link is not None:
             exe, exe_raw = P.split_text(link)
-        cmdline, cmdline_raw = cmdline_columns(cmd, self.redact) if cmd is not None else (None, None)
+        cmdline = cmdline_raw = None
+        if cmd is not None:
+            got = self._cmdlines.get(cmd)
+            if got is None:
+                got = self._cmdlines[cmd] = cmdline_columns(cmd, self.redact)
+            cmdline, cmdline_raw = got
         rss_file = status.rss_file
         return {
             "boot_id": self.boot_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from recorder.collect.processes import CLK_TCK, STATE_LETTER, UTC, psutil_error
+from recorder.collect.processes import CLK_TCK, STATE_LETTER, UTC, psutil_error, start_time
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
 
@@ -25,6 +25,9 @@ class ThreadReader:
         self.native = native
         self.boot_id = boot_id
         self.one_call = native is not None and type(fs) is ProcFS
+        # On the live /proc the threads' context switches come from taskstats where it answers
+        # (thread_rows falls back to each thread's status file): the same counts, a cheaper read.
+        self.taskstats = self.one_call and fs.root == "/proc"
         self._psutil = None
         if native is None:
             import psutil
@@ -36,41 +39,67 @@ class ThreadReader:
         folder cannot be listed. LEADER: the (voluntary, involuntary) context switches of the
         process row, read from /proc/PID/status, which prints the leader thread's own counts (not
         the sum over threads): its thread's status is then not read again."""
+        batch, gone, denied = self.read_batch(pid, leader)
+        if self._psutil is not None:
+            return batch, gone, denied
+        cols = self.columns([(pid, batch)], btime)
+        names = list(cols)
+        return [dict(zip(names, r)) for r in zip(*cols.values())], gone, denied
+
+    def read_batch(self, pid: int, leader: tuple | None = None) -> tuple[list, int, int]:
+        """read()'s answer as :meth:`columns` takes it: the C module's Thread per thread (psutil's
+        rows where psutil reads), with the same errors and counts."""
         if self._psutil is not None:
             return self._read_psutil(pid)
         if self.one_call:
             path = self.fs.path(pid, "task")
-            extra = () if leader is None else (pid, *leader)
+            extra = (-1, None, None) if leader is None else (pid, *leader)
+            if self.taskstats:
+                extra += (pid,)
             got = self.native.thread_rows(path, None, *extra)
             if got is None:  # the folder did not open: listed here, to meet the error
                 got = self.native.thread_rows(path, self.fs.listdir(pid, "task"), *extra)
-            threads, gone, denied = got
-        else:
-            threads, gone, denied = self._read_files(pid, leader)
-        boot_id, split = self.boot_id, P.split_text
-        fromts = dt.datetime.fromtimestamp
-        rows = []
-        for t in threads:
-            name, name_raw = split(t.comm)
-            rows.append({
-                "boot_id": boot_id,
-                "pid": pid,
-                "tid": t.tid,
-                "start_time": fromts(btime + t.starttime / CLK_TCK, UTC),
-                "name": name,
-                "name_raw": name_raw,
-                "state": t.state,
-                "nice": t.nice,
-                "priority": t.priority,
-                "processor": t.processor,
-                "utime": t.utime / CLK_TCK,
-                "stime": t.stime / CLK_TCK,
-                "minflt": t.minflt,
-                "majflt": t.majflt,
-                "ctxsw_voluntary": t.ctxsw_voluntary,
-                "ctxsw_involuntary": t.ctxsw_involuntary,
-            })
-        return rows, gone, denied
+            return got
+        return self._read_files(pid, leader)
+
+    def columns(self, batches: list[tuple[int, list]], btime: int) -> dict[str, list] | list[dict]:
+        """The threads table's columns (as collect.tables.to_table takes them) of (pid, batch)
+        pairs from :meth:`read_batch`: no Python object per row but the C module's Thread; each
+        distinct start time is converted once. Where psutil reads, its rows."""
+        if self._psutil is not None:
+            return [r for _, rows in batches for r in rows]
+        pids: list[int] = []
+        threads: list = []
+        for pid, batch in batches:
+            pids += [pid] * len(batch)
+            threads += batch
+        if not threads:
+            return {"pid": []}
+        (tid, comm, state, priority, nice, processor, utime, stime, minflt, majflt, starttime, vol,
+         invol) = zip(*threads)
+        try:  # split_text's answer where every name is UTF-8, as they nearly always are
+            name, name_raw = [c.decode() for c in comm], [None] * len(comm)
+        except UnicodeDecodeError:
+            name, name_raw = zip(*map(P.split_text, comm))
+        starts = {s: start_time(btime, s) for s in set(starttime)}
+        return {
+            "boot_id": [self.boot_id] * len(tid),
+            "pid": pids,
+            "tid": tid,
+            "start_time": list(map(starts.__getitem__, starttime)),
+            "name": name,
+            "name_raw": name_raw,
+            "state": state,
+            "nice": nice,
+            "priority": priority,
+            "processor": processor,
+            "utime": [u / CLK_TCK for u in utime],
+            "stime": [u / CLK_TCK for u in stime],
+            "minflt": minflt,
+            "majflt": majflt,
+            "ctxsw_voluntary": vol,
+            "ctxsw_involuntary": invol,
+        }
 
     def _read_files(self, pid: int, leader: tuple | None) -> tuple[list, int, int]:
         """thread_rows' answer, a file at a time through the ProcFS's methods and the C parsers."""

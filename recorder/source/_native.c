@@ -25,6 +25,11 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/taskstats.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 #define PBUF 4352
 #define TBUF 8192
@@ -524,6 +529,225 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Taskstats: a task's counters over generic netlink (linux/taskstats.h), one request and one
+ * answer per task. The kernel fills it from the task itself, where a thread's status file formats
+ * some 55 lines for the two context switch counts thread_rows takes from it. Asking needs
+ * CAP_NET_ADMIN; where it is refused or absent the callers read status instead. */
+
+static int ts_sock = -1;    /* the netlink socket, opened on first use */
+static pid_t ts_owner = 0;  /* the process it belongs to: a forked child opens its own */
+static int ts_family = 0;   /* the TASKSTATS family id; 0 while unknown */
+static int ts_refused = 0;  /* the errno that made taskstats unusable in this process, else 0 */
+static __u32 ts_seq = 0;
+
+/* Send one generic netlink request of one attribute; 0 or -errno. */
+static int ts_send(__u16 type, __u8 cmd, __u16 attr, const void *data, int len) {
+    struct {
+        struct nlmsghdr n;
+        struct genlmsghdr g;
+        char a[NLA_HDRLEN + 64];
+    } r;
+    if (len > 64) return -EINVAL;
+    memset(&r, 0, sizeof r);
+    r.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(NLA_HDRLEN + len);
+    r.n.nlmsg_type = type;
+    r.n.nlmsg_flags = NLM_F_REQUEST;
+    r.n.nlmsg_seq = ++ts_seq;
+    r.g.cmd = cmd;
+    r.g.version = 1;
+    struct nlattr *na = (struct nlattr *)r.a;
+    na->nla_type = attr;
+    na->nla_len = NLA_HDRLEN + len;
+    memcpy(r.a + NLA_HDRLEN, data, len);
+    struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+    for (;;) {
+        if (sendto(ts_sock, &r, r.n.nlmsg_len, 0, (struct sockaddr *)&to, sizeof to) >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* The answer to the last request, in BUF: the generic netlink payload's attributes (*attrs, *len), or
+ * -errno (the kernel's refusal, or -EAGAIN when none came). The kernel answers within sendto, so
+ * nothing is waited for; an answer to an earlier request (one left unread) is skipped. */
+static int ts_recv(char *buf, size_t cap, struct nlattr **attrs, int *len) {
+    for (;;) {
+        ssize_t n = recv(ts_sock, buf, cap, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        if (!NLMSG_OK(h, (size_t)n)) return -EBADMSG;
+        if (h->nlmsg_seq != ts_seq) continue;
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) return -EBADMSG;
+            int e = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            return e < 0 ? e : -EBADMSG;
+        }
+        if (h->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN)) return -EBADMSG;
+        *attrs = (struct nlattr *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
+        *len = (int)(h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN));
+        return 0;
+    }
+}
+
+/* The first attribute of TYPE among LEN bytes of attributes, or NULL. */
+static struct nlattr *ts_attr(struct nlattr *a, int len, int type) {
+    while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
+        if ((a->nla_type & NLA_TYPE_MASK) == type) return a;
+        len -= NLA_ALIGN(a->nla_len);
+        a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
+    }
+    return NULL;
+}
+
+/* The socket and the family id, opened once per process; 0 or -errno (kept: not tried again). */
+static int ts_open(void) {
+    pid_t me = getpid();
+    if (ts_owner == me) return ts_refused ? -ts_refused : 0;
+    if (ts_sock >= 0) close(ts_sock); /* the parent's, inherited through fork */
+    ts_sock = -1;
+    ts_family = 0;
+    ts_refused = 0;
+    ts_owner = me;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    if (s < 0) return -(ts_refused = errno);
+    struct sockaddr_nl me_addr = {.nl_family = AF_NETLINK};
+    if (bind(s, (struct sockaddr *)&me_addr, sizeof me_addr) < 0) {
+        ts_refused = errno;
+        close(s);
+        return -ts_refused;
+    }
+    ts_sock = s;
+    char buf[4096];
+    struct nlattr *a;
+    int len, e = ts_send(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, TASKSTATS_GENL_NAME,
+                         sizeof TASKSTATS_GENL_NAME);
+    if (!e) e = ts_recv(buf, sizeof buf, &a, &len);
+    struct nlattr *id = e ? NULL : ts_attr(a, len, CTRL_ATTR_FAMILY_ID);
+    if (!id || id->nla_len < NLA_HDRLEN + sizeof(__u16)) {
+        ts_refused = e ? -e : ENOENT;
+        close(s);
+        ts_sock = -1;
+        return -ts_refused;
+    }
+    memcpy(&ts_family, (char *)id + NLA_HDRLEN, sizeof(__u16));
+    return 0;
+}
+
+/* The taskstats of task TID (a thread id as this process's pid namespace numbers it) into *OUT,
+ * zeroed past what the kernel sent: the number of its bytes that were sent, or -errno (-ESRCH: no
+ * such task; -EPERM: not allowed, and then taskstats is not asked again in this process). */
+static int ts_get(__u32 tid, struct taskstats *out) {
+    int e = ts_open();
+    if (e) return e;
+    char buf[4096];
+    struct nlattr *a;
+    int len;
+    e = ts_send((__u16)ts_family, TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_PID, &tid, sizeof tid);
+    if (!e) e = ts_recv(buf, sizeof buf, &a, &len);
+    if (e == -EPERM || e == -EACCES) ts_refused = -e;
+    if (e) return e;
+    struct nlattr *agg = ts_attr(a, len, TASKSTATS_TYPE_AGGR_PID);
+    struct nlattr *st = agg ? ts_attr((struct nlattr *)((char *)agg + NLA_HDRLEN), agg->nla_len - NLA_HDRLEN,
+                                      TASKSTATS_TYPE_STATS)
+                            : NULL;
+    if (!st) return -EBADMSG;
+    int n = st->nla_len - NLA_HDRLEN;
+    if (n > (int)sizeof *out) n = sizeof *out;
+    memset(out, 0, sizeof *out);
+    memcpy(out, (char *)st + NLA_HDRLEN, n);
+    return n;
+}
+
+/* Whether a taskstats answer of N bytes holds FIELD. */
+#define TS_HAS(n, field) ((size_t)(n) >= offsetof(struct taskstats, field) + sizeof(((struct taskstats *)0)->field))
+
+/* The context switches of thread TID of process TGID from taskstats: 1 with *vol and *invol, 0 when
+ * taskstats cannot tell (refused, absent, the task gone, or the answer is of another task: a tid
+ * reused, or a /proc of another pid namespace; a kernel whose answer has no ac_tgid cannot say). */
+static int ts_ctxsw(long long tid, long long tgid, long long *vol, long long *invol) {
+    struct taskstats t;
+    if (tid <= 0 || tid > 0xffffffffLL) return 0;
+    int n = ts_get((__u32)tid, &t);
+    if (n < 0 || !TS_HAS(n, nivcsw) || t.ac_pid != (__u32)tid) return 0;
+#if TASKSTATS_VERSION >= 11
+    if (!TS_HAS(n, ac_tgid) || t.ac_tgid != (__u32)tgid) return 0;
+#else
+    return 0;
+#endif
+    if (t.nvcsw > 9223372036854775807ULL || t.nivcsw > 9223372036854775807ULL) return 0;
+    *vol = (long long)t.nvcsw;
+    *invol = (long long)t.nivcsw;
+    return 1;
+}
+
+static PyTypeObject TaskstatsType;
+static PyStructSequence_Field taskstats_fields[] = {
+    {"pid", "the task's id (a thread's tid)"}, {"tgid", "its process's pid; None where the kernel does not say"},
+    {"ppid", NULL}, {"uid", NULL}, {"gid", NULL}, {"comm", "bytes"}, {"btime", "start, seconds since the epoch"},
+    {"utime", "microseconds"}, {"stime", "microseconds"}, {"minflt", NULL}, {"majflt", NULL},
+    {"ctxsw_voluntary", NULL}, {"ctxsw_involuntary", NULL}, {NULL, NULL}};
+static PyStructSequence_Desc taskstats_desc = {"recorder.source._native.Taskstats",
+                                               "What taskstats(tid) tells of one task", taskstats_fields, 13};
+
+/* taskstats(tid) -> Taskstats; OSError with the kernel's errno (ESRCH: no such task; EPERM: not
+ * allowed, CAP_NET_ADMIN is needed; ENOENT: no taskstats in this kernel). */
+static PyObject *py_taskstats(PyObject *self, PyObject *arg) {
+    long long tid = PyLong_AsLongLong(arg);
+    if (tid == -1 && PyErr_Occurred()) return NULL;
+    if (tid <= 0 || tid > 0xffffffffLL) {
+        errno = ESRCH;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    struct taskstats t;
+    int n = ts_get((__u32)tid, &t);
+    if (n < 0) {
+        errno = -n;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (!TS_HAS(n, nivcsw)) {
+        errno = EBADMSG;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *r = PyStructSequence_New(&TaskstatsType);
+    if (!r) return NULL;
+    int has_tgid = 0;
+    unsigned long long tg = 0;
+#if TASKSTATS_VERSION >= 11
+    has_tgid = TS_HAS(n, ac_tgid);
+    tg = t.ac_tgid;
+#endif
+    t.ac_comm[TS_COMM_LEN - 1] = 0;
+    PyObject *items[13] = {
+        PyLong_FromUnsignedLong(t.ac_pid),
+        has_tgid ? PyLong_FromUnsignedLongLong(tg) : (Py_INCREF(Py_None), Py_None),
+        PyLong_FromUnsignedLong(t.ac_ppid),
+        PyLong_FromUnsignedLong(t.ac_uid),
+        PyLong_FromUnsignedLong(t.ac_gid),
+        PyBytes_FromString(t.ac_comm),
+        PyLong_FromUnsignedLong(t.ac_btime),
+        PyLong_FromUnsignedLongLong(t.ac_utime),
+        PyLong_FromUnsignedLongLong(t.ac_stime),
+        PyLong_FromUnsignedLongLong(t.ac_minflt),
+        PyLong_FromUnsignedLongLong(t.ac_majflt),
+        PyLong_FromUnsignedLongLong(t.nvcsw),
+        PyLong_FromUnsignedLongLong(t.nivcsw)};
+    int ok = 1;
+    for (int i = 0; i < 13; i++) {
+        if (!items[i]) ok = 0;
+        PyStructSequence_SetItem(r, i, items[i]); /* a NULL item is left NULL: r is dropped below */
+    }
+    if (!ok) {
+        for (int i = 0; i < 13; i++)
+            if (!items[i]) PyStructSequence_SetItem(r, i, (Py_INCREF(Py_None), Py_None));
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Threads. */
 
 /* One integer token of a kernel field: [+-]digits, within int64. */
@@ -570,10 +794,12 @@ static int parse_stat(const char *b, Py_ssize_t n, statf *o) {
         }
     if (!lp || !rp || rp < lp) return -1;
     long long pid;
-    /* int(data[:lp]): the pid, blanks around it allowed */
+    /* int(data[:lp]): the pid, blanks around it allowed (those bytes.strip() takes) */
+#define STAT_BLANK(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || (c) == '\v' || (c) == '\f')
     const char *a = b, *z = lp;
-    while (a < z && (*a == ' ' || *a == '\t' || *a == '\n')) a++;
-    while (z > a && (z[-1] == ' ' || z[-1] == '\t' || z[-1] == '\n')) z--;
+    while (a < z && STAT_BLANK(*a)) a++;
+    while (z > a && STAT_BLANK(z[-1])) z--;
+#undef STAT_BLANK
     if (int_tok(a, z - a, &pid) < 0 || !I32_OK(pid)) return -1;
     o->comm = lp + 1;
     o->comm_len = rp - lp - 1;
@@ -667,18 +893,21 @@ static PyObject *dir_names(int dfd) {
 
 static PyTypeObject ThreadType; /* thread_rows' rows: see thread_desc */
 
-/* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary]) -> (rows, gone, denied)
+/* thread_rows(task_dir, names[, leader_tid, voluntary, involuntary[, tgid]]) -> (rows, gone, denied)
  *   rows: a Thread (tid, comm bytes, state, priority, nice, processor|None, utime, stime, minflt,
  *          majflt, starttime ticks, voluntary|None, involuntary|None) per thread that read and parsed.
  * Per thread: stat then status; gone or unparsable counts as gone,
  * refused as denied. The thread LEADER_TID's status is not read: its context switches are
  * VOLUNTARY and INVOLUNTARY, which the caller read from /proc/PID/status (the kernel prints the
- * leader's own counts there, not the process's sum). NAMES None: the folder's entries, listed
- * here (None returned when the folder does not open: the caller lists it and meets the error). */
+ * leader's own counts there, not the process's sum); LEADER_TID -1: none. TGID > 0: the folder is
+ * the live /proc's task folder of process TGID, and the other threads' context switches come from
+ * taskstats (ts_ctxsw) where it answers, from their status file where it does not. NAMES None: the
+ * folder's entries, listed here (None returned when the folder does not open: the caller lists it
+ * and meets the error). */
 static PyObject *thread_rows(PyObject *self, PyObject *args) {
     PyObject *dir, *names, *lvol = Py_None, *linvol = Py_None;
-    long long leader = -1;
-    if (!PyArg_ParseTuple(args, "O&O|LOO", PyUnicode_FSConverter, &dir, &names, &leader, &lvol, &linvol))
+    long long leader = -1, tgid = 0;
+    if (!PyArg_ParseTuple(args, "O&O|LOOL", PyUnicode_FSConverter, &dir, &names, &leader, &lvol, &linvol, &tgid))
         return NULL;
     if (names != Py_None && !PyList_Check(names)) {
         Py_DECREF(dir);
@@ -728,16 +957,17 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
         if (n >= 0) {
             PyObject *tidn = PyLong_FromUnicodeObject(tid, 10);
             if (!tidn) goto fail;
-            int is_leader = 0;
-            if (leader >= 0) {
-                is_leader = PyLong_AsLongLong(tidn) == leader;
-                if (PyErr_Occurred()) { /* a tid beyond long long is no leader */
-                    PyErr_Clear();
-                    is_leader = 0;
-                }
+            long long tidv = PyLong_AsLongLong(tidn);
+            if (PyErr_Occurred()) { /* a tid beyond long long: neither the leader nor asked of taskstats */
+                PyErr_Clear();
+                tidv = -1;
             }
+            int is_leader = leader >= 0 && tidv == leader;
+            long long vol = 0, invol = 0;
+            int hv = 0, hi = 0, from_ts = 0;
             Py_ssize_t m = 0;
-            if (!is_leader) {
+            if (!is_leader && tgid > 0 && ts_ctxsw(tidv, tgid, &vol, &invol)) from_ts = hv = hi = 1;
+            if (!is_leader && !from_ts) {
                 snprintf(rel, sizeof rel, "%s/status", ts);
                 m = read_at(dfd, rel, &buf2, &cap2, 0);
             }
@@ -745,10 +975,9 @@ static PyObject *thread_rows(PyObject *self, PyObject *args) {
                 n = m;
                 Py_DECREF(tidn);
             } else {
-                long long vol = 0, invol = 0;
-                int hv = 0, hi = 0;
-                if (!is_leader && ((hv = status_num(buf2, m, "\nvoluntary_ctxt_switches:", &vol)) < 0 ||
-                                   (hi = status_num(buf2, m, "\nnonvoluntary_ctxt_switches:", &invol)) < 0)) {
+                if (!is_leader && !from_ts &&
+                    ((hv = status_num(buf2, m, "\nvoluntary_ctxt_switches:", &vol)) < 0 ||
+                     (hi = status_num(buf2, m, "\nnonvoluntary_ctxt_switches:", &invol)) < 0)) {
                     Py_DECREF(tidn);
                     gone++;
                     continue;
@@ -1722,6 +1951,7 @@ static PyMethodDef methods[] = {
     {"inet_records", inet_records, METH_VARARGS, "sockets.inet_records in C: (resolution, socket row) per socket."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
+    {"taskstats", py_taskstats, METH_O, "A Taskstats of one task (thread id) over taskstats netlink; OSError if refused."},
     {"parse_stat", py_parse_stat, METH_O, "A Stat of /proc/PID/stat's bytes; ValueError if malformed."},
     {"parse_status", py_parse_status, METH_O, "A Status of /proc/PID/status's bytes; ValueError if malformed."},
     {"status_ctxsw", py_status_ctxsw, METH_O, "(voluntary, involuntary) context switches of a thread's status."},
@@ -1771,13 +2001,14 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyStructSequence_InitType2(&StatusType, &status_desc) < 0 ||
         PyStructSequence_InitType2(&IOType, &io_desc) < 0 ||
         PyStructSequence_InitType2(&ProcessType, &process_desc) < 0 ||
-        PyStructSequence_InitType2(&ThreadType, &thread_desc) < 0)
+        PyStructSequence_InitType2(&ThreadType, &thread_desc) < 0 ||
+        PyStructSequence_InitType2(&TaskstatsType, &taskstats_desc) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    PyTypeObject *types[] = {&StatType, &StatusType, &IOType, &ProcessType, &ThreadType};
-    const char *names[] = {"Stat", "Status", "IO", "Process", "Thread"};
-    for (int i = 0; i < 5; i++)
+    PyTypeObject *types[] = {&StatType, &StatusType, &IOType, &ProcessType, &ThreadType, &TaskstatsType};
+    const char *names[] = {"Stat", "Status", "IO", "Process", "Thread", "Taskstats"};
+    for (int i = 0; i < 6; i++)
         if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0) {
             Py_DECREF(m);
             return NULL;
