@@ -74,7 +74,6 @@ PARSERS = {
     "cmdline": P.parse_cmdline,
     "limits": P.parse_limits_nofile,
     "cgroup": lambda d: _n.parse_cgroup(d),
-    "fdinfo": lambda d: (P.parse_fdinfo(d), P.parse_fdinfo_pos(d)),
     "maps": P.parse_maps,
     "proc_stat": P.parse_proc_stat,
     "loadavg": P.parse_loadavg,

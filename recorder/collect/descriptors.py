@@ -504,31 +504,35 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
 
 
 def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -> None:
-    """The rows of a process's numbered descriptors. The hot loop (tens of thousands of
-    descriptors): plain os calls on paths built once, errors mapped here as ProcFS would map them."""
+    """The rows of a process's numbered descriptors without the C module: what no library offers
+    (pipes, anonymous inodes, devices, sockets by inode) from readlink and stat here, errors mapped
+    as ProcFS would map them; regular files' offset and access mode from psutil's open_files (C's
+    fd_rows is the one parser of fdinfo). A device's offset is then NULL, its mode the link's."""
     fd_dir = fs.path(pid, "fd") + "/"
     info_dir = fs.path(pid, "fdinfo") + "/"
+    files = None  # fd number -> (offset, mode) of the regular files, asked once, when one is met
     readlink, lstat, stat_ = os.readlink, os.lstat, os.stat
     S_ISREG, S_ISCHR, S_ISBLK = stat.S_ISREG, stat.S_ISCHR, stat.S_ISBLK
     modes = _MODES
     shared = out.shared_stat
-    # Per descriptor: readlink; then a path gets stat, and fdinfo (offset and access mode)
-    # when it is a file, device or block device; anything else, the lstat of the link for
-    # its access mode; sockets, pipes and shared anonymous inodes get no stat of their own.
+    # Per descriptor: readlink; then a path gets stat, and psutil's offset and access mode when
+    # it is a regular file psutil lists; anything else, the lstat of the link for its access
+    # mode; sockets, pipes and shared anonymous inodes get no stat of their own.
     for n in sorted(fds, key=int):
         p = fd_dir + n
         try:
             target = readlink(p.encode("utf-8", "surrogateescape"))
             if target[:1] == b"/":
                 st = stat_(p)
+                got = None
                 if S_ISREG(st.st_mode) or S_ISCHR(st.st_mode) or S_ISBLK(st.st_mode):
-                    try:
-                        with open(info_dir + n, "rb", buffering=0) as f:
-                            pos, mode = P.parse_fdinfo(f.read(4096))
-                    except ValueError:
-                        pos, mode = None, modes[lstat(p).st_mode & 0o600]
-                else:
-                    pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                    # a descriptor whose fdinfo is gone was closed meanwhile (C reads it here)
+                    stat_(info_dir + n)
+                if S_ISREG(st.st_mode):
+                    if files is None:
+                        files = psutil_open_files(fs, pid)
+                    got = files.get(int(n))
+                pos, mode = got if got is not None else (None, modes[lstat(p).st_mode & 0o600])
                 out.add_path(base, n, mode, pos, target, st)
                 continue
             if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
@@ -572,6 +576,25 @@ def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -
             out.gone += 1
             continue
         out.add_path(base, n, mode, None, target, st)
+
+
+_ACCESS = {os.O_RDONLY: "r", os.O_WRONLY: "w", os.O_RDWR: "u"}  # lsof's letters
+
+
+def psutil_open_files(fs: ProcFS, pid: int) -> dict[int, tuple[int, str | None]]:
+    """fd number -> (offset, lsof's access mode) of the regular files psutil lists for PID, read
+    under FS's root; {} when psutil cannot read them (the rows then have no offset). An O_PATH
+    descriptor has no access mode."""
+    import psutil  # only without the C module
+    saved = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = fs.root
+    try:
+        return {f.fd: (f.position, None if f.flags & os.O_PATH else _ACCESS.get(f.flags & os.O_ACCMODE))
+                for f in psutil.Process(pid).open_files()}
+    except (psutil.Error, OSError, ValueError, IndexError):  # IndexError: an fdinfo without pos
+        return {}
+    finally:
+        psutil.PROCFS_PATH = saved
 
 
 def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileRows, denied: list[str],

@@ -487,35 +487,6 @@ def mode_letter(link_mode: int) -> str | None:
     return None
 
 
-O_ACCMODE = 0o3
-O_PATH = 0o10000000
-_ACC_LETTER = {0: "r", 1: "w", 2: "u"}
-
-
-@_parser
-def parse_fdinfo(data: bytes) -> tuple[int | None, str | None]:
-    """(pos, lsof's access mode) of /proc/PID/fdinfo/N. The mode comes from the open flags
-    (O_RDONLY r, O_WRONLY w, O_RDWR u; none for an O_PATH descriptor), which says the same as the
-    link's permission bits (mode_letter) and spares their lstat where fdinfo is read anyway."""
-    pos = mode = None
-    for line in data.split(b"\n"):
-        if line.startswith(b"pos:"):
-            pos = int(line[4:])
-        elif line.startswith(b"flags:"):
-            flags = int(line[6:], 8)
-            mode = None if flags & O_PATH else _ACC_LETTER.get(flags & O_ACCMODE)
-            break
-    return pos, mode
-
-
-@_parser
-def parse_fdinfo_pos(data: bytes) -> int | None:
-    for line in data.split(b"\n"):
-        if line.startswith(b"pos:"):
-            return int(line[4:])
-    return None
-
-
 _MAPS_FILE = re.compile(rb"^(\S+) \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(/.*)$", re.M)
 
 
