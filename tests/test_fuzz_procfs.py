@@ -1,7 +1,7 @@
 """Property tests: the /proc parsers on random and hostile content (issue 8, item 4).
 
 Every parser of recorder/source/procfs.py, and the C module's parsers of a process's stat,
-status, io and cgroup (their one parser), may only raise ValueError (its documented
+status, io, cgroup and maps (their one parser), may only raise ValueError (its documented
 error) whatever bytes it is given: random bytes, NULs, invalid UTF-8, huge
 lines, missing and extra fields, and real kernel content with a field mangled.
 And the collector, over a fake /proc whose process files hold such content,
@@ -65,7 +65,7 @@ SAMPLES = {
 }
 
 # The C module's parsers (skipped without it: PROCSNAP_NATIVE=0).
-C_PARSERS = ("stat", "status", "io", "cgroup")
+C_PARSERS = ("stat", "status", "io", "cgroup", "maps")
 _n = native
 PARSERS = {
     "stat": lambda d: _n.parse_stat(d),
@@ -74,7 +74,7 @@ PARSERS = {
     "cmdline": P.parse_cmdline,
     "limits": P.parse_limits_nofile,
     "cgroup": lambda d: _n.parse_cgroup(d),
-    "maps": P.parse_maps,
+    "maps": lambda d: _n.maps_distinct(d),
     "proc_stat": P.parse_proc_stat,
     "loadavg": P.parse_loadavg,
     "meminfo": P.parse_meminfo,

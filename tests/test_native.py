@@ -71,12 +71,17 @@ def both(fs_root: str, tables, pids=None, fast: bool = True):
 
 
 def assert_fallback_files(c_files: list[dict], py_files: list[dict]) -> None:
-    """The open_files rows without C equal C's row by row, but for what C alone reads from fdinfo:
-    a device's offset is NULL without C; a regular file's offset and mode come from psutil, and
-    where psutil does not list the file (or cannot read the process) the offset is NULL and the
-    mode the link's."""
+    """The open_files rows without C equal C's row by row, but for what C alone reads from fdinfo
+    and maps: a device's offset is NULL without C; a regular file's offset and mode come from
+    psutil, and where psutil does not list the file (or cannot read the process) the offset is
+    NULL and the mode the link's; a mapped file whose /proc/PID/map_files entry does not stat has
+    a NULL device and inode (its size is NULL with C too)."""
     assert len(c_files) == len(py_files)
     for a, b in zip(c_files, py_files):
+        if b["fd"] in ("mem", "DEL") and b["inode"] is None:
+            assert b["device"] is None and b["size"] is None and a["size"] is None, (a, b)
+            a = {k: v for k, v in a.items() if k not in ("device", "inode")}
+            b = {k: v for k, v in b.items() if k not in ("device", "inode")}
         assert {k: v for k, v in a.items() if k not in ("pos", "mode")} == \
             {k: v for k, v in b.items() if k not in ("pos", "mode")}
         if b["type"] in ("CHR", "BLK"):
@@ -143,16 +148,31 @@ def fake(tmp_path_factory):
     (info / "14").write_bytes(b"pos:\tnot-a-number\nflags:\t02\n")  # unparsable: the link's mode
     (info / "15").write_bytes(b"flags:\t010000000\n")  # O_PATH, no pos
     # fd 10 (the fifo) is not a file, device or block: no fdinfo read
-    # maps: a library twice, an anonymous mapping, a deleted file, a line that is not one
+    # maps: a library twice, an anonymous mapping, a deleted file, a file whose map_files entry
+    # cannot be stat'ed, a line that is not one. Each mapping's device and inode are its file's,
+    # as the kernel writes them; map_files/<range> leads to the file (what a stat there gives).
+    (real / "memfd-backing").write_bytes(b"m" * 10)
+    (real / "nolink.bin").write_bytes(b"n" * 3)
+
+    def at(name):
+        st = os.stat(real / name)
+        return b"%02x:%02x %d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
     lib = os.fsencode(real / "data.bin")
-    fake.write("20/maps", b"".join([
-        b"7f00-7f10 r--p 00000000 fe:00 12345 " + lib + b"\n",
-        b"7f10-7f20 r-xp 00001000 fe:00 12345 " + lib + b"\n",
-        b"7f20-7f30 rw-p 00000000 00:00 0 \n",
-        b"7f30-7f40 rw-s 00000000 00:05 999        /memfd:x (deleted)\n",
-        b"7f40-7f50 rw-p 00000000 00:00 0          [heap]\n",
-        b"not a maps line\n",
-    ]))
+    regions = [
+        b"7f00-7f10 r--p 00000000 " + at("data.bin") + b" " + lib,
+        b"7f10-7f20 r-xp 00001000 " + at("data.bin") + b" " + lib,
+        b"7f20-7f30 rw-p 00000000 00:00 0 ",
+        b"7f30-7f40 rw-s 00000000 " + at("memfd-backing") + b"        /memfd:x (deleted)",
+        b"7f40-7f50 rw-p 00000000 00:00 0          [heap]",
+        b"7f50-7f60 r--p 00000000 " + at("nolink.bin") + b" " + os.fsencode(real / "nolink.bin"),
+    ]
+    fake.write("20/maps", b"".join(r + b"\n" for r in regions) + b"not a maps line\n")
+    # smaps, what psutil reads without the C module: the same regions, each with its counters
+    fake.write("20/smaps", b"".join(r + b"\nSize:                 64 kB\nRss:                   4 kB\n" for r in regions))
+    (d / "map_files").mkdir()
+    for rng, target in (("7f00-7f10", "data.bin"), ("7f10-7f20", "data.bin"), ("7f30-7f40", "memfd-backing")):
+        os.symlink(real / target, d / "map_files" / rng)
     return fake
 
 
@@ -179,7 +199,8 @@ def test_fake_tree_same_rows(fake, fast):
     (m,) = c_rows["snapshots"]
     assert m["threads_gone"] >= 2 and m["processes_gone"] >= 2
     mem = sorted(r["name"] for r in files if r["fd"] in ("mem", "DEL"))
-    assert len(mem) == 2  # the library once, the deleted memfd once
+    assert len(mem) == 3  # the library once, the deleted memfd once, the file map_files does not lead to
+    assert {r["name"]: r["fd"] for r in files if r["fd"] in ("mem", "DEL")}["/memfd:x"] == "DEL"
 
 
 @needs_c
@@ -296,35 +317,34 @@ def test_live_processes_same_rows(live, fast):
 # Generated input
 
 
-def _py_maps(data: bytes):
-    seen, out = set(), []
-    for e in P.parse_maps(data):
-        if (e[1], e[2]) not in seen:
-            seen.add((e[1], e[2]))
-            out.append(e)
-    return out
-
-
-_hex = st.integers(0, 0xFFF).map(lambda v: f"{v:x}")
-_map_line = st.one_of(
-    st.builds(
-        lambda a, perms, off, ma, mi, ino, pad, path: f"{a}-{a}f {perms} {off:08x} {ma}:{mi} {ino}{' ' * pad}".encode()
-        + path,
-        _hex, st.sampled_from(["r--p", "r-xp", "rw-s"]), st.integers(0, 2**32), _hex, _hex,
-        st.integers(0, 40), st.integers(0, 12),
-        st.one_of(st.just(b"/lib/a.so"), st.just(b"/lib/b.so"), st.just(b"[heap]"), st.just(b""),
-                  st.binary(max_size=12).map(lambda b: b"/" + b.replace(b"\n", b""))),
-    ),
-    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")),
+# Kernel-written maps lines, from their values: (line, its entry or None when it maps no file)
+_map_line = st.builds(
+    lambda a, perms, off, ma, mi, ino, pad, path: (
+        f"{a:x}-{a + 15:x} {perms} {off:08x} {ma:02x}:{mi:02x} {ino}{' ' * pad}".encode() + path,
+        (f"{a:x}-{a + 15:x}", f"{ma},{mi}", ino, path) if ino and path[:1] == b"/" else None),
+    st.integers(0, 2**40), st.sampled_from(["r--p", "r-xp", "rw-s"]), st.integers(0, 2**32), st.integers(0, 0xFFF),
+    st.integers(0, 0xFFFFF), st.sampled_from([0, 0, 7, 12345, 2**40]), st.integers(1, 40),
+    st.one_of(st.just(b"/lib/a.so"), st.just(b"/lib/b.so"), st.just(b"[heap]"), st.just(b""),
+              st.just(b"/memfd:x (deleted)"), st.binary(max_size=12).map(lambda b: b"/" + b.replace(b"\n", b""))),
 )
+# Lines the kernel does not write (no '/' in them, so no path): skipped
+_not_a_map_line = st.binary(max_size=40).map(lambda b: (b.replace(b"\n", b" ").replace(b"/", b"."), None))
 
 
 @needs_c
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_map_line, max_size=12), st.booleans())
-def test_maps_distinct_matches_python(lines, trailing_newline):
-    data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
-    assert N.native.maps_distinct(data) == _py_maps(data)
+@given(st.lists(st.one_of(_map_line, _not_a_map_line), max_size=12), st.booleans())
+def test_maps_distinct_reads_the_kernel_format(lines, trailing_newline):
+    """C's maps_distinct (maps_rows' parser: the one parser of the maps text) gives, of lines in
+    the kernel's format, each mapped file's range, device, inode and path, the first mapping of
+    each (device, inode) only; it skips anonymous mappings and lines the kernel does not write."""
+    data = b"\n".join(line for line, _ in lines) + (b"\n" if trailing_newline else b"")
+    want, seen = [], set()
+    for _, e in lines:
+        if e is not None and (e[1], e[2]) not in seen:
+            seen.add((e[1], e[2]))
+            want.append(e)
+    assert N.native.maps_distinct(data) == want
 
 
 _stat_tail = st.lists(st.integers(-(2**63), 2**63 - 1), min_size=15, max_size=50)
@@ -846,3 +866,50 @@ def test_without_c_regular_files_take_offset_and_mode_from_psutil(tmp_path):
     assert (rows["4"]["pos"], rows["4"]["mode"]) == (42, "w")
     assert (rows["5"]["pos"], rows["5"]["mode"]) == (7, "u")
     assert rows["6"]["type"] == "CHR" and rows["6"]["pos"] is None and rows["6"]["mode"] == "u"
+
+
+def test_the_fallback_has_no_parser_of_maps():
+    """The maps text has one parser, C's: the Python one is gone."""
+    assert not hasattr(P, "parse_maps")
+
+
+@needs_c  # the fake process itself is read by the C parsers; its mapped files by psutil
+def test_without_c_mapped_files_come_from_psutil(tmp_path):
+    """Without the C module no procsnap code parses maps: a process whose maps text is garbage
+    still gets the mem and DEL rows of the regions psutil reads (its smaps, under the collector's
+    root), with device, inode and size from a stat of map_files (NULL where that does not stat),
+    DEL where the path names no file now. PROCFS_PATH is restored."""
+    import psutil
+    fake = FakeProc(tmp_path / "proc")
+    real = tmp_path / "files"
+    real.mkdir()
+    for name in ("lib.so", "backing", "nolink.so"):
+        (real / name).write_bytes(b"x" * 99)
+    d = fake.add_process(40, b"mapper", ppid=1, fds=0)
+    fake.write("40/maps", b"this is not\nwhat the kernel writes\n")
+    smaps = b"".join(line + b"\nSize:                  4 kB\nRss:                   4 kB\n" for line in (
+        b"1000-2000 r--p 00000000 fe:01 11 " + os.fsencode(real / "lib.so"),
+        b"2000-3000 r-xp 00001000 fe:01 11 " + os.fsencode(real / "lib.so"),
+        b"3000-4000 rw-s 00000000 00:01 12                         /memfd:buf (deleted)",
+        b"4000-5000 r--p 00000000 fe:01 13 " + os.fsencode(real / "nolink.so"),
+        b"5000-6000 rw-p 00000000 00:00 0                          [heap]"))
+    fake.write("40/smaps", smaps)
+    (d / "map_files").mkdir()
+    for rng, target in (("1000-2000", "lib.so"), ("2000-3000", "lib.so"), ("3000-4000", "backing")):
+        os.symlink(real / target, d / "map_files" / rng)
+    c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files"))
+    c.native = None
+    before = psutil.PROCFS_PATH
+    snap = c.snapshot()
+    assert psutil.PROCFS_PATH == before  # restored
+    files = [r for r in snap.tables["open_files"].to_pylist() if r["pid"] == 40]
+    mem = {r["name"]: r for r in files if r["fd"] in ("mem", "DEL")}
+    lib, backing = os.stat(real / "lib.so"), os.stat(real / "backing")
+    assert set(mem) == {str(real / "lib.so"), "/memfd:buf", str(real / "nolink.so")}
+    row = mem[str(real / "lib.so")]
+    assert (row["fd"], row["device"], row["inode"], row["size"], row["deleted"]) == \
+        ("mem", f"{os.major(lib.st_dev)},{os.minor(lib.st_dev)}", lib.st_ino, 99, False)
+    row = mem["/memfd:buf"]  # its path names no file now: deleted
+    assert (row["fd"], row["inode"], row["size"], row["deleted"]) == ("DEL", backing.st_ino, None, True)
+    row = mem[str(real / "nolink.so")]  # map_files does not lead to it: what it would give is NULL
+    assert (row["fd"], row["device"], row["inode"], row["size"], row["deleted"]) == ("mem", None, None, None, False)

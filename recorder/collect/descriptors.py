@@ -352,7 +352,7 @@ class MapsCache:
         self.refresh = refresh
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
-        self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
+        self.sizes: dict = {}               # without the C module: path -> its (dev, inode) now, this snapshot's
         self.files: dict = {}               # the same for the C module, with the objects rows share
 
     def keeps(self, next_files_in: float | None) -> bool:
@@ -606,7 +606,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
     cached = maps.rows.get(key)
     if cached is None or now - cached[0] > maps.refresh:
         try:
-            data = fs.read(pid, "maps")
+            data = fs.read(pid, "maps") if native is not None else None
         except Denied:
             denied.append("maps")
             return
@@ -619,7 +619,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         if native is not None:
             rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
         else:
-            rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
+            rows = _maps_rows(fs, pid, base, exe, maps.sizes, out.devstr, denied)
         cached = (now, rows)
         if maps.keeps(next_files_in):
             maps.rows[key] = cached
@@ -627,29 +627,57 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
     out.rows.extend(cached[1])
 
 
-def _maps_rows(fs: ProcFS, data: bytes, pid: int, base: tuple, exe, sizes: dict) -> list[tuple]:
-    """The mem rows of a maps file (recorder/source/_native.c: maps_rows does the same in C)."""
+def _maps_rows(fs: ProcFS, pid: int, base: tuple, exe, paths: dict, devstr, denied: list[str]) -> list[tuple]:
+    """The mem rows of a process without the C module (C's maps_rows is the one parser of the maps
+    text): its mapped files as psutil's memory_maps lists them, read under FS's root, and each
+    file's device, inode and size from a stat of /proc/PID/map_files/<range> (NULL where that
+    fails). psutil drops the kernel's ' (deleted)': a mapped file is DEL when its path now names
+    no file, or another one than the stat of its mapping (PATHS: this snapshot's stats of the
+    paths). Raises Gone when the process vanished; adds "maps" to DENIED when it is refused."""
+    import psutil  # only without the C module
+    saved = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = fs.root
+    try:
+        regions = psutil.Process(pid).memory_maps(grouped=False)
+    except (psutil.Error, OSError) as e:
+        e = P.translate(e)
+        if isinstance(e, Denied):
+            denied.append("maps")
+        elif isinstance(e, Gone) and not fs.exists(pid, "stat"):
+            raise e
+        return []
+    except ValueError:  # a line psutil cannot read: the kernel does not write one
+        return []
+    finally:
+        psutil.PROCFS_PATH = saved
     rows = []
     seen = set()
     pid_, start = base
-    for rng, dev, inode, path in P.parse_maps(data):
-        k = (dev, inode)
-        if k in seen or k == exe:
+    map_files = fs.path(pid, "map_files") + "/"
+    for region in regions:
+        path = region.path
+        if path[:1] != "/":  # anonymous, [heap], [stack], [vdso], ...
+            continue
+        st = _stat(map_files + region.addr)
+        k = (st.st_dev, st.st_ino) if st is not None else path
+        if k in seen:
             continue
         seen.add(k)
-        if path.endswith(b" (deleted)"):
-            deleted, size, path = True, None, path[:-10]
-        else:
-            # Libraries are mapped by most processes: stat each file
-            # once per snapshot, not once per process.
-            deleted, size = False, sizes.get(k, -1)
-            if size == -1:
-                st = _stat(fs.path(pid, "map_files", rng))
-                size = sizes[k] = st.st_size if st is not None else None
+        device = devstr(st.st_dev) if st is not None else None
+        if st is not None and (device, st.st_ino) == exe:
+            continue
+        # Libraries are mapped by most processes: stat each path once per snapshot.
+        now = paths.get(path, False)
+        if now is False:
+            s = _stat(path)
+            now = paths[path] = (s.st_dev, s.st_ino) if s is not None else None
+        deleted = now is None or (st is not None and now != k)
+        raw = os.fsencode(path)
         try:
-            text, raw = path.decode("utf-8"), None
+            text, raw = raw.decode("utf-8"), None
         except UnicodeDecodeError:
-            text, raw = P.split_text(path)
-        rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
-                     text, raw, deleted))
+            text, raw = P.split_text(raw)
+        rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", device,
+                     None if deleted or st is None else st.st_size, None, st.st_ino if st is not None else None,
+                     None, text, raw, deleted))
     return rows

@@ -4,8 +4,9 @@ Every read goes through the tiny helpers of :class:`ProcFS`, rooted at one
 procfs path, so that tests can point the whole recorder at a fake tree. The
 parsers are pure functions of bytes, so they are tested on their own. A
 process's own hot files (stat, status, io, cgroup) are parsed by the C module
-(recorder/source/_native.c), their one parser; this module parses the rest
-(host-wide files, limits, cmdline, maps, fdinfo, socket tables).
+(recorder/source/_native.c), their one parser, as are a process's maps and fdinfo;
+without the C module psutil reads those (recorder/collect/descriptors.py). This module
+parses the rest (host-wide files, limits, cmdline, mountinfo, socket tables).
 
 Errors are mapped in exactly one place (:func:`translate`):
 ``FileNotFoundError`` / ``ProcessLookupError`` / ``ESRCH`` mean the process or
@@ -485,23 +486,6 @@ def mode_letter(link_mode: int) -> str | None:
     if w:
         return "w"
     return None
-
-
-_MAPS_FILE = re.compile(rb"^(\S+) \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(/.*)$", re.M)
-
-
-@_parser
-def parse_maps(data: bytes) -> list[tuple[str, str, int, bytes]]:
-    """(start-end, dev as 'major,minor', inode, path) of each file mapping, in order.
-
-    Anonymous mappings, [heap], [stack] and friends (inode 0) are left out.
-    """
-    out = []
-    for rng, major, minor, inode, path in _MAPS_FILE.findall(data):
-        if inode == b"0":
-            continue
-        out.append((rng.decode(), f"{int(major, 16)},{int(minor, 16)}", int(inode), path))
-    return out
 
 
 TCP_STATES = {
