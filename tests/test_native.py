@@ -92,6 +92,28 @@ def assert_fallback_files(c_files: list[dict], py_files: list[dict]) -> None:
             assert (b["pos"], b["mode"]) == (a["pos"], a["mode"]), (a, b)
 
 
+# What psutil's connections do not give: NULL in an inet socket's row without the C module.
+PSUTIL_INET_NULL = ("rx_queue", "tx_queue", "uid")
+
+
+def assert_fallback_sockets(c_socks: list[dict], py_socks: list[dict]) -> None:
+    """The sockets rows of owned sockets without C equal C's row by row (both in the same order),
+    but for what psutil does not give of a TCP or UDP socket: its queues and uid are NULL, its
+    remote address where the remote port is 0 (unconnected), and a UDP socket's state."""
+    assert len(c_socks) == len(py_socks)
+    for a, b in zip(c_socks, py_socks):
+        if b["family"] in ("IPv4", "IPv6"):
+            assert all(b[k] is None for k in PSUTIL_INET_NULL), b
+            if b["remote_port"] == 0:
+                assert b["remote_addr"] is None and a["remote_addr"] in ("0.0.0.0", "::"), (a, b)
+            if b["proto"] == "UDP":
+                assert b["state"] is None, b
+            nulls = {k for k in b if b[k] is None}
+            a = {k: v for k, v in a.items() if k not in nulls}
+            b = {k: v for k, v in b.items() if k not in nulls}
+        assert a == b
+
+
 # --------------------------------------------------------------------------
 # A fake tree
 
@@ -310,7 +332,8 @@ def test_live_processes_same_rows(live, fast):
     kinds = {r["type"] for r in c_rows["open_files"]}
     assert {"REG", "DIR", "FIFO", "IPv4", "IPv6", "unix", "CHR"} <= kinds
     key = lambda r: (r["inode"], r["pid"], r["fd"])  # noqa: E731
-    assert sorted(c_rows["sockets"], key=key) == sorted(py_rows["sockets"], key=key)
+    assert_fallback_sockets(sorted(c_rows["sockets"], key=key), sorted(py_rows["sockets"], key=key))
+    assert any(r["family"] in ("IPv4", "IPv6") for r in py_rows["sockets"])  # psutil gave them
 
 
 # --------------------------------------------------------------------------
@@ -396,39 +419,72 @@ def test_python_loops_forced(monkeypatch):
             N.load()
 
 
-def _hexs(n):
-    return st.text("0123456789ABCDEF", min_size=n, max_size=n)
+TCP_NAMES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+             7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV"}
 
 
-_inet4 = st.builds(lambda a, p: f"{a}:{p}", _hexs(8), _hexs(4))
-_inet6 = st.builds(lambda a, p: f"{a}:{p}", _hexs(32), _hexs(4))
+def _kernel_addr(raw: bytes, port: int) -> str:
+    """ADDR:PORT as /proc/net/tcp* prints them: each 32-bit word of the address in host order
+    (little-endian here), upper-case hex."""
+    return "".join(raw[i:i + 4][::-1].hex().upper() for i in range(0, len(raw), 4)) + f":{port:04X}"
 
 
-def _inet_line(addr):
-    return st.builds(
-        lambda i, la, ra, stt, tx, rx, uid, ino, kaddr: (
-            f"{i:4d}: {la} {ra} {stt:02X} {tx:08X}:{rx:08X} 00:00000000 00000000 {uid:5d} 0 {ino} 1 {kaddr}"
-            " 100 0 0 10 0").encode(),
-        st.integers(0, 9999), addr, addr, st.integers(0, 20), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-        st.integers(0, 2**31), st.integers(0, 2**40), st.text("0123456789abcdef", min_size=16, max_size=16))
+def _lsof_end(addr: str, port: int) -> str:
+    return ("*" if addr in ("0.0.0.0", "::") else f"[{addr}]" if ":" in addr else addr) + f":{port}"
 
 
-_garbage = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" "))
+@st.composite
+def _inet_socket(draw, v6: bool, proto: str):
+    """(a line of /proc/net/{tcp,udp,udplite,raw}[6], the record inet_records must make of it)."""
+    import socket
+    n = 16 if v6 else 4
+    addr = st.one_of(st.binary(min_size=n, max_size=n), st.just(bytes(n)),
+                     st.just(bytes(n - 1) + b"\1" if v6 else b"\x7f\0\0\1"))
+    la, ra = draw(addr), draw(addr)
+    lp, rp = draw(st.sampled_from([0, 80, 8080])), draw(st.one_of(st.just(0), st.integers(1, 65535)))
+    stt, tx, rx = draw(st.integers(0, 20)), draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1))
+    uid, ino, i = draw(st.integers(0, 2**31)), draw(st.integers(0, 2**31)), draw(st.integers(0, 9999))
+    kaddr = draw(st.text("0123456789abcdef", min_size=16, max_size=16))
+    lt, rt = _kernel_addr(la, lp), _kernel_addr(ra, rp)
+    line = (f"{i:4d}: {lt} {rt} {stt:02X} {tx:08X}:{rx:08X} 00:00000000 00000000 {uid:5d} 0 {ino} 1 {kaddr}"
+            " 100 0 0 10 0").encode()
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    la_s, ra_s = socket.inet_ntop(fam, la), socket.inet_ntop(fam, ra)
+    tcp, raw = proto == "TCP", proto == "RAW"
+    state = TCP_NAMES.get(stt, str(stt)) if tcp else ("ESTABLISHED" if stt == 1 else "UNCONN")
+    if raw:
+        name = f"{lt}->{rt} st={stt:02X}"
+    else:
+        name = _lsof_end(la_s, lp)
+        if rp or ra_s not in ("0.0.0.0", "::"):
+            name += "->" + _lsof_end(ra_s, rp)
+        if tcp:
+            name += f" ({state})"
+    family = "IPv6" if v6 else "IPv4"
+    typ = ("raw6" if v6 else "raw") if raw else family
+    sock_type = "STREAM" if tcp else "RAW" if raw else "DGRAM"
+    return line, ((typ, None if raw else str(ino), proto, name, None),
+                  (ino, None, family, proto, sock_type, la_s, lp, ra_s, rp, state, rx, tx, uid, None, None))
+
+
+_garbage = st.binary(max_size=60).map(lambda b: (b.replace(b"\n", b" "), None))
 
 
 @needs_c
 @settings(max_examples=200, deadline=None)
 @given(st.booleans(), st.sampled_from(["TCP", "UDP", "RAW", "UDPLITE"]), st.data())
-def test_inet_records_match_python(v6, proto, data):
-    # unspecified and repeated addresses too: lsof's "*" and the shared address strings
-    addr = st.one_of(_inet6 if v6 else _inet4, st.just(("0" * 32 if v6 else "0" * 8) + ":0000"),
-                     st.just(("0" * 32 if v6 else "0" * 8) + ":1F90"), st.just("0100007F:0050" if not v6 else
-                                                                             "0" * 24 + "01000000:0050"))
-    lines = data.draw(st.lists(st.one_of(_inet_line(addr), _garbage), max_size=8))
-    text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    text += b"\n".join(lines) + b"\n"
+def test_inet_records_read_the_kernel_format(v6, proto, data):
+    """C's inet_records (the one parser of /proc/net/{tcp,udp,udplite,raw}[6]) gives, of each
+    line in the kernel's format, lsof's resolution and the sockets row made of its values
+    (unspecified and repeated addresses too: lsof's "*" and the shared address strings); it skips
+    lines with too few fields."""
+    lines = data.draw(st.lists(st.one_of(_inet_socket(v6, proto), _garbage.filter(lambda g: len(g[0].split()) < 10)),
+                               max_size=8))
     ns = data.draw(st.one_of(st.none(), st.integers(1, 2**32)))
-    assert N.native.inet_records(text, proto, v6, ns) == S.inet_records(text, proto, v6, ns)
+    text = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    text += b"\n".join(line for line, _ in lines) + b"\n"
+    want = [(rec[0], (rec[1][0], ns, *rec[1][2:])) for _, rec in lines if rec is not None]
+    assert N.native.inet_records(text, proto, v6, ns) == want
 
 
 @needs_c
@@ -500,13 +556,17 @@ def test_named_processes_read_only_their_sockets(live):
         mine = sorted(tuple(r) for r in every.rows if r[0] in live)
         assert sorted(tuple(r) for r in named.rows) == mine
         assert any(r[5] in ("IPv4", "IPv6") for r in named.rows) and any(r[5] == "unix" for r in named.rows)
-    # the filters themselves, on this host's tables, against parsing everything
+    # the filters themselves, on this host's tables, against parsing everything (the inet tables
+    # by their one parser, C's)
     inodes = {i for i, p in zip(socks["inode"], socks["pid"]) if p is not None}  # the named ones' sockets
-    for name, parse in (("tcp", lambda d: P.parse_inet(d, "TCP", False)), ("tcp6", lambda d: P.parse_inet(d, "TCP", True)),
-                        ("udp", lambda d: P.parse_inet(d, "UDP", False)), ("unix", P.parse_unix)):
+    tables = [("unix", lambda d: [s["inode"] for s in P.parse_unix(d)])]
+    if N.native is not None:
+        tables += [(name, lambda d, proto=proto, v6=v6: [r[1][0] for r in N.native.inet_records(d, proto, v6, None)])
+                   for name, proto, v6 in (("tcp", "TCP", False), ("tcp6", "TCP", True), ("udp", "UDP", False))]
+    for name, inodes_of in tables:
         data = ProcFS().read("self", "net", name)
-        want = sorted(s["inode"] for s in parse(data) if s["inode"] in inodes)
-        assert sorted(s["inode"] for s in parse(S.line_finder(inodes)(data, name))) == want
+        want = sorted(i for i in inodes_of(data) if i in inodes)
+        assert sorted(inodes_of(S.line_finder(inodes)(data, name))) == want
 
 
 @needs_c
@@ -868,9 +928,12 @@ def test_without_c_regular_files_take_offset_and_mode_from_psutil(tmp_path):
     assert rows["6"]["type"] == "CHR" and rows["6"]["pos"] is None and rows["6"]["mode"] == "u"
 
 
-def test_the_fallback_has_no_parser_of_maps():
-    """The maps text has one parser, C's: the Python one is gone."""
-    assert not hasattr(P, "parse_maps")
+def test_the_fallback_has_no_parser_of_maps_or_inet_tables():
+    """The maps text and the inet socket tables have one parser, C's: the Python ones are gone."""
+    assert not hasattr(P, "parse_maps") and not hasattr(P, "parse_inet") and not hasattr(S, "inet_records")
+
+
+TCP_HEADER = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 
 
 @needs_c  # the fake process itself is read by the C parsers; its mapped files by psutil
@@ -913,3 +976,45 @@ def test_without_c_mapped_files_come_from_psutil(tmp_path):
     assert (row["fd"], row["inode"], row["size"], row["deleted"]) == ("DEL", backing.st_ino, None, True)
     row = mem[str(real / "nolink.so")]  # map_files does not lead to it: what it would give is NULL
     assert (row["fd"], row["device"], row["inode"], row["size"], row["deleted"]) == ("mem", None, None, None, False)
+
+
+TCP_HEADER = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+
+
+@needs_c  # the fake process itself is read by the C parsers; its sockets by psutil
+def test_without_c_inet_sockets_come_from_psutil(tmp_path):
+    """Without the C module no procsnap code parses /proc/net/tcp: a socket descriptor gets the
+    TCP socket psutil lists at its (pid, fd) (from PROCFS_PATH/net, the recorder's namespace, read
+    under the collector's root; self/net, which C reads, has none here), with the inode the fd
+    loop read; the socket nobody holds has a NULL inode; what psutil does not give is NULL.
+    PROCFS_PATH is restored."""
+    import psutil
+    fake = FakeProc(tmp_path / "proc")
+    d = fake.add_process(40, b"server", ppid=1, fds=0)
+    os.symlink("socket:[4242]", d / "fd" / "3")
+    fake.write("net/tcp", TCP_HEADER + b"".join((
+        b"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 "
+        b"0000000000000000 100 0 0 10 0\n",
+        b"   1: 0100007F:1F90 0100007F:D431 06 00000000:00000000 03:00001000 00000000     0        0 0 3 "
+        b"0000000000000000\n")))
+    for name in ("tcp6", "udp", "udp6"):
+        fake.write(f"net/{name}", TCP_HEADER)
+    c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+    c.native = None
+    before = psutil.PROCFS_PATH
+    snap = c.snapshot()
+    assert psutil.PROCFS_PATH == before  # restored
+    (sock,) = [r for r in snap.tables["open_files"].to_pylist() if r["pid"] == 40 and r["fd"] == "3"]
+    assert (sock["type"], sock["device"], sock["inode"], sock["proto"], sock["name"]) == \
+        ("IPv4", "4242", 4242, "TCP", "127.0.0.1:8080 (LISTEN)")
+    socks = sorted(snap.tables["sockets"].to_pylist(), key=lambda r: r["pid"] is None)
+    inet = [{k: r[k] for k in ("pid", "fd", "inode", "family", "proto", "sock_type", "local_addr", "local_port",
+                               "remote_addr", "remote_port", "state", "rx_queue", "tx_queue", "uid")}
+            for r in socks if r["family"] == "IPv4"]
+    assert inet == [
+        {"pid": 40, "fd": 3, "inode": 4242, "family": "IPv4", "proto": "TCP", "sock_type": "STREAM",
+         "local_addr": "127.0.0.1", "local_port": 8080, "remote_addr": None, "remote_port": 0, "state": "LISTEN",
+         "rx_queue": None, "tx_queue": None, "uid": None},
+        {"pid": None, "fd": None, "inode": None, "family": "IPv4", "proto": "TCP", "sock_type": "STREAM",
+         "local_addr": "127.0.0.1", "local_port": 8080, "remote_addr": "127.0.0.1", "remote_port": 54321,
+         "state": "TIME_WAIT", "rx_queue": None, "tx_queue": None, "uid": None}]

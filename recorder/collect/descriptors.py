@@ -404,7 +404,8 @@ def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_soc
     """The open_files rows of a process pass (FILES) resolved against the socket tables of their
     network namespaces, read once per namespace here, and the sockets table when WANT_SOCKETS."""
     files = files if files is not None else FileRows(mounts=mounts(fs))
-    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None)
+    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None,
+                        descriptors=files.socket_owners())
     files.resolve(index)
     maps.end_snapshot(next_files_in)
     return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
@@ -442,7 +443,8 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         only = files.socket_inodes()
         names = [proto_name(p) for p in files.socket_paths()]
         protos = None if None in names else set(names)  # closed meanwhile, or no name: every table
-    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners())
+    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners(),
+                        files.socket_owners())
     files.resolve(index)
     files.merge_sockets()
     return procs, files, index.columns()
