@@ -1018,3 +1018,33 @@ def test_without_c_inet_sockets_come_from_psutil(tmp_path):
         {"pid": None, "fd": None, "inode": None, "family": "IPv4", "proto": "TCP", "sock_type": "STREAM",
          "local_addr": "127.0.0.1", "local_port": 8080, "remote_addr": "127.0.0.1", "remote_port": 54321,
          "state": "TIME_WAIT", "rx_queue": None, "tx_queue": None, "uid": None}]
+
+
+@needs_c  # the fake process itself is read by the C parsers; its sockets by psutil
+def test_without_c_a_descriptor_reused_meanwhile_is_not_joined_to_psutils_socket(tmp_path, monkeypatch):
+    """psutil lists sockets by (pid, fd) after the fd loop read the descriptors: a descriptor
+    closed and reused in between must not take the socket psutil found there (it would name a
+    socket the process does not hold). Its row stays unresolved, the socket has no inode."""
+    import psutil
+    fake = FakeProc(tmp_path / "proc")
+    d = fake.add_process(40, b"server", ppid=1, fds=0)
+    os.symlink("socket:[4242]", d / "fd" / "3")
+    fake.write("net/tcp", TCP_HEADER + b"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 "
+                                       b"00000000     0        0 5353 1 0000000000000000 100 0 0 10 0\n")
+    for name in ("tcp6", "udp", "udp6"):
+        fake.write(f"net/{name}", TCP_HEADER)
+    real = psutil.net_connections
+
+    def reused(kind="inet"):  # fd 3 now holds socket 5353, which psutil lists at (40, 3)
+        os.unlink(d / "fd" / "3")
+        os.symlink("socket:[5353]", d / "fd" / "3")
+        return real(kind)
+
+    monkeypatch.setattr(psutil, "net_connections", reused)
+    c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+    c.native = None
+    snap = c.snapshot()
+    (sock,) = [r for r in snap.tables["open_files"].to_pylist() if r["pid"] == 40 and r["fd"] == "3"]
+    assert sock["type"] == "sock" and sock["inode"] == 4242
+    (row,) = [r for r in snap.tables["sockets"].to_pylist() if r["family"] == "IPv4"]
+    assert (row["pid"], row["inode"], row["local_port"], row["state"]) == (None, None, 8080, "LISTEN")

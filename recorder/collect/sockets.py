@@ -212,6 +212,8 @@ def psutil_inet(fs: ProcFS, descriptors, ns, only: set | None = None, pids=None)
                                pc[0] is None, pc[0] or 0, pc[1].fd))
     for pid, c in conns:
         inode = inode_of.get((pid, c.fd)) if pid is not None else None
+        if inode is not None and not _still(fs, pid, c.fd, inode):
+            inode = None  # the descriptor changed between the fd loop and psutil's reading: not this socket's
         if only is not None and inode not in only:
             continue
         tcp = c.type == socket.SOCK_STREAM
@@ -222,6 +224,16 @@ def psutil_inet(fs: ProcFS, descriptors, ns, only: set | None = None, pids=None)
              "state": c.status if tcp else None, "rx_queue": None, "tx_queue": None, "uid": None}
         out.append((_resolution(s), _socket_row(s)))
     return out
+
+
+def _still(fs: ProcFS, pid: int, fd: int, inode: int) -> bool:
+    """Whether /proc/PID/fd/FD still is socket INODE: the fd loop read it before psutil did, and
+    it is read again after, so that a descriptor closed and reused in between is not joined to a
+    socket it no longer (or did not yet) hold."""
+    try:
+        return os.readlink(fs.path(pid, "fd", fd)) == f"socket:[{inode}]"
+    except OSError:
+        return False
 
 
 def proto_name(fd_path: str) -> str | None:
