@@ -181,8 +181,8 @@ def psutil_inet(fs: ProcFS, descriptors, ns, only: set | None = None, pids=None)
     the one parser of those tables), in namespace NS; None when psutil was refused. psutil gives
     each socket's first owning (pid, fd), no inode: the inode is that of the descriptor the fd
     loop read there (DESCRIPTORS: (inode, pid, fd number, start_time) each), None for a socket
-    with no owner read. It gives no queues, uid, UDP state, nor an address with port 0 (None
-    here), and does not read the udplite and raw tables. With PIDS (the named processes of
+    with no owner read. It gives no queues and no uid (None here), and does not read the udplite
+    and raw tables. With PIDS (the named processes of
     `lsof -p`), each one's own sockets, ONLY those with these inodes."""
     import psutil  # only without the C module
     import socket
@@ -216,12 +216,16 @@ def psutil_inet(fs: ProcFS, descriptors, ns, only: set | None = None, pids=None)
             inode = None  # the descriptor changed between the fd loop and psutil's reading: not this socket's
         if only is not None and inode not in only:
             continue
-        tcp = c.type == socket.SOCK_STREAM
-        s = {"family": "IPv4" if c.family == socket.AF_INET else "IPv6", "proto": "TCP" if tcp else "UDP",
+        tcp, v4 = c.type == socket.SOCK_STREAM, c.family == socket.AF_INET
+        # psutil gives no endpoint where the kernel's port is 0: an unbound or unconnected side, whose
+        # address the kernel keeps unspecified; a UDP socket is connected (ss: ESTAB) when it has a peer
+        none = "0.0.0.0" if v4 else "::"
+        s = {"family": "IPv4" if v4 else "IPv6", "proto": "TCP" if tcp else "UDP",
              "sock_type": "STREAM" if tcp else "DGRAM", "inode": inode, "netns": ns,
-             "local_addr": c.laddr.ip if c.laddr else None, "local_port": c.laddr.port if c.laddr else 0,
-             "remote_addr": c.raddr.ip if c.raddr else None, "remote_port": c.raddr.port if c.raddr else 0,
-             "state": c.status if tcp else None, "rx_queue": None, "tx_queue": None, "uid": None}
+             "local_addr": c.laddr.ip if c.laddr else none, "local_port": c.laddr.port if c.laddr else 0,
+             "remote_addr": c.raddr.ip if c.raddr else none, "remote_port": c.raddr.port if c.raddr else 0,
+             "state": c.status if tcp else ("ESTABLISHED" if c.raddr else "UNCONN"),
+             "rx_queue": None, "tx_queue": None, "uid": None}
         out.append((_resolution(s), _socket_row(s)))
     return out
 

@@ -576,9 +576,8 @@ def endpoint(addr: str, port) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
-def _lsof_addr(addr: str | None, port: int, v6: bool) -> str:
-    # None: an address psutil does not give (it gives none for port 0)
-    return endpoint("*" if addr in (None, "0.0.0.0", "::") else addr, port)
+def _lsof_addr(addr: str, port: int, v6: bool) -> str:
+    return endpoint("*" if addr in ("0.0.0.0", "::") else addr, port)
 
 
 @_parser
@@ -589,7 +588,7 @@ def lsof_socket_name(s: dict) -> str:
     if fam in ("IPv4", "IPv6"):
         v6 = fam == "IPv6"
         name = _lsof_addr(s["local_addr"], s["local_port"], v6)
-        if s["remote_port"] or s["remote_addr"] not in (None, "0.0.0.0", "::"):
+        if s["remote_port"] or s["remote_addr"] not in ("0.0.0.0", "::"):
             name += "->" + _lsof_addr(s["remote_addr"], s["remote_port"], v6)
         if s["proto"] == "TCP":
             name += f" ({s['state']})"
