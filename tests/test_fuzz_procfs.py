@@ -1,9 +1,9 @@
 """Property tests: the /proc parsers on random and hostile content (issue 8, item 4).
 
 Every parser of recorder/source/procfs.py, and the C module's parsers of a process's stat,
-status, io and cgroup (their one parser), may only raise ValueError (its documented
-error) whatever bytes it is given: random bytes, NULs, invalid UTF-8, huge
-lines, missing and extra fields, and real kernel content with a field mangled.
+status, io, cgroup and maps and of the inet socket tables (their one parser), may only
+raise ValueError (its documented error) whatever bytes it is given: random bytes, NULs,
+invalid UTF-8, huge lines, missing and extra fields, and real kernel content with a field mangled.
 And the collector, over a fake /proc whose process files hold such content,
 counts the process as gone and finishes the snapshot.
 """
@@ -65,7 +65,7 @@ SAMPLES = {
 }
 
 # The C module's parsers (skipped without it: PROCSNAP_NATIVE=0).
-C_PARSERS = ("stat", "status", "io", "cgroup")
+C_PARSERS = ("stat", "status", "io", "cgroup", "maps", "tcp", "tcp6")
 _n = native
 PARSERS = {
     "stat": lambda d: _n.parse_stat(d),
@@ -74,8 +74,7 @@ PARSERS = {
     "cmdline": P.parse_cmdline,
     "limits": P.parse_limits_nofile,
     "cgroup": lambda d: _n.parse_cgroup(d),
-    "fdinfo": lambda d: (P.parse_fdinfo(d), P.parse_fdinfo_pos(d)),
-    "maps": P.parse_maps,
+    "maps": lambda d: _n.maps_distinct(d),
     "proc_stat": P.parse_proc_stat,
     "loadavg": P.parse_loadavg,
     "meminfo": P.parse_meminfo,
@@ -86,8 +85,8 @@ PARSERS = {
     "snmp": P.parse_snmp,
     "snmp6": P.parse_snmp6,
     "mountinfo": P.parse_mountinfo,
-    "tcp": lambda d: [P.lsof_socket_name(r) for r in P.parse_inet(d, "TCP", False)],
-    "tcp6": lambda d: [P.lsof_socket_name(r) for r in P.parse_inet(d, "UDP", True)],
+    "tcp": lambda d: _n.inet_records(d, "TCP", False, None),
+    "tcp6": lambda d: _n.inet_records(d, "UDP", True, None),
     "unix": lambda d: [P.lsof_socket_name(r) for r in P.parse_unix(d)],
     "netlink": lambda d: [P.lsof_socket_name(r) for r in P.parse_netlink(d)],
     "packet": lambda d: [P.lsof_socket_name(r) for r in P.parse_packet(d)],
@@ -156,11 +155,17 @@ def test_parsers_raise_only_value_error(name):
     prop()
 
 
+@pytest.mark.skipif(native is None, reason="PROCSNAP_NATIVE=0: the C parsers are not there")
+def test_inet_tables_keep_the_good_lines():
+    """One mangled line of an inet socket table costs that line, not the table (C's inet_records,
+    their one parser)."""
+    bad = b"   1: ZZZZ:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9 1\n"
+    rows = native.inet_records(SAMPLES["tcp"] + bad, "TCP", False, None)
+    assert [r[1][0] for r in rows] == [12345]
+
+
 def test_line_tables_keep_the_good_lines():
     """One mangled line of a socket or device table costs that line, not the table."""
-    bad = b"   1: ZZZZ:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9 1\n"
-    rows = P.parse_inet(SAMPLES["tcp"] + bad, "TCP", False)
-    assert [r["inode"] for r in rows] == [12345]
     rows = P.parse_unix(SAMPLES["unix"] + b"0000000000000000: 00000002 00000000 zz 0001 01 777 /x\n")
     assert [r["inode"] for r in rows] == [34567]
     assert len(P.parse_diskstats(SAMPLES["diskstats"] + b" 8 0 sda x 2 3 4 5 6 7 8 9 10 11 12 13 14\n")) == 1

@@ -27,9 +27,17 @@ def lsof_run(*args):
 
 
 def rows_of(text: str) -> set:
-    """(pid, fd, type, device, node, name) of each row of lsof's listing (the same in procsnap's)."""
+    """(pid, fd, type, device, node, name) of each row of lsof's listing (the same in procsnap's).
+    SIZE/OFF is not compared: a row whose SIZE/OFF is blank (without the C module a device's
+    offset is NULL) counts as whole."""
     out = set()
-    for line in text.splitlines()[1:]:
+    lines = text.splitlines()
+    head = lines[0] if lines else ""
+    a = head.find("SIZE/OFF")
+    b = a + len("SIZE/OFF")  # lsof right-aligns the column under its title
+    for line in lines[1:]:
+        if a >= 0 and len(line) > b and not line[a:b].strip():
+            line = line[:a] + "-".rjust(b - a) + line[b:]
         f = line.split(None, 8)
         if len(f) < 9:
             continue  # lsof leaves DEVICE/SIZE empty on some rows: only whole rows are compared

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from recorder.collect.collector import Collector
+from recorder.source.native import native
 
 from tests.support.host import dedicated_user
 
@@ -117,7 +118,10 @@ def test_offsets_match_lsof(workload, snap):
         assert theirs[fd] == f"0t{pos}", fd
     fds = workload["fds"]
     assert mine[str(fds["read"])] == 1234
-    assert mine[str(fds["write"])] == 100 and mine[str(fds["deleted"])] == 77
+    if native is None:  # psutil's open_files lists no deleted file: its offset is NULL without C
+        assert mine[str(fds["write"])] == 100 and str(fds["deleted"]) not in mine
+    else:
+        assert mine[str(fds["write"])] == 100 and mine[str(fds["deleted"])] == 77
 
 
 def test_sizes_devices_and_inodes_match_lsof(workload, snap):
@@ -185,7 +189,8 @@ def test_a_shared_socket_appears_for_each_owner_and_unowned_ones_are_kept():
         assert {r["pid"] for r in rows} == {os.getpid(), child.pid}
         tw = [s for s in snap.tables["sockets"].to_pylist() if s["state"] == "TIME_WAIT" and port in
               (s["local_port"], s["remote_port"])]
-        assert tw and all(s["pid"] is None and s["inode"] == 0 for s in tw)
+        # the kernel gives them inode 0; without C psutil gives no inode, and they have no owner to take one from
+        assert tw and all(s["pid"] is None and s["inode"] == (0 if native is not None else None) for s in tw)
     finally:
         child.kill()
         child.wait()
@@ -317,6 +322,11 @@ def test_example_p_workload_full_listing(workload):
     real = subprocess.run(["lsof", "-n", "-P", "-K", "i", "-p", pid], capture_output=True, text=True,
                           errors="surrogateescape").stdout
     mine = run_cli("lsof", "-p", pid).stdout
+    if native is None:  # without C a device's (and a deleted file's) offset is NULL: blank where lsof shows 0tN
+        assert len(mine.splitlines()) == len(real.splitlines())
+        for m, r in zip(mine.splitlines(), real.splitlines()):
+            assert m == r or m == re.sub(r"0t\d+", lambda o: " " * len(o.group()), r), (m, r)
+        return
     assert mine == real
 
 

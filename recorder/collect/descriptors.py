@@ -352,7 +352,7 @@ class MapsCache:
         self.refresh = refresh
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
-        self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
+        self.sizes: dict = {}               # without the C module: path -> its (dev, inode) now, this snapshot's
         self.files: dict = {}               # the same for the C module, with the objects rows share
 
     def keeps(self, next_files_in: float | None) -> bool:
@@ -404,7 +404,8 @@ def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_soc
     """The open_files rows of a process pass (FILES) resolved against the socket tables of their
     network namespaces, read once per namespace here, and the sockets table when WANT_SOCKETS."""
     files = files if files is not None else FileRows(mounts=mounts(fs))
-    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None)
+    index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None,
+                        descriptors=files.socket_owners())
     files.resolve(index)
     maps.end_snapshot(next_files_in)
     return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
@@ -442,7 +443,8 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         only = files.socket_inodes()
         names = [proto_name(p) for p in files.socket_paths()]
         protos = None if None in names else set(names)  # closed meanwhile, or no name: every table
-    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners())
+    index = read_tables(fs, native, files.socket_pids, only, protos, files.socket_owners(),
+                        files.socket_owners())
     files.resolve(index)
     files.merge_sockets()
     return procs, files, index.columns()
@@ -504,31 +506,35 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
 
 
 def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -> None:
-    """The rows of a process's numbered descriptors. The hot loop (tens of thousands of
-    descriptors): plain os calls on paths built once, errors mapped here as ProcFS would map them."""
+    """The rows of a process's numbered descriptors without the C module: what no library offers
+    (pipes, anonymous inodes, devices, sockets by inode) from readlink and stat here, errors mapped
+    as ProcFS would map them; regular files' offset and access mode from psutil's open_files (C's
+    fd_rows is the one parser of fdinfo). A device's offset is then NULL, its mode the link's."""
     fd_dir = fs.path(pid, "fd") + "/"
     info_dir = fs.path(pid, "fdinfo") + "/"
+    files = None  # fd number -> (offset, mode) of the regular files, asked once, when one is met
     readlink, lstat, stat_ = os.readlink, os.lstat, os.stat
     S_ISREG, S_ISCHR, S_ISBLK = stat.S_ISREG, stat.S_ISCHR, stat.S_ISBLK
     modes = _MODES
     shared = out.shared_stat
-    # Per descriptor: readlink; then a path gets stat, and fdinfo (offset and access mode)
-    # when it is a file, device or block device; anything else, the lstat of the link for
-    # its access mode; sockets, pipes and shared anonymous inodes get no stat of their own.
+    # Per descriptor: readlink; then a path gets stat, and psutil's offset and access mode when
+    # it is a regular file psutil lists; anything else, the lstat of the link for its access
+    # mode; sockets, pipes and shared anonymous inodes get no stat of their own.
     for n in sorted(fds, key=int):
         p = fd_dir + n
         try:
             target = readlink(p.encode("utf-8", "surrogateescape"))
             if target[:1] == b"/":
                 st = stat_(p)
+                got = None
                 if S_ISREG(st.st_mode) or S_ISCHR(st.st_mode) or S_ISBLK(st.st_mode):
-                    try:
-                        with open(info_dir + n, "rb", buffering=0) as f:
-                            pos, mode = P.parse_fdinfo(f.read(4096))
-                    except ValueError:
-                        pos, mode = None, modes[lstat(p).st_mode & 0o600]
-                else:
-                    pos, mode = None, modes[lstat(p).st_mode & 0o600]
+                    # a descriptor whose fdinfo is gone was closed meanwhile (C reads it here)
+                    stat_(info_dir + n)
+                if S_ISREG(st.st_mode):
+                    if files is None:
+                        files = psutil_open_files(fs, pid)
+                    got = files.get(int(n))
+                pos, mode = got if got is not None else (None, modes[lstat(p).st_mode & 0o600])
                 out.add_path(base, n, mode, pos, target, st)
                 continue
             if target[:8] == b"socket:[" and target[-1:] == b"]" and target[8:-1].isdigit():
@@ -574,6 +580,25 @@ def _fd_rows(fs: ProcFS, pid: int, base: tuple, fds: list[str], out: FileRows) -
         out.add_path(base, n, mode, None, target, st)
 
 
+_ACCESS = {os.O_RDONLY: "r", os.O_WRONLY: "w", os.O_RDWR: "u"}  # lsof's letters
+
+
+def psutil_open_files(fs: ProcFS, pid: int) -> dict[int, tuple[int, str | None]]:
+    """fd number -> (offset, lsof's access mode) of the regular files psutil lists for PID, read
+    under FS's root; {} when psutil cannot read them (the rows then have no offset). An O_PATH
+    descriptor has no access mode."""
+    import psutil  # only without the C module
+    saved = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = fs.root
+    try:
+        return {f.fd: (f.position, None if f.flags & os.O_PATH else _ACCESS.get(f.flags & os.O_ACCMODE))
+                for f in psutil.Process(pid).open_files()}
+    except (psutil.Error, OSError, ValueError, IndexError):  # IndexError: an fdinfo without pos
+        return {}
+    finally:
+        psutil.PROCFS_PATH = saved
+
+
 def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileRows, denied: list[str],
           next_files_in: float | None) -> None:
     """mem rows: one per distinct mapped file other than the executable (from MAPS, the cache, for
@@ -583,7 +608,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
     cached = maps.rows.get(key)
     if cached is None or now - cached[0] > maps.refresh:
         try:
-            data = fs.read(pid, "maps")
+            data = fs.read(pid, "maps") if native is not None else None
         except Denied:
             denied.append("maps")
             return
@@ -596,7 +621,7 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         if native is not None:
             rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
         else:
-            rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
+            rows = _maps_rows(fs, pid, base, exe, maps.sizes, out.devstr, denied)
         cached = (now, rows)
         if maps.keeps(next_files_in):
             maps.rows[key] = cached
@@ -604,29 +629,57 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
     out.rows.extend(cached[1])
 
 
-def _maps_rows(fs: ProcFS, data: bytes, pid: int, base: tuple, exe, sizes: dict) -> list[tuple]:
-    """The mem rows of a maps file (recorder/source/_native.c: maps_rows does the same in C)."""
+def _maps_rows(fs: ProcFS, pid: int, base: tuple, exe, paths: dict, devstr, denied: list[str]) -> list[tuple]:
+    """The mem rows of a process without the C module (C's maps_rows is the one parser of the maps
+    text): its mapped files as psutil's memory_maps lists them, read under FS's root, and each
+    file's device, inode and size from a stat of /proc/PID/map_files/<range> (NULL where that
+    fails). psutil drops the kernel's ' (deleted)': a mapped file is DEL when its path now names
+    no file, or another one than the stat of its mapping (PATHS: this snapshot's stats of the
+    paths). Raises Gone when the process vanished; adds "maps" to DENIED when it is refused."""
+    import psutil  # only without the C module
+    saved = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = fs.root
+    try:
+        regions = psutil.Process(pid).memory_maps(grouped=False)
+    except (psutil.Error, OSError) as e:
+        e = P.translate(e)
+        if isinstance(e, Denied):
+            denied.append("maps")
+        elif isinstance(e, Gone) and not fs.exists(pid, "stat"):
+            raise e
+        return []
+    except ValueError:  # a line psutil cannot read: the kernel does not write one
+        return []
+    finally:
+        psutil.PROCFS_PATH = saved
     rows = []
     seen = set()
     pid_, start = base
-    for rng, dev, inode, path in P.parse_maps(data):
-        k = (dev, inode)
-        if k in seen or k == exe:
+    map_files = fs.path(pid, "map_files") + "/"
+    for region in regions:
+        path = region.path
+        if path[:1] != "/":  # anonymous, [heap], [stack], [vdso], ...
+            continue
+        st = _stat(map_files + region.addr)
+        k = (st.st_dev, st.st_ino) if st is not None else path
+        if k in seen:
             continue
         seen.add(k)
-        if path.endswith(b" (deleted)"):
-            deleted, size, path = True, None, path[:-10]
-        else:
-            # Libraries are mapped by most processes: stat each file
-            # once per snapshot, not once per process.
-            deleted, size = False, sizes.get(k, -1)
-            if size == -1:
-                st = _stat(fs.path(pid, "map_files", rng))
-                size = sizes[k] = st.st_size if st is not None else None
+        device = devstr(st.st_dev) if st is not None else None
+        if st is not None and (device, st.st_ino) == exe:
+            continue
+        # Libraries are mapped by most processes: stat each path once per snapshot.
+        now = paths.get(path, False)
+        if now is False:
+            s = _stat(path)
+            now = paths[path] = (s.st_dev, s.st_ino) if s is not None else None
+        deleted = now is None or (st is not None and now != k)
+        raw = os.fsencode(path)
         try:
-            text, raw = path.decode("utf-8"), None
+            text, raw = raw.decode("utf-8"), None
         except UnicodeDecodeError:
-            text, raw = P.split_text(path)
-        rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", dev, size, None, inode, None,
-                     text, raw, deleted))
+            text, raw = P.split_text(raw)
+        rows.append((pid_, start, "DEL" if deleted else "mem", None, None, "REG", device,
+                     None if deleted or st is None else st.st_size, None, st.st_ino if st is not None else None,
+                     None, text, raw, deleted))
     return rows

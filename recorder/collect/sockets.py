@@ -1,7 +1,8 @@
 """The sockets table, and what lsof shows of a socket descriptor.
 
 :func:`read_tables` reads the socket tables (/proc/PID/net/{tcp,udp,unix,…}) of
-each network namespace that holds sockets into a :class:`SocketIndex`: for each
+each network namespace that holds sockets into a :class:`SocketIndex` (the inet
+ones through the C module, or psutil without it: :func:`psutil_inet`): for each
 socket, what its descriptors show in lsof (:meth:`SocketIndex.resolution`) and
 its ``sockets`` row. :meth:`SocketIndex.columns` gives the ``sockets`` table,
 one row per (socket, owner), and one with a NULL owner for sockets nobody holds.
@@ -64,8 +65,8 @@ class SocketIndex:
         return self.by_inode.get(inode)
 
     def add_records(self, records: list, ns) -> None:
-        """(resolution, socket row) pairs, as inet_records and unix_records give them, or parsed
-        dicts (netlink, packet)."""
+        """(resolution, socket row) pairs, as the C module's inet_records, unix_records and
+        psutil_inet give them, or parsed dicts (netlink, packet)."""
         by_inode, held = self.by_inode, self._held
         nobody = ((None, None, None),)
         for rec in records:
@@ -74,7 +75,7 @@ class SocketIndex:
                 rec = (_resolution(rec), _socket_row(rec))
             base = rec[1]
             inode = base[0]
-            if inode == 0:
+            if not inode:  # 0, or None where psutil gave a socket no owner (so no inode)
                 cols, holders = self._unowned, nobody
             elif inode in by_inode:
                 continue
@@ -116,13 +117,13 @@ class SocketIndex:
                 pass
             return None
 
-        records = inet_records if native is None else native.inet_records
-        for name, proto, v6 in P.NET_TABLES:
+        # The inet tables are parsed by the C module only (without it, read_tables asks psutil).
+        for name, proto, v6 in P.NET_TABLES if native is not None else ():
             if tables is not None and name not in tables:
                 continue
             data = read(name)
             if data:
-                self.add_records(records(data, proto, v6, ns), ns)
+                self.add_records(native.inet_records(data, proto, v6, ns), ns)
         if tables is None or "unix" in tables:
             data = read("unix")
             if data:
@@ -142,11 +143,13 @@ class SocketIndex:
 
 
 def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos: set | None = None,
-                owners=None) -> SocketIndex:
+                owners=None, descriptors=()) -> SocketIndex:
     """The socket tables of every network namespace among these processes' (SOCKET_PIDS: the
     pids that hold sockets), each read once through one process in it; the recorder's own
     namespace is always read (unowned sockets too). ONLY and PROTOS: see read_namespace; OWNERS:
-    see SocketIndex (the sockets table is made only with them)."""
+    see SocketIndex (the sockets table is made only with them). Without the C module the inet
+    sockets come from psutil (psutil_inet), of the recorder's namespace only, joined to the socket
+    DESCRIPTORS read ((inode, pid, fd number, start_time) each, as OWNERS)."""
     idx = SocketIndex(owners)
     if only is not None and not only:
         return idx  # the named processes hold no socket
@@ -162,8 +165,79 @@ def read_tables(fs: ProcFS, native, socket_pids, only: set | None = None, protos
             continue
         if ns is not None:
             seen_ns.add(ns)
+        if native is None and who == "self":
+            records = psutil_inet(fs, descriptors, ns, only, socket_pids if only is not None else None)
+            if records is None:
+                idx.denied += 1
+            else:
+                idx.add_records(records, ns)
         idx.read_namespace(fs, (who, "net"), ns, native, only, protos)
     return idx
+
+
+def psutil_inet(fs: ProcFS, descriptors, ns, only: set | None = None, pids=None) -> list[tuple] | None:
+    """(resolution, socket row) of each TCP and UDP socket of the recorder's network namespace
+    as psutil's net_connections gives them (read under FS's root; the C module's inet_records is
+    the one parser of those tables), in namespace NS; None when psutil was refused. psutil gives
+    each socket's first owning (pid, fd), no inode: the inode is that of the descriptor the fd
+    loop read there (DESCRIPTORS: (inode, pid, fd number, start_time) each), None for a socket
+    with no owner read. It gives no queues and no uid (None here), and does not read the udplite
+    and raw tables. With PIDS (the named processes of
+    `lsof -p`), each one's own sockets, ONLY those with these inodes."""
+    import psutil  # only without the C module
+    import socket
+    inode_of = {(pid, fd): inode for inode, pid, fd, _ in descriptors}
+    saved = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = fs.root
+    conns = []
+    try:
+        if pids is None:
+            conns = [(c.pid, c) for c in psutil.net_connections(kind="inet")]
+        else:
+            for pid in pids:
+                try:
+                    conns += [(pid, c) for c in psutil.Process(pid).net_connections(kind="inet")]
+                except psutil.Error:  # gone, or its descriptors refused: its sockets stay unresolved
+                    continue
+    except (psutil.Error, OSError) as e:
+        if isinstance(P.translate(e), Denied):
+            return None
+    except (RuntimeError, ValueError, KeyError):  # a line psutil cannot read: the kernel does not write one
+        pass
+    finally:
+        psutil.PROCFS_PATH = saved
+    out = []
+    # in the C module's order of the tables: tcp, tcp6, udp, udp6
+    conns.sort(key=lambda pc: (pc[1].type != socket.SOCK_STREAM, pc[1].family != socket.AF_INET,
+                               pc[0] is None, pc[0] or 0, pc[1].fd))
+    for pid, c in conns:
+        inode = inode_of.get((pid, c.fd)) if pid is not None else None
+        if inode is not None and not _still(fs, pid, c.fd, inode):
+            inode = None  # the descriptor changed between the fd loop and psutil's reading: not this socket's
+        if only is not None and inode not in only:
+            continue
+        tcp, v4 = c.type == socket.SOCK_STREAM, c.family == socket.AF_INET
+        # psutil gives no endpoint where the kernel's port is 0: an unbound or unconnected side, whose
+        # address the kernel keeps unspecified; a UDP socket is connected (ss: ESTAB) when it has a peer
+        none = "0.0.0.0" if v4 else "::"
+        s = {"family": "IPv4" if v4 else "IPv6", "proto": "TCP" if tcp else "UDP",
+             "sock_type": "STREAM" if tcp else "DGRAM", "inode": inode, "netns": ns,
+             "local_addr": c.laddr.ip if c.laddr else none, "local_port": c.laddr.port if c.laddr else 0,
+             "remote_addr": c.raddr.ip if c.raddr else none, "remote_port": c.raddr.port if c.raddr else 0,
+             "state": c.status if tcp else ("ESTABLISHED" if c.raddr else "UNCONN"),
+             "rx_queue": None, "tx_queue": None, "uid": None}
+        out.append((_resolution(s), _socket_row(s)))
+    return out
+
+
+def _still(fs: ProcFS, pid: int, fd: int, inode: int) -> bool:
+    """Whether /proc/PID/fd/FD still is socket INODE: the fd loop read it before psutil did, and
+    it is read again after, so that a descriptor closed and reused in between is not joined to a
+    socket it no longer (or did not yet) hold."""
+    try:
+        return os.readlink(fs.path(pid, "fd", fd)) == f"socket:[{inode}]"
+    except OSError:
+        return False
 
 
 def proto_name(fd_path: str) -> str | None:
@@ -203,16 +277,6 @@ def line_finder(inodes: set):
     return find
 
 
-def inet_records(data: bytes, proto: str, v6: bool, ns) -> list[tuple]:
-    """(resolution, socket row) of each socket of a /proc/net/{tcp,udp,udplite,raw}[6] table
-    in namespace ns (recorder/source/_native.c: inet_records makes the same tuples without the dicts)."""
-    out = []
-    for s in P.parse_inet(data, proto, v6):
-        s["netns"] = ns
-        out.append((_resolution(s), _socket_row(s)))
-    return out
-
-
 def unix_records(data: bytes, ns) -> list[tuple]:
     """(resolution, socket row) of each socket of /proc/net/unix in namespace ns."""
     out = []
@@ -227,14 +291,11 @@ def _resolution(s: dict) -> tuple:
     bytes or None)."""
     fam = s["family"]
     device = proto = raw = None
-    if fam in ("IPv4", "IPv6") and s["proto"] == "RAW":
-        typ = "raw" if fam == "IPv4" else "raw6"
-    else:
-        typ = fam
-        if fam in ("IPv4", "IPv6", "pack"):
-            device = str(s["inode"])
-        elif fam == "unix":
-            device = "0x" + s["kaddr"]
+    typ = fam
+    if fam in ("IPv4", "IPv6", "pack") and s["inode"] is not None:
+        device = str(s["inode"])
+    elif fam == "unix":
+        device = "0x" + s["kaddr"]
     if fam in ("IPv4", "IPv6", "pack"):
         proto = s["proto"]
     name = P.lsof_socket_name(s)

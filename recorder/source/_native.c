@@ -225,8 +225,8 @@ static int line_number(const char *p, const char *eol, Py_ssize_t klen, int base
     return 0;
 }
 
-/* fdinfo's pos and access mode (procfs.parse_fdinfo): 0 when both lines parsed as the Python
- * parser would accept them, -1 when it would raise ValueError. */
+/* fdinfo's pos and access mode, parsed here only (without C, psutil gives them): 0 when both lines parsed,
+ * -1 when one does not. */
 static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_pos, PyObject **mode) {
     const char *p = b, *end = b + n;
     *has_pos = 0;

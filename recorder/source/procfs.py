@@ -4,8 +4,11 @@ Every read goes through the tiny helpers of :class:`ProcFS`, rooted at one
 procfs path, so that tests can point the whole recorder at a fake tree. The
 parsers are pure functions of bytes, so they are tested on their own. A
 process's own hot files (stat, status, io, cgroup) are parsed by the C module
-(recorder/source/_native.c), their one parser; this module parses the rest
-(host-wide files, limits, cmdline, maps, fdinfo, socket tables).
+(recorder/source/_native.c), their one parser, as are a process's maps and
+fdinfo and the inet socket tables (/proc/net/{tcp,udp,udplite,raw}[6]);
+without the C module psutil reads those (recorder/collect/descriptors.py,
+sockets.py). This module parses the rest (host-wide files, limits, cmdline,
+mountinfo, the unix, netlink and packet socket tables).
 
 Errors are mapped in exactly one place (:func:`translate`):
 ``FileNotFoundError`` / ``ProcessLookupError`` / ``ESRCH`` mean the process or
@@ -487,111 +490,6 @@ def mode_letter(link_mode: int) -> str | None:
     return None
 
 
-O_ACCMODE = 0o3
-O_PATH = 0o10000000
-_ACC_LETTER = {0: "r", 1: "w", 2: "u"}
-
-
-@_parser
-def parse_fdinfo(data: bytes) -> tuple[int | None, str | None]:
-    """(pos, lsof's access mode) of /proc/PID/fdinfo/N. The mode comes from the open flags
-    (O_RDONLY r, O_WRONLY w, O_RDWR u; none for an O_PATH descriptor), which says the same as the
-    link's permission bits (mode_letter) and spares their lstat where fdinfo is read anyway."""
-    pos = mode = None
-    for line in data.split(b"\n"):
-        if line.startswith(b"pos:"):
-            pos = int(line[4:])
-        elif line.startswith(b"flags:"):
-            flags = int(line[6:], 8)
-            mode = None if flags & O_PATH else _ACC_LETTER.get(flags & O_ACCMODE)
-            break
-    return pos, mode
-
-
-@_parser
-def parse_fdinfo_pos(data: bytes) -> int | None:
-    for line in data.split(b"\n"):
-        if line.startswith(b"pos:"):
-            return int(line[4:])
-    return None
-
-
-_MAPS_FILE = re.compile(rb"^(\S+) \S+ \S+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(/.*)$", re.M)
-
-
-@_parser
-def parse_maps(data: bytes) -> list[tuple[str, str, int, bytes]]:
-    """(start-end, dev as 'major,minor', inode, path) of each file mapping, in order.
-
-    Anonymous mappings, [heap], [stack] and friends (inode 0) are left out.
-    """
-    out = []
-    for rng, major, minor, inode, path in _MAPS_FILE.findall(data):
-        if inode == b"0":
-            continue
-        out.append((rng.decode(), f"{int(major, 16)},{int(minor, 16)}", int(inode), path))
-    return out
-
-
-TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
-    7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV",
-}
-
-
-def _addr4(h: bytes) -> str:
-    import socket
-    return socket.inet_ntop(socket.AF_INET, bytes.fromhex(h.decode())[::-1])
-
-
-def _addr6(h: bytes) -> str:
-    import socket
-    raw = bytes.fromhex(h.decode())
-    b = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    return socket.inet_ntop(socket.AF_INET6, b)
-
-
-@_parser
-def parse_inet(data: bytes, proto: str, v6: bool) -> list[dict]:
-    """Rows of /proc/net/{tcp,udp,udplite,raw}[6]."""
-    rows = []
-    addr = _addr6 if v6 else _addr4
-    for line in data.split(b"\n")[1:]:
-        f = line.split()
-        if len(f) < 10:
-            continue
-        try:
-            la, _, lp = f[1].partition(b":")
-            ra, _, rp = f[2].partition(b":")
-            st = int(f[3], 16)
-            tx, _, rx = f[4].partition(b":")
-            if proto == "TCP":
-                state = TCP_STATES.get(st, str(st))
-            else:
-                state = "ESTABLISHED" if st == 1 else "UNCONN"
-            rows.append({
-                "family": "IPv6" if v6 else "IPv4",
-                "proto": proto,
-                "local_addr": addr(la),
-                "local_port": int(lp, 16),
-                "remote_addr": addr(ra),
-                "remote_port": int(rp, 16),
-                "state": state,
-                "st": st,
-                "raw_local": f[1].decode(),
-                "raw_remote": f[2].decode(),
-                "tx_queue": int(tx, 16),
-                "rx_queue": int(rx, 16),
-                "uid": int(f[7]),
-                "inode": int(f[9]),
-                "kaddr": f[11].decode() if len(f) > 11 else None,
-                "sock_type": {"TCP": "STREAM", "RAW": "RAW"}.get(proto, "DGRAM"),
-            })
-        except (ValueError, IndexError):
-            continue  # one line the kernel would not write: skip it, keep the table
-    return rows
-
-
 UNIX_TYPES = {1: "STREAM", 2: "DGRAM", 5: "SEQPACKET"}
 UNIX_STATES = {1: "UNCONNECTED", 2: "CONNECTING", 3: "CONNECTED", 4: "DISCONNECTING"}
 SO_ACCEPTCON = 0x00010000
@@ -684,11 +582,10 @@ def _lsof_addr(addr: str, port: int, v6: bool) -> str:
 
 @_parser
 def lsof_socket_name(s: dict) -> str:
-    """NAME as lsof prints it for a socket row parsed above."""
+    """NAME as lsof prints it for a socket row: parsed above, or an inet socket psutil gives
+    (recorder/collect/sockets.py)."""
     fam = s["family"]
     if fam in ("IPv4", "IPv6"):
-        if s["proto"] == "RAW":
-            return f"{s['raw_local']}->{s['raw_remote']} st={s['st']:02X}"
         v6 = fam == "IPv6"
         name = _lsof_addr(s["local_addr"], s["local_port"], v6)
         if s["remote_port"] or s["remote_addr"] not in ("0.0.0.0", "::"):
