@@ -534,7 +534,10 @@ def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
         assert child.stdout.readline().strip() == "ready"
         with open(f"/proc/{child.pid}/maps", "rb") as f:
             text = f.read()
-        got = N.native.maps_rows(text, child.pid, None, None, {}, f"/proc/{child.pid}/map_files")
+        files = N.native.Files()
+        files.begin(child.pid, None, None)
+        N.native.maps_rows(files, text, None, {}, f"/proc/{child.pid}/map_files")
+        got = files.rows()
         names = {r[11]: r[2] for r in got}
         assert names[str(tmp_path / "new\\012line.bin")] == "mem"
         assert names[str(tmp_path / "gone.bin")] == "DEL"

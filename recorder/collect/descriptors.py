@@ -18,7 +18,7 @@ import time
 from recorder.collect.sockets import SocketIndex, SocketsTable, proto_name, read_tables
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.collect.tables import to_arrow
+from recorder.collect.tables import micros, to_arrow
 
 
 _TYPES = (
@@ -102,10 +102,12 @@ class Mounts:
 
 
 class FileRows:
-    """One snapshot's open_files rows: tuples in FIELDS order for all but sockets, which are kept
-    as columns (pid, start, fd, inode, mode: no object per descriptor) until :meth:`resolve` gives
-    them what the socket tables say. Tuples, not dicts: a snapshot has tens of thousands of
-    descriptors."""
+    """One snapshot's open_files rows, but for sockets, which are kept as columns (pid, start, fd,
+    inode, mode: no object per descriptor) until :meth:`resolve` gives them what the socket tables
+    say. With the C module (:meth:`use_native`) the rows are Arrow column buffers in a
+    recorder/source/_native.c Files, which the C loops fill with no Python object per row;
+    without it, tuples in FIELDS order (not dicts: a snapshot has tens of thousands of
+    descriptors)."""
 
     def __init__(self, chunk: int | None = None, schema=None, mounts: Mounts | None = None):
         self.rows: list = []
@@ -132,6 +134,31 @@ class FileRows:
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
         self.native_shared: dict[str, tuple] = {}  # the same for recorder/source/_native.c: (dev, size, ino)
         self.mounts = mounts                       # the mount table, for each row's mount_point
+        self.native = None                         # the C module's Files (use_native), or None
+        self._base = None                          # the process whose rows native takes now
+
+    def use_native(self, native) -> None:
+        """Keep the rows in a Files of the C module NATIVE from now on (call before any row): with
+        the mount table when the rows become an Arrow table (a live command finds mount points
+        itself, only for the rows it shows)."""
+        if self.native is None:
+            m = self.mounts
+            self.native = native.Files(m.by_dev, m.of_path) if m is not None and self._types is not None \
+                else native.Files()
+
+    def begin(self, base: tuple) -> None:
+        """The rows added to native next are those of process BASE (pid, start_time)."""
+        if base != self._base:
+            self._base = base
+            self.native.begin(base[0], base[1], micros((base[1],))[0])
+
+    def extend(self, base: tuple, rows) -> None:
+        """Add rows kept from an earlier read (the mem rows of a MapsCache)."""
+        if self.native is not None:
+            self.begin(base)
+            self.native.extend(rows)
+        else:
+            self.rows.extend(rows)
 
     @property
     def devs(self) -> dict[int, str]:
@@ -152,8 +179,12 @@ class FileRows:
                 text, raw = P.split_text(name)
         else:
             text, raw = name, None
-        self.rows.append((base[0], base[1], fd, fd_num, mode, typ, device, size, pos, inode, proto, text, raw,
-                          deleted))
+        row = (base[0], base[1], fd, fd_num, mode, typ, device, size, pos, inode, proto, text, raw, deleted)
+        if self.native is not None:
+            self.begin(base)
+            self.native.add(row)
+        else:
+            self.rows.append(row)
 
     def add_denied(self, base: tuple, fd: str, fd_num, path: str) -> None:
         self.denied += 1
@@ -191,8 +222,7 @@ class FileRows:
         self._add(base, fd, fd_num, mode, typ, device, size, pos, st.st_ino, target, deleted)
 
     def add_pipe(self, base: tuple, fd: str, fd_num, mode, dev: int, inode: int) -> None:
-        self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
-                          "pipe", None, False))
+        self._add(base, fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, "pipe", False)
 
     def add_sockets(self, base: tuple, fd_dir: str, sockets) -> None:
         """Socket descriptors of one process: (fd name, inode) pairs, each /proc/PID/fd/N opened
@@ -219,6 +249,8 @@ class FileRows:
 
     def drop(self, pid: int) -> None:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
+        if self.native is not None:
+            self.native.drop(pid)
         rows = self.rows
         while rows and rows[-1][_PID] == pid:
             rows.pop()
@@ -251,6 +283,22 @@ class FileRows:
             names.append("mount_point")
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
+    def _native_batch(self):
+        """The rows of native as an Arrow batch, from its buffers (native is empty afterwards)."""
+        import pyarrow as pa
+        n = len(self.native)
+        names = list(FIELDS) + ["mount_point"]
+        arrays = []
+        for name, (valid, values, data) in zip(names, self.native.buffers()):
+            bufs = [None if valid is None else pa.py_buffer(valid), pa.py_buffer(values)]
+            if data is not None:
+                bufs.append(pa.py_buffer(data))
+            arrays.append(pa.Array.from_buffers(self._types[name], n, bufs))
+        if self.mounts is None:
+            arrays.pop()
+            names.pop()
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
     def _socket_columns(self) -> list:
         """The socket rows as columns in FIELDS order (after resolve()); the socket columns are let go."""
         n = len(self._sk_pid)
@@ -271,6 +319,8 @@ class FileRows:
             self._types = {f.name: f.type for f in schema}
         self.flush(force=True)
         batches = self._batches
+        if self.native is not None and len(self.native):
+            batches.insert(0, self._native_batch())
         if self._sk_pid:
             batches.append(self._batch(self._socket_columns()))
         # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
@@ -291,6 +341,9 @@ class FileRows:
     def merge_sockets(self) -> None:
         """Put the socket rows (resolved) after the others in rows, as tuples (what a live
         command reads)."""
+        if self.native is not None:
+            self.rows[:0] = self.native.rows()
+            self.native, self._base = None, None
         if self._sk_pid:
             self.rows.extend(zip(*self._socket_columns()))
 
@@ -353,7 +406,6 @@ class MapsCache:
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
         self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
-        self.files: dict = {}               # the same for the C module, with the objects rows share
 
     def keeps(self, next_files_in: float | None) -> bool:
         return next_files_in is not None and next_files_in <= self.refresh
@@ -368,7 +420,6 @@ class MapsCache:
             self.rows = {}
         self.seen = set()
         self.sizes = {}
-        self.files = {}
 
 
 class OpenFiles:
@@ -473,6 +524,8 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
     refused sources; returns them with those refused here added. Raises Gone when the process
     vanished (its rows so far are then dropped by the caller: out.drop(pid))."""
     base = (pid, start_time)
+    if native is not None:
+        out.use_native(native)
     refused = denied.split(",") if denied else []
     for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
         try:
@@ -491,11 +544,11 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
         out.add_path(base, fd, None, None, target, _stat(fs.path(pid, link)))
     _maps(fs, native, maps, pid, base, out, refused, next_files_in)
     if fds is not None and native is not None:
-        rows, sockets, gone, n_denied = native.fd_rows(
-            os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
-            sorted(fds, key=int), pid, start_time, out.native_shared, out.devs)
+        out.begin(base)
+        sockets, gone, n_denied = native.fd_rows(
+            out.native, os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
+            sorted(fds, key=int), out.native_shared)
         out.add_sockets(base, fs.path(pid, "fd") + "/", sockets)
-        out.rows.extend(rows)
         out.gone += gone
         out.denied += n_denied
     elif fds is not None:
@@ -594,14 +647,16 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         # The rows themselves are kept: they depend on nothing but the process instance.
         exe = out.exe_key(pid)
         if native is not None:
-            rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
+            rows = native.Files()
+            rows.begin(base[0], base[1], None)
+            native.maps_rows(rows, data, exe, maps.sizes, fs.path(pid, "map_files"))
         else:
             rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
         cached = (now, rows)
         if maps.keeps(next_files_in):
             maps.rows[key] = cached
     maps.seen.add(key)
-    out.rows.extend(cached[1])
+    out.extend(base, cached[1])
 
 
 def _maps_rows(fs: ProcFS, data: bytes, pid: int, base: tuple, exe, sizes: dict) -> list[tuple]:
