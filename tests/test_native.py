@@ -410,6 +410,96 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
         assert v == first, k
 
 
+@needs_c
+def test_the_c_descriptor_columns_are_the_python_loops_columns(fake):
+    """The open_files table built from the C module's column buffers (Files) has the schema and,
+    column by column, the values of the one built from the Python loops' rows (mount points by
+    device, and by path for a device file, included)."""
+    dev = os.stat(fake.root).st_dev
+    fake.write("self/mountinfo", f"21 1 {os.major(dev)}:{os.minor(dev)} / / rw - ext4 /dev/x rw\n"
+                                 f"22 21 0:5 / /dev rw - devtmpfs udev rw\n".encode())
+    tables = []
+    try:
+        for use_c in (True, False):
+            c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+            if not use_c:
+                c.native = None
+            tables.append(c.snapshot().tables["open_files"].drop_columns(["snapshot_id", "ts"]))
+    finally:
+        os.unlink(fake.root / "self" / "mountinfo")
+    got, want = tables
+    assert got.schema == want.schema
+    assert got.num_rows == want.num_rows > 20
+    for name in want.column_names:
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+    mounts = set(got.column("mount_point").to_pylist())
+    assert {"/", "/dev"} <= mounts  # a file's device, and /dev/null's path
+
+
+@needs_c
+def test_a_vanished_process_takes_back_only_its_own_rows():
+    """FileRows.drop(pid) with the C module's Files: the rows since that process began go, the
+    earlier processes' rows stay."""
+    import recorder.collect.descriptors as D
+    files = D.FileRows()
+    files.use_native(N.native)
+    for pid in (1, 2):
+        files.add_unknown((pid, None), "txt", f"/proc/{pid}/exe")
+        files.add_pipe((pid, None), "3", 3, "r", 12, 99)
+    files.drop(2)
+    files.drop(1)  # not the process being read: nothing goes
+    files.add_unknown((3, None), "txt", "/proc/3/exe")
+    files.merge_sockets()
+    assert [(r[0], r[2], r[5]) for r in files.rows] == [(1, "txt", "unknown"), (1, "3", "FIFO"), (3, "txt", "unknown")]
+    assert files.rows[1] == (1, None, "3", 3, "r", "FIFO", "0,12", None, 0, 99, None, "pipe", None, False)
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_cwd_rtd_txt_of_other_users_same_with_c_and_python():
+    """As a user who may not read other users' cwd, root and exe links, their rows are lsof's
+    '(readlink: Permission denied)' ones, counted and reported as refused, the same from C
+    (proc_links) as from the Python loop."""
+    import pickle
+    import traceback
+    import recorder.collect.descriptors as D
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            fs = ProcFS()
+            got = []
+            for native in (N.native, None):
+                files, refused = D.FileRows(), []
+                for pid in (1, os.getppid()):
+                    refused.append(D.process_files(fs, native, D.MapsCache(), pid, None, None, None, files, None))
+                files.merge_sockets()
+                got.append((files.rows, files.denied, refused))
+            with os.fdopen(w, "wb") as f:
+                pickle.dump(got, f)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(child, 0)
+    assert status == 0 and data
+    (c_rows, c_denied, c_refused), py = pickle.loads(data)
+    assert (c_rows, c_denied, c_refused) == py
+    assert [r[2] for r in c_rows if r[0] == 1] == ["cwd", "rtd", "txt"]
+    assert c_rows[0][11] == "/proc/1/cwd (readlink: Permission denied)" and c_denied == 6
+    assert c_refused[0] == "cwd,root,maps"
+
+
 @pytest.mark.live
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     import recorder.collect.descriptors as C

@@ -245,7 +245,11 @@ class FileRows:
         self._sk_mode[-1] = mode
 
     def exe_key(self, pid: int):
+        """(device, inode) of the process's executable (its txt row), or None."""
         return self._exe.get(pid)
+
+    def set_exe_key(self, pid: int, key: tuple) -> None:
+        self._exe[pid] = key
 
     def drop(self, pid: int) -> None:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
@@ -524,10 +528,18 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
     refused sources; returns them with those refused here added. Raises Gone when the process
     vanished (its rows so far are then dropped by the caller: out.drop(pid))."""
     base = (pid, start_time)
+    refused = denied.split(",") if denied else []
     if native is not None:
         out.use_native(native)
-    refused = denied.split(",") if denied else []
-    for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
+        out.begin(base)
+        exe, links_refused, n_denied, gone = native.proc_links(out.native, os.fsencode(fs.path(pid, "")))
+        out.denied += n_denied
+        if gone:
+            raise Gone(fs.path(pid))
+        refused.extend(links_refused)
+        if exe is not None:
+            out.set_exe_key(pid, exe)
+    for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")) if native is None else ():
         try:
             target = fs.readlink(pid, link)
         except Denied:

@@ -994,6 +994,103 @@ fail:
 }
 
 
+/* proc_links(files, proc_dir) -> (exe_key, refused, denied, gone): the cwd, rtd and txt rows of a
+ * process (proc_dir: bytes, /proc/PID/) added to files as descriptors.process_files made them in
+ * Python: a link that refuses (EACCES, EPERM) gives lsof's "(readlink: Permission denied)" row
+ * (counted in denied; refused: the names of those links but exe); one that is gone (ENOENT,
+ * ESRCH) gives no row, or for exe an "unknown" row (kernel threads and zombies have none), unless
+ * the process itself is gone (no stat file): then gone is True and the rows stop. A link whose
+ * target does not stat gets an "unknown" row with its target. exe_key: (device, inode) of the
+ * executable's row, or None. Other errors raise OSError. */
+static PyObject *proc_links(PyObject *self, PyObject *args) {
+    FilesObject *files;
+    const char *dir;
+    Py_ssize_t dn;
+    if (!PyArg_ParseTuple(args, "O!y#", &FilesType, &files, &dir, &dn)) return NULL;
+    if (dn > 512) {
+        PyErr_SetString(PyExc_ValueError, "proc_links: folder path too long");
+        return NULL;
+    }
+    static const char *links[3] = {"cwd", "root", "exe"}, *fds[3] = {"cwd", "rtd", "txt"};
+    char path[PBUF], target[TBUF], dbuf[48];
+    memcpy(path, dir, dn);
+    path[dn] = 0;
+    int pdfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    PyObject *exe = Py_NewRef(Py_None), *refused = PyList_New(0);
+    long denied = 0;
+    int gone = 0;
+    if (!refused) goto fail;
+    for (int i = 0; i < 3 && !gone; i++) {
+        strcpy(path + dn, links[i]);
+        const char *rel = pdfd >= 0 ? links[i] : path;
+        int dfd = pdfd >= 0 ? pdfd : AT_FDCWD;
+        ssize_t n = readlinkat(dfd, rel, target, sizeof target);
+        int err = n < 0 ? errno : n >= (ssize_t)sizeof target ? ENAMETOOLONG : 0;
+        if (err == EACCES || err == EPERM) {
+            static const char suffix[] = " (readlink: Permission denied)";
+            char name[PBUF + sizeof suffix];
+            Py_ssize_t pn = (Py_ssize_t)strlen(path);
+            memcpy(name, path, pn);
+            memcpy(name + pn, suffix, sizeof suffix);
+            frow r = {.fd = svs(fds[i]), .type = svs("unknown"), .name = {name, pn + (Py_ssize_t)sizeof suffix - 1}};
+            if (files_row(files, &r) < 0) goto fail;
+            denied++;
+            if (i < 2) {
+                PyObject *s = PyUnicode_FromString(links[i]);
+                if (!s || PyList_Append(refused, s) < 0) {
+                    Py_XDECREF(s);
+                    goto fail;
+                }
+                Py_DECREF(s);
+            }
+            continue;
+        }
+        if (err == ENOENT || err == ESRCH) {
+            struct stat pst;
+            strcpy(path + dn, "stat");
+            if (fstatat(dfd, pdfd >= 0 ? "stat" : path, &pst, 0) < 0) {
+                gone = 1;
+                break;
+            }
+            strcpy(path + dn, links[i]);
+            if (i == 2) {
+                frow r = {.fd = svs("txt"), .type = svs("unknown"), .name = {path, (Py_ssize_t)strlen(path)}};
+                if (files_row(files, &r) < 0) goto fail;
+            }
+            continue;
+        }
+        if (err) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+            goto fail;
+        }
+        struct stat st;
+        if (fstatat(dfd, rel, &st, 0) < 0) { /* FileRows.add_path without a stat */
+            frow r = {.fd = svs(fds[i]), .type = svs("unknown")};
+            PyObject *keep;
+            if (name_sv(target, n, &r.name, &r.raw, &keep) < 0) goto fail;
+            int res = files_row(files, &r);
+            Py_XDECREF(keep);
+            if (res < 0) goto fail;
+            continue;
+        }
+        if (path_row(files, svs(fds[i]), 0, 0, SNULL, 0, 0, target, n, &st) < 0) goto fail;
+        if (i == 2 && !startswith(target, n, "anon_inode:") && !startswith(target, n, "pipe:[")) {
+            sv d;
+            dev_sv(dbuf, sizeof dbuf, (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : st.st_dev, &d);
+            Py_SETREF(exe, Py_BuildValue("(s#K)", d.s, d.n, (unsigned long long)st.st_ino));
+            if (!exe) goto fail;
+        }
+    }
+    if (pdfd >= 0) close(pdfd);
+    return Py_BuildValue("(NNlO)", exe, refused, denied, gone ? Py_True : Py_False);
+fail:
+    if (pdfd >= 0) close(pdfd);
+    Py_XDECREF(exe);
+    Py_XDECREF(refused);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Reading small /proc files relative to an open folder. */
 
@@ -2228,6 +2325,7 @@ fail:
 static PyMethodDef methods[] = {
     {"fd_rows", fd_rows, METH_VARARGS, "A process's numbered descriptors' rows, added to a Files (see recorder/collect/descriptors.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
+    {"proc_links", proc_links, METH_VARARGS, "A process's cwd, rtd and txt rows, added to a Files."},
     {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file, added to a Files."},
     {"inet_records", inet_records, METH_VARARGS, "sockets.inet_records in C: (resolution, socket row) per socket."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
