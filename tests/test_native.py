@@ -455,6 +455,44 @@ def test_a_vanished_process_takes_back_only_its_own_rows():
 
 
 @needs_c
+def test_kept_mem_rows_survive_the_pruning_of_their_table(monkeypatch):
+    """With the C module a MapsCache keeps each distinct mapped file's row once, in its table, and
+    a process's mem rows as indexes into it: rows no kept process uses are let go, and the kept
+    processes' rows stay what they were."""
+    import recorder.collect.descriptors as D
+    monkeypatch.setattr(D, "FILE_CHUNK", 0)  # prune as soon as unused rows are most of the table
+    inode = {b"a.so": 11, b"b.so": 12, b"c.so": 13, b"d.so": 14, b"e.so": 15, b"f.so": 16, b"g.so": 17}
+
+    def text(names):
+        return b"".join(b"7f%02x-7f%02xf r--p 00000000 fe:00 %d /lib/%s\n" % (i, i, inode[n], n)
+                        for i, n in enumerate(names))
+
+    maps = D.MapsCache()
+    table = maps.native_table(N.native)
+    for pid, names in {1: [b"a.so", b"b.so"], 2: [b"c.so", b"d.so", b"f.so", b"g.so"], 3: [b"a.so", b"e.so"]}.items():
+        maps.rows[pid, None] = (0.0, N.native.maps_rows(table, maps.index, text(names), None, maps.sizes,
+                                                        "/nonexistent"))
+    assert len(table) == 7  # a.so once
+
+    def rows_of(pid):
+        files = D.FileRows()
+        files.use_native(N.native)
+        files.extend((pid, None), maps.rows[pid, None][1], maps.table)
+        files.merge_sockets()
+        return files.rows
+
+    before = {pid: rows_of(pid) for pid in (1, 3)}
+    assert [r[11] for r in before[3]] == ["/lib/a.so", "/lib/e.so"] and before[3][0][:3] == (3, None, "mem")
+    maps.seen = {(1, None), (3, None)}
+    maps.end_snapshot(5.0)
+    assert len(maps.table) == 3 and {pid: rows_of(pid) for pid in (1, 3)} == before
+    N.native.maps_rows(maps.table, maps.index, text([b"e.so", b"b.so"]), None, {}, "/nonexistent")
+    assert len(maps.table) == 3  # found again in the pruned table
+    maps.end_snapshot(None)
+    assert maps.table is None and maps.rows == {}
+
+
+@needs_c
 @pytest.mark.root
 @pytest.mark.live
 def test_cwd_rtd_txt_of_other_users_same_with_c_and_python():
@@ -624,9 +662,9 @@ def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
         assert child.stdout.readline().strip() == "ready"
         with open(f"/proc/{child.pid}/maps", "rb") as f:
             text = f.read()
-        files = N.native.Files()
+        table, files = N.native.Files(), N.native.Files()
         files.begin(child.pid, None, None)
-        N.native.maps_rows(files, text, None, {}, f"/proc/{child.pid}/map_files")
+        files.extend(table, N.native.maps_rows(table, {}, text, None, {}, f"/proc/{child.pid}/map_files"))
         got = files.rows()
         names = {r[11]: r[2] for r in got}
         assert names[str(tmp_path / "new\\012line.bin")] == "mem"

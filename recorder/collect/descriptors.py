@@ -152,11 +152,12 @@ class FileRows:
             self._base = base
             self.native.begin(base[0], base[1], micros((base[1],))[0])
 
-    def extend(self, base: tuple, rows) -> None:
-        """Add rows kept from an earlier read (the mem rows of a MapsCache)."""
-        if self.native is not None:
+    def extend(self, base: tuple, rows, table=None) -> None:
+        """Add rows kept from an earlier read (the mem rows of a MapsCache): tuples, or with the C
+        module the indexes of their rows in TABLE (MapsCache.table)."""
+        if table is not None:
             self.begin(base)
-            self.native.extend(rows)
+            self.native.extend(table, rows)
         else:
             self.rows.extend(rows)
 
@@ -267,6 +268,11 @@ class FileRows:
     def flush(self, force: bool = False) -> None:
         """Move the rows so far into Arrow columns when there are chunk of them (or force); call
         it between processes (drop() only takes back rows of the process being read)."""
+        native = self.native
+        if native is not None and self._types is not None and len(native) and \
+                (force or (self.chunk and len(native) >= self.chunk)):
+            self._batches.append(self._native_batch())
+            self._base = None
         rows = self.rows
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
             return
@@ -323,8 +329,6 @@ class FileRows:
             self._types = {f.name: f.type for f in schema}
         self.flush(force=True)
         batches = self._batches
-        if self.native is not None and len(self.native):
-            batches.insert(0, self._native_batch())
         if self._sk_pid:
             batches.append(self._batch(self._socket_columns()))
         # Socket rows come last, not back in their places: readers sort (compaction sorts by pid,
@@ -410,6 +414,19 @@ class MapsCache:
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
         self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats
+        # With the C module, a process's mem rows are the indexes (int32 bytes) of their rows in
+        # table, a Files holding each distinct mapped file's row once (a library mapped by every
+        # process is one row); index: (device, inode, path, size) -> its row (see maps_rows).
+        self.table = None
+        self.index: dict = {}
+
+    def native_table(self, native):
+        """The table of mem rows (made now if need be)."""
+        if self.table is None:
+            self.table = native.Files()
+            self.table.begin(0, None, None)
+            self.index = {}
+        return self.table
 
     def keeps(self, next_files_in: float | None) -> bool:
         return next_files_in is not None and next_files_in <= self.refresh
@@ -424,6 +441,29 @@ class MapsCache:
             self.rows = {}
         self.seen = set()
         self.sizes = {}
+        if self.table is not None:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Let go of the table rows no kept process uses, once they are most of it."""
+        if not self.rows:
+            self.table, self.index = None, {}
+            return
+        used = set()
+        for _, ids in self.rows.values():
+            used.update(array("i", ids))
+        if len(self.table) <= 2 * len(used) + FILE_CHUNK:
+            return
+        table = type(self.table)()
+        table.begin(0, None, None)
+        old, new = self.table, {}
+        for i in sorted(used):
+            new[i] = len(table)
+            table.extend(old, array("i", (i,)).tobytes())
+        self.index = {k: new[v] for k, v in self.index.items() if v in new}
+        self.rows = {k: (t, array("i", [new[i] for i in array("i", ids)]).tobytes())
+                     for k, (t, ids) in self.rows.items()}
+        self.table = table
 
 
 class OpenFiles:
@@ -659,16 +699,15 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         # The rows themselves are kept: they depend on nothing but the process instance.
         exe = out.exe_key(pid)
         if native is not None:
-            rows = native.Files()
-            rows.begin(base[0], base[1], None)
-            native.maps_rows(rows, data, exe, maps.sizes, fs.path(pid, "map_files"))
+            rows = native.maps_rows(maps.native_table(native), maps.index, data, exe, maps.sizes,
+                                    fs.path(pid, "map_files"))
         else:
             rows = _maps_rows(fs, data, pid, base, exe, maps.sizes)
         cached = (now, rows)
         if maps.keeps(next_files_in):
             maps.rows[key] = cached
     maps.seen.add(key)
-    out.extend(base, cached[1])
+    out.extend(base, cached[1], maps.table if native is not None else None)
 
 
 def _maps_rows(fs: ProcFS, data: bytes, pid: int, base: tuple, exe, sizes: dict) -> list[tuple]:

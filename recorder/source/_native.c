@@ -427,22 +427,6 @@ fail:
     return NULL;
 }
 
-/* Each buffer down to its length: a Files kept (a process's mem rows, across snapshots) holds no
- * spare capacity. */
-static void files_compact(FilesObject *f) {
-    for (int i = 0; i < N_FCOLS; i++) {
-        gbuf *g[3] = {&f->c[i].val, &f->c[i].valid, &f->c[i].data};
-        for (int k = 0; k < 3; k++)
-            if (g[k]->p && g[k]->cap > g[k]->len) {
-                char *q = PyMem_Realloc(g[k]->p, g[k]->len ? g[k]->len : 1);
-                if (q) {
-                    g[k]->p = q;
-                    g[k]->cap = g[k]->len ? g[k]->len : 1;
-                }
-            }
-    }
-}
-
 static void files_free_buffers(FilesObject *f) {
     for (int i = 0; i < N_FCOLS; i++) {
         gbuf_free(&f->c[i].val);
@@ -538,30 +522,41 @@ static PyObject *Files_add(FilesObject *f, PyObject *row) {
     Py_RETURN_NONE;
 }
 
-/* extend(other): other's rows (one process's, kept across snapshots: the mem rows) as the current
- * process's rows; their mount_point is found again in this snapshot's mount table. */
-static PyObject *Files_extend(FilesObject *f, PyObject *arg) {
-    if (!PyObject_TypeCheck(arg, &FilesType)) {
-        PyErr_SetString(PyExc_TypeError, "Files.extend: a Files");
-        return NULL;
-    }
-    FilesObject *o = (FilesObject *)arg;
-    for (Py_ssize_t i = 0; i < o->n; i++) {
-        frow r;
-        r.fd = col_get(o, F_FD, i);
-        r.mode = col_get(o, F_MODE, i);
-        r.type = col_get(o, F_TYPE, i);
-        r.device = col_get(o, F_DEVICE, i);
-        r.proto = col_get(o, F_PROTO, i);
-        r.name = col_get(o, F_NAME, i);
-        r.raw = col_get(o, F_RAW, i);
-        r.fdnum = col_getint(o, F_FDNUM, i, &r.has_fdnum);
-        r.size = col_getint(o, F_SIZE, i, &r.has_size);
-        r.pos = col_getint(o, F_POS, i, &r.has_pos);
-        r.inode = col_getint(o, F_INODE, i, &r.has_inode);
-        int ok;
-        r.deleted = (int)col_getint(o, F_DELETED, i, &ok);
-        if (files_row(f, &r) < 0) return NULL;
+/* Row i of o added to f as f's current process's; its mount_point found again in f's table. */
+static int files_copy_row(FilesObject *f, FilesObject *o, Py_ssize_t i) {
+    frow r;
+    int ok;
+    r.fd = col_get(o, F_FD, i);
+    r.mode = col_get(o, F_MODE, i);
+    r.type = col_get(o, F_TYPE, i);
+    r.device = col_get(o, F_DEVICE, i);
+    r.proto = col_get(o, F_PROTO, i);
+    r.name = col_get(o, F_NAME, i);
+    r.raw = col_get(o, F_RAW, i);
+    r.fdnum = col_getint(o, F_FDNUM, i, &r.has_fdnum);
+    r.size = col_getint(o, F_SIZE, i, &r.has_size);
+    r.pos = col_getint(o, F_POS, i, &r.has_pos);
+    r.inode = col_getint(o, F_INODE, i, &r.has_inode);
+    r.deleted = (int)col_getint(o, F_DELETED, i, &ok);
+    return files_row(f, &r);
+}
+
+/* extend(table, ids): rows of another Files (table) by their indexes (ids: int32 values in native
+ * byte order), as the current process's rows: the mem rows a MapsCache keeps, each distinct
+ * mapped file's row once in its table, a process's rows as the indexes of its files. */
+static PyObject *Files_extend(FilesObject *f, PyObject *args) {
+    FilesObject *o;
+    const char *ids;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!y#", &FilesType, &o, &ids, &n)) return NULL;
+    for (Py_ssize_t k = 0; k + 4 <= n; k += 4) {
+        int32_t i;
+        memcpy(&i, ids + k, 4);
+        if (i < 0 || i >= o->n) {
+            PyErr_SetString(PyExc_IndexError, "Files.extend: no such row");
+            return NULL;
+        }
+        if (files_copy_row(f, o, i) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -582,9 +577,60 @@ static PyObject *bitmap(const char *bytes, Py_ssize_t n, int none_if_full) {
     return b;
 }
 
+/* A buffer handed over to Arrow without a copy: the memory of a gbuf, owned now by this object,
+ * seen through the buffer protocol (pyarrow.py_buffer keeps it alive as long as an array uses it). */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t n;
+} BufObject;
+
+static int Buf_getbuffer(BufObject *b, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)b, b->p, b->n, 1, flags);
+}
+
+static void Buf_dealloc(BufObject *b) {
+    PyMem_Free(b->p);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyBufferProcs Buf_as_buffer = {.bf_getbuffer = (getbufferproc)Buf_getbuffer};
+
+static PyTypeObject BufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recorder.source._native.Buf",
+    .tp_basicsize = sizeof(BufObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A column buffer of a Files, read-only, for pyarrow.py_buffer.",
+    .tp_dealloc = (destructor)Buf_dealloc,
+    .tp_as_buffer = &Buf_as_buffer,
+};
+
+/* A Buf of the memory p (n bytes, allocated with PyMem_Malloc), which it takes: trimmed to n. */
+static PyObject *buf_take(char *p, Py_ssize_t n) {
+    char *q = PyMem_Realloc(p, n ? n : 1);
+    if (q) p = q;
+    BufObject *b = PyObject_New(BufObject, &BufType);
+    if (!b) {
+        PyMem_Free(p);
+        return NULL;
+    }
+    b->p = p;
+    b->n = n;
+    return (PyObject *)b;
+}
+
+static PyObject *buf_of(gbuf *g) { /* the gbuf's memory, taken: the gbuf is empty afterwards */
+    char *p = g->p ? g->p : PyMem_Malloc(1);
+    Py_ssize_t n = (Py_ssize_t)g->len;
+    g->p = NULL;
+    g->len = g->cap = 0;
+    if (!p) return PyErr_NoMemory();
+    return buf_take(p, n);
+}
+
 /* buffers() -> [(validity bitmap or None, values, string bytes or None)] per column in FIELDS
- * order and then mount_point, each column's memory let go as it is handed over: the Files is
- * empty afterwards. start_time's values are µs since the epoch. */
+ * order and then mount_point: the columns' own memory (no copy), given up as each column is
+ * handed over, so the Files is empty afterwards. start_time's values are µs since the epoch. */
 static PyObject *Files_buffers(FilesObject *f, PyObject *unused) {
     Py_ssize_t n = f->n;
     PyObject *out = PyList_New(N_FCOLS);
@@ -594,30 +640,32 @@ static PyObject *Files_buffers(FilesObject *f, PyObject *unused) {
         PyObject *valid, *vals, *data = Py_None;
         if (i == F_START) { /* the process's start time, by its index */
             int64_t *us = (int64_t *)f->start_us.p;
-            PyObject *b = PyBytes_FromStringAndSize(NULL, n * 8);
+            int64_t *dst = PyMem_Malloc(n ? n * 8 : 1);
             char *okb = PyMem_Malloc(n ? n : 1);
-            if (!b || !okb) {
-                Py_XDECREF(b);
+            if (!dst || !okb) {
+                PyMem_Free(dst);
                 PyMem_Free(okb);
                 Py_DECREF(out);
                 return PyErr_NoMemory();
             }
-            int64_t *dst = (int64_t *)PyBytes_AS_STRING(b);
             int32_t *ix = (int32_t *)c->val.p;
             for (Py_ssize_t r = 0; r < n; r++) {
                 dst[r] = us[ix[r]];
                 okb[r] = f->start_ok.p[ix[r]];
             }
-            vals = b;
+            vals = buf_take((char *)dst, n * 8);
             valid = bitmap(okb, n, 1);
             PyMem_Free(okb);
+            Py_INCREF(data);
         } else {
             valid = bitmap(c->valid.p, n, 1);
-            if (FKIND[i] == 'b') vals = bitmap(c->val.p, n, 0);
-            else vals = PyBytes_FromStringAndSize(c->val.p, c->val.len);
-            if (FKIND[i] == 's') data = PyBytes_FromStringAndSize(c->data.p, c->data.len);
+            vals = FKIND[i] == 'b' ? bitmap(c->val.p, n, 0) : buf_of(&c->val);
+            if (FKIND[i] == 's') data = buf_of(&c->data);
             else Py_INCREF(data);
         }
+        gbuf_free(&c->val);
+        gbuf_free(&c->valid);
+        gbuf_free(&c->data);
         if (!valid || !vals || !data) {
             Py_XDECREF(valid);
             Py_XDECREF(vals);
@@ -625,9 +673,6 @@ static PyObject *Files_buffers(FilesObject *f, PyObject *unused) {
             Py_DECREF(out);
             return NULL;
         }
-        gbuf_free(&c->val);
-        gbuf_free(&c->valid);
-        gbuf_free(&c->data);
         PyList_SET_ITEM(out, i, Py_BuildValue("(NNN)", valid, vals, data));
         if (!PyList_GET_ITEM(out, i)) {
             Py_DECREF(out);
@@ -725,7 +770,7 @@ static PyObject *Files_rows(FilesObject *f, PyObject *unused) {
 static PyMethodDef Files_methods[] = {
     {"begin", (PyCFunction)Files_begin, METH_VARARGS, "begin(pid, start_time, start_us): the next rows' process."},
     {"add", (PyCFunction)Files_add, METH_O, "add(row): one row in descriptors.FIELDS order."},
-    {"extend", (PyCFunction)Files_extend, METH_O, "extend(files): another Files's rows, as the current process's."},
+    {"extend", (PyCFunction)Files_extend, METH_VARARGS, "extend(table, ids): rows of table by index, as the current process's."},
     {"drop", (PyCFunction)Files_drop, METH_O, "drop(pid): forget the current process's rows if it is pid."},
     {"buffers", (PyCFunction)Files_buffers, METH_NOARGS, "The columns' Arrow buffers; empties the Files."},
     {"rows", (PyCFunction)Files_rows, METH_NOARGS, "The rows as tuples in descriptors.FIELDS order."},
@@ -1789,20 +1834,23 @@ fail:
 
 
 
-/* maps_rows(files, data, exe_key, sizes, map_files_dir) -> None: the mem rows of one process
- * (data: its maps text) added to files (a Files: its current process's rows): the first mapping of
- * each file but the executable (exe_key, a (device, inode) pair or None), "DEL" for a deleted
- * one; a file's size from a stat of map_files/<range> (None when the stat fails). sizes: a dict
- * of this snapshot, (device, inode) -> size, so that each file is stat'ed once. */
+/* maps_rows(table, index, data, exe_key, sizes, map_files_dir) -> ids: the mem rows of one process
+ * (data: its maps text), as the indexes (int32 values in native byte order) of their rows in table
+ * (a Files), where a row not there yet is added: index maps (device, inode, path, size) to its
+ * row's index. The rows: the first mapping of each file but the executable (exe_key, a (device,
+ * inode) pair or None), "DEL" for a deleted one; a file's size from a stat of map_files/<range>
+ * (None when the stat fails). sizes: a dict of this snapshot, (device, inode) -> size, so that
+ * each file is stat'ed once. A library mapped by every process has one row in table. */
 static PyObject *maps_rows(PyObject *self, PyObject *args) {
-    PyObject *data, *exe, *sizes, *dir;
-    FilesObject *files;
-    if (!PyArg_ParseTuple(args, "O!SOO!O&", &FilesType, &files, &data, &exe, &PyDict_Type, &sizes,
-                          PyUnicode_FSConverter, &dir))
+    PyObject *data, *exe, *sizes, *dir, *index;
+    FilesObject *table;
+    if (!PyArg_ParseTuple(args, "O!O!SOO!O&", &FilesType, &table, &PyDict_Type, &index, &data, &exe, &PyDict_Type,
+                          &sizes, PyUnicode_FSConverter, &dir))
         return NULL;
     PyObject *dargs = PyTuple_Pack(1, data);
     PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
     Py_XDECREF(dargs);
+    gbuf ids = {NULL, 0, 0};
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
     if (!entries) goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
@@ -1819,22 +1867,10 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
         }
         const char *b = PyBytes_AS_STRING(path);
         Py_ssize_t n = PyBytes_GET_SIZE(path);
-        frow r = {.fd = svs("mem"), .mode = SNULL, .type = svs("REG"), .proto = SNULL, .has_inode = 1};
-        r.inode = PyLong_AsLongLong(inode);
-        if (r.inode == -1 && PyErr_Occurred()) {
-            Py_DECREF(key);
-            goto fail;
-        }
-        if (sv_of(dev, &r.device) < 0) {
-            Py_DECREF(key);
-            goto fail;
-        }
-        if (n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0) {
-            r.fd = svs("DEL");
-            r.deleted = 1;
-            n -= 10;
-        } else {
-            PyObject *size = PyDict_GetItemWithError(sizes, key); /* borrowed */
+        int deleted = n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0;
+        PyObject *size = Py_None; /* borrowed */
+        if (!deleted) {
+            size = PyDict_GetItemWithError(sizes, key);
             if (!size && PyErr_Occurred()) {
                 Py_DECREF(key);
                 goto fail;
@@ -1854,25 +1890,52 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
                 Py_DECREF(s);
                 size = s; /* the dict holds it */
             }
-            if (int_of(size, &r.size, &r.has_size) < 0) {
-                Py_DECREF(key);
-                goto fail;
-            }
         }
         Py_DECREF(key);
-        PyObject *keep;
-        if (name_sv(b, n, &r.name, &r.raw, &keep) < 0) goto fail;
-        int res = files_row(files, &r);
-        Py_XDECREF(keep);
-        if (res < 0) goto fail;
+        PyObject *rkey = PyTuple_Pack(4, dev, inode, path, size);
+        if (!rkey) goto fail;
+        PyObject *id = PyDict_GetItemWithError(index, rkey); /* borrowed */
+        long long row;
+        if (id) {
+            row = PyLong_AsLongLong(id);
+            if (row == -1 && PyErr_Occurred()) {
+                Py_DECREF(rkey);
+                goto fail;
+            }
+        } else {
+            if (PyErr_Occurred()) {
+                Py_DECREF(rkey);
+                goto fail;
+            }
+            frow r = {.fd = svs(deleted ? "DEL" : "mem"), .type = svs("REG"), .has_inode = 1, .deleted = deleted};
+            int ok = sv_of(dev, &r.device) == 0 && (r.inode = PyLong_AsLongLong(inode), !PyErr_Occurred()) &&
+                     int_of(size, &r.size, &r.has_size) == 0;
+            PyObject *keep = NULL;
+            ok = ok && name_sv(b, deleted ? n - 10 : n, &r.name, &r.raw, &keep) == 0;
+            ok = ok && files_row(table, &r) == 0;
+            Py_XDECREF(keep);
+            row = table->n - 1;
+            PyObject *v = ok ? PyLong_FromLongLong(row) : NULL;
+            if (!v || PyDict_SetItem(index, rkey, v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(rkey);
+                goto fail;
+            }
+            Py_DECREF(v);
+        }
+        Py_DECREF(rkey);
+        int32_t r32 = (int32_t)row;
+        if (gbuf_put(&ids, &r32, 4) < 0) goto fail;
     }
     if (mfd >= 0) close(mfd);
     Py_DECREF(entries);
     Py_DECREF(dir);
-    files_compact(files);
-    Py_RETURN_NONE;
+    PyObject *out = PyBytes_FromStringAndSize(ids.p ? ids.p : "", ids.len);
+    gbuf_free(&ids);
+    return out;
 fail:
     if (mfd >= 0) close(mfd);
+    gbuf_free(&ids);
     Py_XDECREF(entries);
     Py_DECREF(dir);
     return NULL;
@@ -2365,7 +2428,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyStructSequence_InitType2(&ProcessType, &process_desc) < 0 ||
         PyStructSequence_InitType2(&ThreadType, &thread_desc) < 0)
         return NULL;
-    if (PyType_Ready(&FilesType) < 0) return NULL;
+    if (PyType_Ready(&FilesType) < 0 || PyType_Ready(&BufType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "Files", (PyObject *)&FilesType) < 0) {
