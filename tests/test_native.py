@@ -437,6 +437,23 @@ def test_the_c_descriptor_columns_are_the_python_loops_columns(fake):
 
 
 @needs_c
+def test_live_descriptor_rows_whatever_the_chunk(fake, monkeypatch):
+    """A live command's rows (FileRows.rows, tuples) are the Python loops' rows, in their order,
+    whether the C module's Files is turned into tuples every process or once at the end."""
+    import recorder.collect.descriptors as D
+    got = {}
+    for chunk in (1, 10**9):
+        monkeypatch.setattr(D, "FILE_CHUNK", chunk)
+        for use_c in (True, False):
+            c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+            if not use_c:
+                c.native = None
+            got[chunk, use_c] = c.live_files()[1].rows
+    want = got[10**9, False]
+    assert len(want) > 20 and all(v == want for v in got.values())
+
+
+@needs_c
 def test_a_vanished_process_takes_back_only_its_own_rows():
     """FileRows.drop(pid) with the C module's Files: the rows since that process began go, the
     earlier processes' rows stay."""

@@ -269,9 +269,12 @@ class FileRows:
         """Move the rows so far into Arrow columns when there are chunk of them (or force); call
         it between processes (drop() only takes back rows of the process being read)."""
         native = self.native
-        if native is not None and self._types is not None and len(native) and \
-                (force or (self.chunk and len(native) >= self.chunk)):
-            self._batches.append(self._native_batch())
+        if native is not None and len(native) and (force or (self.chunk and len(native) >= self.chunk)):
+            # into Arrow; for a live command (no schema), into tuples: never all rows twice
+            if self._types is not None:
+                self._batches.append(self._native_batch())
+            else:
+                self.rows.extend(native.rows(True))
             self._base = None
         rows = self.rows
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
@@ -350,7 +353,7 @@ class FileRows:
         """Put the socket rows (resolved) after the others in rows, as tuples (what a live
         command reads)."""
         if self.native is not None:
-            self.rows[:0] = self.native.rows()
+            self.rows.extend(self.native.rows())
             self.native, self._base = None, None
         if self._sk_pid:
             self.rows.extend(zip(*self._socket_columns()))
@@ -517,7 +520,7 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
     ValueError for a process it cannot read (left out). sockets_only keeps, besides socket
     descriptors, only each process's cwd (lsof -i needs no more, and it spares a stat of every
     other descriptor on the host)."""
-    files = FileRows(mounts=mounts(fs))
+    files = FileRows(FILE_CHUNK, mounts=mounts(fs))
     procs = []
     for pid in sorted(set(pids)) if pids is not None else fs.pids():
         try:
@@ -530,6 +533,7 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         except (Gone, Denied, ValueError):
             files.drop(pid)
             continue
+        files.flush()
         procs.append(row)
     # Named processes: only their sockets' lines of their protocols' tables are parsed.
     only = protos = None

@@ -7,6 +7,7 @@
  * The descriptor loops make the same system calls, in the same order, with the same outcome per
  * error, as their Python twins in recorder/collect/descriptors.py (the numbered-fd loop, the maps rows, the inet tables), and
  * tests/test_native.py holds the two to the same answers on the live host and on fake /proc trees.
+ * The C loops write their rows into a Files (Arrow column buffers, below), not Python tuples.
  * The module is optional: when it cannot be built or imported (or PROCSNAP_NATIVE=0), psutil reads
  * processes and threads and the descriptor loops run in Python.
  */
@@ -154,6 +155,7 @@ typedef struct {
     gbuf start_us;    /* ... and its µs since the epoch (int64), 0 for None */
     gbuf start_ok;    /* ... and whether it is not None (a byte each) */
     PyObject *by_dev, *of_path; /* Mounts.by_dev and Mounts.of_path, or NULL: no mount_point */
+    PyObject *names;  /* rows(): each name's one str (a library's name in every process), or NULL */
     long long pid;    /* the process rows are added for (begin()) */
     Py_ssize_t start, mark; /* its start's index in starts; the row its rows begin at */
     mount_entry *mounts; /* MOUNT_CACHE of them, with by_dev */
@@ -443,6 +445,7 @@ static void Files_dealloc(FilesObject *f) {
     files_free_buffers(f);
     PyMem_Free(f->mounts);
     Py_XDECREF(f->starts);
+    Py_XDECREF(f->names);
     Py_XDECREF(f->by_dev);
     Py_XDECREF(f->of_path);
     Py_TYPE(f)->tp_free((PyObject *)f);
@@ -720,10 +723,18 @@ static PyObject *int_or_none(FilesObject *f, int i, Py_ssize_t r) {
     return ok ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
 }
 
-/* rows() -> [tuple]: the rows in FIELDS order, as the Python loops make them. */
-static PyObject *Files_rows(FilesObject *f, PyObject *unused) {
+/* rows(clear=False) -> [tuple]: the rows in FIELDS order, as the Python loops make them; with
+ * clear, the Files is emptied (its buffers kept for the next rows). */
+static PyObject *Files_rows(FilesObject *f, PyObject *args) {
+    int clear = 0;
+    if (!PyArg_ParseTuple(args, "|p", &clear)) return NULL;
     PyObject *out = PyList_New(f->n);
     PyObject **cache = PyMem_Calloc(SCACHE, sizeof(PyObject *));
+    if (!f->names && !(f->names = PyDict_New())) {
+        Py_XDECREF(out);
+        PyMem_Free(cache);
+        return NULL;
+    }
     if (!out || !cache) {
         Py_XDECREF(out);
         PyMem_Free(cache);
@@ -746,6 +757,11 @@ static PyObject *Files_rows(FilesObject *f, PyObject *unused) {
         v[10] = cached_str(cache, col_get(f, F_PROTO, r));
         sv nm = col_get(f, F_NAME, r), raw = col_get(f, F_RAW, r);
         v[11] = PyUnicode_DecodeUTF8(nm.s, nm.n, NULL);
+        if (v[11]) {
+            PyObject *one = PyDict_SetDefault(f->names, v[11], v[11]); /* borrowed */
+            Py_XINCREF(one);
+            Py_SETREF(v[11], one);
+        }
         v[12] = raw.s ? PyBytes_FromStringAndSize(raw.s, raw.n) : Py_NewRef(Py_None);
         v[13] = PyBool_FromLong((long)col_getint(f, F_DELETED, r, &ok));
         PyObject *t = PyTuple_New(14);
@@ -764,6 +780,17 @@ static PyObject *Files_rows(FilesObject *f, PyObject *unused) {
         Py_DECREF(out);
         return NULL;
     }
+    if (clear) {
+        files_truncate(f, 0);
+        f->pid = -1;
+        f->mark = 0;
+        f->start_us.len = f->start_ok.len = 0;
+        Py_SETREF(f->starts, PyList_New(0));
+        if (!f->starts) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
     return out;
 }
 
@@ -773,7 +800,7 @@ static PyMethodDef Files_methods[] = {
     {"extend", (PyCFunction)Files_extend, METH_VARARGS, "extend(table, ids): rows of table by index, as the current process's."},
     {"drop", (PyCFunction)Files_drop, METH_O, "drop(pid): forget the current process's rows if it is pid."},
     {"buffers", (PyCFunction)Files_buffers, METH_NOARGS, "The columns' Arrow buffers; empties the Files."},
-    {"rows", (PyCFunction)Files_rows, METH_NOARGS, "The rows as tuples in descriptors.FIELDS order."},
+    {"rows", (PyCFunction)Files_rows, METH_VARARGS, "rows(clear=False): the rows as tuples in descriptors.FIELDS order."},
     {NULL, NULL, 0, NULL},
 };
 
