@@ -161,10 +161,6 @@ class FileRows:
         else:
             self.rows.extend(rows)
 
-    @property
-    def devs(self) -> dict[int, str]:
-        return self._devs
-
     def devstr(self, dev: int) -> str:
         s = self._devs.get(dev)
         if s is None:
