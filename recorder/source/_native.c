@@ -580,8 +580,8 @@ static PyObject *bitmap(const char *bytes, Py_ssize_t n, int none_if_full) {
     return b;
 }
 
-/* A buffer handed over to Arrow without a copy: the memory of a gbuf, owned now by this object,
- * seen through the buffer protocol (pyarrow.py_buffer keeps it alive as long as an array uses it). */
+/* A column's memory, taken from its gbuf, read through the buffer protocol (FileRows copies it
+ * into Arrow's memory pool): the column is never copied into a bytes object first. */
 typedef struct {
     PyObject_HEAD
     char *p;
@@ -632,8 +632,9 @@ static PyObject *buf_of(gbuf *g) { /* the gbuf's memory, taken: the gbuf is empt
 }
 
 /* buffers() -> [(validity bitmap or None, values, string bytes or None)] per column in FIELDS
- * order and then mount_point: the columns' own memory (no copy), given up as each column is
- * handed over, so the Files is empty afterwards. start_time's values are µs since the epoch. */
+ * order and then mount_point: the columns' own memory (Buf objects, no copy), given up as each
+ * column is handed over, so the Files is empty afterwards. start_time's values are µs since the
+ * epoch. */
 static PyObject *Files_buffers(FilesObject *f, PyObject *unused) {
     Py_ssize_t n = f->n;
     PyObject *out = PyList_New(N_FCOLS);
