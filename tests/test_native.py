@@ -509,6 +509,151 @@ def test_descriptor_rows_in_chunks_keep_their_order(fake, monkeypatch):
     assert tables[10**9, True][1] == first[1]
 
 
+@needs_c
+def test_the_c_descriptor_columns_are_the_python_loops_columns(fake):
+    """The open_files table built from the C module's column buffers (Files) has the schema and,
+    column by column, the values of the one built from the Python loops' rows (mount points by
+    device, and by path for a device file, included)."""
+    dev = os.stat(fake.root).st_dev
+    fake.write("self/mountinfo", f"21 1 {os.major(dev)}:{os.minor(dev)} / / rw - ext4 /dev/x rw\n"
+                                 f"22 21 0:5 / /dev rw - devtmpfs udev rw\n".encode())
+    tables = []
+    try:
+        for use_c in (True, False):
+            c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+            if not use_c:
+                c.native = None
+            tables.append(c.snapshot().tables["open_files"].drop_columns(["snapshot_id", "ts"]))
+    finally:
+        os.unlink(fake.root / "self" / "mountinfo")
+    got, want = tables
+    assert got.schema == want.schema
+    assert got.num_rows == want.num_rows > 20
+    for name in want.column_names:
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+    mounts = set(got.column("mount_point").to_pylist())
+    assert {"/", "/dev"} <= mounts  # a file's device, and /dev/null's path
+
+
+@needs_c
+def test_live_descriptor_rows_whatever_the_chunk(fake, monkeypatch):
+    """A live command's rows (FileRows.rows, tuples) are the Python loops' rows, in their order,
+    whether the C module's Files is turned into tuples every process or once at the end."""
+    import recorder.collect.descriptors as D
+    got = {}
+    for chunk in (1, 10**9):
+        monkeypatch.setattr(D, "FILE_CHUNK", chunk)
+        for use_c in (True, False):
+            c = Collector(procfs=ProcFS(str(fake.root)), host="h", tables=("processes", "open_files", "sockets"))
+            if not use_c:
+                c.native = None
+            got[chunk, use_c] = c.live_files()[1].rows
+    want = got[10**9, False]
+    assert len(want) > 20 and all(v == want for v in got.values())
+
+
+@needs_c
+def test_a_vanished_process_takes_back_only_its_own_rows():
+    """FileRows.drop(pid) with the C module's Files: the rows since that process began go, the
+    earlier processes' rows stay."""
+    import recorder.collect.descriptors as D
+    files = D.FileRows()
+    files.use_native(N.native)
+    for pid in (1, 2):
+        files.add_unknown((pid, None), "txt", f"/proc/{pid}/exe")
+        files.add_pipe((pid, None), "3", 3, "r", 12, 99)
+    files.drop(2)
+    files.drop(1)  # not the process being read: nothing goes
+    files.add_unknown((3, None), "txt", "/proc/3/exe")
+    files.merge_sockets()
+    assert [(r[0], r[2], r[5]) for r in files.rows] == [(1, "txt", "unknown"), (1, "3", "FIFO"), (3, "txt", "unknown")]
+    assert files.rows[1] == (1, None, "3", 3, "r", "FIFO", "0,12", None, 0, 99, None, "pipe", None, False)
+
+
+@needs_c
+def test_kept_mem_rows_survive_the_pruning_of_their_table(monkeypatch):
+    """With the C module a MapsCache keeps each distinct mapped file's row once, in its table, and
+    a process's mem rows as indexes into it: rows no kept process uses are let go, and the kept
+    processes' rows stay what they were."""
+    import recorder.collect.descriptors as D
+    monkeypatch.setattr(D, "FILE_CHUNK", 0)  # prune as soon as unused rows are most of the table
+    inode = {b"a.so": 11, b"b.so": 12, b"c.so": 13, b"d.so": 14, b"e.so": 15, b"f.so": 16, b"g.so": 17}
+
+    def text(names):
+        return b"".join(b"7f%02x-7f%02xf r--p 00000000 fe:00 %d /lib/%s\n" % (i, i, inode[n], n)
+                        for i, n in enumerate(names))
+
+    maps = D.MapsCache()
+    table = maps.native_table(N.native)
+    for pid, names in {1: [b"a.so", b"b.so"], 2: [b"c.so", b"d.so", b"f.so", b"g.so"], 3: [b"a.so", b"e.so"]}.items():
+        maps.rows[pid, None] = (0.0, N.native.maps_rows(table, maps.index, text(names), None, maps.sizes,
+                                                        "/nonexistent"))
+    assert len(table) == 7  # a.so once
+
+    def rows_of(pid):
+        files = D.FileRows()
+        files.use_native(N.native)
+        files.extend((pid, None), maps.rows[pid, None][1], maps.table)
+        files.merge_sockets()
+        return files.rows
+
+    before = {pid: rows_of(pid) for pid in (1, 3)}
+    assert [r[11] for r in before[3]] == ["/lib/a.so", "/lib/e.so"] and before[3][0][:3] == (3, None, "mem")
+    maps.seen = {(1, None), (3, None)}
+    maps.end_snapshot(5.0)
+    assert len(maps.table) == 3 and {pid: rows_of(pid) for pid in (1, 3)} == before
+    N.native.maps_rows(maps.table, maps.index, text([b"e.so", b"b.so"]), None, {}, "/nonexistent")
+    assert len(maps.table) == 3  # found again in the pruned table
+    maps.end_snapshot(None)
+    assert maps.table is None and maps.rows == {}
+
+
+@needs_c
+@pytest.mark.root
+@pytest.mark.live
+def test_cwd_rtd_txt_of_other_users_same_with_c_and_python():
+    """As a user who may not read other users' cwd, root and exe links, their rows are lsof's
+    '(readlink: Permission denied)' ones, counted and reported as refused, the same from C
+    (proc_links) as from the Python loop."""
+    import pickle
+    import traceback
+    import recorder.collect.descriptors as D
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            fs = ProcFS()
+            got = []
+            for native in (N.native, None):
+                files, refused = D.FileRows(), []
+                for pid in (1, os.getppid()):
+                    refused.append(D.process_files(fs, native, D.MapsCache(), pid, None, None, None, files, None))
+                files.merge_sockets()
+                got.append((files.rows, files.denied, refused))
+            with os.fdopen(w, "wb") as f:
+                pickle.dump(got, f)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(child, 0)
+    assert status == 0 and data
+    (c_rows, c_denied, c_refused), py = pickle.loads(data)
+    assert (c_rows, c_denied, c_refused) == py
+    assert [r[2] for r in c_rows if r[0] == 1] == ["cwd", "rtd", "txt"]
+    assert c_rows[0][11] == "/proc/1/cwd (readlink: Permission denied)" and c_denied == 6
+    assert c_refused[0] == "cwd,root,maps"
+
+
 @pytest.mark.live
 def test_live_rows_in_chunks_keep_their_order(live, monkeypatch):
     import recorder.collect.descriptors as C
@@ -637,7 +782,10 @@ def test_maps_rows_name_awkward_files_as_the_maps_text_has_them(tmp_path):
         assert child.stdout.readline().strip() == "ready"
         with open(f"/proc/{child.pid}/maps", "rb") as f:
             text = f.read()
-        got = N.native.maps_rows(text, child.pid, None, None, {}, f"/proc/{child.pid}/map_files")
+        table, files = N.native.Files(), N.native.Files()
+        files.begin(child.pid, None, None)
+        files.extend(table, N.native.maps_rows(table, {}, text, None, {}, f"/proc/{child.pid}/map_files"))
+        got = files.rows()
         names = {r[11]: r[2] for r in got}
         assert names[str(tmp_path / "new\\012line.bin")] == "mem"
         assert names[str(tmp_path / "gone.bin")] == "DEL"

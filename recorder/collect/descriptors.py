@@ -18,7 +18,7 @@ import time
 from recorder.collect.sockets import SocketIndex, SocketsTable, proto_name, read_tables
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.collect.tables import to_arrow
+from recorder.collect.tables import micros, to_arrow
 
 
 _TYPES = (
@@ -102,10 +102,12 @@ class Mounts:
 
 
 class FileRows:
-    """One snapshot's open_files rows: tuples in FIELDS order for all but sockets, which are kept
-    as columns (pid, start, fd, inode, mode: no object per descriptor) until :meth:`resolve` gives
-    them what the socket tables say. Tuples, not dicts: a snapshot has tens of thousands of
-    descriptors."""
+    """One snapshot's open_files rows, but for sockets, which are kept as columns (pid, start, fd,
+    inode, mode: no object per descriptor) until :meth:`resolve` gives them what the socket tables
+    say. With the C module (:meth:`use_native`) the rows are Arrow column buffers in a
+    recorder/source/_native.c Files, which the C loops fill with no Python object per row;
+    without it, tuples in FIELDS order (not dicts: a snapshot has tens of thousands of
+    descriptors)."""
 
     def __init__(self, chunk: int | None = None, schema=None, mounts: Mounts | None = None):
         self.rows: list = []
@@ -132,10 +134,32 @@ class FileRows:
         self.shared_stat: dict[bytes, object] = {}  # SHARED_ANON name, or b"pipe" -> a stat of one
         self.native_shared: dict[str, tuple] = {}  # the same for recorder/source/_native.c: (dev, size, ino)
         self.mounts = mounts                       # the mount table, for each row's mount_point
+        self.native = None                         # the C module's Files (use_native), or None
+        self._base = None                          # the process whose rows native takes now
 
-    @property
-    def devs(self) -> dict[int, str]:
-        return self._devs
+    def use_native(self, native) -> None:
+        """Keep the rows in a Files of the C module NATIVE from now on (call before any row): with
+        the mount table when the rows become an Arrow table (a live command finds mount points
+        itself, only for the rows it shows)."""
+        if self.native is None:
+            m = self.mounts
+            self.native = native.Files(m.by_dev, m.of_path) if m is not None and self._types is not None \
+                else native.Files()
+
+    def begin(self, base: tuple) -> None:
+        """The rows added to native next are those of process BASE (pid, start_time)."""
+        if base != self._base:
+            self._base = base
+            self.native.begin(base[0], base[1], micros((base[1],))[0])
+
+    def extend(self, base: tuple, rows, table=None) -> None:
+        """Add rows kept from an earlier read (the mem rows of a MapsCache): tuples, or with the C
+        module the indexes of their rows in TABLE (MapsCache.table)."""
+        if table is not None:
+            self.begin(base)
+            self.native.extend(table, rows)
+        else:
+            self.rows.extend(rows)
 
     def devstr(self, dev: int) -> str:
         s = self._devs.get(dev)
@@ -152,8 +176,12 @@ class FileRows:
                 text, raw = P.split_text(name)
         else:
             text, raw = name, None
-        self.rows.append((base[0], base[1], fd, fd_num, mode, typ, device, size, pos, inode, proto, text, raw,
-                          deleted))
+        row = (base[0], base[1], fd, fd_num, mode, typ, device, size, pos, inode, proto, text, raw, deleted)
+        if self.native is not None:
+            self.begin(base)
+            self.native.add(row)
+        else:
+            self.rows.append(row)
 
     def add_denied(self, base: tuple, fd: str, fd_num, path: str) -> None:
         self.denied += 1
@@ -191,8 +219,7 @@ class FileRows:
         self._add(base, fd, fd_num, mode, typ, device, size, pos, st.st_ino, target, deleted)
 
     def add_pipe(self, base: tuple, fd: str, fd_num, mode, dev: int, inode: int) -> None:
-        self.rows.append((base[0], base[1], fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, None,
-                          "pipe", None, False))
+        self._add(base, fd, fd_num, mode, "FIFO", self.devstr(dev), None, 0, inode, "pipe", False)
 
     def add_sockets(self, base: tuple, fd_dir: str, sockets) -> None:
         """Socket descriptors of one process: (fd name, inode) pairs, each /proc/PID/fd/N opened
@@ -215,10 +242,16 @@ class FileRows:
         self._sk_mode[-1] = mode
 
     def exe_key(self, pid: int):
+        """(device, inode) of the process's executable (its txt row), or None."""
         return self._exe.get(pid)
+
+    def set_exe_key(self, pid: int, key: tuple) -> None:
+        self._exe[pid] = key
 
     def drop(self, pid: int) -> None:
         """Forget the rows of the process being read (it vanished): they are the last ones."""
+        if self.native is not None:
+            self.native.drop(pid)
         rows = self.rows
         while rows and rows[-1][_PID] == pid:
             rows.pop()
@@ -231,6 +264,14 @@ class FileRows:
     def flush(self, force: bool = False) -> None:
         """Move the rows so far into Arrow columns when there are chunk of them (or force); call
         it between processes (drop() only takes back rows of the process being read)."""
+        native = self.native
+        if native is not None and len(native) and (force or (self.chunk and len(native) >= self.chunk)):
+            # into Arrow; for a live command (no schema), into tuples: never all rows twice
+            if self._types is not None:
+                self._batches.append(self._native_batch())
+            else:
+                self.rows.extend(native.rows(True))
+            self._base = None
         rows = self.rows
         if self._types is None or not rows or not (force or (self.chunk and len(rows) >= self.chunk)):
             return
@@ -249,6 +290,30 @@ class FileRows:
         if self.mounts is not None:
             arrays.append(pa.array(self.mounts.column(cols[_TYPE], cols[_DEVICE], cols[_NAME]), types["mount_point"]))
             names.append("mount_point")
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _native_batch(self):
+        """The rows of native as an Arrow batch, its buffers copied into Arrow's memory pool (native
+        is empty afterwards): the table then lives where Arrow's other tables do, which leaves the
+        recorder's peak lower than arrays over the C module's own memory."""
+        import pyarrow as pa
+
+        def buf(b):
+            m = memoryview(b)
+            out = pa.allocate_buffer(m.nbytes)
+            memoryview(out).cast("B")[:] = m
+            return out
+        n = len(self.native)
+        names = list(FIELDS) + ["mount_point"]
+        arrays = []
+        for name, (valid, values, data) in zip(names, self.native.buffers()):
+            bufs = [None if valid is None else buf(valid), buf(values)]
+            if data is not None:
+                bufs.append(buf(data))
+            arrays.append(pa.Array.from_buffers(self._types[name], n, bufs))
+        if self.mounts is None:
+            arrays.pop()
+            names.pop()
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _socket_columns(self) -> list:
@@ -291,6 +356,9 @@ class FileRows:
     def merge_sockets(self) -> None:
         """Put the socket rows (resolved) after the others in rows, as tuples (what a live
         command reads)."""
+        if self.native is not None:
+            self.rows.extend(self.native.rows())
+            self.native, self._base = None, None
         if self._sk_pid:
             self.rows.extend(zip(*self._socket_columns()))
 
@@ -352,8 +420,21 @@ class MapsCache:
         self.refresh = refresh
         self.rows: dict[tuple, tuple] = {}  # (pid, start_time) -> (monotonic time, mem rows)
         self.seen: set = set()              # the process instances of this snapshot
-        self.sizes: dict = {}               # without the C module: path -> its (dev, inode) now, this snapshot's
-        self.files: dict = {}               # the same for the C module, with the objects rows share
+        self.sizes: dict = {}               # (device, inode) -> size, this snapshot's stats (C module)
+        self.paths: dict = {}               # without the C module: path -> its (dev, inode) now, this snapshot's
+        # With the C module, a process's mem rows are the indexes (int32 bytes) of their rows in
+        # table, a Files holding each distinct mapped file's row once (a library mapped by every
+        # process is one row); index: (device, inode, path, size) -> its row (see maps_rows).
+        self.table = None
+        self.index: dict = {}
+
+    def native_table(self, native):
+        """The table of mem rows (made now if need be)."""
+        if self.table is None:
+            self.table = native.Files()
+            self.table.begin(0, None, None)
+            self.index = {}
+        return self.table
 
     def keeps(self, next_files_in: float | None) -> bool:
         return next_files_in is not None and next_files_in <= self.refresh
@@ -368,7 +449,30 @@ class MapsCache:
             self.rows = {}
         self.seen = set()
         self.sizes = {}
-        self.files = {}
+        self.paths = {}
+        if self.table is not None:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Let go of the table rows no kept process uses, once they are most of it."""
+        if not self.rows:
+            self.table, self.index = None, {}
+            return
+        used = set()
+        for _, ids in self.rows.values():
+            used.update(array("i", ids))
+        if len(self.table) <= 2 * len(used) + FILE_CHUNK:
+            return
+        table = type(self.table)()
+        table.begin(0, None, None)
+        old, new = self.table, {}
+        for i in sorted(used):
+            new[i] = len(table)
+            table.extend(old, array("i", (i,)).tobytes())
+        self.index = {k: new[v] for k, v in self.index.items() if v in new}
+        self.rows = {k: (t, array("i", [new[i] for i in array("i", ids)]).tobytes())
+                     for k, (t, ids) in self.rows.items()}
+        self.table = table
 
 
 class OpenFiles:
@@ -423,7 +527,7 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
     ValueError for a process it cannot read (left out). sockets_only keeps, besides socket
     descriptors, only each process's cwd (lsof -i needs no more, and it spares a stat of every
     other descriptor on the host)."""
-    files = FileRows(mounts=mounts(fs))
+    files = FileRows(FILE_CHUNK, mounts=mounts(fs))
     procs = []
     for pid in sorted(set(pids)) if pids is not None else fs.pids():
         try:
@@ -436,6 +540,7 @@ def live_files(fs: ProcFS, native, maps: MapsCache, pids, read_process, sockets_
         except (Gone, Denied, ValueError):
             files.drop(pid)
             continue
+        files.flush()
         procs.append(row)
     # Named processes: only their sockets' lines of their protocols' tables are parsed.
     only = protos = None
@@ -476,7 +581,17 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
     vanished (its rows so far are then dropped by the caller: out.drop(pid))."""
     base = (pid, start_time)
     refused = denied.split(",") if denied else []
-    for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")):
+    if native is not None:
+        out.use_native(native)
+        out.begin(base)
+        exe, links_refused, n_denied, gone = native.proc_links(out.native, os.fsencode(fs.path(pid, "")))
+        out.denied += n_denied
+        if gone:
+            raise Gone(fs.path(pid))
+        refused.extend(links_refused)
+        if exe is not None:
+            out.set_exe_key(pid, exe)
+    for fd, link in (("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")) if native is None else ():
         try:
             target = fs.readlink(pid, link)
         except Denied:
@@ -493,11 +608,11 @@ def process_files(fs: ProcFS, native, maps: MapsCache, pid: int, start_time, fds
         out.add_path(base, fd, None, None, target, _stat(fs.path(pid, link)))
     _maps(fs, native, maps, pid, base, out, refused, next_files_in)
     if fds is not None and native is not None:
-        rows, sockets, gone, n_denied = native.fd_rows(
-            os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
-            sorted(fds, key=int), pid, start_time, out.native_shared, out.devs)
+        out.begin(base)
+        sockets, gone, n_denied = native.fd_rows(
+            out.native, os.fsencode(fs.path(pid, "fd") + "/"), os.fsencode(fs.path(pid, "fdinfo") + "/"),
+            sorted(fds, key=int), out.native_shared)
         out.add_sockets(base, fs.path(pid, "fd") + "/", sockets)
-        out.rows.extend(rows)
         out.gone += gone
         out.denied += n_denied
     elif fds is not None:
@@ -619,14 +734,15 @@ def _maps(fs: ProcFS, native, maps: MapsCache, pid: int, base: tuple, out: FileR
         # The rows themselves are kept: they depend on nothing but the process instance.
         exe = out.exe_key(pid)
         if native is not None:
-            rows = native.maps_rows(data, base[0], base[1], exe, maps.files, fs.path(pid, "map_files"))
+            rows = native.maps_rows(maps.native_table(native), maps.index, data, exe, maps.sizes,
+                                    fs.path(pid, "map_files"))
         else:
-            rows = _maps_rows(fs, pid, base, exe, maps.sizes, out.devstr, denied)
+            rows = _maps_rows(fs, pid, base, exe, maps.paths, out.devstr, denied)
         cached = (now, rows)
         if maps.keeps(next_files_in):
             maps.rows[key] = cached
     maps.seen.add(key)
-    out.rows.extend(cached[1])
+    out.extend(base, cached[1], maps.table if native is not None else None)
 
 
 def _maps_rows(fs: ProcFS, pid: int, base: tuple, exe, paths: dict, devstr, denied: list[str]) -> list[tuple]:

@@ -7,6 +7,7 @@
  * The descriptor loops make the same system calls, in the same order, with the same outcome per
  * error, as their Python twins in recorder/collect/descriptors.py (the numbered-fd loop, the maps rows, the inet tables), and
  * tests/test_native.py holds the two to the same answers on the live host and on fake /proc trees.
+ * The C loops write their rows into a Files (Arrow column buffers, below), not Python tuples.
  * The module is optional: when it cannot be built or imported (or PROCSNAP_NATIVE=0), psutil reads
  * processes and threads and the descriptor loops run in Python.
  */
@@ -34,8 +35,7 @@
 #define PBUF 4352
 #define TBUF 8192
 
-static PyObject *S_REG, *S_DIR, *S_CHR, *S_BLK, *S_FIFO, *S_LINK, *S_SOCK, *S_UNKNOWN, *S_AINODE,
-    *S_PIPE, *S_R, *S_W, *S_U, *K_PIPE, *S_DENIED_SUFFIX;
+static PyObject *K_PIPE; /* fd_rows' key of the pipefs stat in its shared dict */
 
 static const char *SHARED_ANON[] = {
     "anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]",
@@ -47,45 +47,6 @@ static int is_shared_anon(const char *t, Py_ssize_t n) {
         if ((Py_ssize_t)strlen(*s) == n && memcmp(*s, t, n) == 0)
             return 1;
     return 0;
-}
-
-static PyObject *mode_of(mode_t m) { /* procfs.mode_letter of a /proc/PID/fd/N link */
-    int r = m & 0400, w = m & 0200;
-    if (r && w) return S_U;
-    if (r) return S_R;
-    if (w) return S_W;
-    return Py_None;
-}
-
-static PyObject *type_of(mode_t m) { /* descriptors.file_type */
-    if (S_ISREG(m)) return S_REG;
-    if (S_ISDIR(m)) return S_DIR;
-    if (S_ISCHR(m)) return S_CHR;
-    if (S_ISBLK(m)) return S_BLK;
-    if (S_ISFIFO(m)) return S_FIFO;
-    if (S_ISLNK(m)) return S_LINK;
-    if (S_ISSOCK(m)) return S_SOCK;
-    return S_UNKNOWN;
-}
-
-/* FileRows.devstr: "major,minor", one string per device (cached in devs). New reference. */
-static PyObject *devstr(PyObject *devs, unsigned long long dev) {
-    PyObject *key = PyLong_FromUnsignedLongLong(dev);
-    if (!key) return NULL;
-    PyObject *s = PyDict_GetItemWithError(devs, key);
-    if (s) {
-        Py_DECREF(key);
-        Py_INCREF(s);
-        return s;
-    }
-    if (PyErr_Occurred()) {
-        Py_DECREF(key);
-        return NULL;
-    }
-    s = PyUnicode_FromFormat("%u,%u", major((dev_t)dev), minor((dev_t)dev));
-    if (s && PyDict_SetItem(devs, key, s) < 0) Py_CLEAR(s);
-    Py_DECREF(key);
-    return s;
 }
 
 /* (text, raw): text of a name, and its bytes when they are not UTF-8 (procfs.split_text). */
@@ -123,66 +84,745 @@ static int bracket_ino(const char *b, Py_ssize_t n, Py_ssize_t skip, unsigned lo
     return 0;
 }
 
-/* Build one row tuple in descriptors.FIELDS order. Steals nothing; borrows everything. */
-static PyObject *row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
-                     PyObject *typ, PyObject *device, PyObject *size, PyObject *pos, PyObject *inode,
-                     PyObject *name, PyObject *raw, int deleted) {
-    return PyTuple_Pack(14, pid, start, fd, fdnum, mode, typ, device ? device : Py_None,
-                        size ? size : Py_None, pos ? pos : Py_None, inode ? inode : Py_None, Py_None, name,
-                        raw ? raw : Py_None, deleted ? Py_True : Py_False);
+
+/* ------------------------------------------------------------------------------------------ */
+/* open_files columns: a Files object holds a snapshot's descriptor rows as Arrow's buffers
+ * (values, one validity byte per row, string offsets and bytes), filled by fd_rows and maps_rows
+ * with no Python object per row; rows made in Python come in through Files.add. Files.buffers
+ * hands the columns over (descriptors.FileRows makes them Arrow arrays with from_buffers), and
+ * Files.rows gives tuples in descriptors.FIELDS order for the live commands, which never import
+ * pyarrow. Each row's mount_point is found here too, once per distinct device. */
+
+enum { F_PID, F_START, F_FD, F_FDNUM, F_MODE, F_TYPE, F_DEVICE, F_SIZE, F_POS, F_INODE, F_PROTO, F_NAME,
+       F_RAW, F_DELETED, F_MOUNT, N_FCOLS };
+/* i: int32, q: int64, s: string (offsets + bytes), b: bool; F_START holds the index of the
+ * process's start time in Files.starts */
+static const char FKIND[N_FCOLS] = {'i', 'i', 's', 'i', 's', 's', 's', 'q', 'q', 'q', 's', 's', 's', 'b', 's'};
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} gbuf;
+
+static int gbuf_reserve(gbuf *b, size_t n) {
+    if (b->len + n <= b->cap) return 0;
+    size_t c = b->cap ? b->cap * 2 : 64;
+    while (c < b->len + n) c *= 2;
+    char *q = PyMem_Realloc(b->p, c);
+    if (!q) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = q;
+    b->cap = c;
+    return 0;
 }
 
-/* FileRows.add_path with a stat: the row of a path, anonymous inode or pipe. New reference. */
-static PyObject *path_row(PyObject *pid, PyObject *start, PyObject *fd, PyObject *fdnum, PyObject *mode,
-                          PyObject *posobj, const char *t, Py_ssize_t n, const struct stat *st,
-                          PyObject *devs) {
-    PyObject *device = NULL, *size = NULL, *inode = NULL, *name = NULL, *raw = NULL, *r = NULL;
-    PyObject *pos = posobj;
-    inode = PyLong_FromUnsignedLongLong((unsigned long long)st->st_ino);
-    if (!inode) goto done;
+static int gbuf_put(gbuf *b, const void *src, size_t n) {
+    if (gbuf_reserve(b, n) < 0) return -1;
+    if (n) memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static void gbuf_free(gbuf *b) {
+    PyMem_Free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+typedef struct {
+    gbuf val, valid, data; /* val: int32 / int64 values, or int32 string offsets (a leading 0) */
+} fcol;
+
+typedef struct { /* a string, or NULL (s == NULL) */
+    const char *s;
+    Py_ssize_t n;
+} sv;
+
+static const sv SNULL = {NULL, 0};
+static sv svs(const char *s) { return (sv){s, (Py_ssize_t)strlen(s)}; }
+
+typedef struct {
+    char dev[48];
+    Py_ssize_t dn;
+    char *mount; /* NULL: none */
+    Py_ssize_t mn;
+} mount_entry;
+
+#define MOUNT_CACHE 64
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;
+    fcol c[N_FCOLS];
+    PyObject *starts; /* the start_time object of each process, as rows() gives it */
+    gbuf start_us;    /* ... and its µs since the epoch (int64), 0 for None */
+    gbuf start_ok;    /* ... and whether it is not None (a byte each) */
+    PyObject *by_dev, *of_path; /* Mounts.by_dev and Mounts.of_path, or NULL: no mount_point */
+    PyObject *names;  /* rows(): each name's one str (a library's name in every process), or NULL */
+    long long pid;    /* the process rows are added for (begin()) */
+    Py_ssize_t start, mark; /* its start's index in starts; the row its rows begin at */
+    mount_entry *mounts; /* MOUNT_CACHE of them, with by_dev */
+    int n_mounts;
+} FilesObject;
+
+static PyTypeObject FilesType;
+
+static int fcol_init(fcol *c, char kind) {
+    if (kind == 's') {
+        int32_t z = 0;
+        return gbuf_put(&c->val, &z, 4);
+    }
+    return 0;
+}
+
+static int col_int(FilesObject *f, int i, long long v, int ok) {
+    fcol *c = &f->c[i];
+    char one = ok ? 1 : 0;
+    if (!ok) v = 0;
+    if (FKIND[i] == 'q') {
+        int64_t x = v;
+        if (gbuf_put(&c->val, &x, 8) < 0) return -1;
+    } else if (FKIND[i] == 'b') {
+        char x = v ? 1 : 0;
+        if (gbuf_put(&c->val, &x, 1) < 0) return -1;
+    } else {
+        int32_t x = (int32_t)v;
+        if (gbuf_put(&c->val, &x, 4) < 0) return -1;
+    }
+    return gbuf_put(&c->valid, &one, 1);
+}
+
+static int col_str(FilesObject *f, int i, sv s) {
+    fcol *c = &f->c[i];
+    char one = s.s ? 1 : 0;
+    if (s.s && gbuf_put(&c->data, s.s, s.n) < 0) return -1;
+    if (c->data.len > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "open_files: over 2 GiB of text in a column");
+        return -1;
+    }
+    int32_t end = (int32_t)c->data.len;
+    if (gbuf_put(&c->val, &end, 4) < 0) return -1;
+    return gbuf_put(&c->valid, &one, 1);
+}
+
+/* The string of row r of string column i. */
+static sv col_get(FilesObject *f, int i, Py_ssize_t r) {
+    fcol *c = &f->c[i];
+    if (!c->valid.p[r]) return SNULL;
+    int32_t *o = (int32_t *)c->val.p;
+    return (sv){c->data.p + o[r], o[r + 1] - o[r]};
+}
+
+static long long col_getint(FilesObject *f, int i, Py_ssize_t r, int *ok) {
+    fcol *c = &f->c[i];
+    *ok = c->valid.p[r];
+    if (FKIND[i] == 'q') return ((int64_t *)c->val.p)[r];
+    if (FKIND[i] == 'b') return c->val.p[r];
+    return ((int32_t *)c->val.p)[r];
+}
+
+static void files_truncate(FilesObject *f, Py_ssize_t n) {
+    for (int i = 0; i < N_FCOLS; i++) {
+        fcol *c = &f->c[i];
+        c->valid.len = n;
+        if (FKIND[i] == 's') {
+            c->val.len = (n + 1) * 4;
+            c->data.len = ((int32_t *)c->val.p)[n];
+        } else {
+            c->val.len = n * (FKIND[i] == 'q' ? 8 : FKIND[i] == 'b' ? 1 : 4);
+        }
+    }
+    f->n = n;
+}
+
+/* The mount point of a device's file system ("major,minor"), looked up in Mounts.by_dev once
+ * per device. 0, or -1 with an exception. */
+static int mount_of_dev(FilesObject *f, sv dev, sv *out) {
+    *out = SNULL;
+    if (!dev.s || !f->by_dev) return 0;
+    for (int k = 0; k < f->n_mounts; k++) {
+        mount_entry *e = &f->mounts[k];
+        if (e->dn == dev.n && memcmp(e->dev, dev.s, dev.n) == 0) {
+            *out = (sv){e->mount, e->mn};
+            return 0;
+        }
+    }
+    PyObject *key = PyUnicode_DecodeUTF8(dev.s, dev.n, "surrogateescape");
+    if (!key) return -1;
+    PyObject *m = PyDict_GetItemWithError(f->by_dev, key); /* borrowed */
+    Py_DECREF(key);
+    if (!m && PyErr_Occurred()) return -1;
+    Py_ssize_t mn = 0;
+    const char *ms = m && m != Py_None ? PyUnicode_AsUTF8AndSize(m, &mn) : NULL;
+    if (m && m != Py_None && !ms) return -1;
+    if (f->n_mounts == MOUNT_CACHE || dev.n > (Py_ssize_t)sizeof f->mounts[0].dev) {
+        /* more devices than the cache holds: the dict's string lives as long as the table */
+        *out = ms ? (sv){ms, mn} : SNULL;
+        return 0;
+    }
+    mount_entry *e = &f->mounts[f->n_mounts];
+    e->mount = NULL;
+    if (ms) {
+        if (!(e->mount = PyMem_Malloc(mn + 1))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(e->mount, ms, mn);
+    }
+    memcpy(e->dev, dev.s, dev.n);
+    e->dn = dev.n;
+    e->mn = mn;
+    f->n_mounts++;
+    *out = ms ? (sv){e->mount, mn} : SNULL;
+    return 0;
+}
+
+/* Mounts.column for one row: by device, by the path for a CHR or BLK. */
+static int put_mount(FilesObject *f, sv type, sv dev, sv name) {
+    if (!f->by_dev) return col_str(f, F_MOUNT, SNULL);
+    if (type.n == 3 && (memcmp(type.s, "CHR", 3) == 0 || memcmp(type.s, "BLK", 3) == 0)) {
+        PyObject *p = PyUnicode_DecodeUTF8(name.s, name.n, "surrogateescape");
+        PyObject *m = p ? PyObject_CallOneArg(f->of_path, p) : NULL;
+        Py_XDECREF(p);
+        if (!m) return -1;
+        Py_ssize_t mn = 0;
+        const char *ms = m != Py_None ? PyUnicode_AsUTF8AndSize(m, &mn) : NULL;
+        int r = (m != Py_None && !ms) ? -1 : col_str(f, F_MOUNT, ms ? (sv){ms, mn} : SNULL);
+        Py_DECREF(m);
+        return r;
+    }
+    sv m;
+    if (mount_of_dev(f, dev, &m) < 0) return -1;
+    return col_str(f, F_MOUNT, m);
+}
+
+typedef struct { /* one row's values but pid and start_time (the process's, from begin()) */
+    sv fd, mode, type, device, proto, name, raw;
+    long long fdnum, size, pos, inode;
+    int has_fdnum, has_size, has_pos, has_inode, deleted;
+} frow;
+
+static int files_row(FilesObject *f, const frow *r) {
+    if (col_int(f, F_PID, f->pid, 1) < 0 || col_int(f, F_START, f->start, 1) < 0 || col_str(f, F_FD, r->fd) < 0 ||
+        col_int(f, F_FDNUM, r->fdnum, r->has_fdnum) < 0 || col_str(f, F_MODE, r->mode) < 0 ||
+        col_str(f, F_TYPE, r->type) < 0 || col_str(f, F_DEVICE, r->device) < 0 ||
+        col_int(f, F_SIZE, r->size, r->has_size) < 0 || col_int(f, F_POS, r->pos, r->has_pos) < 0 ||
+        col_int(f, F_INODE, r->inode, r->has_inode) < 0 || col_str(f, F_PROTO, r->proto) < 0 ||
+        col_str(f, F_NAME, r->name) < 0 || col_str(f, F_RAW, r->raw) < 0 ||
+        col_int(f, F_DELETED, r->deleted, 1) < 0 || put_mount(f, r->type, r->device, r->name) < 0) {
+        files_truncate(f, f->n);
+        return -1;
+    }
+    f->n++;
+    return 0;
+}
+
+/* A name's text (UTF-8, or backslashreplace'd where it is not: procfs.split_text) and its raw
+ * bytes where it is not UTF-8; *keep holds the objects they point into (NULL when none). */
+static int name_sv(const char *b, Py_ssize_t n, sv *text, sv *raw, PyObject **keep) {
+    *keep = NULL;
+    *raw = SNULL;
+    Py_ssize_t i = 0;
+    while (i < n && !(b[i] & 0x80)) i++;
+    if (i == n) { /* ASCII: the text is the bytes */
+        *text = (sv){b, n};
+        return 0;
+    }
+    PyObject *t, *rw;
+    if (name_of(b, n, &t, &rw) < 0) return -1;
+    Py_ssize_t tn;
+    const char *ts = PyUnicode_AsUTF8AndSize(t, &tn);
+    if (!ts) {
+        Py_DECREF(t);
+        Py_XDECREF(rw);
+        return -1;
+    }
+    *text = (sv){ts, tn};
+    if (rw) *raw = (sv){b, n};
+    Py_XDECREF(rw);
+    *keep = t;
+    return 0;
+}
+
+static int dev_sv(char *buf, size_t size, unsigned long long dev, sv *out) {
+    int k = snprintf(buf, size, "%u,%u", major((dev_t)dev), minor((dev_t)dev));
+    *out = (sv){buf, k};
+    return 0;
+}
+
+/* FileRows.add_path with a stat: a path's, anonymous inode's or pipe's row. */
+static int path_row(FilesObject *f, sv fd, long long fdnum, int has_fdnum, sv mode, long long pos, int has_pos,
+                    const char *t, Py_ssize_t n, const struct stat *st) {
+    char dbuf[48];
+    frow r = {.fd = fd, .mode = mode, .proto = SNULL, .raw = SNULL, .fdnum = fdnum, .has_fdnum = has_fdnum,
+              .inode = (long long)st->st_ino, .has_inode = 1};
+    PyObject *keep = NULL;
+    int res;
     if (startswith(t, n, "anon_inode:")) {
-        if (!(device = devstr(devs, st->st_dev))) goto done;
-        if (!(size = PyLong_FromLongLong((long long)st->st_size))) goto done;
-        if (name_of(t + 11, n - 11, &name, &raw) < 0) goto done;
-        r = row(pid, start, fd, fdnum, mode, S_AINODE, device, size, Py_None, inode, name, raw, 0);
-        goto done;
+        r.type = svs("a_inode");
+        dev_sv(dbuf, sizeof dbuf, st->st_dev, &r.device);
+        r.size = (long long)st->st_size;
+        r.has_size = 1;
+        if (name_sv(t + 11, n - 11, &r.name, &r.raw, &keep) < 0) return -1;
+        res = files_row(f, &r);
+        Py_XDECREF(keep);
+        return res;
     }
     if (startswith(t, n, "pipe:[")) {
-        if (!(device = devstr(devs, st->st_dev))) goto done;
-        PyObject *zero = PyLong_FromLong(0);
-        if (!zero) goto done;
-        r = row(pid, start, fd, fdnum, mode, S_FIFO, device, Py_None, zero, inode, S_PIPE, NULL, 0);
-        Py_DECREF(zero);
-        goto done;
+        r.type = svs("FIFO");
+        dev_sv(dbuf, sizeof dbuf, st->st_dev, &r.device);
+        r.has_pos = 1;
+        r.name = svs("pipe");
+        return files_row(f, &r);
     }
-    PyObject *typ = type_of(st->st_mode);
-    int deleted = n >= 10 && t[0] == '/' && memcmp(t + n - 10, " (deleted)", 10) == 0;
-    if (typ == S_CHR || typ == S_BLK) {
-        if (!(device = devstr(devs, st->st_rdev))) goto done;
+    mode_t m = st->st_mode;
+    const char *typ = S_ISREG(m) ? "REG" : S_ISDIR(m) ? "DIR" : S_ISCHR(m) ? "CHR" : S_ISBLK(m) ? "BLK"
+                    : S_ISFIFO(m) ? "FIFO" : S_ISLNK(m) ? "LINK" : S_ISSOCK(m) ? "SOCK" : "unknown";
+    r.type = svs(typ);
+    r.deleted = n >= 10 && t[0] == '/' && memcmp(t + n - 10, " (deleted)", 10) == 0;
+    if (S_ISCHR(m) || S_ISBLK(m)) {
+        dev_sv(dbuf, sizeof dbuf, st->st_rdev, &r.device);
     } else {
-        if (!(device = devstr(devs, st->st_dev))) goto done;
-        if (typ == S_REG || typ == S_DIR)
-            if (!(size = PyLong_FromLongLong((long long)st->st_size))) goto done;
+        dev_sv(dbuf, sizeof dbuf, st->st_dev, &r.device);
+        if (S_ISREG(m) || S_ISDIR(m)) {
+            r.size = (long long)st->st_size;
+            r.has_size = 1;
+        }
     }
-    PyObject *zero = NULL;
-    if (typ == S_FIFO && pos == Py_None) {
-        if (!(zero = PyLong_FromLong(0))) goto done;
-        pos = zero;
+    r.pos = pos;
+    r.has_pos = has_pos;
+    if (S_ISFIFO(m) && !has_pos) {
+        r.pos = 0;
+        r.has_pos = 1;
     }
-    if (name_of(t, n, &name, &raw) < 0) {
-        Py_XDECREF(zero);
-        goto done;
-    }
-    r = row(pid, start, fd, fdnum, mode, typ, device, size, pos, inode, name, raw, deleted);
-    Py_XDECREF(zero);
-done:
-    Py_XDECREF(device);
-    Py_XDECREF(size);
-    Py_XDECREF(inode);
-    Py_XDECREF(name);
-    Py_XDECREF(raw);
-    return r;
+    if (name_sv(t, n, &r.name, &r.raw, &keep) < 0) return -1;
+    res = files_row(f, &r);
+    Py_XDECREF(keep);
+    return res;
 }
+
+static PyObject *Files_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"by_dev", "of_path", NULL};
+    PyObject *by_dev = Py_None, *of_path = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO", kwlist, &by_dev, &of_path)) return NULL;
+    if (by_dev != Py_None && (!PyDict_Check(by_dev) || !PyCallable_Check(of_path))) {
+        PyErr_SetString(PyExc_TypeError, "Files(by_dev: dict, of_path: callable)");
+        return NULL;
+    }
+    FilesObject *f = (FilesObject *)type->tp_alloc(type, 0);
+    if (!f) return NULL;
+    f->pid = -1;
+    f->start = -1;
+    if (!(f->starts = PyList_New(0))) goto fail;
+    for (int i = 0; i < N_FCOLS; i++)
+        if (fcol_init(&f->c[i], FKIND[i]) < 0) goto fail;
+    if (by_dev != Py_None) {
+        if (!(f->mounts = PyMem_Calloc(MOUNT_CACHE, sizeof(mount_entry)))) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        Py_INCREF(by_dev);
+        Py_INCREF(of_path);
+        f->by_dev = by_dev;
+        f->of_path = of_path;
+    }
+    return (PyObject *)f;
+fail:
+    Py_DECREF(f);
+    return NULL;
+}
+
+static void files_free_buffers(FilesObject *f) {
+    for (int i = 0; i < N_FCOLS; i++) {
+        gbuf_free(&f->c[i].val);
+        gbuf_free(&f->c[i].valid);
+        gbuf_free(&f->c[i].data);
+    }
+    gbuf_free(&f->start_us);
+    gbuf_free(&f->start_ok);
+    for (int k = 0; k < f->n_mounts; k++) PyMem_Free(f->mounts[k].mount);
+    f->n_mounts = 0;
+}
+
+static void Files_dealloc(FilesObject *f) {
+    files_free_buffers(f);
+    PyMem_Free(f->mounts);
+    Py_XDECREF(f->starts);
+    Py_XDECREF(f->names);
+    Py_XDECREF(f->by_dev);
+    Py_XDECREF(f->of_path);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static Py_ssize_t Files_len(FilesObject *f) { return f->n; }
+
+/* begin(pid, start_time, start_us): the rows added next are this process's (start_us: the start
+ * time in µs since the epoch, None with it). */
+static PyObject *Files_begin(FilesObject *f, PyObject *args) {
+    long long pid;
+    PyObject *start, *us;
+    if (!PyArg_ParseTuple(args, "LOO", &pid, &start, &us)) return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(f->starts);
+    if (pid == f->pid && k && PyList_GET_ITEM(f->starts, k - 1) == start) Py_RETURN_NONE;
+    long long v = 0;
+    char ok = us != Py_None;
+    if (ok && (v = PyLong_AsLongLong(us)) == -1 && PyErr_Occurred()) return NULL;
+    if (PyList_Append(f->starts, start) < 0 || gbuf_put(&f->start_us, &v, 8) < 0 ||
+        gbuf_put(&f->start_ok, &ok, 1) < 0)
+        return NULL;
+    f->pid = pid;
+    f->start = k;
+    f->mark = f->n;
+    Py_RETURN_NONE;
+}
+
+/* drop(pid): forget the rows of the process being read (it vanished): they are the last ones. */
+static PyObject *Files_drop(FilesObject *f, PyObject *arg) {
+    long long pid = PyLong_AsLongLong(arg);
+    if (pid == -1 && PyErr_Occurred()) return NULL;
+    if (pid == f->pid) files_truncate(f, f->mark);
+    Py_RETURN_NONE;
+}
+
+static int sv_of(PyObject *o, sv *out) { /* str, bytes or None */
+    if (o == Py_None) {
+        *out = SNULL;
+        return 0;
+    }
+    if (PyBytes_Check(o)) {
+        *out = (sv){PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o)};
+        return 0;
+    }
+    out->s = PyUnicode_AsUTF8AndSize(o, &out->n);
+    if (!out->s && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        /* a surrogate-escaped name (Mounts and the fallback never make one; be safe) */
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "Files.add: a string that is not UTF-8");
+    }
+    return out->s ? 0 : -1;
+}
+
+static int int_of(PyObject *o, long long *v, int *ok) {
+    *ok = o != Py_None;
+    *v = 0;
+    if (!*ok) return 0;
+    *v = PyLong_AsLongLong(o);
+    return (*v == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* add(row): a row in FIELDS order made in Python (its pid and start_time are begin()'s). */
+static PyObject *Files_add(FilesObject *f, PyObject *row) {
+    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 14) {
+        PyErr_SetString(PyExc_TypeError, "Files.add: a 14-tuple in FIELDS order");
+        return NULL;
+    }
+    frow r;
+    PyObject **v = &PyTuple_GET_ITEM(row, 0);
+    if (sv_of(v[2], &r.fd) < 0 || int_of(v[3], &r.fdnum, &r.has_fdnum) < 0 || sv_of(v[4], &r.mode) < 0 ||
+        sv_of(v[5], &r.type) < 0 || sv_of(v[6], &r.device) < 0 || int_of(v[7], &r.size, &r.has_size) < 0 ||
+        int_of(v[8], &r.pos, &r.has_pos) < 0 || int_of(v[9], &r.inode, &r.has_inode) < 0 ||
+        sv_of(v[10], &r.proto) < 0 || sv_of(v[11], &r.name) < 0 || sv_of(v[12], &r.raw) < 0)
+        return NULL;
+    r.deleted = PyObject_IsTrue(v[13]);
+    if (r.deleted < 0 || files_row(f, &r) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Row i of o added to f as f's current process's; its mount_point found again in f's table. */
+static int files_copy_row(FilesObject *f, FilesObject *o, Py_ssize_t i) {
+    frow r;
+    int ok;
+    r.fd = col_get(o, F_FD, i);
+    r.mode = col_get(o, F_MODE, i);
+    r.type = col_get(o, F_TYPE, i);
+    r.device = col_get(o, F_DEVICE, i);
+    r.proto = col_get(o, F_PROTO, i);
+    r.name = col_get(o, F_NAME, i);
+    r.raw = col_get(o, F_RAW, i);
+    r.fdnum = col_getint(o, F_FDNUM, i, &r.has_fdnum);
+    r.size = col_getint(o, F_SIZE, i, &r.has_size);
+    r.pos = col_getint(o, F_POS, i, &r.has_pos);
+    r.inode = col_getint(o, F_INODE, i, &r.has_inode);
+    r.deleted = (int)col_getint(o, F_DELETED, i, &ok);
+    return files_row(f, &r);
+}
+
+/* extend(table, ids): rows of another Files (table) by their indexes (ids: int32 values in native
+ * byte order), as the current process's rows: the mem rows a MapsCache keeps, each distinct
+ * mapped file's row once in its table, a process's rows as the indexes of its files. */
+static PyObject *Files_extend(FilesObject *f, PyObject *args) {
+    FilesObject *o;
+    const char *ids;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!y#", &FilesType, &o, &ids, &n)) return NULL;
+    for (Py_ssize_t k = 0; k + 4 <= n; k += 4) {
+        int32_t i;
+        memcpy(&i, ids + k, 4);
+        if (i < 0 || i >= o->n) {
+            PyErr_SetString(PyExc_IndexError, "Files.extend: no such row");
+            return NULL;
+        }
+        if (files_copy_row(f, o, i) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A bitmap of the validity bytes (None when every row is valid; Arrow's LSB order). */
+static PyObject *bitmap(const char *bytes, Py_ssize_t n, int none_if_full) {
+    Py_ssize_t k = 0;
+    if (none_if_full) {
+        while (k < n && bytes[k]) k++;
+        if (k == n) Py_RETURN_NONE;
+    }
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+    if (!b) return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(b);
+    memset(p, 0, (n + 7) / 8);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (bytes[i]) p[i >> 3] |= (unsigned char)(1u << (i & 7));
+    return b;
+}
+
+/* A column's memory, taken from its gbuf, read through the buffer protocol (FileRows copies it
+ * into Arrow's memory pool): the column is never copied into a bytes object first. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t n;
+} BufObject;
+
+static int Buf_getbuffer(BufObject *b, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)b, b->p, b->n, 1, flags);
+}
+
+static void Buf_dealloc(BufObject *b) {
+    PyMem_Free(b->p);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyBufferProcs Buf_as_buffer = {.bf_getbuffer = (getbufferproc)Buf_getbuffer};
+
+static PyTypeObject BufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recorder.source._native.Buf",
+    .tp_basicsize = sizeof(BufObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A column buffer of a Files, read-only, for pyarrow.py_buffer.",
+    .tp_dealloc = (destructor)Buf_dealloc,
+    .tp_as_buffer = &Buf_as_buffer,
+};
+
+/* A Buf of the memory p (n bytes, allocated with PyMem_Malloc), which it takes: trimmed to n. */
+static PyObject *buf_take(char *p, Py_ssize_t n) {
+    char *q = PyMem_Realloc(p, n ? n : 1);
+    if (q) p = q;
+    BufObject *b = PyObject_New(BufObject, &BufType);
+    if (!b) {
+        PyMem_Free(p);
+        return NULL;
+    }
+    b->p = p;
+    b->n = n;
+    return (PyObject *)b;
+}
+
+static PyObject *buf_of(gbuf *g) { /* the gbuf's memory, taken: the gbuf is empty afterwards */
+    char *p = g->p ? g->p : PyMem_Malloc(1);
+    Py_ssize_t n = (Py_ssize_t)g->len;
+    g->p = NULL;
+    g->len = g->cap = 0;
+    if (!p) return PyErr_NoMemory();
+    return buf_take(p, n);
+}
+
+/* buffers() -> [(validity bitmap or None, values, string bytes or None)] per column in FIELDS
+ * order and then mount_point: the columns' own memory (Buf objects, no copy), given up as each
+ * column is handed over, so the Files is empty afterwards. start_time's values are µs since the
+ * epoch. */
+static PyObject *Files_buffers(FilesObject *f, PyObject *unused) {
+    Py_ssize_t n = f->n;
+    PyObject *out = PyList_New(N_FCOLS);
+    if (!out) return NULL;
+    for (int i = 0; i < N_FCOLS; i++) {
+        fcol *c = &f->c[i];
+        PyObject *valid, *vals, *data = Py_None;
+        if (i == F_START) { /* the process's start time, by its index */
+            int64_t *us = (int64_t *)f->start_us.p;
+            int64_t *dst = PyMem_Malloc(n ? n * 8 : 1);
+            char *okb = PyMem_Malloc(n ? n : 1);
+            if (!dst || !okb) {
+                PyMem_Free(dst);
+                PyMem_Free(okb);
+                Py_DECREF(out);
+                return PyErr_NoMemory();
+            }
+            int32_t *ix = (int32_t *)c->val.p;
+            for (Py_ssize_t r = 0; r < n; r++) {
+                dst[r] = us[ix[r]];
+                okb[r] = f->start_ok.p[ix[r]];
+            }
+            vals = buf_take((char *)dst, n * 8);
+            valid = bitmap(okb, n, 1);
+            PyMem_Free(okb);
+            Py_INCREF(data);
+        } else {
+            valid = bitmap(c->valid.p, n, 1);
+            vals = FKIND[i] == 'b' ? bitmap(c->val.p, n, 0) : buf_of(&c->val);
+            if (FKIND[i] == 's') data = buf_of(&c->data);
+            else Py_INCREF(data);
+        }
+        gbuf_free(&c->val);
+        gbuf_free(&c->valid);
+        gbuf_free(&c->data);
+        if (!valid || !vals || !data) {
+            Py_XDECREF(valid);
+            Py_XDECREF(vals);
+            Py_XDECREF(data);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, Py_BuildValue("(NNN)", valid, vals, data));
+        if (!PyList_GET_ITEM(out, i)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    files_free_buffers(f);
+    for (int i = 0; i < N_FCOLS; i++)
+        if (fcol_init(&f->c[i], FKIND[i]) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    f->n = 0;
+    f->pid = -1;
+    f->mark = 0;
+    Py_SETREF(f->starts, PyList_New(0));
+    if (!f->starts) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Short strings (type, mode, fd, device) repeat: one object each per rows() call. */
+#define SCACHE 1021
+static PyObject *cached_str(PyObject **cache, sv s) {
+    if (!s.s) Py_RETURN_NONE;
+    if (s.n > 12) return PyUnicode_DecodeUTF8(s.s, s.n, NULL);
+    unsigned h = 5381;
+    for (Py_ssize_t i = 0; i < s.n; i++) h = h * 33 + (unsigned char)s.s[i];
+    PyObject **slot = &cache[h % SCACHE];
+    if (*slot) {
+        Py_ssize_t n;
+        const char *t = PyUnicode_AsUTF8AndSize(*slot, &n);
+        if (t && n == s.n && memcmp(t, s.s, n) == 0) return Py_NewRef(*slot);
+    }
+    PyObject *o = PyUnicode_DecodeUTF8(s.s, s.n, NULL);
+    if (o) Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
+static PyObject *int_or_none(FilesObject *f, int i, Py_ssize_t r) {
+    int ok;
+    long long v = col_getint(f, i, r, &ok);
+    return ok ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
+}
+
+/* rows(clear=False) -> [tuple]: the rows in FIELDS order, as the Python loops make them; with
+ * clear, the Files is emptied (its buffers kept for the next rows). */
+static PyObject *Files_rows(FilesObject *f, PyObject *args) {
+    int clear = 0;
+    if (!PyArg_ParseTuple(args, "|p", &clear)) return NULL;
+    PyObject *out = PyList_New(f->n);
+    PyObject **cache = PyMem_Calloc(SCACHE, sizeof(PyObject *));
+    if (!f->names && !(f->names = PyDict_New())) {
+        Py_XDECREF(out);
+        PyMem_Free(cache);
+        return NULL;
+    }
+    if (!out || !cache) {
+        Py_XDECREF(out);
+        PyMem_Free(cache);
+        return PyErr_NoMemory();
+    }
+    int failed = 0;
+    for (Py_ssize_t r = 0; r < f->n && !failed; r++) {
+        int ok;
+        PyObject *v[14];
+        v[0] = PyLong_FromLongLong(col_getint(f, F_PID, r, &ok));
+        v[1] = Py_NewRef(PyList_GET_ITEM(f->starts, col_getint(f, F_START, r, &ok)));
+        v[2] = cached_str(cache, col_get(f, F_FD, r));
+        v[3] = int_or_none(f, F_FDNUM, r);
+        v[4] = cached_str(cache, col_get(f, F_MODE, r));
+        v[5] = cached_str(cache, col_get(f, F_TYPE, r));
+        v[6] = cached_str(cache, col_get(f, F_DEVICE, r));
+        v[7] = int_or_none(f, F_SIZE, r);
+        v[8] = int_or_none(f, F_POS, r);
+        v[9] = int_or_none(f, F_INODE, r);
+        v[10] = cached_str(cache, col_get(f, F_PROTO, r));
+        sv nm = col_get(f, F_NAME, r), raw = col_get(f, F_RAW, r);
+        v[11] = PyUnicode_DecodeUTF8(nm.s, nm.n, NULL);
+        if (v[11]) {
+            PyObject *one = PyDict_SetDefault(f->names, v[11], v[11]); /* borrowed */
+            Py_XINCREF(one);
+            Py_SETREF(v[11], one);
+        }
+        v[12] = raw.s ? PyBytes_FromStringAndSize(raw.s, raw.n) : Py_NewRef(Py_None);
+        v[13] = PyBool_FromLong((long)col_getint(f, F_DELETED, r, &ok));
+        PyObject *t = PyTuple_New(14);
+        for (int i = 0; i < 14; i++) {
+            if (!v[i]) failed = 1;
+            if (t) PyTuple_SET_ITEM(t, i, v[i] ? v[i] : Py_NewRef(Py_None));
+            else Py_XDECREF(v[i]);
+        }
+        if (!t) failed = 1;
+        if (failed) Py_XDECREF(t);
+        else PyList_SET_ITEM(out, r, t);
+    }
+    for (int k = 0; k < SCACHE; k++) Py_XDECREF(cache[k]);
+    PyMem_Free(cache);
+    if (failed) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    if (clear) {
+        files_truncate(f, 0);
+        f->pid = -1;
+        f->mark = 0;
+        f->start_us.len = f->start_ok.len = 0;
+        Py_SETREF(f->starts, PyList_New(0));
+        if (!f->starts) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static PyMethodDef Files_methods[] = {
+    {"begin", (PyCFunction)Files_begin, METH_VARARGS, "begin(pid, start_time, start_us): the next rows' process."},
+    {"add", (PyCFunction)Files_add, METH_O, "add(row): one row in descriptors.FIELDS order."},
+    {"extend", (PyCFunction)Files_extend, METH_VARARGS, "extend(table, ids): rows of table by index, as the current process's."},
+    {"drop", (PyCFunction)Files_drop, METH_O, "drop(pid): forget the current process's rows if it is pid."},
+    {"buffers", (PyCFunction)Files_buffers, METH_NOARGS, "The columns' Arrow buffers; empties the Files."},
+    {"rows", (PyCFunction)Files_rows, METH_VARARGS, "rows(clear=False): the rows as tuples in descriptors.FIELDS order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Files_seq = {.sq_length = (lenfunc)Files_len};
+
+static PyTypeObject FilesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recorder.source._native.Files",
+    .tp_basicsize = sizeof(FilesObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A snapshot's open_files rows as Arrow column buffers (Files(by_dev, of_path): with mount_point).",
+    .tp_new = Files_new,
+    .tp_dealloc = (destructor)Files_dealloc,
+    .tp_methods = Files_methods,
+    .tp_as_sequence = &Files_seq,
+};
+
 
 /* A stat shared by every descriptor of a kind (pipefs, the shared anonymous inode), taken once
  * per snapshot: cached in `shared` under key as (st_dev, st_size, st_ino). 0, or -1 with errno. */
@@ -225,12 +865,18 @@ static int line_number(const char *p, const char *eol, Py_ssize_t klen, int base
     return 0;
 }
 
+/* procfs.mode_letter of a /proc/PID/fd/N link's permission bits */
+static sv mode_of(mode_t m) {
+    int r = m & 0400, w = m & 0200;
+    return r && w ? svs("u") : r ? svs("r") : w ? svs("w") : SNULL;
+}
+
 /* fdinfo's pos and access mode, parsed here only (without C, psutil gives them): 0 when both lines parsed,
  * -1 when one does not. */
-static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_pos, PyObject **mode) {
+static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_pos, sv *mode) {
     const char *p = b, *end = b + n;
     *has_pos = 0;
-    *mode = Py_None;
+    *mode = SNULL;
     while (p < end) {
         const char *eol = memchr(p, '\n', end - p);
         if (!eol) eol = end;
@@ -240,11 +886,11 @@ static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_po
         } else if (eol - p >= 6 && memcmp(p, "flags:", 6) == 0) {
             long long f;
             if (line_number(p, eol, 6, 8, &f) < 0) return -1;
-            if (f & 010000000) *mode = Py_None; /* O_PATH */
-            else if ((f & 3) == 0) *mode = S_R;
-            else if ((f & 3) == 1) *mode = S_W;
-            else if ((f & 3) == 2) *mode = S_U;
-            else *mode = Py_None;
+            if (f & 010000000) *mode = SNULL; /* O_PATH */
+            else if ((f & 3) == 0) *mode = svs("r");
+            else if ((f & 3) == 1) *mode = svs("w");
+            else if ((f & 3) == 2) *mode = svs("u");
+            else *mode = SNULL;
             return 0;
         }
         p = eol + 1;
@@ -252,16 +898,18 @@ static int parse_fdinfo(const char *b, Py_ssize_t n, long long *pos, int *has_po
     return 0;
 }
 
-/* fd_rows(fd_dir, info_dir, names, pid, start_time, shared, devs)
- *   fd_dir, info_dir: bytes ending in '/'; names: the fd names (str), in the order rows are wanted.
- * -> (rows, sockets, gone, denied): rows as FileRows keeps them, but for sockets: (fd name, inode)
- *    of each socket descriptor (its mode is u), resolved later against the socket tables. */
+/* fd_rows(files, fd_dir, info_dir, names, shared)
+ *   files: the Files the rows go to (as its current process's, see Files.begin); fd_dir,
+ *   info_dir: bytes ending in '/'; names: the fd names (str), in the order rows are wanted.
+ * -> (sockets, gone, denied): (fd name, inode) of each socket descriptor (its mode is u), resolved
+ *    later against the socket tables, so not in files. */
 static PyObject *fd_rows(PyObject *self, PyObject *args) {
     const char *fd_dir, *info_dir;
     Py_ssize_t fd_len, info_len;
-    PyObject *names, *pid, *start, *shared, *devs;
-    if (!PyArg_ParseTuple(args, "y#y#O!OOO!O!", &fd_dir, &fd_len, &info_dir, &info_len, &PyList_Type, &names,
-                          &pid, &start, &PyDict_Type, &shared, &PyDict_Type, &devs))
+    PyObject *names, *shared;
+    FilesObject *files;
+    if (!PyArg_ParseTuple(args, "O!y#y#O!O!", &FilesType, &files, &fd_dir, &fd_len, &info_dir, &info_len,
+                          &PyList_Type, &names, &PyDict_Type, &shared))
         return NULL;
     if (fd_len > 512 || info_len > 512) {
         PyErr_SetString(PyExc_ValueError, "fd_rows: folder path too long");
@@ -273,13 +921,13 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
      * per call per descriptor. */
     path[fd_len] = 0;
     int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ifdd = -1;
-    PyObject *rows = PyList_New(0), *sockets = PyList_New(0);
+    PyObject *sockets = PyList_New(0);
     long gone = 0, denied = 0;
-    if (!rows || !sockets) goto fail;
+    if (!sockets) goto fail;
     if (dfd < 0) { /* the process is gone (or refuses): every name counts as gone, as per call */
         int e = errno;
         if (e == EACCES || e == EPERM) dfd = AT_FDCWD; /* per-descriptor calls then report it */
-        else return Py_BuildValue("(NNll)", rows, sockets, (long)PyList_GET_SIZE(names), 0L);
+        else return Py_BuildValue("(Nll)", sockets, (long)PyList_GET_SIZE(names), 0L);
     }
     Py_ssize_t count = PyList_GET_SIZE(names);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -291,11 +939,17 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
             gone++;
             continue;
         }
+        long long fdnum = 0;
+        for (Py_ssize_t k = 0; k < nl; k++) {
+            if (ns[k] < '0' || ns[k] > '9') {
+                PyErr_Format(PyExc_ValueError, "fd_rows: not a descriptor number: %R", fd);
+                goto fail;
+            }
+            fdnum = fdnum * 10 + (ns[k] - '0');
+        }
+        sv fds = {ns, nl};
         memcpy(path + fd_len, ns, nl);
         path[fd_len + nl] = 0;
-        PyObject *fdnum = PyLong_FromUnicodeObject(fd, 10);
-        if (!fdnum) goto fail;
-        PyObject *r = NULL;
         struct stat st, lst;
         int err = 0;
         const char *rel = dfd == AT_FDCWD ? path : ns;
@@ -309,7 +963,9 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
                 err = errno;
                 goto oserror;
             }
-            PyObject *mode = NULL, *pos = Py_None, *posobj = NULL;
+            sv mode = SNULL;
+            int parsed = 0, has_pos = 0;
+            long long pos = 0;
             if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
                 if (ifdd < 0) {
                     char ipath[PBUF];
@@ -333,31 +989,18 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
                     err = rerr;
                     goto oserror;
                 }
-                long long p;
-                int has_pos;
-                if (parse_fdinfo(info, k, &p, &has_pos, &mode) == 0) {
-                    if (has_pos) {
-                        if (!(posobj = PyLong_FromLongLong(p))) {
-                            Py_DECREF(fdnum);
-                            goto fail;
-                        }
-                        pos = posobj;
-                    }
-                } else {
-                    mode = NULL;
-                }
+                parsed = parse_fdinfo(info, k, &pos, &has_pos, &mode) == 0;
+                if (!parsed) has_pos = 0;
             }
-            if (!mode) {
+            if (!parsed) {
                 if (fstatat(dfd, rel, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
-                    Py_XDECREF(posobj);
                     err = errno;
                     goto oserror;
                 }
                 mode = mode_of(lst.st_mode);
             }
-            r = path_row(pid, start, fd, fdnum, mode, pos, target, n, &st, devs);
-            Py_XDECREF(posobj);
-            goto append;
+            if (path_row(files, fds, fdnum, 1, mode, pos, has_pos, target, n, &st) < 0) goto fail;
+            continue;
         }
         unsigned long long ino;
         if (startswith(target, n, "socket:[") && bracket_ino(target, n, 8, &ino) == 0) {
@@ -365,7 +1008,6 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
                always u: no lstat (half of a busy host's descriptors are sockets). No row: the
                caller keeps sockets as columns until the socket tables resolve them. */
             PyObject *pair = Py_BuildValue("(OK)", fd, ino);
-            Py_DECREF(fdnum);
             if (!pair || PyList_Append(sockets, pair) < 0) {
                 Py_XDECREF(pair);
                 goto fail;
@@ -377,79 +1019,155 @@ static PyObject *fd_rows(PyObject *self, PyObject *args) {
             err = errno;
             goto oserror;
         }
-        PyObject *mode = mode_of(lst.st_mode);
+        sv mode = mode_of(lst.st_mode);
         /* pipes (all on pipefs) and the shared anonymous inodes: one stat per snapshot serves all */
         int pipe = startswith(target, n, "pipe:[") && bracket_ino(target, n, 6, &ino) == 0;
         if (pipe || (startswith(target, n, "anon_i") && is_shared_anon(target, n))) {
             PyObject *key = pipe ? (Py_INCREF(K_PIPE), K_PIPE) : PyUnicode_FromStringAndSize(target, n);
             int s = key ? shared_stat(shared, key, dfd, rel, &st) : -2;
             Py_XDECREF(key);
-            if (s == -2) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
+            if (s == -2) goto fail;
             if (s < 0) {
                 gone++;
-                Py_DECREF(fdnum);
                 continue;
             }
-            if (!pipe) {
-                r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
-                goto append;
-            }
-            PyObject *device = devstr(devs, st.st_dev), *inode = PyLong_FromUnsignedLongLong(ino);
-            PyObject *zero = PyLong_FromLong(0);
-            if (device && inode && zero)
-                r = row(pid, start, fd, fdnum, mode, S_FIFO, device, Py_None, zero, inode, S_PIPE, NULL, 0);
-            Py_XDECREF(device);
-            Py_XDECREF(inode);
-            Py_XDECREF(zero);
-            goto append;
+            if (pipe) st.st_ino = (ino_t)ino; /* the pipe's own inode, from its link */
+            if (path_row(files, fds, fdnum, 1, mode, 0, 0, target, n, &st) < 0) goto fail;
+            continue;
         }
         if (fstatat(dfd, rel, &st, 0) < 0) { /* any error here: closed while we looked */
             gone++;
-            Py_DECREF(fdnum);
             continue;
         }
-        r = path_row(pid, start, fd, fdnum, mode, Py_None, target, n, &st, devs);
-    append:
-        if (!r || PyList_Append(rows, r) < 0) {
-            Py_XDECREF(r);
-            Py_DECREF(fdnum);
-            goto fail;
-        }
-        Py_DECREF(r);
-        Py_DECREF(fdnum);
+        if (path_row(files, fds, fdnum, 1, mode, 0, 0, target, n, &st) < 0) goto fail;
         continue;
     oserror:
-        if (err == EACCES || err == EPERM) {
-            /* FileRows.add_denied */
-            PyObject *p = PyUnicode_DecodeFSDefault(path);
-            PyObject *name = p ? PyUnicode_Concat(p, S_DENIED_SUFFIX) : NULL;
-            Py_XDECREF(p);
-            if (!name) {
-                Py_DECREF(fdnum);
-                goto fail;
-            }
-            r = row(pid, start, fd, fdnum, Py_None, S_UNKNOWN, NULL, NULL, NULL, NULL, name, NULL, 0);
-            Py_DECREF(name);
+        if (err == EACCES || err == EPERM) { /* FileRows.add_denied */
+            static const char suffix[] = " (readlink: Permission denied)";
+            char name[PBUF + sizeof suffix];
+            Py_ssize_t pn = (Py_ssize_t)strlen(path);
+            memcpy(name, path, pn);
+            memcpy(name + pn, suffix, sizeof suffix);
+            frow r = {.fd = fds, .fdnum = fdnum, .has_fdnum = 1, .mode = SNULL, .type = svs("unknown"),
+                      .device = SNULL, .proto = SNULL, .raw = SNULL};
+            PyObject *keep;
+            sv raw;
+            if (name_sv(name, pn + (Py_ssize_t)sizeof suffix - 1, &r.name, &raw, &keep) < 0) goto fail;
+            int res = files_row(files, &r);
+            Py_XDECREF(keep);
+            if (res < 0) goto fail;
             denied++;
-            goto append;
+            continue;
         }
         gone++;
-        Py_DECREF(fdnum);
     }
     if (dfd >= 0) close(dfd);
     if (ifdd >= 0) close(ifdd);
-    return Py_BuildValue("(NNll)", rows, sockets, gone, denied);
+    return Py_BuildValue("(Nll)", sockets, gone, denied);
 fail:
     if (dfd >= 0) close(dfd);
     if (ifdd >= 0) close(ifdd);
-    Py_XDECREF(rows);
     Py_XDECREF(sockets);
     return NULL;
 }
 
+
+/* proc_links(files, proc_dir) -> (exe_key, refused, denied, gone): the cwd, rtd and txt rows of a
+ * process (proc_dir: bytes, /proc/PID/) added to files as descriptors.process_files made them in
+ * Python: a link that refuses (EACCES, EPERM) gives lsof's "(readlink: Permission denied)" row
+ * (counted in denied; refused: the names of those links but exe); one that is gone (ENOENT,
+ * ESRCH) gives no row, or for exe an "unknown" row (kernel threads and zombies have none), unless
+ * the process itself is gone (no stat file): then gone is True and the rows stop. A link whose
+ * target does not stat gets an "unknown" row with its target. exe_key: (device, inode) of the
+ * executable's row, or None. Other errors raise OSError. */
+static PyObject *proc_links(PyObject *self, PyObject *args) {
+    FilesObject *files;
+    const char *dir;
+    Py_ssize_t dn;
+    if (!PyArg_ParseTuple(args, "O!y#", &FilesType, &files, &dir, &dn)) return NULL;
+    if (dn > 512) {
+        PyErr_SetString(PyExc_ValueError, "proc_links: folder path too long");
+        return NULL;
+    }
+    static const char *links[3] = {"cwd", "root", "exe"}, *fds[3] = {"cwd", "rtd", "txt"};
+    char path[PBUF], target[TBUF], dbuf[48];
+    memcpy(path, dir, dn);
+    path[dn] = 0;
+    int pdfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    PyObject *exe = Py_NewRef(Py_None), *refused = PyList_New(0);
+    long denied = 0;
+    int gone = 0;
+    if (!refused) goto fail;
+    for (int i = 0; i < 3 && !gone; i++) {
+        strcpy(path + dn, links[i]);
+        const char *rel = pdfd >= 0 ? links[i] : path;
+        int dfd = pdfd >= 0 ? pdfd : AT_FDCWD;
+        ssize_t n = readlinkat(dfd, rel, target, sizeof target);
+        int err = n < 0 ? errno : n >= (ssize_t)sizeof target ? ENAMETOOLONG : 0;
+        if (err == EACCES || err == EPERM) {
+            static const char suffix[] = " (readlink: Permission denied)";
+            char name[PBUF + sizeof suffix];
+            Py_ssize_t pn = (Py_ssize_t)strlen(path);
+            memcpy(name, path, pn);
+            memcpy(name + pn, suffix, sizeof suffix);
+            frow r = {.fd = svs(fds[i]), .type = svs("unknown"), .name = {name, pn + (Py_ssize_t)sizeof suffix - 1}};
+            if (files_row(files, &r) < 0) goto fail;
+            denied++;
+            if (i < 2) {
+                PyObject *s = PyUnicode_FromString(links[i]);
+                if (!s || PyList_Append(refused, s) < 0) {
+                    Py_XDECREF(s);
+                    goto fail;
+                }
+                Py_DECREF(s);
+            }
+            continue;
+        }
+        if (err == ENOENT || err == ESRCH) {
+            struct stat pst;
+            strcpy(path + dn, "stat");
+            if (fstatat(dfd, pdfd >= 0 ? "stat" : path, &pst, 0) < 0) {
+                gone = 1;
+                break;
+            }
+            strcpy(path + dn, links[i]);
+            if (i == 2) {
+                frow r = {.fd = svs("txt"), .type = svs("unknown"), .name = {path, (Py_ssize_t)strlen(path)}};
+                if (files_row(files, &r) < 0) goto fail;
+            }
+            continue;
+        }
+        if (err) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+            goto fail;
+        }
+        struct stat st;
+        if (fstatat(dfd, rel, &st, 0) < 0) { /* FileRows.add_path without a stat */
+            frow r = {.fd = svs(fds[i]), .type = svs("unknown")};
+            PyObject *keep;
+            if (name_sv(target, n, &r.name, &r.raw, &keep) < 0) goto fail;
+            int res = files_row(files, &r);
+            Py_XDECREF(keep);
+            if (res < 0) goto fail;
+            continue;
+        }
+        if (path_row(files, svs(fds[i]), 0, 0, SNULL, 0, 0, target, n, &st) < 0) goto fail;
+        if (i == 2 && !startswith(target, n, "anon_inode:") && !startswith(target, n, "pipe:[")) {
+            sv d;
+            dev_sv(dbuf, sizeof dbuf, (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : st.st_dev, &d);
+            Py_SETREF(exe, Py_BuildValue("(s#K)", d.s, d.n, (unsigned long long)st.st_ino));
+            if (!exe) goto fail;
+        }
+    }
+    if (pdfd >= 0) close(pdfd);
+    return Py_BuildValue("(NNlO)", exe, refused, denied, gone ? Py_True : Py_False);
+fail:
+    if (pdfd >= 0) close(pdfd);
+    Py_XDECREF(exe);
+    Py_XDECREF(refused);
+    return NULL;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading small /proc files relative to an open folder. */
@@ -1373,26 +2091,25 @@ fail:
 
 
 
-static PyObject *S_MEM, *S_DEL;
-
-/* maps_rows(data, pid, start_time, exe_key, files, map_files_dir) -> [row]: the mem rows of one
- * process (data: its maps text): the first mapping of each file but the executable (exe_key, a
- * (device, inode) pair or None), "DEL" for a deleted one; a file's size from a stat of
- * map_files/<range> (None when the stat fails). files: a dict of this snapshot, (device, inode) ->
- * (size, name, name_raw, path bytes, device, inode), so that each file is stat'ed once and every
- * process mapping it under the same path shares its objects (a library's row in 1000 processes
- * holds one name, not 1000). */
+/* maps_rows(table, index, data, exe_key, sizes, map_files_dir) -> ids: the mem rows of one process
+ * (data: its maps text), as the indexes (int32 values in native byte order) of their rows in table
+ * (a Files), where a row not there yet is added: index maps (device, inode, path, size) to its
+ * row's index. The rows: the first mapping of each file but the executable (exe_key, a (device,
+ * inode) pair or None), "DEL" for a deleted one; a file's size from a stat of map_files/<range>
+ * (None when the stat fails). sizes: a dict of this snapshot, (device, inode) -> size, so that
+ * each file is stat'ed once. A library mapped by every process has one row in table. */
 static PyObject *maps_rows(PyObject *self, PyObject *args) {
-    PyObject *data, *pid, *start, *exe, *files, *dir;
-    if (!PyArg_ParseTuple(args, "SOOOO!O&", &data, &pid, &start, &exe, &PyDict_Type, &files, PyUnicode_FSConverter,
-                          &dir))
+    PyObject *data, *exe, *sizes, *dir, *index;
+    FilesObject *table;
+    if (!PyArg_ParseTuple(args, "O!O!SOO!O&", &FilesType, &table, &PyDict_Type, &index, &data, &exe, &PyDict_Type,
+                          &sizes, PyUnicode_FSConverter, &dir))
         return NULL;
     PyObject *dargs = PyTuple_Pack(1, data);
     PyObject *entries = dargs ? maps_distinct(self, dargs) : NULL;
     Py_XDECREF(dargs);
-    PyObject *rows = entries ? PyList_New(0) : NULL;
+    gbuf ids = {NULL, 0, 0};
     int mfd = -2; /* map_files opened when a size is first needed; -1 when it could not be */
-    if (!rows) goto fail;
+    if (!entries) goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
         PyObject *e = PyList_GET_ITEM(entries, i);
         PyObject *rng = PyTuple_GET_ITEM(e, 0), *dev = PyTuple_GET_ITEM(e, 1), *inode = PyTuple_GET_ITEM(e, 2);
@@ -1408,94 +2125,75 @@ static PyObject *maps_rows(PyObject *self, PyObject *args) {
         const char *b = PyBytes_AS_STRING(path);
         Py_ssize_t n = PyBytes_GET_SIZE(path);
         int deleted = n >= 10 && memcmp(b + n - 10, " (deleted)", 10) == 0;
-        PyObject *row_;
-        if (deleted) {
-            Py_DECREF(key);
-            PyObject *text, *raw;
-            if (name_of(b, n - 10, &text, &raw) < 0) goto fail;
-            row_ = PyTuple_Pack(14, pid, start, S_DEL, Py_None, Py_None, S_REG, dev, Py_None, Py_None, inode, Py_None,
-                                text, raw ? raw : Py_None, Py_True);
-            Py_DECREF(text);
-            Py_XDECREF(raw);
-        } else {
-            PyObject *f = PyDict_GetItemWithError(files, key); /* borrowed */
-            if (!f && PyErr_Occurred()) {
+        PyObject *size = Py_None; /* borrowed */
+        if (!deleted) {
+            size = PyDict_GetItemWithError(sizes, key);
+            if (!size && PyErr_Occurred()) {
                 Py_DECREF(key);
                 goto fail;
             }
-            PyObject *size, *text, *raw;
-            if (f) { /* stat'ed already: the same size; its name too when the path is the same */
-                Py_INCREF(f);
-                size = PyTuple_GET_ITEM(f, 0);
-                PyObject *fpath = PyTuple_GET_ITEM(f, 3);
-                if (PyBytes_GET_SIZE(fpath) == n && memcmp(PyBytes_AS_STRING(fpath), b, n) == 0) {
-                    text = PyTuple_GET_ITEM(f, 1);
-                    raw = PyTuple_GET_ITEM(f, 2);
-                    dev = PyTuple_GET_ITEM(f, 4);
-                    inode = PyTuple_GET_ITEM(f, 5);
-                    Py_INCREF(text);
-                    Py_INCREF(raw);
-                } else {
-                    if (name_of(b, n, &text, &raw) < 0) {
-                        Py_DECREF(f);
-                        Py_DECREF(key);
-                        goto fail;
-                    }
-                    if (!raw) {
-                        raw = Py_None;
-                        Py_INCREF(raw);
-                    }
-                }
-            } else {
+            if (!size) { /* not stat'ed yet in this snapshot */
                 if (mfd == -2) mfd = open(PyBytes_AS_STRING(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 struct stat st;
-                const char *r = PyUnicode_AsUTF8(rng);
-                if (!r) {
+                const char *rs = PyUnicode_AsUTF8(rng);
+                PyObject *s = !rs ? NULL
+                              : (mfd >= 0 && fstatat(mfd, rs, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
+                                                                             : Py_NewRef(Py_None);
+                if (!s || PyDict_SetItem(sizes, key, s) < 0) {
+                    Py_XDECREF(s);
                     Py_DECREF(key);
                     goto fail;
                 }
-                size = (mfd >= 0 && fstatat(mfd, r, &st, 0) == 0) ? PyLong_FromLongLong((long long)st.st_size)
-                                                                  : (Py_INCREF(Py_None), Py_None);
-                if (!size || name_of(b, n, &text, &raw) < 0) {
-                    Py_XDECREF(size);
-                    Py_DECREF(key);
-                    goto fail;
-                }
-                if (!raw) {
-                    raw = Py_None;
-                    Py_INCREF(raw);
-                }
-                f = PyTuple_Pack(6, size, text, raw, path, dev, inode);
-                Py_DECREF(size);
-                if (!f || PyDict_SetItem(files, key, f) < 0) {
-                    Py_XDECREF(f);
-                    Py_DECREF(text);
-                    Py_DECREF(raw);
-                    Py_DECREF(key);
-                    goto fail;
-                }
+                Py_DECREF(s);
+                size = s; /* the dict holds it */
             }
-            Py_DECREF(key);
-            row_ = PyTuple_Pack(14, pid, start, S_MEM, Py_None, Py_None, S_REG, dev, size, Py_None, inode, Py_None,
-                                text, raw, Py_False);
-            Py_DECREF(text);
-            Py_DECREF(raw);
-            Py_DECREF(f); /* after the row holds what it lent */
         }
-        if (!row_ || PyList_Append(rows, row_) < 0) {
-            Py_XDECREF(row_);
-            goto fail;
+        Py_DECREF(key);
+        PyObject *rkey = PyTuple_Pack(4, dev, inode, path, size);
+        if (!rkey) goto fail;
+        PyObject *id = PyDict_GetItemWithError(index, rkey); /* borrowed */
+        long long row;
+        if (id) {
+            row = PyLong_AsLongLong(id);
+            if (row == -1 && PyErr_Occurred()) {
+                Py_DECREF(rkey);
+                goto fail;
+            }
+        } else {
+            if (PyErr_Occurred()) {
+                Py_DECREF(rkey);
+                goto fail;
+            }
+            frow r = {.fd = svs(deleted ? "DEL" : "mem"), .type = svs("REG"), .has_inode = 1, .deleted = deleted};
+            int ok = sv_of(dev, &r.device) == 0 && (r.inode = PyLong_AsLongLong(inode), !PyErr_Occurred()) &&
+                     int_of(size, &r.size, &r.has_size) == 0;
+            PyObject *keep = NULL;
+            ok = ok && name_sv(b, deleted ? n - 10 : n, &r.name, &r.raw, &keep) == 0;
+            ok = ok && files_row(table, &r) == 0;
+            Py_XDECREF(keep);
+            row = table->n - 1;
+            PyObject *v = ok ? PyLong_FromLongLong(row) : NULL;
+            if (!v || PyDict_SetItem(index, rkey, v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(rkey);
+                goto fail;
+            }
+            Py_DECREF(v);
         }
-        Py_DECREF(row_);
+        Py_DECREF(rkey);
+        int32_t r32 = (int32_t)row;
+        if (gbuf_put(&ids, &r32, 4) < 0) goto fail;
     }
     if (mfd >= 0) close(mfd);
     Py_DECREF(entries);
     Py_DECREF(dir);
-    return rows;
+    PyObject *out = PyBytes_FromStringAndSize(ids.p ? ids.p : "", ids.len);
+    gbuf_free(&ids);
+    return out;
 fail:
     if (mfd >= 0) close(mfd);
+    gbuf_free(&ids);
     Py_XDECREF(entries);
-    Py_XDECREF(rows);
     Py_DECREF(dir);
     return NULL;
 }
@@ -1945,9 +2643,10 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fd_rows", fd_rows, METH_VARARGS, "The rows of a process's numbered descriptors (see recorder/collect/descriptors.py)."},
+    {"fd_rows", fd_rows, METH_VARARGS, "A process's numbered descriptors' rows, added to a Files (see recorder/collect/descriptors.py)."},
     {"maps_distinct", maps_distinct, METH_VARARGS, "The first mapping of each file in a maps file."},
-    {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file."},
+    {"proc_links", proc_links, METH_VARARGS, "A process's cwd, rtd and txt rows, added to a Files."},
+    {"maps_rows", maps_rows, METH_VARARGS, "A process's mem rows from its maps file, added to a Files."},
     {"inet_records", inet_records, METH_VARARGS, "sockets.inet_records in C: (resolution, socket row) per socket."},
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
@@ -1967,23 +2666,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, 
     if (!(var = PyUnicode_InternFromString(s))) return NULL
 
 PyMODINIT_FUNC PyInit__native(void) {
-    INTERN(S_REG, "REG");
-    INTERN(S_DIR, "DIR");
-    INTERN(S_CHR, "CHR");
-    INTERN(S_BLK, "BLK");
-    INTERN(S_FIFO, "FIFO");
-    INTERN(S_LINK, "LINK");
-    INTERN(S_SOCK, "SOCK");
-    INTERN(S_UNKNOWN, "unknown");
-    INTERN(S_AINODE, "a_inode");
-    INTERN(S_PIPE, "pipe");
-    INTERN(S_R, "r");
-    INTERN(S_W, "w");
-    INTERN(S_U, "u");
     INTERN(K_PIPE, " pipe");
-    INTERN(S_DENIED_SUFFIX, " (readlink: Permission denied)");
-    INTERN(S_MEM, "mem");
-    INTERN(S_DEL, "DEL");
     static const char *tcp_states[13] = {NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
                                          "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
                                          "NEW_SYN_RECV"};
@@ -2004,8 +2687,13 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyStructSequence_InitType2(&ThreadType, &thread_desc) < 0 ||
         PyStructSequence_InitType2(&TaskstatsType, &taskstats_desc) < 0)
         return NULL;
+    if (PyType_Ready(&FilesType) < 0 || PyType_Ready(&BufType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "Files", (PyObject *)&FilesType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     PyTypeObject *types[] = {&StatType, &StatusType, &IOType, &ProcessType, &ThreadType, &TaskstatsType};
     const char *names[] = {"Stat", "Status", "IO", "Process", "Thread", "Taskstats"};
     for (int i = 0; i < 6; i++)
