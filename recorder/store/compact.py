@@ -62,6 +62,7 @@ SORT_KEYS = {
     "disks": ("device", "snapshot_id"),
     "nics": ("interface", "snapshot_id"),
     "filesystems": ("mount_point", "mount_id", "snapshot_id"),
+    "kernel_events": ("snapshot_id", "seq"),  # the log's own order
 }
 
 
