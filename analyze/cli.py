@@ -180,8 +180,10 @@ def record(
     with _store(output, allow_shared_folder) as store:
         try:
             recover(store)
+            from recorder.collect.kernel_events import follow
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
-                      files_interval=fiv, incident=inc, maintenance=m)
+                      files_interval=fiv, incident=inc, maintenance=m,
+                      kernel_log=follow(store, collector, redact=not no_redact))
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")

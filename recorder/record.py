@@ -128,11 +128,13 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
            incident: float | None = None, maintenance: Maintenance | None = None,
-           err: TextIO | None = None) -> RecordResult:
+           err: TextIO | None = None, kernel_log=None) -> RecordResult:
     """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
 
     ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
     incident preset for that many seconds. ``maintenance`` runs after each snapshot.
+    ``kernel_log`` (a recorder.collect.kernel_events.KernelLog, stopped at the end) gives each
+    snapshot the kernel log records read since the previous one.
     """
     err = err or sys.stderr
     res = RecordResult()
@@ -206,8 +208,13 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             snap = collector.snapshot(None if take_files else base_tables)
             _after(snap, last_id)
             last_id = snap.snapshot_id
+            events = {}
+            if kernel_log is not None:  # written with this snapshot, under its commit
+                table, events = kernel_log.take(snap.snapshot_id, snap.ts)
+                if table is not None:
+                    snap.tables["kernel_events"] = table
             _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
-                      incident=in_incident)
+                      incident=in_incident, **events)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
             # writer takes its own (a lower peak on a descriptor snapshot).
@@ -216,6 +223,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             try:
                 res.bytes += store.write(snap)
             except StoreFull as e:
+                if kernel_log is not None:
+                    kernel_log.unwritten()
                 last_written = None
                 res.dropped += 1
                 dropped_since += 1
@@ -225,6 +234,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     err.write(f"procsnap: {e}: dropping snapshots until space returns\n")
                     err.flush()
             else:
+                if kernel_log is not None:
+                    kernel_log.written()
                 res.snapshots += 1
                 last_written = (snap.host, snap.date, snap.snapshot_id)
                 write_ms_prev = (time.perf_counter() - t0) * 1000
@@ -307,6 +318,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 err.write(note + "\n")
                 res.notes.append(note)
     finally:
+        if kernel_log is not None:
+            kernel_log.stop()
         for s, h in old.items():
             signal.signal(s, h)
     res.stopped_by = sig.signal
