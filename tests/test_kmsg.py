@@ -288,3 +288,24 @@ def test_a_recording_without_kernel_events_answers_the_query(tmp_path, procfs):
     rec = Recording.open([str(tmp_path / "r")])
     assert rec.query("SELECT count(*) FROM kernel_events")[1] == [(0,)]
     assert rec.query("SELECT kernel_log FROM snapshots")[1] == [(None,)]
+
+
+def test_info_says_whether_the_kernel_log_was_read_and_why_not(tmp_path, procfs):
+    from analyze.commands import info as I
+
+    def off():
+        raise Unavailable("/dev/kmsg: Operation not permitted: kernel.dmesg_restrict=1 lets only root read it")
+    col = Collector(procfs=procfs, host="h")
+    with Store(tmp_path / "off") as st:
+        R.record(st, col, 0.02, count=1, kernel_log=KernelLog.start(st, "h", col.boot_id, opener=off))
+    text = I.text(I.summarize(Recording.open([str(tmp_path / "off")])))
+    assert "kernel log: off: /dev/kmsg: Operation not permitted: kernel.dmesg_restrict=1" in text
+    k = FakeKmsg()
+    with Store(tmp_path / "on") as st:
+        R.record(st, col, 0.02, count=2, kernel_log=_log(k, st, col))
+    s = I.summarize(Recording.open([str(tmp_path / "on")]))
+    assert s["kernel_log"] == [{"status": "read", "snapshots": 2, "dropped": 0, "lost": 0}]
+    assert "kernel log: read on 2 snapshots; 0 records dropped" in I.text(s)
+    with Store(tmp_path / "none") as st:
+        R.record(st, col, 0.02, count=1)
+    assert "kernel log: not read" in I.text(I.summarize(Recording.open([str(tmp_path / "none")])))

@@ -45,6 +45,13 @@ def summarize(rec: Recording) -> dict:
             i += 1
     completeness["skipped_snapshots"] = vals[i]
     cost = {"avg_duration_ms": vals[i + 1], "avg_cpu_ms": vals[i + 2], "max_duration_ms": vals[i + 3]}
+    # Each way the kernel log went ('read', or 'off: why'), on how many snapshots.
+    kernel_log = [
+        {"status": st, "snapshots": c, "dropped": d, "lost": lo}
+        for st, c, d, lo in rec.query(
+            "SELECT kernel_log, count(*), sum(events_dropped), sum(kernel_events_lost) FROM snapshots "
+            "WHERE kernel_log IS NOT NULL GROUP BY 1 ORDER BY 1")[1]
+    ]
     return {
         "sources": [str(s) for s in rec.sources],
         "snapshots": n,
@@ -55,6 +62,7 @@ def summarize(rec: Recording) -> dict:
         "tables": tables,
         "completeness": completeness,
         "cost": cost,
+        "kernel_log": kernel_log,
         "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
         "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
@@ -101,7 +109,21 @@ def text(s: dict) -> str:
     k = s["cost"]
     lines.append(f"collection cost: {k['avg_duration_ms']:.1f} ms wall, {k['avg_cpu_ms']:.1f} ms CPU per snapshot"
                  f" on average (slowest {k['max_duration_ms']:.1f} ms)")
+    lines += _kernel_log_lines(s["kernel_log"])
     return "\n".join(lines + damage)
+
+
+def _kernel_log_lines(kl: list[dict]) -> list[str]:
+    if not kl:
+        return ["kernel log: not read (no snapshot of `procsnap record` that follows it)"]
+    out = []
+    for k in kl:
+        if k["status"] == "read":
+            out.append(f"kernel log: read on {k['snapshots']} snapshots; {k['dropped'] or 0} records dropped "
+                       f"(buffer full), {k['lost'] or 0} lost (overwritten by the kernel before they were read)")
+        else:
+            out.append(f"kernel log: {escape(k['status'])} (on {k['snapshots']} snapshots)")
+    return out
 
 
 def _damage_lines(s: dict) -> list[str]:
