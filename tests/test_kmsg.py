@@ -309,3 +309,32 @@ def test_info_says_whether_the_kernel_log_was_read_and_why_not(tmp_path, procfs)
     with Store(tmp_path / "none") as st:
         R.record(st, col, 0.02, count=1)
     assert "kernel log: not read" in I.text(I.summarize(Recording.open([str(tmp_path / "none")])))
+
+
+def test_a_live_process_gets_its_start_time_and_a_reused_pid_does_not():
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    k = FakeKmsg()
+    k.write(b"INFO: task stuck:4321 blocked for more than 120 seconds.", pri=3)
+    k.write(b"INFO: task other:4321 blocked for more than 240 seconds.", pri=3)
+    log = KernelLog.start(None, "h", "b", opener=lambda: KmsgReader(k), identity=lambda pid: ("stuck", t0))
+    table, _ = log.take(1, t0)
+    rows = table.to_pylist()
+    assert [(r["kind"], r["pid"], r["comm"], r["seconds"]) for r in rows] == [
+        ("hung_task", 4321, "stuck", 120), ("hung_task", 4321, "other", 240)]
+    assert rows[0]["start_time"] == t0 and rows[1]["start_time"] is None  # another comm: not this process
+
+
+def test_compaction_merges_kernel_events(tmp_path, procfs):
+    from recorder.store.compact import compact
+    k = FakeKmsg()
+    col = Collector(procfs=procfs, host="h")
+    root = tmp_path / "r"
+    with Store(root) as st:
+        log = _log(k, st, col)
+        for i in range(4):
+            k.write(b"line %d" % i)
+            log.poll()
+        R.record(st, col, 0.02, count=3, kernel_log=log)
+        assert compact(st, 2) >= 2
+    assert list(root.glob("kernel_events/*/*/c*.parquet"))
+    assert [e[0] for e in _events(root)] == [0, 1, 2, 3]
