@@ -338,3 +338,17 @@ def test_compaction_merges_kernel_events(tmp_path, procfs):
         assert compact(st, 2) >= 2
     assert list(root.glob("kernel_events/*/*/c*.parquet"))
     assert [e[0] for e in _events(root)] == [0, 1, 2, 3]
+
+
+def test_a_full_buffer_keeps_incident_reports_in_its_reserve():
+    k = FakeKmsg()
+    for i in range(20):
+        k.write(b"[ %d ]  0  %d 1000 100 0 0 0 some-task" % (i, i))  # an OOM task dump
+    k.write(b"Out of memory: Killed process 77 (hog) total-vm:9kB, anon-rss:8kB, file-rss:0kB, shmem-rss:0kB, UID:0", pri=3)
+    k.write(b"routine after", pri=6)
+    log = KernelLog.start(None, "h", "b", opener=lambda: KmsgReader(k), capacity=8)
+    log.poll()
+    table, meta = log.take(1, dt.datetime.now(dt.timezone.utc))
+    kinds = table.column("kind").to_pylist()
+    assert kinds.count("oom_kill") == 1 and table.num_rows == 9
+    assert meta["events_dropped"] == 22 - 9

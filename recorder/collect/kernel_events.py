@@ -2,11 +2,13 @@
 ``kernel_events`` row per record, with parsed fields for what responders look for first.
 
 A reader thread waits on /dev/kmsg (poll: no wake-up while the kernel is quiet) and keeps the
-records in a bounded buffer (:data:`CAPACITY` records); each snapshot takes them and writes them
-with its own files, under the same commit rule as every other table (a snapshot dropped on a
-full disk gives them back to the next one). A record that does not fit in the buffer is counted
-in ``snapshots.events_dropped``; records the kernel overwrote before they were read, in
-``snapshots.kernel_events_lost``. Never a stall: the thread only reads and appends.
+records in a bounded buffer (:data:`CAPACITY` records, and an eighth more for the kernel's
+incident reports once it is full: an OOM kill's task dump must not crowd out the kill itself);
+each snapshot takes them and writes them with its own files, under the same commit rule as every
+other table (a snapshot dropped on a full disk gives them back to the next one). A record that
+does not fit is counted in ``snapshots.events_dropped``; records the kernel overwrote before
+they were read, in ``snapshots.kernel_events_lost``. Never a stall: the thread only reads and
+appends.
 
 Resuming: at the start the recording's newest ``kernel_events`` row of this host and boot gives
 the last sequence number stored; the log is read from its oldest record and what is stored is
@@ -120,6 +122,11 @@ _ASCII = {"oom_constraint", "address", "ip", "sp", "trap", "fs_type"}
 # records are none of them).
 _MAYBE = re.compile(rb"Kill|oom-kill|invoked oom|segfault|ip:|INFO: task|lockup|LOCKUP|SYN flooding|"
                     rb"table full|Remounting|forced readonly|-fs error|BTRFS|XFS|error, dev|I/O error")
+
+
+def may_be_incident(r: Record) -> bool:
+    """The record is the kernel's and has a word of the parsed kinds (cheap: no pattern run)."""
+    return r.facility == 0 and _MAYBE.search(r.text) is not None
 
 
 def parse_message(text: bytes) -> dict:
@@ -245,14 +252,21 @@ class KernelLog:
         with self._reading:
             recs = self.reader.read(limit=self.capacity)
         with self._lock:
-            room = self.capacity - len(self._buf)
+            buf = self._buf
+            room = self.capacity - len(buf)
             if len(recs) > room:
-                self._dropped += len(recs) - max(room, 0)
-                recs = recs[:max(room, 0)]
+                kept = recs[:max(room, 0)]
+                reserve = self.capacity + self.capacity // 8
+                for r in recs[len(kept):]:
+                    if len(buf) + len(kept) < reserve and may_be_incident(r):
+                        kept.append(r)
+                    else:
+                        self._dropped += 1
+                recs = kept
             if backlog:
                 for r in recs:
                     r.backlog = True
-            self._buf.extend(recs)
+            buf.extend(recs)
 
     # -- what each snapshot gets ---------------------------------------------
     def take(self, snapshot_id: int, ts: dt.datetime):
@@ -313,7 +327,7 @@ class KernelLog:
                 self._oom.clear()
             self._oom[fields["pid"]] = fields
         elif kind == "oom_kill":
-            ctx = self._oom.pop(fields.get("pid"), None)
+            ctx = self._oom.get(fields.get("pid"))  # (kept: a snapshot not written builds its rows again)
             if ctx:
                 for k in ("oom_constraint", "cgroup", "task_cgroup", "detail"):
                     if k in ctx:
