@@ -551,7 +551,7 @@ _add(Table(
         C("cpu", "int32", "cpu", "soft_lockup and hard_lockup: the CPU; NULL for other kinds."),
         C("local_addr", "string", "address", "syn_flood: the listener's address (kernels since 5.8 print it); NULL otherwise."),
         C("port", "int32", "port", "syn_flood: the listener's port; NULL for other kinds."),
-        C("fs_type", "string", "code", "fs_error and fs_readonly: EXT4 (EXT2, EXT3), XFS or BTRFS; NULL for other kinds."),
+        C("fs_type", "string", "code", "fs_error and fs_readonly: EXT4 (EXT2, EXT3), XFS or BTRFS; NULL for other kinds and for a journal abort (jbd2's 'Aborting journal on device', which ext3, ext4 and ocfs2 share)."),
         C("block_device", "string", "text", "fs_error, fs_readonly and io_error: the device the kernel names (sda1, dm-0, nvme0n1); NULL for other kinds."),
         C("sector", "int64", "number", "io_error: the sector of the failed request (the logical block for 'Buffer I/O error'); NULL for other kinds."),
         C("detail", "string", "text", "io_error: the block layer's status (I/O, critical medium, timeout, ...); syn_flood: 'Sending cookies' or 'Dropping request'; oom_kill and oom_context: 'global_oom' for a system-wide OOM; NULL otherwise."),

@@ -101,7 +101,10 @@ _p("conntrack_full", rb"nf_conntrack: table full, dropping packet")
 _p("fs_readonly", rb"^(?P<fs_type>EXT[234])-fs \((?P<block_device>[^)]+)\): Remounting filesystem read-only")
 _p("fs_readonly", rb"^(?P<fs_type>BTRFS)(?: \w+)? \(device (?P<block_device>[^):]+)(?:: [^)]*)?\): forced readonly")
 # fs/ext4/super.c __ext4_error and friends: "EXT4-fs error (device %s): %s:%d: ..."
-_p("fs_error", rb"^(?P<fs_type>EXT[234])-fs error \(device (?P<block_device>[^)]+)\): ")
+_p("fs_error", rb"^(?P<fs_type>EXT[234])-fs error \(device (?P<block_device>[^)]+)\)")
+# fs/jbd2/journal.c jbd2_journal_abort: "Aborting journal on device %s." (the journal of ext3/4 or
+# ocfs2: DEVICE-INODE)
+_p("fs_error", rb"^Aborting journal on device (?P<block_device>[^ ]+?)(?:-\d+)?\.$")
 # fs/btrfs: "BTRFS error (device %s[: state %s]): ...", "BTRFS critical (device ...)",
 # "BTRFS: error (device %s) in %s:%d: errno=%d ..."
 _p("fs_error", rb"^(?P<fs_type>BTRFS)(?: (?:error|critical)|: error) \(device (?P<block_device>[^):]+)(?:: [^)]*)?\)")
@@ -121,7 +124,7 @@ _ASCII = {"oom_constraint", "address", "ip", "sp", "trap", "fs_type"}
 # Words that say a record may be one of the kinds: one search before the patterns (most kernel
 # records are none of them).
 _MAYBE = re.compile(rb"Kill|oom-kill|invoked oom|segfault|ip:|INFO: task|lockup|LOCKUP|SYN flooding|"
-                    rb"table full|Remounting|forced readonly|-fs error|BTRFS|XFS|error, dev|I/O error")
+                    rb"table full|Remounting|forced readonly|-fs error|Aborting journal|BTRFS|XFS|error, dev|I/O error")
 
 
 def may_be_incident(r: Record) -> bool:
