@@ -145,6 +145,8 @@ PARSED = [
      b"task_memcg=/user.slice/user-1000.slice/session-3.scope,task=stress-ng-vm,pid=12345,uid=1000",
      {"kind": "oom_context", "oom_constraint": "CONSTRAINT_NONE", "detail": "global_oom",
       "task_cgroup": "/user.slice/user-1000.slice/session-3.scope", "pid": 12345, "comm": "stress-ng-vm"}),
+    (b"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,task=a,b,pid=  777,uid=   33",
+     {"kind": "oom_context", "comm": "a,b", "pid": 777, "uid": 33, "detail": None, "cgroup": None}),
     (b"stress-ng-vm invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=1000",
      {"kind": "oom_invoked", "comm": "stress-ng-vm"}),
     (b"a.out[3141]: segfault at 0 ip 0000555d5c1d1131 sp 00007ffc1ea2c1e0 error 6 in a.out[555d5c1d1000+1000] "

@@ -67,9 +67,9 @@ _p("oom_kill", rb"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_all
                rb"(?:, shmem-rss:(?P<shmem_rss>\d+)kB)?(?:,? UID:(?P<uid>\d+))?")
 # mm/oom_kill.c dump_oom_summary: "oom-kill:constraint=%s,nodemask=%*pbl" + cpuset's
 # ",cpuset=%s,mems_allowed=%*pbl" + memcg's ",oom_memcg=PATH" or ",global_oom", ",task_memcg=PATH"
-# + ",task=%s,pid=%d,uid=%d".
+# + ",task=%s,pid=%d,uid=%d" (a kernel without memory cgroups prints no memcg part).
 _p("oom_context", rb"oom-kill:constraint=(?P<oom_constraint>[A-Z_]+),.*?"
-                  rb"(?:,oom_memcg=(?P<cgroup>.*?)|,global_oom)(?:,task_memcg=(?P<task_cgroup>.*?))?"
+                  rb"(?:,oom_memcg=(?P<cgroup>.*?)|,global_oom)?(?:,task_memcg=(?P<task_cgroup>.*?))?"
                   rb",task=(?P<comm>.*),pid=\s*(?P<pid>\d+),uid=\s*(?P<uid>\d+)$")
 # mm/oom_kill.c dump_header: "%s invoked oom-killer: gfp_mask=%#x(%pGg), order=%d, oom_score_adj=%hd"
 _p("oom_invoked", rb"^(?P<comm>.*) invoked oom-killer: ")
@@ -163,7 +163,7 @@ def parse_message(text: bytes) -> dict:
             out["detail"] = out.pop("trap", None) or "I/O"
         elif kind == "segfault":
             out["trap"] = "segfault"
-        if kind == "oom_context" and "cgroup" not in out:
+        if kind == "oom_context" and "cgroup" not in out and b",global_oom," in text:
             out["detail"] = "global_oom"
         return out
     return {}
