@@ -357,3 +357,11 @@ def test_a_full_buffer_keeps_incident_reports_in_its_reserve():
     kinds = table.column("kind").to_pylist()
     assert kinds.count("oom_kill") == 1 and table.num_rows == 9
     assert meta["events_dropped"] == 22 - 9
+
+
+def test_a_read_error_at_the_start_turns_the_source_off():
+    class Broken(FakeKmsg):
+        def read(self, n):
+            raise OSError(errno.EIO, "Input/output error")
+    log = KernelLog.start(None, "h", "b", opener=lambda: KmsgReader(Broken()))
+    assert log.take(1, dt.datetime.now(dt.timezone.utc))[1]["kernel_log"] == "off: reading the kernel log failed: Input/output error"

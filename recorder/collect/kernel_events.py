@@ -190,7 +190,7 @@ class KernelLog:
         self._lost_said = 0  # reader.lost already put on a snapshot
         self._taken: list[Record] = []
         self._taken_dropped = self._taken_lost = 0
-        self._oom: dict[int, dict] = {}  # pid -> its oom_context, until its oom_kill record
+        self._oom: dict[int, dict] = {}  # pid -> its latest oom_context (a few dozen at most)
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = None
 
@@ -216,7 +216,11 @@ class KernelLog:
                           "records of this boot still in the ring buffer may be stored twice")
             if last is not None:
                 reader.skip_to(last)
-        log.poll(backlog=True)
+        try:
+            log.poll(backlog=True)
+        except OSError as e:
+            reader.close()
+            return cls(None, boot_id, off=f"reading the kernel log failed: {e.strerror or e}")
         if reader.fileno() is not None:
             log._stop_r, log._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             log._thread = threading.Thread(target=log._follow, name="procsnap-kmsg", daemon=True)
