@@ -172,8 +172,12 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("dropped", "int64", "count", "Snapshots collected just before this one but not written because the disk was full (0 when none); NULL outside `procsnap record`."),
         C("incident", "bool", "flag", "True when taken under the incident preset (everything every 2 s); NULL outside `procsnap record`."),
         C("kernel_log", "string", "text", "Whether `procsnap record` followed the kernel log into `kernel_events`: 'read', or 'off: ' and why (no /dev/kmsg, or kernel.dmesg_restrict refusing a user without CAP_SYSLOG); NULL outside `procsnap record` (a one-off `procsnap snapshot` does not read it) and in recordings made before procsnap read it."),
-        C("events_dropped", "int64", "count", "Kernel log records read since the previous snapshot but not stored because the recorder's buffer between snapshots was full (0 when none); NULL when the kernel log was not read."),
+        C("events_dropped", "int64", "count", "Kernel log records and process events read since the previous snapshot but not stored because the recorder's buffers between snapshots were full (0 when none; `process_events_dropped` says how many of them were process events); NULL when neither the kernel log nor the process events were read."),
         C("kernel_events_lost", "int64", "count", "Kernel log records the kernel overwrote in its ring buffer before the recorder read them, counted from the gaps in their sequence numbers (0 when none; after a restart, also those of the same boot written while no recorder ran); NULL when the kernel log was not read."),
+        C("process_events", "string", "text", "Whether `procsnap record` listened to the kernel's process events into `process_events`: 'read', or 'off: ' and why (not root: the process connector needs CAP_NET_ADMIN; a kernel without CONFIG_PROC_EVENTS); NULL outside `procsnap record` and in recordings made before procsnap listened."),
+        C("exit_accounting", "string", "text", "Whether exit rows of `process_events` got the kernel's taskstats exit records: 'read', or 'off: ' and why (a kernel without CONFIG_TASKSTATS, not root); NULL when the process events were not read."),
+        C("process_events_dropped", "int64", "count", "Process events received since the previous snapshot but not stored because the recorder's buffer was full (part of `events_dropped`; 0 when none); NULL when the process events were not read."),
+        C("process_events_lost", "int64", "count", "Process events the kernel sent but could not queue to the recorder (its socket buffer full: ENOBUFS), counted from the gaps in the connector's per-CPU sequence numbers (0 when none); NULL when the process events were not read."),
     ]
     for t in COLLECTED:
         cols.append(C(f"ms_{t}", "float64", "ms", f"Wall time spent collecting `{t}`; NULL when the table was not collected."))
@@ -555,6 +559,61 @@ _add(Table(
         C("block_device", "string", "text", "fs_error, fs_readonly and io_error: the device the kernel names (sda1, dm-0, nvme0n1); NULL for other kinds."),
         C("sector", "int64", "number", "io_error: the sector of the failed request (the logical block for 'Buffer I/O error'); NULL for other kinds."),
         C("detail", "string", "text", "io_error: the block layer's status (I/O, critical medium, timeout, ...); syn_flood: 'Sending cookies' or 'Dropping request'; oom_kill and oom_context: 'global_oom' for a system-wide OOM; NULL otherwise."),
+    ),
+))
+
+
+_add(Table(
+    "process_events",
+    "process event",
+    "Every process start (fork), program start (exec), exit, and change of name (comm), user, group, session, "
+    "tracer or core dump that the kernel's process connector reported while `procsnap record` ran, written with the "
+    "next snapshot (`snapshot_id`, `ts` are that snapshot's; `time` is the event's own). `pid` is the process (thread "
+    "group), `tid` the thread. What a later snapshot could no longer see is read at the event: at exec the new "
+    "program's command line (redacted as processes.cmdline), exe, cwd, user, parent and cgroup; at exit the kernel's "
+    "own accounting of the task (taskstats: CPU, peak memory, I/O, delays). Threads' events are not stored one by one "
+    "unless recorded with --thread-events: a row of kind 'threads' per process and snapshot counts them. Rows of a "
+    "process share its identity with `processes`, `open_files` and `sockets`. " + IDENTITY_NOTE,
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id of the boot the event happened in; NULL if unreadable."),
+        C("time", "timestamp", "UTC, µs", "When the kernel reported the event: its CLOCK_MONOTONIC timestamp plus CLOCK_REALTIME - CLOCK_MONOTONIC taken when the recorder read it (off by any step of the wall clock since); NULL for kind 'threads' (a count over the interval)."),
+        C("kernel_ts_ns", "int64", "ns since boot", "The event's kernel timestamp (CLOCK_MONOTONIC, not counting suspend); NULL for kind 'threads'."),
+        C("cpu", "int32", "cpu", "CPU the event was reported on; NULL for kind 'threads'."),
+        C("kind", "string", "code", "fork (a new process: pid is the child, ppid the parent), exec (pid started a new program), exit (the process ended: its main thread exited), comm (its name changed: prctl or a write to /proc/PID/comm), uid or gid (its real or effective id changed), sid (it started a session: setsid), ptrace (a tracer attached or detached: tracer_pid), coredump (it dumps core), threads (the count of thread events of one process since the previous snapshot, rows not stored); with --thread-events also thread_fork, thread_exit and the other kinds of a thread that is not the main one; never NULL."),
+        C("pid", "int32", "pid", "The process (thread group id); never NULL."),
+        C("tid", "int32", "tid", "The thread that caused the event (equal to pid for the main thread); NULL for kind 'threads'."),
+        C("ppid", "int32", "pid", "Parent process: from the event for fork and exit (kernels since 4.18 for exit) and coredump, from /proc/PID/stat at exec; NULL for other kinds and when unreadable."),
+        C("start_time", "timestamp", "UTC, 10 ms", "Start time of the process as `processes` has it (boot time + /proc/PID/stat starttime), read at its fork or exec (or at its exit when neither was seen): with boot_id and pid the identity used by `processes`, `open_files` and `sockets`; NULL when the process was gone before it could be read (`unread` says so)."),
+        *_text_pair("name", "Command name (comm): the new name for comm, the name at exec and exit (taskstats' at exit)", "when unread (see `unread`) and for kinds other than comm, exec and exit"),
+        *_text_pair("cmdline", "exec: the new program's command line, arguments joined by single spaces, credentials redacted exactly as in processes.cmdline unless recorded with --no-redact", "for other kinds and when unread (a process that exited or exec'd again before it was read: see `unread`)"),
+        *_text_pair("exe", "exec: the program's path (readlink of /proc/PID/exe)", "for other kinds and when unread"),
+        C("cwd", "string", "path", "exec: the working directory (readlink of /proc/PID/cwd); NULL for other kinds and when unread."),
+        C("uid", "int32", "uid", "exec: the effective user id; uid: the new effective id; exit: the real user id (taskstats); NULL for other kinds and when unread."),
+        C("ruid", "int32", "uid", "uid: the new real user id; NULL for other kinds."),
+        C("gid", "int32", "gid", "exec: the effective group id; gid: the new effective id; exit: the real group id (taskstats); NULL for other kinds and when unread."),
+        C("rgid", "int32", "gid", "gid: the new real group id; NULL for other kinds."),
+        C("cgroup", "string", "text", "exec: the control groups, formatted as processes.cgroup; NULL for other kinds and when unread."),
+        C("unread", "string", "text", "What could not be read for this event and why: 'proc: gone' (the process had exited, or exec'd again, before /proc/PID was read), 'proc: denied', 'taskstats: off', 'taskstats: no record' (its exit record was lost or never sent); NULL when everything was read."),
+        C("exit_status", "int32", "code", "exit: the status the process exited with (0-255); NULL when a signal killed it and for other kinds."),
+        C("signal", "int32", "signal", "exit: the signal that killed the process (9 for SIGKILL); coredump: NULL; NULL when it exited by itself and for other kinds."),
+        C("core_dumped", "bool", "flag", "exit: True when the killing signal dumped core; NULL for other kinds."),
+        C("tracer_pid", "int32", "pid", "ptrace: the tracer process (0 when it detached); NULL for other kinds."),
+        C("threads", "int64", "count", "threads: thread events of the process since the previous snapshot (threads started, plus name changes and other events of its threads); NULL for other kinds."),
+        C("utime", "float64", "s", "exit: user CPU time of the exited task (taskstats ac_utime); NULL for other kinds and without taskstats (see `unread`)."),
+        C("stime", "float64", "s", "exit: system CPU time of the exited task; NULL as utime."),
+        C("elapsed", "float64", "s", "exit: how long the task lived (taskstats ac_etime); NULL as utime."),
+        C("max_rss", "int64", "bytes", "exit: the task's peak resident memory (taskstats hiwater_rss × 1024); NULL as utime."),
+        C("rchar", "int64", "bytes", "exit: bytes read via read()-like calls; NULL as utime."),
+        C("wchar", "int64", "bytes", "exit: bytes written via write()-like calls; NULL as utime."),
+        C("read_bytes", "int64", "bytes", "exit: bytes fetched from storage; NULL as utime."),
+        C("write_bytes", "int64", "bytes", "exit: bytes sent to storage; NULL as utime."),
+        C("minflt", "int64", "count", "exit: minor page faults; NULL as utime."),
+        C("majflt", "int64", "count", "exit: major page faults; NULL as utime."),
+        C("ctxsw_voluntary", "int64", "count", "exit: voluntary context switches; NULL as utime."),
+        C("ctxsw_involuntary", "int64", "count", "exit: involuntary context switches; NULL as utime."),
+        C("cpu_delay", "float64", "s", "exit: time the task waited for a CPU (delay accounting: 0 unless the kernel's delayacct is on); NULL as utime."),
+        C("blkio_delay", "float64", "s", "exit: time the task waited for block I/O (delay accounting); NULL as utime."),
+        C("swapin_delay", "float64", "s", "exit: time the task waited for swap-in (delay accounting); NULL as utime."),
     ),
 ))
 

@@ -49,8 +49,15 @@ def summarize(rec: Recording) -> dict:
     kernel_log = [
         {"status": st, "snapshots": c, "dropped": d, "lost": lo}
         for st, c, d, lo in rec.query(
-            "SELECT kernel_log, count(*), sum(events_dropped), sum(kernel_events_lost) FROM snapshots "
-            "WHERE kernel_log IS NOT NULL GROUP BY 1 ORDER BY 1")[1]
+            "SELECT kernel_log, count(*), sum(events_dropped) - coalesce(sum(process_events_dropped), 0), "
+            "sum(kernel_events_lost) FROM snapshots WHERE kernel_log IS NOT NULL GROUP BY 1 ORDER BY 1")[1]
+    ]
+    # The same for the process events, with whether exits had their taskstats accounting.
+    process_events = [
+        {"status": st, "exit_accounting": acc, "snapshots": c, "dropped": d, "lost": lo}
+        for st, acc, c, d, lo in rec.query(
+            "SELECT process_events, exit_accounting, count(*), sum(process_events_dropped), "
+            "sum(process_events_lost) FROM snapshots WHERE process_events IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2")[1]
     ]
     return {
         "sources": [str(s) for s in rec.sources],
@@ -63,6 +70,7 @@ def summarize(rec: Recording) -> dict:
         "completeness": completeness,
         "cost": cost,
         "kernel_log": kernel_log,
+        "process_events": process_events,
         "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
         "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
@@ -110,6 +118,7 @@ def text(s: dict) -> str:
     lines.append(f"collection cost: {k['avg_duration_ms']:.1f} ms wall, {k['avg_cpu_ms']:.1f} ms CPU per snapshot"
                  f" on average (slowest {k['max_duration_ms']:.1f} ms)")
     lines += _kernel_log_lines(s["kernel_log"])
+    lines += _process_events_lines(s["process_events"])
     return "\n".join(lines + damage)
 
 
@@ -123,6 +132,21 @@ def _kernel_log_lines(kl: list[dict]) -> list[str]:
                        f"(buffer full), {k['lost'] or 0} lost (overwritten by the kernel before they were read)")
         else:
             out.append(f"kernel log: {escape(k['status'])} (on {k['snapshots']} snapshots)")
+    return out
+
+
+def _process_events_lines(pe: list[dict]) -> list[str]:
+    if not pe:
+        return ["process events: not read (no snapshot of `procsnap record` that listens to them)"]
+    out = []
+    for p in pe:
+        if p["status"] == "read":
+            acc = p["exit_accounting"] or "off"
+            out.append(f"process events: read on {p['snapshots']} snapshots; {p['dropped'] or 0} dropped (buffer full), "
+                       f"{p['lost'] or 0} lost (the kernel could not queue them); exit accounting (taskstats): "
+                       f"{escape(acc)}")
+        else:
+            out.append(f"process events: {escape(p['status'])} (on {p['snapshots']} snapshots)")
     return out
 
 
