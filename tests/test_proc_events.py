@@ -39,7 +39,7 @@ def exit_(pid, code, tid=None, ppid=1, **kw):
     return proc_event(0x80000000, struct.pack("=iiIIii", tid or pid, pid, code, 17, ppid, ppid), **kw)
 
 
-def taskstats(version=16, pid=100, exitcode=0, comm=b"sleep", utime=1500, rss_kb=1780, read_bytes=4096):
+def taskstats(version=16, pid=100, tgid=None, exitcode=0, comm=b"sleep", utime=1500, rss_kb=1780, read_bytes=4096):
     """A struct taskstats of 416 bytes with fields at their offsetof()s."""
     b = bytearray(416)
     struct.pack_into("=H", b, 0, version)
@@ -51,6 +51,7 @@ def taskstats(version=16, pid=100, exitcode=0, comm=b"sleep", utime=1500, rss_kb
     struct.pack_into("=Q", b, 200, rss_kb)
     struct.pack_into("=QQ", b, 248, read_bytes, 8192)
     struct.pack_into("=QQ", b, 272, 3, 4)
+    struct.pack_into("=I", b, 368, tgid or pid)  # ac_tgid (version 13 on)
     return bytes(b)
 
 
@@ -109,6 +110,7 @@ def test_a_taskstats_record_is_read_at_its_offsets():
         (16, 4242, 9, b"sleep", 1500, 700)
     assert (d["hiwater_rss"], d["read_bytes"], d["write_bytes"], d["nvcsw"], d["nivcsw"]) == (1780, 4096, 8192, 3, 4)
     assert d["cpu_delay_total"] == 2_000_000 and d["ac_etime"] == 30_000
+    assert d["ac_tgid"] == 4242 and PE.parse_taskstats(taskstats(version=12))["ac_tgid"] is None
     assert PE.parse_taskstats(taskstats(version=6)) is None  # older than the fields read
     assert PE.parse_taskstats(taskstats()[:200]) is None
     got = PE.parse_taskstats_msg(taskstats_msg(4243, taskstats(pid=4243), tgid=4243))
@@ -174,6 +176,7 @@ def test_events_are_written_with_the_next_snapshot(tmp_path, procfs):
     s.conn_w.send(fork(100, 100, 100, 101, seq=2))  # threads: counted, not stored
     s.conn_w.send(fork(100, 100, 100, 102, seq=3))
     s.conn_w.send(exit_(100, 0, tid=101, seq=4))
+    s.ts_w.send(taskstats_msg(101, taskstats(pid=101, tgid=100)))  # the thread's: no row
     s.ts_w.send(taskstats_msg(100, taskstats(pid=100, exitcode=2 << 8)))
     s.conn_w.send(exit_(100, 2 << 8, ppid=10, seq=5))
     s.conn_w.send(exec_(2000, seq=6))  # gone before it was read
@@ -287,6 +290,19 @@ def test_exec_reads_the_command_line_redacted_as_processes_does(tmp_path):
     assert got["cmdline"] == "mysql -uroot -p<redacted> db" and got["ppid"] == 1 and got["start_time"] is not None
     assert read(10, "start") == {"start_time": got["start_time"]}
     assert read(99, "exec") == "proc: gone"
+    fake.add_process(11, b"sh", state="Z", cmdline=b"")  # exited, not reaped: no command line left
+    got = read(11, "exec")
+    assert got["unread"] == "proc: exited" and "cmdline" not in got and got["name"] == "sh"
+
+
+def test_an_exec_followed_by_another_in_the_same_read_is_not_given_the_later_argv(tmp_path, procfs):
+    s = Source()
+    pe = s.events()
+    s.conn_w.send(exec_(100, seq=0) + exec_(100, seq=1))
+    root = tmp_path / "r"
+    with Store(root) as st:
+        R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, process_events=pe)
+    assert _rows(root, "kind, cmdline, unread") == [("exec", None, "proc: exec'd again"), ("exec", "prog 100", None)]
 
 
 def test_compaction_merges_process_events(tmp_path, procfs):

@@ -52,23 +52,28 @@ def test_short_lived_processes_appear_with_argv_exit_status_and_cpu(tmp_path):
          "FROM process_events x JOIN process_events e ON e.pid = x.pid AND e.kind = 'exec' "
          "WHERE x.kind = 'exit' AND x.pid = $p")
     me = os.getpid()
-    found = 0
+    found = argv = 0
     for p, code in procs:
         rows = rec.query(q, {"p": p.pid})[1]
         if not rows:
             continue
         found += 1
         (pid, cmd, status, sig, utime, same, ppid) = rows[0]
-        assert cmd.startswith("sh -c sleep") and cmd.endswith("pev-test --password=<redacted>"), cmd
         assert (status, sig, same, ppid) == (code, None, True, me)
         assert utime is not None
+        if cmd is not None:  # else it had exited before its /proc was read (unread says so)
+            assert cmd.startswith("sh -c sleep") and cmd.endswith("pev-test --password=<redacted>"), cmd
+            argv += 1
     dropped = rec.query("SELECT sum(process_events_dropped) + sum(process_events_lost) FROM snapshots")[1][0][0]
     assert found + dropped >= len(procs) and found >= 0.99 * len(procs) - dropped
+    assert argv >= 0.9 * found, (argv, found)  # read within the 10 ms the shortest live, on a busy host
+    assert rec.query("SELECT count(*) FROM process_events WHERE kind = 'exec' AND cmdline IS NULL "
+                     "AND unread IS NULL")[1] == [(0,)]
     assert rec.query("SELECT exit_status, signal, core_dumped FROM process_events WHERE kind = 'exit' AND pid = $p",
                      {"p": killed.pid})[1] == [(None, 9, False)]
-    # The sh's own children (sleep) were forked, exec'd and exited too, with their parent.
-    assert rec.query("SELECT count(*) FROM process_events WHERE kind = 'exec' AND cmdline LIKE 'sleep 0.%' "
-                     "AND ppid = $p", {"p": procs[0][0].pid})[1] == [(1,)]
+    # The sh's own child (sleep) was forked and exited too, with its parent.
+    assert rec.query("SELECT kind, count(*) FROM process_events WHERE kind IN ('fork', 'exit') AND ppid = $p "
+                     "GROUP BY 1 ORDER BY 1", {"p": procs[0][0].pid})[1] == [("exit", 1), ("fork", 1)]
     _no_secret(root)
 
 

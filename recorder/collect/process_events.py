@@ -33,6 +33,9 @@ UTC = dt.timezone.utc
 CAPACITY = 65536  # events held between two snapshots; more are counted as dropped
 TABLE = "process_events"
 _STARTS = 1 << 16  # processes whose start time is remembered from their fork to their exit
+_STATS = 4096  # taskstats records waiting for their exit event (it follows within a read)
+_BATCH = 2048  # rows turned into an Arrow table at once
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _text(b: bytes | None) -> tuple[str | None, bytes | None]:
@@ -58,11 +61,12 @@ class ProcessEvents:
         self.reader = reader  # (pid, what: 'exec' | 'start') -> dict of columns, or a str: why unread
         self.thread_events = thread_events
         self.clock = clock
-        self._buf: list[PE.Event] = []
-        self._lock = threading.Lock()  # the buffer, its counts, the pending taskstats
-        self._reading = threading.Lock()  # the sockets (the thread's reads and take's)
+        self._buf: list[dict] = []  # rows not yet in an Arrow table
+        self._tables: list = []  # rows held as Arrow tables, _held of them
+        self._held = 0
+        self._lock = threading.Lock()  # the sockets, the buffer and its counts
         self._dropped = 0
-        self._threads: dict[int, int] = {}  # pid -> thread events not stored since the last take
+        self._threads: dict[int, list] = {}  # pid -> [thread events not stored, its start time]
         self._stats: dict[int, dict] = {}  # tid -> taskstats exit record not yet matched
         self._stats_old: dict[int, dict] = {}
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
@@ -125,29 +129,51 @@ class ProcessEvents:
 
     def poll(self) -> None:
         """Move the events the kernel has sent into the buffer; what does not fit is counted."""
-        with self._reading:
-            evs = self.connector.read()
-            stats = self.taskstats.read() if self.taskstats is not None else ()
-        keep = []
-        threads = self._threads
-        for e in evs:
-            if e.pid != e.tid and e.what != PE.EXEC and not self.thread_events:
-                with self._lock:
-                    threads[e.pid] = threads.get(e.pid, 0) + 1
-                continue
-            keep.append(e)
         with self._lock:
-            room = self.capacity - len(self._buf)
-            if len(keep) > room:
-                self._dropped += len(keep) - max(room, 0)
-                keep = keep[:max(room, 0)]
-            self._buf.extend(keep)
-            for tid, st in stats:
-                self._stats[tid] = st
-        # Read what a later snapshot could not see, outside the lock (take never waits on /proc).
-        for e in keep:
-            if e.what == PE.EXEC or (e.what == PE.FORK and e.pid == e.tid):
+            self._poll()
+
+    def _poll(self) -> None:
+        evs = self.connector.read()
+        # Read last: the kernel sends an exit's record before the connector's exit event.
+        stats = self._stats
+        for tid, st in (self.taskstats.read() if self.taskstats is not None else ()):
+            if st["ac_tgid"] not in (None, tid) and not self.thread_events:
+                continue  # a thread's: no row to go to
+            if len(stats) >= _STATS:  # records no exit event claimed (older kernels' threads')
+                del stats[next(iter(stats))]
+            stats[tid] = st
+        threads = self._threads
+        room = self.capacity - self._held - len(self._buf)
+        last_exec = {e.pid: i for i, e in enumerate(evs) if e.what == PE.EXEC}
+        for i, e in enumerate(evs):
+            if e.pid != e.tid and e.what != PE.EXEC and not self.thread_events:
+                t = threads.get(e.pid)
+                if t is None:
+                    threads[e.pid] = t = [0, self._starts.get(e.pid)]
+                t[0] += 1
+                continue
+            if room <= 0:
+                self._dropped += 1
+                continue
+            room -= 1
+            if e.what == PE.EXEC and last_exec[e.pid] != i:
+                e.info = "proc: exec'd again"  # /proc shows the later program now
+            elif e.what == PE.EXEC or (e.what == PE.FORK and e.pid == e.tid):
                 self._read(e)
+            self._buf.append(self._row(e))
+        if len(self._buf) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """The rows held as Python dicts into an Arrow table (a tenth of their memory)."""
+        if self._buf:
+            from recorder.collect.tables import to_table
+            rows = self._buf  # by column: Arrow builds them several times faster than from dicts
+            cols = {k: [r.get(k) for r in rows] for k in set().union(*rows)}
+            self._tables.append(to_table(TABLE, cols, {"snapshot_id": 0, "ts": _EPOCH, "boot_id": self.boot_id},
+                                         n=len(rows)))
+            self._held += len(self._buf)
+            self._buf = []
 
     def _read(self, e: PE.Event) -> None:
         if self.reader is None:
@@ -167,43 +193,44 @@ class ProcessEvents:
     def take(self, snapshot_id: int, ts: dt.datetime):
         """(the process_events table of the events since the last snapshot, or None when there
         are none; the snapshots columns about the process events)."""
-        if self.connector is not None and self.off is None:
-            try:
-                self.poll()
-            except OSError as e:
-                self.off = f"reading the process connector failed: {e.strerror or e}"
         with self._lock:
-            evs, self._buf = self._buf, []
-            dropped, self._dropped = self._dropped, 0
+            if self.connector is not None and self.off is None:
+                try:
+                    self._poll()
+                except OSError as e:
+                    self.off = f"reading the process connector failed: {e.strerror or e}"
             threads, self._threads = self._threads, {}
-            # A record not matched stays for one more snapshot (its exit may come just after).
-            stats, self._stats_old, self._stats = {**self._stats_old, **self._stats}, self._stats, {}
+            self._buf += [{"kind": "threads", "pid": pid, "threads": n, "start_time": start}
+                          for pid, (n, start) in threads.items()]
+            self._flush()
+            tables, self._tables, self._held = self._tables, [], 0
+            dropped, self._dropped = self._dropped, 0
+            # A record not matched waits one more snapshot (its exit event may come just after).
+            self._stats_old, self._stats = self._stats, {}
         lost = 0
         if self.connector is not None:
             lost = self.connector.lost - self._lost_said
             self._lost_said = self.connector.lost
-        off_us = self.clock()
-        rows = [self._row(e, stats, off_us) for e in evs]
-        rows += [{"kind": "threads", "pid": pid, "threads": n, "start_time": self._starts.get(pid)}
-                 for pid, n in threads.items()]
-        for e in evs:
-            if e.what == PE.EXIT_EV:
-                self._starts.pop(e.pid, None)
         # A snapshot not written gives its rows back: they come first.
-        rows = self._taken + rows
+        tables = self._taken + tables
         dropped += self._taken_dropped
         lost += self._taken_lost
-        self._taken, self._taken_dropped, self._taken_lost = rows, dropped, lost
+        self._taken, self._taken_dropped, self._taken_lost = tables, dropped, lost
         on = self.connector is not None
         meta = {"process_events": "off: " + self.off if self.off else "read",
                 "exit_accounting": None if not on else ("off: " + self.taskstats_off if self.taskstats_off
                                                         else "read"),
                 "process_events_dropped": dropped if on else None,
                 "process_events_lost": lost if on else None}
-        if not rows:
+        if not tables:
             return None, meta
-        from recorder.collect.tables import to_table
-        return to_table(TABLE, rows, {"snapshot_id": snapshot_id, "ts": ts, "boot_id": self.boot_id}), meta
+        import pyarrow as pa
+        t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        for name, v in (("snapshot_id", snapshot_id), ("ts", ts)):
+            i = t.schema.get_field_index(name)
+            f = t.schema.field(i)
+            t = t.set_column(i, f, pa.repeat(pa.scalar(v, f.type), t.num_rows))
+        return t, meta
 
     def written(self) -> None:
         self._taken, self._taken_dropped, self._taken_lost = [], 0, 0
@@ -211,14 +238,16 @@ class ProcessEvents:
     def unwritten(self) -> None:
         """The snapshot that took the rows was not written: the next one takes them again (as
         many as the buffer holds: the rest are counted as dropped)."""
-        if len(self._taken) > self.capacity:
-            self._taken_dropped += len(self._taken) - self.capacity
-            self._taken = self._taken[-self.capacity:]
+        n = sum(t.num_rows for t in self._taken)
+        if n > self.capacity:
+            import pyarrow as pa
+            self._taken_dropped += n - self.capacity
+            self._taken = [pa.concat_tables(self._taken).slice(n - self.capacity)]
 
-    def _row(self, e: PE.Event, stats: dict, off_us: int) -> dict:
+    def _row(self, e: PE.Event) -> dict:
         kind = e.kind if e.pid == e.tid or e.what == PE.EXEC else "thread_" + e.kind
         row = {"kind": kind, "pid": e.pid, "tid": e.tid, "cpu": e.cpu, "kernel_ts_ns": e.ts_ns,
-               "time": dt.datetime.fromtimestamp((e.ts_ns // 1000 + off_us) / 1e6, UTC)}
+               "time": dt.datetime.fromtimestamp((e.ts_ns // 1000 + self.clock()) / 1e6, UTC)}
         w = e.what
         unread = []
         if w in (PE.FORK, PE.EXIT_EV, PE.COREDUMP, PE.NONZERO_EXIT):
@@ -232,7 +261,7 @@ class ProcessEvents:
             row["tracer_pid"] = e.code
         elif w in (PE.EXIT_EV, PE.NONZERO_EXIT):
             row["exit_status"], row["signal"], row["core_dumped"] = PE.exit_status(e.code)
-            st = stats.pop(e.tid, None)
+            st = self._stats.pop(e.tid, None) or self._stats_old.pop(e.tid, None)
             if st is not None:
                 row.update(_accounting(st))
             elif e.pid == e.tid:
@@ -240,10 +269,14 @@ class ProcessEvents:
         info = e.info
         if isinstance(info, dict):
             row.update(info)
+            if "unread" in info:
+                unread.append(info["unread"])
         elif isinstance(info, str):
             unread.append(info)
         if row.get("start_time") is None and e.pid == e.tid:
             row["start_time"] = self._starts.get(e.pid)
+        if w == PE.EXIT_EV and e.pid == e.tid:
+            self._starts.pop(e.pid, None)
         if unread:
             row["unread"] = ", ".join(unread)
         return row
@@ -282,6 +315,9 @@ def proc_reader(collector):
             return "proc: denied"
         except (OSError, ValueError) as e:
             return f"proc: {type(e).__name__}"
+        if row["state"] in ("Z", "X"):  # exited, not yet reaped: its command line and paths are gone
+            return {"ppid": row["ppid"], "start_time": row["start_time"], "name": row["name"],
+                    "name_raw": row["name_raw"], "uid": row["uid"], "gid": row["gid"], "unread": "proc: exited"}
         out = {k: row[k] for k in ("ppid", "start_time", "name", "name_raw", "exe", "exe_raw", "cmdline",
                                    "cmdline_raw", "uid", "gid", "cgroup")}
         try:

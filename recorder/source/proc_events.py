@@ -322,6 +322,8 @@ def parse_taskstats(raw: bytes) -> dict | None:
     if d["version"] < TASKSTATS_MIN_VERSION:
         return None
     d["ac_comm"] = d["ac_comm"].split(b"\0", 1)[0]
+    # The thread group (version 13 on): tells a thread's record from its process's.
+    d["ac_tgid"] = struct.unpack_from("=I", raw, 368)[0] if d["version"] >= 13 and len(raw) >= 372 else None
     return d
 
 
