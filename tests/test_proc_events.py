@@ -135,6 +135,24 @@ def test_gaps_in_a_cpu_s_sequence_are_counted_lost():
     b.close()
 
 
+def test_subscribing_waits_for_the_answer_and_keeps_the_events_before_it():
+    a, b = _pair()
+    c = PE.Connector(a)
+    b.send(exec_(7, seq=0))  # another listener's subscription already brings events
+    b.send(proc_event(0, struct.pack("=I", 0)))
+    c.subscribe(timeout=1)
+    assert b.recv(100)[16:24] == struct.pack("=II", 1, 1)  # the request: cn_msg to CN_IDX_PROC/CN_VAL_PROC
+    b.send(exec_(8, seq=1))
+    assert [e.pid for e in c.read()] == [7, 8] and c.lost == 0
+    b.send(proc_event(0, struct.pack("=I", 1)))  # EPERM
+    with pytest.raises(PE.Unavailable, match="CAP_NET_ADMIN"):
+        c.subscribe(timeout=1)
+    with pytest.raises(PE.Unavailable, match="did not answer"):  # the kernel ignores other pid namespaces
+        c.subscribe(timeout=0.05)
+    c.close()
+    b.close()
+
+
 # ---------------------------------------------------------------------------
 # Through the record loop
 
@@ -246,14 +264,14 @@ def test_without_the_connector_recording_goes_on_and_info_says_why(tmp_path, pro
     from analyze.commands import info as I
 
     def off():
-        raise PE.Unavailable("not permitted (needs root: CAP_NET_ADMIN)")
+        raise PE.Unavailable("not permitted (the kernel wants CAP_NET_ADMIN: run as root)")
     root = tmp_path / "r"
     with Store(root) as st:
         R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1,
                  process_events=ProcessEvents.start("boot", opener=off))
-    assert _snaps(root) == [("off: not permitted (needs root: CAP_NET_ADMIN)", None, None, None, None)]
+    assert _snaps(root) == [("off: not permitted (the kernel wants CAP_NET_ADMIN: run as root)", None, None, None, None)]
     text = I.text(I.summarize(Recording.open([str(root)])))
-    assert "process events: off: not permitted (needs root: CAP_NET_ADMIN) (on 1 snapshots)" in text
+    assert "process events: off: not permitted (the kernel wants CAP_NET_ADMIN: run as root) (on 1 snapshots)" in text
     # Taskstats alone off: exits come from the connector, their accounting NULL with the reason.
     s = Source()
 

@@ -320,10 +320,15 @@ def proc_reader(collector):
                     "name_raw": row["name_raw"], "uid": row["uid"], "gid": row["gid"], "unread": "proc: exited"}
         out = {k: row[k] for k in ("ppid", "start_time", "name", "name_raw", "exe", "exe_raw", "cmdline",
                                    "cmdline_raw", "uid", "gid", "cgroup")}
+        denied = row["denied"].split(",") if row["denied"] else []
         try:
             out["cwd"] = _text(os.readlink(os.fsencode(fs.path(pid, "cwd"))))[0]
+        except PermissionError:
+            denied.append("cwd")
         except OSError:
             pass
+        if denied:
+            out["unread"] = "proc: denied " + ",".join(denied)
         return out
     return read
 

@@ -169,7 +169,7 @@ def _open_netlink(proto: int, groups: int = 0) -> socket.socket:
 
 def _why(e: OSError) -> str:
     if e.errno in (errno.EPERM, errno.EACCES):
-        return "not permitted (needs root: CAP_NET_ADMIN)"
+        return "not permitted (the kernel wants CAP_NET_ADMIN: run as root)"
     if e.errno in (errno.EPROTONOSUPPORT, errno.ENOENT, errno.EAFNOSUPPORT):
         return "the kernel has no process connector (CONFIG_PROC_EVENTS)"
     return e.strerror or str(e)
@@ -215,6 +215,7 @@ class Connector(_Netlink):
         super().__init__(sock)
         self.lost = 0
         self._next: dict[int, int] = {}
+        self._early: list[Event] = []  # events read while waiting for the subscription's answer
 
     @classmethod
     def open(cls, timeout: float = 2.0) -> "Connector":
@@ -223,50 +224,61 @@ class Connector(_Netlink):
         except OSError as e:
             raise Unavailable(_why(e)) from None
         c = cls(s)
+        try:
+            c.subscribe(timeout)
+        except BaseException:
+            s.close()
+            raise
+        return c
+
+    def subscribe(self, timeout: float = 2.0) -> None:
+        """Ask the kernel for the events (PROC_CN_MCAST_LISTEN) and wait for its answer; raises
+        Unavailable saying why it refused or did not answer."""
         hdr = CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, 4, 0) + struct.pack("=I", PROC_CN_MCAST_LISTEN)
         msg = NLMSG.pack(NLMSG.size + len(hdr), NLMSG_DONE, 0, 0, os.getpid()) + hdr
         try:
-            s.send(msg)
-            err = c._wait_ack(timeout)
+            self.sock.send(msg)
+            err = self._wait_ack(timeout)
         except OSError as e:
-            s.close()
             raise Unavailable(_why(e)) from None
         if err:
-            s.close()
             raise Unavailable(_why(OSError(err, os.strerror(err))))
-        return c
 
     def _wait_ack(self, timeout: float) -> int:
-        """The subscription's answer (0: listening). A kernel that does not answer is taken as
-        listening when events come (older kernels sent no ack to a non-root request)."""
+        """The subscription's answer (0: listening). Events other listeners' subscriptions
+        brought before it are kept for :meth:`read`. No answer means the kernel ignored the
+        request: it only answers a process in the host's user and pid namespaces."""
         import select
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                return 0
+                raise Unavailable("the process connector did not answer (a recorder outside the host's pid "
+                                  "namespace is not told of events)")
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
-                return 0
+                continue
             for d in self.datagrams(1):
                 for e in parse_connector(d):
                     if isinstance(e, tuple):
                         return e[1]
-                    return 0
+                    self._early.append(e)
 
     def read(self, limit: int = 4096) -> list[Event]:
         """The events queued now, in order; sequence gaps added to ``lost``."""
+        got, self._early = self._early, []
+        for d in self.datagrams(limit):
+            got.extend(parse_connector(d))
         out = []
         nxt = self._next
-        for d in self.datagrams(limit):
-            for e in parse_connector(d):
-                if isinstance(e, tuple):
-                    continue
-                exp = nxt.get(e.cpu)
-                if exp is not None and 0 < e.seq - exp < 1 << 31:
-                    self.lost += e.seq - exp
-                nxt[e.cpu] = e.seq + 1
-                out.append(e)
+        for e in got:
+            if isinstance(e, tuple):
+                continue
+            exp = nxt.get(e.cpu)
+            if exp is not None and 0 < e.seq - exp < 1 << 31:
+                self.lost += e.seq - exp
+            nxt[e.cpu] = e.seq + 1
+            out.append(e)
         return out
 
 
@@ -400,7 +412,9 @@ class Taskstats(_Netlink):
                     if typ == NLMSG_ERROR:
                         err = -struct.unpack_from("=i", payload)[0]
                         if err:
-                            raise Unavailable("registering for exit records: " + _why(OSError(err, os.strerror(err))))
+                            raise Unavailable("registering for exit records: " + (
+                                "refused (a recorder outside the host's pid namespace cannot register)"
+                                if err == errno.EINVAL else _why(OSError(err, os.strerror(err)))))
                         acked = True
                 if acked:
                     break
