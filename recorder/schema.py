@@ -572,14 +572,14 @@ _add(Table(
     "group), `tid` the thread. What a later snapshot could no longer see is read at the event: at exec the new "
     "program's command line (redacted as processes.cmdline), exe, cwd, user, parent and cgroup; at exit the kernel's "
     "own accounting of the task (taskstats: CPU, peak memory, I/O, delays). Threads' events are not stored one by one "
-    "unless recorded with --thread-events: a row of kind 'threads' per process and snapshot counts them. Rows of a "
+    "unless recorded with --thread-events: a row of kind 'threads' per process and snapshot counts the threads it started. Rows of a "
     "process share its identity with `processes`, `open_files` and `sockets`. " + IDENTITY_NOTE,
     COMMON + (
         C("boot_id", "string", "uuid", "Kernel boot id of the boot the event happened in; NULL if unreadable."),
         C("time", "timestamp", "UTC, µs", "When the kernel reported the event: its CLOCK_MONOTONIC timestamp plus CLOCK_REALTIME - CLOCK_MONOTONIC taken when the recorder read it (off by any step of the wall clock since); NULL for kind 'threads' (a count over the interval)."),
         C("kernel_ts_ns", "int64", "ns since boot", "The event's kernel timestamp (CLOCK_MONOTONIC, not counting suspend); NULL for kind 'threads'."),
         C("cpu", "int32", "cpu", "CPU the event was reported on; NULL for kind 'threads'."),
-        C("kind", "string", "code", "fork (a new process: pid is the child, ppid the parent), exec (pid started a new program), exit (the process ended: its main thread exited), comm (its name changed: prctl or a write to /proc/PID/comm), uid or gid (its real or effective id changed), sid (it started a session: setsid), ptrace (a tracer attached or detached: tracer_pid), coredump (it dumps core), threads (the count of thread events of one process since the previous snapshot, rows not stored); with --thread-events also thread_fork, thread_exit and the other kinds of a thread that is not the main one; never NULL."),
+        C("kind", "string", "code", "fork (a new process: pid is the child, ppid the parent), exec (pid started a new program), exit (the process ended: its main thread exited), comm (its name changed: prctl or a write to /proc/PID/comm), uid or gid (its real or effective id changed), sid (it started a session: setsid), ptrace (a tracer attached or detached: tracer_pid), coredump (it dumps core), threads (how many threads one process started since the previous snapshot: their rows, and their exits and renames, are not stored); with --thread-events also thread_fork, thread_exit and the other kinds of a thread that is not the main one; never NULL."),
         C("pid", "int32", "pid", "The process (thread group id); never NULL."),
         C("tid", "int32", "tid", "The thread that caused the event (equal to pid for the main thread); NULL for kind 'threads'."),
         C("ppid", "int32", "pid", "Parent process: from the event for fork and exit (kernels since 4.18 for exit) and coredump, from /proc/PID/stat at exec; NULL for other kinds and when unreadable."),
@@ -598,7 +598,7 @@ _add(Table(
         C("signal", "int32", "signal", "exit: the signal that killed the process (9 for SIGKILL); coredump: NULL; NULL when it exited by itself and for other kinds."),
         C("core_dumped", "bool", "flag", "exit: True when the killing signal dumped core; NULL for other kinds."),
         C("tracer_pid", "int32", "pid", "ptrace: the tracer process (0 when it detached); NULL for other kinds."),
-        C("threads", "int64", "count", "threads: thread events of the process since the previous snapshot (threads started, plus name changes and other events of its threads); NULL for other kinds."),
+        C("threads", "int64", "count", "threads: threads the process started since the previous snapshot; NULL for other kinds."),
         C("utime", "float64", "s", "exit: user CPU time of the exited task (taskstats ac_utime); NULL for other kinds and without taskstats (see `unread`)."),
         C("stime", "float64", "s", "exit: system CPU time of the exited task; NULL as utime."),
         C("elapsed", "float64", "s", "exit: how long the task lived (taskstats ac_etime); NULL as utime."),

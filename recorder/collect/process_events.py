@@ -15,8 +15,9 @@ process that is gone by then gives NULL fields and the reason in ``unread``. Exi
 task's taskstats exit record: the kernel sends it before the connector's exit event, so one
 read of both sockets (taskstats' last) finds it.
 
-Threads' events (a fork whose child is a thread, a thread's exit or comm) are counted per
-process (a 'threads' row per snapshot), not stored, unless asked (``thread_events``).
+Threads' events (a fork whose child is a thread, a thread's exit or comm) are not stored
+unless asked (``thread_events``): the threads a process starts are counted (a 'threads' row
+per process and snapshot).
 """
 
 from __future__ import annotations
@@ -147,10 +148,11 @@ class ProcessEvents:
         last_exec = {e.pid: i for i, e in enumerate(evs) if e.what == PE.EXEC}
         for i, e in enumerate(evs):
             if e.pid != e.tid and e.what != PE.EXEC and not self.thread_events:
-                t = threads.get(e.pid)
-                if t is None:
-                    threads[e.pid] = t = [0, self._starts.get(e.pid)]
-                t[0] += 1
+                if e.what == PE.FORK:  # a thread started: counted; its other events are not kept
+                    t = threads.get(e.pid)
+                    if t is None:
+                        threads[e.pid] = t = [0, self._starts.get(e.pid)]
+                    t[0] += 1
                 continue
             if room <= 0:
                 self._dropped += 1
