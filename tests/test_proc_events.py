@@ -20,10 +20,10 @@ from recorder.store.folder import Store, StoreFull
 # nlmsghdr 16 bytes, cn_msg 20, proc_event: what@0 cpu@4 timestamp_ns@8 event_data@16).
 
 
-def proc_event(what: int, data: bytes, cpu: int = 0, seq: int = 0, ts: int = 5_000_000_000) -> bytes:
+def proc_event(what: int, data: bytes, cpu: int = 0, seq: int = 0, ts: int = 5_000_000_000, ack: int = 0) -> bytes:
     ev = struct.pack("=IIQ", what, cpu, ts) + data
     ev += b"\0" * (40 - len(ev))  # sizeof(struct proc_event): the union's largest member
-    cn = struct.pack("=IIIIHH", 1, 1, seq, 0, len(ev), 0) + ev
+    cn = struct.pack("=IIIIHH", 1, 1, seq, ack, len(ev), 0) + ev
     return struct.pack("=IHHII", 16 + len(cn), 3, 0, 0, 0) + cn
 
 
@@ -85,7 +85,8 @@ def test_each_kind_of_event_is_parsed():
     assert (p.kind, p.code) == ("ptrace", 20)
     (d,) = PE.parse_connector(proc_event(0x40000000, struct.pack("=iiii", 11, 11, 10, 10)))
     assert (d.kind, d.ppid) == ("coredump", 10)
-    assert PE.parse_connector(proc_event(0, struct.pack("=I", 1))) == [("ack", 1)]
+    (a,) = PE.parse_connector(proc_event(0, struct.pack("=I", 1), cpu=2, seq=9, ack=8))
+    assert (a.kind, a.code, a.code2, a.cpu, a.seq) == ("ack", 1, 8, 2, 9)
     # Two messages in one datagram, the second after 4-byte alignment.
     assert [e.kind for e in PE.parse_connector(exec_(1) + exit_(1, 0))] == ["exec", "exit"]
 
@@ -135,18 +136,34 @@ def test_gaps_in_a_cpu_s_sequence_are_counted_lost():
     b.close()
 
 
-def test_subscribing_waits_for_the_answer_and_keeps_the_events_before_it():
+def _answer(b, err, **kw):
+    """The kernel's answer to the subscription b received (its cn_msg's ack + 1)."""
+    req = b.recv(100)
+    assert req[16:24] == struct.pack("=II", 1, 1)  # a cn_msg to CN_IDX_PROC/CN_VAL_PROC
+    ack = struct.unpack_from("=I", req, 16 + 12)[0]
+    b.send(proc_event(0, struct.pack("=I", err), ack=ack + 1, **kw))
+
+
+def test_subscribing_waits_for_its_answer_and_keeps_the_events_before_it():
+    import threading
     a, b = _pair()
     c = PE.Connector(a)
     b.send(exec_(7, seq=0))  # another listener's subscription already brings events
-    b.send(proc_event(0, struct.pack("=I", 0)))
-    c.subscribe(timeout=1)
-    assert b.recv(100)[16:24] == struct.pack("=II", 1, 1)  # the request: cn_msg to CN_IDX_PROC/CN_VAL_PROC
-    b.send(exec_(8, seq=1))
-    assert [e.pid for e in c.read()] == [7, 8] and c.lost == 0
-    b.send(proc_event(0, struct.pack("=I", 1)))  # EPERM
+    b.send(proc_event(0, struct.pack("=I", 0), seq=1, ack=12345))  # and its answer, not ours
+
+    def kernel():
+        _answer(b, 0, seq=2)
+    t = threading.Thread(target=kernel)
+    t.start()
+    c.subscribe(timeout=2)
+    t.join()
+    b.send(exec_(8, seq=3))
+    assert [e.pid for e in c.read()] == [7, 8] and c.lost == 0  # the answers were numbered too
+    t = threading.Thread(target=_answer, args=(b, 1))  # EPERM
+    t.start()
     with pytest.raises(PE.Unavailable, match="CAP_NET_ADMIN"):
-        c.subscribe(timeout=1)
+        c.subscribe(timeout=2)
+    t.join()
     with pytest.raises(PE.Unavailable, match="did not answer"):  # the kernel ignores other pid namespaces
         c.subscribe(timeout=0.05)
     c.close()

@@ -33,9 +33,9 @@ PIDS2U2 = struct.Struct("=iiII")
 EXIT = struct.Struct("=iiIIii")
 
 # enum what (cn_proc.h)
-FORK, EXEC, UID, GID, SID, PTRACE, COMM = 0x1, 0x2, 0x4, 0x40, 0x80, 0x100, 0x200
+ACK, FORK, EXEC, UID, GID, SID, PTRACE, COMM = 0x0, 0x1, 0x2, 0x4, 0x40, 0x80, 0x100, 0x200
 NONZERO_EXIT, COREDUMP, EXIT_EV = 0x20000000, 0x40000000, 0x80000000
-KINDS = {FORK: "fork", EXEC: "exec", UID: "uid", GID: "gid", SID: "sid", PTRACE: "ptrace",
+KINDS = {ACK: "ack", FORK: "fork", EXEC: "exec", UID: "uid", GID: "gid", SID: "sid", PTRACE: "ptrace",
          COMM: "comm", COREDUMP: "coredump", EXIT_EV: "exit"}
 
 RCVBUF = 4 << 20  # bytes of socket buffer asked for (root may exceed net.core.rmem_max)
@@ -79,12 +79,14 @@ def _nlmsgs(data: bytes):
         off += (length + 3) & ~3
 
 
-def parse_proc_event(msg: bytes) -> Event | tuple[str, int] | None:
-    """The Event in one connector message (a cn_msg then a proc_event); ('ack', err) for the
-    kernel's answer to a subscription; None for anything else or too short."""
+def parse_proc_event(msg: bytes) -> Event | None:
+    """The Event in one connector message (a cn_msg then a proc_event), the kernel's answer to
+    a subscription included (what 0: ``code`` the error, ``code2`` the request's ack + 1: the
+    answers to every listener's subscription go to all of them); None for anything else or
+    too short."""
     if len(msg) < CN_MSG.size + EV_HDR.size:
         return None
-    idx, val, seq, _ack, length, _flags = CN_MSG.unpack_from(msg)
+    idx, val, seq, ack, length, _flags = CN_MSG.unpack_from(msg)
     if idx != CN_IDX_PROC or val != CN_VAL_PROC:
         return None
     ev = msg[CN_MSG.size:CN_MSG.size + length]
@@ -93,7 +95,8 @@ def parse_proc_event(msg: bytes) -> Event | tuple[str, int] | None:
     what, cpu, ts = EV_HDR.unpack_from(ev)
     d, o = len(ev), EV_HDR.size
     if what == 0:
-        return ("ack", struct.unpack_from("=I", ev, o)[0]) if d >= o + 4 else None
+        return Event(ACK, cpu, seq, ts, None, None, code=struct.unpack_from("=I", ev, o)[0], code2=ack) \
+            if d >= o + 4 else None
     try:
         if what == FORK:
             ppid_t, ptgid, cpid, ctgid = PIDS4.unpack_from(ev, o)
@@ -131,7 +134,7 @@ def parse_proc_event(msg: bytes) -> Event | tuple[str, int] | None:
 
 
 def parse_connector(data: bytes) -> list:
-    """Every Event (and ('ack', err)) in one datagram read from the connector socket."""
+    """Every Event in one datagram read from the connector socket."""
     out = []
     for typ, payload in _nlmsgs(data):
         if typ == NLMSG_ERROR:
@@ -234,17 +237,18 @@ class Connector(_Netlink):
     def subscribe(self, timeout: float = 2.0) -> None:
         """Ask the kernel for the events (PROC_CN_MCAST_LISTEN) and wait for its answer; raises
         Unavailable saying why it refused or did not answer."""
-        hdr = CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, 4, 0) + struct.pack("=I", PROC_CN_MCAST_LISTEN)
+        ack = int.from_bytes(os.urandom(3), "little")  # tells our answer from other listeners'
+        hdr = CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, ack, 4, 0) + struct.pack("=I", PROC_CN_MCAST_LISTEN)
         msg = NLMSG.pack(NLMSG.size + len(hdr), NLMSG_DONE, 0, 0, os.getpid()) + hdr
         try:
             self.sock.send(msg)
-            err = self._wait_ack(timeout)
+            err = self._wait_ack(ack + 1, timeout)
         except OSError as e:
             raise Unavailable(_why(e)) from None
         if err:
             raise Unavailable(_why(OSError(err, os.strerror(err))))
 
-    def _wait_ack(self, timeout: float) -> int:
+    def _wait_ack(self, ack: int, timeout: float) -> int:
         """The subscription's answer (0: listening). Events other listeners' subscriptions
         brought before it are kept for :meth:`read`. No answer means the kernel ignored the
         request: it only answers a process in the host's user and pid namespaces."""
@@ -260,9 +264,9 @@ class Connector(_Netlink):
                 continue
             for d in self.datagrams(1):
                 for e in parse_connector(d):
-                    if isinstance(e, tuple):
-                        return e[1]
-                    self._early.append(e)
+                    self._early.append(e)  # (an answer takes a sequence number too)
+                    if e.what == ACK and e.code2 == ack:
+                        return e.code
 
     def read(self, limit: int = 4096) -> list[Event]:
         """The events queued now, in order; sequence gaps added to ``lost``."""
@@ -272,13 +276,16 @@ class Connector(_Netlink):
         out = []
         nxt = self._next
         for e in got:
-            if isinstance(e, tuple):
+            # The kernel numbers every message it sends on a CPU, answers to subscriptions too
+            # (older kernels sent those unnumbered, from CPU -1).
+            if e.what == ACK and e.cpu == 0xFFFFFFFF:
                 continue
             exp = nxt.get(e.cpu)
             if exp is not None and 0 < e.seq - exp < 1 << 31:
                 self.lost += e.seq - exp
             nxt[e.cpu] = e.seq + 1
-            out.append(e)
+            if e.what != ACK:
+                out.append(e)
         return out
 
 
