@@ -67,7 +67,7 @@ class ProcessEvents:
         self._held = 0
         self._lock = threading.Lock()  # the sockets, the buffer and its counts
         self._dropped = 0
-        self._threads: dict[int, list] = {}  # pid -> [thread events not stored, its start time]
+        self._threads: dict[int, list] = {}  # pid -> [threads it started, its start time, pid]
         self._stats: dict[int, dict] = {}  # tid -> taskstats exit record not yet matched
         self._stats_old: dict[int, dict] = {}
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
@@ -146,23 +146,35 @@ class ProcessEvents:
         threads = self._threads
         room = self.capacity - self._held - len(self._buf)
         last_exec = {e.pid: i for i, e in enumerate(evs) if e.what == PE.EXEC}
+        keep, new_threads = [], []
         for i, e in enumerate(evs):
             if e.pid != e.tid and e.what != PE.EXEC and not self.thread_events:
                 if e.what == PE.FORK:  # a thread started: counted; its other events are not kept
                     t = threads.get(e.pid)
                     if t is None:
-                        threads[e.pid] = t = [0, self._starts.get(e.pid)]
+                        threads[e.pid] = t = [0, None, e.pid]
+                        new_threads.append(t)
                     t[0] += 1
                 continue
             if room <= 0:
                 self._dropped += 1
                 continue
             room -= 1
-            if e.what == PE.EXEC and last_exec[e.pid] != i:
-                e.info = "proc: exec'd again"  # /proc shows the later program now
-            elif e.what == PE.EXEC or (e.what == PE.FORK and e.pid == e.tid):
+            keep.append((i, e))
+        # /proc of the execs first (a short-lived program is gone within a millisecond), then
+        # the start time of forked processes that did not exec in this read (an exec gives it).
+        for i, e in keep:
+            if e.what == PE.EXEC:
+                if last_exec[e.pid] != i:
+                    e.info = "proc: exec'd again"  # /proc shows the later program now
+                else:
+                    self._read(e)
+        for i, e in keep:
+            if e.what == PE.FORK and e.pid == e.tid and e.pid not in last_exec:
                 self._read(e)
-            self._buf.append(self._row(e))
+        for t in new_threads:  # the identity of a process whose threads are counted
+            t[1] = self._starts.get(t[2])
+        self._buf += [self._row(e) for _, e in keep]
         if len(self._buf) >= _BATCH:
             self._flush()
 
@@ -203,7 +215,7 @@ class ProcessEvents:
                     self.off = f"reading the process connector failed: {e.strerror or e}"
             threads, self._threads = self._threads, {}
             self._buf += [{"kind": "threads", "pid": pid, "threads": n, "start_time": start}
-                          for pid, (n, start) in threads.items()]
+                          for pid, (n, start, _) in threads.items()]
             self._flush()
             tables, self._tables, self._held = self._tables, [], 0
             dropped, self._dropped = self._dropped, 0
