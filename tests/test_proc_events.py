@@ -366,3 +366,25 @@ class _Once:
 
     def stop(self):
         pass
+
+
+def test_snapshots_lost_to_a_full_disk_keep_the_newest_events_and_count_the_rest(tmp_path, procfs, monkeypatch):
+    s = Source()
+    pe = s.events(capacity=2)
+    root = tmp_path / "r"
+    calls = []
+    with Store(root) as st:
+        real = st.write
+
+        def write(snap):
+            calls.append(snap)
+            s.conn_w.send(exec_(100 + len(calls), seq=len(calls)))  # one more event for the next snapshot
+            if len(calls) <= 3:
+                raise StoreFull("full")
+            return real(snap)
+        monkeypatch.setattr(st, "write", write)
+        s.conn_w.send(exec_(100, seq=0))
+        R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=4, process_events=pe, err=open("/dev/null", "w"))
+    # The third lost snapshot held 100, 101, 102: the newest two went on, 100 was counted dropped.
+    assert [r[1] for r in _rows(root)] == [101, 102, 103]
+    assert [x[2:] for x in _snaps(root)] == [(1, 1, 0)]

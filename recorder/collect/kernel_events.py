@@ -30,6 +30,7 @@ import re
 import select
 import threading
 
+from recorder.collect.events import Taken
 from recorder.source.kmsg import LEVELS, KmsgReader, Record, Unavailable, unescape
 
 TYPE_CHECKING = False
@@ -188,8 +189,7 @@ class KernelLog:
         self._reading = threading.Lock()  # the reader (the thread's polls and take's)
         self._dropped = 0
         self._lost_said = 0  # reader.lost already put on a snapshot
-        self._taken: list[Record] = []
-        self._taken_dropped = self._taken_lost = 0
+        self._taken = Taken()  # records of a snapshot not yet written
         self._oom: dict[int, dict] = {}  # pid -> its latest oom_context (a few dozen at most)
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = None
@@ -292,10 +292,7 @@ class KernelLog:
             lost = self.reader.lost - self._lost_said
             self._lost_said = self.reader.lost
         # A snapshot not written gives its records back: they come first.
-        recs = self._taken + recs
-        dropped += self._taken_dropped
-        lost += self._taken_lost
-        self._taken, self._taken_dropped, self._taken_lost = recs, dropped, lost
+        recs, dropped, lost = self._taken.take(recs, dropped, lost)
         meta = {"kernel_log": "off: " + self.off if self.off else "read",
                 "events_dropped": dropped, "kernel_events_lost": lost if self.reader is not None else None}
         if not recs:
@@ -305,14 +302,12 @@ class KernelLog:
         return to_table(TABLE, rows, {"snapshot_id": snapshot_id, "ts": ts, "boot_id": self.boot_id}), meta
 
     def written(self) -> None:
-        self._taken, self._taken_dropped, self._taken_lost = [], 0, 0
+        self._taken.written()
 
     def unwritten(self) -> None:
         """The snapshot that took the records was not written: the next one takes them again (as
         many as the buffer holds: the rest are counted as dropped)."""
-        if len(self._taken) > self.capacity:
-            self._taken_dropped += len(self._taken) - self.capacity
-            self._taken = self._taken[-self.capacity:]
+        self._taken.unwritten(self.capacity)
 
     def _row(self, r: Record) -> dict:
         text = r.text

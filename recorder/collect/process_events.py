@@ -27,6 +27,7 @@ import os
 import select
 import threading
 
+from recorder.collect.events import Taken
 from recorder.source import proc_events as PE
 from recorder.source.kmsg import wall_offset_us
 
@@ -72,8 +73,7 @@ class ProcessEvents:
         self._stats_old: dict[int, dict] = {}
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
         self._lost_said = 0
-        self._taken: list = []
-        self._taken_dropped = self._taken_lost = 0
+        self._taken = Taken()  # Arrow tables of a snapshot not yet written
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = None
 
@@ -226,10 +226,7 @@ class ProcessEvents:
             lost = self.connector.lost - self._lost_said
             self._lost_said = self.connector.lost
         # A snapshot not written gives its rows back: they come first.
-        tables = self._taken + tables
-        dropped += self._taken_dropped
-        lost += self._taken_lost
-        self._taken, self._taken_dropped, self._taken_lost = tables, dropped, lost
+        tables, dropped, lost = self._taken.take(tables, dropped, lost)
         on = self.connector is not None
         meta = {"process_events": "off: " + self.off if self.off else "read",
                 "exit_accounting": None if not on else ("off: " + self.taskstats_off if self.taskstats_off
@@ -247,16 +244,12 @@ class ProcessEvents:
         return t, meta
 
     def written(self) -> None:
-        self._taken, self._taken_dropped, self._taken_lost = [], 0, 0
+        self._taken.written()
 
     def unwritten(self) -> None:
         """The snapshot that took the rows was not written: the next one takes them again (as
         many as the buffer holds: the rest are counted as dropped)."""
-        n = sum(t.num_rows for t in self._taken)
-        if n > self.capacity:
-            import pyarrow as pa
-            self._taken_dropped += n - self.capacity
-            self._taken = [pa.concat_tables(self._taken).slice(n - self.capacity)]
+        self._taken.unwritten(self.capacity, _rows, _newest_rows)
 
     def _row(self, e: PE.Event) -> dict:
         kind = e.kind if e.pid == e.tid or e.what == PE.EXEC else "thread_" + e.kind
@@ -294,6 +287,16 @@ class ProcessEvents:
         if unread:
             row["unread"] = ", ".join(unread)
         return row
+
+
+def _rows(tables: list) -> int:
+    return sum(t.num_rows for t in tables)
+
+
+def _newest_rows(tables: list, n: int) -> list:
+    import pyarrow as pa
+    t = pa.concat_tables(tables)
+    return [t.slice(t.num_rows - n)]
 
 
 def _accounting(st: dict) -> dict:
