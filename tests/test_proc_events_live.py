@@ -41,12 +41,17 @@ def test_short_lived_processes_appear_with_argv_exit_status_and_cpu(tmp_path):
             procs.append((subprocess.Popen(["sh", "-c", f"sleep {life:.2f}; exit {i % 2 * 3}", "pev-test",
                                             f"--password={SECRET}"]), i % 2 * 3))
         killed = subprocess.Popen(["sleep", "30"])
+        alive = subprocess.Popen(["sleep", "30"])  # still running at the second snapshot
         time.sleep(0.05)
         killed.send_signal(signal.SIGKILL)
         for p, _ in procs:
             p.wait()
         assert killed.wait() == -9
-        R.record(st, col, 0.1, count=1, process_events=pe)  # the second: takes what ran between
+        try:
+            R.record(st, col, 0.1, count=1, process_events=pe)  # the second: takes what ran between
+        finally:
+            alive.kill()
+            alive.wait()
     rec = Recording.open([str(root)])
     q = ("SELECT x.pid, e.cmdline, x.exit_status, x.signal, x.utime, x.start_time = e.start_time, e.ppid "
          "FROM process_events x JOIN process_events e ON e.pid = x.pid AND e.kind = 'exec' "
@@ -74,6 +79,10 @@ def test_short_lived_processes_appear_with_argv_exit_status_and_cpu(tmp_path):
     # The sh's own child (sleep) was forked and exited too, with its parent.
     assert rec.query("SELECT kind, count(*) FROM process_events WHERE kind IN ('fork', 'exit') AND ppid = $p "
                      "GROUP BY 1 ORDER BY 1", {"p": procs[0][0].pid})[1] == [("exit", 1), ("fork", 1)]
+    # Its exec row and its processes row share the identity (boot_id, pid, start_time).
+    assert rec.query("SELECT e.cmdline, p.cmdline FROM process_events e JOIN processes p "
+                     "USING (boot_id, pid, start_time) WHERE e.kind = 'exec' AND e.pid = $p",
+                     {"p": alive.pid})[1] == [("sleep 30", "sleep 30")]
     _no_secret(root)
 
 
