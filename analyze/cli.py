@@ -127,6 +127,9 @@ def record(
                                                      "that listed them (seconds)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress, even on a terminal."),
     host: Optional[str] = typer.Option(None, "--host", help="Host name to record under (default: this host's name)."),
+    thread_events: bool = typer.Option(
+        False, "--thread-events",
+        help="Store every thread's start, exit and rename in process_events (default: counted per process)."),
     no_redact: bool = NoRedactOpt,
     allow_shared_folder: bool = AllowSharedOpt,
 ):
@@ -180,8 +183,12 @@ def record(
     with _store(output, allow_shared_folder) as store:
         try:
             recover(store)
+            from recorder.collect.kernel_events import follow
+            from recorder.collect.process_events import listen
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
-                      files_interval=fiv, incident=inc, maintenance=m)
+                      files_interval=fiv, incident=inc, maintenance=m,
+                      kernel_log=follow(store, collector, redact=not no_redact),
+                      process_events=listen(collector, thread_events=thread_events))
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")
@@ -268,7 +275,7 @@ def query(
       procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
 
     Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
-    sockets; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
+    sockets, kernel_events, process_events; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
     netstat_rates (`procsnap schema` describes them).
     """
     from analyze.data.damage import render

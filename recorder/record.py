@@ -128,13 +128,19 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
            incident: float | None = None, maintenance: Maintenance | None = None,
-           err: TextIO | None = None) -> RecordResult:
+           err: TextIO | None = None, kernel_log=None, process_events=None) -> RecordResult:
     """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
 
     ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
     incident preset for that many seconds. ``maintenance`` runs after each snapshot.
+    ``kernel_log`` (a recorder.collect.kernel_events.KernelLog, stopped at the end) gives each
+    snapshot the kernel log records read since the previous one; ``process_events`` (a
+    recorder.collect.process_events.ProcessEvents, stopped at the end) the process events.
     """
     err = err or sys.stderr
+    # Event sources: each snapshot takes what they buffered since the previous one.
+    sources = [(n, s) for n, s in (("kernel_events", kernel_log), ("process_events", process_events))
+               if s is not None]
     res = RecordResult()
     sig = _Signals()
     old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -206,8 +212,19 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             snap = collector.snapshot(None if take_files else base_tables)
             _after(snap, last_id)
             last_id = snap.snapshot_id
+            events, dropped_events = {}, None
+            for name, source in sources:  # written with this snapshot, under its commit
+                table, meta = source.take(snap.snapshot_id, snap.ts)
+                if table is not None:
+                    snap.tables[name] = table
+                for col in ("events_dropped", "process_events_dropped"):  # events_dropped: every source's
+                    if meta.get(col) is not None:
+                        dropped_events = (dropped_events or 0) + meta[col]
+                events.update(meta)
+            if sources:
+                events["events_dropped"] = dropped_events
             _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
-                      incident=in_incident)
+                      incident=in_incident, **events)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
             # writer takes its own (a lower peak on a descriptor snapshot).
@@ -216,6 +233,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             try:
                 res.bytes += store.write(snap)
             except StoreFull as e:
+                for _, source in sources:
+                    source.unwritten()
                 last_written = None
                 res.dropped += 1
                 dropped_since += 1
@@ -225,6 +244,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     err.write(f"procsnap: {e}: dropping snapshots until space returns\n")
                     err.flush()
             else:
+                for _, source in sources:
+                    source.written()
                 res.snapshots += 1
                 last_written = (snap.host, snap.date, snap.snapshot_id)
                 write_ms_prev = (time.perf_counter() - t0) * 1000
@@ -307,6 +328,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 err.write(note + "\n")
                 res.notes.append(note)
     finally:
+        for _, source in sources:
+            source.stop()
         for s, h in old.items():
             signal.signal(s, h)
     res.stopped_by = sig.signal

@@ -460,3 +460,14 @@ def _redact(raw: bytes) -> bytes | None:
     if red == argv:
         return None
     return b"\0".join(red) + (b"\0" if trailing else b"")
+
+
+def redact_text(raw: bytes) -> bytes:
+    """Free text (a kernel log message) with credentials redacted: read as one shell-like string
+    of words that no program name comes before; raw itself when there are none."""
+    if not raw:
+        return raw
+    low = raw.lower()
+    if _CANDIDATE.search(low) is None:
+        return raw
+    return redact_argv([b"", raw], b"\0" + low)[1]

@@ -171,6 +171,13 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("maintenance_ms", "float64", "ms", "Wall time `procsnap record` spent compacting and applying retention since the previous snapshot (0 when it did none); NULL outside `procsnap record`."),
         C("dropped", "int64", "count", "Snapshots collected just before this one but not written because the disk was full (0 when none); NULL outside `procsnap record`."),
         C("incident", "bool", "flag", "True when taken under the incident preset (everything every 2 s); NULL outside `procsnap record`."),
+        C("kernel_log", "string", "text", "Whether `procsnap record` followed the kernel log into `kernel_events`: 'read', or 'off: ' and why (no /dev/kmsg, or kernel.dmesg_restrict refusing a user without CAP_SYSLOG); NULL outside `procsnap record` (a one-off `procsnap snapshot` does not read it) and in recordings made before procsnap read it."),
+        C("events_dropped", "int64", "count", "Kernel log records and process events read since the previous snapshot but not stored because the recorder's buffers between snapshots were full (0 when none; `process_events_dropped` says how many of them were process events); NULL when neither the kernel log nor the process events were read."),
+        C("kernel_events_lost", "int64", "count", "Kernel log records the kernel overwrote in its ring buffer before the recorder read them, counted from the gaps in their sequence numbers (0 when none; after a restart, also those of the same boot written while no recorder ran); NULL when the kernel log was not read."),
+        C("process_events", "string", "text", "Whether `procsnap record` listened to the kernel's process events into `process_events`: 'read', or 'off: ' and why (not permitted: the connector wants CAP_NET_ADMIN on older kernels; a kernel without CONFIG_PROC_EVENTS; a recorder outside the host's pid namespace, which the kernel does not tell); NULL outside `procsnap record` and in recordings made before procsnap listened."),
+        C("exit_accounting", "string", "text", "Whether exit rows of `process_events` got the kernel's taskstats exit records: 'read', or 'off: ' and why (a kernel without CONFIG_TASKSTATS, not permitted without CAP_NET_ADMIN, outside the host's pid namespace); NULL when the process events were not read."),
+        C("process_events_dropped", "int64", "count", "Process events received since the previous snapshot but not stored because the recorder's buffer was full (part of `events_dropped`; 0 when none); NULL when the process events were not read."),
+        C("process_events_lost", "int64", "count", "Process events the kernel sent but could not queue to the recorder (its socket buffer full: ENOBUFS), counted from the gaps in the connector's per-CPU sequence numbers (0 when none); NULL when the process events were not read."),
     ]
     for t in COLLECTED:
         cols.append(C(f"ms_{t}", "float64", "ms", f"Wall time spent collecting `{t}`; NULL when the table was not collected."))
@@ -502,6 +509,113 @@ _add(Table(
         C("tx_queue", "int64", "bytes", "Send queue (ss Send-Q); 0 for a TCP listener, whose backlog /proc/net does not show (ss Send-Q there is the backlog); NULL for unix, netlink and packet, and for TCP and UDP without the C module (snapshots.reader psutil: it gives no queues)."),
         C("uid", "int32", "uid", "User that created the socket; NULL for unix and packet, and for TCP and UDP without the C module (snapshots.reader psutil: it gives no uid)."),
         *_text_pair("unix_path", "Path a unix socket is bound to, '@name' for the abstract namespace", "for unbound unix sockets and other families"),
+    ),
+))
+
+
+_add(Table(
+    "kernel_events",
+    "kernel log record",
+    "Every record of the kernel log (/dev/kmsg) that `procsnap record` read, written with the next snapshot "
+    "(`snapshot_id`, `ts` are that snapshot's; `time` is the record's own), in the order of `seq`, with no duplicates "
+    "across restarts of a recording. Records that were already in the kernel's ring buffer when a run started are kept "
+    "too (`backlog`). Messages the responders look for first are parsed into `kind` and the columns after it "
+    "(docs/schema.md lists each kind's fields); every other record has `kind` NULL and its text. A parsed record names "
+    "its process by `pid` and `comm`: the process is usually gone by then, so it joins `processes` on "
+    "(`boot_id`, `pid`) with `processes.ts` before `time`. " + IDENTITY_NOTE,
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id of the boot that wrote the record; NULL if unreadable."),
+        C("seq", "int64", "number", "Sequence number of the record in its boot (/dev/kmsg's SEQ: never reused within a boot); never NULL."),
+        C("kernel_ts_us", "int64", "µs since boot", "The kernel's timestamp (its printk clock, which like CLOCK_MONOTONIC does not count suspend); never NULL."),
+        C("time", "timestamp", "UTC, µs", "When the kernel wrote the record: kernel_ts_us plus CLOCK_REALTIME - CLOCK_MONOTONIC taken when the recorder read it (off by the drift between the printk clock and CLOCK_MONOTONIC, and by any step of the wall clock since: seconds at most in practice); never NULL."),
+        C("priority", "int32", "level", "Syslog level, PRI & 7 (0 emerg .. 7 debug); never NULL."),
+        C("level", "string", "code", "The level's name: emerg, alert, crit, err, warning, notice, info, debug; never NULL."),
+        C("facility", "int32", "number", "Syslog facility, PRI >> 3: 0 for the kernel's own records, 1 (user) and others for lines user space wrote to /dev/kmsg (those are never parsed); never NULL."),
+        C("backlog", "bool", "flag", "True when the record was already in the ring buffer when the recorder started reading (written before this run of `procsnap record`, possibly before the recording began); never NULL."),
+        C("text", "string", "text", "The message as /dev/kmsg gives it (every byte outside printable ASCII, and the backslash, written \\xNN by the kernel), with credentials redacted as in processes.cmdline unless recorded with --no-redact; never NULL."),
+        C("subsystem", "string", "text", "The record's SUBSYSTEM= (pci, net, block, ...), for a device's message; NULL when it has none."),
+        C("device", "string", "text", "The record's DEVICE= (b8:0 a block device, n2 a network interface, +pci:0000:00:01.0, ...); NULL when it has none."),
+        C("kind", "string", "code", "What the record reports, for the kernel's (facility 0) messages: oom_invoked, oom_context, oom_kill, segfault, trap, hung_task, soft_lockup, hard_lockup, syn_flood, conntrack_full, fs_error, fs_readonly, io_error; NULL for every other record."),
+        C("pid", "int32", "pid", "The process the record concerns: the victim (oom_kill, oom_context), the faulting process (segfault, trap), the blocked or stuck task (hung_task, soft_lockup: a thread id, equal to the pid for a main thread); NULL for other kinds."),
+        C("comm", "string", "text", "That process's command name (comm) as the kernel printed it; NULL when the kind names none (and for oom_invoked: the task that asked for memory, not the victim, whose pid is NULL)."),
+        C("start_time", "timestamp", "UTC, 10 ms", "Start time of that process when it was still there with the same comm when the record was read (hung_task, soft_lockup, segfault, trap): with boot_id and pid it is the identity used by `processes`; NULL otherwise (it had exited: join on pid and time)."),
+        C("uid", "int32", "uid", "User id of the victim (oom_kill, oom_context); NULL for other kinds and older kernels."),
+        C("cgroup", "string", "path", "oom_kill and oom_context: the memory cgroup that ran out (oom_memcg=); NULL for a system-wide OOM (detail 'global_oom') and other kinds."),
+        C("task_cgroup", "string", "path", "oom_kill and oom_context: the victim's memory cgroup (task_memcg=); NULL for other kinds and kernels that do not print it."),
+        C("oom_constraint", "string", "code", "oom_kill and oom_context: what limited the allocation: CONSTRAINT_NONE (the whole host), CONSTRAINT_MEMCG, CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY; NULL for other kinds, and for an oom_kill whose oom_context record was not read."),
+        C("anon_rss", "int64", "bytes", "oom_kill: the victim's anonymous resident memory when killed; NULL for other kinds."),
+        C("file_rss", "int64", "bytes", "oom_kill: the victim's file-backed resident memory; NULL for other kinds."),
+        C("shmem_rss", "int64", "bytes", "oom_kill: the victim's resident shared memory; NULL for other kinds and kernels that do not print it."),
+        C("total_vm", "int64", "bytes", "oom_kill: the victim's virtual memory size; NULL for other kinds."),
+        C("trap", "string", "text", "segfault: 'segfault'; trap: the trap the kernel names (general protection fault, divide error, invalid opcode, int3, ...); NULL for other kinds."),
+        C("address", "string", "hex", "segfault: the address whose access faulted, in hex as the kernel printed it; NULL for other kinds."),
+        C("ip", "string", "hex", "segfault and trap: the instruction pointer, in hex; NULL for other kinds."),
+        C("sp", "string", "hex", "segfault and trap: the stack pointer, in hex; NULL for other kinds."),
+        C("error_code", "int64", "bits", "segfault and trap: the hardware error code (for a page fault on x86: 1 protection, 2 write, 4 user, 16 instruction fetch); NULL for other kinds."),
+        C("library", "string", "text", "segfault and trap: the file mapped at the instruction pointer (the program or a library); NULL when the kernel printed none (an anonymous mapping) and for other kinds."),
+        C("seconds", "int64", "s", "hung_task: seconds the task had been blocked; soft_lockup: seconds the CPU was stuck; NULL for other kinds."),
+        C("cpu", "int32", "cpu", "soft_lockup and hard_lockup: the CPU; NULL for other kinds."),
+        C("local_addr", "string", "address", "syn_flood: the listener's address (kernels since 5.8 print it); NULL otherwise."),
+        C("port", "int32", "port", "syn_flood: the listener's port; NULL for other kinds."),
+        C("fs_type", "string", "code", "fs_error and fs_readonly: EXT4 (EXT2, EXT3), XFS or BTRFS; NULL for other kinds and for a journal abort (jbd2's 'Aborting journal on device', which ext3, ext4 and ocfs2 share)."),
+        C("block_device", "string", "text", "fs_error, fs_readonly and io_error: the device the kernel names (sda1, dm-0, nvme0n1); NULL for other kinds."),
+        C("sector", "int64", "number", "io_error: the sector of the failed request (the logical block for 'Buffer I/O error'); NULL for other kinds."),
+        C("detail", "string", "text", "io_error: the block layer's status (I/O, critical medium, timeout, ...); syn_flood: 'Sending cookies' or 'Dropping request'; oom_kill and oom_context: 'global_oom' for a system-wide OOM; NULL otherwise."),
+    ),
+))
+
+
+_add(Table(
+    "process_events",
+    "process event",
+    "Every process start (fork), program start (exec), exit, and change of name (comm), user, group, session, "
+    "tracer or core dump that the kernel's process connector reported while `procsnap record` ran, written with the "
+    "next snapshot (`snapshot_id`, `ts` are that snapshot's; `time` is the event's own). `pid` is the process (thread "
+    "group), `tid` the thread. What a later snapshot could no longer see is read at the event: at exec the new "
+    "program's command line (redacted as processes.cmdline), exe, cwd, user, parent and cgroup; at exit the kernel's "
+    "own accounting of the task (taskstats: CPU, peak memory, I/O, delays). Threads' events are not stored one by one "
+    "unless recorded with --thread-events: a row of kind 'threads' per process and snapshot counts the threads it started. Rows of a "
+    "process share its identity with `processes`, `open_files` and `sockets`. " + IDENTITY_NOTE,
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id of the boot the event happened in; NULL if unreadable."),
+        C("time", "timestamp", "UTC, µs", "When the kernel reported the event: its CLOCK_MONOTONIC timestamp plus CLOCK_REALTIME - CLOCK_MONOTONIC taken when the recorder read it (off by any step of the wall clock since); NULL for kind 'threads' (a count over the interval)."),
+        C("kernel_ts_ns", "int64", "ns since boot", "The event's kernel timestamp (CLOCK_MONOTONIC, not counting suspend); NULL for kind 'threads'."),
+        C("cpu", "int32", "cpu", "CPU the event was reported on; NULL for kind 'threads'."),
+        C("kind", "string", "code", "fork (a new process: pid is the child, ppid the parent), exec (pid started a new program), exit (the process ended: its main thread exited), comm (its name changed: prctl or a write to /proc/PID/comm), uid or gid (its real or effective id changed), sid (it started a session: setsid), ptrace (a tracer attached or detached: tracer_pid), coredump (it dumps core), threads (how many threads one process started since the previous snapshot: their rows, and their exits and renames, are not stored); with --thread-events also thread_fork, thread_exit and the other kinds of a thread that is not the main one; never NULL."),
+        C("pid", "int32", "pid", "The process (thread group id); never NULL."),
+        C("tid", "int32", "tid", "The thread that caused the event (equal to pid for the main thread); NULL for kind 'threads'."),
+        C("ppid", "int32", "pid", "Parent process: from the event for fork and exit (kernels since 4.18 for exit) and coredump, from /proc/PID/stat at exec; NULL for other kinds and when unreadable."),
+        C("start_time", "timestamp", "UTC, 10 ms", "Start time of the process as `processes` has it (boot time + /proc/PID/stat starttime), read at its fork or exec (or at its exit when neither was seen): with boot_id and pid the identity used by `processes`, `open_files` and `sockets`; NULL when the process was gone before it could be read (`unread` says so)."),
+        *_text_pair("name", "Command name (comm): the new name for comm, the name at exec and exit (taskstats' at exit)", "when unread (see `unread`) and for kinds other than comm, exec and exit"),
+        *_text_pair("cmdline", "exec: the new program's command line, arguments joined by single spaces, credentials redacted exactly as in processes.cmdline unless recorded with --no-redact", "for other kinds and when unread (a process that exited, or exec'd again, before it was read: see `unread`)"),
+        *_text_pair("exe", "exec: the program's path (readlink of /proc/PID/exe)", "for other kinds and when unread"),
+        C("cwd", "string", "path", "exec: the working directory (readlink of /proc/PID/cwd); NULL for other kinds and when unread."),
+        C("uid", "int32", "uid", "exec: the effective user id; uid: the new effective id; exit: the real user id (taskstats); NULL for other kinds and when unread."),
+        C("ruid", "int32", "uid", "uid: the new real user id; NULL for other kinds."),
+        C("gid", "int32", "gid", "exec: the effective group id; gid: the new effective id; exit: the real group id (taskstats); NULL for other kinds and when unread."),
+        C("rgid", "int32", "gid", "gid: the new real group id; NULL for other kinds."),
+        C("cgroup", "string", "text", "exec: the control groups, formatted as processes.cgroup; NULL for other kinds and when unread."),
+        C("unread", "string", "text", "What could not be read for this event and why: 'proc: gone' (the process had exited and been reaped before /proc/PID was read), 'proc: exited' (it had exited but was not yet reaped: its name, user, parent and start time were read, its command line, exe, cwd and cgroup were gone), 'proc: exec'd again' (a later exec of the same process was already reported: what /proc shows is that program's), 'proc: denied' and the files it could not read (exe, cwd, cmdline: another user's process without root), 'taskstats: off', 'taskstats: no record' (its exit record was lost or never sent); NULL when everything was read."),
+        C("exit_status", "int32", "code", "exit: the status the process exited with (0-255); NULL when a signal killed it and for other kinds."),
+        C("signal", "int32", "signal", "exit: the signal that killed the process (9 for SIGKILL); coredump: NULL; NULL when it exited by itself and for other kinds."),
+        C("core_dumped", "bool", "flag", "exit: True when the killing signal dumped core; NULL for other kinds."),
+        C("tracer_pid", "int32", "pid", "ptrace: the tracer process (0 when it detached); NULL for other kinds."),
+        C("threads", "int64", "count", "threads: threads the process started since the previous snapshot; NULL for other kinds."),
+        C("utime", "float64", "s", "exit: user CPU time of the exited task (taskstats ac_utime); NULL for other kinds and without taskstats (see `unread`)."),
+        C("stime", "float64", "s", "exit: system CPU time of the exited task; NULL as utime."),
+        C("elapsed", "float64", "s", "exit: how long the task lived (taskstats ac_etime); NULL as utime."),
+        C("max_rss", "int64", "bytes", "exit: the task's peak resident memory (taskstats hiwater_rss × 1024); NULL as utime."),
+        C("rchar", "int64", "bytes", "exit: bytes read via read()-like calls; NULL as utime."),
+        C("wchar", "int64", "bytes", "exit: bytes written via write()-like calls; NULL as utime."),
+        C("read_bytes", "int64", "bytes", "exit: bytes fetched from storage; NULL as utime."),
+        C("write_bytes", "int64", "bytes", "exit: bytes sent to storage; NULL as utime."),
+        C("minflt", "int64", "count", "exit: minor page faults; NULL as utime."),
+        C("majflt", "int64", "count", "exit: major page faults; NULL as utime."),
+        C("ctxsw_voluntary", "int64", "count", "exit: voluntary context switches; NULL as utime."),
+        C("ctxsw_involuntary", "int64", "count", "exit: involuntary context switches; NULL as utime."),
+        C("cpu_delay", "float64", "s", "exit: time the task waited for a CPU (delay accounting: 0 unless the kernel's delayacct is on); NULL as utime."),
+        C("blkio_delay", "float64", "s", "exit: time the task waited for block I/O (delay accounting); NULL as utime."),
+        C("swapin_delay", "float64", "s", "exit: time the task waited for swap-in (delay accounting); NULL as utime."),
     ),
 ))
 

@@ -45,6 +45,20 @@ def summarize(rec: Recording) -> dict:
             i += 1
     completeness["skipped_snapshots"] = vals[i]
     cost = {"avg_duration_ms": vals[i + 1], "avg_cpu_ms": vals[i + 2], "max_duration_ms": vals[i + 3]}
+    # Each way the kernel log went ('read', or 'off: why'), on how many snapshots.
+    kernel_log = [
+        {"status": st, "snapshots": c, "dropped": d, "lost": lo}
+        for st, c, d, lo in rec.query(
+            "SELECT kernel_log, count(*), sum(events_dropped) - coalesce(sum(process_events_dropped), 0), "
+            "sum(kernel_events_lost) FROM snapshots WHERE kernel_log IS NOT NULL GROUP BY 1 ORDER BY 1")[1]
+    ]
+    # The same for the process events, with whether exits had their taskstats accounting.
+    process_events = [
+        {"status": st, "exit_accounting": acc, "snapshots": c, "dropped": d, "lost": lo}
+        for st, acc, c, d, lo in rec.query(
+            "SELECT process_events, exit_accounting, count(*), sum(process_events_dropped), "
+            "sum(process_events_lost) FROM snapshots WHERE process_events IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2")[1]
+    ]
     return {
         "sources": [str(s) for s in rec.sources],
         "snapshots": n,
@@ -55,6 +69,8 @@ def summarize(rec: Recording) -> dict:
         "tables": tables,
         "completeness": completeness,
         "cost": cost,
+        "kernel_log": kernel_log,
+        "process_events": process_events,
         "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
         "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
@@ -101,7 +117,37 @@ def text(s: dict) -> str:
     k = s["cost"]
     lines.append(f"collection cost: {k['avg_duration_ms']:.1f} ms wall, {k['avg_cpu_ms']:.1f} ms CPU per snapshot"
                  f" on average (slowest {k['max_duration_ms']:.1f} ms)")
+    lines += _kernel_log_lines(s["kernel_log"])
+    lines += _process_events_lines(s["process_events"])
     return "\n".join(lines + damage)
+
+
+def _kernel_log_lines(kl: list[dict]) -> list[str]:
+    if not kl:
+        return ["kernel log: not read (no snapshot of `procsnap record` that follows it)"]
+    out = []
+    for k in kl:
+        if k["status"] == "read":
+            out.append(f"kernel log: read on {k['snapshots']} snapshots; {k['dropped'] or 0} records dropped "
+                       f"(buffer full), {k['lost'] or 0} lost (overwritten by the kernel before they were read)")
+        else:
+            out.append(f"kernel log: {escape(k['status'])} (on {k['snapshots']} snapshots)")
+    return out
+
+
+def _process_events_lines(pe: list[dict]) -> list[str]:
+    if not pe:
+        return ["process events: not read (no snapshot of `procsnap record` that listens to them)"]
+    out = []
+    for p in pe:
+        if p["status"] == "read":
+            acc = p["exit_accounting"] or "off"
+            out.append(f"process events: read on {p['snapshots']} snapshots; {p['dropped'] or 0} dropped (buffer full), "
+                       f"{p['lost'] or 0} lost (the kernel could not queue them); exit accounting (taskstats): "
+                       f"{escape(acc)}")
+        else:
+            out.append(f"process events: {escape(p['status'])} (on {p['snapshots']} snapshots)")
+    return out
 
 
 def _damage_lines(s: dict) -> list[str]:

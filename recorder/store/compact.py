@@ -62,6 +62,8 @@ SORT_KEYS = {
     "disks": ("device", "snapshot_id"),
     "nics": ("interface", "snapshot_id"),
     "filesystems": ("mount_point", "mount_id", "snapshot_id"),
+    "kernel_events": ("snapshot_id", "seq"),  # the log's own order
+    "process_events": ("snapshot_id", "kernel_ts_ns", "tid"),  # the order the kernel reported them
 }
 
 

@@ -1,0 +1,34 @@
+"""What the record loop's event sources (the kernel log, the process events) share: what a
+snapshot took from a source stays with the source until that snapshot is written, and a
+snapshot dropped on a full disk gives it back to the next one, first."""
+
+from __future__ import annotations
+
+
+class Taken:
+    """What a snapshot took from an event source (``items``, with the counts of events
+    ``dropped`` and ``lost`` that go with them) until the snapshot is written."""
+
+    def __init__(self):
+        self.items: list = []
+        self.dropped = 0
+        self.lost = 0
+
+    def take(self, items: list, dropped: int, lost: int) -> tuple[list, int, int]:
+        """What the snapshot being written gets: what a dropped snapshot left, then ITEMS."""
+        self.items = self.items + items
+        self.dropped += dropped
+        self.lost += lost
+        return self.items, self.dropped, self.lost
+
+    def written(self) -> None:
+        self.items, self.dropped, self.lost = [], 0, 0
+
+    def unwritten(self, capacity: int, size=len, newest=lambda items, n: items[-n:]) -> None:
+        """The snapshot was not written: its items go to the next one, the newest CAPACITY of
+        them (``size`` counts the events in the items, ``newest`` keeps the last n); the rest
+        are counted as dropped."""
+        n = size(self.items)
+        if n > capacity:
+            self.dropped += n - capacity
+            self.items = newest(self.items, capacity)
