@@ -1389,8 +1389,8 @@ static int ts_ctxsw(long long tid, long long tgid, long long *vol, long long *in
     if (tid <= 0 || tid > 0xffffffffLL) return 0;
     int n = ts_get((__u32)tid, &t);
     if (n < 0 || !TS_HAS(n, nivcsw) || t.ac_pid != (__u32)tid) return 0;
-#if TASKSTATS_VERSION >= 11
-    if (!TS_HAS(n, ac_tgid) || t.ac_tgid != (__u32)tgid) return 0;
+#if TASKSTATS_VERSION >= 12
+    if (t.version < 12 || !TS_HAS(n, ac_tgid) || t.ac_tgid != (__u32)tgid) return 0;
 #else
     return 0;
 #endif
@@ -1402,12 +1402,76 @@ static int ts_ctxsw(long long tid, long long tgid, long long *vol, long long *in
 
 static PyTypeObject TaskstatsType;
 static PyStructSequence_Field taskstats_fields[] = {
-    {"pid", "the task's id (a thread's tid)"}, {"tgid", "its process's pid; None where the kernel does not say"},
+    {"pid", "the task's id (a thread's tid)"},
+    {"tgid", "its process's pid; None where the kernel does not say (before version 12)"},
     {"ppid", NULL}, {"uid", NULL}, {"gid", NULL}, {"comm", "bytes"}, {"btime", "start, seconds since the epoch"},
     {"utime", "microseconds"}, {"stime", "microseconds"}, {"minflt", NULL}, {"majflt", NULL},
-    {"ctxsw_voluntary", NULL}, {"ctxsw_involuntary", NULL}, {NULL, NULL}};
+    {"ctxsw_voluntary", NULL}, {"ctxsw_involuntary", NULL},
+    {"version", "the struct's version (TASKSTATS_VERSION of the kernel that sent it)"},
+    {"exitcode", "ac_exitcode: the exit's wait status"},
+    {"etime", "elapsed time since the start, microseconds"},
+    {"hiwater_rss", "peak resident memory, KiB"},
+    {"read_char", "bytes read (read(2) and the like)"}, {"write_char", "bytes written"},
+    {"read_bytes", "bytes read from storage"}, {"write_bytes", "bytes written to storage"},
+    {"cpu_delay_total", "ns waiting for a CPU"}, {"blkio_delay_total", "ns waiting for block I/O"},
+    {"swapin_delay_total", "ns waiting for swap-in"},
+    {NULL, NULL}};
+#define TS_NFIELDS 24
 static PyStructSequence_Desc taskstats_desc = {"recorder.source._native.Taskstats",
-                                               "What taskstats(tid) tells of one task", taskstats_fields, 13};
+                                               "One struct taskstats (linux/taskstats.h)", taskstats_fields,
+                                               TS_NFIELDS};
+
+/* The Taskstats of a struct taskstats of which the kernel sent N bytes (the rest zeroed); None (a
+ * new reference) when N is too short or the version older than 7, the first with every field read. */
+static PyObject *ts_build(struct taskstats *t, int n) {
+    if (n < (int)sizeof t->version || t->version < 7 || !TS_HAS(n, nivcsw)) Py_RETURN_NONE;
+    PyObject *r = PyStructSequence_New(&TaskstatsType);
+    if (!r) return NULL;
+    int has_tgid = 0;
+    unsigned long long tg = 0;
+#if TASKSTATS_VERSION >= 12
+    has_tgid = t->version >= 12 && TS_HAS(n, ac_tgid);
+    tg = t->ac_tgid;
+#endif
+    t->ac_comm[TS_COMM_LEN - 1] = 0;
+    PyObject *items[TS_NFIELDS] = {
+        PyLong_FromUnsignedLong(t->ac_pid),
+        has_tgid ? PyLong_FromUnsignedLongLong(tg) : (Py_INCREF(Py_None), Py_None),
+        PyLong_FromUnsignedLong(t->ac_ppid),
+        PyLong_FromUnsignedLong(t->ac_uid),
+        PyLong_FromUnsignedLong(t->ac_gid),
+        PyBytes_FromString(t->ac_comm),
+        PyLong_FromUnsignedLong(t->ac_btime),
+        PyLong_FromUnsignedLongLong(t->ac_utime),
+        PyLong_FromUnsignedLongLong(t->ac_stime),
+        PyLong_FromUnsignedLongLong(t->ac_minflt),
+        PyLong_FromUnsignedLongLong(t->ac_majflt),
+        PyLong_FromUnsignedLongLong(t->nvcsw),
+        PyLong_FromUnsignedLongLong(t->nivcsw),
+        PyLong_FromUnsignedLong(t->version),
+        PyLong_FromUnsignedLong(t->ac_exitcode),
+        PyLong_FromUnsignedLongLong(t->ac_etime),
+        PyLong_FromUnsignedLongLong(t->hiwater_rss),
+        PyLong_FromUnsignedLongLong(t->read_char),
+        PyLong_FromUnsignedLongLong(t->write_char),
+        PyLong_FromUnsignedLongLong(t->read_bytes),
+        PyLong_FromUnsignedLongLong(t->write_bytes),
+        PyLong_FromUnsignedLongLong(t->cpu_delay_total),
+        PyLong_FromUnsignedLongLong(t->blkio_delay_total),
+        PyLong_FromUnsignedLongLong(t->swapin_delay_total)};
+    int ok = 1;
+    for (int i = 0; i < TS_NFIELDS; i++) {
+        if (!items[i]) ok = 0;
+        PyStructSequence_SetItem(r, i, items[i]); /* a NULL item is left NULL: r is dropped below */
+    }
+    if (!ok) {
+        for (int i = 0; i < TS_NFIELDS; i++)
+            if (!items[i]) PyStructSequence_SetItem(r, i, (Py_INCREF(Py_None), Py_None));
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
 
 /* taskstats(tid) -> Taskstats; OSError with the kernel's errno (ESRCH: no such task; EPERM: not
  * allowed, CAP_NET_ADMIN is needed; ENOENT: no taskstats in this kernel). */
@@ -1424,45 +1488,38 @@ static PyObject *py_taskstats(PyObject *self, PyObject *arg) {
         errno = -n;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    if (!TS_HAS(n, nivcsw)) {
+    PyObject *r = ts_build(&t, n);
+    if (r == Py_None) {
+        Py_DECREF(r);
         errno = EBADMSG;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    PyObject *r = PyStructSequence_New(&TaskstatsType);
-    if (!r) return NULL;
-    int has_tgid = 0;
-    unsigned long long tg = 0;
-#if TASKSTATS_VERSION >= 11
-    has_tgid = TS_HAS(n, ac_tgid);
-    tg = t.ac_tgid;
-#endif
-    t.ac_comm[TS_COMM_LEN - 1] = 0;
-    PyObject *items[13] = {
-        PyLong_FromUnsignedLong(t.ac_pid),
-        has_tgid ? PyLong_FromUnsignedLongLong(tg) : (Py_INCREF(Py_None), Py_None),
-        PyLong_FromUnsignedLong(t.ac_ppid),
-        PyLong_FromUnsignedLong(t.ac_uid),
-        PyLong_FromUnsignedLong(t.ac_gid),
-        PyBytes_FromString(t.ac_comm),
-        PyLong_FromUnsignedLong(t.ac_btime),
-        PyLong_FromUnsignedLongLong(t.ac_utime),
-        PyLong_FromUnsignedLongLong(t.ac_stime),
-        PyLong_FromUnsignedLongLong(t.ac_minflt),
-        PyLong_FromUnsignedLongLong(t.ac_majflt),
-        PyLong_FromUnsignedLongLong(t.nvcsw),
-        PyLong_FromUnsignedLongLong(t.nivcsw)};
-    int ok = 1;
-    for (int i = 0; i < 13; i++) {
-        if (!items[i]) ok = 0;
-        PyStructSequence_SetItem(r, i, items[i]); /* a NULL item is left NULL: r is dropped below */
-    }
-    if (!ok) {
-        for (int i = 0; i < 13; i++)
-            if (!items[i]) PyStructSequence_SetItem(r, i, (Py_INCREF(Py_None), Py_None));
-        Py_DECREF(r);
-        return NULL;
-    }
     return r;
+}
+
+/* parse_taskstats(payload) -> Taskstats or None: a struct taskstats as the kernel sends it (a
+ * TASKSTATS_TYPE_STATS attribute's payload, its exit records' too); None when too short or older
+ * than version 7. The one reader of the struct: proc_events' exit listener uses it as well. */
+static PyObject *py_parse_taskstats(PyObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    struct taskstats t;
+    memset(&t, 0, sizeof t);
+    int n = b.len > (Py_ssize_t)sizeof t ? (int)sizeof t : (int)b.len;
+    memcpy(&t, b.buf, n);
+    PyBuffer_Release(&b);
+    return ts_build(&t, n);
+}
+
+/* taskstats_family() -> int: the TASKSTATS generic netlink family's id, asked of the kernel once
+ * per process; OSError as taskstats(tid) (ENOENT: no taskstats in this kernel). */
+static PyObject *py_taskstats_family(PyObject *self, PyObject *noargs) {
+    int e = ts_open();
+    if (e) {
+        errno = -e;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(ts_family);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2651,6 +2708,8 @@ static PyMethodDef methods[] = {
     {"read_files", read_files, METH_VARARGS, "Small files of one folder, each read whole (or its errno)."},
     {"thread_rows", thread_rows, METH_VARARGS, "The parsed stat and status of a process's threads."},
     {"taskstats", py_taskstats, METH_O, "A Taskstats of one task (thread id) over taskstats netlink; OSError if refused."},
+    {"parse_taskstats", py_parse_taskstats, METH_O, "The Taskstats of a struct taskstats's bytes; None if too short or old."},
+    {"taskstats_family", py_taskstats_family, METH_NOARGS, "The TASKSTATS generic netlink family id; OSError if refused."},
     {"parse_stat", py_parse_stat, METH_O, "A Stat of /proc/PID/stat's bytes; ValueError if malformed."},
     {"parse_status", py_parse_status, METH_O, "A Status of /proc/PID/status's bytes; ValueError if malformed."},
     {"status_ctxsw", py_status_ctxsw, METH_O, "(voluntary, involuntary) context switches of a thread's status."},
