@@ -13,6 +13,7 @@ from recorder import record as R
 from recorder.collect.collector import Collector
 from recorder.collect.process_events import ProcessEvents, proc_reader
 from recorder.source import proc_events as PE
+from recorder.source.native import native
 from recorder.store.folder import Store, StoreFull
 
 # ---------------------------------------------------------------------------
@@ -105,19 +106,39 @@ def test_an_exit_code_is_a_wait_status():
     assert PE.exit_status(11 | 0x80) == (None, 11, True)
 
 
+needs_c = pytest.mark.skipif(native is None, reason="the C module reads taskstats (PROCSNAP_NATIVE=0)")
+
+
+@needs_c
 def test_a_taskstats_record_is_read_at_its_offsets():
-    d = PE.parse_taskstats(taskstats(pid=4242, exitcode=9))
-    assert (d["version"], d["ac_pid"], d["ac_exitcode"], d["ac_comm"], d["ac_utime"], d["ac_stime"]) == \
+    """The C module's parse_taskstats, the one reader of struct taskstats, on bytes at the
+    header's offsets."""
+    d = native.parse_taskstats(taskstats(pid=4242, exitcode=9))
+    assert (d.version, d.pid, d.exitcode, d.comm, d.utime, d.stime) == \
         (16, 4242, 9, b"sleep", 1500, 700)
-    assert (d["hiwater_rss"], d["read_bytes"], d["write_bytes"], d["nvcsw"], d["nivcsw"]) == (1780, 4096, 8192, 3, 4)
-    assert d["cpu_delay_total"] == 2_000_000 and d["ac_etime"] == 30_000
-    assert d["ac_tgid"] == 4242 and PE.parse_taskstats(taskstats(version=12))["ac_tgid"] is None
-    assert PE.parse_taskstats(taskstats(version=6)) is None  # older than the fields read
-    assert PE.parse_taskstats(taskstats()[:200]) is None
+    assert (d.hiwater_rss, d.read_bytes, d.write_bytes, d.ctxsw_voluntary, d.ctxsw_involuntary) == \
+        (1780, 4096, 8192, 3, 4)
+    assert d.cpu_delay_total == 2_000_000 and d.etime == 30_000
+    # ac_tgid came with version 12 (linux/taskstats.h: "v12 begin"); an older record has none.
+    assert d.tgid == 4242 and native.parse_taskstats(taskstats(version=12)).tgid == 100
+    assert native.parse_taskstats(taskstats(version=11)).tgid is None
+    assert native.parse_taskstats(taskstats(version=6)) is None  # older than the fields read
+    assert native.parse_taskstats(taskstats()[:200]) is None
+    assert native.parse_taskstats(b"") is None and native.parse_taskstats(b"\x10") is None
+    assert native.parse_taskstats(taskstats() + b"\xff" * 600).pid == 100  # a newer kernel's longer struct
     got = PE.parse_taskstats_msg(taskstats_msg(4243, taskstats(pid=4243), tgid=4243))
-    assert [(tid, s["ac_pid"]) for tid, s in got] == [(4243, 4243)]
+    assert [(tid, s.pid) for tid, s in got] == [(4243, 4243)]
     assert PE.parse_taskstats_msg(taskstats_msg(1, taskstats())[:30]) == []
     assert PE.parse_taskstats_msg(b"\x01" * 40) == []
+
+
+@needs_c
+def test_parse_taskstats_takes_any_bytes():
+    import random
+    rnd = random.Random(20)
+    for n in list(range(0, 420, 7)) + [4096]:
+        got = native.parse_taskstats(bytes(rnd.randrange(256) for _ in range(n)))
+        assert got is None or isinstance(got.comm, bytes)
 
 
 def _pair():
@@ -203,6 +224,7 @@ def _snaps(root):
                      "process_events_lost FROM snapshots ORDER BY ts")[1]
 
 
+@needs_c
 def test_events_are_written_with_the_next_snapshot(tmp_path, procfs):
     s = Source()
     pe = s.events()
@@ -303,6 +325,25 @@ def test_without_the_connector_recording_goes_on_and_info_says_why(tmp_path, pro
     assert _snaps(root2)[0][:2] == ("read", "off: the kernel has no taskstats (CONFIG_TASKSTATS)")
     text = I.text(I.summarize(Recording.open([str(root2)])))
     assert "exit accounting (taskstats): off: the kernel has no taskstats (CONFIG_TASKSTATS)" in text
+
+
+def test_without_the_c_module_exits_have_no_accounting_and_info_says_why(tmp_path, procfs, monkeypatch):
+    """struct taskstats has one reader, the C module: without it (PROCSNAP_NATIVE=0 or not built)
+    exit rows come from the connector with their accounting NULL and the reason."""
+    from analyze.commands import info as I
+    monkeypatch.setattr(PE, "native", None)
+    s = Source()
+    pe = ProcessEvents.start("boot", opener=lambda: s.connector)
+    assert pe.taskstats is None
+    s.conn_w.send(exit_(100, 1 << 8, seq=0))
+    root = tmp_path / "r"
+    with Store(root) as st:
+        R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=1, process_events=pe)
+    assert _rows(root, "kind, exit_status, utime, max_rss, unread") == [("exit", 1, None, None, "taskstats: off")]
+    assert _snaps(root)[0][:2] == ("read", "off: " + PE.NEEDS_C)
+    assert "needs the C module" in PE.NEEDS_C
+    text = I.text(I.summarize(Recording.open([str(root)])))
+    assert "exit accounting (taskstats): off: needs the C module" in text
 
 
 def test_a_recording_without_process_events_answers_the_query(tmp_path, procfs):

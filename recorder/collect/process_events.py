@@ -69,8 +69,8 @@ class ProcessEvents:
         self._lock = threading.Lock()  # the sockets, the buffer and its counts
         self._dropped = 0
         self._threads: dict[int, list] = {}  # pid -> [threads it started, its start time, pid]
-        self._stats: dict[int, dict] = {}  # tid -> taskstats exit record not yet matched
-        self._stats_old: dict[int, dict] = {}
+        self._stats: dict[int, object] = {}  # tid -> Taskstats exit record not yet matched
+        self._stats_old: dict[int, object] = {}
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
         self._lost_said = 0
         self._taken = Taken()  # Arrow tables of a snapshot not yet written
@@ -138,7 +138,7 @@ class ProcessEvents:
         # Read last: the kernel sends an exit's record before the connector's exit event.
         stats = self._stats
         for tid, st in (self.taskstats.read() if self.taskstats is not None else ()):
-            if st["ac_tgid"] not in (None, tid) and not self.thread_events:
+            if st.tgid not in (None, tid) and not self.thread_events:
                 continue  # a thread's: no row to go to
             if len(stats) >= _STATS:  # records no exit event claimed (older kernels' threads')
                 del stats[next(iter(stats))]
@@ -299,16 +299,16 @@ def _newest_rows(tables: list, n: int) -> list:
     return [t.slice(t.num_rows - n)]
 
 
-def _accounting(st: dict) -> dict:
-    """The process_events columns of a taskstats exit record."""
-    name, name_raw = _text(st["ac_comm"])
-    return {"name": name, "name_raw": name_raw, "uid": st["ac_uid"], "gid": st["ac_gid"],
-            "utime": st["ac_utime"] / 1e6, "stime": st["ac_stime"] / 1e6, "elapsed": st["ac_etime"] / 1e6,
-            "max_rss": st["hiwater_rss"] * 1024, "rchar": st["read_char"], "wchar": st["write_char"],
-            "read_bytes": st["read_bytes"], "write_bytes": st["write_bytes"], "minflt": st["ac_minflt"],
-            "majflt": st["ac_majflt"], "ctxsw_voluntary": st["nvcsw"], "ctxsw_involuntary": st["nivcsw"],
-            "cpu_delay": st["cpu_delay_total"] / 1e9, "blkio_delay": st["blkio_delay_total"] / 1e9,
-            "swapin_delay": st["swapin_delay_total"] / 1e9}
+def _accounting(st) -> dict:
+    """The process_events columns of a taskstats exit record (the C module's Taskstats)."""
+    name, name_raw = _text(st.comm)
+    return {"name": name, "name_raw": name_raw, "uid": st.uid, "gid": st.gid,
+            "utime": st.utime / 1e6, "stime": st.stime / 1e6, "elapsed": st.etime / 1e6,
+            "max_rss": st.hiwater_rss * 1024, "rchar": st.read_char, "wchar": st.write_char,
+            "read_bytes": st.read_bytes, "write_bytes": st.write_bytes, "minflt": st.minflt,
+            "majflt": st.majflt, "ctxsw_voluntary": st.ctxsw_voluntary, "ctxsw_involuntary": st.ctxsw_involuntary,
+            "cpu_delay": st.cpu_delay_total / 1e9, "blkio_delay": st.blkio_delay_total / 1e9,
+            "swapin_delay": st.swapin_delay_total / 1e9}
 
 
 def proc_reader(collector):

@@ -17,6 +17,8 @@ import socket
 import struct
 import time
 
+from recorder.source.native import native
+
 NETLINK_CONNECTOR = 11
 NETLINK_GENERIC = 16
 CN_IDX_PROC = CN_VAL_PROC = 1
@@ -38,6 +40,8 @@ NONZERO_EXIT, COREDUMP, EXIT_EV = 0x20000000, 0x40000000, 0x80000000
 KINDS = {ACK: "ack", FORK: "fork", EXEC: "exec", UID: "uid", GID: "gid", SID: "sid", PTRACE: "ptrace",
          COMM: "comm", COREDUMP: "coredump", EXIT_EV: "exit"}
 
+# Why exit accounting is off without the C module: its parse_taskstats is the one reader of the records.
+NEEDS_C = "needs the C module, which reads taskstats' exit records (not built, or PROCSNAP_NATIVE=0)"
 RCVBUF = 4 << 20  # bytes of socket buffer asked for (root may exceed net.core.rmem_max)
 
 
@@ -293,33 +297,12 @@ class Connector(_Netlink):
 # taskstats over generic netlink (include/uapi/linux/taskstats.h, genetlink.h)
 
 GENL_ID_CTRL = 0x10
-CTRL_CMD_GETFAMILY = 3
-CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 1, 2
 GENL_HDR = struct.Struct("=BBH")
 NLA = struct.Struct("=HH")
 TASKSTATS_CMD_GET, TASKSTATS_CMD_NEW = 1, 2
 TS_PID, TS_TGID, TS_STATS, TS_AGGR_PID, TS_AGGR_TGID = 1, 2, 3, 4, 5
 TS_ATTR_REGISTER_CPUMASK = 3
 NLA_TYPE_MASK = 0x3FFF
-
-# struct taskstats fields at their offsets (unchanged since the fields were added: the
-# struct only grows); (name, offset, format). Times: µs for ac_*time, ns for delays.
-TASKSTATS_FIELDS = (
-    ("version", 0, "H"), ("ac_exitcode", 4, "I"), ("ac_flag", 8, "B"),
-    ("cpu_delay_total", 24, "Q"), ("blkio_delay_total", 40, "Q"), ("swapin_delay_total", 56, "Q"),
-    ("ac_comm", 80, "32s"), ("ac_uid", 120, "I"), ("ac_gid", 124, "I"), ("ac_pid", 128, "I"),
-    ("ac_ppid", 132, "I"), ("ac_btime", 136, "I"), ("ac_etime", 144, "Q"), ("ac_utime", 152, "Q"),
-    ("ac_stime", 160, "Q"), ("ac_minflt", 168, "Q"), ("ac_majflt", 176, "Q"), ("hiwater_rss", 200, "Q"),
-    ("read_char", 216, "Q"), ("write_char", 224, "Q"), ("read_bytes", 248, "Q"), ("write_bytes", 256, "Q"),
-    ("nvcsw", 272, "Q"), ("nivcsw", 280, "Q"),
-)
-TASKSTATS_MIN_VERSION = 7  # nvcsw/nivcsw (the last fields read) came with version 7
-_TS = struct.Struct("=" + "".join(
-    (f"{off - prev}x" if off > prev else "") + fmt
-    for (_, off, fmt), prev in zip(TASKSTATS_FIELDS,
-                                   [0] + [o + struct.calcsize(f) for _, o, f in TASKSTATS_FIELDS[:-1]])))
-AC_FLAGS = {"AFORK": 0x01, "ASU": 0x02, "ACORE": 0x08, "AXSIG": 0x10}
-
 
 def _attrs(data: bytes, off: int = 0):
     """(type, payload) of each netlink attribute from OFF on; stops at a malformed one."""
@@ -332,23 +315,10 @@ def _attrs(data: bytes, off: int = 0):
         off += (length + 3) & ~3
 
 
-def parse_taskstats(raw: bytes) -> dict | None:
-    """A struct taskstats's fields (TASKSTATS_FIELDS' names); None when too short or of a
-    version older than the fields read."""
-    if len(raw) < _TS.size:
-        return None
-    d = dict(zip((f[0] for f in TASKSTATS_FIELDS), _TS.unpack_from(raw)))
-    if d["version"] < TASKSTATS_MIN_VERSION:
-        return None
-    d["ac_comm"] = d["ac_comm"].split(b"\0", 1)[0]
-    # The thread group (version 13 on): tells a thread's record from its process's.
-    d["ac_tgid"] = struct.unpack_from("=I", raw, 368)[0] if d["version"] >= 13 and len(raw) >= 372 else None
-    return d
-
-
-def parse_taskstats_msg(data: bytes) -> list[tuple[int, dict]]:
-    """(tid, fields) of each per-task exit record (TASKSTATS_TYPE_AGGR_PID) in one datagram read
-    from a registered taskstats socket (the thread group's aggregate records are skipped)."""
+def parse_taskstats_msg(data: bytes) -> list[tuple[int, object]]:
+    """(tid, Taskstats) of each per-task exit record (TASKSTATS_TYPE_AGGR_PID) in one datagram read
+    from a registered taskstats socket (the thread group's aggregate records are skipped). The
+    struct itself is read by the C module's parse_taskstats, its one reader: needs the C module."""
     out = []
     for typ, payload in _nlmsgs(data):
         if typ < GENL_ID_CTRL or len(payload) < GENL_HDR.size:
@@ -363,7 +333,7 @@ def parse_taskstats_msg(data: bytes) -> list[tuple[int, dict]]:
                 if t2 == TS_PID and len(v) >= 4:
                     tid = struct.unpack_from("=I", v)[0]
                 elif t2 == TS_STATS:
-                    stats = parse_taskstats(v)
+                    stats = native.parse_taskstats(v)
             if tid is not None and stats is not None:
                 out.append((tid, stats))
     return out
@@ -390,6 +360,8 @@ class Taskstats(_Netlink):
 
     @classmethod
     def open(cls, timeout: float = 2.0) -> "Taskstats":
+        if native is None:
+            raise Unavailable(NEEDS_C)
         try:
             s = _open_netlink(NETLINK_GENERIC)
         except OSError as e:
@@ -397,19 +369,11 @@ class Taskstats(_Netlink):
         t = cls(s)
         try:
             s.settimeout(timeout)
-            s.send(_genl_msg(GENL_ID_CTRL, NLM_F_REQUEST, CTRL_CMD_GETFAMILY,
-                             [(CTRL_ATTR_FAMILY_NAME, b"TASKSTATS\0")]))
-            family = None
-            for typ, payload in _nlmsgs(s.recv(1 << 16)):
-                if typ == NLMSG_ERROR:
-                    err = -struct.unpack_from("=i", payload)[0]
-                    raise Unavailable("the kernel has no taskstats (CONFIG_TASKSTATS)" if err == errno.ENOENT
-                                      else os.strerror(err))
-                for at, v in _attrs(payload, GENL_HDR.size):
-                    if at == CTRL_ATTR_FAMILY_ID and len(v) >= 2:
-                        family = struct.unpack_from("=H", v)[0]
-            if family is None:
-                raise Unavailable("the kernel has no taskstats family")
+            try:
+                family = native.taskstats_family()
+            except OSError as e:
+                raise Unavailable("the kernel has no taskstats (CONFIG_TASKSTATS)" if e.errno == errno.ENOENT
+                                  else e.strerror or str(e)) from None
             s.send(_genl_msg(family, NLM_F_REQUEST | NLM_F_ACK, TASKSTATS_CMD_GET,
                              [(TS_ATTR_REGISTER_CPUMASK, _possible_cpus().encode() + b"\0")], seq=2))
             while True:  # the ack (exit records may already come before it)
