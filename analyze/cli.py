@@ -408,6 +408,51 @@ def diff(
 
 
 @app.command()
+def events(
+    rec: Optional[List[str]] = typer.Option(None, "--rec", help="Recording folder to read (repeatable)."),
+    pid: Optional[List[str]] = typer.Option(None, "-p", metavar="PID[,PID]", help="Only these processes; ^PID "
+                                            "excludes (as lsof)."),
+    user: Optional[List[str]] = typer.Option(None, "-u", metavar="USER[,USER]", help="Only processes of these "
+                                             "users, by name or uid; ^USER excludes (as lsof)."),
+    cmd: Optional[List[str]] = typer.Option(None, "-c", metavar="CMD", help="Only processes whose command "
+                                            "starts with CMD, or matches /REGEX/[i]; ^CMD excludes (as lsof). "
+                                            "-c, -u and -p are ORed, exclusions first."),
+    kind: Optional[List[str]] = typer.Option(
+        None, "--kind", metavar="KIND[,KIND]",
+        help="Only these kinds: fork, exec, exit, comm, uid, gid, sid, ptrace, coredump, threads; the kernel's "
+             "oom_kill, oom_invoked, oom_context, segfault, trap, hung_task, soft_lockup, hard_lockup, syn_flood, "
+             "conntrack_full, fs_error, fs_readonly, io_error; oom, lockup, process (fork, exec, exit) and kernel "
+             "(all of the kernel's). Default: all but threads and the kernel's unparsed records."),
+    at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
+    at_to: Optional[str] = typer.Option(None, "--to", help="End of the window (default: the recording's end)."),
+    tree: bool = typer.Option(False, "--tree", help="Who started what: each process under the one that forked it, "
+                                                  "with its program and how it ended."),
+    fmt: Optional[str] = typer.Option(None, "-f", "--format", help="text, csv or json (default: text on a "
+                                                                  "terminal, csv otherwise)."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """Process starts, programs, exits (with status or signal) and the kernel's incident reports
+    (OOM kills, segfaults, hung tasks, ...) in a recording, in time order.
+
+    \b
+    Examples:
+      procsnap events --rec ./incident --from 03:10 --to 03:20
+      procsnap events --rec ./incident --kind exit,oom -c java
+      procsnap events --rec ./incident -u www-data --tree
+      procsnap events --rec ./incident --kind oom -f json
+
+    Every process event that procsnap record heard from the kernel between snapshots (so
+    also the processes that lived less than one interval) and the kernel log records it
+    parsed. Exit status as lsof: 1 when no event is listed; 3 when recorded rows were
+    unreadable and are left out.
+    """
+    from analyze.commands import events as E
+    code = E.run(rec, host, pid, user, cmd, kind, at_from, at_to, fmt, tree)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def report(
     dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
     at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
