@@ -377,7 +377,9 @@ def diff(
     Across recordings, processes are matched by executable, command line (digits ignored), cgroup
     and user rather than pid, so a restarted service shows as restarted, with its changes. Within
     one recording, the processes that came and went between the two moments and the listening
-    sockets bound and released in between are listed too.
+    sockets bound and released in between are listed too, and, from the process events that
+    procsnap record keeps, what ran and ended entirely in between: counts by command and the
+    failures with their exit status or signal.
     """
     from analyze.commands import diff as D
     from analyze.data.db import Recording
