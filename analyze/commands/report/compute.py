@@ -15,11 +15,11 @@ from analyze.errors import ProcsnapError
 from analyze.commands.report.leaks import LEAK_MIN_SAMPLES, instances_sql, leak_findings, leak_sql
 from analyze.commands.report.model import SEVERITIES, Window, lit, query_rows, rank, ts_sql
 from analyze.commands.report.sockets import EPHEMERAL_HIGH, EPHEMERAL_LOW
-from analyze.commands.report import cpu, ctxsw, descriptors, io, memory, sockets
+from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets
 from analyze.commands.report import host as host_rules
 
 # The rule modules of the bottlenecks and the host, in the order their findings are made.
-RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules)
+RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules, events)
 
 
 def window(rec: Recording, at_from: str | None, at_to: str | None) -> Window:
@@ -102,8 +102,10 @@ def _run(rec: Recording, w: Window) -> dict:
                                  "last": s["last"]} for s in snaps]},
         "window": {"from": w.start, "to": w.end, "seconds": round(w.seconds, 3),
                    "snapshots": sum(s["snapshots"] for s in snaps)},
+        "events": events.recorded(rec),
         "summary": {"leaks": sum(f.category == "leak" for f in findings),
                     "bottlenecks": sum(f.category == "bottleneck" for f in findings),
+                    "incidents": sum(f.category == "incident" for f in findings),
                     **{s: sum(f.severity == s for f in findings) for s in SEVERITIES}},
         "findings": findings,
         "notes": notes,

@@ -1,0 +1,103 @@
+"""procsnap report's incidents from process_events and kernel_events: each fires on a recording
+that has it and not on one that has not; each finding's SQL gives its rows under query."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from analyze.cli import main
+from analyze.commands import report as R
+from analyze.data.db import Recording
+from tests.support.events import at, incident, kern, recording, short
+from tests.support.synthetic import proc, snapshot, write
+
+
+@pytest.fixture(scope="module")
+def res(tmp_path_factory):
+    path = tmp_path_factory.mktemp("repev") / "rec"
+    rec = incident(path)
+    return rec, R.run(rec), str(path)
+
+
+def kinds(result):
+    return [f.kind for f in result["findings"] if f.category == "incident"]
+
+
+def test_incidents_found_and_ranked_first(res):
+    rec, result, _ = res
+    assert kinds(result) == ["proc.oom_kill", "proc.crash_loop", "proc.killed"]
+    assert result["findings"][0].kind == "proc.oom_kill"
+    assert result["summary"]["incidents"] == 3
+
+
+def test_crash_loop_with_interval(res):
+    _, result, _ = res
+    (f,) = [f for f in result["findings"] if f.kind == "proc.crash_loop"]
+    assert f.severity == "warning" and f.evidence["failures"] == 5 and f.evidence["how"] == "status 1"
+    assert f.evidence["restart_every_s"] == 2.0 and f.evidence["restart_max_s"] == 8.0
+    assert f.process["name"] == "worker" and f.process["pid"] == 206 and f.process["user"] == "root"
+    assert "restarting every 2 s" in f.title
+
+
+def test_oom_kill_with_memory_history(res):
+    _, result, _ = res
+    (f,) = [f for f in result["findings"] if f.kind == "proc.oom_kill"]
+    e = f.evidence
+    assert f.severity == "critical" and f.process["pid"] == 300 and e["cgroup"] == "/hog"
+    assert (e["first_rss"], e["last_rss"], e["samples"]) == (100 << 20, 700 << 20, 4)
+    assert e["cgroup_limit"] == "not recorded"
+
+
+def test_killed_leaves_out_loops_and_oom_victims(res):
+    _, result, _ = res
+    (f,) = [f for f in result["findings"] if f.kind == "proc.killed"]
+    assert f.evidence["pids"] == [207] and f.evidence["signal"] == 9 and "SIGKILL" in f.title
+
+
+def test_each_sql_reproduces_under_query(res):
+    rec, result, _ = res
+    for f in result["findings"]:
+        if f.category == "incident":
+            cols, rows = Recording.open([str(rec.sources[0])]).execute(f.sql)
+            assert rows, f.kind
+
+
+def test_exec_storm_and_hung_task(tmp_path):
+    pe = {i: [x for k in range(5) for x in short(1000 + i * 10 + k, 100, at(i - 1, 100 * k), "cron", "cron")]
+          for i in range(1, 30)}
+    pe[15] += [x for k in range(300) for x in short(5000 + k, 100, at(14, 10 * k), "sh", "sh -c x")]
+    ke = {20: [kern(1, at(19, 100), "hung_task", "INFO: task jbd2/sda1-8:123 blocked for more than 120 seconds.",
+                    pid=123, comm="jbd2/sda1-8", seconds=120)]}
+    result = R.run(recording(tmp_path / "r", n=30, pe=pe, ke=ke))
+    fs = {f.kind: f for f in result["findings"] if f.category == "incident"}
+    assert set(fs) == {"proc.exec_storm", "proc.hung_task"}
+    assert fs["proc.exec_storm"].evidence["forks"] == 305 and fs["proc.exec_storm"].severity == "critical"
+    assert fs["proc.hung_task"].severity == "warning" and fs["proc.hung_task"].process["pid"] == 123
+    quiet = R.run(recording(tmp_path / "q", n=30, pe={i: v for i, v in pe.items() if i != 15}))
+    assert kinds(quiet) == []
+
+
+def test_no_incident_without_them(tmp_path):
+    # events that are all well: short processes ending with status 0, fewer failures than a loop
+    pe = {1: short(201, 100, at(0, 100), "cron", "cron", status=0) + short(202, 100, at(0, 500), "w", "w", status=1)
+          + short(203, 100, at(0, 900), "w", "w", status=1) + short(204, 100, at(0, 1500), "t", "t", signal=15)}
+    result = R.run(recording(tmp_path / "r", n=3, pe=pe))
+    assert [(f.kind, f.severity) for f in result["findings"] if f.category == "incident"] == [("proc.killed", "info")]
+    assert "Incidents (1)" in R.text(result)
+    old = R.run(write(tmp_path / "old", [snapshot(i, {"processes": [proc(100, i, "bash")]}) for i in range(3)]))
+    assert kinds(old) == [] and "Incidents" not in R.text(old) and "incident(s)" not in R.text(old)
+
+
+def test_cli_text_json_html(res, capsys, tmp_path):
+    _, _, path = res
+    assert main(["report", path]) == 0
+    out = capsys.readouterr().out
+    assert out.index("Incidents (3)") < out.index("Leaks") and "crash loop: worker" in out
+    assert main(["report", path, "-f", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [f["kind"] for f in doc["findings"]][:3] == ["proc.oom_kill", "proc.crash_loop", "proc.killed"]
+    page = tmp_path / "r.html"
+    assert main(["report", path, "--html", str(page)]) == 0
+    html = page.read_text()
+    assert "Incidents (3)" in html and "proc.crash_loop" in html
