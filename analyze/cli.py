@@ -466,7 +466,7 @@ def report(
     no_sql: bool = typer.Option(False, "--no-sql", help="Text without each finding's SQL."),
     host: Optional[List[str]] = HostOpt,
 ):
-    """Leaks and bottlenecks in a recording: a ranked list of findings, each with its severity,
+    """Incidents, leaks and bottlenecks in a recording: a ranked list of findings, each with its severity,
     evidence and the SQL that reproduces it (paste it into procsnap query --rec DIR).
 
     \b
@@ -475,6 +475,9 @@ def report(
       procsnap report ./incident --from 03:00 --to 03:30 --html incident.html
       procsnap report ./incident -f json | jq '.findings[] | select(.severity == "critical")'
 
+    Incidents, from the events procsnap record keeps between snapshots: crash loops (with the
+    interval between restarts), OOM kills (with the victim's memory before), fork/exec storms,
+    processes killed by signals, hung tasks and lockups.
     Leaks: descriptors by kind, RSS, threads and CLOSE_WAIT sockets growing steadily (a good
     straight-line fit, spread over the window) per process and per identity across restarts,
     with the time left until the soft fd limit or available memory runs out. Bottlenecks: CPU
