@@ -78,7 +78,7 @@ kernel threads are left out of the per-process ones, except D state):
   ``ip_local_port_range`` is not recorded).
 * ``ctxsw.host`` and ``ctxsw.process``: context-switch storms.
 
-INCIDENTS (category ``incident``, ranked first): crash loops, OOM kills, fork/exec storms,
+INCIDENTS (category ``incident``, ranked after the bottlenecks): crash loops, OOM kills, fork/exec storms,
 processes killed by signals, hung tasks and lockups, from ``process_events`` and
 ``kernel_events``; their rules and thresholds are documented in :mod:`.events`.
 

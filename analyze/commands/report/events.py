@@ -2,7 +2,8 @@
 
 * ``proc.crash_loop``: one command (same user, name and command line with digits ignored)
   ending with a non-zero status or a signal at least ``CRASH_LOOP_MIN`` (3) times in the window,
-  with the interval between its restarts; critical from ``CRASH_LOOP_CRIT`` (10) failures.
+  restarted ``CRASH_LOOP_MIN_GAP_S`` (0.1 s) apart or more (the median), with the interval
+  between its restarts; critical from ``CRASH_LOOP_CRIT`` (10) failures.
 * ``proc.oom_kill``: each process the OOM killer shot (critical), with its RSS in the snapshots
   before the kill (same boot, pid and name) and its memory cgroup (the cgroup's limit is not
   recorded).
@@ -30,6 +31,9 @@ from analyze.commands.report.fmt import fmt_bytes
 from analyze.commands.report.model import Finding, Window, lit, query_rows
 
 CRASH_LOOP_MIN, CRASH_LOOP_CRIT = 3, 10
+# Restarts faster than a supervisor's delay (systemd's RestartSec defaults to 100 ms) are a
+# script's loop over a failing command (grep, test, readlink), not a service restarting.
+CRASH_LOOP_MIN_GAP_S = 0.1
 STORM_BUCKET_S, STORM_MIN_STARTS, STORM_FACTOR, STORM_CRIT_FACTOR = 10, 100, 5.0, 20.0
 HUNG_CRIT_S = 600
 CORE_SIGNALS = {_signal.SIGQUIT, _signal.SIGILL, _signal.SIGTRAP, _signal.SIGABRT, _signal.SIGBUS, _signal.SIGFPE,
@@ -64,37 +68,53 @@ ex AS (
 )"""
 
 
-def crash_loop_sql(w: Window, host: str | None = None, ident: str | None = None) -> str:
-    h = f" AND host = {lit(host)}" if host else ""
-    i = f" AND ident = {lit(ident)}" if ident is not None else ""
-    return f"""/* procsnap report: commands ending with a non-zero status or a signal {CRASH_LOOP_MIN} times or more
-   (crash loops), with the seconds between their restarts */
-WITH {exits_sql(w)},
+def _loops_cte(w: Window) -> str:
+    """The crash loops: failed exits of one command (host, user, name, command line with digits
+    ignored) at least CRASH_LOOP_MIN times, restarted no faster than CRASH_LOOP_MIN_GAP_S apart."""
+    return f"""{exits_sql(w)},
 g AS (
     SELECT *, epoch(started) - epoch(lag(started) OVER (PARTITION BY host, uid, name, ident ORDER BY started))
               AS restart_gap_s
-    FROM ex WHERE true{h}{i}
-)
-SELECT host, uid, name, ident, count(*) AS failures, min(time) AS first, max(time) AS last,
-       list(DISTINCT coalesce('status ' || exit_status, 'signal ' || signal) ORDER BY
-            coalesce('status ' || exit_status, 'signal ' || signal)) AS how,
-       round(median(restart_gap_s), 1) AS restart_every_s, round(min(restart_gap_s), 1) AS restart_min_s,
-       round(max(restart_gap_s), 1) AS restart_max_s, list(pid ORDER BY time) AS pids,
-       arg_max(cmdline, time) AS cmdline, arg_max("user", time) AS "user", max(started) AS last_start
-FROM g GROUP BY host, uid, name, ident HAVING count(*) >= {CRASH_LOOP_MIN}
+    FROM ex
+),
+loops AS (
+    SELECT host, uid, name, ident, count(*) AS failures, min(time) AS first, max(time) AS last,
+           string_agg(DISTINCT coalesce('status ' || exit_status, 'signal ' || signal), ', ' ORDER BY
+                      coalesce('status ' || exit_status, 'signal ' || signal)) AS how,
+           round(median(restart_gap_s), 1) AS restart_every_s, round(min(restart_gap_s), 1) AS restart_min_s,
+           round(max(restart_gap_s), 1) AS restart_max_s, arg_max(pid, time) AS pid, list(pid ORDER BY time) AS pids,
+           arg_max(cmdline, time) AS cmdline, arg_max("user", time) AS "user", max(started) AS last_start
+    FROM g GROUP BY host, uid, name, ident
+    HAVING count(*) >= {CRASH_LOOP_MIN} AND median(restart_gap_s) >= {CRASH_LOOP_MIN_GAP_S}
+)"""
+
+
+def crash_loop_sql(w: Window, host: str | None = None, ident: str | None = None) -> str:
+    h = f" AND host = {lit(host)}" if host else ""
+    i = f" AND ident = {lit(ident)}" if ident is not None else ""
+    return f"""/* procsnap report: commands ending with a non-zero status or a signal {CRASH_LOOP_MIN} times or more,
+   restarted {CRASH_LOOP_MIN_GAP_S:g} s apart or more (crash loops), with the seconds between their restarts */
+WITH {_loops_cte(w)}
+SELECT * FROM loops WHERE true{h}{i}
 ORDER BY failures DESC, host, name"""
 
 
 def killed_sql(w: Window, host: str | None = None) -> str:
-    h = f" AND host = {lit(host)}" if host else ""
-    return f"""/* procsnap report: processes killed by a signal, per command and signal */
-WITH {exits_sql(w)}
-SELECT host, name, signal, count(*) AS processes, bool_or(core_dumped) AS core_dumped, min(time) AS first,
-       max(time) AS last, list(pid ORDER BY time) AS pids, list(ident ORDER BY time) AS idents,
-       list(boot_id ORDER BY time) AS boot_ids, arg_max(cmdline, time) AS cmdline, arg_max("user", time) AS "user",
-       arg_max(started, time) AS last_start
-FROM ex WHERE signal IS NOT NULL{h}
-GROUP BY host, name, signal ORDER BY processes DESC, host, name"""
+    h = f" AND ex.host = {lit(host)}" if host else ""
+    return f"""/* procsnap report: processes killed by a signal, per command and signal (crash loops and the OOM
+   killer's victims aside: they have their own findings) */
+WITH {_loops_cte(w)}
+SELECT ex.host, ex.name, ex.signal, count(*) AS processes, bool_or(ex.core_dumped) AS core_dumped,
+       min(ex.time) AS first, max(ex.time) AS last, arg_max(ex.pid, ex.time) AS pid, list(ex.pid ORDER BY ex.time) AS pids,
+       arg_max(ex.cmdline, ex.time) AS cmdline, arg_max(ex."user", ex.time) AS "user",
+       arg_max(ex.started, ex.time) AS last_start
+FROM ex
+WHERE ex.signal IS NOT NULL{h}
+  AND NOT EXISTS (SELECT 1 FROM loops l WHERE l.host = ex.host AND l.uid IS NOT DISTINCT FROM ex.uid
+                  AND l.name IS NOT DISTINCT FROM ex.name AND l.ident = ex.ident)
+  AND NOT EXISTS (SELECT 1 FROM kernel_events k WHERE k.kind = 'oom_kill' AND k.host = ex.host
+                  AND k.boot_id = ex.boot_id AND k.pid = ex.pid AND k.time <= ex.time)
+GROUP BY ex.host, ex.name, ex.signal ORDER BY processes DESC, ex.host, ex.name"""
 
 
 def oom_sql(w: Window, host: str | None = None) -> str:
@@ -175,21 +195,17 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
     if not recorded(rec):
         return []
     out: list[Finding] = []
-    looped: set[tuple] = set()
     for r in query_rows(rec, crash_loop_sql(w)):
-        looped.add((r["host"], r["ident"]))
         sev = "critical" if r["failures"] >= CRASH_LOOP_CRIT else "warning"
         every = f", restarting every {r['restart_every_s']:g} s" if r["restart_every_s"] is not None else ""
-        title = (f"crash loop: {r['name']} ended {r['failures']} times with {', '.join(r['how'])}{every} "
+        title = (f"crash loop: {r['name']} ended {r['failures']} times with {r['how']}{every} "
                  f"({r['first']:%H:%M:%S} .. {r['last']:%H:%M:%S})")
-        ev = {k: r[k] for k in ("failures", "first", "last", "restart_every_s", "restart_min_s", "restart_max_s",
-                                "uid")} | {"how": ", ".join(r["how"]), "pids": r["pids"][:20]}
-        who = _who(r) | {"pid": r["pids"][-1], "start_time": r["last_start"] or r["last"]}
+        ev = {k: r[k] for k in ("failures", "first", "last", "how", "restart_every_s", "restart_min_s",
+                                "restart_max_s", "uid")} | {"last_pids": r["pids"][-20:]}
+        who = _who(r) | {"start_time": r["last_start"] or r["last"]}
         out.append(Finding("incident", "proc.crash_loop", sev, title, r["host"], who, ev,
                            crash_loop_sql(w, r["host"], r["ident"]), score=r["failures"]))
-    oomed: set[tuple] = set()
     for r in query_rows(rec, oom_sql(w)):
-        oomed.add((r["host"], r["boot_id"], r["pid"]))
         hist = ""
         if r["samples"]:
             hist = (f"; RSS {fmt_bytes(r['first_rss'])} at {r['first_seen']:%H:%M:%S} → {fmt_bytes(r['last_rss'])} "
@@ -203,19 +219,15 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         out.append(Finding("incident", "proc.oom_kill", "critical", title, r["host"], _who(r), ev,
                            oom_sql(w, r["host"]), score=r["rss_at_kill"] or 0))
     for r in query_rows(rec, killed_sql(w)):
-        # the members of a crash loop and the OOM killer's victims have their own findings
-        rest = [p for p, i, b in zip(r["pids"], r["idents"], r["boot_ids"])
-                if (r["host"], i) not in looped and (r["host"], b, p) not in oomed]
-        if not rest:
-            continue
+        n = r["processes"]
         sev = "warning" if r["signal"] == _signal.SIGKILL or r["signal"] in CORE_SIGNALS else "info"
         core = ", core dumped" if r["core_dumped"] else ""
-        title = (f"killed by {_sig(r['signal'])}: {r['name']} ({len(rest)} process{'es' if len(rest) > 1 else ''}"
+        title = (f"killed by {_sig(r['signal'])}: {r['name']} ({n} process{'es' if n > 1 else ''}"
                  f"{core}, last at {r['last']:%H:%M:%S})")
-        ev = {"signal": r["signal"], "processes": len(rest), "core_dumped": r["core_dumped"], "first": r["first"],
-              "last": r["last"], "pids": rest[:20]}
-        out.append(Finding("incident", "proc.killed", sev, title, r["host"], _who(r) | {"pid": rest[-1],
-                           "start_time": r["last_start"] or r["last"]}, ev, killed_sql(w, r["host"]), score=len(rest)))
+        ev = {k: r[k] for k in ("signal", "processes", "core_dumped", "first", "last")} | {"last_pids": r["pids"][-20:]}
+        out.append(Finding("incident", "proc.killed", sev, title, r["host"],
+                           _who(r) | {"start_time": r["last_start"] or r["last"]}, ev, killed_sql(w, r["host"]),
+                           score=n))
     for r in query_rows(rec, storm_sql(w)):
         sev = "critical" if r["times_usual"] >= STORM_CRIT_FACTOR else "warning"
         title = (f"fork/exec storm: {r['starts_per_s']:g} process starts/s at {r['interval_start']:%H:%M:%S} "

@@ -104,8 +104,8 @@ def instance_of(r: dict, insts: dict) -> dict:
 
 def rank(findings: list[Finding]) -> list[Finding]:
     def key(f: Finding):
-        if f.category == "incident":  # what happened first: they are listed before leaks and bottlenecks
-            return (-1, SEV_RANK[f.severity], KIND_ORDER.index(f.kind), -(f.score or 0))
+        if f.category == "incident":  # listed after leaks and bottlenecks, in their own section
+            return (2, SEV_RANK[f.severity], KIND_ORDER.index(f.kind), -(f.score or 0))
         if f.category == "leak":
             return (0, SEV_RANK[f.severity], f.hours_left if f.hours_left is not None else math.inf, -f.score)
         return (1, SEV_RANK[f.severity], KIND_ORDER.index(f.kind), -(f.score or 0))

@@ -9,7 +9,7 @@ from analyze.commands.report.model import Finding
 
 
 # The sections of a report, in the order of its ranking (model.rank).
-CATEGORIES = (("incident", "Incidents"), ("leak", "Leaks"), ("bottleneck", "Bottlenecks"))
+CATEGORIES = (("leak", "Leaks"), ("bottleneck", "Bottlenecks"), ("incident", "Incidents"))
 
 
 def as_json(result: dict) -> dict:
