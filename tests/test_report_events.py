@@ -110,3 +110,18 @@ def test_cli_text_json_html(res, capsys, tmp_path):
     assert main(["report", path, "--html", str(page)]) == 0
     html = page.read_text()
     assert "Incidents (3)" in html and "proc.crash_loop" in html
+
+
+def test_window_takes_events_by_their_own_time(tmp_path):
+    # a process forked before the window and failing in it, whose exit is written with the
+    # snapshot after the window's end: the report sees it as its SQL under query does
+    pe = {1: short(201, 100, at(0, 100), "w", "w --x", status=2, life_ms=50)[:2],
+          3: [x for k in range(3) for x in short(300 + k, 100, at(2, 1000 * k), "w", "w --x", status=2)]
+          + short(201, 100, at(0, 100), "w", "w --x", status=2, life_ms=29_000)[2:]}
+    path = tmp_path / "r"
+    recording(path, n=5, pe=pe)
+    result = R.run(Recording.open([str(path)]), "03:00:05", "03:00:29.5")
+    (f,) = [f for f in result["findings"] if f.kind == "proc.crash_loop"]
+    assert f.evidence["failures"] == 4 and f.process["cmdline"] == "w --x"
+    rows = Recording.open([str(path)]).execute(f.sql)[1]
+    assert len(rows) == 1
