@@ -423,8 +423,9 @@ def events(
         None, "--kind", metavar="KIND[,KIND]",
         help="Only these kinds: fork, exec, exit, comm, uid, gid, sid, ptrace, coredump, threads; the kernel's "
              "oom_kill, oom_invoked, oom_context, segfault, trap, hung_task, soft_lockup, hard_lockup, syn_flood, "
-             "conntrack_full, fs_error, fs_readonly, io_error; oom, lockup, process (fork, exec, exit) and kernel "
-             "(all of the kernel's). Default: all but threads and the kernel's unparsed records."),
+             "conntrack_full, fs_error, fs_readonly, io_error, and log (its records no parser named); oom, lockup, "
+             "process (fork, exec, exit) and kernel (all of the kernel's parsed kinds). Default: all but threads "
+             "and log."),
     at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
     at_to: Optional[str] = typer.Option(None, "--to", help="End of the window (default: the recording's end)."),
     tree: bool = typer.Option(False, "--tree", help="Who started what: each process under the one that forked it, "

@@ -58,6 +58,17 @@ def test_selection_pid_command_user_kind(capsys, rec):
     assert rows(capsys, "--rec", rec, "-u", "nobody")[0] == 1
 
 
+def test_kind_log_lists_the_unparsed_kernel_records(capsys, tmp_path):
+    from tests.support.events import at, kern
+    recording(tmp_path / "r", ke={1: [kern(1, at(0, 100), None, "eth0: link up"),
+                                      kern(2, at(0, 200), "oom_kill", "Out of memory: Killed process 9 (x)",
+                                           pid=9, comm="x")]})
+    _, rs = rows(capsys, "--rec", str(tmp_path / "r"))
+    assert [r["kind"] for r in rs] == ["oom_kill"]
+    _, rs = rows(capsys, "--rec", str(tmp_path / "r"), "--kind", "log")
+    assert [(r["kind"], r["detail"]) for r in rs] == [("log", "eth0: link up")]
+
+
 def test_window(capsys, rec):
     _, rs = rows(capsys, "--rec", rec, "--from", "03:00:20")
     assert {r["pid"] for r in rs} == {"300"}

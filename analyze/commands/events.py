@@ -15,21 +15,23 @@ from analyze.errors import UsageError
 
 PROCESS_KINDS = ("fork", "exec", "exit", "comm", "uid", "gid", "sid", "ptrace", "coredump", "threads",
                  "thread_fork", "thread_exit", "thread_comm")
-KERNEL_KINDS = ("oom_invoked", "oom_context", "oom_kill", "segfault", "trap", "hung_task", "soft_lockup",
+# 'log' stands for the kernel log records no parser named (kernel_events.kind NULL).
+KERNEL_KINDS = ("log", "oom_invoked", "oom_context", "oom_kill", "segfault", "trap", "hung_task", "soft_lockup",
                 "hard_lockup", "syn_flood", "conntrack_full", "fs_error", "fs_readonly", "io_error")
 # Short names a responder types for a group of kinds.
-ALIASES = {"oom": ("oom_kill",), "lockup": ("soft_lockup", "hard_lockup"), "kernel": KERNEL_KINDS,
+ALIASES = {"oom": ("oom_kill",), "lockup": ("soft_lockup", "hard_lockup"), "kernel": KERNEL_KINDS[1:],
            "process": ("fork", "exec", "exit")}
-DEFAULT_KINDS = tuple(k for k in PROCESS_KINDS if k != "threads" and not k.startswith("thread_")) + KERNEL_KINDS
+DEFAULT_KINDS = tuple(k for k in PROCESS_KINDS if k != "threads" and not k.startswith("thread_")) + KERNEL_KINDS[1:]
 COLUMNS = ["time", "host", "kind", "pid", "ppid", "user", "command", "detail"]
 FORMATS = ("text", "table", "csv", "json")
 
-# One row per event; a fork's command (NULL in the event) and a row's user id are the nearest
+# One row per event (a 'threads' row, a count over an interval, at the snapshot that ends it);
+# a fork's command (NULL in the event) and a row's user id are the nearest
 # ones the same process instance has later (exec, exit) or earlier (comm).
 EVENTS_SQL = """
 WITH users AS (SELECT uid, any_value("user") AS "user" FROM processes WHERE "user" IS NOT NULL GROUP BY uid),
 pe AS (
-  SELECT time, host, boot_id, kind, pid, ppid, start_time,
+  SELECT coalesce(time, ts) AS time, host, boot_id, kind, pid, ppid, start_time,
          coalesce(name, first_value(name IGNORE NULLS) OVER w, last_value(name IGNORE NULLS) OVER w0) AS command,
          coalesce(uid, first_value(uid IGNORE NULLS) OVER w, last_value(uid IGNORE NULLS) OVER w0) AS uid,
          cmdline, exe, exit_status, signal, core_dumped, elapsed, max_rss, utime, stime, threads
@@ -40,16 +42,16 @@ pe AS (
          w0 AS (PARTITION BY host, boot_id, pid, start_time ORDER BY kernel_ts_ns, kind
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT coalesce(pe.time, (SELECT max(ts) FROM snapshots)) AS time, pe.host, 'process' AS source, kind, pid, ppid,
+SELECT pe.time, pe.host, 'process' AS source, kind, pid, ppid,
        uid, u."user", command, start_time, boot_id, cmdline, exe, exit_status, signal, core_dumped, elapsed, max_rss,
        utime, stime, threads, NULL AS text, NULL AS cgroup, NULL AS anon_rss, NULL AS seconds, NULL AS port,
        NULL AS library
 FROM pe LEFT JOIN users u USING (uid)
 UNION ALL
-SELECT time, host, 'kernel', kind, pid, NULL, k.uid, u."user", comm, start_time, boot_id, NULL, NULL, NULL, NULL,
+SELECT time, host, 'kernel', coalesce(kind, 'log'), pid, NULL, k.uid, u."user", comm, start_time, boot_id, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, text, cgroup, anon_rss, seconds, port, library
 FROM kernel_events k LEFT JOIN users u ON u.uid = k.uid
-WHERE kind IN (SELECT unnest($kinds)) AND time BETWEEN $t0 AND $t1
+WHERE coalesce(kind, 'log') IN (SELECT unnest($kinds)) AND time BETWEEN $t0 AND $t1
 ORDER BY time, source DESC, pid
 """
 
