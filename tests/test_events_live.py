@@ -43,7 +43,7 @@ def test_a_crash_loop_is_named_by_report_and_listed_by_events(tmp_path, capsys):
             time.sleep(0.2)
         R.record(st, col, 0.1, count=1, process_events=pe)
     result = Rp.run(Recording.open([str(root)]))
-    loops = [f for f in result["findings"] if f.kind == "proc.crash_loop" and "exit 3" in (f.process["cmdline"] or "")]
+    loops = [f for f in result["findings"] if f.kind == "proc.crash_loop" and "exit 3" in (f.evidence["command_line"] or "")]
     assert loops, [f.title for f in result["findings"]]
     assert loops[0].evidence["failures"] >= 5 and loops[0].evidence["how"] == "status 3"
     assert 0.1 < loops[0].evidence["restart_every_s"] < 1.0

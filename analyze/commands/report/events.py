@@ -59,6 +59,7 @@ e AS (SELECT host, boot_id, pid, time AS exec_time, name AS exec_name, cmdline, 
 ex AS (
     SELECT x.host, x.boot_id, x.pid, x.ppid, x.time, coalesce(x.name, e.exec_name) AS name,
            coalesce(x.uid, e.exec_uid) AS uid, e.cmdline, coalesce(x.start_time, f.fork_time) AS started,
+           x.start_time,
            x.exit_status, x.signal, x.core_dumped, u."user",
            regexp_replace(coalesce(e.cmdline, x.name, e.exec_name, ''), '[0-9]+', 'N', 'g') AS ident
     FROM x
@@ -83,7 +84,8 @@ loops AS (
                       coalesce('status ' || exit_status, 'signal ' || signal)) AS how,
            round(median(restart_gap_s), 1) AS restart_every_s, round(min(restart_gap_s), 1) AS restart_min_s,
            round(max(restart_gap_s), 1) AS restart_max_s, arg_max(pid, time) AS pid, list(pid ORDER BY time) AS pids,
-           arg_max(cmdline, time) AS cmdline, arg_max("user", time) AS "user", max(started) AS last_start
+           arg_max(cmdline, time) AS cmdline, arg_max("user", time) AS "user", max(started) AS last_start,
+           arg_max(boot_id, time) AS boot_id, arg_max(start_time, time) AS start_time
     FROM g GROUP BY host, uid, name, ident
     HAVING count(*) >= {CRASH_LOOP_MIN} AND median(restart_gap_s) >= {CRASH_LOOP_MIN_GAP_S}
 )"""
@@ -107,7 +109,8 @@ WITH {_loops_cte(w)}
 SELECT ex.host, ex.name, ex.signal, count(*) AS processes, bool_or(ex.core_dumped) AS core_dumped,
        min(ex.time) AS first, max(ex.time) AS last, arg_max(ex.pid, ex.time) AS pid, list(ex.pid ORDER BY ex.time) AS pids,
        arg_max(ex.cmdline, ex.time) AS cmdline, arg_max(ex."user", ex.time) AS "user",
-       arg_max(ex.started, ex.time) AS last_start
+       arg_max(ex.started, ex.time) AS last_start, arg_max(ex.boot_id, ex.time) AS boot_id,
+       arg_max(ex.start_time, ex.time) AS start_time
 FROM ex
 WHERE ex.signal IS NOT NULL{h}
   AND NOT EXISTS (SELECT 1 FROM loops l WHERE l.host = ex.host AND l.uid IS NOT DISTINCT FROM ex.uid
@@ -173,7 +176,8 @@ def hung_sql(w: Window, host: str | None = None) -> str:
     h = f" AND host = {lit(host)}" if host else ""
     return f"""/* procsnap report: hung tasks and soft/hard lockups the kernel reported, per task (or CPU) and kind */
 SELECT host, kind, pid, comm, count(*) AS reports, max(seconds) AS seconds_max, min(time) AS first,
-       max(time) AS last, list(DISTINCT cpu) FILTER (cpu IS NOT NULL) AS cpus, arg_max(text, time) AS text
+       max(time) AS last, list(DISTINCT cpu) FILTER (cpu IS NOT NULL) AS cpus, arg_max(text, time) AS text,
+       arg_max(boot_id, time) AS boot_id, arg_max(start_time, time) AS start_time
 FROM kernel_events WHERE kind IN ('hung_task', 'soft_lockup', 'hard_lockup') AND {w.sql('time')}{h}
 GROUP BY host, kind, pid, comm ORDER BY last"""
 
@@ -184,6 +188,22 @@ def _who(r: dict) -> dict:
             "start_time": r.get("start_time") or r.get("first") or r.get("time"), "cmdline": r.get("cmdline"),
             "boot_id": r.get("boot_id"), "ppid": r.get("ppid"), "exe": r.get("exe"),
             "first_seen": r.get("first_seen"), "last_seen": r.get("last_seen")}
+
+
+def _charted(rec: Recording, w: Window, r: dict) -> dict | None:
+    """The finding's process when snapshots saw it in the window (its rows in processes: the HTML
+    page charts it), else None: a process that lived between two snapshots is named by the
+    finding's title and evidence (last_pid, command_line) only."""
+    if r.get("pid") is None or r.get("start_time") is None:
+        return None
+    seen = query_rows(rec, f"""SELECT count(*) AS n FROM processes WHERE {w.sql()} AND host = {lit(r['host'])}
+        AND boot_id IS NOT DISTINCT FROM {lit(r.get('boot_id'))} AND pid = {r['pid']}
+        AND start_time = {lit(r['start_time'])}""")
+    return _who(r) if seen and seen[0]["n"] else None
+
+
+def _gone(r: dict) -> dict:
+    return {"last_pid": r.get("pid"), "command_line": r.get("cmdline")}
 
 
 def recorded(rec: Recording) -> bool:
@@ -201,9 +221,8 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         title = (f"crash loop: {r['name']} ended {r['failures']} times with {r['how']}{every} "
                  f"({r['first']:%H:%M:%S} .. {r['last']:%H:%M:%S})")
         ev = {k: r[k] for k in ("failures", "first", "last", "how", "restart_every_s", "restart_min_s",
-                                "restart_max_s", "uid")} | {"last_pids": r["pids"][-20:]}
-        who = _who(r) | {"start_time": r["last_start"] or r["last"]}
-        out.append(Finding("incident", "proc.crash_loop", sev, title, r["host"], who, ev,
+                                "restart_max_s", "uid")} | {"last_pids": r["pids"][-20:]} | _gone(r)
+        out.append(Finding("incident", "proc.crash_loop", sev, title, r["host"], _charted(rec, w, r), ev,
                            crash_loop_sql(w, r["host"], r["ident"]), score=r["failures"]))
     for r in query_rows(rec, oom_sql(w)):
         hist = ""
@@ -216,7 +235,8 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         ev = {k: r[k] for k in ("time", "oom_constraint", "cgroup", "task_cgroup", "rss_at_kill", "anon_rss",
                                 "total_vm", "samples", "first_seen", "first_rss", "last_seen", "last_rss",
                                 "peak_rss")} | {"cgroup_limit": "not recorded"}
-        out.append(Finding("incident", "proc.oom_kill", "critical", title, r["host"], _who(r), ev,
+        out.append(Finding("incident", "proc.oom_kill", "critical", title, r["host"], _charted(rec, w, r),
+                           ev | _gone(r),
                            oom_sql(w, r["host"]), score=r["rss_at_kill"] or 0))
     for r in query_rows(rec, killed_sql(w)):
         n = r["processes"]
@@ -224,9 +244,10 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         core = ", core dumped" if r["core_dumped"] else ""
         title = (f"killed by {_sig(r['signal'])}: {r['name']} ({n} process{'es' if n > 1 else ''}"
                  f"{core}, last at {r['last']:%H:%M:%S})")
-        ev = {k: r[k] for k in ("signal", "processes", "core_dumped", "first", "last")} | {"last_pids": r["pids"][-20:]}
-        out.append(Finding("incident", "proc.killed", sev, title, r["host"],
-                           _who(r) | {"start_time": r["last_start"] or r["last"]}, ev, killed_sql(w, r["host"]),
+        ev = {k: r[k] for k in ("signal", "processes", "core_dumped", "first", "last")} \
+            | {"last_pids": r["pids"][-20:]} | _gone(r)
+        out.append(Finding("incident", "proc.killed", sev, title, r["host"], _charted(rec, w, r), ev,
+                           killed_sql(w, r["host"]),
                            score=n))
     for r in query_rows(rec, storm_sql(w)):
         sev = "critical" if r["times_usual"] >= STORM_CRIT_FACTOR else "warning"
@@ -241,7 +262,7 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         secs = f" for {r['seconds_max']} s" if r["seconds_max"] is not None else ""
         who = f"{r['comm']} (pid {r['pid']})" if r["pid"] is not None else f"CPU {', '.join(map(str, r['cpus'] or []))}"
         title = f"{what}: {who} blocked{secs}, {r['reports']} report(s), last at {r['last']:%H:%M:%S}"
-        out.append(Finding("incident", "proc.hung_task", sev, title, r["host"],
-                           _who(r) if r["pid"] is not None else None, r, hung_sql(w, r["host"]),
+        out.append(Finding("incident", "proc.hung_task", sev, title, r["host"], _charted(rec, w, r), r,
+                           hung_sql(w, r["host"]),
                            score=r["seconds_max"] or 0))
     return out
