@@ -377,7 +377,9 @@ def diff(
     Across recordings, processes are matched by executable, command line (digits ignored), cgroup
     and user rather than pid, so a restarted service shows as restarted, with its changes. Within
     one recording, the processes that came and went between the two moments and the listening
-    sockets bound and released in between are listed too.
+    sockets bound and released in between are listed too, and, from the process events that
+    procsnap record keeps, what ran and ended entirely in between: counts by command and the
+    failures with their exit status or signal.
     """
     from analyze.commands import diff as D
     from analyze.data.db import Recording
@@ -408,6 +410,52 @@ def diff(
 
 
 @app.command()
+def events(
+    rec: Optional[List[str]] = typer.Option(None, "--rec", help="Recording folder to read (repeatable)."),
+    pid: Optional[List[str]] = typer.Option(None, "-p", metavar="PID[,PID]", help="Only these processes; ^PID "
+                                            "excludes (as lsof)."),
+    user: Optional[List[str]] = typer.Option(None, "-u", metavar="USER[,USER]", help="Only processes of these "
+                                             "users, by name or uid; ^USER excludes (as lsof)."),
+    cmd: Optional[List[str]] = typer.Option(None, "-c", metavar="CMD", help="Only processes whose command "
+                                            "starts with CMD, or matches /REGEX/[i]; ^CMD excludes (as lsof). "
+                                            "-c, -u and -p are ORed, exclusions first."),
+    kind: Optional[List[str]] = typer.Option(
+        None, "--kind", metavar="KIND[,KIND]",
+        help="Only these kinds: fork, exec, exit, comm, uid, gid, sid, ptrace, coredump, threads; the kernel's "
+             "oom_kill, oom_invoked, oom_context, segfault, trap, hung_task, soft_lockup, hard_lockup, syn_flood, "
+             "conntrack_full, fs_error, fs_readonly, io_error, and log (its records no parser named); oom, lockup, "
+             "process (fork, exec, exit) and kernel (all of the kernel's parsed kinds). Default: all but threads "
+             "and log."),
+    at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
+    at_to: Optional[str] = typer.Option(None, "--to", help="End of the window (default: the recording's end)."),
+    tree: bool = typer.Option(False, "--tree", help="Who started what: each process under the one that forked it, "
+                                                  "with its program and how it ended."),
+    fmt: Optional[str] = typer.Option(None, "-f", "--format", help="text, csv or json (default: text on a "
+                                                                  "terminal, csv otherwise)."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """Process starts, programs, exits (with status or signal) and the kernel's incident reports
+    (OOM kills, segfaults, hung tasks, ...) in a recording, in time order.
+
+    \b
+    Examples:
+      procsnap events --rec ./incident --from 03:10 --to 03:20
+      procsnap events --rec ./incident --kind exit,oom -c java
+      procsnap events --rec ./incident -u www-data --tree
+      procsnap events --rec ./incident --kind oom -f json
+
+    Every process event that procsnap record heard from the kernel between snapshots (so
+    also the processes that lived less than one interval) and the kernel log records it
+    parsed. Exit status as lsof: 1 when no event is listed; 3 when recorded rows were
+    unreadable and are left out.
+    """
+    from analyze.commands import events as E
+    code = E.run(rec, host, pid, user, cmd, kind, at_from, at_to, fmt, tree)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def report(
     dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
     at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
@@ -419,7 +467,7 @@ def report(
     no_sql: bool = typer.Option(False, "--no-sql", help="Text without each finding's SQL."),
     host: Optional[List[str]] = HostOpt,
 ):
-    """Leaks and bottlenecks in a recording: a ranked list of findings, each with its severity,
+    """Incidents, leaks and bottlenecks in a recording: a ranked list of findings, each with its severity,
     evidence and the SQL that reproduces it (paste it into procsnap query --rec DIR).
 
     \b
@@ -428,6 +476,9 @@ def report(
       procsnap report ./incident --from 03:00 --to 03:30 --html incident.html
       procsnap report ./incident -f json | jq '.findings[] | select(.severity == "critical")'
 
+    Incidents, from the events procsnap record keeps between snapshots: crash loops (with the
+    interval between restarts), OOM kills (with the victim's memory before), fork/exec storms,
+    processes killed by signals, hung tasks and lockups.
     Leaks: descriptors by kind, RSS, threads and CLOSE_WAIT sockets growing steadily (a good
     straight-line fit, spread over the window) per process and per identity across restarts,
     with the time left until the soft fd limit or available memory runs out. Bottlenecks: CPU

@@ -306,10 +306,82 @@ def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20, s
             out["listening_closed"].append({"socket": s, "pid": pid, "name": p.name, "user": p.user})
     out["came_and_went"] = [p for p in _came_and_went(before, after) if keep(p)]
     out["bound_and_released"] = [s for s in _bound_and_released(before, after, sa | sb) if keep(s)]
+    out["ran_between"] = ran_between(before, after, select)
     out["differences"] = sum(len(out[k]) for k in ("started", "exited", "restarted", "changed", "listening_opened",
                                                    "listening_closed", "files", "came_and_went",
-                                                   "bound_and_released"))
+                                                   "bound_and_released")) + out["ran_between"]["total"]
     return out
+
+
+# Processes that started and exited between two moments, from process_events: the exit rows in
+# the window, each with the fork and exec of its pid before it (ASOF: the latest one); a process
+# started after the first moment when its start time (or, unread, its fork) is after it.
+RAN_BETWEEN_SQL = """
+WITH users AS (SELECT uid, any_value("user") AS "user" FROM processes WHERE "user" IS NOT NULL GROUP BY uid),
+x AS (SELECT boot_id, pid, ppid, start_time, time, name, uid, exit_status, signal, core_dumped, elapsed
+      FROM process_events WHERE host = $h AND kind = 'exit' AND time > $a AND time < $b),
+f AS (SELECT boot_id, pid, time AS fork_time FROM process_events WHERE host = $h AND kind = 'fork'),
+e AS (SELECT boot_id, pid, time AS exec_time, name AS exec_name, cmdline, uid AS exec_uid
+      FROM process_events WHERE host = $h AND kind = 'exec')
+SELECT x.pid, x.ppid, coalesce(x.name, e.exec_name) AS name, u."user", coalesce(x.uid, e.exec_uid) AS uid,
+       coalesce(x.start_time, f.fork_time) AS started, x.time AS ended,
+       CASE WHEN e.exec_time >= coalesce(f.fork_time, x.start_time, e.exec_time) THEN e.cmdline END AS cmdline,
+       x.exit_status, x.signal, x.core_dumped, x.elapsed
+FROM x
+ASOF LEFT JOIN f ON f.boot_id = x.boot_id AND f.pid = x.pid AND f.fork_time <= x.time
+ASOF LEFT JOIN e ON e.boot_id = x.boot_id AND e.pid = x.pid AND e.exec_time <= x.time
+LEFT JOIN users u ON u.uid = coalesce(x.uid, e.exec_uid)
+WHERE coalesce(x.start_time, f.fork_time) > $a
+ORDER BY x.time, x.pid
+"""
+
+
+def ran_between(before: Side, after: Side, select=None, max_failures: int = 50) -> dict:
+    """Within one recording with process events: what started and ended entirely between the two
+    moments (invisible to both snapshots): counts by command, and the failures (non-zero exit
+    status or a killing signal). ``recorded`` is False when the recording has no process events."""
+    out: dict = {"recorded": False, "total": 0, "failed": 0, "by_command": [], "failures": [],
+                 "failures_count": 0}
+    if before.rec is not after.rec or before.moment.host != after.moment.host \
+            or not before.rec.files.get("process_events"):
+        return out
+    cols, rows = before.rec.query(RAN_BETWEEN_SQL, {"h": before.moment.host, "a": before.moment.ts,
+                                                    "b": after.moment.ts})
+    procs = [dict(zip(cols, r)) for r in rows]
+    procs = [p for p in procs if _keep(select, p)]
+    out["recorded"] = True
+    counts: dict[str, list[int]] = {}
+    failures = []
+    for p in procs:
+        failed = p["signal"] is not None or (p["exit_status"] or 0) != 0
+        c = counts.setdefault(p["name"] or "?", [0, 0])
+        c[0] += 1
+        c[1] += failed
+        if failed:
+            failures.append(p)
+    out["total"], out["failed"] = len(procs), len(failures)
+    out["by_command"] = [{"name": n, "count": c, "failed": f}
+                         for n, (c, f) in sorted(counts.items(), key=lambda t: (-t[1][0], t[0]))]
+    out["failures"], out["failures_count"] = failures[:max_failures], len(failures)
+    return out
+
+
+def _ran_lines(r: dict) -> list[str]:
+    from analyze.commands.events import ended
+    lines = [f"  {r['total']} processes, {r['failed']} failed; by command:"]
+    lines += [f"    {c['count']:6d}  {c['name']}" + (f"  ({c['failed']} failed)" if c["failed"] else "")
+              for c in r["by_command"][:20]]
+    if len(r["by_command"]) > 20:
+        lines.append(f"    … {len(r['by_command']) - 20} more commands")
+    if r["failures"]:
+        lines.append("  failed:")
+        for p in r["failures"]:
+            lines.append(f"    {p['ended']:%H:%M:%S}  {p['pid']} {p['name'] or '?'} ({p['user'] or p['uid']}): "
+                         f"{ended(p['exit_status'], p['signal'], p['core_dumped'])}"
+                         + (f"  {p['cmdline']}" if p["cmdline"] else ""))
+        if r["failures_count"] > len(r["failures"]):
+            lines.append(f"    … {r['failures_count'] - len(r['failures'])} more")
+    return lines
 
 
 def _came_and_went(before: Side, after: Side) -> list[dict]:
@@ -431,6 +503,11 @@ def text(d: dict) -> str:
         lines.append(f"{title} ({len(items)}):")
         for it in items:
             lines.extend(escape(x) for x in fmt(it))
+    ran = d.get("ran_between")
+    if ran and ran["total"]:
+        lines.append("")
+        lines.append(f"Processes that ran and ended in between ({ran['total']}, from process events):")
+        lines.extend(escape(x) for x in _ran_lines(ran))
     return "\n".join(lines)
 
 

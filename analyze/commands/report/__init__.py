@@ -78,6 +78,10 @@ kernel threads are left out of the per-process ones, except D state):
   ``ip_local_port_range`` is not recorded).
 * ``ctxsw.host`` and ``ctxsw.process``: context-switch storms.
 
+INCIDENTS (category ``incident``, ranked after the bottlenecks): crash loops, OOM kills, fork/exec storms,
+processes killed by signals, hung tasks and lockups, from ``process_events`` and
+``kernel_events``; their rules and thresholds are documented in :mod:`.events`.
+
 The package, by part: :mod:`.model` (the window, the Finding, severities, ranking and the SQL
 helpers of every rule), one module per kind of rule (:mod:`.leaks`, :mod:`.cpu`, :mod:`.io`,
 :mod:`.memory`, :mod:`.descriptors`, :mod:`.sockets`, :mod:`.ctxsw`, :mod:`.host`: each says what

@@ -15,8 +15,11 @@ from analyze.errors import ProcsnapError
 from analyze.commands.report.leaks import LEAK_MIN_SAMPLES, instances_sql, leak_findings, leak_sql
 from analyze.commands.report.model import SEVERITIES, Window, lit, query_rows, rank, ts_sql
 from analyze.commands.report.sockets import EPHEMERAL_HIGH, EPHEMERAL_LOW
-from analyze.commands.report import cpu, ctxsw, descriptors, io, memory, sockets
+from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets
 from analyze.commands.report import host as host_rules
+
+# Tables the report reads through their views once the window's cache is gone (see run).
+UNCACHED = ("process_events", "kernel_events")
 
 # The rule modules of the bottlenecks and the host, in the order their findings are made.
 RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules)
@@ -45,7 +48,7 @@ def _window_cache(rec: Recording, w: Window):
           f"FROM {db}.main.snapshots GROUP BY host)")
     try:
         # snapshots last: the other views read it
-        for name in [t for t in TABLES if t != "snapshots"] + ["snapshots"]:
+        for name in [t for t in TABLES if t not in ("snapshots", *UNCACHED)] + ["snapshots"]:
             rec.query(f"CREATE TEMP TABLE {name} AS {lo} SELECT t.* FROM {db}.main.{name} t JOIN lo USING (host) "
                       f"WHERE t.ts >= lo.lo AND t.ts <= {ts_sql(w.end)}")
             made.append(name)
@@ -57,7 +60,16 @@ def _window_cache(rec: Recording, w: Window):
 def run(rec: Recording, at_from: str | None = None, at_to: str | None = None) -> dict:
     w = window(rec, at_from, at_to)
     with _window_cache(rec, w):
-        return _run(rec, w)
+        result = _run(rec, w)
+    # The incidents are read by the events' own time, over the views: an event of the window
+    # may be written with a snapshot after it, its process's fork and exec with one before it.
+    incidents = events.findings(rec, w, {})
+    if incidents:
+        result["findings"] = rank(result["findings"] + incidents)
+        result["summary"]["incidents"] = len(incidents)
+        for s in SEVERITIES:
+            result["summary"][s] = sum(f.severity == s for f in result["findings"])
+    return result
 
 def _run(rec: Recording, w: Window) -> dict:
     snaps = query_rows(rec, f"SELECT host, count(*) AS snapshots, min(ts) AS first, max(ts) AS last, "
@@ -102,8 +114,10 @@ def _run(rec: Recording, w: Window) -> dict:
                                  "last": s["last"]} for s in snaps]},
         "window": {"from": w.start, "to": w.end, "seconds": round(w.seconds, 3),
                    "snapshots": sum(s["snapshots"] for s in snaps)},
+        "events": events.recorded(rec),
         "summary": {"leaks": sum(f.category == "leak" for f in findings),
                     "bottlenecks": sum(f.category == "bottleneck" for f in findings),
+                    "incidents": sum(f.category == "incident" for f in findings),
                     **{s: sum(f.severity == s for f in findings) for s in SEVERITIES}},
         "findings": findings,
         "notes": notes,

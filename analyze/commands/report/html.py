@@ -581,6 +581,7 @@ def render(rec: Recording, result: dict) -> str:
            "</header>", "<main>",
            '<div class="badges" style="margin-top:8px">'
            + "".join(f'<span style="background:{SEV_COLORS[sv]}">{s[sv]} {sv}</span>' for sv in SEVERITIES)
+           + (f' {s["incidents"]} incident(s),' if s.get("incidents") or result.get("events") else "")
            + f' {s["leaks"]} leak(s), {s["bottlenecks"]} bottleneck(s)</div>']
     from analyze.data.damage import LOSSES
     if LOSSES:  # said before any finding: an answer without these rows may miss what they held
@@ -592,8 +593,11 @@ def render(rec: Recording, result: dict) -> str:
         out.append(f"<h2>Host {esc(h)}: CPU, memory and load</h2>")
         out.append(_host_charts(rec, h, w))
     n = 0
-    for cat, title in (("leak", "Leaks"), ("bottleneck", "Bottlenecks")):
+    from analyze.commands.report.text import CATEGORIES
+    for cat, title in CATEGORIES:
         items = [f for f in findings if f.category == cat]
+        if cat == "incident" and not items and not result.get("events"):
+            continue
         out.append(f"<h2>{title} ({len(items)})</h2>")
         if not items:
             out.append('<p class="none">none found</p>')

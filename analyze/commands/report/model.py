@@ -16,7 +16,9 @@ SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 # Order of bottleneck kinds within one severity.
 KIND_ORDER = ["memory.pressure", "fs.space", "fs.inodes", "fd.limit", "fd.host", "cpu.saturation", "proc.d_state",
               "net.listen_queue", "net.listen_overflow", "net.ports", "net.retransmits", "io.disk", "io.pressure",
-              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process"]
+              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process",
+              # incidents, from the events recorded between snapshots (report/events.py)
+              "proc.oom_kill", "proc.crash_loop", "proc.hung_task", "proc.exec_storm", "proc.killed"]
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Window:
 
 @dataclass
 class Finding:
-    category: str           # leak | bottleneck
+    category: str           # incident | leak | bottleneck
     kind: str
     severity: str           # critical | warning | info
     title: str
@@ -102,6 +104,8 @@ def instance_of(r: dict, insts: dict) -> dict:
 
 def rank(findings: list[Finding]) -> list[Finding]:
     def key(f: Finding):
+        if f.category == "incident":  # listed after leaks and bottlenecks, in their own section
+            return (2, SEV_RANK[f.severity], KIND_ORDER.index(f.kind), -(f.score or 0))
         if f.category == "leak":
             return (0, SEV_RANK[f.severity], f.hours_left if f.hours_left is not None else math.inf, -f.score)
         return (1, SEV_RANK[f.severity], KIND_ORDER.index(f.kind), -(f.score or 0))

@@ -8,6 +8,10 @@ from analyze.commands.report.fmt import fmt_secs, fmt_val
 from analyze.commands.report.model import Finding
 
 
+# The sections of a report, in the order of its ranking (model.rank).
+CATEGORIES = (("leak", "Leaks"), ("bottleneck", "Bottlenecks"), ("incident", "Incidents"))
+
+
 def as_json(result: dict) -> dict:
     from analyze.output import json_value
     d = dict(result)
@@ -54,11 +58,14 @@ def text(result: dict, sql: bool = True) -> str:
     s = result["summary"]
     lines = [f"procsnap report: {hosts}: {w['from']:%Y-%m-%d %H:%M:%S} → {w['to']:%Y-%m-%d %H:%M:%S} UTC "
              f"({fmt_secs(w['seconds'])}, {w['snapshots']} snapshots)",
-             f"{s['leaks']} leak(s), {s['bottlenecks']} bottleneck(s): {s['critical']} critical, "
+             (f"{s['incidents']} incident(s), " if s.get("incidents") or result.get("events") else "")
+             + f"{s['leaks']} leak(s), {s['bottlenecks']} bottleneck(s): {s['critical']} critical, "
              f"{s['warning']} warning, {s['info']} info"]
     n = 0
-    for cat, title in (("leak", "Leaks"), ("bottleneck", "Bottlenecks")):
+    for cat, title in CATEGORIES:
         items = [f for f in result["findings"] if f.category == cat]
+        if cat == "incident" and not items and not result.get("events"):
+            continue  # a recording without process or kernel events: nothing to say
         lines.append("")
         lines.append(f"{title} ({len(items)}):" if items else f"{title}: none found")
         for f in items:
