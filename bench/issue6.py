@@ -37,15 +37,16 @@ PT_TABLES = ("processes", "threads", "system", "disks", "nics")
 CLOSERS = (
     ("full snapshot CPU",
      "the descriptor pass is most of it (`procsnap snapshot --tables open_files` alone is ~85 % of a full "
-     "snapshot's CPU). Per process, cProfile and timers around the C calls at 1000x50x4 (files mix): the "
-     "descriptors in C (recorder/source/_native.c fd_rows) ~0.21 ms, per fd a readlink and a stat plus, for "
-     "regular files and devices, the fdinfo file (fewer calls than lsof, which stats twice and reads every "
-     "fdinfo); the mapped files through PROCMAP_QUERY ~0.09 ms (one ioctl per file-backed mapping, ~160 in "
-     "a Python process, where lsof reads the maps text once); cwd, rtd and txt in Python and the row "
-     "plumbing ~0.05 ms; the processes pass that descriptors need ~0.10 ms; then Arrow columns built from a "
-     "Python tuple per row and the Parquet writing. Closing it: descriptor columns built in C without a "
-     "Python object per row, cwd/rtd/txt in the same C call, mapped files measured again against one "
-     "read of the maps text"),
+     "snapshot's CPU). perf of a full snapshot at 1000x50x4: ~58 % of its CPU is the kernel's, per regular "
+     "file a readlinkat, an fstatat and the fdinfo file (openat, read, close), per process the getdents64 of "
+     "its fd folder and its maps text, all of which lsof pays too (it stats each descriptor twice). The "
+     "open_files rows go from the C loops straight into Arrow column buffers (recorder/source/_native.c: "
+     "Files, with cwd, rtd and txt in the same call), so Python's share is the per-process plumbing, the "
+     "socket tables' index and the Parquet writing; the interpreter's start, the imports and the writing are "
+     "~0.14 s that a one-shot snapshot pays whatever the host. Measured on the files mix: not reading the "
+     "fdinfo of regular files (their offsets NULL, a change of the data contract) brings it only to ~0.66. "
+     "Closing it: fewer system calls per descriptor than lsof makes, which no /proc interface offers for a "
+     "file's offset, so the budget on a file-heavy host is a decision to take"),
     ("one-shot",
      "a one-shot snapshot's wall is the interpreter's start and imports (`procsnap startup`), the "
      "collection (duration_ms, descriptors most of it: see the full snapshot CPU rows) and the Parquet "
@@ -83,26 +84,15 @@ CLOSERS = (
      "it: the measures above for the full snapshot, or a longer --files-interval (the default is chosen "
      "from this figure)"),
     ("continuous recording peak RSS",
-     "the first descriptor snapshot sets the peak: ~60 MB of imports (pyarrow and its Parquet library; "
-     "pyarrow.compute only once it compacts), ~65 MB while descriptor and socket rows are collected (they "
-     "become Arrow columns every 16384 rows; sockets are kept as tuples, their address strings shared; mem "
-     "rows are cached only when the next descriptor snapshot is within 60 s) and ~20 MB more while the "
-     "Parquet writer encodes them. Closing it: build the descriptor columns in C straight into Arrow "
-     "buffers (no Python tuple per row)"),
+     "the first descriptor snapshot sets the peak: ~60 MB of libraries and imports (pyarrow and its Parquet "
+     "library), then what grows with the host: the open_files rows as Arrow column buffers (built in C, no "
+     "Python object per row), the socket descriptors as Python columns until the socket tables resolve them, "
+     "the socket table's columns, the process and thread rows, and the Parquet writer's buffers"),
     ("once it compacts",
-     "the continuous run is too short to compact; this recorder compacted 64 snapshots (6 with descriptors) "
-     "and its peak came from that, on top of what the recorder keeps between snapshots (~100 MB at this "
-     "2 s cadence: ~45 MB of libraries' pages, Python's object arenas that a descriptor snapshot leaves "
-     "fragmented (~17 MB resident, 6 MB of it live), and the mem rows kept for the next descriptor "
-     "snapshot, ~10 MB, which the default cadence does not keep). Compaction adds pyarrow.compute's "
-     "import (~7 MB, kept), the Parquet reader's buffers of one small file (8192 rows at a time, on this "
-     "thread), one pid range of rows (~4 MB) and its sorted copy, and the writer's. Already done: "
-     "Arrow's C++ default pool is malloc (ARROW_DEFAULT_MEMORY_POOL; the Parquet reader and writer had "
-     "kept a mimalloc arena of ~20 MB), compaction reads without pyarrow.dataset (whose I/O threads each "
-     "grew a malloc arena: +40 MB), smaller read batches and row groups (-13 MB), typer below 0.29 (no "
-     "pydantic: -11 MB). Closing the rest: compact in a short-lived child process started from a small "
-     "interpreter (not a fork of the recorder, which would share and then copy its pages), or merge the "
-     "sorted small files with DuckDB under a memory limit"),
+     "compaction runs in a short-lived child (`python -m recorder.store.compact`), so this is the recorder's "
+     "own peak over its snapshots at this 2 s cadence, where the mapped files' rows are kept between "
+     "descriptor snapshots (each mapped file's row once, a process's rows as indexes), which the default "
+     "cadence does not keep"),
     ("--at",
      "opening a recording lists every file and DuckDB reads the footer of each one for the views "
      "(union_by_name); the query then prunes by snapshot_id through the row-group statistics. Closing "

@@ -18,7 +18,7 @@ import time
 from recorder.collect.sockets import SocketIndex, SocketsTable, proto_name, read_tables
 from recorder.source import procfs as P
 from recorder.source.procfs import Denied, Gone, ProcFS
-from recorder.collect.tables import micros, to_arrow
+from recorder.collect.tables import arrow_columns, micros, to_arrow
 
 
 _TYPES = (
@@ -510,9 +510,12 @@ def finish(fs: ProcFS, native, files: FileRows | None, maps: MapsCache, want_soc
     files = files if files is not None else FileRows(mounts=mounts(fs))
     index = read_tables(fs, native, files.socket_pids, owners=files.socket_owners() if want_sockets else None,
                         descriptors=files.socket_owners())
+    # The sockets table's columns become Arrow arrays now, before the descriptors are resolved:
+    # a busy host's sockets as Python lists are the snapshot's largest Python objects.
+    table = SocketsTable(arrow_columns("sockets", index.columns()), index.denied) if want_sockets else None
     files.resolve(index)
     maps.end_snapshot(next_files_in)
-    return OpenFiles(files, SocketsTable(index.columns(), index.denied) if want_sockets else None)
+    return OpenFiles(files, table)
 
 
 def no_sockets() -> SocketsTable:

@@ -31,9 +31,20 @@ def to_arrow(values, typ):
     time, repeated on each of its rows) are converted once per distinct value and viewed as
     typ, rather than each datetime by Arrow."""
     import pyarrow as pa
+    if isinstance(values, pa.Array):
+        return values
     if pa.types.is_timestamp(typ) and typ.unit == "us":
         return pa.array(micros(values), pa.int64()).view(typ)
     return pa.array(values, typ)
+
+
+def arrow_columns(name: str, columns: dict) -> dict:
+    """COLUMNS (lists of table NAME's columns) as Arrow arrays of its schema's types, for
+    to_table; the lists are let go one by one as they are converted."""
+    types = {f.name: f.type for f in TABLES[name].arrow_schema()}
+    for k in list(columns):
+        columns[k] = to_arrow(columns[k], types[k])
+    return columns
 
 
 def to_table(name: str, rows, common: dict, n: int | None = None) -> "pa.Table":
@@ -45,7 +56,7 @@ def to_table(name: str, rows, common: dict, n: int | None = None) -> "pa.Table":
     if isinstance(rows, dict):
         columns = rows
         if n is None:
-            n = len(next(iter(columns.values()))) if columns else 0
+            n = len(next(iter(columns.values()))) if columns else 0  # a list or an Arrow array
     else:
         # Arrow reads the dicts itself, faster than a list per column built here.
         columns = pa.Table.from_pylist(rows, schema=pa.schema([f for f in schema if f.name not in common]))
