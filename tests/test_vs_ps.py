@@ -473,9 +473,13 @@ def test_record_stopped_by_signal(tmp_path, sig):
             n_snap_rows += t.num_rows
     assert n_snap_rows >= 2, "expected the two snapshots waited for"
     assert n_snap_rows == len(ids["snapshots"]) == len(ids["processes"])
-    # Nothing written for a snapshot that was never committed.
+    # Nothing written for a snapshot that was never committed. The event tables have a file only
+    # for a snapshot that took events; every other table has one for every snapshot.
     for table, s in ids.items():
-        assert s == ids["snapshots"], f"{table} has rows of uncommitted snapshots"
+        if table in ("kernel_events", "process_events"):
+            assert s <= ids["snapshots"], f"{table} has rows of uncommitted snapshots"
+        else:
+            assert s == ids["snapshots"], f"{table} has rows of uncommitted snapshots"
 
     # And the analyzer reads it the same way.
     from analyze.data.db import Recording
