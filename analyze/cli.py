@@ -388,7 +388,8 @@ def diff(
         raise UsageError(f"bad format {fmt!r}: use text or json")
     if threshold < 0:
         raise UsageError("--threshold must be 0 or more")
-    select = D.selection(pid, user, cmd)
+    from analyze.commands.who import selection
+    select = selection(pid, user, cmd)
     recordings = recordings or []
     if rec and recordings:
         raise UsageError("give either --rec DIR or two recordings BEFORE AFTER, not both")

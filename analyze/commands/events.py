@@ -1,7 +1,7 @@
 """``procsnap events``: process events (process_events) and the kernel's incident reports
 (kernel_events) of a recording, in time order; with --tree, who started what.
 
-Selection as lsof's (-p, -u, -c ORed, ^ excludes: :func:`analyze.commands.diff.selection`),
+Selection as lsof's (-p, -u, -c ORed, ^ excludes: :func:`analyze.commands.who.selection`),
 the window in the one time grammar (:mod:`analyze.data.timespec`), --kind for the kinds.
 """
 
@@ -57,7 +57,7 @@ ORDER BY time, source DESC, pid
 
 
 class _Row:
-    """An event row as the selection (diff.selected) and the output read it."""
+    """An event row as the selection (who.selected) and the output read it."""
 
     __slots__ = ("time", "host", "source", "kind", "pid", "ppid", "uid", "user", "command", "start_time",
                  "boot_id", "cmdline", "exe", "exit_status", "signal", "core_dumped", "elapsed", "max_rss",
@@ -140,7 +140,7 @@ def recorded(rec) -> bool:
 
 
 def load(rec, kind_list: tuple[str, ...], t0, t1, select=None) -> list[_Row]:
-    from analyze.commands.diff import selected
+    from analyze.commands.who import selected
     _, rows = rec.query(EVENTS_SQL, {"kinds": list(kind_list), "t0": t0, "t1": t1})
     out = [_Row(v) for v in rows]
     return [r for r in out if selected(select, r.pid, r.uid, r.user, r.command)]
@@ -217,7 +217,7 @@ def run(paths: list[str] | None, hosts, pids, users, cmds, kind: list[str] | Non
         fmt: str | None, as_tree: bool, err=None) -> int:
     """The answer on stdout; 0 when events are listed, 1 when none (3 when rows were unreadable,
     through analyze.data.damage.retrying)."""
-    from analyze.commands.diff import selection
+    from analyze.commands.who import selection
     from analyze.data.damage import render, write_partial
     from analyze.data.db import Recording
     from analyze.output import default_format
