@@ -4,6 +4,9 @@ snapshot dropped on a full disk gives it back to the next one, first."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 
 class Taken:
     """What a snapshot took from an event source (``items``, with the counts of events
@@ -32,3 +35,25 @@ class Taken:
         if n > capacity:
             self.dropped += n - capacity
             self.items = newest(self.items, capacity)
+
+
+class Follower:
+    """A reader thread of an event source: ``_follow`` (the subclass's) runs until
+    :meth:`stop_thread`, waiting in select() on its source and on ``_stop_r``, which becomes
+    readable when the thread is to end."""
+
+    _thread: "threading.Thread | None" = None
+    _stop_r = _stop_w = None
+
+    def start_thread(self, name: str) -> None:
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._follow, name=name, daemon=True)
+        self._thread.start()
+
+    def stop_thread(self) -> None:
+        if self._thread is not None:
+            os.write(self._stop_w, b"x")
+            self._thread.join(5)
+            self._thread = None
+            os.close(self._stop_r)
+            os.close(self._stop_w)

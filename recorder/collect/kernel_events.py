@@ -30,7 +30,7 @@ import re
 import select
 import threading
 
-from recorder.collect.events import Taken
+from recorder.collect.events import Follower, Taken
 from recorder.source.kmsg import LEVELS, KmsgReader, Record, Unavailable, unescape
 
 TYPE_CHECKING = False
@@ -171,7 +171,7 @@ def parse_message(text: bytes) -> dict:
 
 
 # ---------------------------------------------------------------------------
-class KernelLog:
+class KernelLog(Follower):
     """Follows the kernel log for a recorder: a reader thread fills a bounded buffer; each
     snapshot takes its records (:meth:`take`), and the record loop says whether the snapshot was
     written (:meth:`written`) or dropped (:meth:`unwritten`: they go to the next one)."""
@@ -191,8 +191,6 @@ class KernelLog:
         self._lost_said = 0  # reader.lost already put on a snapshot
         self._taken = Taken()  # records of a snapshot not yet written
         self._oom: dict[int, dict] = {}  # pid -> its latest oom_context (a few dozen at most)
-        self._thread: threading.Thread | None = None
-        self._stop_r = self._stop_w = None
 
     # -- starting and stopping ------------------------------------------------
     @classmethod
@@ -222,18 +220,11 @@ class KernelLog:
             reader.close()
             return cls(None, boot_id, off=f"reading the kernel log failed: {e.strerror or e}")
         if reader.fileno() is not None:
-            log._stop_r, log._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            log._thread = threading.Thread(target=log._follow, name="procsnap-kmsg", daemon=True)
-            log._thread.start()
+            log.start_thread("procsnap-kmsg")
         return log
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._stop_w, b"x")
-            self._thread.join(5)
-            self._thread = None
-            os.close(self._stop_r)
-            os.close(self._stop_w)
+        self.stop_thread()
         if self.reader is not None:
             self.reader.close()
 

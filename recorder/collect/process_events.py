@@ -27,7 +27,7 @@ import os
 import select
 import threading
 
-from recorder.collect.events import Taken
+from recorder.collect.events import Follower, Taken
 from recorder.source import proc_events as PE
 from recorder.source.kmsg import wall_offset_us
 
@@ -47,7 +47,7 @@ def _text(b: bytes | None) -> tuple[str | None, bytes | None]:
     return split_text(b)
 
 
-class ProcessEvents:
+class ProcessEvents(Follower):
     """Listens to the process events for a recorder: :meth:`take` gives each snapshot its rows,
     :meth:`written` / :meth:`unwritten` say whether that snapshot was written."""
 
@@ -74,8 +74,6 @@ class ProcessEvents:
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
         self._lost_said = 0
         self._taken = Taken()  # Arrow tables of a snapshot not yet written
-        self._thread: threading.Thread | None = None
-        self._stop_r = self._stop_w = None
 
     # -- starting and stopping ------------------------------------------------
     @classmethod
@@ -93,18 +91,11 @@ class ProcessEvents:
             ts, ts_off = None, str(e)
         pe = cls(conn, boot_id, taskstats=ts, taskstats_off=ts_off, capacity=capacity, reader=reader,
                  thread_events=thread_events)
-        pe._stop_r, pe._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        pe._thread = threading.Thread(target=pe._follow, name="procsnap-procev", daemon=True)
-        pe._thread.start()
+        pe.start_thread("procsnap-procev")
         return pe
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._stop_w, b"x")
-            self._thread.join(5)
-            self._thread = None
-            os.close(self._stop_r)
-            os.close(self._stop_w)
+        self.stop_thread()
         for s in (self.connector, self.taskstats):
             if s is not None:
                 s.close()
