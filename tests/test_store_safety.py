@@ -17,7 +17,7 @@ from recorder.store import compact as C
 from recorder.store.folder import Store, StoreError, UnsafeFolder
 
 from tests.conftest import ROOT
-from tests.support.host import TODAY, nobody
+from tests.support.host import date_dir, nobody, today
 from tests.support.synthetic import fake_snapshot
 
 pytestmark = pytest.mark.root
@@ -181,10 +181,11 @@ def test_a_planted_marker_link_is_never_written_through(shared, victim):
     assert victim.read_text() == "precious\n"
 
 
-@pytest.mark.parametrize("where", ["processes", f"processes/host=h/date={TODAY}", "processes/host=h"])
+@pytest.mark.parametrize("where", ["processes", "processes/host=h/date=TODAY", "processes/host=h"])
 @pytest.mark.live
 def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where):
     evil = shared / "evil"
+    where = where.replace("TODAY", today())
 
     def plant():
         os.mkdir(evil)
@@ -217,10 +218,10 @@ def test_linked_table_host_and_date_folders_are_refused(shared, tmp_path, where)
 def test_a_partition_of_another_user_is_refused(tmp_path):
     rec = tmp_path / "rec"
     assert snapshot_cli(rec).returncode == 0
-    d = rec / "processes" / "host=h" / f"date={TODAY}"
+    d = date_dir(rec)
     os.chown(d, *nobody())
     p = snapshot_cli(rec)
-    assert p.returncode == 1 and f"date={TODAY} is owned by nobody" in _one_line(p)
+    assert p.returncode == 1 and f"{d.name} is owned by nobody" in _one_line(p)
 
 
 # --------------------------------------------------------------------------

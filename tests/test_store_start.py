@@ -11,7 +11,7 @@ from analyze.data.db import Recording
 from recorder.store.folder import Store, StoreError
 
 from tests.conftest import ROOT
-from tests.support.host import TODAY, nobody
+from tests.support.host import date_dir, nobody
 
 
 def cli(*args):
@@ -74,10 +74,10 @@ def test_a_half_made_folder_is_only_ours(tmp_path, kind):
 def test_a_folder_named_like_a_data_file_is_left_alone_and_said_once(tmp_path):
     out = tmp_path / "rec"
     assert cli("snapshot", "-o", out, "--host", "h").returncode == 0
-    d = out / "processes" / "host=h" / f"date={TODAY}"
+    d = date_dir(out)
     (d / "123.parquet").mkdir()          # an uncommitted id: the clean-up's to remove, were it a file
     (d / "c5-6.parquet").mkdir()         # a compaction never committed: recovery's to undo
-    (out / "snapshots" / "host=h" / f"date={TODAY}" / "124.parquet").mkdir()
+    (date_dir(out, "snapshots") / "124.parquet").mkdir()
     p = cli("record", "-o", out, "--host", "h", "-i", "0.2", "-n", "3", "-q", "--compact-min", "2", "--grace", "0")
     assert p.returncode == 0, p.stderr
     lines = p.stderr.splitlines()

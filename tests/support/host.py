@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+def today() -> str:
+    """The UTC date a snapshot taken now is filed under (asked when a test runs, not when the
+    tests are collected: a run may cross midnight)."""
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def date_dir(rec, table: str = "processes", host: str = "h"):
+    """The one date folder of TABLE for HOST in the recording REC (a single snapshot's)."""
+    (d,) = (rec / table / f"host={host}").glob("date=*")
+    return d
 
 
 def nobody() -> tuple[int, int]:
