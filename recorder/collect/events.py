@@ -5,6 +5,7 @@ snapshot dropped on a full disk gives it back to the next one, first."""
 from __future__ import annotations
 
 import os
+import select
 import threading
 
 
@@ -38,12 +39,34 @@ class Taken:
 
 
 class Follower:
-    """A reader thread of an event source: ``_follow`` (the subclass's) runs until
-    :meth:`stop_thread`, waiting in select() on its source and on ``_stop_r``, which becomes
-    readable when the thread is to end."""
+    """A reader thread of an event source: until :meth:`stop_thread`, it waits in select() on
+    the source's descriptors (:meth:`follow_fds`) and on ``_stop_r`` (readable when the thread is
+    to end), and calls the source's ``poll()`` whenever one is readable. A read that fails ends
+    it, with ``off`` saying why (FAILED, then the error)."""
 
+    FAILED = "reading the source failed"
     _thread: "threading.Thread | None" = None
     _stop_r = _stop_w = None
+
+    def follow_fds(self) -> list[int]:
+        raise NotImplementedError
+
+    def _follow(self) -> None:
+        fds = [*self.follow_fds(), self._stop_r]
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            if self._stop_r in ready:
+                return
+            try:
+                self.poll()
+            except OSError as e:  # said on the next snapshot
+                self.off = f"{self.FAILED}: {e.strerror or e}"
+                return
 
     def start_thread(self, name: str) -> None:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)

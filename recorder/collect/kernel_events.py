@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import select
 import threading
 
 from recorder.collect.events import Follower, Taken
@@ -228,22 +227,10 @@ class KernelLog(Follower):
         if self.reader is not None:
             self.reader.close()
 
-    def _follow(self) -> None:
-        fd = self.reader.fileno()
-        while True:
-            try:
-                ready, _, _ = select.select([fd, self._stop_r], [], [])
-            except InterruptedError:
-                continue
-            except (OSError, ValueError):
-                return
-            if self._stop_r in ready:
-                return
-            try:
-                self.poll()
-            except OSError as e:  # the kernel log went away: said on the next snapshot
-                self.off = f"reading the kernel log failed: {e.strerror or e}"
-                return
+    FAILED = "reading the kernel log failed"
+
+    def follow_fds(self) -> list[int]:
+        return [self.reader.fileno()]
 
     def poll(self, backlog: bool = False) -> None:
         """Move the records the kernel has now into the buffer; what does not fit is counted."""

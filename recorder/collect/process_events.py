@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import select
 import threading
 
 from recorder.collect.events import Follower, Taken
@@ -100,24 +99,10 @@ class ProcessEvents(Follower):
             if s is not None:
                 s.close()
 
-    def _follow(self) -> None:
-        fds = [self.connector.fileno(), self._stop_r]
-        if self.taskstats is not None:
-            fds.append(self.taskstats.fileno())
-        while True:
-            try:
-                ready, _, _ = select.select(fds, [], [])
-            except InterruptedError:
-                continue
-            except (OSError, ValueError):
-                return
-            if self._stop_r in ready:
-                return
-            try:
-                self.poll()
-            except OSError as e:  # the socket failed: said on the next snapshot
-                self.off = f"reading the process connector failed: {e.strerror or e}"
-                return
+    FAILED = "reading the process connector failed"
+
+    def follow_fds(self) -> list[int]:
+        return [self.connector.fileno()] + ([self.taskstats.fileno()] if self.taskstats is not None else [])
 
     def poll(self) -> None:
         """Move the events the kernel has sent into the buffer; what does not fit is counted."""
