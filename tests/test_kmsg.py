@@ -147,6 +147,9 @@ PARSED = [
       "task_cgroup": "/user.slice/user-1000.slice/session-3.scope", "pid": 12345, "comm": "stress-ng-vm"}),
     (b"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,task=a,b,pid=  777,uid=   33",
      {"kind": "oom_context", "comm": "a,b", "pid": 777, "uid": 33, "detail": None, "cgroup": None}),
+    (b"memory: usage 32768kB, limit 32768kB, failcnt 100",
+     {"kind": "oom_memcg", "memory_usage": 32768 * 1024, "memory_limit": 32768 * 1024, "failcnt": 100}),
+    (b"memory+swap: usage 32768kB, limit 9007199254740988kB, failcnt 0", {}),  # the limit hit is memory's
     (b"stress-ng-vm invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=1000",
      {"kind": "oom_invoked", "comm": "stress-ng-vm"}),
     (b"a.out[3141]: segfault at 0 ip 0000555d5c1d1131 sp 00007ffc1ea2c1e0 error 6 in a.out[555d5c1d1000+1000] "
@@ -227,6 +230,7 @@ def _snaps(root):
 
 def test_records_are_written_with_the_next_snapshot_and_resume_without_duplicates(tmp_path, procfs):
     k = FakeKmsg(size=50)
+    k.write(b"memory: usage 2048kB, limit 2048kB, failcnt 7")
     k.write(b"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/t,"
             b"task_memcg=/t,task=big,pid=4242,uid=0")
     k.write(b"Memory cgroup out of memory: Killed process 4242 (big) total-vm:2000kB, anon-rss:1000kB, "
@@ -237,9 +241,12 @@ def test_records_are_written_with_the_next_snapshot_and_resume_without_duplicate
     with Store(root) as st:
         R.record(st, col, 0.02, count=2, kernel_log=_log(k.reopen(), st, col))
     ev = _events(root)
-    assert [e[0] for e in ev] == [0, 1, 2] and all(e[1] for e in ev)
-    assert ev[1][2:6] == ("oom_kill", 4242, "CONSTRAINT_MEMCG", "/t")  # the context carried to the kill
-    assert ev[2][6] == "PGPASSWORD=<redacted> psql" and ev[2][2] is None and ev[2][7:] == (6, 1)
+    assert [e[0] for e in ev] == [0, 1, 2, 3] and all(e[1] for e in ev)
+    assert ev[2][2:6] == ("oom_kill", 4242, "CONSTRAINT_MEMCG", "/t")  # the context carried to the kill
+    assert Recording.open([str(root)]).query(  # and the cgroup's limit from the record before the context
+        "SELECT kind, memory_usage, memory_limit FROM kernel_events WHERE seq > 0 ORDER BY seq LIMIT 2")[1] == \
+        [("oom_context", 2048 * 1024, 2048 * 1024), ("oom_kill", 2048 * 1024, 2048 * 1024)]
+    assert ev[3][6] == "PGPASSWORD=<redacted> psql" and ev[3][2] is None and ev[3][7:] == (6, 1)
     assert _snaps(root) == [("read", 0, 0), ("read", 0, 0)]
     # A restart: the kernel opens at its oldest record; what is stored is skipped.
     for i in range(3):
@@ -247,12 +254,12 @@ def test_records_are_written_with_the_next_snapshot_and_resume_without_duplicate
     with Store(root) as st:
         R.record(st, col, 0.02, count=1, kernel_log=_log(k.reopen(), st, col))
     ev = _events(root)
-    assert [e[0] for e in ev] == [0, 1, 2, 3, 4, 5]
+    assert [e[0] for e in ev] == [0, 1, 2, 3, 4, 5, 6]
     # A new boot starts from the oldest record again.
     col.boot_id = "another-boot"
     with Store(root) as st:
         R.record(st, col, 0.02, count=1, kernel_log=_log(k.reopen(), st, col))
-    assert len(_events(root)) == 12
+    assert len(_events(root)) == 14
 
 
 def test_a_full_buffer_counts_drops(tmp_path, procfs):

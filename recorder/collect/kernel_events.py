@@ -71,6 +71,9 @@ _p("oom_kill", rb"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_all
 _p("oom_context", rb"oom-kill:constraint=(?P<oom_constraint>[A-Z_]+),.*?"
                   rb"(?:,oom_memcg=(?P<cgroup>.*?)|,global_oom)?(?:,task_memcg=(?P<task_cgroup>.*?))?"
                   rb",task=(?P<comm>.*),pid=\s*(?P<pid>\d+),uid=\s*(?P<uid>\d+)$")
+# mm/memcontrol.c mem_cgroup_print_oom_meminfo (a memory cgroup's OOM, before oom-kill:):
+# "memory: usage %llukB, limit %llukB, failcnt %lu"
+_p("oom_memcg", rb"^memory: usage (?P<memory_usage>\d+)kB, limit (?P<memory_limit>\d+)kB, failcnt (?P<failcnt>\d+)")
 # mm/oom_kill.c dump_header: "%s invoked oom-killer: gfp_mask=%#x(%pGg), order=%d, oom_score_adj=%hd"
 _p("oom_invoked", rb"^(?P<comm>.*) invoked oom-killer: ")
 # arch/x86/mm/fault.c show_signal_msg: "%s%s[%d]: segfault at %lx ip %px sp %px error %lx" then
@@ -116,14 +119,14 @@ _p("io_error", rb"^(?:\w+: )?(?P<trap>[A-Za-z][\w /-]*?) error, dev (?P<block_de
 # fs/buffer.c: "Buffer I/O error on dev %pg, logical block %llu, ..."
 _p("io_error", rb"^Buffer I/O error on dev (?P<block_device>[^,]+), logical block (?P<sector>\d+)")
 
-_INT = {"pid", "uid", "seconds", "cpu", "port", "sector"}
-_KB_FIELDS = {"anon_rss", "file_rss", "shmem_rss", "total_vm"}
+_INT = {"pid", "uid", "seconds", "cpu", "port", "sector", "failcnt"}
+_KB_FIELDS = {"anon_rss", "file_rss", "shmem_rss", "total_vm", "memory_usage", "memory_limit"}
 _TEXT = {"comm", "cgroup", "task_cgroup", "library", "block_device"}
 _ASCII = {"oom_constraint", "address", "ip", "sp", "trap", "fs_type"}
 
 # Words that say a record may be one of the kinds: one search before the patterns (most kernel
 # records are none of them).
-_MAYBE = re.compile(rb"Kill|oom-kill|invoked oom|segfault|ip:|INFO: task|lockup|LOCKUP|SYN flooding|"
+_MAYBE = re.compile(rb"Kill|oom-kill|memory: usage|invoked oom|segfault|ip:|INFO: task|lockup|LOCKUP|SYN flooding|"
                     rb"table full|Remounting|forced readonly|-fs error|Aborting journal|BTRFS|XFS|error, dev|I/O error")
 
 
@@ -190,6 +193,7 @@ class KernelLog(Follower):
         self._lost_said = 0  # reader.lost already put on a snapshot
         self._taken = Taken()  # records of a snapshot not yet written
         self._oom: dict[int, dict] = {}  # pid -> its latest oom_context (a few dozen at most)
+        self._memcg: dict | None = None  # the last oom_memcg record, until the oom_context it precedes
 
     # -- starting and stopping ------------------------------------------------
     @classmethod
@@ -302,14 +306,19 @@ class KernelLog(Follower):
             return row
         fields = parse_message(r.text)
         kind = fields.get("kind")
-        if kind == "oom_context" and "pid" in fields:
+        if kind == "oom_memcg":
+            self._memcg = fields
+        elif kind == "oom_context" and "pid" in fields:
+            memcg, self._memcg = self._memcg, None
+            if memcg is not None and fields.get("oom_constraint") == "CONSTRAINT_MEMCG":
+                fields.update({k: memcg[k] for k in ("memory_usage", "memory_limit")})
             if len(self._oom) > 64:
                 self._oom.clear()
             self._oom[fields["pid"]] = fields
         elif kind == "oom_kill":
             ctx = self._oom.get(fields.get("pid"))  # (kept: a snapshot not written builds its rows again)
             if ctx:
-                for k in ("oom_constraint", "cgroup", "task_cgroup", "detail"):
+                for k in ("oom_constraint", "cgroup", "task_cgroup", "detail", "memory_usage", "memory_limit"):
                     if k in ctx:
                         fields.setdefault(k, ctx[k])
         row.update(fields)

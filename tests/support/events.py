@@ -71,7 +71,8 @@ def incident(path):
                    pid=207, comm="victim", library="libc.so")],
           4: [kern(2, at(3, 4999), "oom_kill", "Memory cgroup out of memory: Killed process 300 (hog)",
                    pid=300, comm="hog", uid=0, cgroup="/hog", task_cgroup="/hog", oom_constraint="CONSTRAINT_MEMCG",
-                   anon_rss=900 * MiB, file_rss=0, total_vm=1000 * MiB)]}
+                   anon_rss=900 * MiB, file_rss=0, total_vm=1000 * MiB, memory_limit=1024 * MiB,
+                   memory_usage=1024 * MiB)]}
     hog = lambda i: proc(300, i, "hog", rss=(100 + 200 * i) * MiB, user="root")  # noqa: E731
     procs = {i: [proc(100, i, "bash", user="root")] + ([hog(i)] if i <= 3 else []) for i in range(6)}
     return recording(path, pe=pe, ke=ke, procs=procs)

@@ -5,8 +5,8 @@
   restarted ``CRASH_LOOP_MIN_GAP_S`` (0.1 s) apart or more (the median), with the interval
   between its restarts; critical from ``CRASH_LOOP_CRIT`` (10) failures.
 * ``proc.oom_kill``: each process the OOM killer shot (critical), with its RSS in the snapshots
-  before the kill (same boot, pid and name) and its memory cgroup (the cgroup's limit is not
-  recorded).
+  before the kill (same boot, pid and name), its memory cgroup and that cgroup's limit and usage
+  as the kernel printed them with the kill.
 * ``proc.killed``: processes killed by a signal, per command and signal, crash-loop members and
   OOM victims aside; a warning for SIGKILL and signals that dump core (SIGSEGV, SIGABRT, SIGBUS,
   SIGILL, SIGFPE...), info for the others (SIGTERM, SIGINT, SIGHUP, SIGPIPE: usually asked for).
@@ -135,6 +135,7 @@ before AS (
     GROUP BY ALL
 )
 SELECT k.host, k.boot_id, k.time, k.pid, k.comm, k.uid, k.cgroup, k.task_cgroup, k.oom_constraint,
+       k.memory_limit AS cgroup_limit, k.memory_usage AS cgroup_usage,
        k.anon_rss + coalesce(k.file_rss, 0) + coalesce(k.shmem_rss, 0) AS rss_at_kill, k.anon_rss, k.total_vm,
        b.samples, b.first_seen, b.first_rss, b.last_seen, b.last_rss, b.peak_rss, b.start_time, b.cmdline,
        b."user", b.ppid, b.exe
@@ -229,12 +230,18 @@ def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
         if r["samples"]:
             hist = (f"; RSS {fmt_bytes(r['first_rss'])} at {r['first_seen']:%H:%M:%S} → {fmt_bytes(r['last_rss'])} "
                     f"at {r['last_seen']:%H:%M:%S} in {r['samples']} snapshots before")
-        where = f" in memory cgroup {r['cgroup']}" if r["cgroup"] else " (the whole host's memory)"
+        where = " (the whole host's memory)"
+        if r["cgroup"]:
+            limit = f", limit {fmt_bytes(r['cgroup_limit'])}" if r["cgroup_limit"] is not None else ""
+            where = f" in memory cgroup {r['cgroup']}{limit}"
         title = (f"OOM kill: {r['comm']} (pid {r['pid']}) at {r['time']:%H:%M:%S}{where}, "
                  f"{fmt_bytes(r['rss_at_kill'])} resident when killed{hist}")
         ev = {k: r[k] for k in ("time", "oom_constraint", "cgroup", "task_cgroup", "rss_at_kill", "anon_rss",
                                 "total_vm", "samples", "first_seen", "first_rss", "last_seen", "last_rss",
-                                "peak_rss")} | {"cgroup_limit": "not recorded"}
+                                "peak_rss", "cgroup_usage")} \
+            | {"cgroup_limit": r["cgroup_limit"] if r["cgroup_limit"] is not None
+               else ("none: the whole host's memory ran out" if not r["cgroup"]
+                     else "not recorded (the kernel's memory: usage/limit record was not read)")}
         out.append(Finding("incident", "proc.oom_kill", "critical", title, r["host"], _charted(rec, w, r),
                            ev | _gone(r),
                            oom_sql(w, r["host"]), score=r["rss_at_kill"] or 0))
