@@ -212,6 +212,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             snap = collector.snapshot(None if take_files else base_tables)
             _after(snap, last_id)
             last_id = snap.snapshot_id
+            if process_events is not None:
+                process_events.saw(snap.tables.get("processes"))
             events, dropped_events = {}, None
             for name, source in sources:  # written with this snapshot, under its commit
                 table, meta = source.take(snap.snapshot_id, snap.ts)

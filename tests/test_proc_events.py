@@ -429,3 +429,24 @@ def test_snapshots_lost_to_a_full_disk_keep_the_newest_events_and_count_the_rest
     # The third lost snapshot held 100, 101, 102: the newest two went on, 100 was counted dropped.
     assert [r[1] for r in _rows(root)] == [101, 102, 103]
     assert [x[2:] for x in _snaps(root)] == [(1, 1, 0)]
+
+
+@needs_c
+def test_the_exit_of_a_process_a_snapshot_saw_has_its_identity(tmp_path, procfs):
+    """A process started before the listener (no fork or exec seen) gets the start time the
+    snapshots recorded; one whose start was read at its fork keeps that one."""
+    s = Source()
+    pe = s.events()
+    s.conn_w.send(fork(1, 1, 12, 12, seq=0))  # pid 12 reused: the fork's start time wins
+    root = tmp_path / "r"
+    col = Collector(procfs=procfs, host="h")
+    with Store(root) as st:
+        R.record(st, col, 0.02, count=1, process_events=_Once(pe))
+        s.conn_w.send(exit_(10, 0, seq=1))
+        s.conn_w.send(exit_(12, 0, seq=2))
+        R.record(st, col, 0.02, count=1, process_events=pe)
+    rec = Recording.open([str(root)])
+    seen = dict(rec.query("SELECT pid, start_time FROM processes WHERE pid IN (10, 12)")[1])
+    assert seen[10] is not None and seen[10] != START
+    assert _rows(root, "kind, pid, start_time") == [("exit", 10, seen[10]), ("exit", 12, START),
+                                                    ("fork", 12, START)]

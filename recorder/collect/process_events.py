@@ -33,7 +33,7 @@ from recorder.source.kmsg import wall_offset_us
 UTC = dt.timezone.utc
 CAPACITY = 65536  # events held between two snapshots; more are counted as dropped
 TABLE = "process_events"
-_STARTS = 1 << 16  # processes whose start time is remembered from their fork to their exit
+_STARTS = 1 << 17  # processes whose start time is remembered from their fork (or a snapshot) to their exit
 _STATS = 4096  # taskstats records waiting for their exit event (it follows within a read)
 _BATCH = 2048  # rows turned into an Arrow table at once
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -180,6 +180,22 @@ class ProcessEvents(Follower):
             starts[e.pid] = info["start_time"]
 
     # -- what each snapshot gets ---------------------------------------------
+    def saw(self, processes) -> None:
+        """The start times of the processes a snapshot saw (its ``processes`` table, or None):
+        the exit of a process that started before the listener, or whose fork was dropped, gets
+        its identity from them. A start time read at its fork or exec is never replaced."""
+        if processes is None or self.connector is None:
+            return
+        pids = processes.column("pid").to_pylist()
+        starts = processes.column("start_time").to_pylist()
+        with self._lock:
+            known = self._starts
+            if len(known) + len(pids) > _STARTS:
+                known.clear()
+            for pid, start in zip(pids, starts):
+                if start is not None:
+                    known.setdefault(pid, start)
+
     def take(self, snapshot_id: int, ts: dt.datetime):
         """(the process_events table of the events since the last snapshot, or None when there
         are none; the snapshots columns about the process events)."""
