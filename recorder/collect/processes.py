@@ -296,7 +296,9 @@ class ProcessReader:
                 ruid, euid, _ = p.uids()
                 _, egid, _ = p.gids()
                 vol, invol = p.num_ctx_switches()
-                nice, nthreads, processor = p.nice(), p.num_threads(), p.cpu_num()
+                live = self.fs.root == "/proc"  # getpriority and getpgid ask the running kernel
+                nice = p.nice() if live else None
+                nthreads, processor = p.num_threads(), p.cpu_num()
                 tty = p.terminal()
                 link = optional("exe", p.exe) if state not in ("Z", "X") else None
                 argv = optional("cmdline", p.cmdline)
@@ -304,7 +306,7 @@ class ProcessReader:
                 nfds = optional("fd", p.num_fds)
                 lims = optional("limits", p.rlimit, psutil.RLIMIT_NOFILE)
                 pgid = sid = None
-                if self.fs.root == "/proc":
+                if live:
                     pgid, sid = os.getpgid(pid), os.getsid(pid)
         except Exception as e:
             raise psutil_error(e) from None

@@ -344,6 +344,8 @@ class FakeProc:
             "status": status_text(pid, comm, state, ppid=ppid, uid=uid, gid=gid,
                                   threads=stat["num_threads"], kthread=kthread,
                                   zombie=zombie, **status_kw),
+            "statm": b"%d %d %d 1 0 %d 0\n" % (stat.get("vsize", 15433728) // 4096, stat.get("rss", 2245),
+                                               stat.get("rss", 2245) // 2, stat.get("rss", 2245) // 2),
             "io": io_text(**(io or {})),
             "cmdline": cmdline,
             "limits": limits_text(*nofile),
