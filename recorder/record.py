@@ -21,6 +21,13 @@ when a file named ``incident`` appears in the recording folder (the recorder
 removes it; a duration written in it, like ``30m`` or ``1h30m`` in the grammar of
 ``recorder.units``, sets the length; a bad one is said and the file ignored).
 
+Event sources (the kernel log, the process events) hold what happens between
+snapshots in bounded buffers; when one holds half its capacity (a sustained
+exec rate the always-on cadence would overflow), the next snapshot is taken at
+once, off the grid (``early`` says why; the grid's slots stay where they were),
+at most one every EARLY_MIN_GAP seconds: beyond that rate the buffer fills and
+what does not fit is counted as dropped.
+
 A full disk never stops the recorder and never grows its memory: the snapshot
 is dropped (counted in the next written snapshot's ``dropped``), said once on
 stderr, and recording resumes by itself when space returns.
@@ -46,6 +53,7 @@ from recorder.units import UnitError, parse_duration
 from recorder.defaults import DEFAULT_INCIDENT, INCIDENT_INTERVAL
 
 FILE_TABLES = ("open_files", "sockets")
+EARLY_MIN_GAP = 10.0  # seconds between two snapshots taken early for a pressing event buffer
 INCIDENT_FILE = "incident"
 
 
@@ -163,6 +171,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
         last_id: int | None = None
         last_written = None  # (host, date, id) of the last snapshot written
         maintained = True  # retention has run since the last snapshot
+        early = None  # why the snapshot about to be taken comes before its slot
+        last_taken = None  # clock() at the last snapshot
+
+        def pressing() -> bool:
+            return any(s.pressing() for _, s in sources) and clock() - last_taken >= EARLY_MIN_GAP
 
         def poll_incident() -> None:
             """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
@@ -209,6 +222,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             collector.skipped = res.pending_skip
             collector.interval = tick
             collector.next_files_in = tick if files_interval is None or in_incident else files_due - now
+            last_taken = clock()
             snap = collector.snapshot(None if take_files else base_tables)
             _after(snap, last_id)
             last_id = snap.snapshot_id
@@ -226,7 +240,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             if sources:
                 events["events_dropped"] = dropped_events
             _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
-                      incident=in_incident, **events)
+                      incident=in_incident, early=early, **events)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
             # writer takes its own (a lower peak on a descriptor snapshot).
@@ -289,7 +303,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     res.notes.append(note)
                     maintenance = None
                 maint_ms = (time.perf_counter() - t0) * 1000
-            k += 1
+            if early is None:  # an early snapshot leaves the grid's slot where it was
+                k += 1
+            early = None
             due = anchor + k * tick
             now = clock()
             if now > due:
@@ -317,6 +333,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 time.sleep(min(left, 0.2))
                 if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
+                    break
+                if sources and pressing():
+                    early = "events"
                     break
             if sig.signal:
                 break

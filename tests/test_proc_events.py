@@ -450,3 +450,26 @@ def test_the_exit_of_a_process_a_snapshot_saw_has_its_identity(tmp_path, procfs)
     assert seen[10] is not None and seen[10] != START
     assert _rows(root, "kind, pid, start_time") == [("exit", 10, seen[10]), ("exit", 12, START),
                                                     ("fork", 12, START)]
+
+
+def test_a_buffer_half_full_takes_the_next_snapshot_early(tmp_path, procfs, monkeypatch):
+    """Events arriving faster than the cadence can hold are written by a snapshot taken off the
+    grid, not dropped; the grid's slots stay where they were."""
+    import threading
+    import time
+    monkeypatch.setattr(R, "EARLY_MIN_GAP", 0.0)
+    s = Source()
+    pe = s.events(capacity=8)
+    pe.start_thread("test-procev")
+
+    def burst():
+        time.sleep(0.3)
+        for i in range(6):  # half the capacity and more: the loop wakes up
+            s.conn_w.send(exec_(100 + i, seq=i))
+    threading.Thread(target=burst, daemon=True).start()
+    root = tmp_path / "r"
+    with Store(root) as st:
+        R.record(st, Collector(procfs=procfs, host="h"), 3, count=2, process_events=pe)
+    rec = Recording.open([str(root)])
+    assert rec.query("SELECT early, process_events_dropped FROM snapshots ORDER BY ts")[1] == [(None, 0), ("events", 0)]
+    assert [r[1] for r in _rows(root)] == [100, 101, 102, 103, 104, 105]

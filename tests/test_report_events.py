@@ -9,7 +9,7 @@ import pytest
 from analyze.cli import main
 from analyze.commands import report as R
 from analyze.data.db import Recording
-from tests.support.events import at, incident, kern, recording, short
+from tests.support.events import MiB, at, incident, kern, recording, short
 from tests.support.synthetic import proc, snapshot, write
 
 
@@ -47,7 +47,7 @@ def test_oom_kill_with_memory_history(res):
     assert f.severity == "critical" and f.process["pid"] == 300 and e["cgroup"] == "/hog"
     assert f.process["start_time"] is not None  # seen by the snapshots: the HTML page charts it
     assert (e["first_rss"], e["last_rss"], e["samples"]) == (100 << 20, 700 << 20, 4)
-    assert e["cgroup_limit"] == "not recorded"
+    assert e["cgroup_limit"] == e["cgroup_usage"] == 1024 * MiB and "/hog, limit 1.0 GiB" in f.title
 
 
 def test_killed_leaves_out_loops_and_oom_victims(res):

@@ -258,6 +258,10 @@ class KernelLog(Follower):
             buf.extend(recs)
 
     # -- what each snapshot gets ---------------------------------------------
+    def pressing(self) -> bool:
+        """The buffer holds half its capacity: the record loop takes a snapshot early."""
+        return len(self._buf) >= self.capacity // 2
+
     def take(self, snapshot_id: int, ts: dt.datetime):
         """(the kernel_events table of the records read since the last snapshot, or None when
         there are none; the snapshots columns about the kernel log)."""

@@ -31,7 +31,7 @@ from recorder.source import proc_events as PE
 from recorder.source.kmsg import wall_offset_us
 
 UTC = dt.timezone.utc
-CAPACITY = 65536  # events held between two snapshots; more are counted as dropped
+CAPACITY = 32768  # events held between two snapshots; more are counted as dropped
 TABLE = "process_events"
 _STARTS = 1 << 17  # processes whose start time is remembered from their fork (or a snapshot) to their exit
 _STATS = 4096  # taskstats records waiting for their exit event (it follows within a read)
@@ -180,6 +180,10 @@ class ProcessEvents(Follower):
             starts[e.pid] = info["start_time"]
 
     # -- what each snapshot gets ---------------------------------------------
+    def pressing(self) -> bool:
+        """The buffer holds half its capacity: the record loop takes a snapshot early."""
+        return self._held + len(self._buf) >= self.capacity // 2
+
     def saw(self, processes) -> None:
         """The start times of the processes a snapshot saw (its ``processes`` table, or None):
         the exit of a process that started before the listener, or whose fork was dropped, gets
