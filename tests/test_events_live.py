@@ -13,21 +13,10 @@ from recorder import record as R
 from recorder.collect.collector import Collector
 from recorder.collect.process_events import listen
 from recorder.store.folder import Store
+from tests.support.record_loop import KeepOpen
 
 pytestmark = [pytest.mark.live, pytest.mark.root]
 
-
-class _Keep:
-    """The listener handed to one record() call that must not stop it."""
-
-    def __init__(self, pe):
-        self.pe = pe
-
-    def __getattr__(self, name):
-        return getattr(self.pe, name)
-
-    def stop(self):
-        pass
 
 
 def test_a_crash_loop_is_named_by_report_and_listed_by_events(tmp_path, capsys):
@@ -37,7 +26,7 @@ def test_a_crash_loop_is_named_by_report_and_listed_by_events(tmp_path, capsys):
         pe = listen(col)
         if pe.off:
             pytest.skip(f"process events: {pe.off}")
-        R.record(st, col, 0.1, count=1, process_events=_Keep(pe))
+        R.record(st, col, 0.1, count=1, process_events=KeepOpen(pe))
         for _ in range(5):  # a service that fails at once and is restarted every 0.2 s
             subprocess.run(["sh", "-c", "sleep 0.02; exit 3", "ana-crashloop"], check=False)
             time.sleep(0.2)

@@ -12,7 +12,8 @@ from recorder import record as R
 from recorder.collect.collector import Collector
 from recorder.collect.kernel_events import KernelLog, parse_message
 from recorder.source.kmsg import KmsgReader, Unavailable, parse_record, unescape
-from recorder.store.folder import Store, StoreFull
+from recorder.store.folder import Store
+from tests.support.record_loop import fail_writes
 
 
 class FakeKmsg:
@@ -280,16 +281,8 @@ def test_a_snapshot_lost_to_a_full_disk_hands_its_records_to_the_next(tmp_path, 
     k.write(b"first")
     col = Collector(procfs=procfs, host="h")
     root = tmp_path / "r"
-    calls = []
     with Store(root) as st:
-        real = st.write
-
-        def write(snap):
-            calls.append(snap)
-            if len(calls) == 1:
-                raise StoreFull("full")
-            return real(snap)
-        monkeypatch.setattr(st, "write", write)
+        fail_writes(st, monkeypatch, 1)
         R.record(st, col, 0.02, count=2, kernel_log=_log(k.reopen(), st, col), err=open("/dev/null", "w"))
     assert [e[0] for e in _events(root)] == [0]
 

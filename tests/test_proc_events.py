@@ -14,7 +14,8 @@ from recorder.collect.collector import Collector
 from recorder.collect.process_events import ProcessEvents, proc_reader
 from recorder.source import proc_events as PE
 from recorder.source.native import native
-from recorder.store.folder import Store, StoreFull
+from recorder.store.folder import Store
+from tests.support.record_loop import KeepOpen, fail_writes
 
 # ---------------------------------------------------------------------------
 # Messages as the kernel lays them out (offsets from linux/netlink.h, connector.h, cn_proc.h:
@@ -285,16 +286,8 @@ def test_a_snapshot_lost_to_a_full_disk_hands_its_events_to_the_next(tmp_path, p
     pe = s.events()
     s.conn_w.send(exec_(100, seq=0))
     root = tmp_path / "r"
-    calls = []
     with Store(root) as st:
-        real = st.write
-
-        def write(snap):
-            calls.append(snap)
-            if len(calls) == 1:
-                raise StoreFull("full")
-            return real(snap)
-        monkeypatch.setattr(st, "write", write)
+        fail_writes(st, monkeypatch, 1)
         R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=2, process_events=pe, err=open("/dev/null", "w"))
     assert [r[:2] for r in _rows(root)] == [("exec", 100)]
 
@@ -390,40 +383,19 @@ def test_compaction_merges_process_events(tmp_path, procfs):
         col = Collector(procfs=procfs, host="h")
         for i in range(3):
             s.conn_w.send(exec_(100 + i, seq=i))
-            R.record(st, col, 0.02, count=1, process_events=pe if i == 2 else _Once(pe))
+            R.record(st, col, 0.02, count=1, process_events=pe if i == 2 else KeepOpen(pe))
         assert compact(st, 2) >= 2
     assert list(root.glob("process_events/*/*/c*.parquet"))
     assert [r[1] for r in _rows(root)] == [100, 101, 102]
-
-
-class _Once:
-    """A source the loop may stop without closing the test's sockets."""
-
-    def __init__(self, pe):
-        self.pe = pe
-
-    def __getattr__(self, name):
-        return getattr(self.pe, name)
-
-    def stop(self):
-        pass
 
 
 def test_snapshots_lost_to_a_full_disk_keep_the_newest_events_and_count_the_rest(tmp_path, procfs, monkeypatch):
     s = Source()
     pe = s.events(capacity=2)
     root = tmp_path / "r"
-    calls = []
     with Store(root) as st:
-        real = st.write
-
-        def write(snap):
-            calls.append(snap)
-            s.conn_w.send(exec_(100 + len(calls), seq=len(calls)))  # one more event for the next snapshot
-            if len(calls) <= 3:
-                raise StoreFull("full")
-            return real(snap)
-        monkeypatch.setattr(st, "write", write)
+        # each write offered: one more event for the next snapshot; the first three fail
+        fail_writes(st, monkeypatch, 3, each=lambda n: s.conn_w.send(exec_(100 + n, seq=n)))
         s.conn_w.send(exec_(100, seq=0))
         R.record(st, Collector(procfs=procfs, host="h"), 0.02, count=4, process_events=pe, err=open("/dev/null", "w"))
     # The third lost snapshot held 100, 101, 102: the newest two went on, 100 was counted dropped.
@@ -441,7 +413,7 @@ def test_the_exit_of_a_process_a_snapshot_saw_has_its_identity(tmp_path, procfs)
     root = tmp_path / "r"
     col = Collector(procfs=procfs, host="h")
     with Store(root) as st:
-        R.record(st, col, 0.02, count=1, process_events=_Once(pe))
+        R.record(st, col, 0.02, count=1, process_events=KeepOpen(pe))
         s.conn_w.send(exit_(10, 0, seq=1))
         s.conn_w.send(exit_(12, 0, seq=2))
         R.record(st, col, 0.02, count=1, process_events=pe)

@@ -15,6 +15,7 @@ from recorder import record as R
 from recorder.collect.collector import Collector
 from recorder.collect.process_events import listen
 from recorder.store.folder import Store
+from tests.support.record_loop import KeepOpen
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.live, pytest.mark.root]
@@ -34,7 +35,7 @@ def test_short_lived_processes_appear_with_argv_exit_status_and_cpu(tmp_path):
     root = tmp_path / "r"
     with Store(root) as st:
         pe = _listen(col)
-        R.record(st, col, 0.1, count=1, process_events=_Keep(pe))  # the first snapshot
+        R.record(st, col, 0.1, count=1, process_events=KeepOpen(pe))  # the first snapshot
         procs = []
         for i in range(50):  # 10 to 200 ms each, half exiting non-zero
             life = 0.01 + (i % 20) * 0.01
@@ -105,7 +106,7 @@ def test_a_fork_storm_into_a_small_buffer_counts_drops_and_snapshots_go_on(tmp_p
     with Store(root) as st:
         pe = _listen(col, capacity=100)
         p = subprocess.Popen([os.sys.executable, "-c", storm])
-        res = R.record(st, col, 0.2, count=2, process_events=_Keep(pe))  # during the storm
+        res = R.record(st, col, 0.2, count=2, process_events=KeepOpen(pe))  # during the storm
         assert p.wait() == 0
         res2 = R.record(st, col, 0.2, count=1, process_events=pe)  # after it: more than the buffer held
     assert res.snapshots + res2.snapshots == 3
@@ -128,14 +129,3 @@ def test_record_says_the_process_events_were_read(tmp_path):
     assert "process events: read on 2 snapshots" in run_cli("info", out, check=0).stdout
 
 
-class _Keep:
-    """The listener handed to one record() call that must not stop it."""
-
-    def __init__(self, pe):
-        self.pe = pe
-
-    def __getattr__(self, name):
-        return getattr(self.pe, name)
-
-    def stop(self):
-        pass
