@@ -276,7 +276,7 @@ def query(
 
     Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
     sockets, kernel_events, process_events; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
-    netstat_rates (`procsnap schema` describes them).
+    netstat_rates, process_exits (`procsnap schema` describes them).
     """
     from analyze.data.damage import render
     from analyze.data import db  # noqa: F401 - imported here, where Python may still cache its bytecode

@@ -62,3 +62,15 @@ def test_exec_storms(tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_runs_without_the_tables(sample, name):
     assert run(Recording.open([str(sample)]), name) == []
+
+
+def test_a_reused_pid_is_not_given_the_previous_process_s_command_line(tmp_path):
+    """pid 500 runs `job --token=x`, exits; a new process gets pid 500 and exits without exec:
+    its exit row in process_exits has no command line (the exec was the earlier process's)."""
+    from tests.support.events import ev
+    first = short(500, 1, at(1, 0), "job", "job --run")
+    again = [ev("fork", 500, at(1, 500), ppid=1), ev("exit", 500, at(1, 600), ppid=1, exit_status=0)]
+    r = recording(tmp_path / "r", n=3, pe={1: first + again})
+    rows = r.query("SELECT started, cmdline, name FROM process_exits WHERE pid = 500 ORDER BY time")[1]
+    assert [x[1:] for x in rows] == [("job --run", "job"), (None, None)]
+    assert rows[1][0] == at(1, 500)

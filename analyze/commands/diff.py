@@ -269,25 +269,14 @@ def compare(before: Side, after: Side, pct: float = 10.0, max_files: int = 20, s
     return out
 
 
-# Processes that started and exited between two moments, from process_events: the exit rows in
-# the window, each with the fork and exec of its pid before it (ASOF: the latest one); a process
-# started after the first moment when its start time (or, unread, its fork) is after it.
+# Processes that started and exited between two moments: the exits in the window (the
+# process_exits view) of processes started after the first moment.
 RAN_BETWEEN_SQL = """
-WITH users AS (SELECT uid, any_value("user") AS "user" FROM processes WHERE "user" IS NOT NULL GROUP BY uid),
-x AS (SELECT boot_id, pid, ppid, start_time, time, name, uid, exit_status, signal, core_dumped, elapsed
-      FROM process_events WHERE host = $h AND kind = 'exit' AND time > $a AND time < $b),
-f AS (SELECT boot_id, pid, time AS fork_time FROM process_events WHERE host = $h AND kind = 'fork'),
-e AS (SELECT boot_id, pid, time AS exec_time, name AS exec_name, cmdline, uid AS exec_uid
-      FROM process_events WHERE host = $h AND kind = 'exec')
-SELECT x.pid, x.ppid, coalesce(x.name, e.exec_name) AS name, u."user", coalesce(x.uid, e.exec_uid) AS uid,
-       coalesce(x.start_time, f.fork_time) AS started, x.time AS ended,
-       CASE WHEN e.exec_time >= coalesce(f.fork_time, x.start_time, e.exec_time) THEN e.cmdline END AS cmdline,
-       x.exit_status, x.signal, x.core_dumped, x.elapsed
-FROM x
-ASOF LEFT JOIN f ON f.boot_id = x.boot_id AND f.pid = x.pid AND f.fork_time <= x.time
-ASOF LEFT JOIN e ON e.boot_id = x.boot_id AND e.pid = x.pid AND e.exec_time <= x.time
-LEFT JOIN users u ON u.uid = coalesce(x.uid, e.exec_uid)
-WHERE coalesce(x.start_time, f.fork_time) > $a
+WITH users AS (SELECT uid, any_value("user") AS "user" FROM processes WHERE "user" IS NOT NULL GROUP BY uid)
+SELECT x.pid, x.ppid, x.name, u."user", x.uid, x.started, x.time AS ended, x.cmdline, x.exit_status, x.signal,
+       x.core_dumped, x.lived_s AS elapsed
+FROM process_exits x LEFT JOIN users u ON u.uid = x.uid
+WHERE x.host = $h AND x.time > $a AND x.time < $b AND x.started > $a
 ORDER BY x.time, x.pid
 """
 

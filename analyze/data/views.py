@@ -187,11 +187,39 @@ FROM (
 )
 """
 
+# Each exit with the fork and exec of its pid before it (ASOF: the latest of each). An exec older
+# than the process's fork (or, unread, its start time: seconds-grained boot time) was a previous
+# process's with the same pid: its command line is not this one's.
+_FRESH_EXEC = "e.exec_time >= coalesce(f.fork_time, x.start_time - INTERVAL 1 SECOND, e.exec_time)"
+
+PROCESS_EXITS = f"""
+CREATE OR REPLACE VIEW process_exits AS
+WITH x AS (SELECT * FROM process_events WHERE kind = 'exit'),
+f AS (SELECT host, boot_id, pid, time AS fork_time FROM process_events WHERE kind = 'fork'),
+e AS (SELECT host, boot_id, pid, time AS exec_time, name AS exec_name, exe, cmdline, cwd, cgroup, uid AS exec_uid
+      FROM process_events WHERE kind = 'exec')
+SELECT x.host, x.boot_id, x.pid, x.ppid, x.start_time, coalesce(x.start_time, f.fork_time) AS started,
+       x.time, coalesce(x.name, CASE WHEN {_FRESH_EXEC} THEN e.exec_name END) AS name,
+       coalesce(x.uid, CASE WHEN {_FRESH_EXEC} THEN e.exec_uid END) AS uid,
+       CASE WHEN {_FRESH_EXEC} THEN e.exe END AS exe,
+       CASE WHEN {_FRESH_EXEC} THEN e.cmdline END AS cmdline,
+       CASE WHEN {_FRESH_EXEC} THEN e.cwd END AS cwd,
+       CASE WHEN {_FRESH_EXEC} THEN e.cgroup END AS cgroup,
+       x.exit_status, x.signal, x.core_dumped,
+       round(coalesce(x.elapsed, epoch(x.time) - epoch(coalesce(x.start_time, f.fork_time))), 3) AS lived_s,
+       round(x.utime + x.stime, 3) AS cpu_s, x.utime, x.stime, x.max_rss, x.read_bytes, x.write_bytes,
+       x.cpu_delay, x.blkio_delay, x.swapin_delay, x.unread
+FROM x
+ASOF LEFT JOIN f ON f.host = x.host AND f.boot_id = x.boot_id AND f.pid = x.pid AND f.fork_time <= x.time
+ASOF LEFT JOIN e ON e.host = x.host AND e.boot_id = x.boot_id AND e.pid = x.pid AND e.exec_time <= x.time
+"""
+
 DERIVED = {
     "process_rates": (PROCESS_RATES, "Per process instance and snapshot: CPU % (of one core), I/O bytes/s, syscalls/s, context switches/s and faults/s since the previous snapshot of the same instance."),
     "thread_rates": (THREAD_RATES, "Per thread and snapshot: CPU % (of one core) and context switches/s since the previous snapshot."),
     "system_rates": (SYSTEM_RATES, "Per host and snapshot: CPU % by mode (of all CPUs, as top's %Cpu(s)), busy %, context switches, interrupts, forks, faults and swapping per second, and PSI stall %."),
     "disk_rates": (DISK_RATES, "Per block device and snapshot: reads/writes per second, bytes/s, %util and average wait."),
     "netstat_rates": (NETSTAT_RATES, "Per host and snapshot: the TCP/UDP stack counters of `system` (retransmits, listen-queue overflows and drops, SYN cookies, resets, UDP errors, ...) per second since the previous snapshot, as `<counter>_ps`, and retransmitted segments as a % of all segments sent, retransmissions included (`tcp_retrans_pct`: RetransSegs / (OutSegs + RetransSegs))."),
+    "process_exits": (PROCESS_EXITS, "One row per process exit in process_events (`time` is the exit's), with what its fork and its last exec said: `started` (the start time, or the fork's time when it was not read), the exec's program, command line, cwd and cgroup (NULL when the last exec of that pid came before this process started: a previous process's), `lived_s` (the kernel's elapsed time, or exit minus start), `cpu_s` (user + system) and the kernel's exit accounting; `start_time` with boot_id and pid is the identity `processes` uses."),
     "nic_rates": (NIC_RATES, "Per interface and snapshot: bytes, packets, errors and drops per second."),
 }

@@ -49,23 +49,16 @@ def _sig(n) -> str:
 
 
 def exits_sql(w: Window, failed_only: bool = True) -> str:
-    """Exits in the window, each with its exec (command line) and fork (start) before it."""
+    """Exits in the window (the process_exits view: each with its exec and fork), with the user
+    name and the command's identity (its command line with digits ignored)."""
     cond = " AND (signal IS NOT NULL OR exit_status <> 0)" if failed_only else ""
     return f"""users AS (SELECT uid, any_value("user") AS "user" FROM processes WHERE "user" IS NOT NULL GROUP BY uid),
-x AS (SELECT * FROM process_events WHERE kind = 'exit' AND {w.sql('time')}{cond}),
-f AS (SELECT host, boot_id, pid, time AS fork_time FROM process_events WHERE kind = 'fork'),
-e AS (SELECT host, boot_id, pid, time AS exec_time, name AS exec_name, cmdline, uid AS exec_uid
-      FROM process_events WHERE kind = 'exec'),
 ex AS (
-    SELECT x.host, x.boot_id, x.pid, x.ppid, x.time, coalesce(x.name, e.exec_name) AS name,
-           coalesce(x.uid, e.exec_uid) AS uid, e.cmdline, coalesce(x.start_time, f.fork_time) AS started,
-           x.start_time,
+    SELECT x.host, x.boot_id, x.pid, x.ppid, x.time, x.name, x.uid, x.cmdline, x.started, x.start_time,
            x.exit_status, x.signal, x.core_dumped, u."user",
-           regexp_replace(coalesce(e.cmdline, x.name, e.exec_name, ''), '[0-9]+', 'N', 'g') AS ident
-    FROM x
-    ASOF LEFT JOIN f ON f.host = x.host AND f.boot_id = x.boot_id AND f.pid = x.pid AND f.fork_time <= x.time
-    ASOF LEFT JOIN e ON e.host = x.host AND e.boot_id = x.boot_id AND e.pid = x.pid AND e.exec_time <= x.time
-    LEFT JOIN users u ON u.uid = coalesce(x.uid, e.exec_uid)
+           regexp_replace(coalesce(x.cmdline, x.name, ''), '[0-9]+', 'N', 'g') AS ident
+    FROM process_exits x LEFT JOIN users u ON u.uid = x.uid
+    WHERE {w.sql('x.time')}{cond}
 )"""
 
 
