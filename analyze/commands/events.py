@@ -12,12 +12,12 @@ import signal as _signal
 import sys
 
 from analyze.errors import UsageError
+from recorder.collect.kernel_events import PARSED_KINDS
+from recorder.collect.process_events import ROW_KINDS
 
-PROCESS_KINDS = ("fork", "exec", "exit", "comm", "uid", "gid", "sid", "ptrace", "coredump", "threads",
-                 "thread_fork", "thread_exit", "thread_comm")
+PROCESS_KINDS = ROW_KINDS
 # 'log' stands for the kernel log records no parser named (kernel_events.kind NULL).
-KERNEL_KINDS = ("log", "oom_invoked", "oom_context", "oom_kill", "segfault", "trap", "hung_task", "soft_lockup",
-                "hard_lockup", "syn_flood", "conntrack_full", "fs_error", "fs_readonly", "io_error")
+KERNEL_KINDS = ("log",) + PARSED_KINDS
 # Short names a responder types for a group of kinds.
 ALIASES = {"oom": ("oom_kill",), "lockup": ("soft_lockup", "hard_lockup"), "kernel": KERNEL_KINDS[1:],
            "process": ("fork", "exec", "exit")}

@@ -119,6 +119,9 @@ _p("io_error", rb"^(?:\w+: )?(?P<trap>[A-Za-z][\w /-]*?) error, dev (?P<block_de
 # fs/buffer.c: "Buffer I/O error on dev %pg, logical block %llu, ..."
 _p("io_error", rb"^Buffer I/O error on dev (?P<block_device>[^,]+), logical block (?P<sector>\d+)")
 
+# The kinds the parsers give, in the order they are tried.
+PARSED_KINDS = tuple(dict.fromkeys(k for k, _, _ in _PATTERNS))
+
 _INT = {"pid", "uid", "seconds", "cpu", "port", "sector", "failcnt"}
 _KB_FIELDS = {"anon_rss", "file_rss", "shmem_rss", "total_vm", "memory_usage", "memory_limit"}
 _TEXT = {"comm", "cgroup", "task_cgroup", "library", "block_device"}

@@ -33,6 +33,10 @@ from recorder.source.kmsg import wall_offset_us
 UTC = dt.timezone.utc
 CAPACITY = 32768  # events held between two snapshots; more are counted as dropped
 TABLE = "process_events"
+# Every kind a row may have: the connector's (a thread's prefixed thread_, except exec, which is
+# always the process's) and 'threads', the per-process count of threads started.
+_EVENT_KINDS = tuple(k for k in PE.KINDS.values() if k != "ack")
+ROW_KINDS = _EVENT_KINDS + ("threads",) + tuple("thread_" + k for k in _EVENT_KINDS if k != "exec")
 _STARTS = 1 << 17  # processes whose start time is remembered from their fork (or a snapshot) to their exit
 _STATS = 4096  # taskstats records waiting for their exit event (it follows within a read)
 _BATCH = 2048  # rows turned into an Arrow table at once
