@@ -289,6 +289,10 @@ def query(
         raise UsageError("-p goes with --name")
     q = get_query(name) if name is not None else None
     given = parse_params(param or [])
+    if sql is not None:  # refused before any file or process is read (Recording.execute checks again)
+        import duckdb
+        from analyze.data.gate import check_read_only
+        check_read_only(duckdb.connect(), sql)
 
     # The live snapshot is taken here, before confinement: a confined thread may not inspect
     # other processes (their sockets would come out without an owner).
