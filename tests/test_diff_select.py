@@ -5,6 +5,7 @@ process alive at both ends (and one by a process that came and went)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -67,7 +68,7 @@ def scenario(tmp_path_factory):
                               text=True)
     assert holder.stdout.readline().strip() == "up"
     recorder = subprocess.Popen([sys.executable, "-m", "analyze.cli", "record", "-o", str(rec), "-i", "0.5",
-                                 "-n", "40", "-q"], cwd=ROOT)
+                                 "-n", "400", "-q"], cwd=ROOT)
     procs, out = [], {"rec": rec, "holder": holder.pid, "alpha": [], "beta": []}
     try:
         wait_for(rec, 2, recorder)
@@ -91,6 +92,8 @@ def scenario(tmp_path_factory):
         for p in procs:
             p.kill()
             p.wait()
+        wait_for(rec, snapshots(rec) + 3, recorder)  # the last snapshots see them gone
+        recorder.send_signal(signal.SIGINT)
         assert recorder.wait(timeout=180) == 0
         yield out
     finally:
