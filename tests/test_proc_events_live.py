@@ -37,10 +37,13 @@ def test_short_lived_processes_appear_with_argv_exit_status_and_cpu(tmp_path):
         pe = _listen(col)
         R.record(st, col, 0.1, count=1, process_events=KeepOpen(pe))  # the first snapshot
         procs = []
-        for i in range(50):  # 10 to 200 ms each, half exiting non-zero
+        t0 = time.monotonic()
+        for i in range(200):  # over the 10 s between the snapshots, 10 to 200 ms each, half exiting non-zero
             life = 0.01 + (i % 20) * 0.01
             procs.append((subprocess.Popen(["sh", "-c", f"sleep {life:.2f}; exit {i % 2 * 3}", "pev-test",
                                             f"--password={SECRET}"]), i % 2 * 3))
+            time.sleep(max(0.0, t0 + (i + 1) * 0.048 - time.monotonic()))
+            procs[-1][0].poll()
         killed = subprocess.Popen(["sleep", "30"])
         alive = subprocess.Popen(["sleep", "30"])  # still running at the second snapshot
         time.sleep(0.05)
