@@ -185,10 +185,10 @@ def record(
             recover(store)
             from recorder.collect.kernel_events import follow
             from recorder.collect.process_events import listen
+            events = listen(collector, thread_events=thread_events)
+            kernel_log = follow(store, collector, redact=not no_redact, known=events.started)
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
-                      files_interval=fiv, incident=inc, maintenance=m,
-                      kernel_log=follow(store, collector, redact=not no_redact),
-                      process_events=listen(collector, thread_events=thread_events))
+                      files_interval=fiv, incident=inc, maintenance=m, kernel_log=kernel_log, process_events=events)
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")

@@ -259,6 +259,13 @@ class KernelLog(Follower):
                 for r in recs:
                     r.backlog = True
             buf.extend(recs)
+        if self.identity is not None:  # while the process a report names may still be there
+            for r in recs:
+                if may_be_incident(r):
+                    f = parse_message(r.text)
+                    if f.get("kind") in _MAYBE_ALIVE and "pid" in f:
+                        when = dt.datetime.fromtimestamp(r.wall_us / 1e6, UTC) if r.wall_us is not None else None
+                        r.start_time = self._start_time(f["pid"], f.get("comm"), when)
 
     # -- what each snapshot gets ---------------------------------------------
     def pressing(self) -> bool:
@@ -329,13 +336,14 @@ class KernelLog(Follower):
                     if k in ctx:
                         fields.setdefault(k, ctx[k])
         row.update(fields)
-        if "pid" in fields and self.identity is not None and kind in _MAYBE_ALIVE:
-            row["start_time"] = self._start_time(fields["pid"], fields.get("comm"), row["time"])
+        if r.start_time is not None:
+            row["start_time"] = r.start_time
         return row
 
     def _start_time(self, pid: int, comm: str | None, when: dt.datetime | None):
-        """The start time of PID when the process is still there, has the comm the record names,
-        and started before the record (not a later process given the same pid)."""
+        """The start time of PID when the process is still there (or known to the process events),
+        has the comm the record names, and started before the record (not a later process given
+        the same pid)."""
         try:
             found = self.identity(pid)
         except Exception:  # noqa: BLE001 - gone, denied, unparsable: no start time
@@ -343,7 +351,7 @@ class KernelLog(Follower):
         if not found:
             return None
         name, started = found
-        if comm is not None and name != comm:
+        if comm is not None and name is not None and name != comm:
             return None
         if when is not None and started > when + dt.timedelta(seconds=1):
             return None
@@ -385,10 +393,15 @@ def last_stored(store: "Store", host: str, boot_id: str) -> int | None:
     return None
 
 
-def follow(store: "Store", collector, redact: bool = True) -> KernelLog:
+def follow(store: "Store", collector, redact: bool = True, known=None) -> KernelLog:
     """The kernel log followed for a recorder writing COLLECTOR's snapshots into STORE (its host
-    and boot; start times of live processes looked up through it)."""
+    and boot; start times of live processes looked up through it, else through KNOWN: pid -> the
+    start time the process events know, or None)."""
     def identity(pid: int):
-        row = collector.processes.identity(pid, collector.btime)
+        try:
+            row = collector.processes.identity(pid, collector.btime)
+        except Exception:  # noqa: BLE001 - gone, denied: perhaps the process events saw it
+            started = known(pid) if known is not None else None
+            return (None, started) if started is not None else None
         return row["name"], row["start_time"]
     return KernelLog.start(store, collector.host, collector.boot_id, redact=redact, identity=identity)

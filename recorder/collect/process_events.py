@@ -75,6 +75,7 @@ class ProcessEvents(Follower):
         self._stats: dict[int, object] = {}  # tid -> Taskstats exit record not yet matched
         self._stats_old: dict[int, object] = {}
         self._starts: dict[int, dt.datetime] = {}  # pid -> start time read at fork or exec
+        self._ended: dict[int, dt.datetime] = {}  # pid -> start time of its latest exit seen
         self._lost_said = 0
         self._taken = Taken()  # Arrow tables of a snapshot not yet written
 
@@ -204,6 +205,11 @@ class ProcessEvents(Follower):
                 if start is not None:
                     known.setdefault(pid, start)
 
+    def started(self, pid: int):
+        """The start time of PID that the events gave (a live process's, or the last one's that
+        exited with that pid), or None."""
+        return self._starts.get(pid) or self._ended.get(pid)
+
     def take(self, snapshot_id: int, ts: dt.datetime):
         """(the process_events table of the events since the last snapshot, or None when there
         are none; the snapshots columns about the process events)."""
@@ -284,6 +290,10 @@ class ProcessEvents(Follower):
             row["start_time"] = self._starts.get(e.pid)
         if w == PE.EXIT_EV and e.pid == e.tid:
             self._starts.pop(e.pid, None)
+            if row.get("start_time") is not None:
+                if len(self._ended) >= _STATS:
+                    self._ended.clear()
+                self._ended[e.pid] = row["start_time"]
         if unread:
             row["unread"] = ", ".join(unread)
         return row

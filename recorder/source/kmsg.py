@@ -48,7 +48,7 @@ class Record:
     the wall time its kernel timestamp maps to (µs since the epoch, from the clocks at read)."""
 
     __slots__ = ("seq", "ts_us", "priority", "facility", "flags", "text", "subsystem", "device",
-                 "wall_us", "backlog")
+                 "wall_us", "backlog", "start_time")
 
     def __init__(self, seq: int, ts_us: int, priority: int, facility: int, flags: str, text: bytes,
                  subsystem: bytes | None = None, device: bytes | None = None):
@@ -62,6 +62,7 @@ class Record:
         self.device = device
         self.wall_us: int | None = None
         self.backlog = False
+        self.start_time = None  # what the recorder found of the process a record names, when read
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, ts_us={self.ts_us}, pri={self.priority}, fac={self.facility}, text={self.text!r})"
