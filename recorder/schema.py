@@ -545,7 +545,7 @@ _add(Table(
         C("task_cgroup", "string", "path", "oom_kill and oom_context: the victim's memory cgroup (task_memcg=); NULL for other kinds and kernels that do not print it."),
         C("oom_constraint", "string", "code", "oom_kill and oom_context: what limited the allocation: CONSTRAINT_NONE (the whole host), CONSTRAINT_MEMCG, CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY; NULL for other kinds, and for an oom_kill whose oom_context record was not read."),
         C("memory_usage", "int64", "bytes", "oom_memcg, and the oom_context and oom_kill of a memory cgroup's OOM (CONSTRAINT_MEMCG) that follow it: the cgroup's memory usage when the OOM killer ran, as the kernel printed it; NULL for other kinds, for a system-wide OOM, and when the oom_memcg record was not read."),
-        C("memory_limit", "int64", "bytes", "Likewise: the memory cgroup's limit (memory.limit_in_bytes in cgroup v1, memory.max in v2) when the OOM killer ran; 9223372036854767616 (the kernel's 'max') when the cgroup had none and another limit (memory+swap) was hit."),
+        C("memory_limit", "int64", "bytes", "Likewise: the memory cgroup's limit (memory.limit_in_bytes in cgroup v1, memory.max in v2) when the OOM killer ran; 9223372036854767616 (the kernel's 'max') when the cgroup had none and another limit (memory+swap) was hit; NULL as memory_usage is."),
         C("failcnt", "int64", "count", "oom_memcg: how many times the cgroup's usage hit its limit so far; NULL for other kinds."),
         C("anon_rss", "int64", "bytes", "oom_kill: the victim's anonymous resident memory when killed; NULL for other kinds."),
         C("file_rss", "int64", "bytes", "oom_kill: the victim's file-backed resident memory; NULL for other kinds."),

@@ -85,14 +85,15 @@ def test_rates_and_backwards_counters(tmp_path):
 
 
 def test_rate_views_can_be_left_out(tmp_path):
-    """lsof and ps --rec open a recording without the rate views (they query none of them)."""
+    """lsof and ps --rec open a recording without the derived views (they query none of them)."""
     rec = tmp_path / "rec"
     with Store(rec) as st:
         st.write(fake_snapshot(0, [{"pid": 10, "utime": 1.0, "stime": 0.0}]))
     views = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
     full = {v for (v,) in Recording.open([str(rec)]).execute(views)[1]}
     bare = {v for (v,) in Recording.open([str(rec)], derived=False).execute(views)[1]}
-    assert full - bare == {"process_rates", "thread_rates", "system_rates", "disk_rates", "nic_rates", "netstat_rates"}
+    assert full - bare == {"process_rates", "thread_rates", "system_rates", "disk_rates", "nic_rates", "netstat_rates",
+                           "process_exits"}
     assert bare == set(TABLES)
 
 
