@@ -1,0 +1,353 @@
+"""What procsnap replay shows, read from a recording (or the live host) one moment at a time.
+
+A :class:`Source` holds the recording open for the whole session (one :meth:`Recording.open`:
+its damage is found and named once) and the time line of one host (its snapshots, in time
+order). Each step in time reads only what the shown view needs, through the commands' own
+loaders: top's frame (:func:`analyze.commands.top.loading.load`, whose rates read only the
+snapshot before), lsof's rows of one snapshot, ps's threads, the events of one interval, diff
+between two moments. The small host tables (system, disks, nics) are read whole once, for the
+history charts. Frames are kept for the last few moments visited, so that stepping back and
+forth reads nothing again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shlex
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from analyze.data.db import Moment
+from analyze.errors import ProcsnapError
+
+UTC = dt.timezone.utc
+KEEP = 16  # frames kept for the moments visited last
+
+
+def iso(ts: dt.datetime) -> str:
+    """A time as the command lines shown take it back (--at, --from, --to)."""
+    ts = ts.astimezone(UTC)
+    frac = f".{ts.microsecond:06d}" if ts.microsecond else ""
+    return f"{ts:%Y-%m-%dT%H:%M:%S}{frac}Z"
+
+
+def shown(ts: dt.datetime) -> str:
+    return f"{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+@dataclass
+class History:
+    """The host's counters over the whole time line, one value per snapshot (None: unknown)."""
+    cpu_busy: list = field(default_factory=list)
+    load1: list = field(default_factory=list)
+    mem_used_pct: list = field(default_factory=list)
+    psi: dict = field(default_factory=dict)          # name -> values
+    disks: dict = field(default_factory=dict)        # device -> (read+write bytes/s values, util % values)
+    nics: dict = field(default_factory=dict)         # interface -> (rx bytes/s values, tx bytes/s values)
+    marks: dict = field(default_factory=dict)        # snapshot index -> kernel/incident events in its interval
+
+
+class Source:
+    """A recording, one host of it, its time line and the readers of each view."""
+
+    live = False
+
+    def __init__(self, paths: list[str], host: str | None = None):
+        self.paths = list(paths)
+        self.host_asked = host
+        self.notes: list[str] = []
+        self._frames: OrderedDict = OrderedDict()
+        self._lsof: OrderedDict = OrderedDict()
+        self._open()
+
+    # ---- opening
+    def _open(self) -> None:
+        from analyze.data.db import Recording
+        err = io.StringIO()
+        # The cheap checks now; every page's checksum later, off the UI's thread (verify_pages).
+        self.rec = Recording.open(self.paths, hosts=[self.host_asked] if self.host_asked else None, err=err,
+                                  pages=False)
+        self.notes = [line.removeprefix("procsnap: ") for line in err.getvalue().splitlines() if line.strip()]
+        _, hosts = self.rec.query("SELECT DISTINCT host FROM snapshots ORDER BY host")
+        hosts = [h for h, in hosts]
+        if not hosts:
+            raise ProcsnapError(f"no snapshot in {', '.join(self.paths)}"
+                                + (f" of host {self.host_asked}" if self.host_asked else ""))
+        self.host = hosts[0]
+        if len(hosts) > 1:
+            self.notes.append(f"{len(hosts)} hosts in this recording: showing {self.host} (--host NAME for another)")
+        _, rows = self.rec.query("SELECT snapshot_id, ts, open_files_seen IS NOT NULL FROM snapshots "
+                                 "WHERE host = $h ORDER BY ts", {"h": self.host})
+        self.ids = [r[0] for r in rows]
+        self.times = [r[1] for r in rows]
+        self._frames.clear()
+        self._lsof.clear()
+        self.history = self._history()
+
+    def reopen(self) -> None:
+        """Open again (a query met a damaged file, now left out; or a live recording grew)."""
+        self._open()
+
+    def verify_pages(self) -> list[tuple[str, str]]:
+        """Every page of every file the views read, checked against its checksum as
+        Recording.open checks them for a command (unless PROCSNAP_VERIFY=0): (file, why) for the
+        damaged ones, which are then left out (EXCLUDED) when the recording is opened again. Runs
+        in a thread: it reads files with pyarrow, not through the session's connection."""
+        import os
+
+        from recorder.schema import TABLES
+
+        from analyze.data.damage import EXCLUDED, verify
+        if self.live or os.environ.get("PROCSNAP_VERIFY", "1") == "0":
+            return []
+        bad = []
+        for table, files in list(self.rec.files.items()):
+            bad += verify(files, TABLES[table].names if table in TABLES else None)
+        for f, why in bad:
+            EXCLUDED[f] = why
+        return bad
+
+    def call(self, fn, *args):
+        """fn(*args), opened again without the files a query found damaged, as
+        analyze.data.damage.retrying does for a command."""
+        from analyze.data.damage import DamageFound, find_damage
+        for _ in range(5):
+            try:
+                return fn(*args)
+            except DamageFound:
+                self.reopen()
+            except Exception as e:  # noqa: BLE001 - only errors from damaged files are retried
+                if not find_damage(e):
+                    raise
+                self.reopen()
+        raise ProcsnapError("damaged files keep turning up: procsnap info lists them")
+
+    # ---- the time line
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def moment(self, i: int) -> Moment:
+        return Moment(self.host, self.ids[i], self.times[i])
+
+    def index_at(self, text: str) -> int:
+        """The snapshot a typed time names, as --at chooses it: the latest at or before (the
+        grammar of analyze.data.timespec against this recording: -10m is ten minutes before its
+        end, +5m five minutes after its start, 03:14 covers the whole minute)."""
+        import bisect
+        at = self.rec.resolve_time(text, last=True)
+        i = bisect.bisect_right(self.times, at) - 1
+        if i < 0:
+            raise ProcsnapError(f"no snapshot at or before {shown(at)} (the recording starts at "
+                                f"{shown(self.times[0])})")
+        return i
+
+    def rec_args(self) -> list[str]:
+        args = []
+        for p in self.paths:
+            args += ["--rec", p]
+        if self.host_asked:
+            args += ["--host", self.host_asked]
+        return args
+
+    def command(self, i: int | None, *args: str, at: bool = True) -> str:
+        """The command line that answers as a view does at snapshot I."""
+        words = ["procsnap", *args[:1], *self.rec_args()]
+        if at and i is not None:
+            words += ["--at", iso(self.times[i])]
+        return shlex.join(words + list(args[1:]))
+
+    # ---- the views' data
+    def frame(self, i: int):
+        """top's frame of snapshot I (kept for the last moments visited)."""
+        f = self._frames.get(i)
+        if f is None:
+            from analyze.commands.top.loading import load
+            f = self.call(load, self.rec, self.moment(i))
+            self._frames[i] = f
+            while len(self._frames) > KEEP:
+                self._frames.popitem(last=False)
+        else:
+            self._frames.move_to_end(i)
+        return f
+
+    def files_moment(self, i: int) -> Moment | None:
+        """The snapshot lsof --at would read for snapshot I: the latest at or before it that took
+        open files (a recorder takes them on fewer snapshots)."""
+        err = io.StringIO()
+        try:
+            ms = self.call(self.rec.moment, iso(self.times[i]), "open_files", err)
+        except ProcsnapError:
+            return None
+        return next((m for m in ms if m.host == self.host), None)
+
+    def lsof_lines(self, i: int, argv: list[str]) -> tuple[Moment | None, list[str], list]:
+        """lsof's listing (its lines) for ARGV at snapshot I, and its rows."""
+        from analyze.commands import lsof as L
+        m = self.files_moment(i)
+        if m is None:
+            return None, [], []
+        key = (m.snapshot_id, tuple(argv))
+        got = self._lsof.get(key)
+        if got is None:
+            o = L.parse_args(argv)
+            rows = self.call(L.load, self.rec, [m], o)
+            res = L.select(rows, o)
+            buf = io.StringIO()
+            if res.rows:
+                L.text_table(res.rows, o, buf)
+            got = self._lsof[key] = (m, buf.getvalue().splitlines(), res.rows)
+            while len(self._lsof) > 4:  # descriptor snapshots are few: the last ones visited
+                self._lsof.popitem(last=False)
+        return got
+
+    def ps_lines(self, i: int, argv: list[str]) -> list[str]:
+        """ps's listing (its lines) for ARGV at snapshot I."""
+        from analyze.commands import ps as P
+        o = P.parse_args(argv)
+        m = self.moment(i)
+        rows = self.call(P.load, self.rec, m, bool(o.threads), False)
+        cols, ctx, got = P.prepared(rows, o, [m], False)
+        if not got:
+            return []
+        buf = io.StringIO()
+        P.text_table(got, cols, o, ctx, buf)
+        return buf.getvalue().splitlines()
+
+    def events_lines(self, t0: dt.datetime, t1: dt.datetime, pids: list[str] | None = None) -> list[str]:
+        """procsnap events' table for the window, of these processes (None: all)."""
+        from analyze.commands import events as E
+        from analyze.commands.who import selection
+        from analyze.output import render
+        if not E.recorded(self.rec):
+            return []
+        rows = self.call(E.load, self.rec, E.DEFAULT_KINDS, t0, t1, selection(pids))
+        rows = [r for r in rows if r.host == self.host]
+        if not rows:
+            return []
+        buf = io.StringIO()
+        render(E.COLUMNS, [(r.time, r.host, r.kind, r.pid, r.ppid, r.user if r.user is not None else r.uid,
+                            r.command, E.detail(r)) for r in rows], "table", out=buf)
+        return buf.getvalue().splitlines()
+
+    def diff_lines(self, a: int, b: int) -> list[str]:
+        """procsnap diff's text between snapshots A and B."""
+        from analyze.commands import diff as D
+        lo, hi = sorted((a, b))
+        result = self.call(D.run, self.rec, None, iso(self.times[lo]), iso(self.times[hi]), [self.host], 10.0, None)
+        return "\n\n".join(D.text(c) for c in result["comparisons"]).splitlines()
+
+    def process_history(self, pid: int, start) -> list[tuple]:
+        """(ts, cpu %, rss, fds) of one process instance over the whole recording."""
+        _, rows = self.call(self.rec.query, "SELECT ts, cpu_pct, rss, num_fds FROM process_rates "
+                            "WHERE host = $h AND pid = $p AND start_time IS NOT DISTINCT FROM $st ORDER BY ts",
+                            {"h": self.host, "p": pid, "st": start})
+        return rows
+
+    def disks_at(self, i: int) -> list[tuple]:
+        _, rows = self.call(self.rec.query, "SELECT device, reads_ps, writes_ps, read_bps, write_bps, util_pct, "
+                            "await_ms FROM disk_rates WHERE host = $h AND snapshot_id = $s ORDER BY device",
+                            {"h": self.host, "s": self.ids[i]})
+        return rows
+
+    def nics_at(self, i: int) -> list[tuple]:
+        _, rows = self.call(self.rec.query, "SELECT interface, rx_bps, tx_bps, rx_pps, tx_pps, rx_errors_ps + "
+                            "tx_errors_ps, rx_dropped_ps + tx_dropped_ps FROM nic_rates WHERE host = $h AND "
+                            "snapshot_id = $s ORDER BY interface", {"h": self.host, "s": self.ids[i]})
+        return rows
+
+    def rates_at(self, i: int) -> dict:
+        cols, rows = self.call(self.rec.query, "SELECT * FROM system_rates WHERE host = $h AND snapshot_id = $s",
+                               {"h": self.host, "s": self.ids[i]})
+        return dict(zip(cols, rows[0])) if rows else {}
+
+    # ---- history, read once
+    def _history(self) -> History:
+        import bisect
+        h = History()
+        n = len(self.ids)
+        pos = {sid: k for k, sid in enumerate(self.ids)}
+
+        def series(sql, width):
+            out = [[None] * n for _ in range(width)]
+            _, rows = self.rec.query(sql, {"h": self.host})
+            for r in rows:
+                k = pos.get(r[0])
+                if k is not None:
+                    for j in range(width):
+                        out[j][k] = r[1 + j]
+            return out
+
+        psi = ("cpu", "memory", "io")
+        got = series("SELECT snapshot_id, cpu_busy_pct, load1, "
+                     "CASE WHEN mem_total > 0 THEN (mem_total - mem_available) * 100.0 / mem_total END, "
+                     + ", ".join(f"psi_{p}_some_pct" for p in psi) + " FROM system_rates WHERE host = $h", 3 + len(psi))
+        h.cpu_busy, h.load1, h.mem_used_pct = got[:3]
+        h.psi = {p: got[3 + j] for j, p in enumerate(psi)}
+        _, rows = self.rec.query("SELECT device, snapshot_id, read_bps + write_bps, util_pct FROM disk_rates "
+                                 "WHERE host = $h", {"h": self.host})
+        for dev, sid, bps, util in rows:
+            k = pos.get(sid)
+            if k is not None:
+                d = h.disks.setdefault(dev, ([None] * n, [None] * n))
+                d[0][k], d[1][k] = bps, util
+        _, rows = self.rec.query("SELECT interface, snapshot_id, rx_bps, tx_bps FROM nic_rates WHERE host = $h",
+                                 {"h": self.host})
+        for nic, sid, rx, tx in rows:
+            k = pos.get(sid)
+            if k is not None:
+                d = h.nics.setdefault(nic, ([None] * n, [None] * n))
+                d[0][k], d[1][k] = rx, tx
+        # the time line's marks: kernel reports and processes killed by a signal, per interval
+        if self.times:
+            _, rows = self.rec.query(
+                "SELECT time, coalesce(kind, 'log') FROM kernel_events WHERE host = $h AND kind IS NOT NULL "
+                "UNION ALL SELECT coalesce(time, ts), 'killed' FROM process_events "
+                "WHERE host = $h AND kind = 'exit' AND signal IS NOT NULL AND signal <> 0", {"h": self.host})
+            for t, kind in rows:
+                if t is None:
+                    continue
+                k = min(bisect.bisect_left(self.times, t), n - 1)
+                h.marks.setdefault(k, []).append(kind)
+        return h
+
+
+class LiveSource(Source):
+    """The live host: a snapshot every INTERVAL seconds, the last KEEP_LIVE of them as a recording."""
+
+    live = True
+    KEEP_LIVE = 40
+
+    def __init__(self, interval: float = 5.0):
+        from recorder.collect.collector import COLLECTED, Collector
+        self.paths = []
+        self.host_asked = None
+        self.interval = interval
+        self.notes = []
+        self._frames = OrderedDict()
+        self._lsof = OrderedDict()
+        self._snaps: list = []
+        self._collector = Collector(tables=COLLECTED, redact=True)
+        self.grow()
+        self.grow()
+
+    def grow(self) -> None:
+        """One more snapshot of the live host."""
+        self._snaps.append(self._collector.snapshot())
+        del self._snaps[:-self.KEEP_LIVE]
+        self.reopen()
+
+    def reopen(self) -> None:
+        from analyze.data.db import Recording
+        self.rec = Recording.from_snapshots(self._snaps)
+        self.host = self._snaps[-1].host
+        _, rows = self.rec.query("SELECT snapshot_id, ts FROM snapshots WHERE host = $h ORDER BY ts",
+                                 {"h": self.host})
+        self.ids = [r[0] for r in rows]
+        self.times = [r[1] for r in rows]
+        self._frames.clear()
+        self._lsof.clear()
+        self.history = self._history()
+
+    def command(self, i, *args: str, at: bool = True) -> str:
+        return shlex.join(["procsnap", *args])
