@@ -12,6 +12,7 @@ by SIGKILL in the second interval and the OOM kill in the fifth.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import re
@@ -109,23 +110,30 @@ def screen(app) -> list[str]:
 def drive(rec, keys, check, size=(WIDTH, HEIGHT), **kw):
     """Open REC, press KEYS (a list of keys, or of ("type", text) for a prompt), then call
     check(app, screen)."""
+    return session(rec, [(keys, check)], size, **kw)[0]
+
+
+def session(rec, steps, size=(WIDTH, HEIGHT), **kw):
+    """One app over REC: for each (keys, check) of STEPS, press the keys, then check(app, screen)."""
     from analyze.commands.replay.app import ReplayApp
     from analyze.commands.replay.source import Source
 
     async def main():
         app = ReplayApp(Source([str(rec)]), **kw)
+        out = []
         async with app.run_test(size=size) as pilot:
             await app.workers.wait_for_complete()
             await pilot.pause()
-            for k in keys:
-                if isinstance(k, tuple):
-                    await pilot.press(*list(k[1]), "enter")
-                else:
-                    await pilot.press(k)
+            for keys, check in steps:
+                for k in keys:
+                    if isinstance(k, tuple):
+                        await pilot.press(*list(k[1]), "enter")
+                    else:
+                        await pilot.press(k)
+                await app.workers.wait_for_complete()
                 await pilot.pause()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            return check(app, screen(app))
+                out.append(check(app, screen(app)))
+        return out
     return asyncio.run(main())
 
 
@@ -133,6 +141,7 @@ def body(app):
     return app.query_one("#lines").body
 
 
+@functools.lru_cache(maxsize=None)
 def top_text(rec, at, sort="cpu", width=WIDTH):
     from analyze.commands import top as T
     out = io.StringIO()
@@ -155,38 +164,31 @@ def test_opens_at_the_last_snapshot_with_tops_table_and_command(rec):
 
 
 def test_time_keys_step_as_atop(rec):
-    seen = []
-
-    def check(app, s):
-        seen.append(s[0])
-        return s
-    drive(rec, ["T"], check)
-    drive(rec, ["T", "T", "t"], check)
-    drive(rec, ["g"], check)
-    drive(rec, ["g", "G"], check)
-    drive(rec, ["g", "T"], check)
-    assert "03:00:40 UTC  5/6" in seen[0]
-    assert "03:00:40 UTC  5/6" in seen[1]
-    assert "03:00:00 UTC  1/6" in seen[2]
-    assert "03:00:50 UTC  6/6" in seen[3]
-    assert "03:00:00 UTC  1/6" in seen[4]
+    def at(shown, note=""):
+        def check(app, s):
+            assert shown in s[0] and s[-2] == note
+        return check
+    session(rec, [(["T"], at("03:00:40 UTC  5/6")), (["T", "t"], at("03:00:40 UTC  5/6")),
+                  (["g"], at("03:00:00 UTC  1/6")), (["T"], at("03:00:00 UTC  1/6", "no earlier snapshot")),
+                  (["t"], at("03:00:10 UTC  2/6")), (["G"], at("03:00:50 UTC  6/6")),
+                  (["t"], at("03:00:50 UTC  6/6", "no later snapshot"))])
 
 
-@pytest.mark.parametrize("typed,shown", [("03:00:25", "03:00:20 UTC  3/6"), ("-30s", "03:00:20 UTC  3/6"),
-                                         ("+10s", "03:00:10 UTC  2/6"), ("2026-11-28T03:00:40Z", "03:00:40 UTC  5/6")])
-def test_b_goes_to_a_typed_time_as_at_does(rec, typed, shown):
-    def check(app, s):
-        assert shown in s[0]
-        at = s[-1].split("--at ")[1].split()[0]
-        assert body(app) == top_text(rec, at)[-len(body(app)):]  # the rates of that moment, as top --at
-    drive(rec, ["b", ("type", typed)], check)
+def test_b_goes_to_a_typed_time_as_at_does(rec):
+    def to(shown):
+        def check(app, s):
+            assert shown in s[0]
+            at = s[-1].split("--at ")[1].split()[0]
+            assert body(app) == top_text(rec, at)[-len(body(app)):]  # the rates of that moment, as top --at
+        return check
 
-
-def test_a_bad_time_is_one_line_and_the_moment_stays(rec):
-    def check(app, s):
-        assert "6/6" in s[0]
-        assert s[-2].startswith("bad time 'yesterday-ish'")
-    drive(rec, ["b", ("type", "yesterday-ish")], check)
+    def bad(app, s):  # one line, and the moment stays
+        assert "5/6" in s[0] and s[-2].startswith("bad time 'nope'")
+    session(rec, [(["b", ("type", "03:00:25")], to("03:00:20 UTC  3/6")),
+                  (["b", ("type", "-30s")], to("03:00:20 UTC  3/6")),
+                  (["b", ("type", "+10s")], to("03:00:10 UTC  2/6")),
+                  (["b", ("type", "2026-11-28T03:00:40")], to("03:00:40 UTC  5/6")),
+                  (["b", ("type", "nope")], bad)])
 
 
 def test_host_view(rec):
@@ -202,35 +204,30 @@ def test_host_view(rec):
 
 
 def test_sort_filter_tree(rec):
-    def check_mem(app, s):
+    def mem(app, s):
         assert [x.split()[-1] for x in body(app)[:3]] == ["web", "systemd", "web-child"]  # hog is gone at 03:00:50
         assert "--sort mem" in s[-1] and "sort mem" in s[0]
-    drive(rec, ["M"], check_mem)
 
-    def check_mem_before(app, s):
+    def mem_before(app, s):
         assert body(app)[0].split()[-1] == "hog"  # 700 MiB at 03:00:30
-    drive(rec, ["M", "T", "T"], check_mem_before)
 
-    def check_filter(app, s):
-        assert [x.split()[0] for x in body(app)] == ["100", "101"]
-        assert "filter user:www-data" in s[0]
-    drive(rec, ["f", ("type", "user:www-data")], check_filter)
-
-    def check_tree(app, s):
+    def tree(app, s):
         i = next(k for k, x in enumerate(body(app)) if x.split()[0] == "100")
         assert body(app)[i + 1].split()[0] == "101" and body(app)[i + 1].endswith(" \\_ web-child")
-    drive(rec, ["V"], check_tree)
+        assert "tree" in s[0]
 
-    def check_reverse(app, s):
+    def reverse(app, s):
         assert body(app)[-1].split()[-1] == "web" and "--sort -cpu" in s[-1]
-    drive(rec, ["R"], check_reverse)
+    session(rec, [(["M"], mem), (["T", "T"], mem_before), (["G", "C", "V"], tree), (["V", "R"], reverse)])
 
+    def only(app, s):
+        assert [x.split()[0] for x in body(app)] == ["100", "101"]
+        assert "filter user:www-data" in s[0]
 
-def test_search_moves_the_cursor(rec):
-    def check(app, s):
+    def search(app, s):
         lines = app.query_one("#lines")
         assert "web-child" in lines.body[lines.cursor]
-    drive(rec, ["slash", ("type", "child")], check)
+    session(rec, [(["f", ("type", "user:www-data")], only), (["slash", ("type", "child")], search)])
 
 
 def test_one_process_its_threads_files_and_events(rec):
@@ -292,14 +289,15 @@ def test_mark_and_diff(rec):
 
 
 def test_hostile_names_are_escaped_never_interpreted(rec):
-    def check(app, s, where):
-        text = "\n".join(s)
-        assert "\x1b" not in text and "\x07" not in text
-        assert where in text
-    drive(rec, ["M"], lambda a, s: check(a, s, "evil\\x1b[2J\\nname"[:7]))
-    drive(rec, ["o"], lambda a, s: check(a, s, "/tmp/^[]0;pwned^Gx"))  # as lsof escapes names
-    drive(rec, ["b", ("type", "03:00:30"), "f", ("type", "mallory"), "enter"],
-          lambda a, s: check(a, s, "/tmp/^[]0;pwned^Gx"))
+    def shows(where):
+        def check(app, s):
+            text = "\n".join(s)
+            assert "\x1b" not in text and "\x07" not in text and "\n" not in "".join(body(app))
+            assert where in text
+        return check
+    session(rec, [(["M"], shows("evil\\x1b[")),                      # as top escapes names
+                  (["o"], shows("/tmp/^[]0;pwned^Gx")),                  # as lsof escapes names
+                  (["b", ("type", "03:00:30"), "f", ("type", "mallory"), "enter"], shows("/tmp/^[]0;pwned^Gx"))])
 
 
 def test_works_at_80x24(rec):
