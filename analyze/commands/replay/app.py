@@ -9,6 +9,8 @@ line in the note line, never a traceback on the screen.
 
 from __future__ import annotations
 
+import functools
+
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -150,6 +152,8 @@ class ReplayApp(App):
         self.draw_bar()
         self.query_one("#cmd", Static).update(Text("$ " + escape(page.command), no_wrap=True, overflow="ellipsis"))
         self.say(note)
+        if self.st.view in ("processes", "host", "process"):  # the frames t and T will want, read meanwhile
+            self.run_worker(functools.partial(self.src.prefetch, self.i), thread=True, group="prefetch")
 
     def draw_bar(self) -> None:
         src, st = self.src, self.st

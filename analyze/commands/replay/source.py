@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import shlex
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -46,6 +47,9 @@ class History:
     disks: dict = field(default_factory=dict)        # device -> (read+write bytes/s values, util % values)
     nics: dict = field(default_factory=dict)         # interface -> (rx bytes/s values, tx bytes/s values)
     marks: dict = field(default_factory=dict)        # snapshot index -> kernel/incident events in its interval
+    rates: dict = field(default_factory=dict)        # snapshot index -> its system_rates row (a dict)
+    disk_rows: dict = field(default_factory=dict)    # snapshot index -> its disk_rates rows
+    nic_rows: dict = field(default_factory=dict)     # snapshot index -> its nic_rates rows
 
 
 class Source:
@@ -59,6 +63,7 @@ class Source:
         self.notes: list[str] = []
         self._frames: OrderedDict = OrderedDict()
         self._lsof: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
         self._open()
 
     # ---- opening
@@ -159,16 +164,18 @@ class Source:
 
     # ---- the views' data
     def frame(self, i: int):
-        """top's frame of snapshot I (kept for the last moments visited)."""
-        f = self._frames.get(i)
-        if f is None:
-            from analyze.commands.top.loading import load
-            f = self.call(load, self.rec, self.moment(i))
+        """top's frame of snapshot I (kept for the last moments visited, and read ahead: prefetch)."""
+        with self._lock:
+            f = self._frames.get(i)
+            if f is not None:
+                self._frames.move_to_end(i)
+                return f
+        from analyze.commands.top.loading import load
+        f = self.call(load, self.rec, self.moment(i))
+        with self._lock:
             self._frames[i] = f
             while len(self._frames) > KEEP:
                 self._frames.popitem(last=False)
-        else:
-            self._frames.move_to_end(i)
         return f
 
     def files_moment(self, i: int) -> Moment | None:
@@ -245,21 +252,39 @@ class Source:
         return rows
 
     def disks_at(self, i: int) -> list[tuple]:
-        _, rows = self.call(self.rec.query, "SELECT device, reads_ps, writes_ps, read_bps, write_bps, util_pct, "
-                            "await_ms FROM disk_rates WHERE host = $h AND snapshot_id = $s ORDER BY device",
-                            {"h": self.host, "s": self.ids[i]})
-        return rows
+        """(device, reads/s, writes/s, read B/s, write B/s, util %, await ms) at snapshot I."""
+        return self.history.disk_rows.get(i, [])
 
     def nics_at(self, i: int) -> list[tuple]:
-        _, rows = self.call(self.rec.query, "SELECT interface, rx_bps, tx_bps, rx_pps, tx_pps, rx_errors_ps + "
-                            "tx_errors_ps, rx_dropped_ps + tx_dropped_ps FROM nic_rates WHERE host = $h AND "
-                            "snapshot_id = $s ORDER BY interface", {"h": self.host, "s": self.ids[i]})
-        return rows
+        """(interface, rx B/s, tx B/s, rx packets/s, tx packets/s, errors/s, drops/s) at snapshot I."""
+        return self.history.nic_rows.get(i, [])
 
     def rates_at(self, i: int) -> dict:
-        cols, rows = self.call(self.rec.query, "SELECT * FROM system_rates WHERE host = $h AND snapshot_id = $s",
-                               {"h": self.host, "s": self.ids[i]})
-        return dict(zip(cols, rows[0])) if rows else {}
+        """The system_rates row of snapshot I."""
+        return self.history.rates.get(i, {})
+
+    def prefetch(self, i: int) -> None:
+        """In a thread: the frames of the snapshots either side of I, read through a cursor of
+        their own (a DuckDB connection serves one thread at a time), so that t and T find them."""
+        import copy
+
+        from analyze.commands.top.loading import load
+        todo = [k for k in (i + 1, i - 1) if 0 <= k < len(self.ids) and k not in self._frames]
+        if not todo:
+            return
+        rec = copy.copy(self.rec)
+        rec.con = self.rec.con.cursor()
+        try:
+            for k in todo:
+                f = load(rec, self.moment(k))
+                with self._lock:
+                    self._frames[k] = f
+                    while len(self._frames) > KEEP:
+                        self._frames.popitem(last=False)
+        except Exception:  # noqa: BLE001 - read again, and said, when the step itself reads it
+            pass
+        finally:
+            rec.con.close()
 
     # ---- history, read once
     def _history(self) -> History:
@@ -268,36 +293,36 @@ class Source:
         n = len(self.ids)
         pos = {sid: k for k, sid in enumerate(self.ids)}
 
-        def series(sql, width):
-            out = [[None] * n for _ in range(width)]
-            _, rows = self.rec.query(sql, {"h": self.host})
-            for r in rows:
-                k = pos.get(r[0])
-                if k is not None:
-                    for j in range(width):
-                        out[j][k] = r[1 + j]
-            return out
-
         psi = ("cpu", "memory", "io")
-        got = series("SELECT snapshot_id, cpu_busy_pct, load1, "
-                     "CASE WHEN mem_total > 0 THEN (mem_total - mem_available) * 100.0 / mem_total END, "
-                     + ", ".join(f"psi_{p}_some_pct" for p in psi) + " FROM system_rates WHERE host = $h", 3 + len(psi))
-        h.cpu_busy, h.load1, h.mem_used_pct = got[:3]
-        h.psi = {p: got[3 + j] for j, p in enumerate(psi)}
-        _, rows = self.rec.query("SELECT device, snapshot_id, read_bps + write_bps, util_pct FROM disk_rates "
-                                 "WHERE host = $h", {"h": self.host})
-        for dev, sid, bps, util in rows:
+        cols, rows = self.rec.query("SELECT * FROM system_rates WHERE host = $h", {"h": self.host})
+        for r in rows:
+            k = pos.get(r[cols.index("snapshot_id")])
+            if k is not None:
+                h.rates[k] = dict(zip(cols, r))
+        get = lambda name: [h.rates.get(k, {}).get(name) for k in range(n)]  # noqa: E731
+        h.cpu_busy, h.load1 = get("cpu_busy_pct"), get("load1")
+        h.mem_used_pct = [None if not r.get("mem_total") or r.get("mem_available") is None
+                          else (r["mem_total"] - r["mem_available"]) * 100.0 / r["mem_total"]
+                          for r in (h.rates.get(k, {}) for k in range(n))]
+        h.psi = {p: get(f"psi_{p}_some_pct") for p in psi}
+        _, rows = self.rec.query("SELECT snapshot_id, device, reads_ps, writes_ps, read_bps, write_bps, util_pct, "
+                                 "await_ms FROM disk_rates WHERE host = $h ORDER BY device", {"h": self.host})
+        for sid, *r in rows:
             k = pos.get(sid)
             if k is not None:
-                d = h.disks.setdefault(dev, ([None] * n, [None] * n))
-                d[0][k], d[1][k] = bps, util
-        _, rows = self.rec.query("SELECT interface, snapshot_id, rx_bps, tx_bps FROM nic_rates WHERE host = $h",
-                                 {"h": self.host})
-        for nic, sid, rx, tx in rows:
+                h.disk_rows.setdefault(k, []).append(tuple(r))
+                d = h.disks.setdefault(r[0], ([None] * n, [None] * n))
+                d[0][k] = None if r[3] is None or r[4] is None else r[3] + r[4]
+                d[1][k] = r[5]
+        _, rows = self.rec.query("SELECT snapshot_id, interface, rx_bps, tx_bps, rx_pps, tx_pps, "
+                                 "rx_errors_ps + tx_errors_ps, rx_dropped_ps + tx_dropped_ps FROM nic_rates "
+                                 "WHERE host = $h ORDER BY interface", {"h": self.host})
+        for sid, *r in rows:
             k = pos.get(sid)
             if k is not None:
-                d = h.nics.setdefault(nic, ([None] * n, [None] * n))
-                d[0][k], d[1][k] = rx, tx
+                h.nic_rows.setdefault(k, []).append(tuple(r))
+                d = h.nics.setdefault(r[0], ([None] * n, [None] * n))
+                d[0][k], d[1][k] = r[1], r[2]
         # the time line's marks: kernel reports and processes killed by a signal, per interval
         if self.times:
             _, rows = self.rec.query(
@@ -326,6 +351,7 @@ class LiveSource(Source):
         self.notes = []
         self._frames = OrderedDict()
         self._lsof = OrderedDict()
+        self._lock = threading.Lock()
         self._snaps: list = []
         self._collector = Collector(tables=COLLECTED, redact=True)
         self.grow()

@@ -87,19 +87,20 @@ class Frame:
 
 
 def load(rec, moment) -> Frame:
-    """The frame of one host's snapshot (an analyze.data.db.Moment) in a Recording."""
+    """The frame of one host's snapshot (an analyze.data.db.Moment) in a Recording (procsnap's own
+    SQL, so Recording.query: the read-only gate of execute() is for a user's)."""
     from analyze.data.views import process_rates_select, rates_at
     key = {"h": moment.host, "s": moment.snapshot_id}
-    _, prev = rec.execute("SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $ts",
+    _, prev = rec.query("SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $ts",
                           {"h": moment.host, "ts": moment.ts})
     prev_ts = prev[0][0] if prev else None
     interval = (moment.ts - prev_ts).total_seconds() if prev_ts is not None else None
-    cols, rows = rec.execute("SELECT * FROM system WHERE host = $h AND snapshot_id = $s", key)
+    cols, rows = rec.query("SELECT * FROM system WHERE host = $h AND snapshot_id = $s", key)
     system = dict(zip(cols, rows[0])) if rows else None
     cpu = None
     if system is not None and interval is not None:
         sel = ", ".join(f"cpu_{m}_pct" for _, m in CPU_MODES)
-        _, r = rec.execute(f"SELECT {sel} FROM system_rates WHERE host = $h AND snapshot_id = $s", key)
+        _, r = rec.query(f"SELECT {sel} FROM system_rates WHERE host = $h AND snapshot_id = $s", key)
         if r and r[0][0] is not None:
             cpu = {abbr: v for (abbr, _), v in zip(CPU_MODES, r[0])}
     # Rates from the snapshot before only (analyze.data.views.rates_at): what the process_rates
