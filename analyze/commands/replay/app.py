@@ -152,8 +152,10 @@ class ReplayApp(App):
         self.draw_bar()
         self.query_one("#cmd", Static).update(Text("$ " + escape(page.command), no_wrap=True, overflow="ellipsis"))
         self.say(note)
-        if self.st.view in ("processes", "host", "process"):  # the frames t and T will want, read meanwhile
-            self.run_worker(functools.partial(self.src.prefetch, self.i), thread=True, group="prefetch")
+        if self.st.view in ("processes", "host", "process"):
+            # the frames t and T will want, read while the screen is read (once it is drawn)
+            self.call_after_refresh(self.run_worker, functools.partial(self.src.prefetch, self.i), thread=True,
+                                    group="prefetch")
 
     def draw_bar(self) -> None:
         src, st = self.src, self.st

@@ -64,6 +64,7 @@ class Source:
         self._frames: OrderedDict = OrderedDict()
         self._lsof: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._pending: dict = {}  # snapshot index -> set when its frame, being read ahead, is in
         self._open()
 
     # ---- opening
@@ -165,6 +166,10 @@ class Source:
     # ---- the views' data
     def frame(self, i: int):
         """top's frame of snapshot I (kept for the last moments visited, and read ahead: prefetch)."""
+        with self._lock:
+            pending = self._pending.get(i)
+        if pending is not None:  # being read ahead: wait for it rather than read it twice
+            pending.wait(5.0)
         with self._lock:
             f = self._frames.get(i)
             if f is not None:
@@ -269,21 +274,32 @@ class Source:
         import copy
 
         from analyze.commands.top.loading import load
-        todo = [k for k in (i + 1, i - 1) if 0 <= k < len(self.ids) and k not in self._frames]
+        with self._lock:
+            todo = [k for k in (i + 1, i - 1)
+                    if 0 <= k < len(self.ids) and k not in self._frames and k not in self._pending]
+            events = {k: threading.Event() for k in todo}
+            self._pending.update(events)
         if not todo:
             return
         rec = copy.copy(self.rec)
         rec.con = self.rec.con.cursor()
         try:
             for k in todo:
-                f = load(rec, self.moment(k))
+                try:
+                    f = load(rec, self.moment(k))
+                except Exception:  # noqa: BLE001 - read again, and said, when the step itself reads it
+                    break
                 with self._lock:
                     self._frames[k] = f
                     while len(self._frames) > KEEP:
                         self._frames.popitem(last=False)
-        except Exception:  # noqa: BLE001 - read again, and said, when the step itself reads it
-            pass
+                    self._pending.pop(k, None)
+                events[k].set()
         finally:
+            with self._lock:
+                for k, e in events.items():
+                    self._pending.pop(k, None)
+                    e.set()
             rec.con.close()
 
     # ---- history, read once
@@ -352,6 +368,7 @@ class LiveSource(Source):
         self._frames = OrderedDict()
         self._lsof = OrderedDict()
         self._lock = threading.Lock()
+        self._pending = {}
         self._snaps: list = []
         self._collector = Collector(tables=COLLECTED, redact=True)
         self.grow()
