@@ -359,18 +359,41 @@ def test_in_a_real_terminal_and_the_terminal_is_restored(rec):
     tmux("kill-server", check=False)
     tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "env", "TERM=xterm-256color", "PS1=$ ", "sh")
     try:
-        tmux("send-keys", "-t", "t", f"{procsnap} replay {rec}; echo EXIT=$?; stty -a | tr ' ' '\\n' | "
-                                     "grep -x -e -icanon -e icanon -e -echo -e echo | tr '\\n' ' '; echo",
-             "Enter")
-        text = wait_for(lambda t: "sort cpu" in t)
-        assert "03:00:50 UTC" in text and "web" in text
-        assert tmux("display", "-p", "-t", "t", "#{alternate_on}").stdout.strip() == "1"
-        tmux("send-keys", "-t", "t", "h")
-        wait_for(lambda t: "%Cpu(s):" in t)
-        tmux("send-keys", "-t", "t", "q")
-        text = wait_for(lambda t: re.search(r"EXIT=\d", t))
-        assert "EXIT=0" in text
-        wait_for(lambda t: "icanon echo" in t)  # the terminal's modes as before: canonical, echoing
-        assert tmux("display", "-p", "-t", "t", "#{alternate_on}").stdout.strip() == "0"
+        for n, quit_key in enumerate(("q", "C-c")):
+            tmux("send-keys", "-t", "t", "clear", "Enter")
+            tmux("send-keys", "-t", "t", f"{procsnap} replay {rec}; echo EXIT{n}=$?; stty -a | tr ' ' '\\n' | "
+                                         "grep -x -e -icanon -e icanon -e -echo -e echo | tr '\\n' ' '; echo",
+                 "Enter")
+            text = wait_for(lambda t: "sort cpu" in t)
+            assert "03:00:50 UTC" in text and "web" in text
+            assert tmux("display", "-p", "-t", "t", "#{alternate_on}").stdout.strip() == "1"
+            tmux("send-keys", "-t", "t", "h")
+            wait_for(lambda t: "%Cpu(s):" in t)
+            tmux("send-keys", "-t", "t", quit_key)
+            text = wait_for(lambda t: re.search(rf"EXIT{n}=\d", t))
+            assert f"EXIT{n}=0" in text
+            wait_for(lambda t: "icanon echo" in t)  # the terminal's modes as before: canonical, echoing
+            assert tmux("display", "-p", "-t", "t", "#{alternate_on}").stdout.strip() == "0"
     finally:
         tmux("kill-server", check=False)
+
+
+@pytest.mark.live
+def test_live_host_without_a_recording():
+    """No DIR: the live host, its snapshots as a short recording (this test's own process among
+    them), and the command lines without --rec."""
+    from analyze.commands.replay.app import ReplayApp
+    from analyze.commands.replay.source import LiveSource
+
+    async def main():
+        app = ReplayApp(LiveSource(interval=3600))
+        async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+            await pilot.pause()
+            s = screen(app)
+            assert s[0].startswith("live ") and "2/2" in s[0]
+            assert s[-1] == f"$ procsnap top --sort cpu -w {WIDTH}"
+            assert str(os.getpid()) in {x.split()[0] for x in body(app)}
+            await pilot.press("o")
+            await pilot.pause()
+            assert screen(app)[-1] == "$ procsnap lsof"
+    asyncio.run(main())

@@ -42,6 +42,7 @@ class ReplayApp(App):
     """
     BINDINGS = [
         Binding("q", "quit", "quit"),
+        Binding("ctrl+c", "quit", show=False, priority=True),  # as any terminal program, not Textual's copy
         Binding("t", "step(1)", "next"),
         Binding("T", "step(-1)", "prev"),
         Binding("b", "ask('time')", "to time"),
