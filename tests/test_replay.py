@@ -300,6 +300,17 @@ def test_hostile_names_are_escaped_never_interpreted(rec):
                   (["b", ("type", "03:00:30"), "f", ("type", "mallory"), "enter"], shows("/tmp/^[]0;pwned^Gx"))])
 
 
+def test_without_colour(rec, monkeypatch):
+    """NO_COLOR: Textual draws in monochrome, every row as well (Textual's filter reads each
+    segment's style)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def check(app, s):
+        assert app.no_color and body(app)[0].split()[-1] == "web"
+        app.save_screenshot(str(rec.parent / "mono.svg"))  # every row through the monochrome filter
+    drive(rec, ["down"], check)
+
+
 def test_works_at_80x24(rec):
     def check(app, s):
         assert len(s) == 24 - 1 - 0 and all(len(x) <= 80 for x in s[2:-2])

@@ -24,6 +24,7 @@ from recorder.textsafe import escape
 BARS = "▁▂▃▄▅▆▇█"
 CURSOR = Style(reverse=True)
 HEAD = Style(bold=True)
+PLAIN = Style()  # never None: Textual's NO_COLOR filter reads every segment's style
 
 
 def spark(values: list, end: int, width: int, top: float | None = None) -> str:
@@ -112,8 +113,8 @@ class Lines(ScrollView, can_focus=True):
         else:
             i = y - len(self.head) + scroll_y
             if i >= len(self.body):
-                return Strip.blank(width)
-            text, style = self.body[i], (CURSOR if i == self.cursor and self.has_focus else None)
+                return Strip.blank(width, PLAIN)
+            text, style = self.body[i], (CURSOR if i == self.cursor and self.has_focus else PLAIN)
         text = escape(text)
         strip = Strip([Segment(text, style)], len(text))
         return strip.crop_extend(scroll_x, scroll_x + width, style)
