@@ -408,3 +408,12 @@ def test_live_host_without_a_recording():
             await pilot.pause()
             assert screen(app)[-1] == "$ procsnap lsof"
     asyncio.run(main())
+
+
+def test_usage_errors_are_one_line(cli, rec):
+    for args, line in ((["replay", str(rec)], "procsnap replay needs a terminal"),
+                       (["replay", str(rec), "--view", "nope"], "bad view 'nope'"),
+                       (["replay", "--host", "h1"], "--host goes with a recording"),
+                       (["replay", str(rec / "nope")], f"{rec / 'nope'}: no such recording folder")):
+        p = cli(*args, check=2)
+        assert p.stderr.startswith(f"procsnap: {line}") and p.stderr.count("\n") == 1 and not p.stdout

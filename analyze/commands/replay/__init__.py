@@ -21,15 +21,15 @@ def run(dirs: list[str] | None, host: str | None = None, interval: float = 5.0, 
     import sys
 
     from analyze.commands.replay.source import LiveSource, Source
+    if host and not dirs:
+        raise UsageError("--host goes with a recording (without DIR procsnap replay reads the live host)")
+    if dirs:
+        from analyze.data.files import recording_folders
+        recording_folders(dirs)  # not a recording: said before anything else
     # Textual reads keys from stdin and draws on stderr (stdout may go elsewhere)
     if not (sys.__stdin__ and sys.__stdin__.isatty() and sys.__stderr__ and sys.__stderr__.isatty()):
         raise UsageError("procsnap replay needs a terminal (for a listing, use procsnap top, lsof, ps, events)")
-    if dirs:
-        src = Source(dirs, host)
-    else:
-        if host:
-            raise UsageError("--host goes with a recording (without DIR procsnap replay reads the live host)")
-        src = LiveSource(interval)
+    src = Source(dirs, host) if dirs else LiveSource(interval)
     from analyze.commands.replay.app import ReplayApp
     app = ReplayApp(src, view=view)
     app.run()
