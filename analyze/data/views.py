@@ -82,9 +82,10 @@ def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple
     again = sorted({r[0] for r in rows if r[-1]})
     if again:
         _, redo = rec.query(
-            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid))",
+            # a rate looks back only: the rows after this snapshot's are not needed
+            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid) AND ts <= $hi)",
                   lambda alias: f" AND list_contains($pids, {alias}.pid)"),
-            {"h": moment.host, "s": moment.snapshot_id, "pids": again})
+            {"h": moment.host, "s": moment.snapshot_id, "pids": again, "hi": hi})
         gone = set(again)
         rows = [r for r in rows if r[0] not in gone] + redo
         rows.sort(key=(lambda r: (r[0], r[1])) if by_tid else (lambda r: r[0]))

@@ -155,8 +155,9 @@ class ReplayApp(App):
         self.say(note)
         if self.st.view in ("processes", "host", "process"):
             # the frames t and T will want, read while the screen is read (once it is drawn)
-            self.call_after_refresh(self.run_worker, functools.partial(self.src.prefetch, self.i), thread=True,
-                                    group="prefetch")
+            at = self.i
+            self.call_after_refresh(self.run_worker, functools.partial(self.src.prefetch, at, lambda: self.i != at),
+                                    thread=True, group="prefetch")
 
     def draw_bar(self) -> None:
         src, st = self.src, self.st

@@ -268,9 +268,10 @@ class Source:
         """The system_rates row of snapshot I."""
         return self.history.rates.get(i, {})
 
-    def prefetch(self, i: int) -> None:
+    def prefetch(self, i: int, moved=lambda: False) -> None:
         """In a thread: the frames of the snapshots either side of I, read through a cursor of
-        their own (a DuckDB connection serves one thread at a time), so that t and T find them."""
+        their own (a DuckDB connection serves one thread at a time), so that t and T find them.
+        moved() says the user went elsewhere meanwhile: the rest is not read."""
         import copy
 
         from analyze.commands.top.loading import load
@@ -285,6 +286,8 @@ class Source:
         rec.con = self.rec.con.cursor()
         try:
             for k in todo:
+                if moved():
+                    break
                 try:
                     f = load(rec, self.moment(k))
                 except Exception:  # noqa: BLE001 - read again, and said, when the step itself reads it
