@@ -269,14 +269,16 @@ class Source:
         return self.history.rates.get(i, {})
 
     def prefetch(self, i: int, moved=lambda: False) -> None:
-        """In a thread: the frames of the snapshots either side of I, read through a cursor of
-        their own (a DuckDB connection serves one thread at a time), so that t and T find them.
+        """In a thread: the frames of the snapshots either side of I, and of the first and last,
+        read through a cursor of their own (a DuckDB connection serves one thread at a time), so
+        that t, T, g and G find them.
         moved() says the user went elsewhere meanwhile: the rest is not read."""
         import copy
 
         from analyze.commands.top.loading import load
         with self._lock:
-            todo = [k for k in (i + 1, i - 1)
+            # either side for t and T, then the ends for g and G
+            todo = [k for k in dict.fromkeys((i + 1, i - 1, 0, len(self.ids) - 1))
                     if 0 <= k < len(self.ids) and k not in self._frames and k not in self._pending]
             events = {k: threading.Event() for k in todo}
             self._pending.update(events)
