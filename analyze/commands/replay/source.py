@@ -375,7 +375,8 @@ class LiveSource(Source):
         self._lock = threading.Lock()
         self._pending = {}
         self._snaps: list = []
-        self._collector = Collector(tables=COLLECTED, redact=True)
+        # nothing reaches disk: what procsnap top, lsof and ps print live, as its command lines say
+        self._collector = Collector(tables=COLLECTED, redact=False)
         self.grow()
         self.grow()
 

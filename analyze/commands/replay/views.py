@@ -163,6 +163,10 @@ def processes(src: Source, i: int, st: State, width: int) -> Page:
     sort = st.sort if st.descending else "-" + st.sort
     note = (f"{len(tasks)} of {len(f.tasks)} processes match {st.filter!r}" if st.filter else "") \
         + ("; tree" if st.tree else "")
+    if not f.tasks:
+        from analyze.data.db import lost_at
+        note = lost_at(src.rec, "processes", src.moment(i)) or "no processes in this snapshot (recorded without " \
+                                                                 "the processes table)"
     return Page("processes", head=lines[:1], body=lines[1:], keys=[t.pid for t in tasks],
                 command=src.command(i, "top", "--sort", sort, "-w", str(width)), note=note.strip("; "))
 
