@@ -347,6 +347,23 @@ def test_a_flipped_page_is_found_in_the_background_and_left_out(rec, tmp_path):
     drive(copy, [], check)
 
 
+def test_a_page_found_damaged_by_a_query_is_left_out_and_named(rec, tmp_path, monkeypatch):
+    """Without the page checks (PROCSNAP_VERIFY=0) a page DuckDB cannot decompress is found when a
+    view reads it: the recording is opened again without the file, which is named, and the view
+    answers from the rest."""
+    from tests.test_damage import undecompressable
+    monkeypatch.setenv("PROCSNAP_VERIFY", "0")
+    copy = tmp_path / "rec"
+    shutil.copytree(rec, copy)
+    victim = sorted((copy / "processes").rglob("*.parquet"))[-1]  # the last snapshot's: shown first
+    undecompressable(victim)
+
+    def check(app, s):
+        assert victim.name in s[-2] and "PARTIAL" in s[-2] and "SQL error" not in s[-2]
+        assert "6/6  process 100" in s[0] and "open files: 4" in "\n".join(body(app))
+    drive(copy, ["enter"], check)  # ps's columns (the command line among them): every column is read
+
+
 # ---- in a real terminal
 
 def tmux(*args, check=True):

@@ -88,8 +88,6 @@ class ReplayApp(App):
     def on_mount(self) -> None:
         self.query_one(Lines).focus()
         self.redraw()
-        if self.src.notes:
-            self.say("; ".join(self.src.notes))
         if self.src.live:
             self.set_interval(self.src.interval, self.tick)
         else:
@@ -113,7 +111,6 @@ class ReplayApp(App):
             return
         self.i = min(self.i, len(self.src) - 1)
         self.redraw(keep=True)
-        self.say("; ".join(self.src.notes))
 
     # ---- drawing
     @property
@@ -152,7 +149,7 @@ class ReplayApp(App):
         lines.show(page.head, page.body, keep=keep)
         self.draw_bar()
         self.query_one("#cmd", Static).update(Text("$ " + escape(page.command), no_wrap=True, overflow="ellipsis"))
-        self.say(note)
+        self.say("; ".join(self.src.take_notes() + ([note] if note else [])))
         if self.st.view in ("processes", "host", "process"):
             # the frames t and T will want, read while the screen is read (once it is drawn)
             at = self.i

@@ -74,7 +74,7 @@ class Source:
         # The cheap checks now; every page's checksum later, off the UI's thread (verify_pages).
         self.rec = Recording.open(self.paths, hosts=[self.host_asked] if self.host_asked else None, err=err,
                                   pages=False)
-        self.notes = [line.removeprefix("procsnap: ") for line in err.getvalue().splitlines() if line.strip()]
+        self.notes += [line.removeprefix("procsnap: ") for line in err.getvalue().splitlines() if line.strip()]
         _, hosts = self.rec.query("SELECT DISTINCT host FROM snapshots ORDER BY host")
         hosts = [h for h, in hosts]
         if not hosts:
@@ -94,6 +94,11 @@ class Source:
     def reopen(self) -> None:
         """Open again (a query met a damaged file, now left out; or a live recording grew)."""
         self._open()
+
+    def take_notes(self) -> list[str]:
+        """What opening said (damaged files named, rows lost, hosts) since last asked."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def verify_pages(self) -> list[tuple[str, str]]:
         """Every page of every file the views read, checked against its checksum as
@@ -115,12 +120,12 @@ class Source:
         return bad
 
     def call(self, fn, *args):
-        """fn(*args), opened again without the files a query found damaged, as
-        analyze.data.damage.retrying does for a command."""
+        """fn(recording, *args), again over the recording opened anew without the files a query
+        found damaged, as analyze.data.damage.retrying does for a command."""
         from analyze.data.damage import DamageFound, find_damage
         for _ in range(5):
             try:
-                return fn(*args)
+                return fn(self.rec, *args)
             except DamageFound:
                 self.reopen()
             except Exception as e:  # noqa: BLE001 - only errors from damaged files are retried
@@ -176,7 +181,7 @@ class Source:
                 self._frames.move_to_end(i)
                 return f
         from analyze.commands.top.loading import load
-        f = self.call(load, self.rec, self.moment(i))
+        f = self.call(load, self.moment(i))
         with self._lock:
             self._frames[i] = f
             while len(self._frames) > KEEP:
@@ -188,7 +193,7 @@ class Source:
         open files (a recorder takes them on fewer snapshots)."""
         err = io.StringIO()
         try:
-            ms = self.call(self.rec.moment, iso(self.times[i]), "open_files", err)
+            ms = self.call(lambda rec: rec.moment(iso(self.times[i]), "open_files", err))
         except ProcsnapError:
             return None
         return next((m for m in ms if m.host == self.host), None)
@@ -203,7 +208,7 @@ class Source:
         got = self._lsof.get(key)
         if got is None:
             o = L.parse_args(argv)
-            rows = self.call(L.load, self.rec, [m], o)
+            rows = self.call(L.load, [m], o)
             res = L.select(rows, o)
             buf = io.StringIO()
             if res.rows:
@@ -218,7 +223,7 @@ class Source:
         from analyze.commands import ps as P
         o = P.parse_args(argv)
         m = self.moment(i)
-        rows = self.call(P.load, self.rec, m, bool(o.threads), False)
+        rows = self.call(P.load, m, bool(o.threads), False)
         cols, ctx, got = P.prepared(rows, o, [m], False)
         if not got:
             return []
@@ -233,7 +238,7 @@ class Source:
         from analyze.output import render
         if not E.recorded(self.rec):
             return []
-        rows = self.call(E.load, self.rec, E.DEFAULT_KINDS, t0, t1, selection(pids))
+        rows = self.call(E.load, E.DEFAULT_KINDS, t0, t1, selection(pids))
         rows = [r for r in rows if r.host == self.host]
         if not rows:
             return []
@@ -246,14 +251,15 @@ class Source:
         """procsnap diff's text between snapshots A and B."""
         from analyze.commands import diff as D
         lo, hi = sorted((a, b))
-        result = self.call(D.run, self.rec, None, iso(self.times[lo]), iso(self.times[hi]), [self.host], 10.0, None)
+        result = self.call(D.run, None, iso(self.times[lo]), iso(self.times[hi]), [self.host], 10.0, None)
         return "\n\n".join(D.text(c) for c in result["comparisons"]).splitlines()
 
     def process_history(self, pid: int, start) -> list[tuple]:
         """(ts, cpu %, rss, fds) of one process instance over the whole recording."""
-        _, rows = self.call(self.rec.query, "SELECT ts, cpu_pct, rss, num_fds FROM process_rates "
-                            "WHERE host = $h AND pid = $p AND start_time IS NOT DISTINCT FROM $st ORDER BY ts",
-                            {"h": self.host, "p": pid, "st": start})
+        _, rows = self.call(lambda rec: rec.query(
+            "SELECT ts, cpu_pct, rss, num_fds FROM process_rates "
+            "WHERE host = $h AND pid = $p AND start_time IS NOT DISTINCT FROM $st ORDER BY ts",
+            {"h": self.host, "p": pid, "st": start}))
         return rows
 
     def disks_at(self, i: int) -> list[tuple]:
