@@ -108,7 +108,7 @@ def screen(app) -> list[str]:
 
 
 def drive(rec, keys, check, size=(WIDTH, HEIGHT), **kw):
-    """Open REC, press KEYS (a list of keys, or of ("type", text) for a prompt), then call
+    """Open REC, press KEYS (a list of keys, or of ("type", text) pasted into a prompt), then call
     check(app, screen)."""
     return session(rec, [(keys, check)], size, **kw)[0]
 
@@ -126,8 +126,9 @@ def session(rec, steps, size=(WIDTH, HEIGHT), **kw):
             await pilot.pause()
             for keys, check in steps:
                 for k in keys:
-                    if isinstance(k, tuple):
-                        await pilot.press(*list(k[1]), "enter")
+                    if isinstance(k, tuple):  # a typed value: pasted into the prompt, then Enter
+                        app.query_one("#ask").insert_text_at_cursor(k[1])
+                        await pilot.press("enter")
                     else:
                         await pilot.press(k)
                 await app.workers.wait_for_complete()
