@@ -83,8 +83,8 @@ class Source:
         self.host = hosts[0]
         if len(hosts) > 1:
             self.notes.append(f"{len(hosts)} hosts in this recording: showing {self.host} (--host NAME for another)")
-        _, rows = self.rec.query("SELECT snapshot_id, ts, open_files_seen IS NOT NULL FROM snapshots "
-                                 "WHERE host = $h ORDER BY ts", {"h": self.host})
+        _, rows = self.rec.query("SELECT snapshot_id, ts FROM snapshots WHERE host = $h ORDER BY ts",
+                                 {"h": self.host})
         self.ids = [r[0] for r in rows]
         self.times = [r[1] for r in rows]
         self._frames.clear()
@@ -386,10 +386,21 @@ class LiveSource(Source):
         self.grow()
         self.grow()
 
+    KEEP_FILES = 3  # of those, the last ones keep their descriptors (the bulk of a snapshot)
+
     def grow(self) -> None:
         """One more snapshot of the live host."""
+        import pyarrow as pa
         self._snaps.append(self._collector.snapshot())
         del self._snaps[:-self.KEEP_LIVE]
+        for old in self._snaps[:-self.KEEP_FILES]:
+            if old.tables.pop("open_files", None) is not None:
+                old.tables.pop("sockets", None)
+                t = old.tables["snapshots"]  # no longer taken, as a recorder on two cadences says
+                for c in ("open_files_seen", "sockets_seen"):
+                    if c in t.column_names:
+                        t = t.set_column(t.column_names.index(c), c, pa.nulls(len(t), t.schema.field(c).type))
+                old.tables["snapshots"] = t
         self.reopen()
 
     def reopen(self) -> None:
