@@ -115,8 +115,7 @@ class Lines(ScrollView, can_focus=True):
             if i >= len(self.body):
                 return Strip.blank(width, PLAIN)
             text, style = self.body[i], (CURSOR if i == self.cursor and self.has_focus else PLAIN)
-        text = escape(text)
-        strip = Strip([Segment(text, style)], len(text))
+        strip = Strip([Segment(escape(text), style)])  # its width in cells (wide characters take two)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     # ---- moving
