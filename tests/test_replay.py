@@ -415,7 +415,7 @@ def test_live_host_without_a_recording():
     from analyze.commands.replay.source import LiveSource
 
     async def main():
-        app = ReplayApp(LiveSource(interval=3600))
+        app = ReplayApp(LiveSource(interval=3600))  # no tick: the test takes one itself
         async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
             await pilot.pause()
             s = screen(app)
@@ -425,6 +425,10 @@ def test_live_host_without_a_recording():
             await pilot.press("o")
             await pilot.pause()
             assert screen(app)[-1] == "$ procsnap lsof"
+            app.tick()  # one more snapshot, taken in a thread: shown, as the newest was
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "3/3" in screen(app)[0]
     asyncio.run(main())
 
 

@@ -204,10 +204,22 @@ class ReplayApp(App):
         self.call_after_refresh(self.action_view, "diff")
 
     def tick(self) -> None:
-        """Live: one more snapshot; the newest is shown when it was."""
+        """Live: one more snapshot, taken in a thread (a busy host's takes most of a second)."""
+        self.run_worker(self.take, thread=True, group="live", exclusive=True)
+
+    def take(self) -> None:
+        try:
+            snap = self.src.take()
+        except Exception as e:  # noqa: BLE001 - one line on screen
+            self.call_from_thread(self.say, one_line(e))
+            return
+        self.call_from_thread(self.grown, snap)
+
+    def grown(self, snap) -> None:
+        """The newest is shown when it was."""
         newest = self.i == len(self.src) - 1
         try:
-            self.src.grow()
+            self.src.grow(snap)
         except Exception as e:  # noqa: BLE001
             self.say(one_line(e))
             return

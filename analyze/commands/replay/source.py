@@ -388,10 +388,11 @@ class LiveSource(Source):
 
     KEEP_FILES = 3  # of those, the last ones keep their descriptors (the bulk of a snapshot)
 
-    def grow(self) -> None:
-        """One more snapshot of the live host."""
+    def grow(self, snap=None) -> None:
+        """One more snapshot of the live host: SNAP (taken by :meth:`take`, in a thread), or one
+        taken now."""
         import pyarrow as pa
-        self._snaps.append(self._collector.snapshot())
+        self._snaps.append(snap if snap is not None else self.take())
         del self._snaps[:-self.KEEP_LIVE]
         for old in self._snaps[:-self.KEEP_FILES]:
             if old.tables.pop("open_files", None) is not None:
@@ -402,6 +403,10 @@ class LiveSource(Source):
                         t = t.set_column(t.column_names.index(c), c, pa.nulls(len(t), t.schema.field(c).type))
                 old.tables["snapshots"] = t
         self.reopen()
+
+    def take(self):
+        """A snapshot of the live host (no DuckDB: a thread may take it while the UI reads)."""
+        return self._collector.snapshot()
 
     def reopen(self) -> None:
         from analyze.data.db import Recording
