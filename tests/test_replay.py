@@ -175,6 +175,28 @@ def test_time_keys_step_as_atop(rec):
                   (["t"], at("03:00:50 UTC  6/6", "no later snapshot"))])
 
 
+def test_a_click_on_the_time_line_goes_there(rec):
+    async def main():
+        from analyze.commands.replay.app import ReplayApp
+        from analyze.commands.replay.source import Source
+        app = ReplayApp(Source([str(rec)]))
+        async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+            await pilot.click("#timeline", offset=(2, 0))
+            await pilot.pause()
+            s = screen(app)
+            assert "03:00:20 UTC  3/6" in s[0] and s[1] == "━━▼━!━"
+    asyncio.run(main())
+
+
+def test_the_time_line_columns_of_a_long_recording():
+    from analyze.commands.replay.lines import column_of, snapshot_at, timeline
+    assert timeline(577, 576, 80, {10: ["oom_kill"]}, mark=0) == "m" + "━" * 0 + "!" + "━" * 77 + "▼"
+    for x in range(80):
+        i = snapshot_at(x, 577, 80)
+        assert column_of(i, 577, 80) == x  # the snapshot a click picks is drawn in that column
+    assert snapshot_at(80, 577, 80) is None and snapshot_at(5, 6, 80) == 5 and snapshot_at(6, 6, 80) is None
+
+
 def test_b_goes_to_a_typed_time_as_at_does(rec):
     def to(shown):
         def check(app, s):

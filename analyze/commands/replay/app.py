@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Input, Static
 
 from analyze.commands.replay import views as V
-from analyze.commands.replay.lines import Lines, timeline
+from analyze.commands.replay.lines import Lines, Timeline, snapshot_at, timeline
 from analyze.commands.replay.source import Source, shown
 from analyze.errors import ProcsnapError
 from recorder.textsafe import escape
@@ -78,7 +78,7 @@ class ReplayApp(App):
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
-        yield Static(id="timeline")
+        yield Timeline(id="timeline")
         yield Lines(id="lines")
         yield Static(id="note")
         yield Static(id="cmd")
@@ -242,6 +242,11 @@ class ReplayApp(App):
             self.st = self.history.pop()
             self.st.mark = mark
             self.redraw()
+
+    def on_timeline_picked(self, msg: Timeline.Picked) -> None:
+        i = snapshot_at(msg.x, len(self.src), self.size.width or 80)
+        if i is not None:
+            self.go(i)
 
     def on_lines_chosen(self, msg: Lines.Chosen) -> None:
         keys = self.page.keys if self.page else []

@@ -18,6 +18,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widgets import Static
 
 from recorder.textsafe import escape
 
@@ -45,6 +46,20 @@ def spark(values: list, end: int, width: int, top: float | None = None) -> str:
     return "".join(out).rjust(width)
 
 
+def column_of(i: int, n: int, width: int) -> int:
+    """The column of the time line that snapshot I of N is drawn in."""
+    cols = min(width, n)
+    return i * cols // n if n > cols else i
+
+
+def snapshot_at(x: int, n: int, width: int) -> int | None:
+    """The snapshot drawn in column X of the time line (the first of those it stands for)."""
+    cols = min(width, n)
+    if not 0 <= x < cols:
+        return None
+    return -(-x * n // cols) if n > cols else x
+
+
 def timeline(n: int, at: int, width: int, marks: dict, mark: int | None = None) -> str:
     """The recording's N snapshots in WIDTH columns: ``━`` time, ``!`` an interval with kernel
     reports or killed processes, ``m`` the marked moment, ``▼`` the one shown."""
@@ -53,7 +68,7 @@ def timeline(n: int, at: int, width: int, marks: dict, mark: int | None = None) 
     cols = min(width, n)
 
     def col(i):
-        return i * cols // n if n > cols else i
+        return column_of(i, n, width)
     cells = ["━"] * cols
     for i in marks:
         if 0 <= i < n:
@@ -62,6 +77,18 @@ def timeline(n: int, at: int, width: int, marks: dict, mark: int | None = None) 
         cells[col(mark)] = "m"
     cells[col(at)] = "▼"
     return "".join(cells)
+
+
+class Timeline(Static):
+    """The time line; a click on it goes to the snapshot under the pointer."""
+
+    class Picked(Message):
+        def __init__(self, x: int) -> None:
+            super().__init__()
+            self.x = x
+
+    def on_click(self, event) -> None:
+        self.post_message(self.Picked(event.x))
 
 
 class Lines(ScrollView, can_focus=True):

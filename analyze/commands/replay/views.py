@@ -266,7 +266,7 @@ def diff(src: Source, mark: int, i: int) -> Page:
 
 KEYS_HELP = [
     "time:   t next snapshot   T previous   g first   G last   b go to a time (03:14, -10m, 2026-12-04T03:14Z)",
-    "        m mark this moment   d procsnap diff between the mark and here",
+    "        m mark this moment   d procsnap diff between the mark and here   a click on the time line: there",
     "views:  h host   p processes   Enter one process (from processes, sockets, files)   s sockets   o files",
     "        e events   ? this help   Esc back   q quit",
     "processes: C %CPU  M memory  I I/O  F fds  L threads  S start time  R reverse  V tree",
