@@ -12,6 +12,7 @@ by SIGKILL in the second interval and the OOM kill in the fifth.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import io
 import os
@@ -44,7 +45,7 @@ def procs(i):
 
 
 def threads(i):
-    return [{"boot_id": "b1", "pid": 100, "tid": t, "start_time": T0 - __import__("datetime").timedelta(hours=1),
+    return [{"boot_id": "b1", "pid": 100, "tid": t, "start_time": T0 - dt.timedelta(hours=1),
              "name": "web" if t == 100 else f"web-w{t}", "state": "S", "nice": 0, "priority": 20, "processor": 0,
              "utime": 1.0 + i, "stime": 0.0, "minflt": 0, "majflt": 0} for t in (100, 101, 102)]
 
@@ -78,7 +79,7 @@ def build(path):
             tables["process_events"] = short(207, 100, at(1, 6000), "victim", "victim", signal=9)
         if i == 4:
             tables["process_events"] = [ev("exit", 300, at(3, 5000), ppid=1, name="hog", signal=9,
-                                           core_dumped=False, uid=0, start_time=T0 - __import__("datetime").timedelta(hours=1))]
+                                           core_dumped=False, uid=0, start_time=T0 - dt.timedelta(hours=1))]
             tables["kernel_events"] = [kern(2, at(3, 4999), "oom_kill", "Memory cgroup out of memory: Killed process "
                                             "300 (hog)", pid=300, comm="hog", uid=0, anon_rss=900 * MiB)]
         s = snapshot(i, tables)
