@@ -127,8 +127,8 @@ def session(rec, steps, size=(WIDTH, HEIGHT), **kw):
             await pilot.pause()
             for keys, check in steps:
                 for k in keys:
-                    if isinstance(k, tuple):  # a typed value: pasted into the prompt, then Enter
-                        app.query_one("#ask").insert_text_at_cursor(k[1])
+                    if isinstance(k, tuple):  # a typed value: replaces what the prompt holds, then Enter
+                        app.query_one("#ask").value = k[1]
                         await pilot.press("enter")
                     else:
                         await pilot.press(k)
@@ -251,7 +251,13 @@ def test_sort_filter_tree(rec):
     def search(app, s):
         lines = app.query_one("#lines")
         assert "web-child" in lines.body[lines.cursor]
-    session(rec, [(["f", ("type", "user:www-data")], only), (["slash", ("type", "child")], search)])
+
+    def follows(app, s):  # sorted by memory, the hog moves up through time: the cursor stays on it
+        lines = app.query_one("#lines")
+        assert lines.body[lines.cursor].split()[0] == "300" and "03:00:30" in s[0]
+    session(rec, [(["f", ("type", "user:www-data")], only), (["slash", ("type", "child")], search),
+                  (["f", ("type", "")], lambda app, s: None),
+                  (["M", "g", "slash", ("type", "hog"), "t", "t", "t"], follows)])
 
 
 def test_one_process_its_threads_files_and_events(rec):

@@ -144,9 +144,12 @@ class ReplayApp(App):
         except Exception as e:  # noqa: BLE001 - one line on screen, the session goes on
             page = V.Page(self.st.view, command=self.page.command if self.page else "")
             note = one_line(e)
-        self.page = page
         lines = self.query_one(Lines)
+        before = self.page.keys[lines.cursor] if keep and self.page and lines.cursor < len(self.page.keys) else None
+        self.page = page
         lines.show(page.head, page.body, keep=keep)
+        if before is not None and before in page.keys:  # the cursor follows its process through time
+            lines.move_to(page.keys.index(before))
         self.draw_bar()
         self.query_one("#cmd", Static).update(Text("$ " + escape(page.command), no_wrap=True, overflow="ellipsis"))
         self.say("; ".join(self.src.take_notes() + ([note] if note else [])))
