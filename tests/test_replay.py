@@ -279,7 +279,7 @@ def test_one_process_its_threads_files_and_events(rec):
         text = "\n".join(body(app))
         assert "process 300" in s[0] and "lifecycle events of pid 300 in the recording: 2" in text
         assert "SIGKILL (9)" in text
-    drive(rec, ["b", ("type", "03:00:30"), "M", "enter"], victim)
+    drive(rec, ["b", ("type", "03:00:30"), "M", "home", "enter"], victim)  # the top row: the hog
 
 
 def test_sockets_files_and_events_views(rec):
