@@ -341,6 +341,20 @@ def test_without_colour(rec, monkeypatch):
     drive(rec, ["down"], check)
 
 
+def test_a_resized_terminal_redraws_tops_table_to_its_width(rec):
+    async def main():
+        from analyze.commands.replay.app import ReplayApp
+        from analyze.commands.replay.source import Source
+        app = ReplayApp(Source([str(rec)]))
+        async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+            await pilot.pause()
+            await pilot.resize_terminal(90, 30)
+            await pilot.pause()
+            await pilot.pause()
+            assert screen(app)[-1].endswith("--sort cpu -w 90")
+    asyncio.run(main())
+
+
 def test_works_at_80x24(rec):
     def check(app, s):
         assert len(s) == 24 - 1 - 0 and all(len(x) <= 80 for x in s[2:-2])

@@ -75,6 +75,7 @@ class ReplayApp(App):
         self.asking: str | None = None
         self.search = ""
         self.history: list[V.State] = []
+        self.drawn_width = 0  # the width the view was last drawn for
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
@@ -112,10 +113,16 @@ class ReplayApp(App):
         self.i = min(self.i, len(self.src) - 1)
         self.redraw(keep=True)
 
+    def on_lines_resized(self, msg: Lines.Resized) -> None:
+        """top's table is cut to the width, and the time line drawn in it: both again."""
+        if self.page is not None and msg.width != self.drawn_width:
+            self.redraw(keep=True)
+
     # ---- drawing
     @property
     def width(self) -> int:
-        return self.query_one(Lines).size.width or self.size.width or 80
+        self.drawn_width = self.query_one(Lines).size.width
+        return self.drawn_width or self.size.width or 80
 
     def build(self) -> V.Page:
         st, src, i = self.st, self.src, self.i

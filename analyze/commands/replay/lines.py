@@ -108,6 +108,16 @@ class Lines(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
+    class Resized(Message):
+        """The widget's width changed (a view cut to it is drawn again)."""
+
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.width = width
+
+    def on_resize(self, event) -> None:
+        self.post_message(self.Resized(event.size.width))
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.head: list[str] = []
