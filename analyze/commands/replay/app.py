@@ -76,6 +76,7 @@ class ReplayApp(App):
         self.search = ""
         self.history: list[V.State] = []
         self.drawn_width = 0  # the width the view was last drawn for
+        self.said = ""  # what the note line says
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
@@ -116,7 +117,10 @@ class ReplayApp(App):
     def on_lines_resized(self, msg: Lines.Resized) -> None:
         """top's table is cut to the width, and the time line drawn in it: both again."""
         if self.page is not None and msg.width != self.drawn_width:
+            said = self.said
             self.redraw(keep=True)
+            if not self.said:  # what the note line said stays (a damaged file named at opening)
+                self.say(said)
 
     # ---- drawing
     @property
@@ -181,6 +185,7 @@ class ReplayApp(App):
             Text(timeline(n, self.i, self.size.width or 80, src.history.marks, st.mark), no_wrap=True))
 
     def say(self, text: str) -> None:
+        self.said = text
         self.query_one("#note", Static).update(Text(escape(text), no_wrap=True, overflow="ellipsis"))
 
     # ---- time
