@@ -461,6 +461,49 @@ def events(
 
 
 @app.command()
+def replay(
+    dirs: Optional[List[str]] = typer.Argument(None, metavar="[DIR]...", help="Recording folder(s); none: the "
+                                                                              "live host."),
+    host: Optional[str] = typer.Option(None, "--host", help="The host of a fleet recording to show (default: the "
+                                                            "first)."),
+    interval: str = typer.Option("5", "-i", "--interval", help="Live: seconds between snapshots (5, 10s, 1m)."),
+    view: str = typer.Option("processes", "--view", help="The view to start in: host, processes, sockets, files "
+                                                         "or events."),
+):
+    """Step through a recording in a full-screen terminal UI, as atop -r and below replay do;
+    without DIR, the live host, a snapshot every few seconds.
+
+    \b
+    Examples:
+      procsnap replay ./incident
+      procsnap replay ./incident --view host
+      procsnap replay
+
+    \b
+    Keys (also on screen; ? lists them all):
+      t / T         next / previous snapshot;  g / G  first / last
+      b TIME        go to a time: 03:14, -10m, 2026-12-04T03:14Z (as --at)
+      m, d          mark this moment; procsnap diff between the mark and here
+      h p s o e     views: host, processes, sockets, files, events; Enter: one process
+      C M I F L S   sort processes by CPU, memory, I/O, fds, threads, start; R reverse, V tree
+      f, /, n       filter processes (text, user:NAME, cgroup:TEXT); search; next match
+      q             quit
+
+    Rates cover the interval that ends at the snapshot shown: the numbers procsnap top --at
+    prints for that moment. Every view shows the command line that prints what it shows.
+    """
+    from analyze.commands import replay as RP
+    from analyze.data.timespec import parse_duration
+    views = ("host", "processes", "sockets", "files", "events")
+    if view not in views:
+        raise UsageError(f"bad view {view!r}: use {', '.join(views)}")
+    secs = parse_duration(interval, "interval")
+    if secs <= 0:
+        raise UsageError("--interval must be more than 0")
+    raise typer.Exit(RP.run(dirs, host, secs, view))
+
+
+@app.command()
 def report(
     dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
     at_from: Optional[str] = typer.Option(None, "--from", help="Start of the window (default: the recording's start)."),
@@ -577,8 +620,8 @@ def top(
                                     help="Show N processes (default: all). Not top's -n, which counts iterations: "
                                          "procsnap top shows one frame."),
     sort: str = typer.Option("cpu", "--sort", "-o", metavar="KEY",
-                             help="cpu, mem (RES), time (TIME+), pid, io (adds IO/s) or fds (adds FDS); high to low, "
-                                  "-KEY for low to high."),
+                             help="cpu, mem (RES), time (TIME+), pid, io (adds IO/s), fds (adds FDS), threads or start "
+                                  "(start time); high to low, -KEY for low to high."),
     fmt: str = typer.Option("text", "-f", "--format", metavar="FORMAT",
                             help="text (top's frame), csv (the process table) or json (summary and processes)."),
     width: Optional[int] = typer.Option(None, "-w", "--width", metavar="COLS",

@@ -250,11 +250,9 @@ def test_flipped_bytes_anywhere_are_named_or_change_nothing(rec):
     assert decoded_wrong > 5 and named > 30  # the test has teeth: DuckDB alone believes some flips
 
 
-def test_a_page_that_fails_to_decompress_is_named_by_every_command(cli, rec):
-    """DuckDB raises InvalidInputException (a kind of ProgrammingError) for a zstd page it cannot
-    decompress: damage, not an SQL error."""
+def undecompressable(f: Path) -> None:
+    """Flip one byte of F's largest pages until DuckDB fails to decompress it (InvalidInputException)."""
     import duckdb
-    f = _files(rec, "processes")[-1]  # the last snapshot: what lsof, ps and top answer about
     orig = f.read_bytes()
     md = pq.ParquetFile(f).metadata.row_group(0)
     for col in sorted(range(md.num_columns), key=lambda i: -md.column(i).total_compressed_size):
@@ -275,6 +273,13 @@ def test_a_page_that_fails_to_decompress_is_named_by_every_command(cli, rec):
         break
     else:
         pytest.fail("no flip made DuckDB fail to decompress a page")
+
+
+def test_a_page_that_fails_to_decompress_is_named_by_every_command(cli, rec):
+    """DuckDB raises InvalidInputException (a kind of ProgrammingError) for a zstd page it cannot
+    decompress: damage, not an SQL error."""
+    f = _files(rec, "processes")[-1]  # the last snapshot: what lsof, ps and top answer about
+    undecompressable(f)
     for args in (["info", rec], ["report", rec], ["ps", "--rec", rec, "-e"], ["lsof", "--rec", rec, "-p", "1"],
                  ["top", "--rec", rec], ["query", "--rec", rec, "SELECT count(*) FROM processes"],
                  ["diff", "--rec", rec]):

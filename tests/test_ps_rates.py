@@ -146,3 +146,22 @@ def test_the_cases_the_narrow_read_cannot_answer_alone(rec):
     assert at5[20].pcpu == pytest.approx(3 / 10 * 100)
     assert at5[1].pcpu == pytest.approx(1 / 10 * 100)
     assert P.load(rec, by_ts[T0 + dt.timedelta(seconds=30)], False, False) == []   # took no processes
+
+
+def test_top_has_the_views_rates_at_every_moment(rec):
+    """procsnap top (and replay, which shows top's frames) reads rates as ps does: each task's %CPU and
+    IO/s are the process_rates view's wherever the view has one (across gaps and new instances too)."""
+    from analyze.commands.top.loading import load as top_load
+    checked = 0
+    for m in moments(rec):
+        _, rows = rec.execute("SELECT pid, start_time, cpu_pct, read_bps + write_bps FROM process_rates "
+                              "WHERE host = $h AND snapshot_id = $s", {"h": m.host, "s": m.snapshot_id})
+        want = {(pid, start): (cpu, io) for pid, start, cpu, io in rows if cpu is not None}
+        for t in top_load(rec, m).tasks:
+            if (t.pid, t.start) in want:
+                assert (t.cpu_pct, t.io_bps) == pytest.approx(want[(t.pid, t.start)]), (m, t.pid)
+                checked += 1
+    by_ts = {m.ts: m for m in moments(rec) if m.host == "h1"}
+    at4 = {t.pid: t for t in top_load(rec, by_ts[T0 + dt.timedelta(seconds=40)]).tasks}
+    assert at4[20].cpu_pct == pytest.approx((3 * 4) / 40 * 100)  # from snapshot 0, across the gap
+    assert checked >= 10

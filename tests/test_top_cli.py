@@ -58,7 +58,8 @@ def procs(i):
         p(1, "systemd", utime=10.0, stime=5.0, rss=12_000, vms=170_000, shared=9_000, fds=100, rb=0, wb=0),
         p(100, "burner", "alice", "R", utime=burner, stime=0.0 if i == 0 else 0.5, rss=50_000, vms=300_000,
           shared=4_000, fds=5, rb=0, wb=0),
-        p(200, "hog", "bob", utime=1.0 if i == 0 else 1.25, rss=3_000_000, vms=20_971_520, shared=1_000, fds=50),
+        p(200, "hog", "bob", utime=1.0 if i == 0 else 1.25, rss=3_000_000, vms=20_971_520, shared=1_000, fds=50,
+          num_threads=3),
         p(300, "writer", "carol", utime=0.5 if i == 0 else 0.75, rss=2_000, vms=10_000, fds=7, rb=0 if i == 0
           else 1_024_000, wb=0 if i == 0 else 10_240_000),
         p(400, "migration/0", priority=-100),
@@ -155,6 +156,9 @@ def test_table_columns_units_and_default_cpu_order(recdir):
     ("io", [300, 1, 100, 900, 200, 400, 500, 600, 700, 800, 950]),
     ("fds", [1, 200, 300, 100, 400, 500, 600, 700, 800, 900, 950]),
     ("-cpu", [1, 400, 500, 600, 700, 800, 950, 200, 300, 900, 100]),
+    # threads: 1 each but 200's 3; start: the newborn (latest start) first, ties in pid order
+    ("threads", [200, 1, 100, 300, 400, 500, 600, 700, 800, 900, 950]),
+    ("start", [900, 1, 100, 200, 300, 400, 500, 600, 700, 800, 950]),
 ])
 def test_sort_orders(recdir, sort, order):
     out, _ = top(recdir, sort=sort)

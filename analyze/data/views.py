@@ -54,6 +54,44 @@ FROM (
 
 PROCESS_RATES = "\nCREATE OR REPLACE VIEW process_rates AS" + process_rates_select()
 
+def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple]:
+    """The rows of one snapshot with their rates: QUERY(source, only) is the query, over rates
+    computed from the rows of SOURCE (a part of TABLE), whose rows end with whether the row had
+    no previous row in SOURCE (dropped here); only(alias) is a further condition on its pids.
+
+    The rates views sort every snapshot of the recording into their windows, while a rate needs
+    only the previous row of its own instance: the source is the host's rows from the snapshot
+    before this one up to this one, and the rows of an instance with no previous row there (new,
+    or missed by the previous snapshot) are read again with every row of their pids, whole
+    windows, which is what the view gives. (procsnap's own SQL: Recording.query, not the gate
+    of execute().)"""
+    params = {"h": moment.host, "s": moment.snapshot_id, "t": moment.ts}
+    _, bounds = rec.query(f"SELECT (SELECT max(ts) FROM {table} WHERE host = $h AND snapshot_id = $s), "
+                            "(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t)", params)
+    hi, lo = bounds[0]
+    key = {"h": moment.host, "s": moment.snapshot_id}
+    none = lambda alias: ""  # noqa: E731
+    if hi is None:  # no row here with a time: nothing to narrow by
+        return [r[:-1] for r in rec.query(query(table, none), key)[1]]
+    key["hi"] = hi
+    if lo is None:  # the first snapshot: every earlier row of the host is in the source
+        return [r[:-1] for r in rec.query(query(f"(SELECT * FROM {table} WHERE host = $h AND ts <= $hi)", none),
+                                            key)[1]]
+    key["lo"] = lo
+    _, rows = rec.query(query(f"(SELECT * FROM {table} WHERE host = $h AND ts >= $lo AND ts <= $hi)", none), key)
+    again = sorted({r[0] for r in rows if r[-1]})
+    if again:
+        _, redo = rec.query(
+            # a rate looks back only: the rows after this snapshot's are not needed
+            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid) AND ts <= $hi)",
+                  lambda alias: f" AND list_contains($pids, {alias}.pid)"),
+            {"h": moment.host, "s": moment.snapshot_id, "pids": again, "hi": hi})
+        gone = set(again)
+        rows = [r for r in rows if r[0] not in gone] + redo
+        rows.sort(key=(lambda r: (r[0], r[1])) if by_tid else (lambda r: r[0]))
+    return [r[:-1] for r in rows]
+
+
 THREAD_COUNTERS = ["utime", "stime", "ctxsw_voluntary", "ctxsw_involuntary", "minflt", "majflt"]
 
 def thread_rates_select(source: str = "threads") -> str:

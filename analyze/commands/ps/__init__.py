@@ -66,7 +66,7 @@ from analyze.errors import ProcsnapError, live_only
 
 # The parts, as the command's callers and tests reach them.
 __all__ = ["Ctx", "Proc", "build_procs", "columns", "fmt_bsdstart", "fmt_bsdtime", "fmt_etime", "fmt_lstart", "fmt_pcpu",
-           "fmt_pmem", "fmt_start", "fmt_stime", "fmt_time", "live_pids", "load", "parse_args", "run", "text_table"]
+           "fmt_pmem", "fmt_start", "fmt_stime", "fmt_time", "live_pids", "load", "parse_args", "prepared", "run", "text_table"]
 
 
 def run(argv: list[str], help_text=None, out=None, err=None) -> int:
@@ -107,6 +107,25 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
                                     "the recording was made without the processes table")
             rows.extend(got)
         say_moments(moments, err)
+    cols, ctx, shown_rows = prepared(rows, o, moments, live)
+
+    def write():
+        from analyze.data.damage import write_partial
+        if o.fmt == "table":
+            text_table(shown_rows, cols, o, ctx, out)
+            write_partial(out, o.fmt)
+        else:
+            from analyze.data.damage import render
+            keys, vals = records(shown_rows, cols, ctx)
+            render(keys, vals, o.fmt, out=out, header=not (o.fmt == "csv" and o.no_headers))
+
+    write_guarded(out, write)
+    return 0 if shown_rows else 1
+
+
+def prepared(rows: list[Proc], o, moments: list, live: bool) -> tuple[list[Column], Ctx, list[Proc]]:
+    """What the listing of ROWS (read at MOMENTS, or live) shows: its columns, the context its
+    cells are written in, and the rows the options select, in their order."""
     ctx = Ctx(numeric_users=o.numeric_users, bsd_c=o.bsd_c, utf8=utf8_locale(),
               page_size=os.sysconf("SC_PAGE_SIZE"), live=live,
               user_names={p.uid: p.user for p in rows})
@@ -121,16 +140,4 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
         from analyze.output import escape
         hw = max([4] + [len(escape(m.host)) for m in moments])
         cols = [Column(None, "HOST", hw, "host")] + cols
-
-    def write():
-        from analyze.data.damage import write_partial
-        if o.fmt == "table":
-            text_table(shown_rows, cols, o, ctx, out)
-            write_partial(out, o.fmt)
-        else:
-            from analyze.data.damage import render
-            keys, vals = records(shown_rows, cols, ctx)
-            render(keys, vals, o.fmt, out=out, header=not (o.fmt == "csv" and o.no_headers))
-
-    write_guarded(out, write)
-    return 0 if shown_rows else 1
+    return cols, ctx, shown_rows

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from analyze.commands.ps.arguments import Options
 from analyze.commands.ps.values import Proc
+from analyze.data.views import rates_at
 from analyze.errors import ProcsnapError
 
 
@@ -49,42 +50,6 @@ def load(rec, moment, threads: bool, live: bool) -> list[Proc]:
             "AND r.boot_id IS NOT DISTINCT FROM t.boot_id "
             f"WHERE t.host = $h AND t.snapshot_id = $s{only('t')} ORDER BY t.pid, t.tid"), by_tid=True)
     return build_procs(moment.host, moment.ts, sysrows[0] if sysrows else (None, None, None), rows, trows, live)
-
-
-def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple]:
-    """The rows of one snapshot with their rates: QUERY(source, only) is the query, over rates
-    computed from the rows of SOURCE (a part of TABLE), whose rows end with whether the row had
-    no previous row in SOURCE (dropped here); only(alias) is a further condition on its pids.
-
-    The rates views sort every snapshot of the recording into their windows, while a rate needs
-    only the previous row of its own instance: the source is the host's rows from the snapshot
-    before this one up to this one, and the rows of an instance with no previous row there (new,
-    or missed by the previous snapshot) are read again with every row of their pids, whole
-    windows, which is what the view gives."""
-    params = {"h": moment.host, "s": moment.snapshot_id, "t": moment.ts}
-    _, bounds = rec.execute(f"SELECT (SELECT max(ts) FROM {table} WHERE host = $h AND snapshot_id = $s), "
-                            "(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t)", params)
-    hi, lo = bounds[0]
-    key = {"h": moment.host, "s": moment.snapshot_id}
-    none = lambda alias: ""  # noqa: E731
-    if hi is None:  # no row here with a time: nothing to narrow by
-        return [r[:-1] for r in rec.execute(query(table, none), key)[1]]
-    key["hi"] = hi
-    if lo is None:  # the first snapshot: every earlier row of the host is in the source
-        return [r[:-1] for r in rec.execute(query(f"(SELECT * FROM {table} WHERE host = $h AND ts <= $hi)", none),
-                                            key)[1]]
-    key["lo"] = lo
-    _, rows = rec.execute(query(f"(SELECT * FROM {table} WHERE host = $h AND ts >= $lo AND ts <= $hi)", none), key)
-    again = sorted({r[0] for r in rows if r[-1]})
-    if again:
-        _, redo = rec.execute(
-            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid))",
-                  lambda alias: f" AND list_contains($pids, {alias}.pid)"),
-            {"h": moment.host, "s": moment.snapshot_id, "pids": again})
-        gone = set(again)
-        rows = [r for r in rows if r[0] not in gone] + redo
-        rows.sort(key=(lambda r: (r[0], r[1])) if by_tid else (lambda r: r[0]))
-    return [r[:-1] for r in rows]
 
 
 def live_pids(o: Options) -> set | None:

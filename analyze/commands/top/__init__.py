@@ -28,9 +28,9 @@ stderr says so. Live, two snapshots are taken half a second apart so that the
 rates cover that half second.
 
 Sort keys: cpu (default), mem (RES), time (TIME+), pid, io (bytes read + written
-to storage per second over the interval; adds an IO/s column, KiB/s) and fds
-(open descriptors; adds an FDS column). Like top, the order is high to low;
-``-KEY`` gives low to high. Ties keep pid order.
+to storage per second over the interval; adds an IO/s column, KiB/s), fds (open
+descriptors; adds an FDS column), threads and start (start time, latest first). Like
+top, the order is high to low; ``-KEY`` gives low to high. Ties keep pid order.
 """
 # This package is the command (run) over its parts: loading (a host's frame from a snapshot),
 # order (the sort keys) and rendering (top's text, csv and json).

@@ -27,6 +27,11 @@ class Task:
     command: str
     io_bps: float | None      # None: no interval, or /proc/PID/io was denied
     fds: int | None           # None: /proc/PID/fd was denied
+    # not in top's table, but what procsnap replay sorts, filters and draws the tree by
+    ppid: int | None = None
+    threads: int | None = None
+    start: dt.datetime | None = None
+    cgroup: str | None = None
 
 
 @dataclass
@@ -82,32 +87,38 @@ class Frame:
 
 
 def load(rec, moment) -> Frame:
-    """The frame of one host's snapshot (an analyze.data.db.Moment) in a Recording."""
+    """The frame of one host's snapshot (an analyze.data.db.Moment) in a Recording (procsnap's own
+    SQL, so Recording.query: the read-only gate of execute() is for a user's)."""
+    from analyze.data.views import process_rates_select, rates_at
     key = {"h": moment.host, "s": moment.snapshot_id}
-    _, prev = rec.execute("SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $ts",
+    _, prev = rec.query("SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $ts",
                           {"h": moment.host, "ts": moment.ts})
     prev_ts = prev[0][0] if prev else None
     interval = (moment.ts - prev_ts).total_seconds() if prev_ts is not None else None
-    cols, rows = rec.execute("SELECT * FROM system WHERE host = $h AND snapshot_id = $s", key)
+    cols, rows = rec.query("SELECT * FROM system WHERE host = $h AND snapshot_id = $s", key)
     system = dict(zip(cols, rows[0])) if rows else None
     cpu = None
     if system is not None and interval is not None:
         sel = ", ".join(f"cpu_{m}_pct" for _, m in CPU_MODES)
-        _, r = rec.execute(f"SELECT {sel} FROM system_rates WHERE host = $h AND snapshot_id = $s", key)
+        _, r = rec.query(f"SELECT {sel} FROM system_rates WHERE host = $h AND snapshot_id = $s", key)
         if r and r[0][0] is not None:
             cpu = {abbr: v for (abbr, _), v in zip(CPU_MODES, r[0])}
-    _, procs = rec.execute(
+    # Rates from the snapshot before only (analyze.data.views.rates_at): what the process_rates
+    # view gives, without sorting every snapshot of the recording into its windows.
+    procs = rates_at(rec, "processes", moment, lambda src, only: (
         'SELECT p.pid, p."user", p.priority, p.nice, p.vms, p.rss, p.shared, p.state, p.utime, p.stime, p.name, '
-        "p.num_fds, p.start_time, p.read_bytes, p.write_bytes, r.cpu_pct, r.read_bps + r.write_bps "
-        "FROM processes p LEFT JOIN (SELECT * FROM process_rates WHERE host = $h AND snapshot_id = $s) r "
+        "p.num_fds, p.start_time, p.read_bytes, p.write_bytes, r.cpu_pct, r.read_bps + r.write_bps, "
+        "p.ppid, p.num_threads, p.cgroup, r.interval_s IS NULL "
+        "FROM processes p LEFT JOIN (SELECT boot_id, pid, start_time, cpu_pct, read_bps, write_bps, interval_s "
+        f"FROM ({process_rates_select(src)}) WHERE host = $h AND snapshot_id = $s) r "
         "ON r.pid = p.pid AND r.start_time = p.start_time AND r.boot_id IS NOT DISTINCT FROM p.boot_id "
-        "WHERE p.host = $h AND p.snapshot_id = $s ORDER BY p.pid", key)
+        f"WHERE p.host = $h AND p.snapshot_id = $s{only('p')} ORDER BY p.pid"))
     mem_total = system["mem_total"] // 1024 if system and system.get("mem_total") else 0
     # top caps %CPU at what all CPUs can give (its Irix mode: 100 per CPU)
     cap = 100.0 * system["ncpus"] if system and system.get("ncpus") else None
     frame = Frame(moment.host, moment.snapshot_id, moment.ts, interval, system, cpu)
     for (pid, user, prio, nice, vms, rss, shared, state, utime, stime, name, fds, start, rb, wb,
-         cpu_pct, io_bps) in procs:
+         cpu_pct, io_bps, ppid, threads, cgroup) in procs:
         if interval and cpu_pct is None and start is not None and start >= prev_ts:
             # Born during the interval: no earlier row, so all its CPU time (and I/O) is the
             # interval's, as top counts a task it has not seen before.
@@ -120,5 +131,5 @@ def load(rec, moment) -> Frame:
         frame.tasks.append(Task(
             pid, user or "", prio, nice, (vms or 0) // 1024, res, (shared or 0) // 1024, state, cpu_pct,
             res * 100 / mem_total if mem_total else 0.0, round(utime * 100) + round(stime * 100), name or "",
-            io_bps, fds))
+            io_bps, fds, ppid, threads, start, cgroup))
     return frame

@@ -1,4 +1,4 @@
-"""top's order: the sort keys (``cpu``, ``mem``, ``io``, ``fds``, ``time``, ``pid``; ``-KEY`` for low to
+"""top's order: the sort keys (``cpu``, ``mem``, ``io``, ``fds``, ``time``, ``pid``, ``threads``, ``start``; ``-KEY`` for low to
 high) and the tasks sorted by one."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from analyze.commands.top.loading import Task
 from analyze.errors import UsageError
 
 
-SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid")
+SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid", "threads", "start")
 
 
 def parse_sort(key: str) -> tuple[str, bool]:
@@ -29,6 +29,8 @@ _SORT_VALUE = {
     "fds": lambda t: t.fds,
     "time": lambda t: t.centis,
     "pid": lambda t: t.pid,
+    "threads": lambda t: t.threads,
+    "start": lambda t: t.start,
 }
 
 
