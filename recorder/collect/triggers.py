@@ -266,6 +266,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = None
         self._fs_due = 0.0
+        self._armed_at = 0.0
         self.wake = threading.Event()  # set on a firing: the record loop's sleep notices
 
     # -- arming ----------------------------------------------------------------
@@ -288,6 +289,7 @@ class Watcher:
                 continue
             self._psi[fd] = (name, res, kind)
             self._psi_sample(name, res, kind)
+        self._armed_at = self.clock()
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="procsnap-triggers", daemon=True)
         self._thread.start()
@@ -353,9 +355,13 @@ class Watcher:
         """The kernel says the stall passed the threshold within a 2 s window. The value is the
         stall's share over the last 2-4.5 s from the kernel's totals (sampled at each check); a
         firing whose share there is under half the threshold cannot hold such a window and is
-        not one (kernels wake a new trigger spuriously)."""
+        not one. Nor is one in the first two windows after arming: the kernel measures a new
+        trigger's first windows from a stale total and wakes it whatever the stall."""
         spec = self.config.specs[name]
         now = self.clock()
+        if now < self._armed_at + 2 * PSI_WINDOW_US / 1e6 + 0.5:
+            self._psi_sample(name, res, kind)
+            return None
         base = [x for x in self._psi_total.get(name, ()) if now - 4.5 <= x[0] <= now - 0.05]
         total = self._psi_sample(name, res, kind)
         value = None
