@@ -89,7 +89,7 @@ def _snaps(root):
 
 def test_a_firing_starts_the_incident_preset_which_ends_after_the_quiet_period(tmp_path, fake, procfs):
     w = _watcher(fake, quiet=0.3)
-    w.fire([T.Firing(NOW, "psi_memory", 42.0, 10.0, "memory some: ...")])
+    w.fire([T.Firing(dt.datetime.now(dt.timezone.utc), "psi_memory", 42.0, 10.0, "memory some: ...")])
     root = tmp_path / "r"
     with Store(root) as st:
         res = R.record(st, Collector(procfs=procfs, host="h"), 30, count=2, triggers=w, err=open("/dev/null", "w"))
@@ -99,6 +99,15 @@ def test_a_firing_starts_the_incident_preset_which_ends_after_the_quiet_period(t
     assert second[:2] == (False, None)  # 0.3 s without a firing: back to the normal cadence at once
     rows = Recording.open([str(root)]).query("SELECT trigger, value, threshold, firings, suppressed FROM triggers")[1]
     assert rows == [("psi_memory", 42.0, 10.0, 1, False)]
+    # info and report list it: when, why, how long
+    from analyze.commands import info as I
+    from analyze.commands import report as Rp
+    rec = Recording.open([str(root)])
+    text = I.text(I.summarize(rec))
+    assert "incidents: 1" in text and "(1 snapshots, 1 trigger firings): psi_memory 42 (threshold 10)" in text
+    (f,) = [f for f in Rp.run(rec)["findings"] if f.kind == "recorder.incident"]
+    assert f.evidence["snapshots"] == 1 and f.evidence["reason"].startswith("psi_memory 42")
+    assert rec.execute(f.sql)[1][0][5] == f.evidence["reason"]
 
 
 def test_past_the_hourly_share_a_firing_is_recorded_suppressed(tmp_path, fake, procfs):
