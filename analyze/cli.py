@@ -135,6 +135,13 @@ def record(
         help="TOML file changing the triggers that start the incident preset by themselves (thresholds, "
              "enabled, quiet, max_share; docs/operations.md lists them and their defaults)."),
     no_triggers: bool = typer.Option(False, "--no-triggers", help="Watch no trigger: only a person starts the incident preset."),
+    thread_samples: bool = typer.Option(
+        False, "--thread-samples",
+        help="Sample where threads wait (thread_samples) all the time, not only during the incident preset."),
+    sample_states: str = typer.Option(
+        "RD", "--sample-states", metavar="STATES",
+        help="Thread states the sampler records: R and D by default; RDS adds sleeping threads (blocked in "
+             "read(), poll(), a lock), at several times the cost."),
     no_redact: bool = NoRedactOpt,
     allow_shared_folder: bool = AllowSharedOpt,
 ):
@@ -177,6 +184,8 @@ def record(
     if count is not None and count < 1:
         raise UsageError(f"bad count {count}: must be at least 1")
     dur = positive(duration, "duration")
+    if not sample_states or set(sample_states) - set("RDSTtZI") or len(set(sample_states)) != len(sample_states):
+        raise UsageError(f"bad --sample-states {sample_states!r}: letters of R, D, S, T, t, Z, I, each once")
     if triggers is not None and no_triggers:
         raise UsageError("--triggers and --no-triggers go against each other")
     from recorder.collect.triggers import ConfigError, load_config
@@ -205,9 +214,14 @@ def record(
                 from recorder.collect.triggers import Watcher
                 watcher = Watcher(trigger_config, collector.fs).arm()
                 kernel_log.on_report = watcher.kernel_report
+            from recorder.collect.thread_samples import Sampler
+            from recorder.collect import system
+            sampler = Sampler(collector.boot_id, system.read_proc_stat(collector.fs)["btime"], collector.fs.root,
+                              states=sample_states,
+                              always=thread_samples).start()
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
                       files_interval=fiv, incident=inc, maintenance=m, kernel_log=kernel_log, process_events=events,
-                      triggers=watcher)
+                      triggers=watcher, thread_samples=sampler)
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")

@@ -136,7 +136,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
            incident: float | None = None, maintenance: Maintenance | None = None,
-           err: TextIO | None = None, kernel_log=None, process_events=None, triggers=None) -> RecordResult:
+           err: TextIO | None = None, kernel_log=None, process_events=None, triggers=None,
+           thread_samples=None) -> RecordResult:
     """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
 
     ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
@@ -145,12 +146,14 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     snapshot the kernel log records read since the previous one; ``process_events`` (a
     recorder.collect.process_events.ProcessEvents, stopped at the end) the process events.
     ``triggers`` (a recorder.collect.triggers.Watcher, armed; stopped at the end) starts the
-    incident preset by itself when one fires, within its hourly share.
+    incident preset by itself when one fires, within its hourly share. ``thread_samples`` (a
+    recorder.collect.thread_samples.Sampler, started; stopped at the end) samples the threads
+    while the incident preset runs (always, if it was made so).
     """
     err = err or sys.stderr
     # Event sources: each snapshot takes what they buffered since the previous one.
     sources = [(n, s) for n, s in (("kernel_events", kernel_log), ("process_events", process_events),
-                                   ("triggers", triggers)) if s is not None]
+                                   ("triggers", triggers), ("thread_samples", thread_samples)) if s is not None]
     res = RecordResult()
     sig = _Signals()
     old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -245,6 +248,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             poll_incident()
             now = clock()
             in_incident = incident_until is not None and now < incident_until
+            if thread_samples is not None:
+                thread_samples.run_while(in_incident)
             if mode != in_incident:
                 # A new cadence starts its own grid now (the first at the start: a duration's
                 # last slot falls on its end).

@@ -65,6 +65,7 @@ SORT_KEYS = {
     "kernel_events": ("snapshot_id", "seq"),  # the log's own order
     "process_events": ("snapshot_id", "kernel_ts_ns", "tid"),  # the order the kernel reported them
     "triggers": ("snapshot_id", "time"),
+    "thread_samples": ("pid", "tid", "time"),
 }
 
 
