@@ -130,6 +130,18 @@ def record(
     thread_events: bool = typer.Option(
         False, "--thread-events",
         help="Store every thread's start, exit and rename in process_events (default: counted per process)."),
+    triggers: Optional[str] = typer.Option(
+        None, "--triggers", metavar="FILE",
+        help="TOML file changing the triggers that start the incident preset by themselves (thresholds, "
+             "enabled, quiet, max_share; docs/operations.md lists them and their defaults)."),
+    no_triggers: bool = typer.Option(False, "--no-triggers", help="Watch no trigger: only a person starts the incident preset."),
+    thread_samples: bool = typer.Option(
+        False, "--thread-samples",
+        help="Sample where threads wait (thread_samples) all the time, not only during the incident preset."),
+    sample_states: str = typer.Option(
+        "RD", "--sample-states", metavar="STATES",
+        help="Thread states the sampler records: R and D by default; RDS adds sleeping threads (blocked in "
+             "read(), poll(), a lock), at several times the cost."),
     no_redact: bool = NoRedactOpt,
     allow_shared_folder: bool = AllowSharedOpt,
 ):
@@ -144,7 +156,8 @@ def record(
     docs/operations.md). With -i alone, everything every interval.
 
     Ctrl-C or SIGTERM finishes the snapshot in hand and leaves a valid recording. SIGHUP
-    starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`.
+    starts the incident preset (or ends a running one); so does `echo 30m > DIR/incident`; so
+    does a trigger (CPU, memory or I/O pressure, an OOM kill, ...: --triggers, --no-triggers).
     A full disk drops snapshots (counted) and recording resumes when space returns.
     """
     from recorder.store.compact import Maintenance, recover
@@ -171,6 +184,15 @@ def record(
     if count is not None and count < 1:
         raise UsageError(f"bad count {count}: must be at least 1")
     dur = positive(duration, "duration")
+    if not sample_states or set(sample_states) - set("RDSTtZI") or len(set(sample_states)) != len(sample_states):
+        raise UsageError(f"bad --sample-states {sample_states!r}: letters of R, D, S, T, t, Z, I, each once")
+    if triggers is not None and no_triggers:
+        raise UsageError("--triggers and --no-triggers go against each other")
+    from recorder.collect.triggers import ConfigError, load_config
+    try:
+        trigger_config = None if no_triggers else load_config(triggers)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
     inc = positive(incident, "incident duration")
     if compact_min < 0:
         raise UsageError(f"bad --compact-min {compact_min}: must be 0 or more")
@@ -187,8 +209,19 @@ def record(
             from recorder.collect.process_events import listen
             events = listen(collector, thread_events=thread_events)
             kernel_log = follow(store, collector, redact=not no_redact, known=events.started)
+            watcher = None
+            if trigger_config is not None:
+                from recorder.collect.triggers import Watcher
+                watcher = Watcher(trigger_config, collector.fs).arm()
+                kernel_log.on_report = watcher.kernel_report
+            from recorder.collect.thread_samples import Sampler
+            from recorder.collect import system
+            sampler = Sampler(collector.boot_id, system.read_proc_stat(collector.fs)["btime"], collector.fs.root,
+                              states=sample_states,
+                              always=thread_samples).start()
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
-                      files_interval=fiv, incident=inc, maintenance=m, kernel_log=kernel_log, process_events=events)
+                      files_interval=fiv, incident=inc, maintenance=m, kernel_log=kernel_log, process_events=events,
+                      triggers=watcher, thread_samples=sampler)
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")
@@ -275,7 +308,7 @@ def query(
       procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
 
     Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
-    sockets, kernel_events, process_events; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
+    sockets, kernel_events, process_events, triggers; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
     netstat_rates, process_exits (`procsnap schema` describes them).
     """
     from analyze.data.damage import render

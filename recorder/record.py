@@ -136,7 +136,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
            duration: float | None = None, progress: Callable[[RecordResult, float], None] | None = None,
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
            incident: float | None = None, maintenance: Maintenance | None = None,
-           err: TextIO | None = None, kernel_log=None, process_events=None) -> RecordResult:
+           err: TextIO | None = None, kernel_log=None, process_events=None, triggers=None,
+           thread_samples=None) -> RecordResult:
     """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
 
     ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
@@ -144,11 +145,15 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     ``kernel_log`` (a recorder.collect.kernel_events.KernelLog, stopped at the end) gives each
     snapshot the kernel log records read since the previous one; ``process_events`` (a
     recorder.collect.process_events.ProcessEvents, stopped at the end) the process events.
+    ``triggers`` (a recorder.collect.triggers.Watcher, armed; stopped at the end) starts the
+    incident preset by itself when one fires, within its hourly share. ``thread_samples`` (a
+    recorder.collect.thread_samples.Sampler, started; stopped at the end) samples the threads
+    while the incident preset runs (always, if it was made so).
     """
     err = err or sys.stderr
     # Event sources: each snapshot takes what they buffered since the previous one.
-    sources = [(n, s) for n, s in (("kernel_events", kernel_log), ("process_events", process_events))
-               if s is not None]
+    sources = [(n, s) for n, s in (("kernel_events", kernel_log), ("process_events", process_events),
+                                   ("triggers", triggers), ("thread_samples", thread_samples)) if s is not None]
     res = RecordResult()
     sig = _Signals()
     old = {s: signal.signal(s, sig.stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -159,6 +164,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     try:
         start = clock()
         incident_until = start + incident if incident else None
+        reason = "--incident" if incident else None  # why the incident preset runs
+        auto = False  # it was started by a trigger (held to the hourly share, ended by quiet)
         if incident:
             res.incidents += 1
         anchor, k, tick, mode = start, 0, interval, None
@@ -179,16 +186,44 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
 
         def poll_incident() -> None:
             """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
-            nonlocal incident_until
+            nonlocal incident_until, reason, auto
             now = clock()
             active = incident_until is not None and now < incident_until
+            if auto and not active:
+                auto = False
+                triggers.budget.end(incident_until)
+            if triggers is not None:
+                allowed = triggers.budget.allows(now)
+                fired = triggers.firings(suppress=not allowed and not (active and not auto))
+                if auto and active and not allowed:  # the hour's share is used: back to normal cadences
+                    incident_until, auto = now, False
+                    triggers.budget.end(now)
+                    err.write(f"procsnap: triggers: incident cadence took {triggers.config.max_share:.0%} of the "
+                              "last hour; back to normal cadences (later firings are recorded, suppressed)\n")
+                    err.flush()
+                elif fired and allowed:
+                    until = now + triggers.config.quiet
+                    if not active:
+                        auto, reason = True, fired[-1].reason()
+                        incident_until = until
+                        triggers.budget.start(now)
+                        res.incidents += 1
+                        err.write(f"procsnap: trigger {reason}: incident preset until "
+                                  f"{triggers.config.quiet:.0f}s pass without a firing\n")
+                        err.flush()
+                    elif auto:
+                        reason = fired[-1].reason()
+                        incident_until = max(incident_until, until)
             if sig.hup:
                 sig.hup = False
                 if active:
                     incident_until = None
+                    if auto:
+                        auto = False
+                        triggers.budget.end(now)
                     err.write("procsnap: SIGHUP: incident preset ended, back to normal cadences\n")
                 else:
-                    incident_until = now + DEFAULT_INCIDENT
+                    incident_until, reason = now + DEFAULT_INCIDENT, "SIGHUP"
                     res.incidents += 1
                     err.write(f"procsnap: SIGHUP: incident preset for {DEFAULT_INCIDENT:.0f}s\n")
                 err.flush()
@@ -201,7 +236,10 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 err.write(f"procsnap: {incident_file}: {e}; file ignored\n")
                 err.flush()
                 return
-            incident_until = now + length
+            if auto:  # a person's incident: no longer held to the triggers' share
+                auto = False
+                triggers.budget.end(now)
+            incident_until, reason = now + length, "incident file"
             res.incidents += 1
             err.write(f"procsnap: {incident_file} found: incident preset for {length:.0f}s\n")
             err.flush()
@@ -210,6 +248,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             poll_incident()
             now = clock()
             in_incident = incident_until is not None and now < incident_until
+            if thread_samples is not None:
+                thread_samples.run_while(in_incident)
             if mode != in_incident:
                 # A new cadence starts its own grid now (the first at the start: a duration's
                 # last slot falls on its end).
@@ -228,6 +268,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             last_id = snap.snapshot_id
             if process_events is not None:
                 process_events.saw(snap.tables.get("processes"))
+            if triggers is not None:
+                triggers.saw(snap.tables.get("processes"))
             events, dropped_events = {}, None
             for name, source in sources:  # written with this snapshot, under its commit
                 table, meta = source.take(snap.snapshot_id, snap.ts)
@@ -240,7 +282,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
             if sources:
                 events["events_dropped"] = dropped_events
             _annotate(snap, write_ms_prev=write_ms_prev, maintenance_ms=maint_ms, dropped=dropped_since,
-                      incident=in_incident, early=early, **events)
+                      incident=in_incident, early=early, incident_reason=reason if in_incident else None,
+                      **events)
             attempts += 1
             # The collection's Python rows are gone: hand their pages back before the Parquet
             # writer takes its own (a lower peak on a descriptor snapshot).
@@ -334,6 +377,10 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
                     break
+                if triggers is not None and triggers.wake.is_set() and not mode:
+                    poll_incident()  # a firing: the incident preset starts now, unless the hour's share is used
+                    if incident_until is not None and clock() < incident_until:
+                        break
                 if sources and pressing():
                     early = "events"
                     break

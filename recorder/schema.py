@@ -171,7 +171,11 @@ def _snapshot_columns() -> tuple[Column, ...]:
         C("maintenance_ms", "float64", "ms", "Wall time `procsnap record` spent compacting and applying retention since the previous snapshot (0 when it did none); NULL outside `procsnap record`."),
         C("dropped", "int64", "count", "Snapshots collected just before this one but not written because the disk was full (0 when none); NULL outside `procsnap record`."),
         C("incident", "bool", "flag", "True when taken under the incident preset (everything every 2 s); NULL outside `procsnap record`."),
-        C("early", "string", "code", "Why `procsnap record` took this snapshot before its slot: 'events' when an event buffer (kernel_events, process_events) held half its capacity, so that a sustained burst of events is written rather than dropped (at most one early snapshot every 10 s); NULL for a snapshot on its slot, and outside `procsnap record`."),
+        C("incident_reason", "string", "text", "Why this snapshot was taken under the incident preset: '--incident', 'SIGHUP' or 'incident file' for one a person started, else the trigger that started or last extended it, with its value and threshold (e.g. 'psi_cpu: 97.5 over 80 (...)'; the `triggers` table has every firing); NULL when `incident` is not true."),
+        C("triggers", "string", "text", "Whether `procsnap record` watched its triggers ('armed', with the ones that could not be armed and why in parentheses, e.g. a kernel without PSI), or 'off' (`record --no-triggers`); NULL outside `procsnap record` and in recordings made before triggers existed."),
+        C("thread_samples", "int64", "count", "Samples of the threads taken since the previous snapshot (`thread_samples` rows come from them); 0 when the sampler did not run; NULL outside `procsnap record`."),
+        C("thread_samples_dropped", "int64", "count", "Sampled thread rows not stored because the buffer between snapshots was full; NULL outside `procsnap record`."),
+                C("early", "string", "code", "Why `procsnap record` took this snapshot before its slot: 'events' when an event buffer (kernel_events, process_events) held half its capacity, so that a sustained burst of events is written rather than dropped (at most one early snapshot every 10 s); NULL for a snapshot on its slot, and outside `procsnap record`."),
         C("kernel_log", "string", "text", "Whether `procsnap record` followed the kernel log into `kernel_events`: 'read', or 'off: ' and why (no /dev/kmsg, or kernel.dmesg_restrict refusing a user without CAP_SYSLOG); NULL outside `procsnap record` (a one-off `procsnap snapshot` does not read it) and in recordings made before procsnap read it."),
         C("events_dropped", "int64", "count", "Kernel log records and process events read since the previous snapshot but not stored because the recorder's buffers between snapshots were full (0 when none; `process_events_dropped` says how many of them were process events); NULL when neither the kernel log nor the process events were read."),
         C("kernel_events_lost", "int64", "count", "Kernel log records the kernel overwrote in its ring buffer before the recorder read them, counted from the gaps in their sequence numbers (0 when none; after a restart, also those of the same boot written while no recorder ran); NULL when the kernel log was not read."),
@@ -620,6 +624,55 @@ _add(Table(
         C("cpu_delay", "float64", "s", "exit: time the task waited for a CPU (delay accounting: 0 unless the kernel's delayacct is on); NULL as utime."),
         C("blkio_delay", "float64", "s", "exit: time the task waited for block I/O (delay accounting); NULL as utime."),
         C("swapin_delay", "float64", "s", "exit: time the task waited for swap-in (delay accounting); NULL as utime."),
+    ),
+))
+
+
+_add(Table(
+    "triggers",
+    "trigger firing",
+    "Every firing of a trigger the always-on recorder watches (docs/operations.md lists them with their "
+    "defaults): a PSI pressure trigger, a host counter over its threshold, a kernel report (OOM kill, hung task, "
+    "lockup), a file system nearly full, a process near its descriptor limit. Written with the next snapshot "
+    "(`snapshot_id`, `ts` are that snapshot's; `time` is the firing's own). A trigger that keeps firing gets one "
+    "row every 30 s at most, `firings` counting the ones in between and `value` their highest.",
+    COMMON + (
+        C("time", "timestamp", "UTC, µs", "When the condition was seen; never NULL."),
+        C("trigger", "string", "code", "psi_cpu, psi_memory, psi_io, mem_available, load, swap_in, listen_drops, tcp_retrans, kernel_report, fs_full or fd_limit; never NULL."),
+        C("value", "float64", "per trigger", "The value seen (for PSI triggers the resource's avg10, in %; mem_available in % of MemTotal, under the threshold; the others over it); NULL when it could not be read."),
+        C("threshold", "float64", "per trigger", "The threshold it was held to; never NULL."),
+        C("detail", "string", "text", "What the value is of: the resource, the file system, the process (name and pid), the kernel report; never NULL."),
+        C("firings", "int64", "count", "Firings of this trigger this row stands for (1, or more when it kept firing); never NULL."),
+        C("suppressed", "bool", "flag", "True when the firing did not start or extend the incident preset because incident cadence had already taken its share of the last hour (`max_share`); never NULL."),
+    ),
+))
+
+
+_add(Table(
+    "thread_samples",
+    "thread sample",
+    "Where threads wait: while the incident preset runs (and always with `record --thread-samples`), every 0.5 s, "
+    "one row per thread found in a sampled state (R running or runnable and D uninterruptible by default; S too "
+    "with `--thread-samples=RDS`), with what it was doing: wchan, the current system call and its first argument "
+    "(/proc/PID/task/TID/syscall), and for D the kernel stack where the kernel lets root read it. Written with the "
+    "next snapshot (`snapshot_id`, `ts` are that snapshot's; `time` is the sample's). Nothing of a thread's memory "
+    "is read and no command line is stored: rows join `threads` on (boot_id, pid, tid, start_time) and `processes` "
+    "on (boot_id, pid). The recorder's own threads are left out.",
+    COMMON + (
+        C("boot_id", "string", "uuid", "Kernel boot id; NULL if unreadable."),
+        C("time", "timestamp", "UTC, µs", "When the sample (the pass over every thread) started; never NULL."),
+        C("pid", "int32", "pid", "The thread's process; never NULL."),
+        C("tid", "int32", "tid", "The thread; never NULL."),
+        C("start_time", "timestamp", "UTC, 10 ms", "The thread's start time (its stat's starttime), as threads.start_time; NULL if unparsable."),
+        C("state", "string", "code", "R (running or runnable), D (uninterruptible: disk, NFS, a kernel lock), S (sleeping: only when asked); never NULL."),
+        C("name", "string", "text", "The thread's comm; never NULL."),
+        C("wchan", "string", "text", "The kernel function it waits in (/proc/PID/task/TID/wchan); NULL for a running thread and where the kernel shows '0' (kernels hide wchan without kallsyms access)."),
+        C("syscall_nr", "int32", "number", "The system call it is in (the syscall file's first field); -1 when blocked outside a system call (a page fault); NULL when running in user space or unreadable (`activity` says which)."),
+        C("syscall", "string", "text", "That system call's name from the kernel's table for the recording host's architecture (asm/unistd_64.h of its kernel headers); NULL where the host has no table (syscall_nr still says) and when syscall_nr is."),
+        C("arg0", "string", "hex", "The system call's first argument as the kernel prints it (a descriptor number, a flag, an address: never what it points to); NULL when not in a system call."),
+        C("activity", "string", "code", "'running' (on a CPU in user space: no system call), 'not in a system call' (syscall_nr -1), 'denied' (the syscall file could not be read: another user's thread without root, or gone); NULL when in a system call."),
+        C("stack", "string", "text", "D only: the kernel stack's function names, innermost first, joined with ';'; NULL for other states and when unreadable (`stack_unread`)."),
+        C("stack_unread", "string", "text", "D only: why the stack is NULL: 'denied' (the kernel refuses /proc/PID/task/TID/stack: not root, or a lockdown); NULL otherwise."),
     ),
 ))
 

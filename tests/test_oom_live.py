@@ -1,7 +1,7 @@
 """Live: a process OOM-killed inside a memory cgroup with a small limit. The recording has the
 kernel's OOM record with the cgroup and its limit, tied to the process's rows in `processes`
-(its identity: boot, pid, start time from its exit event) and to its exit by SIGKILL, and
-`procsnap report` names it."""
+(its identity: boot, pid, start time from its exit event) and to its exit by SIGKILL,
+`procsnap report` names it, and the kill started the incident preset (a trigger)."""
 
 import os
 import signal
@@ -15,38 +15,15 @@ import pytest
 
 from analyze.commands import report as Rp
 from analyze.data.db import Recording
+from tests.support.cgroups import LIMIT, memcg  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.root]
 
-V1 = Path("/sys/fs/cgroup/memory")
-LIMIT = 64 << 20
 HOG = ("import sys, time\n"
        "x = []\n"
        "sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline()\n"
        "while True:\n"
        "    x.append(bytearray(4 << 20)); time.sleep(0.05)\n")
-
-
-@pytest.fixture
-def memcg():
-    """A cgroup v1 memory cgroup limited to LIMIT (no swap to spill into), removed afterwards."""
-    if not (V1 / "memory.limit_in_bytes").exists() or os.geteuid() != 0:
-        pytest.skip("no cgroup v1 memory controller to make a test cgroup in")
-    name = f"procsnap-oom-{uuid.uuid4().hex[:8]}"
-    g = V1 / name
-    g.mkdir()
-    try:
-        (g / "memory.limit_in_bytes").write_text(str(LIMIT))
-        if (g / "memory.swappiness").exists():
-            (g / "memory.swappiness").write_text("0")
-        yield name, g
-    finally:
-        for _ in range(50):
-            try:
-                g.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def test_an_oom_kill_is_tied_to_its_process_and_named_by_report(tmp_path, memcg):
@@ -88,3 +65,7 @@ def test_an_oom_kill_is_tied_to_its_process_and_named_by_report(tmp_path, memcg)
     assert f.severity == "critical" and f.evidence["cgroup"] == "/" + name and f.evidence["cgroup_limit"] == LIMIT
     assert f.evidence["samples"] == seen[0][0] and f.process["start_time"] == exit_[1]
     assert f"in memory cgroup /{name}, limit 64.0 MiB" in f.title
+    # The kill is a trigger: the recorder went to the incident preset, saying why.
+    fired = rec.query("SELECT trigger, detail FROM triggers WHERE trigger = 'kernel_report'")[1]
+    assert any(d.startswith(f"oom_kill of {comm} (pid {hog.pid})") for _, d in fired), fired
+    assert rec.query("SELECT count(*) FROM snapshots WHERE incident AND incident_reason IS NOT NULL")[1][0][0] >= 1

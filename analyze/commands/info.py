@@ -59,6 +59,9 @@ def summarize(rec: Recording) -> dict:
             "SELECT process_events, exit_accounting, count(*), sum(process_events_dropped), "
             "sum(process_events_lost) FROM snapshots WHERE process_events IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2")[1]
     ]
+    from analyze.data.named import get_query
+    cols, rows = rec.query(get_query("incidents").sql)
+    incidents = [dict(zip(cols, r)) for r in rows]
     return {
         "sources": [str(s) for s in rec.sources],
         "snapshots": n,
@@ -71,6 +74,7 @@ def summarize(rec: Recording) -> dict:
         "cost": cost,
         "kernel_log": kernel_log,
         "process_events": process_events,
+        "incidents": incidents,
         "verified": rec.verified,
         "damaged": [{"path": d.path, "reason": d.reason} for d in rec.damaged],
         "ignored": [{"path": d.path, "reason": d.reason} for d in rec.ignored],
@@ -119,7 +123,20 @@ def text(s: dict) -> str:
                  f" on average (slowest {k['max_duration_ms']:.1f} ms)")
     lines += _kernel_log_lines(s["kernel_log"])
     lines += _process_events_lines(s["process_events"])
+    lines += _incident_lines(s["incidents"])
     return "\n".join(lines + damage)
+
+
+def _incident_lines(incidents: list[dict]) -> list[str]:
+    if not incidents:
+        return ["incidents: none (no snapshot under the incident preset)"]
+    out = [f"incidents: {len(incidents)} (procsnap query --name incidents)"]
+    for i in incidents[:20]:
+        out.append(f"  {escape(i['host'])} {i['started']:%Y-%m-%d %H:%M:%S} for {i['lasted_s']:g} s "
+                   f"({i['snapshots']} snapshots, {i['firings']} trigger firings): {escape(i['reason'] or '?')}")
+    if len(incidents) > 20:
+        out.append(f"  ... and {len(incidents) - 20} more")
+    return out
 
 
 def _kernel_log_lines(kl: list[dict]) -> list[str]:

@@ -196,6 +196,7 @@ class KernelLog(Follower):
         self._lost_said = 0  # reader.lost already put on a snapshot
         self._taken = Taken()  # records of a snapshot not yet written
         self._oom: dict[int, dict] = {}  # pid -> its latest oom_context (a few dozen at most)
+        self.on_report = None  # (kind, fields) of each parsed report as it is read: the triggers'
         self._memcg: dict | None = None  # the last oom_memcg record, until the oom_context it precedes
 
     # -- starting and stopping ------------------------------------------------
@@ -259,11 +260,14 @@ class KernelLog(Follower):
                 for r in recs:
                     r.backlog = True
             buf.extend(recs)
-        if self.identity is not None:  # while the process a report names may still be there
+        if self.identity is not None or self.on_report is not None:
             for r in recs:
                 if may_be_incident(r):
                     f = parse_message(r.text)
-                    if f.get("kind") in _MAYBE_ALIVE and "pid" in f:
+                    if self.on_report is not None and not backlog and f.get("kind"):
+                        self.on_report(f["kind"], f)  # a trigger: as the kernel reports it
+                    # while the process a report names may still be there
+                    if self.identity is not None and f.get("kind") in _MAYBE_ALIVE and "pid" in f:
                         when = dt.datetime.fromtimestamp(r.wall_us / 1e6, UTC) if r.wall_us is not None else None
                         r.start_time = self._start_time(f["pid"], f.get("comm"), when)
 

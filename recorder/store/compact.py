@@ -64,6 +64,8 @@ SORT_KEYS = {
     "filesystems": ("mount_point", "mount_id", "snapshot_id"),
     "kernel_events": ("snapshot_id", "seq"),  # the log's own order
     "process_events": ("snapshot_id", "kernel_ts_ns", "tid"),  # the order the kernel reported them
+    "triggers": ("snapshot_id", "time"),
+    "thread_samples": ("pid", "tid", "time"),
 }
 
 

@@ -15,14 +15,14 @@ from analyze.errors import ProcsnapError
 from analyze.commands.report.leaks import LEAK_MIN_SAMPLES, instances_sql, leak_findings, leak_sql
 from analyze.commands.report.model import SEVERITIES, Window, lit, query_rows, rank, ts_sql
 from analyze.commands.report.sockets import EPHEMERAL_HIGH, EPHEMERAL_LOW
-from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets
+from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets, waits
 from analyze.commands.report import host as host_rules
 
 # Tables the report reads through their views once the window's cache is gone (see run).
 UNCACHED = ("process_events", "kernel_events")
 
 # The rule modules of the bottlenecks and the host, in the order their findings are made.
-RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules)
+RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules, waits)
 
 
 def window(rec: Recording, at_from: str | None, at_to: str | None) -> Window:

@@ -38,7 +38,7 @@ STORM_BUCKET_S, STORM_MIN_STARTS, STORM_FACTOR, STORM_CRIT_FACTOR = 10, 100, 5.0
 HUNG_CRIT_S = 600
 CORE_SIGNALS = {_signal.SIGQUIT, _signal.SIGILL, _signal.SIGTRAP, _signal.SIGABRT, _signal.SIGBUS, _signal.SIGFPE,
                 _signal.SIGSEGV, _signal.SIGSYS, _signal.SIGXCPU, _signal.SIGXFSZ}
-KINDS = ("proc.oom_kill", "proc.crash_loop", "proc.hung_task", "proc.exec_storm", "proc.killed")
+KINDS = ("proc.oom_kill", "proc.crash_loop", "proc.hung_task", "proc.exec_storm", "proc.killed", "recorder.incident")
 
 
 def _sig(n) -> str:
@@ -204,11 +204,30 @@ def recorded(rec: Recording) -> bool:
     return bool(rec.files.get("process_events") or rec.files.get("kernel_events"))
 
 
+def incidents_sql(w: Window, host: str | None = None) -> str:
+    """The incident preset's runs (the named query `incidents`) that started in the window."""
+    from analyze.data.named import get_query
+    h = f" AND host = {lit(host)}" if host else ""
+    return (f"/* procsnap report: when the recorder took the incident preset, why, and for how long */\n"
+            f"SELECT * FROM (\n{get_query('incidents').sql.strip()}\n) WHERE {w.sql('started')}{h}")
+
+
+def _incident_findings(rec: Recording, w: Window) -> list[Finding]:
+    out = []
+    for r in query_rows(rec, incidents_sql(w)):
+        title = (f"incident preset at {r['started']:%H:%M:%S} for {r['lasted_s']:g} s "
+                 f"({r['snapshots']} snapshots): {r['reason'] or '?'}")
+        ev = {k: r[k] for k in ("started", "last_snapshot", "snapshots", "lasted_s", "reason", "firings")}
+        out.append(Finding("incident", "recorder.incident", "info", title, r["host"], None, ev,
+                           incidents_sql(w, r["host"]), score=r["lasted_s"]))
+    return out
+
+
 def findings(rec: Recording, w: Window, insts: dict) -> list[Finding]:
     """This kind's findings in the window W."""
+    out: list[Finding] = _incident_findings(rec, w)
     if not recorded(rec):
-        return []
-    out: list[Finding] = []
+        return out
     for r in query_rows(rec, crash_loop_sql(w)):
         sev = "critical" if r["failures"] >= CRASH_LOOP_CRIT else "warning"
         every = f", restarting every {r['restart_every_s']:g} s" if r["restart_every_s"] is not None else ""

@@ -16,9 +16,11 @@ SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 # Order of bottleneck kinds within one severity.
 KIND_ORDER = ["memory.pressure", "fs.space", "fs.inodes", "fd.limit", "fd.host", "cpu.saturation", "proc.d_state",
               "net.listen_queue", "net.listen_overflow", "net.ports", "net.retransmits", "io.disk", "io.pressure",
-              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process",
+              "cpu.steal", "cpu.iowait", "ctxsw.host", "cpu.process", "io.process", "ctxsw.process", "threads.wait",
               # incidents, from the events recorded between snapshots (report/events.py)
-              "proc.oom_kill", "proc.crash_loop", "proc.hung_task", "proc.exec_storm", "proc.killed"]
+              "proc.oom_kill", "proc.crash_loop", "proc.hung_task", "proc.exec_storm", "proc.killed",
+              # the recorder's own incident preset runs (their triggers)
+              "recorder.incident"]
 
 
 @dataclass

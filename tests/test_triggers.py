@@ -1,0 +1,138 @@
+"""Triggers: the counters on a fake /proc, the hourly share, the config file, and the record loop
+starting the incident preset by itself, saying why, ending it after the quiet period and
+writing every firing."""
+
+import datetime as dt
+
+import pytest
+
+from analyze.data.db import Recording
+from recorder import record as R
+from recorder.collect import triggers as T
+from recorder.collect.collector import Collector
+from recorder.source.procfs import ProcFS
+from recorder.store.folder import Store
+from tests.support.fakeproc import MEMINFO_KB, VMSTAT, FakeProc, meminfo_text, vmstat_text
+
+NOW = dt.datetime(2026, 12, 5, 3, 14, tzinfo=dt.timezone.utc)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def fake(tmp_path):
+    return FakeProc(tmp_path / "proc")
+
+
+def test_counters_fire_over_their_thresholds_and_not_under(fake):
+    clock = Clock()
+    c = T.Counters(ProcFS(str(fake.root)), T.Config().specs, clock)
+    assert c.check(NOW) == []  # the fake host is calm
+    total = MEMINFO_KB["MemTotal"]
+    fake.write("meminfo", meminfo_text({**MEMINFO_KB, "MemAvailable": total // 50}))  # 2 % left
+    fake.write("loadavg", b"%.2f 1.00 1.00 3/200 999\n" % (5 * c.ncpus))
+    fake.write("vmstat", vmstat_text({**VMSTAT, "pswpin": VMSTAT["pswpin"] + 4000}))
+    clock.t += 2
+    fired = {f.trigger: f for f in c.check(NOW)}
+    assert set(fired) == {"mem_available", "load", "swap_in"}
+    assert fired["mem_available"].value == 2.0 and fired["load"].value == 5.0 and fired["swap_in"].value == 2000
+    c.specs["load"].enabled = False
+    clock.t += 2
+    assert {f.trigger for f in c.check(NOW)} == {"mem_available"}  # swap-in stopped; load is off
+
+
+def test_the_hourly_share_holds():
+    b = T.Budget(0.25)
+    b.start(0)
+    assert b.allows(899) and not b.allows(900)
+    b.end(900)
+    assert not b.allows(3000)  # 900 s of the last hour already
+    assert b.allows(3600 + 1)  # the span slides out of the hour
+
+
+def test_config_file(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text('quiet = "30s"\nmax_share = 0.1\n[psi_cpu]\nthreshold = 95\n[load]\nenabled = false\n')
+    cfg = T.load_config(str(f))
+    assert cfg.quiet == 30 and cfg.max_share == 0.1
+    assert cfg.specs["psi_cpu"].threshold == 95 and not cfg.specs["load"].enabled
+    assert T.DEFAULTS["psi_cpu"].threshold == 90  # the defaults are not changed
+    for bad in ("[psi_cpu]\nthreshold = 'x'\n", "nope = 1\n", "max_share = 2\n", "quiet = 'soon'\n", "[[x"):
+        f.write_text(bad)
+        with pytest.raises(T.ConfigError):
+            T.load_config(str(f))
+
+
+def test_a_bad_config_file_is_a_usage_error(cli, tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text("[psi_cpu]\nthreshold = -1\n")
+    p = cli("record", "-o", tmp_path / "r", "-n", "1", "--triggers", f, check=2)
+    assert len(p.stderr.strip().splitlines()) == 1 and "threshold" in p.stderr and "Traceback" not in p.stderr
+
+
+def _watcher(fake, **cfg):
+    """A watcher on the fake /proc with no thread: the test fires it."""
+    config = T.Config(**cfg)
+    return T.Watcher(config, ProcFS(str(fake.root)))
+
+
+def _snaps(root):
+    return Recording.open([str(root)]).query(
+        "SELECT incident, incident_reason, triggers FROM snapshots ORDER BY ts")[1]
+
+
+def test_a_firing_starts_the_incident_preset_which_ends_after_the_quiet_period(tmp_path, fake, procfs):
+    w = _watcher(fake, quiet=0.3)
+    w.fire([T.Firing(dt.datetime.now(dt.timezone.utc), "psi_memory", 42.0, 10.0, "memory some: ...")])
+    root = tmp_path / "r"
+    with Store(root) as st:
+        res = R.record(st, Collector(procfs=procfs, host="h"), 30, count=2, triggers=w, err=open("/dev/null", "w"))
+    assert res.incidents == 1
+    (first, second) = _snaps(root)
+    assert first[:2] == (True, "psi_memory 42 (threshold 10): memory some: ...") and first[2] == "armed"
+    assert second[:2] == (False, None)  # 0.3 s without a firing: back to the normal cadence at once
+    rows = Recording.open([str(root)]).query("SELECT trigger, value, threshold, firings, suppressed FROM triggers")[1]
+    assert rows == [("psi_memory", 42.0, 10.0, 1, False)]
+    # info and report list it: when, why, how long
+    from analyze.commands import info as I
+    from analyze.commands import report as Rp
+    rec = Recording.open([str(root)])
+    text = I.text(I.summarize(rec))
+    assert "incidents: 1" in text and "(1 snapshots, 1 trigger firings): psi_memory 42 (threshold 10)" in text
+    (f,) = [f for f in Rp.run(rec)["findings"] if f.kind == "recorder.incident"]
+    assert f.evidence["snapshots"] == 1 and f.evidence["reason"].startswith("psi_memory 42")
+    assert rec.execute(f.sql)[1][0][5] == f.evidence["reason"]
+
+
+def test_past_the_hourly_share_a_firing_is_recorded_suppressed(tmp_path, fake, procfs):
+    w = _watcher(fake, max_share=0.1)
+    now = w.clock()
+    w.budget.spans = [[now - 1000, now - 500]]  # 500 s of the last hour: over 10 %
+    w.fire([T.Firing(NOW, "load", 9.0, 4.0, "load1 18 on 2 CPUs")])
+    root = tmp_path / "r"
+    with Store(root) as st:
+        res = R.record(st, Collector(procfs=procfs, host="h"), 30, count=1, triggers=w)
+    assert res.incidents == 0 and _snaps(root)[0][:2] == (False, None)
+    assert Recording.open([str(root)]).query("SELECT trigger, suppressed FROM triggers")[1] == [("load", True)]
+
+
+def test_a_process_near_its_fd_limit_fires(fake):
+    import pyarrow as pa
+    w = _watcher(fake)
+    w.saw(pa.table({"pid": [1, 2], "name": ["ok", "leaky"], "num_fds": [10, 950], "fd_limit": [1024, 1024]}))
+    (f,) = w.firings()
+    assert (f.trigger, f.value) == ("fd_limit", round(950 * 100 / 1024, 2)) and "leaky (pid 2)" in f.detail
+
+
+def test_repeats_of_a_trigger_are_one_row_with_a_count(fake):
+    w = _watcher(fake)
+    w.fire([T.Firing(NOW + dt.timedelta(seconds=i), "psi_cpu", 91.0 + i, 90.0, "cpu") for i in range(5)])
+    w.firings()
+    table, meta = w.take(1, NOW)
+    assert table.column("firings").to_pylist() == [5] and table.column("value").to_pylist() == [95.0]
