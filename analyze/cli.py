@@ -308,7 +308,7 @@ def query(
       procsnap query "SELECT pid, name, num_threads FROM processes ORDER BY num_threads DESC LIMIT 5"
 
     Tables: snapshots, system, disks, nics, filesystems, processes, threads, open_files,
-    sockets, kernel_events, process_events, triggers; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
+    sockets, kernel_events, process_events, triggers, thread_samples; views: process_rates, thread_rates, system_rates, disk_rates, nic_rates,
     netstat_rates, process_exits (`procsnap schema` describes them).
     """
     from analyze.data.damage import render
