@@ -270,7 +270,7 @@ def _kill(pid: int) -> None:
 # --------------------------------------------------------------------------
 # Load generator
 
-def _pdeathsig_term() -> None:
+def pdeathsig_term() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: dies with the runner
 
 
@@ -290,7 +290,7 @@ class Load:
 
     def __enter__(self) -> "Load":
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     text=True, preexec_fn=_pdeathsig_term, close_fds=True)
+                                     text=True, preexec_fn=pdeathsig_term, close_fds=True)
         deadline = time.monotonic() + self.timeout
         ready = threading.Event()
         lines: list[str] = []
@@ -406,6 +406,16 @@ def machine(procsnap: str, workroot: str) -> dict:
         "runner Python": sys.version.split()[0],
         "snapshots and atop files written to": f"{os.path.dirname(workroot)} ({fs_type(workroot)})",
     }
+
+
+def procsnap_env(workroot: str, keep: bool = False) -> dict:
+    """The environment procsnap runs in: compiled bytecode cached under workroot, as an installed
+    package would have it (unless keep: the environment as is)."""
+    env = dict(os.environ)
+    if not keep:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(workroot, "pycache")
+    return env
 
 
 def procsnap_python(procsnap: str) -> str:
@@ -947,17 +957,13 @@ def main(argv=None) -> int:
     t_start = time.monotonic()
     workroot = tempfile.mkdtemp(prefix="procsnap-bench-")
     try:
-        pyenv = dict(os.environ)
-        if not args.keep_pycache_env:
-            pyenv.pop("PYTHONDONTWRITEBYTECODE", None)
-            pyenv["PYTHONPYCACHEPREFIX"] = os.path.join(workroot, "pycache")
-        args.pyenv = pyenv
+        args.pyenv = procsnap_env(workroot, args.keep_pycache_env)
         global SPAWNER
         SPAWNER = Spawner()
         args.spawn_mode = SPAWNER.mode
         if SPAWNER.mode != "setsid":
             log("setsid -f unavailable: peak RSS figures include the runner's own RSS as a floor")
-        tools, missing = make_tools(procsnap, pyenv, args.tools.split(",") if args.tools else None)
+        tools, missing = make_tools(procsnap, args.pyenv, args.tools.split(",") if args.tools else None)
         if not tools:
             sys.exit("run.py: no tool to run")
         if missing:
