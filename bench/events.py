@@ -392,6 +392,7 @@ def measure(rt, procsnap: str, env: dict, work: str, minutes: float, rate: float
                        "rss_max": max(idle_rss, default=None),
                        "event_bytes": _event_bytes(rec, int(wall_i0 * 1e6), int(wall_i1 * 1e6))[0]}
         res["idle"]["cpu_per_hour"] = res["idle"]["cpu_s"] / res["idle"]["seconds"] * 3600
+        res["idle_window_us"] = (int(wall_i0 * 1e6), int(wall_i1 * 1e6))
         # Load, with atop's process accounting beside it.
         if acct is not None and not acct.start():
             log(f"events: atop's process accounting not measured: {acct.res.get('off')}")
@@ -402,7 +403,7 @@ def measure(rt, procsnap: str, env: dict, work: str, minutes: float, rate: float
         log(f"events: load of {rate:g} execs/s for {minutes * 60:g} s (generator pid {gen.pid})")
         res["loadavg_load_start"] = _loadavg()
         while gen.poll() is None:
-            time.sleep(0.5)
+            time.sleep(0.1)  # often: atopacctd truncates the accounting file when it has copied it
             sample()
         out = gen.stdout.read()
         res["generator"] = json.loads(out) if gen.returncode == 0 and out.strip() else {"exit": gen.returncode}
@@ -506,6 +507,12 @@ def measure(rt, procsnap: str, env: dict, work: str, minutes: float, rate: float
                count(*) FILTER (WHERE unread LIKE '%proc: gone%') AS gone,
                count(*) FILTER (WHERE unread LIKE '%proc: exited%') AS exited
         FROM ev WHERE kind = 'exec' AND forked_by = {gp} GROUP BY program ORDER BY program""", rows=True)
+    # What the host itself started while the recorder was idle (other work on the host): events
+    # cost the idle recorder too.
+    i0, i1 = res["idle_window_us"]
+    res["idle_events"] = _query(procsnap, env, rec, f"""
+        SELECT count(*) AS events, count(*) FILTER (WHERE kind = 'exec') AS execs FROM process_events
+        WHERE snapshot_id > {i0} AND snapshot_id <= {i1}""")
     res["kmsg"] = _query(procsnap, env, rec, f"SELECT count(*) AS n FROM kernel_events "
                                                f"WHERE snapshot_id > {w0} AND snapshot_id <= {w1}")
     res["du"] = rt.du_bytes(rec)
@@ -593,6 +600,9 @@ def section(res: dict, command: str, rt) -> list[str]:
              f"{_mb(ld['rss_max'])} / {_mb(ld['rss_end'])} |")
     L.append(f"| RSS max, first / second half of the load | | {_mb(ld['rss_max_first_half'])} / "
              f"{_mb(ld['rss_max_second_half'])} |")
+    ie = res.get("idle_events") or {}
+    L.append(f"| process events / execs the host stored (other work on it; the load's included) | "
+             f"{ie.get('events')} / {ie.get('execs')} | {st.get('host_events')} / {st.get('host_execs')} |")
     L.append(f"| event files written (process_events, kernel_events) | {rt.fsz(idle['event_bytes'])} | "
              f"{rt.fsz(ld['event_bytes'])} |")
     L.append("")
@@ -601,6 +611,9 @@ def section(res: dict, command: str, rt) -> list[str]:
     L.append(f"| execs started (asked {res['rate']:g}/s) | {g['execs']} at {g['achieved_rate']:.1f}/s "
              f"(at most {1000 * g['late_max_s']:.0f} ms late) |")
     L.append(f"| **extra recorder CPU per 1,000 execs** | **{f['extra_cpu_per_1000_execs_s']:.3f} s** |")
+    if st.get("host_execs"):
+        L.append(f"| recorder CPU over the window per 1,000 host-wide execs (no idle subtracted) | "
+                 f"{ld['cpu_s'] / st['host_execs'] * 1000:.3f} s |")
     L.append(f"| generator's own CPU / its programs' CPU | {g['cpu_self_s']:.1f} s / {g['cpu_children_s']:.1f} s |")
     L.append(f"| exec events stored / execs started | {st.get('execs')} / {g['execs']} = "
              f"**{_pct(st.get('execs'), g['execs'])}** |")
@@ -621,8 +634,7 @@ def section(res: dict, command: str, rt) -> list[str]:
              f"{sn.get('events_dropped')} / {sn.get('process_events_dropped')} / {sn.get('process_events_lost')} / "
              f"{sn.get('kernel_events_lost')} |")
     L.append(f"| snapshots skipped / max snapshot duration | {sn.get('skipped')} / {rt.f3((sn.get('max_duration_ms') or 0) / 1000)} s |")
-    L.append(f"| host-wide: process events / execs / kernel records stored in the window | "
-             f"{st.get('host_events')} / {st.get('host_execs')} / {res['kmsg'].get('n')} |")
+    L.append(f"| kernel log records stored in the window | {res['kmsg'].get('n')} |")
     L.append(f"| **bytes events add per day at this rate** | **{rt.fsz(f['event_bytes_per_day'])}** |")
     L.append(f"| bytes per 1,000 execs (host-wide execs) | {rt.fsz(f['event_bytes_per_1000_execs'])} |")
     L.append(f"| recorder exit status after SIGTERM | {res.get('recorder_exit')} |")
@@ -639,7 +651,7 @@ def section(res: dict, command: str, rt) -> list[str]:
                  + ").\n")
         L.append("| figure | value |")
         L.append("|---|---:|")
-        L.append(f"| exit records written (host-wide) / of the load's programs | {a['records']} / "
+        L.append(f"| exit records read by this run (host-wide) / of the load's programs | {a['records']} / "
                  f"{a.get('by_generator')} ({_pct(a.get('by_generator'), g['execs'])} of started) |")
         L.append(f"| accounting file bytes per 1,000 exits | {rt.fsz(f.get('acct_bytes_per_1000_exits'))} |")
         L.append(f"| **accounting file bytes per day at this rate** | **{rt.fsz(f.get('acct_bytes_per_day'))}** |")
@@ -649,7 +661,8 @@ def section(res: dict, command: str, rt) -> list[str]:
                  f"{rt.f3(a.get('client_cpu_s'))} s / {rt.fsz(a.get('raw_bytes'))} |")
         L.append(f"| atop raw log per day at this rate | "
                  f"{rt.fsz(a['raw_bytes'] * 86400 / ld['seconds']) if a.get('raw_bytes') else '–'} |")
-        L.append(f"| source file truncated by atopacctd during the window | {a.get('truncations')} |")
+        L.append(f"| source file truncated by atopacctd during the window (records appended between this run's "
+                 f"last read and a truncation are not counted) | {a.get('truncations')} |")
         L.append("")
     else:
         L.append(f"Not measured: {a.get('off', 'not asked (--no-atop)')}.\n")
