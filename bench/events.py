@@ -516,8 +516,32 @@ def measure(rt, procsnap: str, env: dict, work: str, minutes: float, rate: float
     res["kmsg"] = _query(procsnap, env, rec, f"SELECT count(*) AS n FROM kernel_events "
                                                f"WHERE snapshot_id > {w0} AND snapshot_id <= {w1}")
     res["du"] = rt.du_bytes(rec)
+    res["compacted"] = compacted_bytes(rt, procsnap, env, rec)
     log(summary_line(res))
     return res
+
+
+COMPACT = """
+import json, sys
+from recorder.store.folder import Store
+from recorder.store.compact import compact, delete_covered
+store = Store(sys.argv[1])
+n = compact(store, 1)
+delete_covered(store, 0)
+print(json.dumps(n))
+"""
+
+
+def compacted_bytes(rt, procsnap: str, env: dict, rec: str) -> dict:
+    """The event tables' bytes before and after the recorder's own compaction of the stopped
+    recording (an always-on recorder compacts every --compact-min snapshots)."""
+    before = _event_bytes(rec, 0)[0]
+    p = subprocess.run([rt.procsnap_python(procsnap), "-c", COMPACT, rec], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        return {"before": before, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    after = sum(os.path.getsize(os.path.join(d, f)) for t in EVENT_TABLES
+                for d, _, names in os.walk(os.path.join(rec, t)) for f in names if f.endswith(".parquet"))
+    return {"before": before, "after": after, "snapshots": json.loads(p.stdout)}
 
 
 def summary_line(res: dict) -> str:
@@ -562,6 +586,46 @@ def figures(res: dict) -> dict:
     return f
 
 
+def reading(res: dict, rt) -> list[str]:
+    """What the figures above say, worked out from them (so a change shows here)."""
+    g, ld, idle, st, sn = res["generator"], res["load"], res["idle"], res["stored"], res["snapshots"]
+    out = ["What they show:\n"]
+    hwm = ld["vmhwm"] / 1e6
+    first, second = ld.get("rss_max_first_half"), ld.get("rss_max_second_half")
+    early = sn.get("early") or 0
+    if None not in (first, second, ld.get("rss_max")):  # a run of a few seconds has too few samples
+        mem = (f"- **Memory.** Under load the recorder's RSS rises {(ld['rss_max'] - idle['rss_end']) / 1e6:.0f} MB "
+               f"over its idle {idle['rss_end'] / 1e6:.0f} MB and stays in a band: its largest 10 s sample is "
+               f"{first / 1e6:.1f} MB in the first half of the load and {second / 1e6:.1f} MB in the second, "
+               f"{ld['rss_end'] / 1e6:.1f} MB at the end. The buffer between snapshots is emptied by each one, ")
+        if early:
+            mem += (f"here {early} taken early (one every {ld['seconds'] / (early + 1):.0f} s: a half-full buffer of "
+                    "process events, about three per exec, fork, exec and exit), so it is bounded by its capacity, "
+                    "not by the run's length. ")
+        mem += (f"VmHWM {hwm:.1f} MB is {'over' if hwm > issue6.CONT_RSS_BUDGET else 'within'} the always-on "
+                f"recorder's budget of {issue6.CONT_RSS_BUDGET} MB (issue 6, as issue 19 set it).")
+        out.append(mem)
+    by = res.get("argv_by_program")
+    if isinstance(by, list) and by and st.get("execs"):
+        sleep = next((r for r in by if r["program"] == "sleep"), None)
+        out.append(
+            f"- **Argv.** {_pct(st.get('execs_argv'), st.get('execs'))} of the load's execs have their command "
+            "line: the recorder reads /proc/PID when the exec event reaches its reader thread, and a program that "
+            "ends within a millisecond or so (`true`, `echo`, `sh -c 'exit 3'`) is often reaped by then ('proc: "
+            "gone') or a zombie whose command line is empty ('proc: exited')"
+            + (f"; `sleep`, which lives 10 ms or more, has it {_pct(sleep['argv'], sleep['execs'])} of the time"
+               if sleep else "")
+            + ". Its exit row has its name, exit status and taskstats accounting either way, and the fake "
+            f"password never reached disk ({st.get('secret_leaks')} rows hold it).")
+    if st.get("host_execs"):
+        out.append(
+            f"- **Bytes.** {rt.fsz(ld['event_bytes'] / st['host_execs'] * 1000)} per 1,000 execs in per-snapshot "
+            "files: a fork, an exec with its argv, cwd, exe and cgroup, and an exit with its taskstats, each a "
+            "row; the kernel's accounting writes one 64-byte record per exit, without argv.")
+    out.append("")
+    return out
+
+
 def section(res: dict, command: str, rt) -> list[str]:
     g, ld, idle, st, sn = res["generator"], res["load"], res["idle"], res["stored"], res["snapshots"]
     f = figures(res)
@@ -584,8 +648,11 @@ def section(res: dict, command: str, rt) -> list[str]:
              "recorder and its reaped children from /proc/PID/stat; **extra CPU** = the window's CPU minus the idle "
              "rate over the same time. RSS sampled every 10 s. Events stored: the recording's `process_events` rows "
              "of the generator's children (an exec counts when the last fork of its pid came from the generator). "
-             "Bytes: the `process_events` and `kernel_events` files of the window's snapshots, per snapshot file, "
-             "not compacted (the run is shorter than --compact-min snapshots).\n")
+             "Bytes: the `process_events` and `kernel_events` files of the window's snapshots, one file per "
+             "snapshot as the recorder writes them (the run is shorter than --compact-min snapshots); then, the "
+             "recorder stopped, its own compaction (recorder.store.compact) merges the recording as an always-on "
+             "recorder does every --compact-min snapshots, and the ratio of the event files' bytes after to before "
+             "gives the compacted figures.\n")
     L.append("| figure | idle | under load |")
     L.append("|---|---:|---:|")
     L.append(f"| window | {idle['seconds']:.0f} s | {ld['seconds']:.0f} s |")
@@ -637,8 +704,18 @@ def section(res: dict, command: str, rt) -> list[str]:
     L.append(f"| kernel log records stored in the window | {res['kmsg'].get('n')} |")
     L.append(f"| **bytes events add per day at this rate** | **{rt.fsz(f['event_bytes_per_day'])}** |")
     L.append(f"| bytes per 1,000 execs (host-wide execs) | {rt.fsz(f['event_bytes_per_1000_execs'])} |")
+    c = res.get("compacted") or {}
+    if c.get("after"):
+        ratio = c["after"] / c["before"]
+        L.append(f"| the same once compacted (the whole recording's event files: {rt.fsz(c['before'])} → "
+                 f"{rt.fsz(c['after'])}, × {ratio:.2f}) | **{rt.fsz(f['event_bytes_per_day'] * ratio)}** per day, "
+                 f"{rt.fsz(f['event_bytes_per_1000_execs'] * ratio) if f['event_bytes_per_1000_execs'] else '–'} "
+                 "per 1,000 execs |")
+    elif c.get("error"):
+        L.append(f"| the same once compacted | not measured: {c['error']} |")
     L.append(f"| recorder exit status after SIGTERM | {res.get('recorder_exit')} |")
     L.append("")
+    L += reading(res, rt)
     L.append("### atop's process accounting, same load, same window\n")
     if a.get("how"):
         L.append(f"Started as Debian's atop package does: {a['how']} switches the kernel's process accounting on "
