@@ -144,12 +144,16 @@ def cadences(defaults: dict) -> tuple[float, float | None]:
 # --------------------------------------------------------------------------
 # 1. Continuous recording
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int, children: bool = False) -> float:
+    """utime+stime of a live process from /proc/PID/stat, seconds; with children, plus those of
+    the children it has waited for (cutime+cstime)."""
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _vm(pid: int, key: str) -> int:
+def vm_bytes(pid: int, key: str) -> int:
+    """A Vm* line of /proc/PID/status (VmRSS, VmHWM) in bytes; -1 when absent."""
     m = re.search(rf"^{key}:\s+(\d+) kB", open(f"/proc/{pid}/status").read(), re.M)
     return int(m.group(1)) * 1024 if m else -1
 
@@ -161,20 +165,20 @@ def continuous(rt, procsnap: str, env: dict, work: str, seconds: float, log) -> 
     res = {"argv": argv, "seconds_asked": seconds}
     t0 = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                         preexec_fn=rt._pdeathsig_term)
+                         preexec_fn=rt.pdeathsig_term)
     try:
         samples = []
         end = t0 + seconds
         while time.monotonic() < end and p.poll() is None:
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
             try:
-                samples.append((time.monotonic() - t0, _proc_cpu(p.pid), _vm(p.pid, "VmRSS")))
+                samples.append((time.monotonic() - t0, proc_cpu(p.pid), vm_bytes(p.pid, "VmRSS")))
             except OSError:
                 break
         elapsed = time.monotonic() - t0
         if p.poll() is None:
-            res["cpu_s"] = _proc_cpu(p.pid)
-            res["vmhwm"] = _vm(p.pid, "VmHWM")
+            res["cpu_s"] = proc_cpu(p.pid)
+            res["vmhwm"] = vm_bytes(p.pid, "VmHWM")
         res["elapsed"] = elapsed
         res["rss_samples"] = [s[2] for s in samples]
         # steady state: from the first sample after 10 % of the run (startup and imports excluded)
@@ -233,13 +237,13 @@ def steady(rt, procsnap: str, env: dict, work: str, defaults: dict, cadence: tup
     t0 = time.monotonic()
     err = open(os.path.join(work, "steady.stderr"), "w+")
     p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                         preexec_fn=rt._pdeathsig_term)
+                         preexec_fn=rt.pdeathsig_term)
     # The recorder's peak once it compacts (the continuous run above is too short to): VmHWM
     # polled until it exits, the last reading kept (snapshots go on after the compaction).
     hwm = -1
     while p.poll() is None:
         try:
-            hwm = max(hwm, _vm(p.pid, "VmHWM"))
+            hwm = max(hwm, vm_bytes(p.pid, "VmHWM"))
         except OSError:
             pass
         if time.monotonic() - t0 > 60 * n:
@@ -374,7 +378,7 @@ def take_real(rt, procsnap: str, env: dict, work: str, k: int, log) -> str:
     src = os.path.join(work, "synth-src")
     for i in range(k):
         subprocess.run([procsnap, "snapshot", "-o", src, "-q"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, preexec_fn=rt._pdeathsig_term)
+                       stdout=subprocess.DEVNULL, preexec_fn=rt.pdeathsig_term)
     log(f"long recordings: {k} real snapshots taken")
     return src
 

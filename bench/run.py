@@ -31,6 +31,11 @@ synthesised by bench/synth.py from real snapshots of the loaded host
 and live procsnap lsof/ps against the real lsof/ps; the report opens with a
 table of every issue 6 budget, MET or MISSES (figures issue 19 no longer
 budgets are listed as reported). --no-issue6 skips all that.
+
+--events-minutes N adds what process and kernel events cost (issue 20,
+bench/events.py): an always-on recorder idle, then under --events-rate execs/s
+for N minutes, beside atop's process accounting; after the scales, with no
+load up. Off by default.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOADGEN = os.path.join(HERE, "loadgen.py")
 sys.path.insert(0, HERE)
+import events  # noqa: E402
 import issue6  # noqa: E402
 import synth  # noqa: E402
 
@@ -270,7 +276,7 @@ def _kill(pid: int) -> None:
 # --------------------------------------------------------------------------
 # Load generator
 
-def _pdeathsig_term() -> None:
+def pdeathsig_term() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: dies with the runner
 
 
@@ -290,7 +296,7 @@ class Load:
 
     def __enter__(self) -> "Load":
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     text=True, preexec_fn=_pdeathsig_term, close_fds=True)
+                                     text=True, preexec_fn=pdeathsig_term, close_fds=True)
         deadline = time.monotonic() + self.timeout
         ready = threading.Event()
         lines: list[str] = []
@@ -406,6 +412,16 @@ def machine(procsnap: str, workroot: str) -> dict:
         "runner Python": sys.version.split()[0],
         "snapshots and atop files written to": f"{os.path.dirname(workroot)} ({fs_type(workroot)})",
     }
+
+
+def procsnap_env(workroot: str, keep: bool = False) -> dict:
+    """The environment procsnap runs in: compiled bytecode cached under workroot, as an installed
+    package would have it (unless keep: the environment as is)."""
+    env = dict(os.environ)
+    if not keep:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(workroot, "pycache")
+    return env
 
 
 def procsnap_python(procsnap: str) -> str:
@@ -863,6 +879,8 @@ def report(results: list[dict], tools: list[Tool], missing: list[str], args, mac
         L.append(f"- Not measured (not installed): {', '.join(missing)}.")
     L.append("")
     L += ex_lines
+    if getattr(args, "events_res", None):
+        L += events.section(args.events_res, args.command, RT)
     L += sections
     return "\n".join(L).rstrip() + "\n"
 
@@ -910,6 +928,13 @@ def main(argv=None) -> int:
                    help="real snapshots the long recordings are made of (default 3; --quick 2)")
     p.add_argument("--no-issue6", action="store_true",
                    help="skip continuous recording, long recordings and live commands")
+    p.add_argument("--events-minutes", type=float, default=None,
+                   help="also measure process and kernel events (issue 20) under this many minutes of exec "
+                        "load (default: not measured)")
+    p.add_argument("--events-rate", type=float, default=200, help="execs per second for --events-minutes "
+                                                                   "(default 200)")
+    p.add_argument("--events-idle-minutes", type=float, default=None,
+                   help="idle recorder before the events load, minutes (default 3; --quick 2 s)")
     args = p.parse_args(argv)
     scales_s = args.scales or ("20x10x2" if args.quick else "500x50x4,1000x50x4")
     args.scales_list = [parse_scale(s) for s in scales_s.split(",")]
@@ -947,17 +972,13 @@ def main(argv=None) -> int:
     t_start = time.monotonic()
     workroot = tempfile.mkdtemp(prefix="procsnap-bench-")
     try:
-        pyenv = dict(os.environ)
-        if not args.keep_pycache_env:
-            pyenv.pop("PYTHONDONTWRITEBYTECODE", None)
-            pyenv["PYTHONPYCACHEPREFIX"] = os.path.join(workroot, "pycache")
-        args.pyenv = pyenv
+        args.pyenv = procsnap_env(workroot, args.keep_pycache_env)
         global SPAWNER
         SPAWNER = Spawner()
         args.spawn_mode = SPAWNER.mode
         if SPAWNER.mode != "setsid":
             log("setsid -f unavailable: peak RSS figures include the runner's own RSS as a floor")
-        tools, missing = make_tools(procsnap, pyenv, args.tools.split(",") if args.tools else None)
+        tools, missing = make_tools(procsnap, args.pyenv, args.tools.split(",") if args.tools else None)
         if not tools:
             sys.exit("run.py: no tool to run")
         if missing:
@@ -965,6 +986,13 @@ def main(argv=None) -> int:
         mach = machine(procsnap, workroot)
         results = [bench_scale(s, mx, tools, args, workroot, procsnap, log)
                    for mx in args.mixes for s in args.scales_list]
+        if args.events_minutes:
+            work = os.path.join(workroot, "events")
+            os.makedirs(work)
+            idle = args.events_idle_minutes if args.events_idle_minutes is not None else (
+                2 / 60 if args.quick else 3)
+            args.events_res = events.measure(RT, procsnap, args.pyenv, work, args.events_minutes, args.events_rate,
+                                             idle, 2 if args.quick else None, log)
         text = report(results, tools, missing, args, mach, started, time.monotonic() - t_start)
         tmp = args.out + ".tmp"
         with open(tmp, "w") as f:
@@ -974,8 +1002,11 @@ def main(argv=None) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump([{**{k: v for k, v in r.items() if k not in ("runs", "warm")},
-                            "runs": [vars(x) for x in r["runs"]]} for r in results], f, indent=1, default=str)
-        leftovers = sum(r["cleanup"]["alive"] + r["cleanup"]["tmpdir_left"] for r in results)
+                        "runs": [vars(x) for x in r["runs"]]} for r in results] +
+                      ([{"events": args.events_res}] if getattr(args, "events_res", None) else []),
+                      f, indent=1, default=str)
+        leftovers = sum(r["cleanup"]["alive"] + r["cleanup"]["tmpdir_left"] for r in results) + \
+            len(((getattr(args, "events_res", None) or {}).get("atop") or {}).get("left_behind") or [])
         return 1 if leftovers else 0
     finally:
         shutil.rmtree(workroot, ignore_errors=True)

@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.live, pytest.mark.timing]
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOADGEN = os.path.join(HERE, "loadgen.py")
 RUN = os.path.join(HERE, "run.py")
+EVENTS = os.path.join(HERE, "events.py")
 
 
 def _alive(pid: int) -> bool:
@@ -200,6 +201,72 @@ def test_runner_quick(tmp_path):
                          text, re.M)
         assert re.search(r"^\| bytes per snapshot of a compacted real recording .* \| ≤ 1 \| ", text, re.M)
     assert " exit 1, stderr" not in text  # every analyzer command ran
+
+
+def _connector_or_skip():
+    if os.geteuid() != 0:
+        pytest.skip("the process connector, taskstats and process accounting need root")
+    from recorder.source import proc_events
+    try:
+        proc_events.Connector.open().close()
+    except proc_events.Unavailable as e:
+        pytest.skip(f"no process connector: {e}")
+
+
+def _atop_state() -> tuple:
+    """What a run must leave as it found it: atopacctd's daemons and files."""
+    daemons = subprocess.run(["pgrep", "-x", "atopacctd"], capture_output=True, text=True).stdout.split()
+    return sorted(daemons), os.path.exists("/run/pacct_source"), os.path.exists("/run/pacct_shadow.d")
+
+
+def test_events_quick(tmp_path):
+    """bench/events.py --quick: an idle then loaded recorder, the load's execs found in the
+    recording, atop's accounting beside it and switched off again, the figures in both outputs."""
+    _connector_or_skip()
+    before = _atop_state()
+    out, raw = tmp_path / "ev.md", tmp_path / "ev.json"
+    r = subprocess.run([sys.executable, EVENTS, "--quick", "--minutes", "0.1", "--rate", "50",
+                        "--out", str(out), "--json", str(raw)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _atop_state() == before
+    res = json.loads(raw.read_text())
+    g = res["generator"]
+    assert g["execs"] == sum(g["started"].values()) and min(g["started"].values()) > 0
+    assert 40 <= g["achieved_rate"] <= 60 and g["ended"]["status3"] == g["started"]["exit3"]
+    st = res["stored"]
+    # the load's rows are told from the host's by their parent: never more than were started
+    assert 0 < st["execs"] <= g["execs"] and st["exits"] <= g["execs"] and st["forks"] <= g["execs"]
+    assert st["exits_status3"] <= g["started"]["exit3"] and st["secret_leaks"] == 0
+    assert res["idle"]["seconds"] > 0 and res["load"]["seconds"] > res["generator"]["spawn_seconds"]
+    assert res["load"]["vmhwm"] > 0 and res["load"]["event_bytes"] > 0 and res["recorder_exit"] == 0
+    assert res["figures"]["extra_cpu_per_1000_execs_s"] is not None
+    a = res["atop"]
+    if a.get("how"):
+        assert a["records"] >= a["by_generator"] > 0 and a["left_behind"] == []
+    else:
+        assert a["off"]
+    text = out.read_text()
+    assert text.startswith("## Process and kernel events (issue 20)\n")
+    assert "python3 bench/events.py --quick --minutes 0.1 --rate 50 --out " in text
+    for row in ("| **extra recorder CPU per 1,000 execs** | **", "| exec events stored / execs started | ",
+                "| **bytes events add per day at this rate** | **", "| peak RSS (VmHWM) at the window's end |"):
+        assert row in text
+    assert "### atop's process accounting, same load, same window" in text
+
+
+def test_runner_events_section(tmp_path):
+    """run.py --events-minutes puts the events section in the report and its figures in the JSON."""
+    _connector_or_skip()
+    out, raw = tmp_path / "BENCH.md", tmp_path / "runs.json"
+    r = subprocess.run([sys.executable, RUN, "--quick", "--no-issue6", "--no-warmup", "--scales", "2x5x1",
+                        "--repeat", "1", "--tools", "true", "--events-minutes", "0.05", "--events-rate", "20",
+                        "--out", str(out), "--json", str(raw)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "\n## Process and kernel events (issue 20)\n" in text and "--events-minutes 0.05" in text
+    assert text.index("## Process and kernel events") < text.index("## Scale 2x5x1")
+    ev = json.loads(raw.read_text())[-1]["events"]
+    assert ev["generator"]["execs"] > 0 and "extra_cpu_per_1000_execs_s" in ev["figures"]
 
 
 def test_synth_layouts(tmp_path):
