@@ -259,6 +259,33 @@ def info(
 
 
 @app.command()
+def manifest(
+    dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
+    write: bool = typer.Option(False, "--write", help="Write each host's manifest into its recording, as "
+                                                      "_procsnap/live/host=HOST.csv (paths relative to the recording), "
+                                                      "instead of printing one list."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """The live files of each table: those procsnap reads, none of them covered by a compacted
+    file, for Spark, Trino or any engine that would otherwise read the rows of a compaction's
+    grace period twice (docs/fleet.md). Prints CSV (table_name,path) unless --write.
+
+    Example: procsnap manifest --write /var/lib/procsnap
+    """
+    from analyze.commands import manifest as M
+    from analyze.data.db import Recording
+    rec = Recording.open(dirs, hosts=host, derived=False)
+    live = M.live_files(rec)
+    if write:
+        for (root, hostdir), rows in live.items():
+            M.write(root, hostdir, rows)
+        print(f"procsnap: {sum(len(r) for r in live.values())} live files of {len(live)} hosts written",
+              file=sys.stderr)
+        return
+    sys.stdout.write(M.text([(t, os.path.join(root, p)) for (root, _), rows in live.items() for t, p in rows]))
+
+
+@app.command()
 def query(
     sql: Optional[str] = typer.Argument(None, metavar="[SQL]", help="SQL to run over the views."),
     rec: Optional[List[str]] = RecOpt,
