@@ -297,11 +297,17 @@ def holding(files: list[str], ids: list[int]) -> list[str]:
 
 
 
-def recording_folders(paths: list[str]) -> list[Path]:
+def recording_folders(paths: list[str], hosts: list[str] | None = None) -> list[Path]:
     """The recordings named on a command line. A folder that is not a recording itself but holds
-    recordings (a fleet: one folder per host, side by side) stands for each of them."""
+    recordings (a fleet: one folder per host, side by side) stands for each of them. An
+    ``s3://bucket/prefix`` URL stands for its local mirror (:mod:`analyze.data.remote`), of
+    HOSTS only when given."""
     sources: list[Path] = []
     for p in paths:
+        if str(p).startswith("s3://"):
+            from analyze.data.remote import mirror
+            sources.append(mirror(str(p), hosts))
+            continue
         path = Path(p)
         if not path.exists():
             raise UsageError(f"{p}: no such recording folder")
