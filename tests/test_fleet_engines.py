@@ -11,6 +11,7 @@ import decimal
 import glob
 import os
 import re
+import shutil
 import sys
 
 import duckdb
@@ -174,3 +175,15 @@ def test_spark_over_the_manifest_gives_procsnaps_rows(fleet, expected, spark):
         df = spark.sql(sql, args={k: v for k, v in params.items() if f":{k}" in sql})
         assert df.columns == cols
         assert [norm(r) for r in df.collect()] == rows, name
+
+
+def test_a_command_about_some_hosts_never_looks_at_the_others(fleet, tmp_path):
+    """--host prunes at the listing: another host's folders are not opened, their damage not
+    found (in a fleet of hundreds, the files of one host are all a command about it reads)."""
+    copy = tmp_path / "fleet"
+    shutil.copytree(fleet, copy)
+    (copy / "processes" / "host=10" / "date=2026-11-28" / "123.parquet").write_bytes(b"not parquet")
+    assert any("host=10" in d.path for d in Recording.open([str(copy)], err=False).damaged)
+    rec = Recording.open([str(copy)], hosts=["0007"], err=False)
+    assert not rec.damaged
+    assert all("host=0007/" in f for files in rec.files.values() for f in files)

@@ -96,7 +96,10 @@ def test_every_command_reads_the_bucket_as_the_folder(s3, shipped):
     assert [x.split() for x in p.stdout.splitlines()] == [["HOST", "PID", "COMMAND"]] + [[h, "400", "burner"]
                                                                                          for h in HOSTS]
     p = run_cli("info", "s3://ops/fleet", "-f", "json", "--host", "10", check=0)
-    assert [h["host"] for h in json.loads(p.stdout)["hosts"]] == ["10"]
+    doc = json.loads(p.stdout)
+    assert [h["host"] for h in doc["hosts"]] == ["10"] and doc["sources"] == ["s3://ops/fleet"]
+    p = run_cli("report", "s3://ops/fleet", "--host", "web-1", "-f", "json", check=0)
+    assert json.loads(p.stdout)["recording"]["sources"] == ["s3://ops/fleet"]
     p = run_cli("query", "--rec", "s3://ops/nothing", "SELECT 1")
     assert p.returncode == 2 and "no procsnap recording" in p.stderr and "Traceback" not in p.stderr
 

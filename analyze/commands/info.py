@@ -8,6 +8,7 @@ import os
 from recorder.schema import COUNTED, TABLES
 
 from analyze.data.db import Recording
+from analyze.data.remote import shown
 from analyze.output import escape
 
 
@@ -60,7 +61,7 @@ def summarize(rec: Recording) -> dict:
             "sum(process_events_lost) FROM snapshots WHERE process_events IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2")[1]
     ]
     return {
-        "sources": [str(s) for s in rec.sources],
+        "sources": [shown(s) for s in rec.sources],
         "snapshots": n,
         "start": start,
         "end": end,

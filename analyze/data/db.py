@@ -141,7 +141,7 @@ class Recording:
         cands, damage = {}, {}
         for t in TABLES.values():
             damage[t.name] = []
-            cands[t.name] = [c for src in sources for c in candidates(src, t.name, damage[t.name])]
+            cands[t.name] = [c for src in sources for c in candidates(src, t.name, damage[t.name], hosts)]
         for src in sources:
             why = marker_problem(src)
             if why is not None:

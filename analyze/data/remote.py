@@ -29,6 +29,7 @@ from recorder.store.layout import MARKER, META_DIR, partition_value
 from analyze.errors import ProcsnapError, UsageError
 
 SCHEME = "s3://"
+MIRRORED: dict[str, str] = {}  # mirror folder -> the URL it mirrors (this process's)
 HOSTS_DIR = META_DIR + "/hosts"  # each host's procsnap.json, as host=<h>.json
 CHUNK = 1 << 20
 
@@ -49,6 +50,11 @@ def open_url(url: str):
     if not path:
         raise UsageError(f"{url}: name a bucket (s3://bucket/prefix)")
     return fs, path
+
+
+def shown(source) -> str:
+    """A recording as a command names it: the URL of a mirror, else its folder."""
+    return MIRRORED.get(str(source), str(source))
 
 
 def cache_dir() -> Path:
@@ -111,6 +117,7 @@ def mirror(url: str, hosts: list[str] | None = None) -> Path:
                 raise _error(url, e) from None
         _marker(fs, base, markers, root)
         _prune(root, {rel for rel in files if not rel.startswith(META_DIR + "/")}, hosts)
+    MIRRORED[str(root)] = url
     if not (root / "snapshots").is_dir():
         which = f" of host {', '.join(hosts)}" if hosts else ""
         raise UsageError(f"{url}: no procsnap recording{which} there (no snapshots/ under it)")
