@@ -17,6 +17,7 @@ from analyze.commands.report.model import SEVERITIES, Window, lit, query_rows, r
 from analyze.commands.report.sockets import EPHEMERAL_HIGH, EPHEMERAL_LOW
 from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets
 from analyze.commands.report import host as host_rules
+from analyze.commands.report.fleet import view as fleet_view
 from analyze.data.remote import shown
 
 # Tables the report reads through their views once the window's cache is gone (see run).
@@ -121,6 +122,7 @@ def _run(rec: Recording, w: Window) -> dict:
                     "incidents": sum(f.category == "incident" for f in findings),
                     **{s: sum(f.severity == s for f in findings) for s in SEVERITIES}},
         "findings": findings,
+        "fleet": fleet_view(findings, inst_rows, [s["host"] for s in snaps]),
         "notes": notes,
     }
 
