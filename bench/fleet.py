@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where one machine ends: procsnap's own answers over a synthesised fleet.
 
-    python3 bench/fleet.py [--hosts 10,50,200] [--duration 24h] [--scale 1000x50x4] [--work DIR]
-                           [--out BENCHMARKS.md] [--quick]
+    python3 bench/fleet.py [--hosts 10,50,200] [--report-hosts 1,3] [--duration 24h]
+                           [--scale 1000x50x4] [--work DIR] [--out BENCHMARKS.md] [--quick]
 
 Takes a few real snapshots of this host under bench/loadgen.py's load (the scale), synthesises
 one host's recording of --duration from them with bench/synth.py (the recorder's default cadence,
@@ -14,7 +14,11 @@ peak RSS of that run:
 
 - ``lsof --rec F --host h007 --at T -p PID``: one host at a moment;
 - ``ps --rec F --at T aux``: every host at a moment;
-- ``report F --from D --to D+1d -f json``: the whole fleet over one day.
+- ``report F --from D --to D+1d -f json``: the whole fleet over one day (on the fleets of
+  --report-hosts: its memory grows with hosts × snapshots).
+
+Every command runs with its address space bounded (--max-memory, 12 GiB by default), so that a
+command that would take the machine's memory fails instead, and says so in the table.
 
 The table goes into --out between the markers ``<!-- fleet:begin -->`` and ``<!-- fleet:end -->``
 (appended with them when absent).
@@ -67,10 +71,14 @@ def replicate(one: str, out: str, hosts: list[str]) -> int:
     return n
 
 
-def measure(argv: list[str], timeout: float) -> dict:
+def measure(argv: list[str], timeout: float, max_memory: int | None = None) -> dict:
     """One run of ARGV: wall seconds, peak RSS (MiB) of the process, exit status."""
+    def bound():
+        if max_memory:
+            resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
+
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=bound)
     try:
         _, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -85,10 +93,10 @@ def measure(argv: list[str], timeout: float) -> dict:
             "rss_children": ru.ru_maxrss / 1024}
 
 
-def peak(argv: list[str], timeout: float) -> dict:
+def peak(argv: list[str], timeout: float, max_memory: int | None = None) -> dict:
     """measure(ARGV) in a child process of its own, so that the peak RSS is this command's alone."""
     code = ("import json, sys; sys.path.insert(0, %r); import fleet; "
-            "print(json.dumps(fleet.measure(%r, %r)))" % (HERE, argv, timeout))
+            "print(json.dumps(fleet.measure(%r, %r, %r)))" % (HERE, argv, timeout, max_memory))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout + 60)
     import json
     r = json.loads(out.stdout)
@@ -99,7 +107,9 @@ def peak(argv: list[str], timeout: float) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--hosts", default="10,50,200", help="fleet sizes (default 10,50,200)")
+    p.add_argument("--hosts", default="10,50,200", help="fleet sizes for lsof and ps (default 10,50,200)")
+    p.add_argument("--report-hosts", default="1,3", help="fleet sizes for report (default 1,3)")
+    p.add_argument("--max-memory", default="12G", help="address space each command may take (default 12G)")
     p.add_argument("--duration", type=synth.parse_seconds, default=86400.0, help="span per host (default 24h)")
     p.add_argument("--scale", default="1000x50x4", help="loadgen NxMxK of the host imitated (default 1000x50x4)")
     p.add_argument("--snapshots", type=int, default=3, help="real snapshots to synthesise from (default 3)")
@@ -110,8 +120,12 @@ def main(argv=None) -> int:
     p.add_argument("--procsnap", help="procsnap executable (default: beside this Python, else on PATH)")
     args = p.parse_args(argv)
     if args.quick:
-        args.hosts, args.duration, args.scale, args.snapshots = "2,3", 7200.0, "20x10x2", 2
+        args.hosts, args.report_hosts, args.duration, args.scale, args.snapshots = "2,3", "2", 7200.0, "20x10x2", 2
     sizes = [int(x) for x in args.hosts.split(",")]
+    report_sizes = [int(x) for x in args.report_hosts.split(",")]
+    sys.path.insert(0, os.path.dirname(HERE))
+    from recorder.units import parse_size
+    max_memory = parse_size(args.max_memory)
     n, m, k = rt.parse_scale(args.scale)
     procsnap = rt.find_procsnap(args.procsnap)
     work = args.work or tempfile.mkdtemp(prefix="procsnap-fleet-", dir="/var/tmp")
@@ -132,19 +146,23 @@ def main(argv=None) -> int:
         start = dt.datetime.fromtimestamp(info["first_id"] / 1e6, dt.timezone.utc)
         day = (start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
         rows = []
-        for size in sizes:
+        for size in sorted(set(sizes) | set(report_sizes)):
             hosts = [f"h{i:03d}" for i in range(size)]
             fleet = os.path.join(work, f"fleet-{size}")
             files = replicate(one, fleet, hosts)
-            specs = [("lsof --at, one host", ["lsof", "--rec", fleet, "--host", hosts[min(7, size - 1)], "--at", at,
-                                              "-p", str(info["leak_pid"])]),
-                     ("ps --at aux, every host", ["ps", "--rec", fleet, "--at", at, "aux"]),
-                     ("report, the fleet over one day", ["report", fleet, "--from", day[0], "--to", day[1],
-                                                         "-f", "json"])]
+            specs = []
+            if size in sizes:
+                specs += [("lsof --at, one host", ["lsof", "--rec", fleet, "--host", hosts[min(7, size - 1)], "--at",
+                                                   at, "-p", str(info["leak_pid"])]),
+                          ("ps --at aux, every host", ["ps", "--rec", fleet, "--at", at, "aux"])]
+            if size in report_sizes:
+                specs.append(("report, the fleet over one day", ["report", fleet, "--from", day[0], "--to", day[1],
+                                                                 "-f", "json"]))
             for name, a in specs:
-                warm = peak([procsnap] + a, args.timeout)
-                # timed again once the page cache is warm, unless the first run took over a minute
-                r = peak([procsnap] + a, args.timeout) if warm["wall"] is not None and warm["wall"] < 60 else warm
+                warm = peak([procsnap] + a, args.timeout, max_memory)
+                # timed again once the page cache is warm, unless the first run took over a minute or failed
+                again = warm["wall"] is not None and warm["wall"] < 60 and warm["exit"] == 0
+                r = peak([procsnap] + a, args.timeout, max_memory) if again else warm
                 log(f"{size} hosts, {name}: {r}")
                 rows.append((size, files, info["bytes"] * size, name, r))
             shutil.rmtree(fleet)
@@ -164,7 +182,9 @@ def section(rows, info, args, at, day) -> str:
              f"{DEFAULT_FD_INTERVAL:g} s), compacted by 64: {info['snapshots']} snapshots, {info['files']} files, "
              f"{info['bytes'] / 2**20:.1f} MiB. A fleet of N hosts is N copies of it under their own `host=` "
              "folders (hard links). Each command runs as a whole process, timed on its second run (the first "
-             "warms the page cache; a first run over a minute is the figure); peak RSS of that run.")
+             "warms the page cache; a first run over a minute is the figure); peak RSS of that run. Each "
+             f"command's address space is bounded at {args.max_memory} (RLIMIT_AS), so that one that would "
+             "take the machine's memory fails instead (exit 1, DuckDB's out-of-memory error).")
     L += ["", f"Moment: `--at {at}`; day: `--from {day[0]} --to {day[1]}`.", "",
           "| hosts | files | bytes | command | wall s | peak RSS MiB | exit |", "|---:|---:|---:|---|---:|---:|---|"]
     for size, files, nbytes, name, r in rows:
@@ -178,7 +198,8 @@ def section(rows, info, args, at, day) -> str:
     for name, res in ok.items():
         within = [s for s, good in res if good]
         L.append(f"- {name}: within {WITHIN_S:g} s up to "
-                 + (f"**{max(within)} hosts** of those measured" if within else "none of the sizes measured") + ".")
+                 + (f"**{max(within)} hosts** of those measured" if within else "none of the sizes measured")
+                 + f" ({', '.join(str(s) for s, _ in res)}).")
     L.append(END)
     return "\n".join(L) + "\n"
 
