@@ -3,7 +3,6 @@ and ``--rec s3://bucket/prefix``, against a real S3 server (moto's, on 127.0.0.1
 skipped without it: pip install -e '.[test]')."""
 
 import csv
-import io
 import json
 import os
 import socket
@@ -17,7 +16,7 @@ from recorder.store.layout import id_date
 from analyze.commands import ship as S
 
 from tests.conftest import run_cli
-from tests.support.fleet import HOSTS, N, index, sid, write_fleet, _tables
+from tests.support.fleet import HOSTS, N, index, sid, tables, write_fleet
 from tests.support.synthetic import snapshot
 
 moto_server = pytest.importorskip("moto.server")
@@ -110,7 +109,7 @@ def test_a_host_whose_upload_stopped_is_read_as_damaged_and_the_rest_answers(s3,
     root = tmp_path / "db-9"
     with Store(root) as st:
         for k in range(3):
-            st.write(snapshot(index(k), _tables(k, 3), host="db-9"))
+            st.write(snapshot(index(k), tables(k, 3), host="db-9"))
     fs = s3["fs"]
     uploaded = []
 
@@ -118,7 +117,7 @@ def test_a_host_whose_upload_stopped_is_read_as_damaged_and_the_rest_answers(s3,
         if remote.endswith(f"snapshots/host=db-9/date={id_date(sid(2))}/{sid(2)}.parquet"):
             raise ConnectionError("network down")
         uploaded.append(remote)
-        return S._upload(fs_, local, remote, throttle)
+        return S.upload_file(fs_, local, remote, throttle)
 
     state = S.State(tmp_path / "state.json")
     with pytest.raises(ConnectionError):

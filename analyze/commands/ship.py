@@ -30,7 +30,7 @@ from recorder.store.layout import LIVE_DIR, MARKER, live_name
 from analyze.commands import manifest as M
 from analyze.data.db import Recording
 from analyze.data.remote import CHUNK, HOSTS_DIR, open_url
-from analyze.errors import ProcsnapError
+from analyze.errors import ProcsnapError, UsageError
 
 SAVE_EVERY = 50  # uploads between two writes of the state file
 
@@ -82,7 +82,7 @@ class State:
         os.replace(tmp, self.path)
 
 
-def _upload(fs, local: Path, remote: str, throttle: Throttle) -> int:
+def upload_file(fs, local: Path, remote: str, throttle: Throttle) -> int:
     """Copy LOCAL to the object REMOTE; returns its size. The object appears only once whole."""
     n = 0
     with open(local, "rb") as f, fs.open_output_stream(remote) as out:
@@ -102,14 +102,13 @@ def _put(fs, remote: str, data: bytes) -> None:
 
 
 def ship_once(src: str, url: str, state: State, grace: float, throttle: Throttle, now=time.time,
-              upload=_upload, err=None) -> dict:
+              upload=upload_file, err=None) -> dict:
     """One pass (see the module); returns counts: shipped, bytes, removed, pending (removals)."""
     fs, base = open_url(url)
     rec = Recording.open([src], derived=False, err=err)
     live = M.live_files(rec)
     rec.con.close()
     if len(rec.sources) != 1:
-        from analyze.errors import UsageError
         raise UsageError(f"{src}: a folder of {len(rec.sources)} recordings; ship one recording at a time")
     root = Path(rec.sources[0])
     want: dict[str, str] = {rel: table for rows in live.values() for table, rel in rows}

@@ -42,7 +42,7 @@ def sid(k: int) -> int:
     return int(when(k).timestamp() * 1_000_000)
 
 
-def _tables(k: int, h: int) -> dict:
+def tables(k: int, h: int) -> dict:
     """The rows of host number H's snapshot K."""
     pids = list(NAMES) + ([LATE] if k >= 4 else [])
     procs, files, socks = [], [], []
@@ -78,12 +78,12 @@ def write_fleet(root) -> None:
     with Store(root) as st:
         for h, host in enumerate(HOSTS):
             for k in range(N if host != "0007" else 10):
-                st.write(snapshot(index(k), _tables(k, h), host=host))
+                st.write(snapshot(index(k), tables(k, h), host=host))
         _compact(st, "0007", range(0, 6))
         _compact(st, "0007", range(6, 10))
         C.delete_covered(st, grace=0)  # 0007's small files go
         _compact(st, "web-1", range(0, 6))  # web-1's stay: the grace period
         for k in (10, 11):
-            st.write(snapshot(index(k), _tables(k, 0), host="0007"))
+            st.write(snapshot(index(k), tables(k, 0), host="0007"))
     day2 = os.path.join(root, "snapshots", "host=10", f"date={id_date(sid(N - 1))}")
     os.remove(os.path.join(day2, f"{sid(N - 1)}.parquet"))  # uncommitted: the recorder died
