@@ -174,7 +174,9 @@ def main(argv=None) -> int:
 
 
 def section(rows, info, args, at, day) -> str:
-    L = [BEGIN, "## Fleet: where one machine ends", ""]
+    L = [BEGIN, "## Fleet: where one machine ends", "",
+         f"Written by `python3 bench/fleet.py --hosts {args.hosts} --report-hosts {args.report_hosts}` (bench/run.py "
+         "keeps this section as it is).", ""]
     L.append(f"`bench/fleet.py` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d}, this machine: {os.cpu_count()} cores). "
              f"One host's {args.duration / 3600:g} h recording synthesised by `bench/synth.py` from "
              f"{args.snapshots} real snapshots of this host under `bench/loadgen.py` at {args.scale}, at the "
@@ -197,9 +199,9 @@ def section(rows, info, args, at, day) -> str:
     L.append("")
     for name, res in ok.items():
         within = [s for s, good in res if good]
-        L.append(f"- {name}: within {WITHIN_S:g} s up to "
-                 + (f"**{max(within)} hosts** of those measured" if within else "none of the sizes measured")
-                 + f" ({', '.join(str(s) for s, _ in res)}).")
+        measured = ", ".join(str(s) for s, _ in res)
+        L.append(f"- {name}: " + (f"within {WITHIN_S:g} s up to **{max(within)} hosts** of those measured ({measured})."
+                                  if within else f"not within {WITHIN_S:g} s at any size measured ({measured})."))
     L.append(END)
     return "\n".join(L) + "\n"
 

@@ -966,6 +966,11 @@ def main(argv=None) -> int:
         results = [bench_scale(s, mx, tools, args, workroot, procsnap, log)
                    for mx in args.mixes for s in args.scales_list]
         text = report(results, tools, missing, args, mach, started, time.monotonic() - t_start)
+        # bench/fleet.py's section, between its markers, is its own: kept as it was
+        old = open(args.out).read() if os.path.exists(args.out) else ""
+        kept = re.search(r"<!-- fleet:begin -->.*?<!-- fleet:end -->\n?", old, re.S)
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + kept.group(0)
         tmp = args.out + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
