@@ -292,6 +292,63 @@ def info(
 
 
 @app.command()
+def manifest(
+    dirs: List[str] = typer.Argument(..., metavar="DIR...", help="Recording folder(s)."),
+    write: bool = typer.Option(False, "--write", help="Write each host's manifest into its recording, as "
+                                                      "_procsnap/live/host=HOST.csv (paths relative to the recording), "
+                                                      "instead of printing one list."),
+    host: Optional[List[str]] = HostOpt,
+):
+    """The live files of each table: those procsnap reads, none of them covered by a compacted
+    file, for Spark, Trino or any engine that would otherwise read the rows of a compaction's
+    grace period twice (docs/fleet.md). Prints CSV (table_name,path) unless --write.
+
+    Example: procsnap manifest --write /var/lib/procsnap
+    """
+    from analyze.commands import manifest as M
+    from analyze.data.db import Recording
+    rec = Recording.open(dirs, hosts=host, derived=False)
+    live = M.live_files(rec)
+    if write:
+        for (root, hostdir), rows in live.items():
+            M.write(root, hostdir, rows)
+        print(f"procsnap: {sum(len(r) for r in live.values())} live files of {len(live)} hosts written",
+              file=sys.stderr)
+        return
+    sys.stdout.write(M.text([(t, os.path.join(root, p)) for (root, _), rows in live.items() for t, p in rows]))
+
+
+@app.command()
+def ship(
+    src: str = typer.Argument(..., metavar="DIR", help="The recording folder (a recorder may be writing it)."),
+    url: str = typer.Argument(..., metavar="s3://BUCKET/PREFIX", help="Where to: many hosts may share one prefix."),
+    every: Optional[float] = typer.Option(None, "--every", help="Ship again every SECONDS (default: one pass)."),
+    grace: float = typer.Option(DEF.DEFAULT_GRACE, "--grace",
+                                help="Seconds a file the recording no longer has stays in the bucket (as --grace of "
+                                     "record: a reader that listed it can still read it)."),
+    bwlimit: Optional[str] = typer.Option(None, "--bwlimit", help="Upload at most this many bytes a second (5M, 500K)."),
+    state: Optional[str] = typer.Option(None, "--state", help="State file: what was shipped (default: under "
+                                                              "$XDG_STATE_HOME/procsnap/ship)."),
+):
+    """Copy a recording to S3-compatible object storage: committed snapshots and compactions
+    only, table first (the prefix takes many hosts), merged and dropped files removed after the
+    grace period, resumable. Credentials come from the usual AWS variables and files.
+
+    Example: procsnap ship --every 60 --bwlimit 2M /var/lib/procsnap s3://ops-recordings/fleet
+    """
+    from analyze.commands import ship as S
+    from analyze.data.remote import is_url
+    if not is_url(url):
+        raise UsageError(f"{url}: not an s3:// URL")
+    if (every is not None and every <= 0) or grace < 0:
+        raise UsageError("--every must be positive and --grace not negative")
+    rate = parse_size(bwlimit) if bwlimit is not None else None
+    if rate == 0:
+        raise UsageError("--bwlimit must be positive")
+    return S.run(src, url, state, grace, rate, every, sys.stderr)
+
+
+@app.command()
 def query(
     sql: Optional[str] = typer.Argument(None, metavar="[SQL]", help="SQL to run over the views."),
     rec: Optional[List[str]] = RecOpt,
@@ -331,6 +388,9 @@ def query(
     # other processes (their sockets would come out without an owner).
     from analyze.data.db import collect_live
     live = None if rec else collect_live()
+    if rec:  # a recording in a bucket is mirrored now: the confined thread may not connect nor write
+        from analyze.data.remote import is_url, mirror
+        rec = [str(mirror(r, host)) if is_url(r) else r for r in rec]
 
     def run():
         r = _open(rec, host, live)

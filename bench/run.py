@@ -994,6 +994,11 @@ def main(argv=None) -> int:
             args.events_res = events.measure(RT, procsnap, args.pyenv, work, args.events_minutes, args.events_rate,
                                              idle, 2 if args.quick else None, log)
         text = report(results, tools, missing, args, mach, started, time.monotonic() - t_start)
+        # bench/fleet.py's section, between its markers, is its own: kept as it was
+        old = open(args.out).read() if os.path.exists(args.out) else ""
+        kept = re.search(r"<!-- fleet:begin -->.*?<!-- fleet:end -->\n?", old, re.S)
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + kept.group(0)
         tmp = args.out + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

@@ -300,3 +300,26 @@ def test_synth_layouts(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_fleet_copies_one_host_and_rewrites_its_section(tmp_path):
+    """bench/fleet.py: a fleet is one host's recording under each host's folders (hard links),
+    read by procsnap as that many hosts; its section of BENCHMARKS.md is replaced, not added."""
+    sys.path.insert(0, HERE)
+    try:
+        import fleet
+    finally:
+        sys.path.remove(HERE)
+    from analyze.data.db import Recording
+    from tests.support.synthetic import proc, snapshot, write
+    one = tmp_path / "one"
+    write(one, [snapshot(i, {"processes": [proc(7, i, "x")]}) for i in range(3)])
+    n = fleet.replicate(str(one), str(tmp_path / "f"), ["a", "b", "c"])
+    assert n == 3 * len([p for p in one.rglob("*.parquet")])
+    rec = Recording.open([str(tmp_path / "f")])
+    assert rec.query("SELECT host, count(*) FROM processes GROUP BY 1 ORDER BY 1")[1] == [("a", 3), ("b", 3), ("c", 3)]
+    md = tmp_path / "B.md"
+    md.write_text("# title\n")
+    fleet.write(str(md), f"{fleet.BEGIN}\nfirst\n{fleet.END}\n")
+    fleet.write(str(md), f"{fleet.BEGIN}\nsecond\n{fleet.END}\n")
+    assert md.read_text() == f"# title\n\n{fleet.BEGIN}\nsecond\n{fleet.END}\n"

@@ -18,7 +18,7 @@ def run_cli(*args, check=None, input=None, timeout=60):
     return p
 
 
-NEEDS = ("live", "root", "tools", "browser", "timing")
+NEEDS = ("live", "root", "tools", "browser", "timing", "spark")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -37,6 +37,13 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
         if item.get_closest_marker("browser") and not shutil.which("chromium"):
             item.add_marker(pytest.mark.skip(reason="needs chromium"))
+        if item.get_closest_marker("spark") and not (shutil.which("java") and _has("pyspark")):
+            item.add_marker(pytest.mark.skip(reason="needs java and pyspark (pip install -e '.[test,spark]')"))
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
 
 
 @pytest.fixture

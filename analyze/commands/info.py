@@ -8,6 +8,7 @@ import os
 from recorder.schema import COUNTED, TABLES
 
 from analyze.data.db import Recording
+from analyze.data.remote import shown
 from analyze.output import escape
 
 
@@ -63,7 +64,7 @@ def summarize(rec: Recording) -> dict:
     cols, rows = rec.query(get_query("incidents").sql)
     incidents = [dict(zip(cols, r)) for r in rows]
     return {
-        "sources": [str(s) for s in rec.sources],
+        "sources": [shown(s) for s in rec.sources],
         "snapshots": n,
         "start": start,
         "end": end,

@@ -132,7 +132,7 @@ class Recording:
                 ) -> tuple["Recording", dict[str, list[Candidate]], dict[str, list[Damage]]]:
         """A Recording with its ``snapshots`` view only, and per table the files its naming
         says are the recording's and the damaged or foreign ones left out."""
-        sources = recording_folders(paths)
+        sources = recording_folders(paths, hosts)
         rec = cls(connect(sources), sources, live=False)
         rec.hosts = hosts
         if pages is None:
@@ -141,7 +141,7 @@ class Recording:
         cands, damage = {}, {}
         for t in TABLES.values():
             damage[t.name] = []
-            cands[t.name] = [c for src in sources for c in candidates(src, t.name, damage[t.name])]
+            cands[t.name] = [c for src in sources for c in candidates(src, t.name, damage[t.name], hosts)]
         for src in sources:
             why = marker_problem(src)
             if why is not None:

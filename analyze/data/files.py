@@ -59,17 +59,21 @@ def damage_of(path: str, why: str, table: str | None = None) -> Damage:
 
 
 
-def candidates(source: Path, table: str, damaged: list | None = None) -> list[Candidate]:
+def candidates(source: Path, table: str, damaged: list | None = None,
+               hosts: list[str] | None = None) -> list[Candidate]:
     """The files of one table of a recording that its naming says are its own: ``<id>.parquet``
     and ``c<first>-<last>.parquet`` in ``host=<name>/date=<YYYY-MM-DD>`` folders the recorder
     writes, whose ids fall on that date. Everything else is added to DAMAGED (when a list) and
     never read: a foreign file, a folder of another name (``date=garbage``, a copy of a
-    partition), a file whose ids are not of its folder's date."""
+    partition), a file whose ids are not of its folder's date. With HOSTS, the folders of other
+    hosts are not looked into: a fleet's other hosts cost a command about one host nothing."""
     out: list[Candidate] = []
     tdir = Path(source) / table
     for hostdir in sorted(list_names(tdir)):
         hpath = tdir / hostdir
         if hostdir.startswith((".", "_")) or not hpath.is_dir():
+            continue
+        if hosts and hostdir.startswith("host=") and host_of(hostdir) not in hosts:
             continue
         datedirs = sorted(list_names(hpath)) if hostdir.startswith("host=") else [None]
         for datedir in datedirs:
@@ -297,11 +301,17 @@ def holding(files: list[str], ids: list[int]) -> list[str]:
 
 
 
-def recording_folders(paths: list[str]) -> list[Path]:
+def recording_folders(paths: list[str], hosts: list[str] | None = None) -> list[Path]:
     """The recordings named on a command line. A folder that is not a recording itself but holds
-    recordings (a fleet: one folder per host, side by side) stands for each of them."""
+    recordings (a fleet: one folder per host, side by side) stands for each of them. An
+    ``s3://bucket/prefix`` URL stands for its local mirror (:mod:`analyze.data.remote`), of
+    HOSTS only when given."""
     sources: list[Path] = []
     for p in paths:
+        if str(p).startswith("s3://"):
+            from analyze.data.remote import mirror
+            sources.append(mirror(str(p), hosts))
+            continue
         path = Path(p)
         if not path.exists():
             raise UsageError(f"{p}: no such recording folder")

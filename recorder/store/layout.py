@@ -14,6 +14,13 @@ FORMAT_VERSION = 1
 MARKER = "procsnap.json"
 DATA_NAME = re.compile(r"^(\d+)\.parquet$")
 COMPACT_NAME = re.compile(r"^c(\d+)-(\d+)\.parquet$")
+# Where a recording keeps what engines other than procsnap need, under a name every
+# Hadoop-family reader (Spark, Trino, Hive) skips: per host, the live files of every table
+# (``procsnap manifest``): ``_procsnap/live/host=<h>.csv``, columns LIVE_COLUMNS, each path
+# relative to the recording's root.
+META_DIR = "_procsnap"
+LIVE_DIR = META_DIR + "/live"
+LIVE_COLUMNS = ("table_name", "path")
 
 
 def marker_problem(data: bytes) -> tuple[str, bool] | None:
@@ -135,6 +142,11 @@ def id_date(snapshot_id: int) -> str | None:
 def partition_value(v: str) -> str:
     """Hive partition values are URL-escaped, like Spark and Trino write them."""
     return urllib.parse.quote(v, safe="")
+
+
+def live_name(host_folder: str) -> str:
+    """The manifest file of the host whose ``host=`` folder is HOST_FOLDER (already escaped)."""
+    return host_folder + ".csv"
 
 
 def is_recording(path: Path) -> bool:

@@ -17,6 +17,8 @@ from analyze.commands.report.model import SEVERITIES, Window, lit, query_rows, r
 from analyze.commands.report.sockets import EPHEMERAL_HIGH, EPHEMERAL_LOW
 from analyze.commands.report import cpu, ctxsw, descriptors, events, io, memory, sockets, waits
 from analyze.commands.report import host as host_rules
+from analyze.commands.report.fleet import view as fleet_view
+from analyze.data.remote import shown
 
 # Tables the report reads through their views once the window's cache is gone (see run).
 UNCACHED = ("process_events", "kernel_events")
@@ -109,7 +111,7 @@ def _run(rec: Recording, w: Window) -> dict:
     notes.append(f"ephemeral ports are compared with the kernel's default range {EPHEMERAL_LOW}-{EPHEMERAL_HIGH}, "
                  "and listen queues without their backlog: neither is recorded")
     return {
-        "recording": {"sources": [str(s) for s in rec.sources],
+        "recording": {"sources": [shown(s) for s in rec.sources],
                       "hosts": [{"host": s["host"], "snapshots": s["snapshots"], "first": s["first"],
                                  "last": s["last"]} for s in snaps]},
         "window": {"from": w.start, "to": w.end, "seconds": round(w.seconds, 3),
@@ -120,6 +122,7 @@ def _run(rec: Recording, w: Window) -> dict:
                     "incidents": sum(f.category == "incident" for f in findings),
                     **{s: sum(f.severity == s for f in findings) for s in SEVERITIES}},
         "findings": findings,
+        "fleet": fleet_view(findings, inst_rows, [s["host"] for s in snaps]),
         "notes": notes,
     }
 

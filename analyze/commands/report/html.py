@@ -613,6 +613,10 @@ def render(rec: Recording, result: dict) -> str:
                 elif first is not None:
                     see = f"finding-{first}"
             out.append(_finding_html(n, f, charts, see))
+    if result.get("fleet"):
+        from analyze.commands.report.fleet import lines as fleet_lines
+        out.append("<h2>Fleet</h2><ul class=\"notes\">"
+                   + "".join(f"<li>{esc(x.strip())}</li>" for x in fleet_lines(result["fleet"], str)[2:]) + "</ul>")
     if result["notes"]:
         out.append("<h2>Notes</h2><ul class=\"notes\">" + "".join(f"<li>{esc(x)}</li>" for x in result["notes"])
                    + "</ul>")

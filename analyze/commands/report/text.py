@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from analyze.commands.report.fleet import lines as fleet_lines
 from analyze.commands.report.fmt import fmt_secs, fmt_val
 from analyze.commands.report.model import Finding
 
@@ -82,6 +83,8 @@ def text(result: dict, sql: bool = True) -> str:
             if sql:
                 lines.append(f"{'':14}sql:")
                 lines.extend(f"{'':18}{escape(ln)}" for ln in f.sql.splitlines())
+    if result.get("fleet"):
+        lines.extend(fleet_lines(result["fleet"], escape))
     if result["notes"]:
         lines.append("")
         lines.append("Notes:")
