@@ -179,6 +179,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
         last_written = None  # (host, date, id) of the last snapshot written
         maintained = True  # retention has run since the last snapshot
         early = None  # why the snapshot about to be taken comes before its slot
+        stopping = None  # a signal came between snapshots: one last snapshot takes the events
         last_taken = None  # clock() at the last snapshot
 
         def pressing() -> bool:
@@ -385,6 +386,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     early = "events"
                     break
             if sig.signal:
+                if stopping is None and sources:
+                    # Stopped between snapshots: one more, so that what the event sources hold
+                    # since the last one is written, not lost (early says why).
+                    stopping, early = True, "stop"
+                    continue
                 break
         if not maintained and maintenance is not None and (maintenance.keep or maintenance.max_size):
             # The last snapshot too is held to the budget (a stop by count or signal comes

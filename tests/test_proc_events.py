@@ -445,3 +445,28 @@ def test_a_buffer_half_full_takes_the_next_snapshot_early(tmp_path, procfs, monk
     rec = Recording.open([str(root)])
     assert rec.query("SELECT early, process_events_dropped FROM snapshots ORDER BY ts")[1] == [(None, 0), ("events", 0)]
     assert [r[1] for r in _rows(root)] == [100, 101, 102, 103, 104, 105]
+
+
+def test_a_signal_between_snapshots_writes_the_events_held(tmp_path, procfs):
+    """SIGTERM while the loop sleeps: one last snapshot takes what the sources hold."""
+    import os
+    import signal
+    import threading
+    s = Source()
+    pe = s.events()
+    pe.start_thread("test-procev")
+
+    def later():
+        import time
+        time.sleep(0.3)
+        s.conn_w.send(exec_(100, seq=0))
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=later, daemon=True).start()
+    root = tmp_path / "r"
+    with Store(root) as st:
+        res = R.record(st, Collector(procfs=procfs, host="h"), 30, process_events=pe)
+    assert res.stopped_by is not None
+    rec = Recording.open([str(root)])
+    assert rec.query("SELECT early FROM snapshots ORDER BY ts")[1] == [(None,), ("stop",)]
+    assert [r[:2] for r in _rows(root)] == [("exec", 100)]
