@@ -670,7 +670,7 @@ _add(Table(
         C("syscall_nr", "int32", "number", "The system call it is in (the syscall file's first field); -1 when blocked outside a system call (a page fault); NULL when running in user space or unreadable (`activity` says which)."),
         C("syscall", "string", "text", "That system call's name from the kernel's table for the recording host's architecture (asm/unistd_64.h of its kernel headers); NULL where the host has no table (syscall_nr still says) and when syscall_nr is."),
         C("arg0", "string", "hex", "The system call's first argument as the kernel prints it (a descriptor number, a flag, an address: never what it points to); NULL when not in a system call."),
-        C("activity", "string", "code", "'running' (on a CPU in user space: no system call), 'not in a system call' (syscall_nr -1), 'denied' (the syscall file could not be read: another user's thread without root, or gone); NULL when in a system call."),
+        C("activity", "string", "code", "'running' (on a CPU in user space: no system call), 'not in a system call' (syscall_nr -1), 'kernel thread' (no system call to show: the kernel prints 0 for them), 'denied' (the syscall file could not be read: another user's thread without root, or gone); NULL when in a system call."),
         C("stack", "string", "text", "D only: the kernel stack's function names, innermost first, joined with ';'; NULL for other states and when unreadable (`stack_unread`)."),
         C("stack_unread", "string", "text", "D only: why the stack is NULL: 'denied' (the kernel refuses /proc/PID/task/TID/stack: not root, or a lockdown); NULL otherwise."),
     ),

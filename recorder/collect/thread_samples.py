@@ -29,6 +29,7 @@ TABLE = "thread_samples"
 PERIOD = 0.5  # s between two samples (the cost per sample is in BENCHMARKS.md)
 CAPACITY = 200_000  # sampled rows held between two snapshots; more are counted as dropped
 STATES = "RD"
+PF_KTHREAD = 0x00200000  # stat's flags: a kernel thread
 UNISTD = ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h")
 _NR = re.compile(rb"^#define __NR_(\w+)\s+(\d+)\s*$", re.M)
 
@@ -169,12 +170,16 @@ class Sampler:
                 f = st[close + 2:].split()
                 try:
                     start = int(f[19])
+                    kthread = int(f[6]) & PF_KTHREAD
                 except (IndexError, ValueError):
-                    start = None
+                    start, kthread = None, 0
                 comm = st[st.find(b"(") + 1:close]
                 wchan = _read(base + "/wchan", 256)
-                sc = _read(base + "/syscall", 256)
-                nr, arg, what = parse_syscall(sc) if sc is not None else (None, None, "denied")
+                if kthread:  # the kernel prints 0 for them, which would read as read()
+                    nr, arg, what = None, None, "kernel thread"
+                else:
+                    sc = _read(base + "/syscall", 256)
+                    nr, arg, what = parse_syscall(sc) if sc is not None else (None, None, "denied")
                 stack = stack_unread = None
                 if state == b"D":
                     raw = _read(base + "/stack", 8192)
