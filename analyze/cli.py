@@ -133,7 +133,8 @@ def record(
     triggers: Optional[str] = typer.Option(
         None, "--triggers", metavar="FILE",
         help="TOML file changing the triggers that start the incident preset by themselves (thresholds, "
-             "enabled, quiet, max_share; docs/operations.md lists them and their defaults)."),
+             "enabled, quiet, max_share; docs/operations.md lists them and their defaults). Without -i they "
+             "are armed with their defaults; with -i only when this is given (an empty file: the defaults)."),
     no_triggers: bool = typer.Option(False, "--no-triggers", help="Watch no trigger: only a person starts the incident preset."),
     thread_samples: bool = typer.Option(
         False, "--thread-samples",
@@ -190,7 +191,9 @@ def record(
         raise UsageError("--triggers and --no-triggers go against each other")
     from recorder.collect.triggers import ConfigError, load_config
     try:
-        trigger_config = None if no_triggers else load_config(triggers)
+        # Armed by default in always-on mode; a recording with its own -i is already detailed.
+        armed = triggers is not None or (not no_triggers and interval is None)
+        trigger_config = load_config(triggers) if armed else None
     except ConfigError as e:
         raise UsageError(str(e)) from None
     inc = positive(incident, "incident duration")

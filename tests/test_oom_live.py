@@ -29,8 +29,10 @@ HOG = ("import sys, time\n"
 def test_an_oom_kill_is_tied_to_its_process_and_named_by_report(tmp_path, memcg):
     name, g = memcg
     out = tmp_path / "rec"
+    (tmp_path / "triggers.toml").write_text("")  # the default triggers, armed beside -i
     rec_proc = subprocess.Popen([sys.executable, "-m", "analyze.entry", "record", "-o", str(out), "-i", "0.5",
-                                 "-d", "60", "-q"], stderr=subprocess.PIPE, text=True)
+                                 "-d", "60", "-q", "--triggers", str(tmp_path / "triggers.toml")],
+                                stderr=subprocess.PIPE, text=True)
     hog = subprocess.Popen([sys.executable, "-c", HOG], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         (g / "cgroup.procs").write_text(str(hog.pid))
