@@ -144,12 +144,19 @@ def cadences(defaults: dict) -> tuple[float, float | None]:
 # --------------------------------------------------------------------------
 # 1. Continuous recording
 
-def proc_cpu(pid: int, children: bool = False) -> float:
+def proc_cpu(pid: int, children: bool = False, stat: str | None = None) -> float:
     """utime+stime of a live process from /proc/PID/stat, seconds; with children, plus those of
-    the children it has waited for (cutime+cstime)."""
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    the children it has waited for (cutime+cstime). STAT: another stat file (a thread's:
+    /proc/self/task/TID/stat)."""
+    with open(stat or f"/proc/{pid}/stat") as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
     ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(tid: int) -> float:
+    """utime+stime of a thread of this process, seconds."""
+    return proc_cpu(0, stat=f"/proc/self/task/{tid}/stat")
 
 
 def vm_bytes(pid: int, key: str) -> int:

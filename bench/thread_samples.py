@@ -18,18 +18,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from issue6 import thread_cpu  # noqa: E402
 
 from recorder.collect import thread_samples as TS  # noqa: E402
 from recorder.collect import system  # noqa: E402
 from recorder.source.procfs import ProcFS  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(tid: int) -> float:
-    with open(f"/proc/self/task/{tid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def host_threads() -> int:

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from recorder.collect.events import Taken
+from recorder.collect.events import Follower, Taken
 from recorder.source import procfs as P
 
 UTC = dt.timezone.utc
@@ -242,7 +242,7 @@ class Counters:
         return out
 
 
-class Watcher:
+class Watcher(Follower):
     """The triggers of one recorder: a thread waits on the PSI triggers and checks the counters;
     the record loop asks :meth:`firings` when it wakes, and takes the ``triggers`` rows with each
     snapshot (the event-source protocol: take, written, unwritten, pressing, stop)."""
@@ -263,8 +263,6 @@ class Watcher:
         self._psi: dict[int, tuple[str, str, str]] = {}  # fd -> (trigger, resource, some|full)
         self._psi_total: dict[str, list] = {}  # trigger -> its last (clock, the kernel's stall total) reads
         self.off: dict[str, str] = {}  # trigger -> why it is not armed
-        self._thread: threading.Thread | None = None
-        self._stop_r = self._stop_w = None
         self._fs_due = 0.0
         self._armed_at = 0.0
         self.wake = threading.Event()  # set on a firing: the record loop's sleep notices
@@ -290,23 +288,18 @@ class Watcher:
             self._psi[fd] = (name, res, kind)
             self._psi_sample(name, res, kind)
         self._armed_at = self.clock()
-        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._thread = threading.Thread(target=self._run, name="procsnap-triggers", daemon=True)
-        self._thread.start()
+        self.start_thread("procsnap-triggers")
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._stop_w, b"x")
-            self._thread.join(5)
-            self._thread = None
-            os.close(self._stop_r)
-            os.close(self._stop_w)
+        self.stop_thread()
         for fd in self._psi:
             os.close(fd)
         self._psi = {}
 
-    def _run(self) -> None:
+    def _follow(self) -> None:
+        """The thread (Follower's, with its stop pipe): PSI triggers polled for POLLPRI, with a
+        timeout for the counters' checks."""
         poll = select.poll()
         for fd in self._psi:
             poll.register(fd, select.POLLPRI)

@@ -83,6 +83,10 @@ class Source:
         self.host = hosts[0]
         if len(hosts) > 1:
             self.notes.append(f"{len(hosts)} hosts in this recording: showing {self.host} (--host NAME for another)")
+        self._index()
+
+    def _index(self) -> None:
+        """The shown host's snapshots, in time order; what was read of the last recording is dropped."""
         _, rows = self.rec.query("SELECT snapshot_id, ts FROM snapshots WHERE host = $h ORDER BY ts",
                                  {"h": self.host})
         self.ids = [r[0] for r in rows]
@@ -412,13 +416,7 @@ class LiveSource(Source):
         from analyze.data.db import Recording
         self.rec = Recording.from_snapshots(self._snaps)
         self.host = self._snaps[-1].host
-        _, rows = self.rec.query("SELECT snapshot_id, ts FROM snapshots WHERE host = $h ORDER BY ts",
-                                 {"h": self.host})
-        self.ids = [r[0] for r in rows]
-        self.times = [r[1] for r in rows]
-        self._frames.clear()
-        self._lsof.clear()
-        self.history = self._history()
+        self._index()
 
     def command(self, i, *args: str, at: bool = True) -> str:
         return shlex.join(["procsnap", *args])
