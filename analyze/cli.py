@@ -222,9 +222,13 @@ def record(
             sampler = Sampler(collector.boot_id, system.read_proc_stat(collector.fs)["btime"], collector.fs.root,
                               states=sample_states,
                               always=thread_samples).start()
+            ring = None
+            if watcher is not None and trigger_config.ring_span > 0 and trigger_config.ring_every < iv:
+                from recorder.collect.ring import Ring
+                ring = Ring(collector, trigger_config.ring_every, trigger_config.ring_span)
             res = run(store, collector, iv, count=count, duration=dur, progress=progress_line() if show else None,
                       files_interval=fiv, incident=inc, maintenance=m, kernel_log=kernel_log, process_events=events,
-                      triggers=watcher, thread_samples=sampler)
+                      triggers=watcher, thread_samples=sampler, ring=ring)
         except StoreError as e:  # the folder was moved, swapped or made unsafe under the recorder
             if show:
                 sys.stderr.write("\n")

@@ -21,6 +21,10 @@ when a file named ``incident`` appears in the recording folder (the recorder
 removes it; a duration written in it, like ``30m`` or ``1h30m`` in the grammar of
 ``recorder.units``, sets the length; a bad one is said and the file ignored).
 
+While triggers are armed (recorder.collect.triggers) a pre-trigger ring (recorder.collect.ring)
+takes light frames between snapshots and keeps the last minutes of them in memory; when an
+incident starts, by a trigger or a person, they are written first (``early`` = 'ring').
+
 Event sources (the kernel log, the process events) hold what happens between
 snapshots in bounded buffers; when one holds half its capacity (a sustained
 exec rate the always-on cadence would overflow), the next snapshot is taken at
@@ -48,6 +52,7 @@ from recorder.store.compact import Maintenance, maintain
 from recorder.store.retention import retain
 from recorder.memory import give_back
 from recorder.store.folder import Store, StoreError, StoreFull
+from recorder.store.layout import COMPACT_NAME, file_range
 from recorder.units import UnitError, parse_duration
 
 from recorder.defaults import DEFAULT_INCIDENT, INCIDENT_INTERVAL
@@ -67,6 +72,8 @@ class RecordResult:
     compacted: int = 0  # snapshots merged into compacted files
     retired: int = 0  # snapshots removed by retention
     incidents: int = 0  # incident presets started
+    ring_frames: int = 0  # pre-trigger frames written (part of snapshots)
+    ring_left_out: int = 0  # pre-trigger frames not written: inside a compaction since, or the disk full
     stopped_by: str | None = None  # signal name, or None when the count/duration ran out
     notes: list[str] = field(default_factory=list)
 
@@ -137,7 +144,7 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
            clock: Callable[[], float] = time.monotonic, files_interval: float | None = None,
            incident: float | None = None, maintenance: Maintenance | None = None,
            err: TextIO | None = None, kernel_log=None, process_events=None, triggers=None,
-           thread_samples=None) -> RecordResult:
+           thread_samples=None, ring=None) -> RecordResult:
     """Record until COUNT snapshots (written or dropped), DURATION seconds, or a signal.
 
     ``files_interval`` None takes every table on every snapshot. ``incident`` starts the
@@ -148,7 +155,9 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
     ``triggers`` (a recorder.collect.triggers.Watcher, armed; stopped at the end) starts the
     incident preset by itself when one fires, within its hourly share. ``thread_samples`` (a
     recorder.collect.thread_samples.Sampler, started; stopped at the end) samples the threads
-    while the incident preset runs (always, if it was made so).
+    while the incident preset runs (always, if it was made so). ``ring`` (a
+    recorder.collect.ring.Ring) takes frames between snapshots outside incidents; they are written
+    when an incident starts.
     """
     err = err or sys.stderr
     # Event sources: each snapshot takes what they buffered since the previous one.
@@ -184,6 +193,35 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
 
         def pressing() -> bool:
             return any(s.pressing() for _, s in sources) and clock() - last_taken >= EARLY_MIN_GAP
+
+        def write_ring() -> None:
+            """An incident starts: the frames the ring holds are written, oldest first, each a
+            snapshot of its own, unless a compaction since covers its place (then left out, counted)."""
+            nonlocal last_id
+            frames = ring.drain()
+            state = triggers.state() if triggers is not None else None
+            covered: dict = {}
+            for n, f in enumerate(frames):
+                d = store.partition_dir("snapshots", f.host, f.date)
+                if d not in covered:
+                    try:
+                        covered[d] = [file_range(x) for x in store.listdir(d) if COMPACT_NAME.match(x)]
+                    except (OSError, StoreError):
+                        covered[d] = []
+                if any(a <= f.snapshot_id <= b for a, b in covered[d]):
+                    res.ring_left_out += 1
+                    continue
+                _annotate(f, incident=False, early="ring", triggers=state, dropped=0)
+                try:
+                    res.bytes += store.write(f)
+                except StoreFull:
+                    res.ring_left_out += len(frames) - n
+                    break
+                res.snapshots += 1
+                res.ring_frames += 1
+                last_id = max(last_id or 0, f.snapshot_id)
+            del frames
+            _give_back_memory()
 
         def poll_incident() -> None:
             """Start or end the incident preset on SIGHUP or the folder's ``incident`` file."""
@@ -256,6 +294,11 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 # last slot falls on its end).
                 mode, anchor, k = in_incident, start if mode is None else now, 0
                 tick = INCIDENT_INTERVAL if in_incident else interval
+                if ring is not None:
+                    if in_incident:
+                        write_ring()
+                    else:
+                        ring.restart()
             take_files = files_interval is None or in_incident or now + 0.25 * tick >= files_due
             if take_files and files_interval is not None:
                 while files_due <= now + 0.25 * tick:
@@ -347,6 +390,8 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     res.notes.append(note)
                     maintenance = None
                 maint_ms = (time.perf_counter() - t0) * 1000
+            if ring is not None and not mode:
+                ring.saw_snapshot()
             if early is None:  # an early snapshot leaves the grid's slot where it was
                 k += 1
             early = None
@@ -375,6 +420,12 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                 if left <= 0:
                     break
                 time.sleep(min(left, 0.2))
+                if ring is not None and not mode and ring.due() and due - clock() > ring.every / 2:
+                    frame = ring.take().tables.get("processes")
+                    if process_events is not None:
+                        process_events.saw(frame)
+                    if triggers is not None:
+                        triggers.saw(frame)  # a process near its fd limit, at the ring's cadence
                 if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
                     break

@@ -136,3 +136,92 @@ def test_repeats_of_a_trigger_are_one_row_with_a_count(fake):
     w.firings()
     table, meta = w.take(1, NOW)
     assert table.column("firings").to_pylist() == [5] and table.column("value").to_pylist() == [95.0]
+
+
+def _fire_after(w, seconds, trigger="psi_cpu"):
+    import threading
+    t = threading.Timer(seconds, lambda: w.fire([T.Firing(dt.datetime.now(dt.timezone.utc), trigger, 99.0, 90.0,
+                                                          "cpu some: ...")]))
+    t.start()
+    return t
+
+
+def test_an_incident_writes_the_pre_trigger_ring_first(tmp_path, fake, procfs):
+    from recorder.collect.ring import Ring
+    w = _watcher(fake, quiet=0.2)
+    collector = Collector(procfs=procfs, host="h")
+    ring = Ring(collector, every=0.1, span=0.65)
+    root = tmp_path / "r"
+    _fire_after(w, 1.2)
+    with Store(root) as st:
+        res = R.record(st, collector, 30, count=2, triggers=w, ring=ring, err=open("/dev/null", "w"))
+    rows = Recording.open([str(root)]).query(
+        "SELECT ts, early, incident, triggers, processes_seen, threads_seen, interval_s FROM snapshots ORDER BY ts")[1]
+    regular, *frames, incident = rows
+    assert regular[1] is None and incident[2] is True
+    assert res.ring_frames == len(frames) and res.snapshots == 2 + len(frames) and res.ring_left_out == 0
+    # the last 0.65 s before the firing, one frame every 0.1 s: host counters and processes, no threads
+    assert 4 <= len(frames) <= 8
+    assert all(f[1] == "ring" and f[2] is False and f[3] == "armed" for f in frames)
+    assert all(f[4] == 3 and f[5] is None and f[6] == 0.1 for f in frames)
+    assert (frames[-1][0] - frames[0][0]).total_seconds() <= 0.65
+    assert regular[0] < frames[0][0] and frames[-1][0] < incident[0]
+    assert (incident[0] - frames[-1][0]).total_seconds() < 0.5  # the ring ran up to the firing
+    rec = Recording.open([str(root)])
+    assert rec.query("SELECT count(DISTINCT snapshot_id) FROM processes")[1][0][0] == 2 + len(frames)
+    assert rec.query("SELECT count(DISTINCT snapshot_id) FROM system")[1][0][0] == 2 + len(frames)
+
+
+def test_ring_frames_a_compaction_covers_since_are_left_out(tmp_path, fake, procfs):
+    from recorder.collect.ring import Ring
+    from recorder.store.compact import Maintenance
+    w = _watcher(fake, quiet=0.2)
+    collector = Collector(procfs=procfs, host="h")
+    ring = Ring(collector, every=0.1, span=30)
+    root = tmp_path / "r"
+    _fire_after(w, 2.6)
+    with Store(root) as st:
+        res = R.record(st, collector, 1, count=5, triggers=w, ring=ring, maintenance=Maintenance(compact_min=2),
+                       err=open("/dev/null", "w"))
+    assert res.ring_left_out >= 1 and res.ring_frames >= 1
+    rec = Recording.open([str(root)])
+    # every frame written is read (none hidden inside the compacted file's range)
+    assert rec.query("SELECT count(*) FROM snapshots WHERE early = 'ring'")[1][0][0] == res.ring_frames
+    assert rec.query("SELECT count(*) FROM snapshots")[1][0][0] == res.snapshots
+
+
+def test_ring_settings_in_the_config_file(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text('ring_every = "5s"\nring_span = "2m"\n')
+    cfg = T.load_config(str(f))
+    assert (cfg.ring_every, cfg.ring_span) == (5, 120)
+    f.write_text('ring_span = 0\n')
+    assert T.load_config(str(f)).ring_span == 0
+    for bad in ('ring_every = 0\n', 'ring_span = "soon"\n'):
+        f.write_text(bad)
+        with pytest.raises(T.ConfigError):
+            T.load_config(str(f))
+
+
+def test_info_report_and_ps_over_a_recording_with_ring_frames(tmp_path, fake, procfs, cli):
+    from recorder.collect.ring import Ring
+    w = _watcher(fake, quiet=0.2)
+    collector = Collector(procfs=procfs, host="h")
+    root = tmp_path / "r"
+    _fire_after(w, 0.9)
+    with Store(root) as st:
+        res = R.record(st, collector, 30, count=2, triggers=w, ring=Ring(collector, every=0.1, span=5),
+                       err=open("/dev/null", "w"))
+    n = res.ring_frames
+    assert n >= 4
+    out = cli("info", root).stdout
+    assert f"(1 snapshots, 1 trigger firings, {n} pre-trigger frames from " in out
+    out = cli("report", root).stdout
+    assert f"1 snapshots, {n} pre-trigger frames from" in out
+    # ps -L needs threads: the latest snapshot that took them, not a ring frame
+    rows = Recording.open([str(root)]).query("SELECT ts FROM snapshots WHERE early = 'ring' ORDER BY ts")[1]
+    at = rows[-1][0].strftime("%H:%M:%S.%f")
+    p = cli("ps", "--rec", root, "--at", at, "-o", "pid")
+    assert p.stdout.split()[1:] == ["10", "11", "12"]
+    p = cli("ps", "--rec", root, "--at", at, "-L", "-o", "pid,lwp")
+    assert len(p.stdout.splitlines()) == 4 and "snapshot" in p.stderr  # said: an earlier snapshot's threads

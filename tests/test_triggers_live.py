@@ -29,11 +29,12 @@ ALL = ("psi_cpu", "psi_memory", "psi_io", "mem_available", "load", "swap_in", "l
 
 
 class Recorder:
-    """The always-on recorder with only TRIGGER armed (at THRESHOLD) and a 3 s quiet period."""
+    """The always-on recorder with only TRIGGER armed (at THRESHOLD), a 3 s quiet period and a
+    pre-trigger ring of a frame a second over 4 s."""
 
     def __init__(self, tmp_path, trigger, threshold):
         cfg = tmp_path / "t.toml"
-        cfg.write_text(f'quiet = "3s"\n[{trigger}]\nthreshold = {threshold}\n'
+        cfg.write_text(f'quiet = "3s"\nring_every = "1s"\nring_span = "4s"\n[{trigger}]\nthreshold = {threshold}\n'
                        + "".join(f"[{t}]\nenabled = false\n" for t in ALL if t != trigger))
         self.out = tmp_path / "rec"
         self.p = subprocess.Popen([sys.executable, "-m", "analyze.entry", "record", "-o", str(self.out), "-q",
@@ -97,6 +98,11 @@ def test_cpu_burners_start_an_incident_within_5_s_and_it_ends_after_the_quiet_pe
     assert "trigger psi_cpu" in err
     rows = rec.rows("SELECT trigger, value >= threshold / 2, suppressed FROM triggers")
     assert rows and all(r == ("psi_cpu", True, False) for r in rows)
+    # the minutes before (here the last 4 s): the ring's frames, written when the incident started
+    (ring,) = rec.rows("WITH i AS (SELECT epoch(min(ts)) AS t FROM snapshots WHERE incident) "
+                       "SELECT count(*), epoch(min(ts)) - any_value(i.t), epoch(max(ts)) - any_value(i.t), "
+                       "min(processes_seen) > 0, max(threads_seen) FROM snapshots, i WHERE early = 'ring'")
+    assert ring[0] >= 2 and -5.5 < ring[1] < ring[2] < 0 and ring[3] and ring[4] is None, ring
 
 
 THRASH = """

@@ -134,7 +134,9 @@ def _incident_lines(incidents: list[dict]) -> list[str]:
     out = [f"incidents: {len(incidents)} (procsnap query --name incidents)"]
     for i in incidents[:20]:
         out.append(f"  {escape(i['host'])} {i['started']:%Y-%m-%d %H:%M:%S} for {i['lasted_s']:g} s "
-                   f"({i['snapshots']} snapshots, {i['firings']} trigger firings): {escape(i['reason'] or '?')}")
+                   f"({i['snapshots']} snapshots, {i['firings']} trigger firings"
+                   + (f", {i['ring_frames']} pre-trigger frames from {i['ring_from']:%H:%M:%S}" if i["ring_frames"] else "")
+                   + f"): {escape(i['reason'] or '?')}")
     if len(incidents) > 20:
         out.append(f"  ... and {len(incidents) - 20} more")
     return out

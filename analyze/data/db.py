@@ -402,11 +402,12 @@ def _span(d: dt.timedelta) -> str:
 
 
 def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None,
-                command: str) -> tuple[Recording | None, list[Moment] | None]:
+                command: str, need: str | None = None) -> tuple[Recording | None, list[Moment] | None]:
     """``--rec/--at/--host`` as the commands about one moment (lsof, ps, top) take them.
 
     With recordings: the Recording and, per host, the latest snapshot at or before
-    AT (the last one without AT) that took the table the command needs (NEEDS).
+    AT (the last one without AT) that took the table the command needs (NEED, else NEEDS: ps -L
+    needs ``threads``, which the pre-trigger ring's frames do not take).
     Without: (None, None), for the caller to read the live host; --at and --host
     are then usage errors.
     """
@@ -414,11 +415,12 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
         live_only(at, hosts, command)
         return None, None
     if command in AT_MOMENT:
-        rec, moments = Recording.open_at(paths, hosts or None, at, NEEDS.get(command), whole=AT_MOMENT[command])
+        rec, moments = Recording.open_at(paths, hosts or None, at, need or NEEDS.get(command),
+                                         whole=AT_MOMENT[command])
     else:
         rec = Recording.open(paths, hosts=hosts or None, err=False)  # said below, for the moment's snapshots
         try:
-            moments = rec.moment(at, NEEDS.get(command))
+            moments = rec.moment(at, need or NEEDS.get(command))
         except ProcsnapError:
             rec.rescope(None, None)
             raise

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from recorder.collect.events import Follower, Taken
+from recorder.collect.ring import DEFAULT_EVERY as DEFAULT_RING_EVERY, DEFAULT_SPAN as DEFAULT_RING_SPAN
 from recorder.source import procfs as P
 
 UTC = dt.timezone.utc
@@ -79,6 +80,8 @@ class Config:
     specs: dict = field(default_factory=lambda: {k: Spec(**vars(v)) for k, v in DEFAULTS.items()})
     quiet: float = DEFAULT_QUIET
     max_share: float = DEFAULT_MAX_SHARE
+    ring_every: float = DEFAULT_RING_EVERY  # s between two pre-trigger frames (recorder.collect.ring)
+    ring_span: float = DEFAULT_RING_SPAN    # s of pre-trigger frames kept; 0: no ring
 
 
 class ConfigError(ValueError):
@@ -90,6 +93,8 @@ def load_config(path: str | None) -> Config:
 
         quiet = "2m"          # seconds or a duration
         max_share = 0.25      # of any hour
+        ring_every = "15s"    # the pre-trigger ring: a frame every 15 s,
+        ring_span = "5m"      # the last 5 minutes kept (0: no ring)
         [psi_cpu]
         threshold = 90
         [load]
@@ -113,6 +118,11 @@ def load_config(path: str | None) -> Config:
                 cfg.quiet = parse_duration(str(v), "quiet", positive=True)
             except UnitError as e:
                 raise ConfigError(f"{path}: {e}") from None
+        elif key in ("ring_every", "ring_span"):
+            try:
+                setattr(cfg, key, parse_duration(str(v), key, positive=key == "ring_every"))
+            except UnitError as e:
+                raise ConfigError(f"{path}: {e}") from None
         elif key == "max_share":
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(f"{path}: max_share must be a number from 0 to 1")
@@ -129,7 +139,7 @@ def load_config(path: str | None) -> Config:
                                       "or enabled (true/false)")
         else:
             raise ConfigError(f"{path}: unknown setting {key!r} (triggers: {', '.join(cfg.specs)}; "
-                              "also quiet, max_share)")
+                              "also quiet, max_share, ring_every, ring_span)")
     return cfg
 
 
@@ -456,8 +466,7 @@ class Watcher(Follower):
             self._last_row = {}
             dropped, self._dropped = self._dropped, 0
         rows, dropped, _ = self._taken.take(rows, dropped, 0)
-        meta = {"triggers": ("armed" + (" (off: " + "; ".join(f"{k}: {v}" for k, v in sorted(self.off.items()))
-                                        + ")" if self.off else ""))}
+        meta = {"triggers": self.state()}
         if not rows:
             return None, meta
         from recorder.collect.tables import to_table
@@ -467,6 +476,11 @@ class Watcher(Follower):
                          ("detail", f.detail), ("firings", f.count), ("suppressed", f.suppressed)):
                 cols[k].append(v)
         return to_table(TABLE, cols, {"snapshot_id": snapshot_id, "ts": ts}, n=len(rows)), meta
+
+    def state(self) -> str:
+        """``snapshots.triggers``: armed, and which could not be and why."""
+        return "armed" + (" (off: " + "; ".join(f"{k}: {v}" for k, v in sorted(self.off.items())) + ")"
+                          if self.off else "")
 
     def written(self) -> None:
         self._taken.written()

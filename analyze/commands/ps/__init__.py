@@ -90,7 +90,7 @@ def run(argv: list[str], help_text=None, out=None, err=None) -> int:
     else:
         from analyze.data.db import lost_at, moments_for, say_moments
         from analyze.errors import PartialError
-        rec, moments = moments_for(o.recs, o.at, o.hosts, "ps")
+        rec, moments = moments_for(o.recs, o.at, o.hosts, "ps", need="threads" if o.threads else None)
     columns(o, 5)  # option conflicts are usage errors, before any reading
     threads = bool(o.threads)
     rows: list[Proc] = []

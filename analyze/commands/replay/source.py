@@ -192,12 +192,13 @@ class Source:
                 self._frames.popitem(last=False)
         return f
 
-    def files_moment(self, i: int) -> Moment | None:
-        """The snapshot lsof --at would read for snapshot I: the latest at or before it that took
-        open files (a recorder takes them on fewer snapshots)."""
+    def files_moment(self, i: int, table: str = "open_files") -> Moment | None:
+        """The snapshot lsof --at (ps -L --at, for ``threads``) would read for snapshot I: the
+        latest at or before it that took the table (a recorder takes descriptors on fewer
+        snapshots, and its pre-trigger frames take no threads)."""
         err = io.StringIO()
         try:
-            ms = self.call(lambda rec: rec.moment(iso(self.times[i]), "open_files", err))
+            ms = self.call(lambda rec: rec.moment(iso(self.times[i]), table, err))
         except ProcsnapError:
             return None
         return next((m for m in ms if m.host == self.host), None)
@@ -226,7 +227,9 @@ class Source:
         """ps's listing (its lines) for ARGV at snapshot I."""
         from analyze.commands import ps as P
         o = P.parse_args(argv)
-        m = self.moment(i)
+        m = self.files_moment(i, "threads") if o.threads else self.moment(i)
+        if m is None:
+            return []
         rows = self.call(P.load, m, bool(o.threads), False)
         cols, ctx, got = P.prepared(rows, o, [m], False)
         if not got:

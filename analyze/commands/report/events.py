@@ -216,8 +216,11 @@ def _incident_findings(rec: Recording, w: Window) -> list[Finding]:
     out = []
     for r in query_rows(rec, incidents_sql(w)):
         title = (f"incident preset at {r['started']:%H:%M:%S} for {r['lasted_s']:g} s "
-                 f"({r['snapshots']} snapshots): {r['reason'] or '?'}")
-        ev = {k: r[k] for k in ("started", "last_snapshot", "snapshots", "lasted_s", "reason", "firings")}
+                 f"({r['snapshots']} snapshots"
+                 + (f", {r['ring_frames']} pre-trigger frames from {r['ring_from']:%H:%M:%S}" if r["ring_frames"] else "")
+                 + f"): {r['reason'] or '?'}")
+        ev = {k: r[k] for k in ("started", "last_snapshot", "snapshots", "lasted_s", "reason", "firings",
+                                "ring_frames", "ring_from")}
         out.append(Finding("incident", "recorder.incident", "info", title, r["host"], None, ev,
                            incidents_sql(w, r["host"]), score=r["lasted_s"]))
     return out
