@@ -421,11 +421,13 @@ def record(store: Store, collector: Collector, interval: float, count: int | Non
                     break
                 time.sleep(min(left, 0.2))
                 if ring is not None and not mode and ring.due() and due - clock() > ring.every / 2:
-                    frame = ring.take().tables.get("processes")
+                    frame = ring.take()
                     if process_events is not None:
                         process_events.saw(frame)
                     if triggers is not None:
                         triggers.saw(frame)  # a process near its fd limit, at the ring's cadence
+                    del frame
+                    _give_back_memory()
                 if sig.hup or store.has_file(INCIDENT_FILE) or \
                         (mode and incident_until is not None and clock() >= incident_until):
                     break

@@ -170,6 +170,10 @@ def test_an_incident_writes_the_pre_trigger_ring_first(tmp_path, fake, procfs):
     rec = Recording.open([str(root)])
     assert rec.query("SELECT count(DISTINCT snapshot_id) FROM processes")[1][0][0] == 2 + len(frames)
     assert rec.query("SELECT count(DISTINCT snapshot_id) FROM system")[1][0][0] == 2 + len(frames)
+    # the process rows held packed in memory are those a snapshot writes
+    got = rec.query("SELECT p.pid, p.name, p.num_fds, count(*) FROM processes p JOIN snapshots s USING (snapshot_id) "
+                    "WHERE s.early = 'ring' GROUP BY ALL ORDER BY 1")[1]
+    assert got == [(10, "w10", 4, len(frames)), (11, "w11", 4, len(frames)), (12, "w12", 4, len(frames))]
 
 
 def test_ring_frames_a_compaction_covers_since_are_left_out(tmp_path, fake, procfs):
