@@ -146,7 +146,7 @@ def _fire_after(w, seconds, trigger="psi_cpu"):
     return t
 
 
-def test_an_incident_writes_the_pre_trigger_ring_first(tmp_path, fake, procfs):
+def test_an_incident_writes_the_pre_trigger_ring_first(tmp_path, fake, procfs, cli):
     from recorder.collect.ring import Ring
     w = _watcher(fake, quiet=0.2)
     collector = Collector(procfs=procfs, host="h")
@@ -174,6 +174,14 @@ def test_an_incident_writes_the_pre_trigger_ring_first(tmp_path, fake, procfs):
     got = rec.query("SELECT p.pid, p.name, p.num_fds, count(*) FROM processes p JOIN snapshots s USING (snapshot_id) "
                     "WHERE s.early = 'ring' GROUP BY ALL ORDER BY 1")[1]
     assert got == [(10, "w10", 4, len(frames)), (11, "w11", 4, len(frames)), (12, "w12", 4, len(frames))]
+    # info and report say how many frames the incident has; ps -L needs threads: not a ring frame's
+    n = len(frames)
+    assert f"(1 snapshots, 1 trigger firings, {n} pre-trigger frames from " in cli("info", root).stdout
+    assert f"1 snapshots, {n} pre-trigger frames from" in cli("report", root).stdout
+    at = frames[-1][0].strftime("%H:%M:%S.%f")
+    assert cli("ps", "--rec", root, "--at", at, "-o", "pid").stdout.split()[1:] == ["10", "11", "12"]
+    p = cli("ps", "--rec", root, "--at", at, "-L", "-o", "pid,lwp")
+    assert len(p.stdout.splitlines()) == 4 and f"at {regular[0]:%Y-%m-%d %H:%M:%S} UTC" in p.stderr
 
 
 def test_ring_frames_a_compaction_covers_since_are_left_out(tmp_path, fake, procfs):
@@ -207,25 +215,29 @@ def test_ring_settings_in_the_config_file(tmp_path):
             T.load_config(str(f))
 
 
-def test_info_report_and_ps_over_a_recording_with_ring_frames(tmp_path, fake, procfs, cli):
-    from recorder.collect.ring import Ring
-    w = _watcher(fake, quiet=0.2)
-    collector = Collector(procfs=procfs, host="h")
+def test_under_sustained_firings_the_hourly_share_ends_the_incident(tmp_path, fake, procfs):
+    """A trigger that keeps firing: the incident preset runs until the hour's share is used (here
+    1.8 s), then the normal cadence resumes, and later firings are recorded as suppressed."""
+    import io
+    import threading
+    w = _watcher(fake, quiet=60, max_share=0.0005)
+    done = threading.Event()
+
+    def keep_firing():
+        while not done.wait(0.2):
+            w.fire([T.Firing(dt.datetime.now(dt.timezone.utc), "psi_io", 80.0, 30.0, "io full: ...")])
+
+    threading.Timer(0.3, keep_firing).start()
+    err = io.StringIO()
     root = tmp_path / "r"
-    _fire_after(w, 0.9)
-    with Store(root) as st:
-        res = R.record(st, collector, 30, count=2, triggers=w, ring=Ring(collector, every=0.1, span=5),
-                       err=open("/dev/null", "w"))
-    n = res.ring_frames
-    assert n >= 4
-    out = cli("info", root).stdout
-    assert f"(1 snapshots, 1 trigger firings, {n} pre-trigger frames from " in out
-    out = cli("report", root).stdout
-    assert f"1 snapshots, {n} pre-trigger frames from" in out
-    # ps -L needs threads: the latest snapshot that took them, not a ring frame
-    rows = Recording.open([str(root)]).query("SELECT ts FROM snapshots WHERE early = 'ring' ORDER BY ts")[1]
-    at = rows[-1][0].strftime("%H:%M:%S.%f")
-    p = cli("ps", "--rec", root, "--at", at, "-o", "pid")
-    assert p.stdout.split()[1:] == ["10", "11", "12"]
-    p = cli("ps", "--rec", root, "--at", at, "-L", "-o", "pid,lwp")
-    assert len(p.stdout.splitlines()) == 4 and "snapshot" in p.stderr  # said: an earlier snapshot's threads
+    try:
+        with Store(root) as st:
+            res = R.record(st, Collector(procfs=procfs, host="h"), 30, count=3, triggers=w, err=err)
+    finally:
+        done.set()
+    assert res.incidents == 1
+    snaps = [r[0] for r in _snaps(root)]
+    assert snaps == [False, True, False], snaps
+    assert "took 0% of the last hour; back to normal cadences" in err.getvalue()
+    rows = Recording.open([str(root)]).query("SELECT bool_or(suppressed), bool_or(NOT suppressed) FROM triggers")[1]
+    assert rows == [(True, True)]
