@@ -780,7 +780,7 @@ def main(argv=None) -> int:
     if args.generate:
         print(json.dumps(generate(args.rate, args.minutes * 60)))
         return 0
-    import run as rt  # the runner's helpers; run.py imports this module only for its section
+    import tools as rt
 
     def log(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import Load  # noqa: E402
 
 from recorder.collect.collector import Collector  # noqa: E402
-from recorder.collect.ring import DEFAULT_EVERY, DEFAULT_SPAN, RING_TABLES, Ring  # noqa: E402
+from recorder.collect.ring import DEFAULT_EVERY, DEFAULT_SPAN, Ring  # noqa: E402
 from recorder.memory import give_back  # noqa: E402
 
 ALWAYS_ON_STEADY_PCT = 0.16  # BENCHMARKS.md, "Continuous recording", steady average at 1000x50x4

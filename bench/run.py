@@ -64,6 +64,7 @@ sys.path.insert(0, HERE)
 import events  # noqa: E402
 import issue6  # noqa: E402
 import synth  # noqa: E402
+from tools import du_bytes, f3, find_procsnap, fsz, pdeathsig_term, procsnap_env, procsnap_python  # noqa: E402,F401
 
 RT = sys.modules[__name__]
 BUDGET = 0.6
@@ -119,16 +120,6 @@ class Tool:
         return shlex.join([os.path.basename(self.argv[0])] + [names.get(a, a) for a in self.argv[1:]])
 
 
-def find_procsnap(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    beside = os.path.join(os.path.dirname(sys.executable), "procsnap")
-    if os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("procsnap")
-    if not found:
-        sys.exit("run.py: procsnap not found; pass --procsnap PATH")
-    return found
 
 
 # What `procsnap snapshot` imports before it collects (analyze.entry's fast path): timed alone, the
@@ -276,8 +267,6 @@ def _kill(pid: int) -> None:
 # --------------------------------------------------------------------------
 # Load generator
 
-def pdeathsig_term() -> None:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: dies with the runner
 
 
 class Load:
@@ -414,25 +403,8 @@ def machine(procsnap: str, workroot: str) -> dict:
     }
 
 
-def procsnap_env(workroot: str, keep: bool = False) -> dict:
-    """The environment procsnap runs in: compiled bytecode cached under workroot, as an installed
-    package would have it (unless keep: the environment as is)."""
-    env = dict(os.environ)
-    if not keep:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = os.path.join(workroot, "pycache")
-    return env
 
 
-def procsnap_python(procsnap: str) -> str:
-    try:
-        with open(procsnap, "rb") as f:
-            first = f.readline().decode(errors="replace")
-        if first.startswith("#!"):
-            return first[2:].strip().split()[0]
-    except OSError:
-        pass
-    return sys.executable
 
 
 def is_load_process(pid: int) -> bool:
@@ -443,13 +415,6 @@ def is_load_process(pid: int) -> bool:
     return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def du_bytes(path: str) -> tuple[int, int]:
-    """(apparent bytes, bytes allocated on disk), as `du -sb` and `du -sB1` print them."""
-    out = []
-    for flag in ("-sb", "-sB1"):
-        p = subprocess.run(["du", flag, path], capture_output=True, text=True)
-        out.append(int(p.stdout.split()[0]) if p.returncode == 0 else -1)
-    return out[0], out[1]
 
 
 def table_bytes(snapdir: str) -> dict[str, int]:
@@ -580,17 +545,8 @@ def bench_scale(scale: tuple[int, int, int], mix: str, tools: list[Tool], args, 
 # --------------------------------------------------------------------------
 # Report
 
-def f3(x) -> str:
-    return "–" if x is None or x != x else f"{x:.3f}"
 
 
-def fsz(b) -> str:
-    if b is None or b < 0:
-        return "–"
-    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= div:
-            return f"{b / div:.1f} {unit}"
-    return f"{b} B"
 
 
 def spread(xs, fmt) -> str:
