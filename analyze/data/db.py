@@ -31,7 +31,7 @@ from analyze.data.gate import check_read_only
 from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
 from analyze.errors import ProcsnapError, duckdb_error_line, files_removed, live_only
-from analyze.data.views import DERIVED
+from analyze.data.views import DERIVED, took_table
 
 
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
@@ -347,9 +347,7 @@ class Recording:
         between its snapshots) before the time asked, or a host has none at or before it while
         others do, ERR (stderr) says so: the answer is then not about the moment asked.
         """
-        # A recording that never counts the table (hand-made, or older) took it on every snapshot.
-        has = (f" AND ({need}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
-               f"WHERE s2.host = snapshots.host AND s2.{need}_seen IS NOT NULL))") if need else ""
+        has = " AND " + took_table(need, "snapshots.host") if need else ""
         if text is None:
             _, rows = self.query(
                 f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "

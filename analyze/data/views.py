@@ -9,7 +9,7 @@ row of each entity.
 
 from __future__ import annotations
 
-from recorder.schema import NET_COUNTERS
+from recorder.schema import COUNTED, NET_COUNTERS
 
 
 def _rate(col: str, per: str = "dt") -> str:
@@ -54,6 +54,13 @@ FROM (
 
 PROCESS_RATES = "\nCREATE OR REPLACE VIEW process_rates AS" + process_rates_select()
 
+def took_table(table: str, host: str) -> str:
+    """SQL: the ``snapshots`` row took TABLE (one of recorder.schema.COUNTED). A recording that
+    never counts the table (hand-made, or older) took it on every snapshot of HOST."""
+    return (f"({table}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
+            f"WHERE s2.host = {host} AND s2.{table}_seen IS NOT NULL))")
+
+
 def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple]:
     """The rows of one snapshot with their rates: QUERY(source, only) is the query, over rates
     computed from the rows of SOURCE (a part of TABLE), whose rows end with whether the row had
@@ -66,8 +73,10 @@ def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple
     windows, which is what the view gives. (procsnap's own SQL: Recording.query, not the gate
     of execute().)"""
     params = {"h": moment.host, "s": moment.snapshot_id, "t": moment.ts}
+    # the snapshot before that took TABLE (the pre-trigger ring's frames take no threads)
+    took = " AND " + took_table(table, "$h") if table in COUNTED else ""
     _, bounds = rec.query(f"SELECT (SELECT max(ts) FROM {table} WHERE host = $h AND snapshot_id = $s), "
-                            "(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t)", params)
+                          f"(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t{took})", params)
     hi, lo = bounds[0]
     key = {"h": moment.host, "s": moment.snapshot_id}
     none = lambda alias: ""  # noqa: E731
