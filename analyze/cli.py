@@ -161,6 +161,8 @@ def record(
     does a trigger (CPU, memory or I/O pressure, an OOM kill, ...: --triggers, --no-triggers).
     A full disk drops snapshots (counted) and recording resumes when space returns.
     """
+    from recorder.memory import without_remote_filesystems
+    without_remote_filesystems()  # a recorder lives for days: no library it never uses
     from recorder.store.compact import Maintenance, recover
     from recorder.record import progress_line
     from recorder.record import record as run

@@ -26,3 +26,18 @@ def give_back() -> None:
             _malloc_trim = False
     if _malloc_trim:
         _malloc_trim(0)
+
+
+REMOTE_FILESYSTEMS = ("pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._azurefs", "pyarrow._hdfs")
+
+
+def without_remote_filesystems() -> None:
+    """Keep pyarrow's cloud file systems (S3, GCS, Azure, HDFS) out of this process: pyarrow.fs,
+    which pyarrow.parquet imports, loads them when it can (the AWS SDK and OpenSSL among them),
+    and a recorder reads and writes local files only. Call before pyarrow.fs is imported; later,
+    it changes nothing."""
+    import sys
+    if "pyarrow.fs" in sys.modules:
+        return
+    for name in REMOTE_FILESYSTEMS:
+        sys.modules.setdefault(name, None)  # pyarrow.fs leaves out what does not import
