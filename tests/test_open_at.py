@@ -14,7 +14,7 @@ import pytest
 from analyze.commands import lsof as L
 from analyze.commands import ps as P
 from analyze.errors import ProcsnapError
-from analyze.data.db import AT_MOMENT, Recording, moments_for
+from analyze.data.db import AT_MOMENT, BEFORE, Recording, moments_for
 from analyze.data.files import holding
 from recorder.collect.collector import Snapshot
 from recorder.collect.tables import to_table as _to_table
@@ -39,6 +39,9 @@ def snap(i: int, host: str) -> Snapshot:
               "nice": 0, "priority": 20, "processor": 0, "num_threads": 1, "utime": 1.0 * i * p, "stime": 0.0,
               "rss": 4096 * i, "vms": 0, "minflt": 0, "majflt": 0, "cgroup": "/", "tty": None}
              for p in (1, 2, 100 + i)]
+    # and one started since the snapshot before: no older row anywhere (ps does not look back for it)
+    procs.append({**procs[0], "pid": 200 + i, "pgid": 200 + i, "start_time": ts - dt.timedelta(seconds=5),
+                  "name": f"n{i}", "cmdline": f"n{i}", "utime": 0.5})
     files = [{"boot_id": "b", "start_time": start, "pid": p, "fd": str(fd), "fd_num": fd, "mode": "r",
               "type": "REG", "device": "8,1", "size": 10 * i, "pos": 0, "inode": 1000 * i + fd,
               "name": f"/data/{host}/{i}/{fd}", "name_raw": None, "deleted": False}
@@ -52,7 +55,7 @@ def snap(i: int, host: str) -> Snapshot:
     s.tables["processes"] = _to_table("processes", procs, common)
     s.tables["open_files"] = _to_table("open_files", files, common)
     s.tables["sockets"] = _to_table("sockets", socks, common)
-    s.tables["system"] = _to_table("system", [{"boot_time": T0 - dt.timedelta(days=1), "uptime_s": 86400.0 + i,
+    s.tables["system"] = _to_table("system", [{"boot_time": T0 - dt.timedelta(days=1), "uptime_s": 86400.0 + (ts - T0).total_seconds(),
                                                "mem_total": 8 << 30}], common)
     s.tables["snapshots"] = _to_table("snapshots", [{"kernel": "k", "procsnap_version": "t", "duration_ms": 1.0,
                                                      "cpu_ms": 1.0, "recorder_pid": 1, "skipped": 0}], common)
@@ -83,7 +86,7 @@ def times():
 @pytest.mark.parametrize("hosts,every", [(None, 1), (["h2"], 3)])
 def test_lsof_and_ps_at_every_moment_answer_as_over_the_whole_recording(recdir, hosts, every):
     full = Recording.open([str(recdir)], hosts=hosts)
-    fewer = rated = 0
+    fewer = ps_fewer = rated = 0
     for at in times()[::every]:
         try:
             rec, moments = Recording.open_at([str(recdir)], hosts, at, "open_files")
@@ -98,13 +101,15 @@ def test_lsof_and_ps_at_every_moment_answer_as_over_the_whole_recording(recdir, 
             assert (got.rows, got.missing) == (want.rows, want.missing), (at, args)
             assert got.rows or args == ["-i", ":8003"]
         fewer += len(rec.files["open_files"]) < len(full.files["open_files"])
-        rec, moments = Recording.open_at([str(recdir)], hosts, at, None, whole=AT_MOMENT["ps"])
+        rec, moments = Recording.open_at([str(recdir)], hosts, at, None, whole=AT_MOMENT["ps"],
+                                         before=BEFORE["ps"])
         assert moments == full.moment(at), at
         for m in moments:
             got = P.load(rec, m, False, False)
             assert got == P.load(full, m, False, False), at
             rated += sum(p.pcpu != p.cputime * 100 / p.elapsed for p in got)
-    assert fewer  # the moments read fewer files than the whole
+        ps_fewer += len(rec.files["processes"]) < len(full.files["processes"])
+    assert fewer and ps_fewer  # the moments (and ps's snapshots before them) read fewer files than the whole
     assert rated  # and ps's %CPU came from rates
 
 
@@ -135,8 +140,8 @@ def test_lsof_and_ps_open_at_the_moment_top_the_whole(recdir):
     assert len(rec.files["open_files"]) < len(Recording.open([str(recdir)]).files["open_files"])
     rec, _ = moments_for([str(recdir)], None, None, "ps")
     whole = Recording.open([str(recdir)])
-    assert rec.files["processes"] == whole.files["processes"]  # rates need the previous rows
-    assert len(rec.files["system"]) < len(whole.files["system"])
+    # the moment's files, and those of the snapshot before (rates need the previous rows)
+    assert len(rec.files["system"]) < len(rec.files["processes"]) < len(whole.files["processes"])
     rec, _ = moments_for([str(recdir)], None, None, "top")
     assert rec.files == whole.files
 

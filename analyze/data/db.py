@@ -37,8 +37,11 @@ from analyze.data.views import DERIVED, took_table
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
 NEEDS = {"lsof": "open_files"}
 # Commands about one moment that read only the moment's snapshots (Recording.open_at), and the
-# tables they read whole: ps's rates need each process's and thread's previous rows.
-AT_MOMENT = {"lsof": (), "ps": ("processes", "threads")}
+# tables they read whole.
+AT_MOMENT = {"lsof": (), "ps": ()}
+# The tables whose files of the snapshot before the moment are read too: ps's rates need each
+# process's and thread's previous row (views.rates_at; the rare one further back reads whole()).
+BEFORE = {"ps": ("processes", "threads")}
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Recording:
         self.after: dict[str, tuple[int, int | None]] = {}
         self.hosts: list[str] | None = None  # the hosts asked for (None: all)
         self.verified = False  # every page of every file read was checked (procsnap info)
+        self.unscoped: dict[str, list] = {}  # per table read only in part (open_at), all its candidates
+        self.wholes: set[str] = set()  # the views whole() made
 
     # ------------------------------------------------------------------
     @classmethod
@@ -99,7 +104,8 @@ class Recording:
 
     @classmethod
     def open_at(cls, paths: list[str], hosts: list[str] | None, at: str | None, need: str | None = None,
-                whole: tuple[str, ...] = (), err=None) -> tuple["Recording", list["Moment"]]:
+                whole: tuple[str, ...] = (), before: tuple[str, ...] = (), err=None
+                ) -> tuple["Recording", list["Moment"]]:
         """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
         AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
         those in WHOLE, only the files whose names say they can hold rows of the moment's
@@ -107,7 +113,9 @@ class Recording:
         engine opens no other file: on a day-long recording most of the time of a one-moment
         command went into binding views over files it never reads. The files read are checked as
         :meth:`open` checks them, a damaged one named on ERR, and only rows of the moment's
-        snapshots count as lost; the rate views are left out. Returns (recording, moments)."""
+        snapshots count as lost; the rate views are left out. The tables in BEFORE also get the
+        files of each host's snapshot before the moment that took them (a rate's previous row);
+        :meth:`whole` gives such a table over all its files. Returns (recording, moments)."""
         rec, cands, damage = cls._listed(paths, hosts)
         try:
             moments = rec.moment(at, need)
@@ -118,7 +126,10 @@ class Recording:
         rec.scope = set(ids)
         for t in TABLES.values():
             if t.name != "snapshots":
-                mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if holds(c, ids)]
+                want = sorted(set(ids) | rec._before(moments, t.name)) if t.name in before else ids
+                if t.name in before:
+                    rec.unscoped[t.name] = cands[t.name]
+                mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if holds(c, want)]
                 for c in cands[t.name]:  # not read: named when it is damaged at a glance, as open() would
                     why = None if c in mine else quick_check(c.path)
                     if why is not None:
@@ -126,6 +137,28 @@ class Recording:
                 rec._view(t, choose(mine, rec.checker, t.name, damage[t.name], rec.ignored), hosts, damage[t.name])
         rec._say(damage, err)
         return rec, moments
+
+    def _before(self, moments: list["Moment"], table: str) -> set[int]:
+        """Per host, the latest snapshot before its moment that took TABLE."""
+        _, rows = self.query(
+            f"SELECT (SELECT arg_max(s.snapshot_id, s.ts) FROM snapshots s WHERE s.host = m.host AND s.ts < m.ts "
+            f"AND {took_table(table, 's.host')}) FROM (SELECT unnest($hosts) AS host, unnest($ts) AS ts) m",
+            {"hosts": [m.host for m in moments], "ts": [m.ts for m in moments]})
+        return {r[0] for r in rows if r[0] is not None}
+
+    def whole(self, table: str) -> str:
+        """The name of a view of TABLE over all its files, when open_at read it only in part (made
+        the first time it is asked for): a rate whose previous row is older than the snapshot
+        before (a process the previous snapshot missed) looks further back."""
+        if table not in self.unscoped:
+            return table
+        name = f"whole_{table}"
+        if name not in self.wholes:
+            damage: list[Damage] = []
+            files = choose(self.unscoped[table], self.checker, table, damage, self.ignored)
+            self.con.execute(self._table_view(TABLES[table], files, self.hosts, damage, name))
+            self.wholes.add(name)
+        return name
 
     @classmethod
     def _listed(cls, paths: list[str], hosts: list[str] | None = None, pages: bool | None = None
@@ -228,7 +261,8 @@ class Recording:
         a = self.after.get(d.host)
         return a is not None and d.last > a[0] and (a[1] is None or d.first <= a[1])
 
-    def _table_view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> str:
+    def _table_view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage],
+                    name: str | None = None) -> str:
         """The view of one table over FILES, leaving out (into DAMAGED) each file whose
         footer the engine cannot read or whose columns cannot be read as declared. A compacted
         file found so is remembered and the command run again (DamageFound), to read the small
@@ -237,8 +271,9 @@ class Recording:
         while True:
             OPENED.update(files)
             try:
-                sql = _disk_view(self.con, t, files, hosts)
-                self.files[t.name] = files
+                sql = _disk_view(self.con, t, files, hosts, name)
+                if name is None:
+                    self.files[t.name] = files
                 return sql
             except duckdb.InterruptException:
                 raise  # Ctrl-C (analyze.data.interrupt), not damage
@@ -414,7 +449,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
         return None, None
     if command in AT_MOMENT:
         rec, moments = Recording.open_at(paths, hosts or None, at, need or NEEDS.get(command),
-                                         whole=AT_MOMENT[command])
+                                         whole=AT_MOMENT[command], before=BEFORE.get(command, ()))
     else:
         rec = Recording.open(paths, hosts=hosts or None, err=False)  # said below, for the moment's snapshots
         try:
@@ -467,9 +502,9 @@ def say_moments(moments: list[Moment], err) -> None:
     err.flush()
 
 
-def _empty_view(t: Table) -> str:
+def _empty_view(t: Table, name: str | None = None) -> str:
     cols = ", ".join(f'NULL::{c.sql_type} AS "{c.name}"' for c in t.columns)
-    return f"CREATE VIEW {t.name} AS SELECT {cols} WHERE false"
+    return f"CREATE VIEW {name or t.name} AS SELECT {cols} WHERE false"
 
 
 _CANONICAL: dict[str, str] = {}
@@ -486,9 +521,9 @@ class _Incompatible(Exception):
     """A column of the files cannot be read as its declared type."""
 
 
-def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
+def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None, name: str | None = None) -> str:
     if not files:
-        return _empty_view(t)
+        return _empty_view(t, name)
     listed = ", ".join(sql_str(literal(f)) for f in files)
     scan = (f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'host': 'VARCHAR', 'date': 'DATE'}})")
@@ -509,7 +544,7 @@ def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None) -> str:
         where.append(f"host IN ({', '.join(sql_str(h) for h in hosts)})")
     if t.name != "snapshots":
         where.append("(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM snapshots)")
-    sql = f"CREATE VIEW {t.name} AS SELECT {', '.join(cols)} FROM {scan}"
+    sql = f"CREATE VIEW {name or t.name} AS SELECT {', '.join(cols)} FROM {scan}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql

@@ -70,8 +70,8 @@ def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple
     only the previous row of its own instance: the source is the host's rows from the snapshot
     before this one up to this one, and the rows of an instance with no previous row there (new,
     or missed by the previous snapshot) are read again with every row of their pids, whole
-    windows, which is what the view gives. (procsnap's own SQL: Recording.query, not the gate
-    of execute().)"""
+    windows, which is what the view gives; an instance that started since the snapshot before has
+    no older row, and is not. (procsnap's own SQL: Recording.query, not the gate of execute().)"""
     params = {"h": moment.host, "s": moment.snapshot_id, "t": moment.ts}
     # the snapshot before that took TABLE (the pre-trigger ring's frames take no threads)
     took = " AND " + took_table(table, "$h") if table in COUNTED else ""
@@ -90,9 +90,20 @@ def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple
     _, rows = rec.query(query(f"(SELECT * FROM {table} WHERE host = $h AND ts >= $lo AND ts <= $hi)", none), key)
     again = sorted({r[0] for r in rows if r[-1]})
     if again:
+        # Only an instance that started before the snapshot before has older rows to look back to
+        # (one that started since has none anywhere): those are read again over every file.
+        same = " AND b.tid = a.tid" if by_tid else ""
+        _, older = rec.query(
+            f"SELECT DISTINCT a.pid FROM {table} a WHERE a.host = $h AND a.snapshot_id = $s "
+            "AND list_contains($pids, a.pid) AND (a.start_time IS NULL OR a.start_time <= $lo) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} b WHERE b.host = $h AND b.ts = $lo AND b.pid = a.pid{same} "
+            "AND b.start_time IS NOT DISTINCT FROM a.start_time AND b.boot_id IS NOT DISTINCT FROM a.boot_id)",
+            {"h": moment.host, "s": moment.snapshot_id, "pids": again, "lo": lo})
+        again = sorted(r[0] for r in older)
+    if again:
         _, redo = rec.query(
             # a rate looks back only: the rows after this snapshot's are not needed
-            query(f"(SELECT * FROM {table} WHERE host = $h AND list_contains($pids, pid) AND ts <= $hi)",
+            query(f"(SELECT * FROM {rec.whole(table)} WHERE host = $h AND list_contains($pids, pid) AND ts <= $hi)",
                   lambda alias: f" AND list_contains($pids, {alias}.pid)"),
             {"h": moment.host, "s": moment.snapshot_id, "pids": again, "hi": hi})
         gone = set(again)
