@@ -136,6 +136,12 @@ class Synth:
                                      pc.greater_equal(pc.fill_null(of.column("fd_num"), -1), 0)))
             self.leak_rows = rows.slice(0, 1) if rows.num_rows else None
         procs = self.base[0].get("processes")
+        # Process instances in every source snapshot: the others come and go as the round robin
+        # turns, and a real process never comes back, so each return is a new process (started
+        # since the snapshot before), not the same one seen again.
+        keys = [set(zip(b["processes"].column("pid").to_pylist(), b["processes"].column("start_time").to_pylist()))
+                for b in self.base if "processes" in b]
+        self.stable = pa.array(sorted({p for p, _ in set.intersection(*keys)}) if keys else [], type=pa.int32())
         pids = sorted(set(procs.column("pid").to_pylist()) - {leak_pid, 1}) if procs is not None else []
         step = max(1, len(pids) // max(churn_n, 1))
         self.churn_pids = pids[::step][:churn_n] if churn_n else []
@@ -189,6 +195,12 @@ class Synth:
                                                  pc.fill_null(mode, "") if mode is not None else "", "")
                 extra = _set(extra, "fd", pc.cast(fd, t.schema.field("fd").type))
                 t = pa.concat_tables([t, extra.cast(t.schema)])
+        if "pid" in t.column_names and "start_time" in t.column_names and n:
+            pid, st = t.column("pid"), t.column("start_time")
+            fresh = pc.invert(pc.fill_null(pc.is_in(pc.cast(pid, pa.int32()), value_set=self.stable), False))
+            if pc.any(fresh).as_py():
+                born = pa.scalar(ts - dt.timedelta(seconds=self.interval / 2), type=st.type)
+                t = _set(t, "start_time", pc.if_else(fresh, born, st))
         # restarts: a few processes get a new pid and start time every churn_every snapshots
         gen = i // self.churn_every if self.churn_every else 0
         if gen and self.churn_pids and "pid" in t.column_names:

@@ -31,7 +31,7 @@ from analyze.data.gate import check_read_only
 from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
 from analyze.errors import ProcsnapError, duckdb_error_line, files_removed, live_only
-from analyze.data.views import DERIVED, took_table
+from analyze.data.views import COMMITTED, DERIVED, took_table
 
 
 # The table a command about one moment needs, when a recording takes it on fewer snapshots.
@@ -141,7 +141,7 @@ class Recording:
     def _before(self, moments: list["Moment"], table: str) -> set[int]:
         """Per host, the latest snapshot before its moment that took TABLE."""
         _, rows = self.query(
-            f"SELECT (SELECT arg_max(s.snapshot_id, s.ts) FROM snapshots s WHERE s.host = m.host AND s.ts < m.ts "
+            f"SELECT (SELECT arg_max(s.snapshot_id, s.ts) FROM {COMMITTED} s WHERE s.host = m.host AND s.ts < m.ts "
             f"AND {took_table(table, 's.host')}) FROM (SELECT unnest($hosts) AS host, unnest($ts) AS ts) m",
             {"hosts": [m.host for m in moments], "ts": [m.ts for m in moments]})
         return {r[0] for r in rows if r[0] is not None}
@@ -185,6 +185,10 @@ class Recording:
 
     def _view(self, t: Table, files: list[str], hosts: list[str] | None, damaged: list[Damage]) -> None:
         self.con.execute(self._table_view(t, files, hosts, damaged))
+        if t.name == "snapshots":
+            # The committed snapshots' keys, read once: every other view keeps only their rows, and a
+            # semi-join against the view would read every snapshots file again in each query.
+            _index_snapshots(self.con)
 
     def _say(self, damage: dict[str, list[Damage]], err) -> None:
         """Keep the damaged files table by table, as they were found, find the rows they took
@@ -324,6 +328,7 @@ class Recording:
                 con.execute(f"CREATE VIEW {t.name} AS {' UNION ALL '.join(parts)}")
             else:
                 con.execute(_empty_view(t))
+        _index_snapshots(con)
         rec = cls(con, [], live=True)
         rec._derived()
         return rec
@@ -382,17 +387,17 @@ class Recording:
         between its snapshots) before the time asked, or a host has none at or before it while
         others do, ERR (stderr) says so: the answer is then not about the moment asked.
         """
-        has = " AND " + took_table(need, "snapshots.host") if need else ""
+        has = " AND " + took_table(need, f"{COMMITTED}.host") if need else ""
         if text is None:
             _, rows = self.query(
-                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM snapshots WHERE true{has} "
+                f"SELECT host, arg_max(snapshot_id, ts), max(ts) FROM {COMMITTED} WHERE true{has} "
                 "GROUP BY host ORDER BY host")
             self.after = {r[0]: (r[1], None) for r in rows}
             return [Moment(*r) for r in rows]
         start, end = self.time_range()
         asked, at = parse_span(text, start, end)
         _, rows = self.query(
-            f"""WITH s AS (SELECT host, snapshot_id, ts FROM snapshots WHERE true{has}),
+            f"""WITH s AS (SELECT host, snapshot_id, ts FROM {COMMITTED} WHERE true{has}),
                      g AS (SELECT host, median(gap) AS gap FROM (
                              SELECT host, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY host ORDER BY ts)) AS gap
                              FROM s) GROUP BY host)
@@ -502,6 +507,12 @@ def say_moments(moments: list[Moment], err) -> None:
     err.flush()
 
 
+def _index_snapshots(con) -> None:
+    """The table COMMITTED of the snapshots view's keys, times and what each took."""
+    seen = "".join(f", {c}_seen" for c in COUNTED)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {COMMITTED} AS SELECT DISTINCT host, snapshot_id, ts{seen} FROM snapshots")
+
+
 def _empty_view(t: Table, name: str | None = None) -> str:
     cols = ", ".join(f'NULL::{c.sql_type} AS "{c.name}"' for c in t.columns)
     return f"CREATE VIEW {name or t.name} AS SELECT {cols} WHERE false"
@@ -543,7 +554,7 @@ def _disk_view(con, t: Table, files: list[str], hosts: list[str] | None, name: s
     if hosts:
         where.append(f"host IN ({', '.join(sql_str(h) for h in hosts)})")
     if t.name != "snapshots":
-        where.append("(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM snapshots)")
+        where.append(f"(host, snapshot_id) IN (SELECT (host, snapshot_id) FROM {COMMITTED})")
     sql = f"CREATE VIEW {name or t.name} AS SELECT {', '.join(cols)} FROM {scan}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -54,10 +54,16 @@ FROM (
 
 PROCESS_RATES = "\nCREATE OR REPLACE VIEW process_rates AS" + process_rates_select()
 
+# A table of the snapshots view's keys and what each took, made once when a recording is opened
+# (analyze.data.db.Recording._view): the queries about one snapshot look snapshots up in it
+# rather than read every snapshots file again.
+COMMITTED = "committed_snapshots"
+
+
 def took_table(table: str, host: str) -> str:
     """SQL: the ``snapshots`` row took TABLE (one of recorder.schema.COUNTED). A recording that
     never counts the table (hand-made, or older) took it on every snapshot of HOST."""
-    return (f"({table}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM snapshots s2 "
+    return (f"({table}_seen IS NOT NULL OR NOT EXISTS (SELECT 1 FROM {COMMITTED} s2 "
             f"WHERE s2.host = {host} AND s2.{table}_seen IS NOT NULL))")
 
 
@@ -76,7 +82,7 @@ def rates_at(rec, table: str, moment, query, by_tid: bool = False) -> list[tuple
     # the snapshot before that took TABLE (the pre-trigger ring's frames take no threads)
     took = " AND " + took_table(table, "$h") if table in COUNTED else ""
     _, bounds = rec.query(f"SELECT (SELECT max(ts) FROM {table} WHERE host = $h AND snapshot_id = $s), "
-                          f"(SELECT max(ts) FROM snapshots WHERE host = $h AND ts < $t{took})", params)
+                          f"(SELECT max(ts) FROM {COMMITTED} WHERE host = $h AND ts < $t{took})", params)
     hi, lo = bounds[0]
     key = {"h": moment.host, "s": moment.snapshot_id}
     none = lambda alias: ""  # noqa: E731
