@@ -722,8 +722,9 @@ def top(
                                     help="Show N processes (default: all). Not top's -n, which counts iterations: "
                                          "procsnap top shows one frame."),
     sort: str = typer.Option("cpu", "--sort", "-o", metavar="KEY",
-                             help="cpu, mem (RES), time (TIME+), pid, io (adds IO/s), fds (adds FDS), threads or start "
-                                  "(start time); high to low, -KEY for low to high."),
+                             help="cpu, mem (RES), time (TIME+), pid, io (adds IO/s), fds (adds FDS), threads, start "
+                                  "(start time) or wait (the WAIT column, shown when the recording sampled the "
+                                  "threads); high to low, -KEY for low to high."),
     fmt: str = typer.Option("text", "-f", "--format", metavar="FORMAT",
                             help="text (top's frame), csv (the process table) or json (summary and processes)."),
     width: Optional[int] = typer.Option(None, "-w", "--width", metavar="COLS",

@@ -79,3 +79,12 @@ def test_a_pipe_reader_and_a_busy_thread_are_sampled_and_the_secret_is_not(tmp_p
                 assert SECRET.encode() not in fh.read()
     (f,) = [f for f in Rp.run(rec)["findings"] if f.kind == "threads.wait"]
     assert f.evidence["thread_samples"] > 0 and rec.execute(f.sql)[1]
+    # top's WAIT column over the last interval: the worker's threads, running or in read()
+    import io
+    import json
+    from analyze.commands import top as T
+    out = io.StringIO()
+    assert T.run([str(root)], None, None, None, "wait", "json", 0, out=out, err=io.StringIO()) == 0
+    doc = json.loads(out.getvalue())
+    (me,) = [r for r in doc["processes"] if r["pid"] == p.pid]
+    assert doc["summary"]["thread_samples"] > 0 and me["wait"] in ("R", "S read") and me["wait_pct"] >= 50, me

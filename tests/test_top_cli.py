@@ -232,7 +232,8 @@ def test_json_has_summary_and_processes(recdir):
     first = doc["processes"][0]
     assert first == {"pid": 100, "user": "alice", "pr": 20, "ni": 0, "virt_kib": 300000, "res_kib": 50000,
                      "shr_kib": 4000, "s": "R", "cpu_pct": pytest.approx(85.0), "mem_pct": 0.625, "time_s": 108.5,
-                     "time_plus": "1:48.50", "command": "burner", "io_bps": 0.0, "fds": 5}
+                     "time_plus": "1:48.50", "command": "burner", "io_bps": 0.0, "fds": 5, "wait": None,
+                     "wait_pct": None}
     assert [r["pid"] for r in doc["processes"]] == [100, 900]
 
 
@@ -242,7 +243,7 @@ def test_csv_is_the_process_table(recdir):
     assert lines[0] == ",".join(T.COLUMNS)
     hog = lines[1].split(",")
     assert hog[:8] == ["200", "bob", "20", "0", "20971520", "3000000", "1000", "S"]
-    assert float(hog[8]) == pytest.approx(2.5) and hog[9:] == ["37.5", "1.25", "0:01.25", "hog", "", "50"]
+    assert float(hog[8]) == pytest.approx(2.5) and hog[9:] == ["37.5", "1.25", "0:01.25", "hog", "", "50", "", ""]
     assert len(lines) == 3
 
 
@@ -426,3 +427,55 @@ def test_live_cpu_burner_comes_first(burner):
     ahead = mine["order"][:mine["order"].index(burner)]
     assert all(mine["rows"][pid]["cpu"] >= mine["rows"][burner]["cpu"] for pid in ahead), mine["rows"]
     assert len(ahead) <= 1 and mine["rows"][burner]["command"] == "python3"
+
+
+# --------------------------------------------------------------------------
+# Where threads wait: the WAIT column from the thread samples of the interval
+
+def _sampled(tmp_path):
+    """Two snapshots of h1; the second took 4 thread samples over its interval: the burner's two
+    threads always running, the disk process in D inside read() in 3 of them, the hog's thread in
+    a system call whose recorded name is hostile (a shared recording)."""
+    from recorder.collect.tables import to_table
+    d = tmp_path / "rec"
+    with Store(d) as st:
+        st.write(fake_snapshot(0, procs(0), system=system(0, CPU0)))
+        s = fake_snapshot(1, procs(1), system=system(1, CPU1))
+        t = s.tables["snapshots"]
+        s.tables["snapshots"] = t.set_column(t.schema.get_field_index("thread_samples"), "thread_samples",
+                                             __import__("pyarrow").array([4], "int64"))
+        rows = []
+        for k in range(4):
+            when = T0 + dt.timedelta(seconds=2 + 2 * k)
+            rows += [{"time": when, "boot_id": "b1", "pid": 100, "tid": tid, "state": "R", "name": "burner",
+                      "activity": "running"} for tid in (100, 101)]
+            if k < 3:
+                rows.append({"time": when, "boot_id": "b1", "pid": 700, "tid": 700, "state": "D", "name": "disk",
+                             "syscall_nr": 0, "syscall": "read", "arg0": "0x3", "wchan": "io_schedule"})
+            if k == 0:
+                rows.append({"time": when, "boot_id": "b1", "pid": 200, "tid": 201, "state": "D", "name": "hog",
+                             "syscall_nr": 7, "syscall": "x\x1b[31mred"})
+        s.tables["thread_samples"] = to_table("thread_samples", rows, {"snapshot_id": s.snapshot_id, "ts": s.ts})
+        st.write(s)
+    return d
+
+
+def test_wait_column_from_the_thread_samples_of_the_interval(tmp_path):
+    d = _sampled(tmp_path)
+    out, _ = top(d, sort="wait")
+    lines = out.splitlines()
+    assert "Waits: 4 thread samples in the interval" in out
+    head = next(line for line in lines if line.lstrip().startswith("PID"))
+    assert head.split()[-2:] == ["WAIT", "COMMAND"]
+    rows = {int(line.split()[0]): line for line in lines[lines.index(head) + 1:] if line.strip()}
+    assert pids(out)[:3] == [100, 700, 200]  # by the WAIT share, high to low
+    assert "R 100%" in rows[100] and "D read 75%" in rows[700] and "\x1b" not in out
+    assert "D x\\x1b[31mred +" in rows[200]  # escaped, and cut to the column with '+' as top cuts
+    assert rows[1].split()[-2:] == ["-", "systemd"]
+    js = json.loads(top(d, fmt="json")[0])
+    assert js["summary"]["thread_samples"] == 4
+    by = {r["pid"]: r for r in js["processes"]}
+    assert (by[700]["wait"], by[700]["wait_pct"]) == ("D read", 75.0) and by[1]["wait"] is None
+    # the snapshot before has no samples: no column, no line, nothing asked of thread_samples
+    out, _ = top(d, at="03:00:00")
+    assert "WAIT" not in out and "Waits:" not in out

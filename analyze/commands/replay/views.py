@@ -158,7 +158,7 @@ def processes(src: Source, i: int, st: State, width: int) -> Page:
         tasks = [t for t in tasks if _matches(t, st.filter)]
     if st.tree:
         tasks = _forest(tasks)
-    extra = (st.sort,) if st.sort in ("io", "fds") else ()
+    extra = ((st.sort,) if st.sort in ("io", "fds") else ()) + (("wait",) if f.samples else ())
     lines = table_lines(tasks, extra, width)
     sort = st.sort if st.descending else "-" + st.sort
     note = (f"{len(tasks)} of {len(f.tasks)} processes match {st.filter!r}" if st.filter else "") \

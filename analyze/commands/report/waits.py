@@ -18,7 +18,19 @@ TOP = 5
 
 
 def _what() -> str:
+    """SQL: what a sampled thread was doing, as one word or two: its system call's name (or
+    number), else its activity ('running', 'kernel thread', ...)."""
     return "coalesce(syscall, CASE WHEN syscall_nr >= 0 THEN 'syscall ' || syscall_nr END, activity, '?')"
+
+
+def waits_at_sql() -> str:
+    """Per process of one host's snapshot ($h, $s), the samples of its threads the recorder took
+    since the snapshot before (written with this one): per (state, doing), in how many of the
+    samples taken ($n) some thread of it was so, and how many thread samples that was. top's WAIT
+    column (analyze.commands.top.loading) takes the most frequent."""
+    return f"""SELECT pid, state, {_what()} AS doing, count(DISTINCT time) AS samples, count(*) AS thread_samples
+FROM thread_samples WHERE host = $h AND snapshot_id = $s
+GROUP BY ALL ORDER BY pid, samples DESC, thread_samples DESC, state, doing"""
 
 
 def waits_sql(w: Window, host: str | None = None) -> str:

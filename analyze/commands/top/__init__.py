@@ -29,8 +29,17 @@ rates cover that half second.
 
 Sort keys: cpu (default), mem (RES), time (TIME+), pid, io (bytes read + written
 to storage per second over the interval; adds an IO/s column, KiB/s), fds (open
-descriptors; adds an FDS column), threads and start (start time, latest first). Like
-top, the order is high to low; ``-KEY`` gives low to high. Ties keep pid order.
+descriptors; adds an FDS column), threads, start (start time, latest first) and wait
+(the WAIT column's share). Like top, the order is high to low; ``-KEY`` gives low to high.
+Ties keep pid order.
+
+Where threads wait: when the recorder sampled the threads over the interval (during an incident,
+or always with ``record --thread-samples``: the ``thread_samples`` table), a WAIT column shows,
+per process, the state and system call (or activity: running, kernel thread, ...) its threads
+were most often found in, and the share of the samples in which one of its threads was so
+(``D read 40%``: in 40 % of the samples a thread of it was in D inside read()); ``-`` for a
+process none of whose threads was sampled (R and D are sampled by default: a process that only
+slept). A ``Waits:`` line under the summary says how many samples the interval holds.
 """
 # This package is the command (run) over its parts: loading (a host's frame from a snapshot),
 # order (the sort keys) and rendering (top's text, csv and json).
@@ -115,7 +124,7 @@ def run(recs=None, at=None, hosts=None, n=None, sort="cpu", fmt="text", width=No
             err.write(f"procsnap: {escape(f.host)}: no system row in this snapshot (recorded without the system "
                       "table): only the Tasks line of the summary\n")
     err.flush()
-    extra = (key,) if key in ("io", "fds") else ()
+    extra = ((key,) if key in ("io", "fds") else ()) + (("wait",) if any(f.samples for f in frames) else ())
     shown = [ordered(f.tasks, key, descending)[:n] for f in frames]
 
     def write():

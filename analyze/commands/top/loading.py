@@ -32,6 +32,9 @@ class Task:
     threads: int | None = None
     start: dt.datetime | None = None
     cgroup: str | None = None
+    # where its threads were, from the thread samples of the interval (None: none sampled)
+    wait: str | None = None       # the most frequent state and what it did, e.g. "D read"
+    wait_pct: float | None = None  # share of the interval's samples with a thread so
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Frame:
     system: dict | None       # the `system` row; None when it was not recorded
     cpu: dict | None          # %Cpu(s) by top's abbreviation; None without an interval
     tasks: list[Task] = field(default_factory=list)
+    samples: int = 0          # thread samples the recorder took in the interval (top's WAIT column)
 
     # ---- summary numbers, as top computes them
     def counts(self) -> dict:
@@ -132,4 +136,23 @@ def load(rec, moment) -> Frame:
             pid, user or "", prio, nice, (vms or 0) // 1024, res, (shared or 0) // 1024, state, cpu_pct,
             res * 100 / mem_total if mem_total else 0.0, round(utime * 100) + round(stime * 100), name or "",
             io_bps, fds, ppid, threads, start, cgroup))
+    _waits(rec, frame, key)
     return frame
+
+
+def _waits(rec, frame: Frame, key: dict) -> None:
+    """WAIT of each task: the state and activity its threads were most often sampled in over the
+    interval (the thread samples written with this snapshot), and in what share of the samples."""
+    _, r = rec.query("SELECT any_value(thread_samples) FROM snapshots WHERE host = $h AND snapshot_id = $s", key)
+    frame.samples = (r[0][0] or 0) if r else 0
+    if not frame.samples:
+        return
+    from analyze.commands.report.waits import waits_at_sql
+    best: dict[int, tuple] = {}
+    for pid, state, doing, samples, _ in rec.query(waits_at_sql(), key)[1]:
+        best.setdefault(pid, (state, doing, samples))  # the first row of a pid is its most frequent
+    for t in frame.tasks:
+        if t.pid in best:
+            state, doing, samples = best[t.pid]
+            t.wait = state if doing in ("running", "?") else f"{state} {doing}"
+            t.wait_pct = min(100.0, samples * 100 / frame.samples)

@@ -1,5 +1,5 @@
-"""top's order: the sort keys (``cpu``, ``mem``, ``io``, ``fds``, ``time``, ``pid``, ``threads``, ``start``; ``-KEY`` for low to
-high) and the tasks sorted by one."""
+"""top's order: the sort keys (``cpu``, ``mem``, ``io``, ``fds``, ``time``, ``pid``, ``threads``, ``start``,
+``wait``; ``-KEY`` for low to high) and the tasks sorted by one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from analyze.commands.top.loading import Task
 from analyze.errors import UsageError
 
 
-SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid", "threads", "start")
+SORT_KEYS = ("cpu", "mem", "io", "fds", "time", "pid", "threads", "start", "wait")
 
 
 def parse_sort(key: str) -> tuple[str, bool]:
@@ -31,6 +31,7 @@ _SORT_VALUE = {
     "pid": lambda t: t.pid,
     "threads": lambda t: t.threads,
     "start": lambda t: t.start,
+    "wait": lambda t: t.wait_pct,
 }
 
 

@@ -11,7 +11,9 @@ from analyze.output import escape
 
 # csv/json columns of the task table (values in the units named; command in full).
 COLUMNS = ("pid", "user", "pr", "ni", "virt_kib", "res_kib", "shr_kib", "s", "cpu_pct", "mem_pct", "time_s",
-           "time_plus", "command", "io_bps", "fds")
+           "time_plus", "command", "io_bps", "fds", "wait", "wait_pct")
+WAIT_WIDTH = 16
+ADDED = ("IO/s", "FDS", "WAIT")  # procsnap's columns: they widen the line rather than take COMMAND's room
 
 
 def _f32(x: float) -> float:
@@ -112,6 +114,8 @@ def summary_lines(f: Frame) -> list[str]:
                      f"{n(m['buff_cache'])} buff/cache     ")
         lines.append(f"MiB Swap:{n(m['swap_total'])} total,{n(m['swap_free'])} free,{n(m['swap_used'])} used."
                      f"{n(m['avail'])} avail Mem ")
+    if f.samples:
+        lines.append(f"Waits: {f.samples} thread samples in the interval (WAIT: most sampled state and call)")
     return lines
 
 
@@ -136,7 +140,16 @@ def _columns(tasks: list[Task], extra: tuple[str, ...]) -> list[tuple[str, int, 
         cols.append(("IO/s", 7, lambda t: " " * 7 if t.io_bps is None else scale_mem(round(t.io_bps / 1024), 7)))
     if "fds" in extra:
         cols.append(("FDS", 5, lambda t: " " * 5 if t.fds is None else _num(t.fds, 5)))
+    if "wait" in extra:
+        cols.append(("WAIT", -WAIT_WIDTH, lambda t: _str(escape(wait_text(t)), WAIT_WIDTH)))
     return cols
+
+
+def wait_text(t: Task) -> str:
+    """WAIT: the state and system call (or activity) a process's threads were most often sampled
+    in over the interval, with the share of the samples in which one was so; '-' when none was
+    sampled (a process whose threads all slept, when S is not sampled)."""
+    return "-" if t.wait is None else f"{t.wait} {t.wait_pct:.0f}%"
 
 
 def table_lines(tasks: list[Task], extra: tuple[str, ...] = (), width: int | None = 80) -> list[str]:
@@ -144,12 +157,12 @@ def table_lines(tasks: list[Task], extra: tuple[str, ...] = (), width: int | Non
 
     As top in a WIDTH-column screen: lines stop one column short of WIDTH, a column
     that does not fit is left out, and COMMAND takes the room left (at least its
-    heading's), cut with '+'. The columns procsnap adds (IO/s, FDS) widen the line
+    heading's), cut with '+'. The columns procsnap adds (IO/s, FDS, WAIT) widen the line
     rather than take COMMAND's room. WIDTH None: no limit.
     """
     from analyze.output import escape
     columns = _columns(tasks, extra)
-    limit = width - 1 + sum(1 + abs(w) for name, w, _ in columns if name in ("IO/s", "FDS")) if width else None
+    limit = width - 1 + sum(1 + abs(w) for name, w, _ in columns if name in ADDED) if width else None
     cols, used = [], -1
     for name, w, cell in columns:
         if limit is not None and used + 1 + abs(w) > limit:
@@ -179,7 +192,7 @@ def text(f: Frame, tasks: list[Task], extra: tuple[str, ...] = (), width: int | 
 def record(t: Task) -> tuple:
     return (t.pid, t.user, "rt" if t.priority < -99 else t.priority, t.nice, t.virt_kib, t.res_kib, t.shr_kib,
             t.state, t.cpu_pct, t.mem_pct, t.centis / 100, scale_tics(t.centis).strip(), t.command, t.io_bps,
-            t.fds)
+            t.fds, t.wait, t.wait_pct)
 
 
 def summary(f: Frame) -> dict:
@@ -196,6 +209,7 @@ def summary(f: Frame) -> dict:
         "users": None,
         "load_average": [s["load1"], s["load5"], s["load15"]] if s else None,
         "tasks": f.counts(),
+        "thread_samples": f.samples,
         "cpu_pct": f.cpu,
         "mem_mib": {k: mib(k) for k in ("total", "free", "used", "buff_cache")} if m else None,
         "swap_mib": {"total": mib("swap_total"), "free": mib("swap_free"), "used": mib("swap_used"),
