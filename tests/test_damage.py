@@ -229,7 +229,7 @@ def test_flipped_bytes_anywhere_are_named_or_change_nothing(rec):
     without = [r for r in good if r[0] != int(victim.stem)]
     plain = duckdb.connect().execute(f"SELECT * FROM read_parquet('{victim}')").fetchall()
     decoded_wrong = named = 0
-    step = max(1, len(orig) // 75)
+    step = max(1, len(orig) // 40)
     try:
         for i in range(0, len(orig), step):
             flipped = bytearray(orig)
@@ -247,7 +247,7 @@ def test_flipped_bytes_anywhere_are_named_or_change_nothing(rec):
                 assert rows == good, i
     finally:
         victim.write_bytes(orig)
-    assert decoded_wrong > 5 and named > 30  # the test has teeth: DuckDB alone believes some flips
+    assert decoded_wrong > 3 and named > 25  # the test has teeth: DuckDB alone believes some flips
 
 
 def undecompressable(f: Path) -> None:
