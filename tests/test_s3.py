@@ -180,3 +180,33 @@ def test_ship_usage_errors(tmp_path):
     assert p.returncode == 2 and "not an s3:// URL" in p.stderr
     p = run_cli("ship", tmp_path, "s3://b/p", "--bwlimit", "0")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_a_command_about_one_moment_fetches_that_moments_files_only(s3, shipped, tmp_path, monkeypatch):
+    """The commands but query fetch the snapshots objects, then only what they read: ps --at one
+    moment of the second day fetches none of the first day's processes, nor any descriptor table;
+    the answers are the folder's."""
+    monkeypatch.setenv("PROCSNAP_CACHE", str(tmp_path / "cache"))
+    mirror = tmp_path / "cache" / "s3" / "ops" / "fleet"
+
+    def fetched(table):
+        return {f.relative_to(mirror / table).parts[1] for f in (mirror / table).rglob("*.parquet")} \
+            if (mirror / table).is_dir() else set()
+
+    at, day1, day2 = "2026-11-29T00:00:30Z", "date=2026-11-28", "date=2026-11-29"
+    hosts = [x for h in HOSTS for x in ("--host", h)]  # not db-9, another test's half-shipped host
+    args = ["--at", at, "-o", "pid,comm,%cpu,rss", *hosts]
+    p = run_cli("ps", "--rec", "s3://ops/fleet", *args, check=0)
+    assert p.stdout == run_cli("ps", "--rec", shipped, *args, check=0).stdout and p.stdout.count("burner") == 3
+    assert fetched("snapshots") == {day1, day2}
+    assert fetched("processes") == {day2} and not fetched("open_files") and not fetched("sockets")
+    n_ps = len(list(mirror.rglob("*.parquet")))
+    p = run_cli("lsof", "--rec", "s3://ops/fleet", "--host", "web-1", "--at", at, "-p", "200", check=0)
+    assert p.stdout == run_cli("lsof", "--rec", shipped, "--host", "web-1", "--at", at, "-p", "200", check=0).stdout
+    assert fetched("open_files") == {day2} and not list((mirror / "open_files").glob("host=0007/*/*"))
+    # a command over everything fetches the rest: the mirror is then the bucket's copy
+    p = run_cli("report", "s3://ops/fleet", "-f", "json", *hosts, check=0)
+    assert json.loads(p.stdout)["recording"]["sources"] == ["s3://ops/fleet"]
+    data = [o for o in objects(s3["fs"]) if not o.startswith("_procsnap/") and "db-9" not in o]
+    got = {f.relative_to(mirror).as_posix() for f in mirror.rglob("*.parquet")}
+    assert set(data) <= got and n_ps < len(data)

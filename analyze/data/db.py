@@ -31,6 +31,7 @@ from analyze.data.gate import check_read_only
 from analyze.data.sqltext import literal, sql_str
 from analyze.data.timespec import parse_span
 from analyze.errors import ProcsnapError, duckdb_error_line, files_removed, live_only
+from analyze.data.remote import is_pending
 from analyze.data.views import COMMITTED, DERIVED, took_table
 
 
@@ -42,6 +43,9 @@ AT_MOMENT = {"lsof": (), "ps": ()}
 # The tables whose files of the snapshot before the moment are read too: ps's rates need each
 # process's and thread's previous row (views.rates_at; the rare one further back reads whole()).
 BEFORE = {"ps": ("processes", "threads")}
+# The tables each reads (the others get empty views: none of their files is opened, nor fetched
+# from a bucket).
+READS = {"lsof": ("processes", "open_files", "sockets"), "ps": ("processes", "threads", "system")}
 
 
 @dataclass
@@ -104,8 +108,8 @@ class Recording:
 
     @classmethod
     def open_at(cls, paths: list[str], hosts: list[str] | None, at: str | None, need: str | None = None,
-                whole: tuple[str, ...] = (), before: tuple[str, ...] = (), err=None
-                ) -> tuple["Recording", list["Moment"]]:
+                whole: tuple[str, ...] = (), before: tuple[str, ...] = (), reads: tuple[str, ...] | None = None,
+                err=None) -> tuple["Recording", list["Moment"]]:
         """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
         AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
         those in WHOLE, only the files whose names say they can hold rows of the moment's
@@ -115,7 +119,8 @@ class Recording:
         :meth:`open` checks them, a damaged one named on ERR, and only rows of the moment's
         snapshots count as lost; the rate views are left out. The tables in BEFORE also get the
         files of each host's snapshot before the moment that took them (a rate's previous row);
-        :meth:`whole` gives such a table over all its files. Returns (recording, moments)."""
+        :meth:`whole` gives such a table over all its files. Tables not in READS (when given) are
+        empty views, their files not opened. Returns (recording, moments)."""
         rec, cands, damage = cls._listed(paths, hosts)
         try:
             moments = rec.moment(at, need)
@@ -130,8 +135,10 @@ class Recording:
                 if t.name in before:
                     rec.unscoped[t.name] = cands[t.name]
                 mine = cands[t.name] if t.name in whole else [c for c in cands[t.name] if holds(c, want)]
+                if reads is not None and t.name not in reads:
+                    mine = []
                 for c in cands[t.name]:  # not read: named when it is damaged at a glance, as open() would
-                    why = None if c in mine else quick_check(c.path)
+                    why = None if c in mine or is_pending(c.path) else quick_check(c.path)
                     if why is not None:
                         damage[t.name].append(damage_of(c.path, why, t.name))
                 rec._view(t, choose(mine, rec.checker, t.name, damage[t.name], rec.ignored), hosts, damage[t.name])
@@ -454,7 +461,8 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
         return None, None
     if command in AT_MOMENT:
         rec, moments = Recording.open_at(paths, hosts or None, at, need or NEEDS.get(command),
-                                         whole=AT_MOMENT[command], before=BEFORE.get(command, ()))
+                                         whole=AT_MOMENT[command], before=BEFORE.get(command, ()),
+                                         reads=READS.get(command))
     else:
         rec = Recording.open(paths, hosts=hosts or None, err=False)  # said below, for the moment's snapshots
         try:

@@ -67,25 +67,33 @@ def candidates(source: Path, table: str, damaged: list | None = None,
     never read: a foreign file, a folder of another name (``date=garbage``, a copy of a
     partition), a file whose ids are not of its folder's date. With HOSTS, the folders of other
     hosts are not looked into: a fleet's other hosts cost a command about one host nothing."""
+    from analyze.data.remote import pending_names  # a lazy mirror's objects not fetched yet
+
+    def names(d: Path) -> list[str]:
+        return sorted(set(list_names(d)) | pending_names(d))
+
+    def is_dir(d: Path) -> bool:
+        return d.is_dir() or bool(pending_names(d))
+
     out: list[Candidate] = []
     tdir = Path(source) / table
-    for hostdir in sorted(list_names(tdir)):
+    for hostdir in names(tdir):
         hpath = tdir / hostdir
-        if hostdir.startswith((".", "_")) or not hpath.is_dir():
+        if hostdir.startswith((".", "_")) or not is_dir(hpath):
             continue
         if hosts and hostdir.startswith("host=") and host_of(hostdir) not in hosts:
             continue
-        datedirs = sorted(list_names(hpath)) if hostdir.startswith("host=") else [None]
+        datedirs = names(hpath) if hostdir.startswith("host=") else [None]
         for datedir in datedirs:
             d = hpath / datedir if datedir is not None else hpath
-            if datedir is not None and (datedir.startswith((".", "_")) or not d.is_dir()):
+            if datedir is not None and (datedir.startswith((".", "_")) or not is_dir(d)):
                 continue
             why = partition_problem(hostdir, datedir or "")
             if why is not None:
                 if damaged is not None:
                     damaged.append(Damage(str(d), f"{why} (its files are ignored)"))
                 continue
-            for n in sorted(list_names(d)):
+            for n in names(d):
                 if n.startswith((".", "_")):
                     continue
                 path = str(d / n)
@@ -237,7 +245,9 @@ def choose(cands: list[Candidate], checker: Checker | None, table: str, damaged:
     it replaced, when still there, are read instead. A compacted data file is committed by a
     checked compacted ``snapshots`` file whose range holds its own (compaction renames that
     last); without one (a compaction in progress, or a stray file) it is not read and goes to
-    IGNORED."""
+    IGNORED. Files of a lazy mirror not fetched yet are fetched now (analyze.data.remote)."""
+    from analyze.data.remote import fetch_pending
+    fetch_pending(c.path for c in cands)
     if checker is not None:
         checker.check(cands)
     good = []
@@ -310,7 +320,7 @@ def recording_folders(paths: list[str], hosts: list[str] | None = None) -> list[
     for p in paths:
         if str(p).startswith("s3://"):
             from analyze.data.remote import mirror
-            sources.append(mirror(str(p), hosts))
+            sources.append(mirror(str(p), hosts, lazy=True))  # each table's objects fetched as read
             continue
         path = Path(p)
         if not path.exists():

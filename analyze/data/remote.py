@@ -10,10 +10,18 @@ itself and other engines is under ``_procsnap/`` (see recorder.store.layout), wh
 Hadoop-family readers do not look. ``procsnap ship`` fills it (analyze.commands.ship).
 
 The analyzer reads such a recording through a local mirror (:func:`mirror`): the objects of the
-hosts asked for (``--host`` lists only theirs) are fetched whole into a cache folder, once, and
-fetched again only when the bucket's copy changed; what the bucket no longer has is removed
+hosts asked for (``--host`` lists only theirs) are listed, and fetched whole into a cache folder,
+once, and again only when the bucket's copy changed; what the bucket no longer has is removed
 from the mirror. The mirror is then read as any recording folder, with the same checks and the
 same damaged-file handling: an object cut short reads as a truncated file.
+
+A lazy mirror (what the commands but ``query`` take) fetches the ``snapshots`` objects at once
+and every other object only when a command reads it (:func:`fetch_pending`, called as the
+reader chooses its files): a command about one moment (``lsof``/``ps --at``) chooses the files
+whose names can hold the moment's snapshots (and, for ps, the snapshot before), so it fetches
+one day's and one host's of each table, not the fleet's. Until then an object is known by its
+name only (:func:`pending_names`: the reader lists it with the mirror's own files); one that is
+never read is never checked, so its damage is not named (it changes no answer).
 """
 
 from __future__ import annotations
@@ -86,8 +94,66 @@ def _listing(fs, base: str, hosts: list[str] | None) -> list:
     return out
 
 
-def mirror(url: str, hosts: list[str] | None = None) -> Path:
-    """The local mirror of the recording at URL (of HOSTS only, when given), brought up to date."""
+EAGER = ("snapshots",)  # tables a lazy mirror fetches at once (every command resolves its moments in them)
+
+
+class _Pending:
+    """A lazy mirror's objects not fetched yet: by relative path, and the names under each folder."""
+
+    def __init__(self, fs, base: str, url: str, objects: dict):
+        self.fs, self.base, self.url, self.objects = fs, base, url, objects
+        self.children: dict[str, set[str]] = {}
+        for rel in objects:
+            parts = rel.split("/")
+            for i in range(len(parts)):
+                self.children.setdefault("/".join(parts[:i]), set()).add(parts[i])
+
+
+PENDING: dict[str, _Pending] = {}  # lazy mirror folder -> what it has not fetched yet
+
+
+def _pending_of(path) -> tuple[_Pending, str] | tuple[None, None]:
+    p = os.fspath(path)
+    for root, pend in PENDING.items():
+        if p == root:
+            return pend, ""
+        if p.startswith(root + "/"):
+            return pend, p[len(root) + 1:]
+    return None, None
+
+
+def pending_names(folder) -> set[str]:
+    """The names under FOLDER (of a lazy mirror) of objects not fetched yet: files, or folders
+    holding some."""
+    pend, rel = _pending_of(folder)
+    return pend.children.get(rel, set()) if pend is not None else set()
+
+
+def is_pending(path) -> bool:
+    pend, rel = _pending_of(path)
+    return pend is not None and rel in pend.objects
+
+
+def fetch_pending(paths) -> None:
+    """Fetch the objects of PATHS that a lazy mirror has not fetched yet: a command reads them."""
+    for p in paths:
+        pend, rel = _pending_of(p)
+        if pend is None:
+            continue
+        info = pend.objects.pop(rel, None)
+        if info is None:
+            continue
+        try:
+            _fetch(pend.fs, info.path, Path(p), info)
+        except FileNotFoundError:
+            continue  # removed since listed: the reader finds it gone, as a local file removed meanwhile
+        except OSError as e:
+            raise _error(pend.url, e) from None
+
+
+def mirror(url: str, hosts: list[str] | None = None, lazy: bool = False) -> Path:
+    """The local mirror of the recording at URL (of HOSTS only, when given), brought up to date;
+    LAZY: fetching only the ``snapshots`` objects now, the others as they are read."""
     from pyarrow import fs as pafs
     fs, base = open_url(url)
     root = cache_dir() / "s3" / _mirror_name(url, base)
@@ -101,6 +167,7 @@ def mirror(url: str, hosts: list[str] | None = None) -> Path:
             raise _error(url, e) from None
         files = {i.path[len(base) + 1:]: i for i in infos if i.type == pafs.FileType.File}
         markers = []
+        later = {}
         for rel, info in sorted(files.items()):
             if rel.startswith(META_DIR + "/"):
                 if rel.startswith(HOSTS_DIR + "/") and info.size < (1 << 16):
@@ -108,6 +175,10 @@ def mirror(url: str, hosts: list[str] | None = None) -> Path:
                 continue
             local = root / rel
             if _fresh(local, info):
+                continue
+            if lazy and rel.split("/", 1)[0] not in EAGER:
+                local.unlink(missing_ok=True)  # an outdated copy: fetched again if read
+                later[rel] = info
                 continue
             try:
                 _fetch(fs, info.path, local, info)
@@ -117,6 +188,10 @@ def mirror(url: str, hosts: list[str] | None = None) -> Path:
                 raise _error(url, e) from None
         _marker(fs, base, markers, root)
         _prune(root, {rel for rel in files if not rel.startswith(META_DIR + "/")}, hosts)
+    if later:
+        PENDING[str(root)] = _Pending(fs, base, url, later)
+    else:
+        PENDING.pop(str(root), None)
     MIRRORED[str(root)] = url
     if not (root / "snapshots").is_dir():
         which = f" of host {', '.join(hosts)}" if hosts else ""
