@@ -144,10 +144,10 @@ def open_once():
             opened[key] = real(cls, paths, hosts, **kw)
         return opened[key]
 
-    def cached_at(cls, paths, hosts, at, need=None, whole=(), before=(), reads=None):
-        key = ("at", tuple(paths), tuple(hosts or ()), at, need, whole, before, reads)
+    def cached_at(cls, paths, hosts, at, need=None, whole=(), before=(), reads=None, derived=False):
+        key = ("at", tuple(paths), tuple(hosts or ()), at, need, whole, before, reads, derived)
         if key not in opened:
-            opened[key] = real_at(cls, paths, hosts, at, need, whole, before, reads)
+            opened[key] = real_at(cls, paths, hosts, at, need, whole, before, reads, derived)
         return opened[key]
     Recording.open = classmethod(cached)
     Recording.open_at = classmethod(cached_at)

@@ -39,13 +39,15 @@ from analyze.data.views import COMMITTED, DERIVED, took_table
 NEEDS = {"lsof": "open_files"}
 # Commands about one moment that read only the moment's snapshots (Recording.open_at), and the
 # tables they read whole.
-AT_MOMENT = {"lsof": (), "ps": ()}
+AT_MOMENT = {"lsof": (), "ps": (), "top": ()}
 # The tables whose files of the snapshot before the moment are read too: ps's rates need each
 # process's and thread's previous row (views.rates_at; the rare one further back reads whole()).
-BEFORE = {"ps": ("processes", "threads")}
+BEFORE = {"ps": ("processes", "threads"), "top": ("processes", "system")}
 # The tables each reads (the others get empty views: none of their files is opened, nor fetched
 # from a bucket).
-READS = {"lsof": ("processes", "open_files", "sockets"), "ps": ("processes", "threads", "system")}
+READS = {"lsof": ("processes", "open_files", "sockets"), "ps": ("processes", "threads", "system"),
+         "top": ("processes", "system", "thread_samples")}
+DERIVES = ("top",)  # the commands about one moment that read the rate views (top's %Cpu(s): system_rates)
 
 
 @dataclass
@@ -109,7 +111,7 @@ class Recording:
     @classmethod
     def open_at(cls, paths: list[str], hosts: list[str] | None, at: str | None, need: str | None = None,
                 whole: tuple[str, ...] = (), before: tuple[str, ...] = (), reads: tuple[str, ...] | None = None,
-                err=None) -> tuple["Recording", list["Moment"]]:
+                derived: bool = False, err=None) -> tuple["Recording", list["Moment"]]:
         """The recordings as views for a command about one moment: the moment (see :meth:`moment`,
         AT and NEED) resolved in the whole ``snapshots`` table, then of every other table, but
         those in WHOLE, only the files whose names say they can hold rows of the moment's
@@ -117,7 +119,8 @@ class Recording:
         engine opens no other file: on a day-long recording most of the time of a one-moment
         command went into binding views over files it never reads. The files read are checked as
         :meth:`open` checks them, a damaged one named on ERR, and only rows of the moment's
-        snapshots count as lost; the rate views are left out. The tables in BEFORE also get the
+        snapshots count as lost; the rate views are left out (DERIVED: made, over these views). The
+        tables in BEFORE also get the
         files of each host's snapshot before the moment that took them (a rate's previous row);
         :meth:`whole` gives such a table over all its files. Tables not in READS (when given) are
         empty views, their files not opened. Returns (recording, moments)."""
@@ -142,14 +145,17 @@ class Recording:
                     if why is not None:
                         damage[t.name].append(damage_of(c.path, why, t.name))
                 rec._view(t, choose(mine, rec.checker, t.name, damage[t.name], rec.ignored), hosts, damage[t.name])
+        if derived:
+            rec._derived()
         rec._say(damage, err)
         return rec, moments
 
     def _before(self, moments: list["Moment"], table: str) -> set[int]:
         """Per host, the latest snapshot before its moment that took TABLE."""
         _, rows = self.query(
-            f"SELECT (SELECT arg_max(s.snapshot_id, s.ts) FROM {COMMITTED} s WHERE s.host = m.host AND s.ts < m.ts "
-            f"AND {took_table(table, 's.host')}) FROM (SELECT unnest($hosts) AS host, unnest($ts) AS ts) m",
+            f"SELECT (SELECT arg_max(s.snapshot_id, s.ts) FROM {COMMITTED} s WHERE s.host = m.host AND s.ts < m.ts"
+            f"{' AND ' + took_table(table, 's.host') if table in COUNTED else ''}) "
+            "FROM (SELECT unnest($hosts) AS host, unnest($ts) AS ts) m",
             {"hosts": [m.host for m in moments], "ts": [m.ts for m in moments]})
         return {r[0] for r in rows if r[0] is not None}
 
@@ -462,7 +468,7 @@ def moments_for(paths: list[str] | None, at: str | None, hosts: list[str] | None
     if command in AT_MOMENT:
         rec, moments = Recording.open_at(paths, hosts or None, at, need or NEEDS.get(command),
                                          whole=AT_MOMENT[command], before=BEFORE.get(command, ()),
-                                         reads=READS.get(command))
+                                         reads=READS.get(command), derived=command in DERIVES)
     else:
         rec = Recording.open(paths, hosts=hosts or None, err=False)  # said below, for the moment's snapshots
         try:
