@@ -151,7 +151,7 @@ def test_runner_quick(tmp_path):
     raw = tmp_path / "runs.json"
     # with the process connector, the events section too (bench/events.py's measure and section, as
     # run.py --events-minutes runs them): one runner start for both
-    events_args = ["--events-minutes", "0.1", "--events-rate", "50"] if _connector() is None else []
+    events_args = ["--events-minutes", "0.05", "--events-rate", "50"] if _connector() is None else []
     before = _atop_state()
     r = subprocess.run([sys.executable, RUN, "--quick", "--out", str(out), "--json", str(raw), *events_args],
                        capture_output=True, text=True, timeout=400)
@@ -257,7 +257,7 @@ def _check_events(res: dict, text: str) -> None:
         assert a["records"] >= a["by_generator"] > 0 and a["left_behind"] == []
     else:
         assert a["off"]
-    assert "\n## Process and kernel events (issue 20)\n" in text and "--events-minutes 0.1" in text
+    assert "\n## Process and kernel events (issue 20)\n" in text and "--events-minutes 0.05" in text
     assert text.index("## Process and kernel events") < text.index("## Scale 20x10x2")
     for row in ("| **extra recorder CPU per 1,000 execs** | **", "| exec events stored / execs started | ",
                 "| **bytes events add per day at this rate** | **", "| peak RSS (VmHWM) at the window's end |"):
