@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from run import MIXES, Load  # noqa: E402
-from tools import find_procsnap  # noqa: E402
+from tools import emit, find_procsnap  # noqa: E402
 
 VARIANTS = {"defaults": [], "--no-triggers": ["--no-triggers"]}
 BUDGET_MB = 100.0
@@ -93,10 +93,7 @@ def main(argv=None) -> int:
         lines.append(f"| {mix} | {cells[0]} | {cells[1]} | ≤ {BUDGET_MB:g} MB: "
                      f"{'within' if worst <= BUDGET_MB else 'missed'} |")
     text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    emit(text, args.out)
     return 0
 
 

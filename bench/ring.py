@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from run import Load  # noqa: E402
+from tools import emit  # noqa: E402
 
 from recorder.collect.collector import Collector  # noqa: E402
 from recorder.collect.ring import DEFAULT_EVERY, DEFAULT_SPAN, Ring  # noqa: E402
@@ -104,10 +105,7 @@ def main(argv=None) -> int:
                      f"{r['share_pct']:.2f} % | {total:.2f} % ({'within' if total <= BUDGET_PCT else 'OVER'}) | "
                      f"{r['arrow_mb']:.1f} MB / {r['rss_mb']:.1f} MB |")
     text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    emit(text, args.out)
     return 0
 
 

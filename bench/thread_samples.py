@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from issue6 import thread_cpu  # noqa: E402
+from tools import emit  # noqa: E402
 
 from recorder.collect import thread_samples as TS  # noqa: E402
 from recorder.collect import system  # noqa: E402
@@ -76,10 +77,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['busy']} | {r['host_threads']} | {r['samples']} | {r['rows']} | "
                      f"{r['cpu_s'] / r['seconds'] * 1000:.1f} ms ({r['share_pct']:.2f} % of a core) |")
     text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    emit(text, args.out)
     return 0
 
 

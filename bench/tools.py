@@ -68,3 +68,11 @@ def fsz(b) -> str:
         if b >= div:
             return f"{b / div:.1f} {unit}"
     return f"{b} B"
+
+
+def emit(text: str, out: str | None) -> None:
+    """A bench script's Markdown section: into OUT when given, and on stdout."""
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    print(text)

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from issue6 import thread_cpu  # noqa: E402
+from tools import emit  # noqa: E402
 
 from recorder.collect import triggers as T  # noqa: E402
 
@@ -79,10 +80,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     r = measure(args.seconds, args.processes)
     text = markdown(r, sys.argv[1:] if argv is None else argv)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+    emit(text, args.out)
     return 0
 
 
