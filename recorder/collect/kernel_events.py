@@ -372,8 +372,7 @@ def last_stored(store: "Store", host: str, boot_id: str) -> int | None:
 
     Looks at the newest files first and stops at the first one that holds rows: the recorder
     writes records in order, and a record of another boot there means this boot has none."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # not pyarrow.compute: ~11 MB for the recorder's whole life
     from recorder.store.layout import file_range, partition_value, select_visible
     want = f"host={partition_value(host)}"
     files = []
@@ -390,10 +389,8 @@ def last_stored(store: "Store", host: str, boot_id: str) -> int | None:
             t = pq.ParquetFile(f).read(columns=["boot_id", "seq"], use_threads=False)
         if not t.num_rows:
             continue
-        mine = t.filter(pc.equal(t.column("boot_id"), boot_id))
-        if not mine.num_rows:
-            return None
-        return pc.max(mine.column("seq")).as_py()
+        return max((q for b, q in zip(t.column("boot_id").to_pylist(), t.column("seq").to_pylist())
+                    if b == boot_id and q is not None), default=None)
     return None
 
 
