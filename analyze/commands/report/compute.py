@@ -22,6 +22,9 @@ from analyze.data.remote import shown
 
 # Tables the report reads through their views once the window's cache is gone (see run).
 UNCACHED = ("process_events", "kernel_events")
+# Tables of a row per process, thread or descriptor and snapshot, never copied into the window's
+# cache: each query reads them through their views (see _window_cache).
+PER_PROCESS = ("processes", "threads", "open_files", "sockets")
 
 # The rule modules of the bottlenecks and the host, in the order their findings are made.
 RULES = (cpu, io, memory, descriptors, sockets, ctxsw, host_rules, waits)
@@ -43,14 +46,19 @@ def _window_cache(rec: Recording, w: Window):
     window's first snapshot are what the views give), so that each of the
     report's queries does not scan every Parquet file again. The SQL is the
     same and gives the same answers over the views: what a finding's SQL
-    prints under `procsnap query` is what the report computed."""
+    prints under `procsnap query` is what the report computed.
+
+    The PER_PROCESS tables are left to their views: a copy holds every
+    column of every row of the window in memory (DuckDB does not spill
+    here), while a query over a view reads only the columns it names and
+    the row groups its window and host keep."""
     db = rec.query("SELECT current_database()")[1][0][0]
     made = []
     lo = (f"WITH lo AS (SELECT host, coalesce(max(ts) FILTER (WHERE ts < {ts_sql(w.start)}), min(ts)) AS lo "
           f"FROM {db}.main.snapshots GROUP BY host)")
     try:
         # snapshots last: the other views read it
-        for name in [t for t in TABLES if t not in ("snapshots", *UNCACHED)] + ["snapshots"]:
+        for name in [t for t in TABLES if t not in ("snapshots", *UNCACHED, *PER_PROCESS)] + ["snapshots"]:
             rec.query(f"CREATE TEMP TABLE {name} AS {lo} SELECT t.* FROM {db}.main.{name} t JOIN lo USING (host) "
                       f"WHERE t.ts >= lo.lo AND t.ts <= {ts_sql(w.end)}")
             made.append(name)

@@ -111,10 +111,12 @@ def leak_sql(w: Window, instance: dict | None = None, members: list[dict] | None
         label = "per process instance"
         keep_id = ""
     kinds = ",\n           ".join(f"count(*) FILTER (WHERE {cond}) AS {m}" for m, cond in FD_KINDS.items())
-    kind_cols = ",\n               ".join(
+    kind_cols = ",\n           ".join(
         f"CASE WHEN p.has_files AND p.num_fds IS NOT NULL THEN coalesce(f.{m}, 0) END::DOUBLE AS {m}"
         for m in FD_KINDS)
     measures = ", ".join(MEASURES)
+    pairs = ",\n                   ".join(f"{{'value': {m}, 'step': {m} - lag({m} IGNORE NULLS) OVER w}} AS {m}"
+                                          for m in MEASURES)
     where_p = w.sql("p.ts")
     if pooled:
         # the members CTE narrows every table through p
@@ -142,20 +144,26 @@ cw AS (
     GROUP BY ALL
 ),
 samples AS (
-    UNPIVOT (
-        SELECT {keep_id}p.host, p.ts, p.boot_id, p.pid, p.start_time, p.fd_limit, p.num_fds AS fds_now,
-               p.num_fds::DOUBLE AS fds,
-               {kind_cols},
-               p.rss::DOUBLE AS rss, p.num_threads::DOUBLE AS threads,
-               CASE WHEN p.has_sockets THEN coalesce(cw.close_wait, 0) END::DOUBLE AS close_wait
-        FROM p LEFT JOIN f USING (host, snapshot_id, pid, start_time)
-               LEFT JOIN cw USING (host, snapshot_id, pid, start_time)
-    ) ON {measures} INTO NAME measure VALUE value
+    SELECT {keep_id}p.host, p.ts, p.boot_id, p.pid, p.start_time, p.fd_limit, p.num_fds AS fds_now,
+           p.num_fds::DOUBLE AS fds,
+           {kind_cols},
+           p.rss::DOUBLE AS rss, p.num_threads::DOUBLE AS threads,
+           CASE WHEN p.has_sockets THEN coalesce(cw.close_wait, 0) END::DOUBLE AS close_wait
+    FROM p LEFT JOIN f USING (host, snapshot_id, pid, start_time)
+           LEFT JOIN cw USING (host, snapshot_id, pid, start_time)
 ),
+-- per instance and measure: each sample's value and its step from the instance's previous sample of that measure
 steps AS (
-    SELECT *, {x} AS x,
-           value - lag(value) OVER (PARTITION BY host, boot_id, pid, start_time, measure ORDER BY ts) AS step
-    FROM samples
+    SELECT * EXCLUDE (sample), sample.value, {x} AS x, sample.step
+    FROM (
+        UNPIVOT (
+            SELECT {keep_id.replace('p.', '')}host, ts, boot_id, pid, start_time, fd_limit, fds_now,
+                   {pairs}
+            FROM samples
+            WINDOW w AS (PARTITION BY host, boot_id, pid, start_time ORDER BY ts)
+        ) ON {measures} INTO NAME measure VALUE sample
+    )
+    WHERE sample.value IS NOT NULL
 ),
 inst AS (
     SELECT {keep_id.replace('p.', '')}host, boot_id, pid, start_time, measure, arg_min(value, ts) AS first_value, arg_max(value, ts) AS last_value, max(ts) AS last_ts,
